@@ -1,0 +1,15 @@
+"""The ``strangler`` command line: one click group, sub-commands from each part."""
+
+from __future__ import annotations
+
+import click
+
+from strangler import __version__
+
+__all__ = ["main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="strangler")
+def main() -> None:
+    """Migrate batch order processing to an instant pipeline, one order at a time."""

@@ -1,0 +1,85 @@
+"""Errors raised by strangler.
+
+Every error strangler raises on purpose derives from :class:`StranglerError`. Errors of
+the layer below (requests, botocore, SQLAlchemy) are translated at the adapter boundary
+with ``raise ... from exc`` so that none leaks to callers::
+
+    StranglerError
+     +-- InvalidNotification (also ValueError)   an order notification failed validation
+     +-- ConfigurationError (also ValueError)    a setting or config file is wrong
+     +-- FlagError
+     |    +-- FlagFileError                      the flag file is unreadable or invalid
+     |    +-- RolloutError (also ValueError)     a rollout change was refused
+     |    +-- UnleashAdminError                  the Unleash Admin API refused or failed
+     +-- LegacyError                             (strangler.legacy_adapter.exceptions)
+     |    +-- LegacyUnavailable                  retryable: down, timing out, 5xx, breaker open
+     |    +-- LegacyRejected                     4xx, not retryable; carries status and body
+     |    |    +-- ClaimConflict                 409 on claim: someone else has the order
+     |    +-- LegacyProtocolError                an answer that breaks the contract
+     +-- InstantError                            (strangler.instant.exceptions)
+     |    +-- DefinitionError (also ValueError)  an ASL definition is invalid
+     |    +-- ExecutionError                     an execution could not be started or read
+     +-- LedgerError                             the ledger could not be read or written
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+__all__ = [
+    "ConfigurationError",
+    "FlagError",
+    "FlagFileError",
+    "InvalidNotification",
+    "LedgerError",
+    "RolloutError",
+    "StranglerError",
+    "UnleashAdminError",
+]
+
+
+class StranglerError(Exception):
+    """Base of every error strangler raises on purpose."""
+
+
+class InvalidNotification(StranglerError, ValueError):
+    """An order notification failed validation; ``errors`` maps each bad field to why."""
+
+    def __init__(self, errors: Mapping[str, str]) -> None:
+        self.errors = dict(errors)
+        listed = "; ".join(f"{field}: {why}" for field, why in sorted(self.errors.items()))
+        super().__init__(f"invalid order notification: {listed}")
+
+    @property
+    def fields(self) -> list[str]:
+        """The names of the offending fields, sorted."""
+        return sorted(self.errors)
+
+
+class ConfigurationError(StranglerError, ValueError):
+    """A setting is missing or malformed; the message names the setting."""
+
+
+class FlagError(StranglerError):
+    """Base for flag evaluation and rollout control errors."""
+
+
+class FlagFileError(FlagError):
+    """The flag definitions file is unreadable or fails validation."""
+
+    def __init__(self, path: str, problem: str) -> None:
+        self.path = path
+        self.problem = problem
+        super().__init__(f"flag file {path}: {problem}")
+
+
+class RolloutError(FlagError, ValueError):
+    """A rollout change was refused because its input is wrong; nothing was written."""
+
+
+class UnleashAdminError(FlagError):
+    """The Unleash Admin API could not be reached or refused a change."""
+
+
+class LedgerError(StranglerError):
+    """The ledger could not be read or written."""

@@ -1,0 +1,54 @@
+"""structlog configuration, called only from entry points (CLI, gunicorn, Lambda)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import MutableMapping
+from typing import Any
+
+import structlog
+
+__all__ = ["PAYMENT_FIELDS", "configure_logging", "drop_payment_data"]
+
+PAYMENT_FIELDS = frozenset({"payment_token", "card_number", "cvv", "pan", "card"})
+
+
+def drop_payment_data(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """A structlog processor that removes payment data, however deep a caller put it."""
+    for key in list(event_dict):
+        if key in PAYMENT_FIELDS:
+            event_dict[key] = "[redacted]"
+        elif isinstance(event_dict[key], dict):
+            event_dict[key] = _redacted(event_dict[key])
+    return event_dict
+
+
+def _redacted(data: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: "[redacted]" if k in PAYMENT_FIELDS else _redacted(v) if isinstance(v, dict) else v
+        for k, v in data.items()
+    }
+
+
+def configure_logging(log_format: str = "auto", level: int = logging.INFO) -> None:
+    """Configure structlog: JSON lines when not on a TTY (or ``json``), console otherwise."""
+    as_json = log_format == "json" or (log_format == "auto" and not sys.stderr.isatty())
+    renderer: Any = (
+        structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer()
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            drop_payment_data,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=True,
+    )

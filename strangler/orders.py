@@ -1,0 +1,261 @@
+"""The order model: notifications, routing decisions, step results and outcomes.
+
+Pure data and validation; no IO.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any
+
+from strangler.exceptions import InvalidNotification
+
+__all__ = [
+    "TERMINAL_STATUSES",
+    "Decision",
+    "OrderNotification",
+    "OrderStatus",
+    "Outcome",
+    "Path",
+    "StepResult",
+]
+
+MAX_ID_LENGTH = 128
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+_CURRENCY = re.compile(r"[A-Z]{3}")
+_ID_FIELDS = ("order_id", "user_guid", "unit_id")
+_OPTIONAL_STRINGS = ("city", "payment_token")
+_OPTIONAL_COUNTS = ("amount_cents", "quantity")
+_KNOWN_FIELDS = frozenset(
+    (*_ID_FIELDS, *_OPTIONAL_STRINGS, *_OPTIONAL_COUNTS, "currency", "created_at")
+)
+
+
+class Path(enum.StrEnum):
+    """Where an order is processed."""
+
+    LEGACY = "legacy"
+    INSTANT = "instant"
+    SHADOW = "shadow"
+
+
+class Outcome(enum.StrEnum):
+    """Terminal business outcome of an order."""
+
+    FULFILLED = "fulfilled"
+    REJECTED_FRAUD = "rejected_fraud"
+    PAYMENT_DECLINED = "payment_declined"
+    FAILED = "failed"
+
+
+class OrderStatus(enum.StrEnum):
+    """Status of an order in the ledger; the last four are terminal."""
+
+    RECEIVED = "received"
+    ROUTED = "routed"
+    RUNNING = "running"
+    FELL_BACK = "fell_back"
+    FULFILLED = "fulfilled"
+    REJECTED_FRAUD = "rejected_fraud"
+    PAYMENT_DECLINED = "payment_declined"
+    FAILED = "failed"
+
+    @property
+    def is_terminal(self) -> bool:
+        """True for the statuses an order never leaves."""
+        return self in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES = frozenset(
+    {
+        OrderStatus.FULFILLED,
+        OrderStatus.REJECTED_FRAUD,
+        OrderStatus.PAYMENT_DECLINED,
+        OrderStatus.FAILED,
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class OrderNotification:
+    """A validated order notification, as the order service publishes it.
+
+    Build one with :meth:`from_dict` or :meth:`from_json`; they check every field and
+    raise :class:`InvalidNotification` listing all offending fields at once. Unknown
+    fields are kept in ``extra``. ``payment_token`` is payment data: it is left out of
+    ``repr`` and :meth:`log_fields`.
+    """
+
+    order_id: str
+    user_guid: str
+    unit_id: str
+    city: str | None = None
+    amount_cents: int | None = None
+    currency: str | None = None
+    quantity: int | None = None
+    payment_token: str | None = field(default=None, repr=False)
+    created_at: datetime | None = None
+    extra: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> OrderNotification:
+        """Parse and validate a JSON object; raises InvalidNotification."""
+        try:
+            data = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise InvalidNotification({"body": f"not valid JSON ({exc})"}) from exc
+        if not isinstance(data, dict):
+            raise InvalidNotification({"body": "must be a JSON object"})
+        return cls.from_dict(data)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> OrderNotification:
+        """Validate a mapping of fields; raises InvalidNotification naming every bad field."""
+        errors: dict[str, str] = {}
+        for name in _ID_FIELDS:
+            _check_id(name, data.get(name), errors)
+        for name in _OPTIONAL_STRINGS:
+            _check_optional_string(name, data.get(name), errors)
+        for name in _OPTIONAL_COUNTS:
+            _check_optional_count(name, data.get(name), errors)
+        _check_currency(data.get("currency"), errors)
+        created_at = _parse_created_at(data.get("created_at"), errors)
+        if errors:
+            raise InvalidNotification(errors)
+        extra = {k: v for k, v in data.items() if k not in _KNOWN_FIELDS}
+        return cls(
+            order_id=data["order_id"],
+            user_guid=data["user_guid"],
+            unit_id=data["unit_id"],
+            city=data.get("city"),
+            amount_cents=data.get("amount_cents"),
+            currency=data.get("currency"),
+            quantity=data.get("quantity"),
+            payment_token=data.get("payment_token"),
+            created_at=created_at,
+            extra=MappingProxyType(extra),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The notification as JSON-ready data, extra fields included, None fields left out."""
+        data: dict[str, Any] = dict(self.extra)
+        data.update(
+            order_id=self.order_id,
+            user_guid=self.user_guid,
+            unit_id=self.unit_id,
+            city=self.city,
+            amount_cents=self.amount_cents,
+            currency=self.currency,
+            quantity=self.quantity,
+            payment_token=self.payment_token,
+            created_at=self.created_at.isoformat() if self.created_at else None,
+        )
+        return {k: v for k, v in data.items() if v is not None}
+
+    def log_fields(self) -> dict[str, Any]:
+        """Fields safe to log: identifiers and amounts, never payment data."""
+        return {
+            "order_id": self.order_id,
+            "user_guid": self.user_guid,
+            "unit_id": self.unit_id,
+            "city": self.city,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The routing decision for one order, with what it was based on."""
+
+    path: Path
+    variant: str
+    rollout: int
+    flag_revision: str
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form, as the ledger and the HTTP API show it."""
+        return {
+            "path": self.path.value,
+            "variant": self.variant,
+            "rollout": self.rollout,
+            "flag_revision": self.flag_revision,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class StepResult:
+    """What one step of one path did for one order.
+
+    ``step`` is one of ``claim``, ``fraud_scan``, ``authorize_payment``, ``fulfill``,
+    ``release``; ``decision`` is the step's verdict (``pass``/``reject``,
+    ``authorized``/``declined``, ``fulfilled``, ``claimed``, ``released``), or None when
+    the step errored.
+    """
+
+    order_id: str
+    path: Path
+    step: str
+    decision: str | None
+    started_at: datetime
+    finished_at: datetime
+    payload: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    error: str | None = None
+    dry_run: bool = False
+
+
+def _check_id(name: str, value: Any, errors: dict[str, str]) -> None:
+    if value is None:
+        errors[name] = "is required"
+    elif not isinstance(value, str):
+        errors[name] = f"must be a string, got {type(value).__name__}"
+    elif not value.strip():
+        errors[name] = "must not be empty"
+    elif len(value) > MAX_ID_LENGTH:
+        errors[name] = f"must be at most {MAX_ID_LENGTH} characters, got {len(value)}"
+    elif _CONTROL_CHARS.search(value):
+        errors[name] = "must not contain control characters"
+
+
+def _check_optional_string(name: str, value: Any, errors: dict[str, str]) -> None:
+    if value is None:
+        return
+    if not isinstance(value, str):
+        errors[name] = f"must be a string, got {type(value).__name__}"
+    elif _CONTROL_CHARS.search(value):
+        errors[name] = "must not contain control characters"
+
+
+def _check_optional_count(name: str, value: Any, errors: dict[str, str]) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int):
+        errors[name] = f"must be an integer, got {type(value).__name__}"
+    elif value < 0:
+        errors[name] = f"must not be negative, got {value}"
+
+
+def _check_currency(value: Any, errors: dict[str, str]) -> None:
+    if value is None:
+        return
+    if not isinstance(value, str) or not _CURRENCY.fullmatch(value):
+        errors["currency"] = f"must be three capital letters (ISO 4217), got {value!r}"
+
+
+def _parse_created_at(value: Any, errors: dict[str, str]) -> datetime | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        errors["created_at"] = f"must be an ISO-8601 string, got {type(value).__name__}"
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        errors["created_at"] = f"must be an ISO-8601 timestamp, got {value!r}"
+        return None

@@ -1,0 +1,141 @@
+"""One typed Settings object, built from ``STRANGLER_*`` variables at the entry points.
+
+Precedence: explicit overrides (CLI options) > environment > TOML file
+(``STRANGLER_CONFIG``) > defaults. Library code receives a Settings; it never reads
+``os.environ`` itself.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from strangler.exceptions import ConfigurationError
+
+__all__ = ["ENV_PREFIX", "Settings"]
+
+ENV_PREFIX = "STRANGLER_"
+_INSTANT_BACKENDS = ("local", "stepfunctions")
+_LOG_FORMATS = ("auto", "json", "console")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every setting strangler has; the README's configuration table documents each."""
+
+    data_dir: Path = Path(".strangler")
+    ledger_url: str | None = None
+    flags_file: Path = Path("flags/city_orders_instant_processing.json")
+    flag_name: str = "city_orders_instant_processing"
+    unleash_url: str | None = None
+    unleash_token: str | None = None
+    unleash_admin_token: str | None = None
+    unleash_project: str = "default"
+    unleash_environment: str = "development"
+    upstream_url: str = "http://127.0.0.1:8000"
+    legacy_url: str = "http://127.0.0.1:8001"
+    legacy_token: str | None = None
+    instant_backend: str = "local"
+    state_machine_arn: str | None = None
+    aws_region: str = "us-east-1"
+    sns_topic_arns: tuple[str, ...] = ()
+    admin_token: str | None = None
+    order_route: str = "POST /orders"
+    workers: int = 4
+    log_format: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.instant_backend not in _INSTANT_BACKENDS:
+            raise ConfigurationError(
+                f"STRANGLER_INSTANT_BACKEND must be one of {', '.join(_INSTANT_BACKENDS)}, "
+                f"got {self.instant_backend!r}"
+            )
+        if self.log_format not in _LOG_FORMATS:
+            raise ConfigurationError(
+                f"STRANGLER_LOG_FORMAT must be one of {', '.join(_LOG_FORMATS)}, "
+                f"got {self.log_format!r}"
+            )
+        if self.workers < 1:
+            raise ConfigurationError(f"STRANGLER_WORKERS must be at least 1, got {self.workers}")
+
+    @property
+    def effective_ledger_url(self) -> str:
+        """The ledger URL, defaulting to a SQLite file in the data dir."""
+        return self.ledger_url or f"sqlite:///{self.data_dir / 'ledger.sqlite3'}"
+
+    @property
+    def audit_log(self) -> Path:
+        """Where embedded-mode rollout changes are appended (JSON lines)."""
+        return self.data_dir / "rollout-audit.jsonl"
+
+    @property
+    def server_mode(self) -> bool:
+        """True when flags come from an Unleash server rather than the flag file."""
+        return bool(self.unleash_url)
+
+    @classmethod
+    def from_env(
+        cls,
+        environ: Mapping[str, str] | None = None,
+        **overrides: Any,
+    ) -> Settings:
+        """Build Settings from ``STRANGLER_*`` variables, the optional TOML file, and overrides.
+
+        Overrides whose value is None are ignored, so CLI options can be passed straight
+        through. Raises ConfigurationError naming the setting that is wrong.
+        """
+        env = os.environ if environ is None else environ
+        raw: dict[str, Any] = {}
+        config_file = env.get(f"{ENV_PREFIX}CONFIG")
+        if config_file:
+            raw.update(_read_toml(Path(config_file)))
+        for spec in fields(cls):
+            value = env.get(ENV_PREFIX + spec.name.upper())
+            if value is not None and value != "":
+                raw[spec.name] = value
+        raw.update({k: v for k, v in overrides.items() if v is not None})
+        unknown = set(raw) - {spec.name for spec in fields(cls)}
+        if unknown:
+            raise ConfigurationError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+        return cls(**{name: _coerce(name, value) for name, value in raw.items()})
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with some settings changed (None values are ignored)."""
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except OSError as exc:
+        raise ConfigurationError(f"STRANGLER_CONFIG: cannot read {path}: {exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigurationError(f"STRANGLER_CONFIG: {path} is not valid TOML: {exc}") from exc
+    section = data.get("strangler", data)
+    if not isinstance(section, dict):
+        raise ConfigurationError(f"STRANGLER_CONFIG: [strangler] in {path} must be a table")
+    return dict(section)
+
+
+def _coerce(name: str, value: Any) -> Any:
+    target = {spec.name: spec.type for spec in fields(Settings)}[name]
+    env_name = ENV_PREFIX + name.upper()
+    if target == "Path":
+        return Path(value)
+    if target == "int":
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise ConfigurationError(f"{env_name} must be an integer, got {value!r}") from None
+    if target == "tuple[str, ...]":
+        items = value.split(",") if isinstance(value, str) else list(value)
+        return tuple(item.strip() for item in items if item.strip())
+    if not isinstance(value, str):
+        raise ConfigurationError(f"{env_name} must be a string, got {value!r}")
+    return value
