@@ -1,0 +1,184 @@
+"""The instant pipeline in-process: the shipped definition on the local ASL executor.
+
+The definition's Lambda resources are filled with local ARNs that map to the handlers
+of :func:`~strangler.instant.handlers.make_handlers`, so what runs here is the same
+definition the template deploys. Executions run on a bounded thread pool, so a router
+can hand over many orders at once, and are kept (the most recent ``max_kept`` finished
+ones, plus every running one) under their execution name: a second ``run`` for the same
+order and mode joins or returns the first execution instead of starting another.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+
+from strangler.instant.asl import Execution, StateMachine
+from strangler.instant.definition import (
+    FUNCTION_PLACEHOLDERS,
+    LOCAL_ACCOUNT,
+    LOCAL_REGION,
+    STATE_MACHINE_NAME,
+    execution_name,
+    load_definition,
+    local_function_arn,
+    pipeline_input,
+    substitute,
+)
+from strangler.instant.exceptions import ExecutionError
+from strangler.instant.handlers import LegacySteps, make_handlers
+from strangler.instant.results import ExecutionResult
+from strangler.instant.steps import steps_from_history
+from strangler.orders import OrderNotification
+
+__all__ = ["LOCAL_STATE_MACHINE_ARN", "LocalBackend"]
+
+LOCAL_STATE_MACHINE_ARN = (
+    f"arn:aws:states:{LOCAL_REGION}:{LOCAL_ACCOUNT}:stateMachine:{STATE_MACHINE_NAME}"
+)
+
+log = structlog.get_logger()
+
+
+class LocalBackend:
+    """Runs the pipeline in this process (an :class:`InstantBackend`).
+
+    ``max_workers`` bounds how many executions run at once (more wait their turn);
+    ``max_kept`` bounds how many finished executions are remembered. ``clock``,
+    ``sleeper`` and ``rng`` go to the executor, so tests never really wait for a Retry's
+    backoff. Call :meth:`close` (or use ``with``) to stop the pool.
+    """
+
+    def __init__(
+        self,
+        legacy: LegacySteps,
+        *,
+        max_workers: int = 8,
+        max_kept: int = 10_000,
+        clock: Callable[[], float] | None = None,
+        sleeper: Callable[[float], None] | None = None,
+        rng: Any = None,
+    ) -> None:
+        if max_workers < 1:
+            raise ValueError(f"max_workers must be at least 1, got {max_workers}")
+        if max_kept < 1:
+            raise ValueError(f"max_kept must be at least 1, got {max_kept}")
+        handlers = make_handlers(legacy)
+        definition = substitute(
+            load_definition(),
+            {key: local_function_arn(step) for key, step in FUNCTION_PLACEHOLDERS.items()},
+        )
+        self.machine = StateMachine(
+            definition,
+            {local_function_arn(step): handler for step, handler in handlers.items()},
+            clock=clock,
+            sleeper=sleeper,
+            rng=rng,
+        )
+        self._pool = ThreadPoolExecutor(max_workers, thread_name_prefix="strangler-instant")
+        self._max_kept = max_kept
+        self._runs: OrderedDict[str, Future[ExecutionResult]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def submit(self, order: OrderNotification, *, dry_run: bool = False) -> Future[ExecutionResult]:
+        """Start the order's execution, or return the one already started (idempotent)."""
+        name = execution_name(order.order_id, dry_run=dry_run)
+        with self._lock:
+            future = self._runs.get(name)
+            if future is None:
+                future = self._pool.submit(self._execute, order.order_id, name, dry_run)
+                self._runs[name] = future
+                self._evict()
+            else:
+                self._runs.move_to_end(name)
+        return future
+
+    def run(
+        self, order: OrderNotification, *, dry_run: bool = False, timeout_s: float = 60.0
+    ) -> ExecutionResult:
+        """Start (or join) the order's execution and wait until it ends or ``timeout_s`` passes.
+
+        Returns a RUNNING result (no steps yet) on timeout; calling again joins the same
+        execution. Raises ExecutionError if the executor itself broke down.
+        """
+        started_at = datetime.now(UTC)
+        future = self.submit(order, dry_run=dry_run)
+        try:
+            return future.result(timeout=timeout_s)
+        except FutureTimeout:
+            name = execution_name(order.order_id, dry_run=dry_run)
+            return ExecutionResult(
+                execution_id=_execution_arn(name),
+                order_id=order.order_id,
+                status="RUNNING",
+                dry_run=dry_run,
+                started_at=started_at,
+            )
+
+    def get(self, order_id: str, *, dry_run: bool = False) -> ExecutionResult | None:
+        """The kept record of the order's finished execution, or None (unknown or running)."""
+        with self._lock:
+            future = self._runs.get(execution_name(order_id, dry_run=dry_run))
+        if future is None or not future.done() or future.exception() is not None:
+            return None
+        return future.result()
+
+    def close(self, *, wait: bool = True) -> None:
+        """Stop taking executions; with ``wait``, let the running ones finish."""
+        self._pool.shutdown(wait=wait, cancel_futures=not wait)
+
+    def __enter__(self) -> LocalBackend:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _execute(self, order_id: str, name: str, dry_run: bool) -> ExecutionResult:
+        try:
+            execution = self.machine.execute(pipeline_input(order_id, dry_run=dry_run), name=name)
+        except Exception as exc:
+            with self._lock:
+                self._runs.pop(name, None)  # let a later run() try again
+            log.exception("instant_local_execution_broke", order_id=order_id, execution=name)
+            raise ExecutionError(
+                f"local execution {name} of order {order_id} could not run: {exc}"
+            ) from exc
+        return _result(execution, order_id, name, dry_run)
+
+    def _evict(self) -> None:
+        excess = len(self._runs) - self._max_kept
+        for name in [name for name, future in self._runs.items() if future.done()]:
+            if excess <= 0:
+                return
+            del self._runs[name]
+            excess -= 1
+
+
+def _result(execution: Execution, order_id: str, name: str, dry_run: bool) -> ExecutionResult:
+    output = execution.output if isinstance(execution.output, Mapping) else None
+    outcome = output.get("outcome") if output else None
+    return ExecutionResult(
+        execution_id=_execution_arn(name),
+        order_id=order_id,
+        status=execution.status,
+        dry_run=dry_run,
+        started_at=execution.start_date,
+        finished_at=execution.stop_date,
+        outcome=outcome if isinstance(outcome, str) else None,
+        output=output,
+        error=execution.error,
+        cause=execution.cause,
+        steps=steps_from_history(execution.history, order_id=order_id, dry_run=dry_run),
+        history=execution.history,
+    )
+
+
+def _execution_arn(name: str) -> str:
+    return f"arn:aws:states:{LOCAL_REGION}:{LOCAL_ACCOUNT}:execution:{STATE_MACHINE_NAME}:{name}"

@@ -1,0 +1,145 @@
+"""StepResult records derived from an execution history, the same way for both backends.
+
+The history is a sequence of events shaped like Step Functions' GetExecutionHistory
+events (the local executor writes them so; boto3 returns them so). A step runs from its
+Task state's ``TaskStateEntered`` until ``TaskStateExited`` (or the next state entered,
+or the end of the execution when a Catch moved on). In between, each attempt leaves a
+``LambdaFunctionSucceeded`` or ``...Failed``/``...TimedOut`` event (``Task...`` events
+for the ``arn:aws:states:::lambda:invoke`` form). Pure functions; no IO.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from strangler.instant.definition import STEP_OF_STATE
+from strangler.orders import Path, StepResult
+
+__all__ = ["event_details", "event_time", "parse_cause", "steps_from_history"]
+
+_SUCCEEDED = frozenset({"LambdaFunctionSucceeded", "TaskSucceeded"})
+_FAILED = frozenset(
+    {
+        "LambdaFunctionFailed",
+        "LambdaFunctionTimedOut",
+        "LambdaFunctionScheduleFailed",
+        "LambdaFunctionStartFailed",
+        "TaskFailed",
+        "TaskTimedOut",
+        "TaskStartFailed",
+        "TaskSubmitFailed",
+    }
+)
+_EXECUTION_END = frozenset(
+    {"ExecutionSucceeded", "ExecutionFailed", "ExecutionTimedOut", "ExecutionAborted"}
+)
+
+
+@dataclass(slots=True)
+class _OpenStep:
+    step: str
+    started_at: datetime
+    output: Mapping[str, Any] | None = None
+    errors: list[dict[str, str]] = field(default_factory=list)
+
+    def close(self, order_id: str, finished_at: datetime, dry_run: bool) -> StepResult:
+        payload: dict[str, Any] = dict(self.output or {})
+        if self.errors:
+            payload["attempt_errors"] = list(self.errors)
+        error = None
+        if self.output is None:
+            last = self.errors[-1] if self.errors else {"error": "Unknown", "cause": ""}
+            error = f"{last['error']}: {last['cause']}" if last["cause"] else last["error"]
+        decision = self.output.get("decision") if self.output is not None else None
+        return StepResult(
+            order_id=order_id,
+            path=Path.INSTANT,
+            step=self.step,
+            decision=decision if isinstance(decision, str) else None,
+            started_at=self.started_at,
+            finished_at=finished_at,
+            payload=payload,
+            error=error,
+            dry_run=dry_run,
+        )
+
+
+def steps_from_history(
+    history: Iterable[Mapping[str, Any]], *, order_id: str, dry_run: bool
+) -> tuple[StepResult, ...]:
+    """One StepResult per Task state that ran to an end, in the order they ran.
+
+    ``decision`` is the handler's ``decision``; ``error`` is set when the step ended
+    without a result (``"Error: message"`` of its last attempt); errors of attempts that
+    were retried are listed in ``payload["attempt_errors"]``. A step still running is
+    left out. ``path`` is always instant; ``dry_run`` tells shadow runs apart.
+    """
+    results: list[StepResult] = []
+    current: _OpenStep | None = None
+    for event in history:
+        kind = str(event.get("type", ""))
+        at = event_time(event)
+        details = event_details(event)
+        if current is not None and (
+            kind == "TaskStateExited" or kind.endswith("StateEntered") or kind in _EXECUTION_END
+        ):
+            results.append(current.close(order_id, at, dry_run))
+            current = None
+        if kind == "TaskStateEntered" and details.get("name") in STEP_OF_STATE:
+            current = _OpenStep(step=STEP_OF_STATE[details["name"]], started_at=at)
+        elif current is not None and kind in _SUCCEEDED:
+            current.output = _task_output(details.get("output"))
+        elif current is not None and kind in _FAILED:
+            current.errors.append(
+                {
+                    "error": str(details.get("error") or "Unknown"),
+                    "cause": parse_cause(details.get("cause")),
+                }
+            )
+    return tuple(results)
+
+
+def event_details(event: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The ``...EventDetails`` member of a history event (empty when it has none)."""
+    for key, value in event.items():
+        if key.endswith("EventDetails") and isinstance(value, Mapping):
+            return value
+    return {}
+
+
+def event_time(event: Mapping[str, Any]) -> datetime:
+    """An event's timestamp as an aware datetime (boto3 gives datetimes; JSON gives text)."""
+    value = event.get("timestamp")
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(value, UTC)
+    if isinstance(value, str):
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    raise ValueError(f"history event {event.get('id')!r} has no usable timestamp: {value!r}")
+
+
+def parse_cause(cause: Any) -> str:
+    """A failure's cause as one readable line: Lambda's JSON ``errorMessage`` when present."""
+    if not isinstance(cause, str):
+        return ""
+    try:
+        parsed = json.loads(cause)
+    except ValueError:
+        return cause
+    if isinstance(parsed, Mapping) and isinstance(parsed.get("errorMessage"), str):
+        return str(parsed["errorMessage"])
+    return cause
+
+
+def _task_output(raw: Any) -> Mapping[str, Any]:
+    value = json.loads(raw) if isinstance(raw, str) else raw
+    # The lambda:invoke integration wraps the handler's result in Payload.
+    if isinstance(value, Mapping) and "Payload" in value and "StatusCode" in value:
+        value = value["Payload"]
+    return value if isinstance(value, Mapping) else {"result": value}
