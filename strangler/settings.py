@@ -46,6 +46,12 @@ class Settings:
     sns_topic_arns: tuple[str, ...] = ()
     admin_token: str | None = None
     order_route: str = "POST /orders"
+    order_fields: tuple[str, ...] = ()
+    upstream_timeout_s: int = 30
+    serve_host: str = "127.0.0.1"
+    serve_port: int = 8080
+    serve_workers: int = 1
+    serve_threads: int = 16
     workers: int = 4
     log_format: str = "auto"
 
