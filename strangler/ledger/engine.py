@@ -1,0 +1,110 @@
+"""Engines for the ledger's two databases, tuned for a busy intake path.
+
+SQLite: WAL journal, ``synchronous=NORMAL`` (durable across a process crash, at most the
+last transactions lost on power failure), a busy timeout, foreign keys on, and
+``BEGIN IMMEDIATE`` for writing transactions so that writers queue on the busy timeout
+instead of failing when a read lock cannot be upgraded. PostgreSQL: psycopg 3 with
+connect, statement and lock timeouts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.pool import StaticPool
+
+from strangler.exceptions import ConfigurationError
+
+__all__ = ["READ_ONLY", "create_ledger_engine", "display_url", "normalize_url"]
+
+BUSY_TIMEOUT_MS = 5000
+CONNECT_TIMEOUT_S = 5
+STATEMENT_TIMEOUT_MS = 30_000
+LOCK_TIMEOUT_MS = 10_000
+# Execution option marking a connection that only reads (SQLite: plain deferred BEGIN).
+READ_ONLY = "strangler_read_only"
+
+
+def normalize_url(url: str) -> URL:
+    """Parse a ledger URL; PostgreSQL URLs without a driver get psycopg 3.
+
+    Raises ConfigurationError for a malformed URL or a database other than SQLite or
+    PostgreSQL.
+    """
+    try:
+        parsed = make_url(url)
+    except sa.exc.ArgumentError as exc:
+        raise ConfigurationError(
+            f"STRANGLER_LEDGER_URL {url!r} is not a database URL: {exc}; "
+            "use sqlite:///path/to/ledger.sqlite3 or postgresql+psycopg://user:pw@host/db"
+        ) from exc
+    backend = parsed.get_backend_name()
+    if backend == "postgres" or parsed.drivername == "postgresql":
+        return parsed.set(drivername="postgresql+psycopg")
+    if backend not in {"sqlite", "postgresql"}:
+        raise ConfigurationError(
+            f"STRANGLER_LEDGER_URL uses {backend!r}; the ledger supports sqlite:/// and "
+            "postgresql+psycopg:// URLs"
+        )
+    return parsed
+
+
+def display_url(url: URL) -> str:
+    """The URL with its password hidden, for messages and logs."""
+    return url.render_as_string(hide_password=True)
+
+
+def create_ledger_engine(url: str) -> sa.Engine:
+    """An engine for ``url`` with the settings above; creates a SQLite file's folder."""
+    parsed = normalize_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(parsed)
+    return sa.create_engine(
+        parsed,
+        pool_pre_ping=True,
+        pool_size=10,
+        max_overflow=20,
+        pool_timeout=10,
+        connect_args={
+            "connect_timeout": CONNECT_TIMEOUT_S,
+            "options": (
+                f"-c statement_timeout={STATEMENT_TIMEOUT_MS} -c lock_timeout={LOCK_TIMEOUT_MS}"
+            ),
+        },
+    )
+
+
+def _sqlite_engine(url: URL) -> sa.Engine:
+    in_memory = url.database in (None, "", ":memory:")
+    options: dict[str, Any] = {"connect_args": {"check_same_thread": False}}
+    if in_memory:
+        # One shared connection; SqlLedger serialises access to it.
+        options["poolclass"] = StaticPool
+    else:
+        Path(str(url.database)).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        options.update(pool_size=10, max_overflow=20, pool_timeout=10)
+    engine = sa.create_engine(url, **options)
+    sa.event.listen(engine, "connect", _on_sqlite_connect)
+    sa.event.listen(engine, "begin", _on_sqlite_begin)
+    return engine
+
+
+def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Let SQLAlchemy, not the driver, issue BEGIN (see _on_sqlite_begin).
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+    finally:
+        cursor.close()
+
+
+def _on_sqlite_begin(connection: sa.Connection) -> None:
+    read_only = connection.get_execution_options().get(READ_ONLY, False)
+    connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")

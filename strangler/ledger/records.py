@@ -1,0 +1,66 @@
+"""Records the ledger hands out: leased orders, counts, rollout events."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from strangler.orders import Decision, OrderNotification, OrderStatus
+
+__all__ = ["Handoff", "LeasedOrder", "LedgerCounts", "RolloutEvent"]
+
+
+class Handoff(enum.StrEnum):
+    """Why an order routed to the instant path ended up with the batch jobs."""
+
+    FALLBACK = "fallback"
+    LEGACY_OWNED = "legacy_owned"
+
+
+@dataclass(frozen=True, slots=True)
+class LeasedOrder:
+    """An order a dispatcher worker holds the lease on, as the ledger has it now.
+
+    ``attempts`` counts this lease too (the first processing is attempt 1).
+    ``notification`` carries no payment data (see docs/ledger.md).
+    """
+
+    order_id: str
+    notification: OrderNotification
+    status: OrderStatus
+    decision: Decision | None
+    handoff: Handoff | None
+    attempts: int
+    last_error: str | None
+    lease_owner: str
+    lease_expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerCounts:
+    """Order counts for metrics and the demo.
+
+    ``by_path_status`` maps (path, status) to a count; orders not routed yet have path
+    ``"undecided"``. ``handoffs`` maps each :class:`Handoff` value to a count.
+    """
+
+    total: int
+    backlog: int
+    dispatch_queue: int
+    rejected: int
+    by_path_status: Mapping[tuple[str, str], int]
+    handoffs: Mapping[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class RolloutEvent:
+    """One audited rollout change: who moved the percentage, from what, to what, and why."""
+
+    at: datetime
+    actor: str
+    from_rollout: int | None
+    to_rollout: int
+    reason: str
+    flag_revision: str

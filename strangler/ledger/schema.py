@@ -1,0 +1,188 @@
+"""The ledger's tables, as SQLAlchemy Core metadata shared by SQLite and PostgreSQL.
+
+Bump :data:`SCHEMA_VERSION` with every change to these tables and add the step that
+brings an older database up to date in :mod:`strangler.ledger.migrate`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "UTCDateTime",
+    "kv",
+    "metadata",
+    "orders",
+    "rejected_intake",
+    "rollout_events",
+    "schema_version",
+    "step_results",
+    "transitions",
+]
+
+SCHEMA_VERSION = 1
+ID_LENGTH = 128
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every database.
+
+    PostgreSQL stores ``timestamptz``; SQLite has no time zones, so values are stored as
+    naive UTC (the fixed-width text sorts, so comparisons in SQL stay correct) and come
+    back aware.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"the ledger stores aware datetimes only, got naive {value!r}")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(
+        self,
+        value: Any,
+        dialect: Dialect,  # noqa: ARG002 (the signature is TypeDecorator's)
+    ) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)  # type: ignore[no-any-return]
+        return value.astimezone(UTC)  # type: ignore[no-any-return]
+
+
+_json = sa.JSON().with_variant(JSONB(), "postgresql")
+_big_id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+metadata = sa.MetaData()
+
+schema_version = sa.Table(
+    "schema_version",
+    metadata,
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("applied_at", UTCDateTime, nullable=False),
+)
+
+orders = sa.Table(
+    "orders",
+    metadata,
+    sa.Column("order_id", sa.String(ID_LENGTH), primary_key=True),
+    # The notification without payment data (see docs/ledger.md).
+    sa.Column("notification", _json, nullable=False),
+    sa.Column("source", sa.String(32), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    # The pinned decision; NULL until the order is routed.
+    sa.Column("path", sa.String(16)),
+    sa.Column("variant", sa.String(64)),
+    sa.Column("rollout", sa.Integer),
+    sa.Column("flag_revision", sa.String(128)),
+    sa.Column("decision_reason", sa.Text),
+    # One timestamp per transition.
+    sa.Column("received_at", UTCDateTime, nullable=False),
+    sa.Column("routed_at", UTCDateTime),
+    sa.Column("running_at", UTCDateTime),
+    sa.Column("fell_back_at", UTCDateTime),
+    sa.Column("terminal_at", UTCDateTime),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("outcome", sa.String(20)),
+    # 'fallback' (instant gave it back) or 'legacy_owned' (the batch jobs had it first).
+    sa.Column("handoff", sa.String(16)),
+    sa.Column("dry_run_outcome", sa.String(20)),
+    # The dispatcher's work queue: due when needs_dispatch and next_attempt_at has passed.
+    sa.Column("needs_dispatch", sa.Boolean, nullable=False),
+    sa.Column("next_attempt_at", UTCDateTime, nullable=False),
+    sa.Column("lease_owner", sa.String(ID_LENGTH)),
+    sa.Column("lease_expires_at", UTCDateTime),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("last_error", sa.Text),
+    # When the legacy follower last saw the order in the legacy app.
+    sa.Column("follow_checked_at", UTCDateTime),
+    sa.Index(
+        "ix_orders_due",
+        "next_attempt_at",
+        postgresql_where=sa.text("needs_dispatch"),
+        sqlite_where=sa.text("needs_dispatch"),
+    ),
+    sa.Index(
+        "ix_orders_open",
+        "follow_checked_at",
+        postgresql_where=sa.text("terminal_at IS NULL"),
+        sqlite_where=sa.text("terminal_at IS NULL"),
+    ),
+    sa.Index("ix_orders_status", "status"),
+)
+
+step_results = sa.Table(
+    "step_results",
+    metadata,
+    sa.Column("id", _big_id, primary_key=True, autoincrement=True),
+    sa.Column("order_id", sa.String(ID_LENGTH), sa.ForeignKey("orders.order_id"), nullable=False),
+    sa.Column("path", sa.String(16), nullable=False),
+    sa.Column("step", sa.String(32), nullable=False),
+    sa.Column("dry_run", sa.Boolean, nullable=False),
+    # The step's occurrence within its path (a batch job may retry a step).
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("decision", sa.String(32)),
+    sa.Column("payload", _json, nullable=False),
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("finished_at", UTCDateTime, nullable=False),
+    sa.Column("error", sa.Text),
+    sa.Column("recorded_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("order_id", "path", "step", "dry_run", "seq", name="uq_step_results_step"),
+)
+
+transitions = sa.Table(
+    "transitions",
+    metadata,
+    sa.Column("id", _big_id, primary_key=True, autoincrement=True),
+    sa.Column("order_id", sa.String(ID_LENGTH), sa.ForeignKey("orders.order_id"), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("reason", sa.Text),
+    sa.UniqueConstraint("order_id", "status", name="uq_transitions_status"),
+)
+
+rejected_intake = sa.Table(
+    "rejected_intake",
+    metadata,
+    sa.Column("id", _big_id, primary_key=True, autoincrement=True),
+    sa.Column("source", sa.String(32), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    # Payment fields masked, cut at MAX_REJECTED_BODY bytes (see docs/ledger.md).
+    sa.Column("raw_body", sa.LargeBinary, nullable=False),
+    sa.Column("body_size", sa.Integer, nullable=False),
+    sa.Column("body_sha256", sa.String(64), nullable=False),
+    sa.Column("received_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("source", "body_sha256", name="uq_rejected_intake_body"),
+)
+
+rollout_events = sa.Table(
+    "rollout_events",
+    metadata,
+    sa.Column("id", _big_id, primary_key=True, autoincrement=True),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("actor", sa.String(128), nullable=False),
+    sa.Column("from_rollout", sa.Integer),
+    sa.Column("to_rollout", sa.Integer, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("flag_revision", sa.String(128), nullable=False),
+    sa.UniqueConstraint("at", "flag_revision", name="uq_rollout_events_change"),
+)
+
+kv = sa.Table(
+    "kv",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)

@@ -1,0 +1,650 @@
+"""The durable order ledger on SQLAlchemy Core: SQLite by default, PostgreSQL by URL.
+
+Every write is idempotent: inserts use the dialect's ``INSERT ... ON CONFLICT DO
+NOTHING``, status changes only move forward, and lease changes are conditional
+updates. SQLAlchemy errors are translated to :class:`LedgerError` here, at the boundary.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from strangler.exceptions import LedgerError
+from strangler.ledger import schema
+from strangler.ledger.engine import READ_ONLY, create_ledger_engine, display_url
+from strangler.ledger.migrate import ensure_schema
+from strangler.ledger.records import Handoff, LeasedOrder, LedgerCounts, RolloutEvent
+from strangler.ledger.redact import mask_body, stored_notification
+from strangler.ledger.story import build_story
+from strangler.orders import (
+    TERMINAL_STATUSES,
+    Decision,
+    OrderNotification,
+    OrderStatus,
+    Path,
+    StepResult,
+)
+
+__all__ = ["SqlLedger", "ledger_from_url", "utc_now"]
+
+_orders = schema.orders
+_steps = schema.step_results
+_transitions = schema.transitions
+_RANK = {
+    OrderStatus.RECEIVED: 0,
+    OrderStatus.ROUTED: 1,
+    OrderStatus.RUNNING: 2,
+    OrderStatus.FELL_BACK: 3,
+    **dict.fromkeys(TERMINAL_STATUSES, 4),
+}
+_TIMESTAMP_COLUMN = {
+    OrderStatus.ROUTED: "routed_at",
+    OrderStatus.RUNNING: "running_at",
+    OrderStatus.FELL_BACK: "fell_back_at",
+    **dict.fromkeys(TERMINAL_STATUSES, "terminal_at"),
+}
+_RECEIVED_COLUMNS = (
+    "order_id",
+    "notification",
+    "source",
+    "status",
+    "received_at",
+    "updated_at",
+    "needs_dispatch",
+    "next_attempt_at",
+    "attempts",
+)
+# Orders whose progress the legacy follower records: the batch jobs run them.
+_FOLLOWED = sa.or_(
+    _orders.c.path.in_([Path.LEGACY.value, Path.SHADOW.value]),
+    _orders.c.handoff.is_not(None),
+)
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+def ledger_from_url(url: str, *, clock: Callable[[], datetime] = utc_now) -> SqlLedger:
+    """Open (and create or migrate) the ledger at a SQLAlchemy URL.
+
+    Raises ConfigurationError for an unsupported URL and LedgerError when the database
+    cannot be reached or was written by a newer strangler.
+    """
+    engine = create_ledger_engine(url)
+    try:
+        return SqlLedger(engine, clock=clock)
+    except BaseException:
+        engine.dispose()
+        raise
+
+
+class SqlLedger:
+    """The :class:`strangler.protocols.Ledger`, plus the dispatcher's and follower's queues.
+
+    Thread-safe; several processes may share one database (leases keep one worker per
+    order). Every method raises LedgerError when the database fails.
+    """
+
+    def __init__(self, engine: sa.Engine, *, clock: Callable[[], datetime] = utc_now) -> None:
+        self._engine = engine
+        self._clock = clock
+        self._url = display_url(engine.url)
+        is_sqlite = engine.dialect.name == "sqlite"
+        self._insert = sqlite.insert if is_sqlite else postgresql.insert
+        self._skip_locked = not is_sqlite
+        self._insert_order = _insert_ignoring_duplicates(_orders, _RECEIVED_COLUMNS)
+        in_memory = is_sqlite and engine.url.database in (None, "", ":memory:")
+        self._guard: AbstractContextManager[Any] = threading.RLock() if in_memory else nullcontext()
+        with self._translated("migrate the schema"):
+            self.schema_version = ensure_schema(engine)
+
+    @property
+    def url(self) -> str:
+        """The database URL, password hidden."""
+        return self._url
+
+    @property
+    def engine(self) -> sa.Engine:
+        """The engine, for read-only reporting queries."""
+        return self._engine
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self._engine.dispose()
+
+    # -- intake ---------------------------------------------------------------------
+
+    def record_received(self, order: OrderNotification, *, source: str) -> bool:
+        """Write the order if new (one INSERT); True when new, False for a duplicate."""
+        now = self._clock()
+        row = {
+            "order_id": order.order_id,
+            "notification": stored_notification(order),
+            "source": source,
+            "status": OrderStatus.RECEIVED.value,
+            "received_at": now,
+            "updated_at": now,
+            "needs_dispatch": True,
+            "next_attempt_at": now,
+            "attempts": 0,
+        }
+        with self._write("record a received order") as conn:
+            return conn.execute(self._insert_order, row).rowcount == 1
+
+    def record_rejected(self, raw_body: bytes | str, *, reason: str, source: str) -> None:
+        """Keep a rejected intake body (payment values masked); the same body is kept once."""
+        raw = raw_body.encode() if isinstance(raw_body, str) else raw_body
+        body = mask_body(raw)
+        statement = (
+            self._insert(schema.rejected_intake)
+            .values(
+                source=source,
+                reason=reason,
+                raw_body=body,
+                body_size=len(raw),
+                body_sha256=hashlib.sha256(body).hexdigest(),
+                received_at=self._clock(),
+            )
+            .on_conflict_do_nothing(index_elements=["source", "body_sha256"])
+        )
+        with self._write("record a rejected body") as conn:
+            conn.execute(statement)
+
+    # -- routing and recording --------------------------------------------------------
+
+    def pin_decision(self, order_id: str, decision: Decision) -> Decision:
+        """Pin the decision and move the order to ``routed``, unless one is pinned already.
+
+        Returns the pinned decision, which is the earlier one for an order routed before:
+        an order keeps its path for its whole life.
+        """
+        now = self._clock()
+        pin = (
+            _orders.update()
+            .where(_orders.c.order_id == order_id, _orders.c.path.is_(None))
+            .values(
+                path=decision.path.value,
+                variant=decision.variant,
+                rollout=decision.rollout,
+                flag_revision=decision.flag_revision,
+                decision_reason=decision.reason,
+                updated_at=now,
+            )
+        )
+        with self._write("pin a decision") as conn:
+            if conn.execute(pin).rowcount == 1:
+                self._move(conn, order_id, OrderStatus.ROUTED, reason=decision.reason, at=now)
+                return decision
+            row = conn.execute(sa.select(_orders).where(_orders.c.order_id == order_id)).first()
+        if row is None:
+            raise LedgerError(f"cannot pin a decision for unknown order {order_id!r}")
+        pinned = _decision(row._mapping)
+        assert pinned is not None  # the UPDATE above only skips rows with a path
+        return pinned
+
+    def transition(
+        self,
+        order_id: str,
+        status: OrderStatus,
+        *,
+        reason: str | None = None,
+        at: datetime | None = None,
+    ) -> bool:
+        """Move the order forward to ``status`` at ``at`` (default now).
+
+        Idempotent: a status already reached, or behind the current one, changes nothing
+        and returns False. ``fell_back`` means a fallback (see :meth:`hand_off`).
+        Raises LedgerError for an unknown order.
+        """
+        if status is OrderStatus.FELL_BACK:
+            return self.hand_off(order_id, Handoff.FALLBACK, reason=reason or "", at=at)
+        extra: dict[str, Any] = {"outcome": status.value} if status.is_terminal else {}
+        with self._write(f"move an order to {status}") as conn:
+            return self._move(
+                conn, order_id, status, reason=reason, at=at or self._clock(), extra=extra
+            )
+
+    def hand_off(
+        self, order_id: str, kind: Handoff, *, reason: str, at: datetime | None = None
+    ) -> bool:
+        """Record that the batch jobs take over an instant-path order (status ``fell_back``)."""
+        with self._write("hand an order to the batch jobs") as conn:
+            return self._move(
+                conn,
+                order_id,
+                OrderStatus.FELL_BACK,
+                reason=reason,
+                at=at or self._clock(),
+                extra={"handoff": kind.value},
+            )
+
+    def record_step(self, step: StepResult, *, seq: int = 0) -> bool:
+        """Record one step; ``seq`` numbers repeats of a step within its path.
+
+        Idempotent on (order_id, path, step, dry_run, seq): the first record stays.
+        Returns True when the record is new.
+        """
+        with self._write("record a step") as conn:
+            return self._insert_steps(conn, [(step, seq)]) == 1
+
+    def record_steps(self, steps: Sequence[tuple[StepResult, int]]) -> int:
+        """Record several (step, seq) pairs in one transaction; returns how many were new."""
+        if not steps:
+            return 0
+        with self._write("record steps") as conn:
+            return self._insert_steps(conn, steps)
+
+    def record_dry_run_outcome(self, order_id: str, outcome: str | None) -> None:
+        """Keep the business outcome a shadow order's dry run reached."""
+        statement = (
+            _orders.update()
+            .where(_orders.c.order_id == order_id)
+            .values(dry_run_outcome=outcome, updated_at=self._clock())
+        )
+        with self._write("record a dry-run outcome") as conn:
+            conn.execute(statement)
+
+    # -- the dispatcher's queue ---------------------------------------------------------
+
+    def claim_due(self, owner: str, *, limit: int, lease_seconds: float) -> list[LeasedOrder]:
+        """Lease up to ``limit`` orders that need processing and nobody holds.
+
+        An order is due when it needs dispatching, its retry time has passed and its
+        lease is free or expired. Each claim is a conditional UPDATE (with ``FOR UPDATE
+        SKIP LOCKED`` on PostgreSQL), so concurrent claimers never get the same order.
+        """
+        if limit < 1:
+            return []
+        now = self._clock()
+        free = sa.or_(_orders.c.lease_owner.is_(None), _orders.c.lease_expires_at < now)
+        due = sa.and_(_orders.c.needs_dispatch.is_(True), _orders.c.next_attempt_at <= now, free)
+        candidates = (
+            sa.select(_orders.c.order_id)
+            .where(due)
+            .order_by(_orders.c.next_attempt_at)
+            .limit(limit)
+        )
+        if self._skip_locked:
+            candidates = candidates.with_for_update(skip_locked=True)
+        statement = (
+            _orders.update()
+            .where(_orders.c.order_id.in_(candidates.scalar_subquery()), due)
+            .values(
+                lease_owner=owner,
+                lease_expires_at=now + timedelta(seconds=lease_seconds),
+                attempts=_orders.c.attempts + 1,
+            )
+            .returning(*_orders.c)
+        )
+        with self._write("claim due orders") as conn:
+            rows = [row._mapping for row in conn.execute(statement)]
+        return [_leased(row) for row in sorted(rows, key=lambda r: r["next_attempt_at"])]
+
+    def renew_leases(
+        self, owner: str, order_ids: Sequence[str], *, lease_seconds: float
+    ) -> set[str]:
+        """Extend ``owner``'s leases; returns the order_ids it still holds (others were lost)."""
+        if not order_ids:
+            return set()
+        statement = (
+            _orders.update()
+            .where(_orders.c.order_id.in_(list(order_ids)), _orders.c.lease_owner == owner)
+            .values(lease_expires_at=self._clock() + timedelta(seconds=lease_seconds))
+            .returning(_orders.c.order_id)
+        )
+        with self._write("renew leases") as conn:
+            return set(conn.execute(statement).scalars())
+
+    def release_lease(
+        self,
+        order_id: str,
+        owner: str,
+        *,
+        done: bool,
+        retry_at: datetime | None = None,
+        error: str | None = None,
+    ) -> bool:
+        """Give up ``owner``'s lease: the order is done, or due again at ``retry_at``.
+
+        ``error`` (when given) is kept as the order's last error. Returns False when
+        ``owner`` no longer held the lease (nothing changes then).
+        """
+        values: dict[str, Any] = {
+            "lease_owner": None,
+            "lease_expires_at": None,
+            "needs_dispatch": not done,
+            "next_attempt_at": retry_at or self._clock(),
+            "updated_at": self._clock(),
+        }
+        if error is not None:
+            values["last_error"] = error
+        statement = (
+            _orders.update()
+            .where(_orders.c.order_id == order_id, _orders.c.lease_owner == owner)
+            .values(**values)
+        )
+        with self._write("release a lease") as conn:
+            return conn.execute(statement).rowcount == 1
+
+    # -- the legacy follower's queue ----------------------------------------------------
+
+    def followed_open(self, order_ids: Sequence[str]) -> set[str]:
+        """Which of ``order_ids`` the batch jobs run for us and are not terminal yet."""
+        if not order_ids:
+            return set()
+        statement = sa.select(_orders.c.order_id).where(
+            _orders.c.order_id.in_(list(order_ids)), _orders.c.terminal_at.is_(None), _FOLLOWED
+        )
+        with self._read("find followed orders") as conn:
+            return set(conn.execute(statement).scalars())
+
+    def stale_followed(self, *, checked_before: datetime, limit: int) -> list[str]:
+        """Followed open orders the follower has not seen in the legacy app since a time."""
+        last_seen = sa.func.coalesce(_orders.c.follow_checked_at, _orders.c.routed_at)
+        statement = (
+            sa.select(_orders.c.order_id)
+            .where(_orders.c.terminal_at.is_(None), _FOLLOWED, last_seen < checked_before)
+            .order_by(last_seen)
+            .limit(limit)
+        )
+        with self._read("find stale followed orders") as conn:
+            return list(conn.execute(statement).scalars())
+
+    def record_legacy_progress(
+        self,
+        order_id: str,
+        steps: Sequence[tuple[StepResult, int]],
+        *,
+        terminal: OrderStatus | None = None,
+        terminal_at: datetime | None = None,
+        reason: str | None = None,
+    ) -> None:
+        """Record what the batch jobs did to a followed order, in one transaction.
+
+        ``terminal`` (with the legacy app's ``terminal_at``) ends the order.
+        """
+        now = self._clock()
+        checked = (
+            _orders.update().where(_orders.c.order_id == order_id).values(follow_checked_at=now)
+        )
+        with self._write("record legacy progress") as conn:
+            self._insert_steps(conn, steps)
+            conn.execute(checked)
+            if terminal is not None:
+                extra = {"outcome": terminal.value}
+                self._move(
+                    conn, order_id, terminal, reason=reason, at=terminal_at or now, extra=extra
+                )
+
+    def mark_checked(self, order_ids: Sequence[str], *, note: str | None = None) -> None:
+        """Note that the follower looked for these orders (``note`` becomes last_error)."""
+        if not order_ids:
+            return
+        values: dict[str, Any] = {"follow_checked_at": self._clock()}
+        if note is not None:
+            values["last_error"] = note
+        statement = _orders.update().where(_orders.c.order_id.in_(list(order_ids))).values(values)
+        with self._write("mark orders checked") as conn:
+            conn.execute(statement)
+
+    def get_value(self, name: str) -> str | None:
+        """A small persisted value (the follower's cursor), or None."""
+        statement = sa.select(schema.kv.c.value).where(schema.kv.c.name == name)
+        with self._read("read a value") as conn:
+            return conn.execute(statement).scalar()
+
+    def set_value(self, name: str, value: str) -> None:
+        """Persist a small value under ``name`` (last write wins)."""
+        insert = self._insert(schema.kv).values(name=name, value=value, updated_at=self._clock())
+        statement = insert.on_conflict_do_update(
+            index_elements=["name"],
+            set_={"value": insert.excluded.value, "updated_at": insert.excluded.updated_at},
+        )
+        with self._write("write a value") as conn:
+            conn.execute(statement)
+
+    # -- rollout events -----------------------------------------------------------------
+
+    def record_rollout_event(self, event: RolloutEvent) -> bool:
+        """Keep a rollout change (idempotent on its time and flag revision); True when new."""
+        statement = (
+            self._insert(schema.rollout_events)
+            .values(
+                at=event.at,
+                actor=event.actor,
+                from_rollout=event.from_rollout,
+                to_rollout=event.to_rollout,
+                reason=event.reason,
+                flag_revision=event.flag_revision,
+            )
+            .on_conflict_do_nothing(index_elements=["at", "flag_revision"])
+        )
+        with self._write("record a rollout event") as conn:
+            return conn.execute(statement).rowcount == 1
+
+    def rollout_events(self) -> list[RolloutEvent]:
+        """Every rollout change, oldest first."""
+        table = schema.rollout_events
+        statement = sa.select(table).order_by(table.c.at, table.c.id)
+        with self._read("read rollout events") as conn:
+            rows = conn.execute(statement).mappings().all()
+        return [
+            RolloutEvent(
+                at=row["at"],
+                actor=row["actor"],
+                from_rollout=row["from_rollout"],
+                to_rollout=row["to_rollout"],
+                reason=row["reason"],
+                flag_revision=row["flag_revision"],
+            )
+            for row in rows
+        ]
+
+    # -- reads ----------------------------------------------------------------------------
+
+    def story(self, order_id: str) -> dict[str, Any] | None:
+        """The JSON story of one order (see docs/ledger.md), or None when unknown."""
+        with self._read("read an order's story") as conn:
+            order = conn.execute(sa.select(_orders).where(_orders.c.order_id == order_id)).first()
+            if order is None:
+                return None
+            steps = conn.execute(
+                sa.select(_steps)
+                .where(_steps.c.order_id == order_id)
+                .order_by(_steps.c.started_at, _steps.c.path, _steps.c.seq, _steps.c.id)
+            ).mappings()
+            moves = conn.execute(
+                sa.select(_transitions)
+                .where(_transitions.c.order_id == order_id)
+                .order_by(_transitions.c.at, _transitions.c.id)
+            ).mappings()
+            return build_story(order._mapping, list(steps), list(moves))
+
+    def backlog(self) -> int:
+        """How many orders are not yet terminal."""
+        statement = sa.select(sa.func.count()).where(_orders.c.terminal_at.is_(None))
+        with self._read("count the backlog") as conn:
+            return int(conn.execute(statement).scalar_one())
+
+    def counts(self) -> LedgerCounts:
+        """Orders per path and status, hand-offs, backlog and rejected bodies."""
+        path = sa.func.coalesce(_orders.c.path, "undecided")
+        with self._read("count orders") as conn:
+            by_path_status = {
+                (row.path, row.status): int(row.n)
+                for row in conn.execute(
+                    sa.select(
+                        path.label("path"), _orders.c.status, sa.func.count().label("n")
+                    ).group_by(path, _orders.c.status)
+                )
+            }
+            handoffs = {
+                row.handoff: int(row.n)
+                for row in conn.execute(
+                    sa.select(_orders.c.handoff, sa.func.count().label("n"))
+                    .where(_orders.c.handoff.is_not(None))
+                    .group_by(_orders.c.handoff)
+                )
+            }
+            queue = conn.execute(
+                sa.select(sa.func.count()).where(_orders.c.needs_dispatch.is_(True))
+            ).scalar_one()
+            rejected = conn.execute(
+                sa.select(sa.func.count()).select_from(schema.rejected_intake)
+            ).scalar_one()
+        return LedgerCounts(
+            total=sum(by_path_status.values()),
+            backlog=sum(n for (_, status), n in by_path_status.items() if not _terminal(status)),
+            dispatch_queue=int(queue),
+            rejected=int(rejected),
+            by_path_status=by_path_status,
+            handoffs=handoffs,
+        )
+
+    def ping(self) -> None:
+        """Check the ledger is writable (one small write); raises LedgerError when not."""
+        self.set_value("ping", self._clock().isoformat())
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _move(
+        self,
+        conn: sa.Connection,
+        order_id: str,
+        status: OrderStatus,
+        *,
+        reason: str | None,
+        at: datetime,
+        extra: Mapping[str, Any] | None = None,
+    ) -> bool:
+        behind = [s.value for s, rank in _RANK.items() if rank < _RANK[status]]
+        moved = conn.execute(
+            _orders.update()
+            .where(_orders.c.order_id == order_id, _orders.c.status.in_(behind))
+            .values(
+                status=status.value,
+                updated_at=self._clock(),
+                **{_TIMESTAMP_COLUMN[status]: at},
+                **(extra or {}),
+            )
+        ).rowcount
+        if moved == 1:
+            conn.execute(
+                self._insert(_transitions)
+                .values(order_id=order_id, status=status.value, at=at, reason=reason)
+                .on_conflict_do_nothing(index_elements=["order_id", "status"])
+            )
+            return True
+        exists = conn.execute(
+            sa.select(_orders.c.order_id).where(_orders.c.order_id == order_id)
+        ).first()
+        if exists is None:
+            raise LedgerError(f"cannot move unknown order {order_id!r} to {status}")
+        return False
+
+    def _insert_steps(self, conn: sa.Connection, steps: Sequence[tuple[StepResult, int]]) -> int:
+        if not steps:
+            return 0
+        now = self._clock()
+        rows = [
+            {
+                "order_id": step.order_id,
+                "path": step.path.value,
+                "step": step.step,
+                "dry_run": step.dry_run,
+                "seq": seq,
+                "decision": step.decision,
+                "payload": dict(step.payload),
+                "started_at": step.started_at,
+                "finished_at": step.finished_at,
+                "error": step.error,
+                "recorded_at": now,
+            }
+            for step, seq in steps
+        ]
+        statement = self._insert(_steps).on_conflict_do_nothing(
+            index_elements=["order_id", "path", "step", "dry_run", "seq"]
+        )
+        if len(rows) == 1:
+            return conn.execute(statement, rows[0]).rowcount
+        return sum(conn.execute(statement, [row]).rowcount for row in rows)
+
+    @contextmanager
+    def _translated(self, operation: str) -> Iterator[None]:
+        try:
+            yield
+        except sa.exc.SQLAlchemyError as exc:
+            cause = getattr(exc, "orig", None) or exc
+            raise LedgerError(
+                f"ledger {self._url}: could not {operation}: {type(cause).__name__}: {cause}"
+            ) from exc
+
+    @contextmanager
+    def _write(self, operation: str) -> Iterator[sa.Connection]:
+        with self._guard, self._translated(operation), self._engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def _read(self, operation: str) -> Iterator[sa.Connection]:
+        with self._guard, self._translated(operation), self._engine.connect() as conn:
+            conn.execution_options(**{READ_ONLY: True})
+            yield conn
+
+
+def _insert_ignoring_duplicates(table: sa.Table, columns: Sequence[str]) -> sa.TextClause:
+    """``INSERT ... ON CONFLICT DO NOTHING`` as typed text, compiled once and cached.
+
+    SQLAlchemy 2.0 does not cache the dialects' ON CONFLICT inserts and compiles them on
+    every call, which was most of the intake hot path's time. The syntax is the same on
+    SQLite and PostgreSQL; typed bind parameters keep the value processing (JSON, UTC).
+    """
+    key = ", ".join(column.name for column in table.primary_key.columns)
+    # Table and column names come from the schema module, never from input.
+    sql = (
+        f"INSERT INTO {table.name} ({', '.join(columns)}) "  # noqa: S608
+        f"VALUES ({', '.join(':' + name for name in columns)}) "
+        f"ON CONFLICT ({key}) DO NOTHING"
+    )
+    return sa.text(sql).bindparams(
+        *(sa.bindparam(name, type_=table.c[name].type) for name in columns)
+    )
+
+
+def _terminal(status: str) -> bool:
+    return status in {s.value for s in TERMINAL_STATUSES}
+
+
+def _decision(row: Mapping[Any, Any]) -> Decision | None:
+    if row["path"] is None:
+        return None
+    return Decision(
+        path=Path(row["path"]),
+        variant=row["variant"],
+        rollout=row["rollout"],
+        flag_revision=row["flag_revision"],
+        reason=row["decision_reason"],
+    )
+
+
+def _leased(row: Mapping[Any, Any]) -> LeasedOrder:
+    return LeasedOrder(
+        order_id=row["order_id"],
+        notification=OrderNotification.from_dict(row["notification"]),
+        status=OrderStatus(row["status"]),
+        decision=_decision(row),
+        handoff=Handoff(row["handoff"]) if row["handoff"] else None,
+        attempts=row["attempts"],
+        last_error=row["last_error"],
+        lease_owner=row["lease_owner"],
+        lease_expires_at=row["lease_expires_at"],
+    )
