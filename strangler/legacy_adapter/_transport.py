@@ -1,0 +1,281 @@
+"""HTTP to the legacy app: one pooled session, timeouts, bounded retries, the breaker.
+
+This is the one place where ``requests`` errors are translated into the adapter's own
+(``raise ... from exc``); nothing above it sees a ``requests`` exception.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+import structlog
+from requests.adapters import HTTPAdapter
+
+from strangler.legacy_adapter.breaker import CircuitBreaker
+from strangler.legacy_adapter.exceptions import (
+    LegacyError,
+    LegacyProtocolError,
+    LegacyRejected,
+    LegacyUnavailable,
+)
+
+__all__ = ["Answer", "BearerAuth", "Transport"]
+
+_log = structlog.get_logger()
+_MAX_BACKOFF_S = 2.0
+
+
+class BearerAuth(requests.auth.AuthBase):
+    """``Authorization: Bearer <token>``; the token stays out of ``repr``."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = f"Bearer {self._token}"
+        return request
+
+    def __repr__(self) -> str:
+        return "BearerAuth(token=<hidden>)"
+
+
+@dataclass(frozen=True, slots=True)
+class _Request:
+    method: str
+    path: str
+    params: Mapping[str, str] | None
+    body: Mapping[str, Any] | None
+    headers: dict[str, str]
+    retry: bool
+    order_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A decoded answer below 500: its status and JSON body."""
+
+    status: int
+    body: Any
+
+    def raise_for_rejection(self, what: str) -> None:
+        """Raise LegacyRejected for a 4xx answer; ``what`` names the call for the message."""
+        if self.status < 400:
+            return
+        message = self.body.get("message") if isinstance(self.body, dict) else None
+        raise LegacyRejected(
+            f"legacy app rejected {what}: HTTP {self.status}: {message or self.body!r}",
+            status=self.status,
+            body=self.body,
+        )
+
+
+class Transport:
+    """Sends one logical call, retrying idempotent ones on unavailability.
+
+    The breaker hears one outcome per logical call, after its retries: a call that
+    succeeded on a retry shows the app is alive. 4xx answers count as successes (the app
+    answered); unavailability and contract violations count as failures.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        auth: requests.auth.AuthBase | None,
+        session: requests.Session | None,
+        connect_timeout: float,
+        read_timeout: float,
+        retries: int,
+        backoff_s: float,
+        breaker: CircuitBreaker,
+        sleep: Callable[[float], None] = time.sleep,
+        pool_size: int = 16,
+    ) -> None:
+        if connect_timeout <= 0 or read_timeout <= 0:
+            raise ValueError(
+                f"timeouts must be positive, got connect={connect_timeout} read={read_timeout}"
+            )
+        if retries < 0:
+            raise ValueError(f"retries must be 0 or more, got {retries}")
+        if backoff_s < 0:
+            raise ValueError(f"backoff_s must be 0 or more, got {backoff_s}")
+        self.base_url = base_url
+        self.breaker = breaker
+        self._auth = auth
+        self._owns_session = session is None
+        self._session = session or _pooled_session(pool_size)
+        self._timeout = (connect_timeout, read_timeout)
+        self._retries = retries
+        self._backoff_s = backoff_s
+        self._sleep = sleep
+
+    def close(self) -> None:
+        """Close the session if this transport created it."""
+        if self._owns_session:
+            self._session.close()
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        body: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+        retry: bool,
+        order_id: str | None = None,
+    ) -> Answer:
+        """Send ``method path``; raises LegacyUnavailable, LegacyProtocolError or CircuitOpen.
+
+        4xx answers are returned, not raised: the caller knows what each means.
+        """
+        headers = {"Accept": "application/json"}
+        if idempotency_key is not None:
+            headers["Idempotency-Key"] = idempotency_key
+        request = _Request(method, path, params, body, headers, retry, order_id)
+        self.breaker.before_call()
+        try:
+            answer = self._attempts(request)
+        except LegacyError:
+            self.breaker.record_failure()
+            raise
+        except BaseException:
+            # Not the app's fault (a bug in the body, an interrupt): no verdict either way.
+            self.breaker.record_abandoned()
+            raise
+        self.breaker.record_success()
+        return answer
+
+    def _attempts(self, request: _Request) -> Answer:
+        what = f"{request.method} {request.path}"
+        attempts = 1 + (self._retries if request.retry else 0)
+        failure: LegacyUnavailable | None = None
+        for attempt in range(1, attempts + 1):
+            if attempt > 1:
+                self._sleep(self._backoff(attempt - 1))
+            try:
+                response = self._session.request(
+                    request.method,
+                    self.base_url + request.path,
+                    params=request.params,
+                    json=request.body,
+                    headers=request.headers,
+                    auth=self._auth,
+                    timeout=self._timeout,
+                    allow_redirects=False,
+                )
+            except requests.RequestException as exc:
+                failure = LegacyUnavailable(
+                    f"legacy app unavailable: {what}: {_describe(exc, self._timeout)}",
+                    attempts=attempt,
+                )
+                failure.__cause__ = exc
+            else:
+                if response.status_code < 500:
+                    return _decode(what, response)
+                failure = LegacyUnavailable(
+                    f"legacy app unavailable: {what}: HTTP {response.status_code}"
+                    f"{_error_summary(response)}",
+                    status=response.status_code,
+                    attempts=attempt,
+                )
+            if attempt < attempts:
+                _log.warning(
+                    "legacy_call_retry",
+                    call=what,
+                    order_id=request.order_id,
+                    attempt=attempt,
+                    error=str(failure),
+                )
+        assert failure is not None
+        _log.warning(
+            "legacy_call_failed",
+            call=what,
+            order_id=request.order_id,
+            attempts=attempts,
+            error=str(failure),
+        )
+        raise failure
+
+    def _backoff(self, retry_number: int) -> float:
+        """Exponential backoff with jitter: about backoff_s, 2x, 4x ... capped at 2 s."""
+        base = min(_MAX_BACKOFF_S, self._backoff_s * 2.0 ** (retry_number - 1))
+        return base * random.uniform(0.5, 1.0)
+
+
+def _pooled_session(pool_size: int) -> requests.Session:
+    session = requests.Session()
+    adapter = HTTPAdapter(pool_connections=2, pool_maxsize=pool_size, max_retries=0)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+def _decode(what: str, response: requests.Response) -> Answer:
+    if 300 <= response.status_code < 400:
+        raise LegacyProtocolError(
+            f"legacy app answered {what} with a redirect (HTTP {response.status_code}); "
+            "check the legacy URL"
+        )
+    try:
+        body = response.json()
+    except ValueError as exc:
+        if response.status_code >= 400:
+            return Answer(response.status_code, response.text[:500])
+        raise LegacyProtocolError(
+            f"legacy app answered {what} with HTTP {response.status_code} "
+            f"and a body that is not JSON: {response.text[:200]!r}"
+        ) from exc
+    return Answer(response.status_code, body)
+
+
+def _error_summary(response: requests.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return ""
+    if isinstance(body, dict) and isinstance(body.get("error"), str):
+        return f" ({body['error']})"
+    return ""
+
+
+def _describe(exc: requests.RequestException, timeout: tuple[float, float]) -> str:
+    if isinstance(exc, requests.ConnectTimeout):
+        return f"no connection within {timeout[0]}s"
+    if isinstance(exc, requests.ReadTimeout):
+        return f"no answer within {timeout[1]}s"
+    if isinstance(exc, requests.ConnectionError):
+        return f"connection failed ({_root_cause(exc)})"
+    return f"{type(exc).__name__} ({_root_cause(exc)})"
+
+
+def _root_cause(exc: BaseException) -> str:
+    cause = exc
+    while (deeper := cause.__cause__ or cause.__context__) is not None:
+        cause = deeper
+    if isinstance(cause, ConnectionRefusedError):
+        return "connection refused"
+    return f"{type(cause).__name__}: {cause}"[:200]
+
+
+def split_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
+    """``http://user:pw@host`` -> (``http://host``, (user, pw)); checks the URL's shape."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(
+            f"legacy URL must look like http://host:port, got {parts.scheme}://{parts.hostname}"
+        )
+    credentials = None
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, netloc = netloc.rsplit("@", 1)
+        user, _, password = userinfo.partition(":")
+        credentials = (user, password)
+    base = f"{parts.scheme}://{netloc}{parts.path.rstrip('/')}"
+    return base, credentials
