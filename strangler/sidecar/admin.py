@@ -1,0 +1,114 @@
+"""``GET/PUT /_strangler/rollout``: the rollout controller the CLI uses, over HTTP.
+
+PUT takes exactly one change, ``{"percentage": 25}``, ``{"enabled": false}`` (the kill
+switch) or ``{"variants": {"instant": 70, "shadow": 30}}``, plus a ``reason`` for the
+audit log and optionally an ``actor``. Both methods need the admin bearer token.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+
+from strangler.exceptions import RolloutError
+from strangler.sidecar.auth import require_admin
+from strangler.sidecar.bodies import read_body
+from strangler.sidecar.errors import json_error
+from strangler.sidecar.seams import RolloutControl
+from strangler.sidecar.state import sidecar_state
+
+__all__ = ["blueprint", "jsonable"]
+
+blueprint = Blueprint("admin", __name__)
+_CHANGES = ("percentage", "enabled", "variants")
+_ALLOWED_KEYS = frozenset({*_CHANGES, "reason", "actor"})
+_MAX_BODY = 16 * 1024
+
+
+class _BadChange(ValueError):
+    """The PUT body does not describe one valid change."""
+
+
+@blueprint.get("/_strangler/rollout")
+@require_admin
+def show_rollout() -> Response:
+    """The flag's rollout now: enabled, percentage, variants, revision."""
+    return jsonify(jsonable(sidecar_state().rollout.show()))
+
+
+@blueprint.put("/_strangler/rollout")
+@require_admin
+def change_rollout() -> Response:
+    """Apply one audited rollout change and answer with the rollout after it."""
+    controller = sidecar_state().rollout
+    try:
+        _apply(controller, _body())
+    except (_BadChange, RolloutError) as exc:
+        return json_error(400, "invalid_rollout_change", str(exc))
+    return jsonify(jsonable(controller.show()))
+
+
+def _body() -> Mapping[str, Any]:
+    try:
+        body = json.loads(read_body(_MAX_BODY))
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise _BadChange(
+            'the body must be a JSON object such as {"percentage": 25, "reason": "..."}'
+        )
+    unknown = sorted(set(body) - _ALLOWED_KEYS)
+    if unknown:
+        raise _BadChange(f"unknown field(s) {', '.join(unknown)}; use {', '.join(_CHANGES)}")
+    return body
+
+
+def _apply(controller: RolloutControl, body: Mapping[str, Any]) -> None:
+    changes = [name for name in _CHANGES if name in body]
+    if len(changes) != 1:
+        raise _BadChange(f"give exactly one of {', '.join(_CHANGES)}, got {changes or 'none'}")
+    reason = body.get("reason")
+    if not isinstance(reason, str) or not reason.strip():
+        raise _BadChange('"reason" is required: say why, for the audit log')
+    actor = body.get("actor") or f"admin-api ({request.remote_addr})"
+    if not isinstance(actor, str):
+        raise _BadChange('"actor" must be a string')
+    value = body[changes[0]]
+    if changes[0] == "percentage":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _BadChange(f'"percentage" must be a whole number 0-100, got {value!r}')
+        controller.set_percentage(value, actor=actor, reason=reason)
+    elif changes[0] == "enabled":
+        if not isinstance(value, bool):
+            raise _BadChange(f'"enabled" must be true or false, got {value!r}')
+        change = controller.enable if value else controller.kill
+        change(actor=actor, reason=reason)
+    else:
+        if not isinstance(value, dict) or not all(
+            isinstance(w, int) and not isinstance(w, bool) for w in value.values()
+        ):
+            raise _BadChange(f'"variants" must map variant names to whole weights, got {value!r}')
+        controller.set_variants(value, actor=actor, reason=reason)
+
+
+def jsonable(value: Any) -> Any:
+    """Dataclasses, enums, datetimes and mappings as JSON-ready data."""
+    if hasattr(value, "to_dict"):
+        value = value.to_dict()
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(item) for item in value]
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value

@@ -1,0 +1,52 @@
+"""The ``strangler serve`` command."""
+
+from __future__ import annotations
+
+import click
+
+from strangler.exceptions import ConfigurationError
+from strangler.logs import configure_logging
+from strangler.settings import Settings
+from strangler.sidecar.interception import FieldMapping, OrderRoute
+
+__all__ = ["serve"]
+
+
+@click.command("serve")
+@click.option("--host", help="Address to listen on [STRANGLER_SERVE_HOST, 127.0.0.1].")
+@click.option("--port", type=click.IntRange(0, 65535), help="[STRANGLER_SERVE_PORT, 8080]")
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    help="HTTP worker processes [STRANGLER_SERVE_WORKERS, 1].",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(1, 1024),
+    help="Threads per worker process, and upstream connections kept [STRANGLER_SERVE_THREADS, 16].",
+)
+@click.option("--upstream", "upstream_url", help="The order service [STRANGLER_UPSTREAM_URL].")
+def serve(
+    host: str | None,
+    port: int | None,
+    workers: int | None,
+    threads: int | None,
+    upstream_url: str | None,
+) -> None:
+    """Run the sidecar: proxy to the order service, take orders in, route and record them."""
+    try:
+        settings = Settings.from_env(
+            serve_host=host,
+            serve_port=port,
+            serve_workers=workers,
+            serve_threads=threads,
+            upstream_url=upstream_url,
+        )
+        OrderRoute.parse(settings.order_route)
+        FieldMapping.parse(settings.order_fields)
+    except ConfigurationError as exc:
+        raise click.ClickException(str(exc)) from exc
+    configure_logging(settings.log_format)
+    from strangler.sidecar.server import serve as run  # noqa: PLC0415  (see server's docstring)
+
+    run(settings)

@@ -1,0 +1,157 @@
+"""Prometheus metrics of one sidecar process, and the ``/metrics`` exposition.
+
+Event metrics (proxy latency, upstream errors, intake results, order durations) are
+counted where they happen. Ledger-wide figures (orders per path and status, fallbacks
+and other hand-offs, backlog, rejected bodies, flag revision age) are read from the
+ledger and the flag source at scrape time, so every worker process reports the same
+shared truth.
+
+Under gunicorn with several worker processes, ``strangler serve`` sets
+``PROMETHEUS_MULTIPROC_DIR`` before anything imports prometheus_client and passes the
+directory here; the scrape then merges every worker's files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import structlog
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
+
+from strangler.exceptions import StranglerError
+from strangler.protocols import FlagSource
+from strangler.sidecar.seams import SidecarLedger
+
+__all__ = ["CONTENT_TYPE", "SidecarMetrics"]
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+_PROXY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+_ORDER_BUCKETS = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600)
+_log = structlog.get_logger(__name__)
+
+
+class SidecarMetrics:
+    """The metric objects of one sidecar app, on a registry of its own."""
+
+    def __init__(self, *, multiprocess_dir: Path | None = None) -> None:
+        self.registry = CollectorRegistry()
+        self._multiprocess_dir = multiprocess_dir
+        self.proxy_latency = Histogram(
+            "strangler_proxy_request_duration_seconds",
+            "Time from receiving a proxied request to its answer's headers from the upstream.",
+            buckets=_PROXY_BUCKETS,
+            registry=self.registry,
+        )
+        self.upstream_errors = Counter(
+            "strangler_proxy_upstream_errors",
+            "Proxied requests answered 502/504 because the upstream failed.",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.intake = Counter(
+            "strangler_intake_notifications",
+            "Order notifications received, by source and result.",
+            ["source", "result"],
+            registry=self.registry,
+        )
+        self.order_duration = Histogram(
+            "strangler_order_processing_seconds",
+            "Time from notification to terminal status, per path.",
+            ["path", "outcome"],
+            buckets=_ORDER_BUCKETS,
+            registry=self.registry,
+        )
+        self._ledger_collector: _LedgerCollector | None = None
+
+    def watch(self, ledger: SidecarLedger, flags: FlagSource) -> None:
+        """Report ledger-wide figures and flag freshness at scrape time."""
+        self._ledger_collector = _LedgerCollector(ledger, flags)
+
+    def count_intake(self, source: str, result: str) -> None:
+        """Count one notification: result is new, duplicate, invalid or failed."""
+        self.intake.labels(source, result).inc()
+
+    def observe_order(self, path: str, outcome: str, seconds: float) -> None:
+        """Record how long an order took from notification to its terminal outcome."""
+        self.order_duration.labels(path, outcome).observe(seconds)
+
+    def exposition(self) -> bytes:
+        """The Prometheus text format of every metric of this process (or all workers)."""
+        registry = CollectorRegistry()
+        if self._multiprocess_dir is not None:
+            MultiProcessCollector(registry, path=str(self._multiprocess_dir))  # type: ignore[no-untyped-call]
+        else:
+            registry.register(_Delegate(self.registry))
+        if self._ledger_collector is not None:
+            registry.register(self._ledger_collector)
+        return generate_latest(registry)
+
+
+class _Delegate(Collector):
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._registry = registry
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._registry.collect()
+
+
+class _LedgerCollector(Collector):
+    def __init__(self, ledger: SidecarLedger, flags: FlagSource) -> None:
+        self._ledger = ledger
+        self._flags = flags
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._ledger_metrics()
+        yield from self._flag_metrics()
+
+    def _ledger_metrics(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily("strangler_ledger_up", "1 when the ledger answered this scrape.")
+        try:
+            counts = self._ledger.counts()
+        except StranglerError as exc:
+            _log.warning("metrics scrape could not read the ledger", error=str(exc))
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+        orders = GaugeMetricFamily(
+            "strangler_orders",
+            "Orders in the ledger by path and status.",
+            labels=["path", "status"],
+        )
+        for (path, status), count in sorted(counts.by_path_status.items()):
+            orders.add_metric([path, status], count)
+        yield orders
+        handoffs = GaugeMetricFamily(
+            "strangler_handoffs",
+            "Instant-path orders handed to the batch jobs, by kind (fallback, legacy_owned).",
+            labels=["kind"],
+        )
+        for kind, count in sorted(counts.handoffs.items()):
+            handoffs.add_metric([kind], count)
+        yield handoffs
+        yield GaugeMetricFamily(
+            "strangler_ledger_backlog", "Orders not yet terminal.", value=counts.backlog
+        )
+        yield GaugeMetricFamily(
+            "strangler_rejected_intake", "Bodies kept in the rejected table.", value=counts.rejected
+        )
+
+    def _flag_metrics(self) -> Iterator[Metric]:
+        status = self._flags.status()
+        yield GaugeMetricFamily(
+            "strangler_flag_loaded", "1 when the flag definition is loaded.", value=status.loaded
+        )
+        if status.loaded_at is not None:
+            age = (datetime.now(UTC) - status.loaded_at).total_seconds()
+            yield GaugeMetricFamily(
+                "strangler_flag_revision_age_seconds",
+                "Seconds since the flag source last loaded its definition.",
+                value=max(age, 0.0),
+            )

@@ -1,0 +1,85 @@
+"""What the sidecar needs from the rest of strangler, as small Protocols.
+
+The real parts are strangler.runtime.Runtime and strangler.rollout's controller; unit
+tests put hand-written fakes here instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from strangler.ledger.records import LedgerCounts
+from strangler.orders import OrderNotification
+from strangler.protocols import FlagSource
+
+__all__ = [
+    "IntakeOutcome",
+    "IntakeRouter",
+    "RolloutControl",
+    "SidecarLedger",
+    "SidecarRuntime",
+]
+
+
+class IntakeOutcome(Protocol):
+    """What the router says about one intake."""
+
+    @property
+    def new(self) -> bool: ...
+
+    @property
+    def order_id(self) -> str: ...
+
+
+class IntakeRouter(Protocol):
+    """Takes an order in: durable row first, duplicates change nothing."""
+
+    def intake(self, order: OrderNotification, *, source: str) -> IntakeOutcome: ...
+
+
+class SidecarLedger(Protocol):
+    """The part of strangler.protocols.Ledger the sidecar reads and writes."""
+
+    def record_rejected(self, raw_body: bytes | str, *, reason: str, source: str) -> None: ...
+
+    def story(self, order_id: str) -> dict[str, Any] | None: ...
+
+    def backlog(self) -> int: ...
+
+    def counts(self) -> LedgerCounts: ...
+
+    def ping(self) -> None:
+        """Raise unless the ledger can be written now."""
+        ...
+
+
+class SidecarRuntime(Protocol):
+    """The router, ledger and flag source of one process, and their background workers."""
+
+    @property
+    def router(self) -> IntakeRouter: ...
+
+    @property
+    def ledger(self) -> SidecarLedger: ...
+
+    @property
+    def flags(self) -> FlagSource: ...
+
+    def start(self) -> None: ...
+
+    def stop(self, timeout: float) -> None: ...
+
+
+class RolloutControl(Protocol):
+    """The rollout controller the CLI uses; input errors raise RolloutError."""
+
+    def show(self) -> Any: ...
+
+    def set_percentage(self, percentage: int, *, actor: str, reason: str) -> Any: ...
+
+    def kill(self, *, actor: str, reason: str) -> Any: ...
+
+    def enable(self, *, actor: str, reason: str) -> Any: ...
+
+    def set_variants(self, variants: Mapping[str, int], *, actor: str, reason: str) -> Any: ...

@@ -1,0 +1,67 @@
+"""Everything one sidecar app holds, kept in ``app.extensions["strangler"]``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import structlog
+from flask import Flask, current_app
+
+from strangler.settings import Settings
+from strangler.sidecar.access_log import AccessLog
+from strangler.sidecar.intake_queue import BackgroundIntake
+from strangler.sidecar.metrics import SidecarMetrics
+from strangler.sidecar.readiness import Readiness
+from strangler.sidecar.seams import RolloutControl, SidecarRuntime
+from strangler.sidecar.sns import SnsVerifier
+
+if TYPE_CHECKING:
+    from strangler.sidecar.auth import AdminToken
+
+__all__ = ["EXTENSION", "SidecarState", "sidecar_state"]
+
+EXTENSION = "strangler"
+_log = structlog.get_logger(__name__)
+
+
+@dataclass(slots=True)
+class SidecarState:
+    """The parts of one sidecar app and the background work it owns."""
+
+    settings: Settings
+    runtime: SidecarRuntime
+    rollout: RolloutControl
+    metrics: SidecarMetrics
+    access_log: AccessLog
+    admin_token: AdminToken
+    sns: SnsVerifier
+    confirm_subscription: Callable[[str], None]
+    background: BackgroundIntake
+    readiness: Readiness
+    started: bool = False
+
+    def start(self) -> None:
+        """Start the runtime's workers and the proxy intake thread (idempotent)."""
+        if self.started:
+            return
+        self.runtime.start()
+        self.background.start()
+        self.started = True
+        _log.info("sidecar workers started", upstream=self.settings.upstream_url)
+
+    def stop(self, timeout: float) -> None:
+        """Take in what the proxy queued, then stop the runtime within ``timeout`` seconds."""
+        if not self.started:
+            return
+        self.started = False
+        self.background.stop(timeout / 2)
+        self.runtime.stop(timeout / 2)
+        _log.info("sidecar workers stopped")
+
+
+def sidecar_state(app: Flask | None = None) -> SidecarState:
+    """The state of ``app`` (default: the current app)."""
+    state: SidecarState = (app or current_app).extensions[EXTENSION]
+    return state
