@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from strangler import __version__
+from strangler.aws.cli import aws
 
 __all__ = ["main"]
 
@@ -13,3 +14,6 @@ __all__ = ["main"]
 @click.version_option(__version__, prog_name="strangler")
 def main() -> None:
     """Migrate batch order processing to an instant pipeline, one order at a time."""
+
+
+main.add_command(aws)

@@ -19,7 +19,14 @@ with ``raise ... from exc`` so that none leaks to callers::
      +-- InstantError                            (strangler.instant.exceptions)
      |    +-- DefinitionError (also ValueError)  an ASL definition is invalid
      |    +-- ExecutionError                     an execution could not be started or read
+     |    |    +-- StepFunctionsError            AWS refused or was unreachable
+     |    +-- InvalidStepEvent (also ValueError) a pipeline handler got an unusable event
+     |    +-- DispatchError                      SNS records that were not order notifications
      +-- LedgerError                             the ledger could not be read or written
+     +-- AwsError                                (strangler.aws.exceptions)
+          +-- BundleError                        the Lambda code bundle could not be built
+          +-- DeployError                        a stack could not be created or updated
+          +-- RollbackError                      a stack's aliases could not be moved back
 """
 
 from __future__ import annotations

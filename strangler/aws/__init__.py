@@ -1,0 +1,1 @@
+"""Deploy the instant pipeline to AWS: CloudFormation template, deploy, rollback."""
