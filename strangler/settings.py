@@ -53,6 +53,9 @@ class Settings:
     serve_workers: int = 1
     serve_threads: int = 16
     workers: int = 4
+    lease_seconds: int = 30
+    max_attempts: int = 5
+    poll_interval_ms: int = 1000
     log_format: str = "auto"
 
     def __post_init__(self) -> None:
@@ -68,6 +71,12 @@ class Settings:
             )
         if self.workers < 1:
             raise ConfigurationError(f"STRANGLER_WORKERS must be at least 1, got {self.workers}")
+        for name, least in (("lease_seconds", 1), ("max_attempts", 1), ("poll_interval_ms", 10)):
+            value = getattr(self, name)
+            if value < least:
+                raise ConfigurationError(
+                    f"STRANGLER_{name.upper()} must be at least {least}, got {value}"
+                )
 
     @property
     def effective_ledger_url(self) -> str:
