@@ -143,5 +143,5 @@ def _zip(files: Iterable[tuple[Path, str]]) -> bytes:
 
 def _name(requirement: str) -> str:
     for separator in "[<>=!~ ":
-        requirement = requirement.split(separator)[0]
+        requirement = requirement.split(separator, maxsplit=1)[0]
     return requirement.lower()

@@ -46,7 +46,9 @@ class DeployParameters:
     legacy_url: str
     legacy_token: str | None = field(default=None, repr=False)
 
-    def as_cloudformation(self, bundle: Bundle, bucket: str, release_id: str) -> list[dict[str, str]]:
+    def as_cloudformation(
+        self, bundle: Bundle, bucket: str, release_id: str
+    ) -> list[dict[str, str]]:
         """The stack parameters, in the API's shape."""
         values = {
             "CodeBucket": bucket,
@@ -239,9 +241,7 @@ class Deployer:
         return "; ".join(failed[:5]) or "see the stack events in the console"
 
     def _outputs(self, stack: str) -> dict[str, str]:
-        answer = self._aws(
-            stack, "describe the stack", self._cfn.describe_stacks, StackName=stack
-        )
+        answer = self._aws(stack, "describe the stack", self._cfn.describe_stacks, StackName=stack)
         outputs = answer["Stacks"][0].get("Outputs", [])
         return {str(o["OutputKey"]): str(o["OutputValue"]) for o in outputs}
 

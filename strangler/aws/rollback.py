@@ -79,7 +79,9 @@ class Rollback:
         """
         moves = self.plan(stack)
         if not any(move.moved for move in moves):
-            raise RollbackError(stack, "every alias is at its first version; nothing to roll back to")
+            raise RollbackError(
+                stack, "every alias is at its first version; nothing to roll back to"
+            )
         done: list[AliasMove] = []
         for move in sorted(moves, key=lambda m: m.kind != "state-machine"):
             if move.moved:
@@ -152,7 +154,10 @@ class Rollback:
                 self._sfn.update_state_machine_alias(
                     stateMachineAliasArn=move.alias_arn,
                     routingConfiguration=[
-                        {"stateMachineVersionArn": f"{move.target}:{move.to_version}", "weight": 100}
+                        {
+                            "stateMachineVersionArn": f"{move.target}:{move.to_version}",
+                            "weight": 100,
+                        }
                     ],
                 )
             else:

@@ -80,7 +80,9 @@ def build_template() -> dict[str, Any]:
         "Description": f"strangler {__version__}: the instant order pipeline "
         "(Step Functions + Lambda), deployed immutably behind `live` aliases",
         "Parameters": _parameters(),
-        "Conditions": {"HasLegacyToken": {"Fn::Not": [{"Fn::Equals": [{"Ref": "LegacyToken"}, ""]}]}},
+        "Conditions": {
+            "HasLegacyToken": {"Fn::Not": [{"Fn::Equals": [{"Ref": "LegacyToken"}, ""]}]}
+        },
         "Resources": resources,
         "Outputs": _outputs(),
     }

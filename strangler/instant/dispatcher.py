@@ -49,6 +49,7 @@ class Dispatcher:
         Raises DispatchError after starting the valid records when any record is not an
         SNS notification holding a valid order notification.
         """
+        request_id = getattr(context, "aws_request_id", None)
         records = event.get("Records") if isinstance(event, Mapping) else None
         if not isinstance(records, list):
             raise DispatchError({"event": "has no Records list; is this an SNS event?"})
@@ -64,7 +65,12 @@ class Dispatcher:
                 order = OrderNotification.from_json(message)
             except InvalidNotification as exc:
                 failures[message_id] = str(exc)
-                log.error("dispatch_invalid_notification", message_id=message_id, fields=exc.fields)
+                log.error(
+                    "dispatch_invalid_notification",
+                    message_id=message_id,
+                    fields=exc.fields,
+                    request_id=request_id,
+                )
                 continue
             execution = start_order_execution(self._sfn, self.state_machine_arn, order.order_id)
             (started if execution.started else existing).append(order.order_id)

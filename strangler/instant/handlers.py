@@ -29,7 +29,7 @@ import structlog
 
 from strangler.instant.exceptions import InvalidStepEvent
 from strangler.instant.steps import parse_cause
-from strangler.legacy_adapter import LegacyClient
+from strangler.legacy_adapter import LegacyClient, StepOutcome
 from strangler.logs import configure_logging
 from strangler.settings import Settings
 
@@ -51,16 +51,6 @@ MAX_REASON_CHARS = 500
 log = structlog.get_logger()
 
 
-class StepOutcomeLike(Protocol):
-    """What the pipeline reads from a per-order step's answer."""
-
-    @property
-    def decision(self) -> str: ...
-
-    @property
-    def details(self) -> Mapping[str, Any]: ...
-
-
 class LegacySteps(Protocol):
     """The part of the legacy adapter the handlers use (``LegacyClient`` satisfies it)."""
 
@@ -68,11 +58,11 @@ class LegacySteps(Protocol):
 
     def release(self, order_id: str, reason: str) -> Any: ...
 
-    def fraud_scan(self, order_id: str, *, dry_run: bool = False) -> StepOutcomeLike: ...
+    def fraud_scan(self, order_id: str, *, dry_run: bool = False) -> StepOutcome: ...
 
-    def authorize_payment(self, order_id: str, *, dry_run: bool = False) -> StepOutcomeLike: ...
+    def authorize_payment(self, order_id: str, *, dry_run: bool = False) -> StepOutcome: ...
 
-    def fulfill(self, order_id: str, *, dry_run: bool = False) -> StepOutcomeLike: ...
+    def fulfill(self, order_id: str, *, dry_run: bool = False) -> StepOutcome: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +79,9 @@ class StepEvent:
             raise InvalidStepEvent(step, "event", f"must be a JSON object, got {event!r:.80}")
         order_id = event.get("order_id")
         if not isinstance(order_id, str) or not order_id:
-            raise InvalidStepEvent(step, "order_id", f"must be a non-empty string, got {order_id!r}")
+            raise InvalidStepEvent(
+                step, "order_id", f"must be a non-empty string, got {order_id!r}"
+            )
         dry_run = event.get("dry_run", False)
         if not isinstance(dry_run, bool):
             raise InvalidStepEvent(step, "dry_run", f"must be true or false, got {dry_run!r}")
@@ -105,8 +97,9 @@ class _Steps:
     def claim(self, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
         """Take the order from the batch jobs; ``claimed`` false means they keep it.
 
-        A dry run holds nothing and reports the claim it would make, so that a shadow run
-        goes on to compare every step while the batch jobs process the order for real.
+        A retried claim is answered True again (the adapter's idempotency key is stable
+        per order). A dry run asks nothing and reports the claim as made: a shadow run
+        goes on to compare every step while the batch jobs own and process the order.
         """
         step = StepEvent.parse("claim", event)
         claimed = True if step.dry_run else self._legacy.claim(step.order_id)
@@ -171,18 +164,18 @@ def fallback_reason(error: str, cause: Any) -> str:
     the message is kept. The reason is cut to MAX_REASON_CHARS.
     """
     message = parse_cause(cause)
-    reason = f"instant pipeline fell back: {error}: {message}" if message else error
+    reason = f"instant pipeline fell back: {error}" + (f": {message}" if message else "")
     return reason[:MAX_REASON_CHARS]
 
 
-def _step_output(
-    name: str, step: StepEvent, outcome: StepOutcomeLike, context: Any
-) -> dict[str, Any]:
+def _step_output(name: str, step: StepEvent, outcome: StepOutcome, context: Any) -> dict[str, Any]:
     _logger(step, name, context).info("instant_step_done", decision=outcome.decision)
     return {
         "step": name,
         "decision": outcome.decision,
         "dry_run": step.dry_run,
+        "order_status": outcome.order_status,
+        "replayed": outcome.replayed,
         "details": dict(outcome.details),
     }
 
