@@ -1,0 +1,242 @@
+"""The dispatcher: a bounded pool of worker threads taking due orders from the ledger.
+
+One feeder thread claims due orders under leases (only as many as there are idle
+workers), renews the leases of orders in flight, and hands each order to a worker, which
+calls :meth:`Router.process` and then releases the lease as the router says. Started, it
+resumes every order that needs processing and whose lease is free or expired, so a
+process that died mid-way loses nothing; several dispatchers (threads, processes or
+hosts) may share one ledger, and leases keep each order with one worker at a time.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+import structlog
+
+from strangler.exceptions import LedgerError
+from strangler.ledger import LeasedOrder, LeaseLost, SqlLedger, utc_now
+from strangler.router import Disposition, Lease, Router
+
+__all__ = ["Dispatcher", "default_owner"]
+
+_log = structlog.get_logger()
+_MAX_FEED_BACKOFF_S = 30.0
+
+
+def default_owner() -> str:
+    """A lease owner id unique to this dispatcher: host, process and a random part."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class Dispatcher:
+    """Processes due orders from the ledger on ``workers`` threads, under leases.
+
+    ``lease_seconds`` is how long a claim holds without renewal (renewed every third of
+    it while an order is processed); ``poll_interval_s`` bounds how long a due retry or
+    another process's order waits when nobody calls :meth:`wake`.
+    """
+
+    def __init__(
+        self,
+        router: Router,
+        ledger: SqlLedger,
+        *,
+        workers: int = 4,
+        lease_seconds: float = 30.0,
+        poll_interval_s: float = 1.0,
+        owner: str | None = None,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        if workers < 1:
+            raise ValueError(f"a dispatcher needs at least 1 worker, got {workers}")
+        if lease_seconds <= 0 or poll_interval_s <= 0:
+            raise ValueError(
+                "lease_seconds and poll_interval_s must be positive, got "
+                f"{lease_seconds} and {poll_interval_s}"
+            )
+        self.router = router
+        self.ledger = ledger
+        self.workers = workers
+        self.lease_seconds = lease_seconds
+        self.poll_interval_s = poll_interval_s
+        self.owner = owner or default_owner()
+        self._clock = clock
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._in_flight: dict[str, Lease] = {}
+        self._jobs: queue.SimpleQueue[LeasedOrder | None] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._feeder: threading.Thread | None = None
+
+    @property
+    def in_flight(self) -> int:
+        """How many orders this dispatcher is processing now."""
+        with self._lock:
+            return len(self._in_flight)
+
+    def wake(self) -> None:
+        """Look for due orders now (called after each new intake)."""
+        self._wake.set()
+
+    def start(self) -> None:
+        """Start the workers and the feeder; the first claim resumes unfinished orders."""
+        if self._feeder is not None:
+            raise RuntimeError("this dispatcher was started already; build a new one")
+        self._threads = [
+            threading.Thread(target=self._work, name=f"strangler-worker-{n}", daemon=True)
+            for n in range(self.workers)
+        ]
+        self._feeder = threading.Thread(target=self._feed, name="strangler-feeder", daemon=True)
+        for thread in (*self._threads, self._feeder):
+            thread.start()
+        _log.info("dispatcher_started", owner=self.owner, workers=self.workers)
+
+    def stop(self, timeout: float = 10.0) -> bool:
+        """Stop taking orders; wait up to ``timeout`` seconds for those in flight.
+
+        Leases stay renewed while waiting. Returns False when some orders were still in
+        flight at the deadline: their leases are then left to expire (after
+        ``lease_seconds``), when another worker resumes them; releasing them early would
+        let a second worker start while this one may still be running the order.
+        """
+        if self._feeder is None:
+            return True
+        self._stopping.set()
+        self._wake.set()
+        deadline = time.monotonic() + timeout
+        self._feeder.join(timeout)
+        next_renewal = time.monotonic()
+        while self.in_flight and time.monotonic() < deadline:
+            if time.monotonic() >= next_renewal:
+                self._renew_quietly()
+                next_renewal = time.monotonic() + self.lease_seconds / 3
+            time.sleep(min(0.02, max(0.0, deadline - time.monotonic())))
+        for _ in self._threads:
+            self._jobs.put(None)
+        with self._lock:
+            left = sorted(self._in_flight)
+        if left:
+            _log.warning("dispatcher_stopped_with_orders_in_flight", owner=self.owner, orders=left)
+        else:
+            _log.info("dispatcher_stopped", owner=self.owner)
+        return not left
+
+    # -- the feeder -----------------------------------------------------------------------
+
+    def _feed(self) -> None:
+        backoff = self.poll_interval_s
+        renew_every = self.lease_seconds / 3
+        next_renewal = time.monotonic() + renew_every
+        while not self._stopping.is_set():
+            try:
+                if time.monotonic() >= next_renewal:
+                    self._renew_due_leases()
+                    next_renewal = time.monotonic() + renew_every
+                claimed = self._claim()
+            except LedgerError as exc:
+                _log.error("dispatcher_ledger_error", error=str(exc), retry_in_s=backoff)
+                self._stopping.wait(backoff)
+                backoff = min(_MAX_FEED_BACKOFF_S, backoff * 2)
+                continue
+            backoff = self.poll_interval_s
+            if claimed and self._idle() > 0:
+                continue
+            wait = min(self.poll_interval_s, max(0.0, next_renewal - time.monotonic()))
+            self._wake.wait(wait)
+            self._wake.clear()
+
+    def _idle(self) -> int:
+        with self._lock:
+            return self.workers - len(self._in_flight)
+
+    def _claim(self) -> int:
+        idle = self._idle()
+        if idle <= 0 or self._stopping.is_set():
+            return 0
+        orders = self.ledger.claim_due(self.owner, limit=idle, lease_seconds=self.lease_seconds)
+        with self._lock:
+            for order in orders:
+                self._in_flight[order.order_id] = Lease(order.order_id, self.owner)
+        for order in orders:
+            self._jobs.put(order)
+        return len(orders)
+
+    def _renew_quietly(self) -> None:
+        try:
+            self._renew_due_leases()
+        except LedgerError as exc:
+            _log.error("dispatcher_ledger_error", error=str(exc))
+
+    def _renew_due_leases(self) -> None:
+        with self._lock:
+            leases = dict(self._in_flight)
+        if not leases:
+            return
+        held = self.ledger.renew_leases(self.owner, list(leases), lease_seconds=self.lease_seconds)
+        for order_id, lease in leases.items():
+            if order_id not in held and not lease.lost.is_set():
+                lease.lost.set()
+                _log.warning("lease_lost", order_id=order_id, owner=self.owner)
+
+    # -- the workers ------------------------------------------------------------------------
+
+    def _work(self) -> None:
+        while True:
+            order = self._jobs.get()
+            if order is None:
+                return
+            with self._lock:
+                lease = self._in_flight[order.order_id]
+            try:
+                self._process(order, lease)
+            finally:
+                with self._lock:
+                    del self._in_flight[order.order_id]
+                self._wake.set()
+
+    def _process(self, order: LeasedOrder, lease: Lease) -> None:
+        log = _log.bind(order_id=order.order_id, owner=self.owner, attempt=order.attempts)
+        try:
+            disposition = self.router.process(order, lease)
+        except LeaseLost:
+            log.warning("order_abandoned_lease_lost")
+            return
+        except Exception as exc:  # a worker survives any one order's failure
+            log.exception("order_processing_crashed")
+            disposition = Disposition(
+                done=False,
+                retry_in_s=self.router.retry.delay_s(order.attempts),
+                error=f"processing crashed: {type(exc).__name__}: {exc}",
+            )
+        self._release(order, disposition, log)
+
+    def _release(
+        self,
+        order: LeasedOrder,
+        disposition: Disposition,
+        log: structlog.typing.FilteringBoundLogger,
+    ) -> None:
+        retry_at = self._clock() + timedelta(seconds=disposition.retry_in_s)
+        try:
+            released = self.ledger.release_lease(
+                order.order_id,
+                self.owner,
+                done=disposition.done,
+                retry_at=retry_at,
+                error=disposition.error,
+            )
+        except LedgerError as exc:
+            # The lease expires on its own and another worker resumes the order.
+            log.error("lease_release_failed", error=str(exc))
+            return
+        if not released:
+            log.warning("lease_lost_before_release")

@@ -1,0 +1,198 @@
+"""The legacy follower: records what the batch jobs do to the orders they run for us.
+
+Orders on the legacy and shadow paths, and instant-path orders handed back to the batch
+jobs, are followed: the follower polls the legacy app in bulk
+(``orders_updated_since(cursor)``), records each batch-job step from the order's history
+as a step of path ``legacy``, and the terminal status with the legacy app's own
+timestamp. The cursor lives in the ledger, so a restart carries on where it stopped; a
+reconcile pass fetches followed orders the bulk poll has not shown for a while one by
+one, so nothing waits forever on a missed update.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+
+import structlog
+
+from strangler.exceptions import LedgerError, StranglerError
+from strangler.ledger import SqlLedger, utc_now
+from strangler.legacy_adapter.exceptions import LegacyUnavailable, OrderNotFound
+from strangler.legacy_adapter.models import LegacyOrder
+from strangler.orders import OrderStatus, Path, StepResult
+from strangler.protocols import LegacyPath
+
+__all__ = ["CURSOR_KEY", "Follower", "legacy_steps"]
+
+_log = structlog.get_logger()
+
+CURSOR_KEY = "legacy_follower.cursor"
+BATCH_ACTOR = "batch"
+_TERMINAL = {
+    "fulfilled": OrderStatus.FULFILLED,
+    "rejected_fraud": OrderStatus.REJECTED_FRAUD,
+    "payment_declined": OrderStatus.PAYMENT_DECLINED,
+    "failed": OrderStatus.FAILED,
+}
+
+
+def legacy_steps(order: LegacyOrder) -> list[tuple[StepResult, int]]:
+    """The batch jobs' steps in a legacy order's history, numbered per step name.
+
+    Steps the per-order API performed (actor ``api``: the instant path, already recorded
+    by the router) are left out. The history has one time per step, so ``started_at``
+    and ``finished_at`` are both that time.
+    """
+    seen: Counter[str] = Counter()
+    steps = []
+    for record in order.history:
+        if record.actor != BATCH_ACTOR:
+            continue
+        step = StepResult(
+            order_id=order.order_id,
+            path=Path.LEGACY,
+            step=record.step,
+            decision=record.decision,
+            started_at=record.at,
+            finished_at=record.at,
+            payload={"actor": record.actor},
+            error=record.error,
+        )
+        steps.append((step, seen[record.step]))
+        seen[record.step] += 1
+    return steps
+
+
+class Follower:
+    """Polls the legacy app for followed orders and records their progress.
+
+    ``interval_s`` is the pause between polls; when the legacy app is unavailable the
+    pause doubles up to ``max_backoff_s``. The legacy contract makes ``updated_at``
+    strictly increasing in commit order and ``updated_since`` inclusive, so asking from
+    the newest ``updated_at`` seen misses nothing (that order comes back once more, and
+    recording it again changes nothing).
+    """
+
+    def __init__(
+        self,
+        ledger: SqlLedger,
+        legacy: LegacyPath,
+        *,
+        interval_s: float = 1.0,
+        max_backoff_s: float = 30.0,
+        batch_limit: int = 500,
+        max_pages: int = 20,
+        reconcile_after_s: float = 30.0,
+        reconcile_limit: int = 50,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        if interval_s <= 0 or max_backoff_s < interval_s:
+            raise ValueError(
+                "the follower needs 0 < interval_s <= max_backoff_s, got "
+                f"{interval_s} and {max_backoff_s}"
+            )
+        self.ledger = ledger
+        self.legacy = legacy
+        self.interval_s = interval_s
+        self.max_backoff_s = max_backoff_s
+        self.batch_limit = batch_limit
+        self.max_pages = max_pages
+        self.reconcile_after = timedelta(seconds=reconcile_after_s)
+        self.reconcile_limit = reconcile_limit
+        self._clock = clock
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Poll on a background thread until :meth:`stop`."""
+        if self._thread is not None:
+            raise RuntimeError("this follower was started already; build a new one")
+        self._thread = threading.Thread(target=self._run, name="strangler-follower", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> bool:
+        """Stop polling; False when the current poll did not end within ``timeout`` s."""
+        self._stopping.set()
+        if self._thread is None:
+            return True
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def poll_once(self) -> int:
+        """One bulk poll (draining full pages) and one reconcile pass; returns orders seen.
+
+        Raises LegacyError when the legacy app fails and LedgerError when the ledger does.
+        """
+        seen = 0
+        for _ in range(self.max_pages):
+            page = self._poll_page()
+            seen += page
+            if page < self.batch_limit:
+                break
+        return seen + self.reconcile()
+
+    def reconcile(self) -> int:
+        """Fetch, one by one, followed orders the bulk poll has not shown for a while."""
+        stale = self.ledger.stale_followed(
+            checked_before=self._clock() - self.reconcile_after, limit=self.reconcile_limit
+        )
+        for order_id in stale:
+            try:
+                order = self.legacy.get_order(order_id)
+            except OrderNotFound:
+                _log.warning("followed_order_unknown_to_legacy", order_id=order_id)
+                self.ledger.mark_checked([order_id], note="the legacy app does not know it")
+                continue
+            self._apply(order)
+        return len(stale)
+
+    def _poll_page(self) -> int:
+        stored = self.ledger.get_value(CURSOR_KEY)
+        cursor = datetime.fromisoformat(stored) if stored else None
+        orders = self.legacy.orders_updated_since(cursor, limit=self.batch_limit)
+        self.apply(orders)
+        newest = max((order.updated_at for order in orders), default=cursor)
+        if newest is not None and newest != cursor:
+            self.ledger.set_value(CURSOR_KEY, newest.isoformat())
+        return len(orders) if newest != cursor else 0
+
+    def apply(self, orders: Sequence[LegacyOrder]) -> int:
+        """Record the progress of those ``orders`` the ledger follows; returns how many."""
+        followed = self.ledger.followed_open([order.order_id for order in orders])
+        for order in orders:
+            if order.order_id in followed:
+                self._apply(order)
+        return len(followed)
+
+    def _apply(self, order: LegacyOrder) -> None:
+        terminal = _TERMINAL.get(order.status) if order.is_terminal else None
+        self.ledger.record_legacy_progress(
+            order.order_id,
+            legacy_steps(order),
+            terminal=terminal,
+            terminal_at=order.terminal_at or order.updated_at,
+            reason=f"legacy app reports {order.status}" if terminal else None,
+        )
+        if terminal is not None:
+            _log.info("order_terminal", order_id=order.order_id, path="legacy", status=terminal)
+
+    def _run(self) -> None:
+        backoff = self.interval_s
+        while not self._stopping.is_set():
+            try:
+                self.poll_once()
+            except LegacyUnavailable as exc:
+                _log.warning("legacy_unavailable", error=str(exc), retry_in_s=backoff)
+                backoff = min(self.max_backoff_s, backoff * 2)
+            except (StranglerError, LedgerError) as exc:
+                _log.error("follower_poll_failed", error=str(exc), retry_in_s=backoff)
+                backoff = min(self.max_backoff_s, backoff * 2)
+            except Exception:  # the follower outlives any one bad poll
+                _log.exception("follower_poll_crashed", retry_in_s=backoff)
+                backoff = min(self.max_backoff_s, backoff * 2)
+            else:
+                backoff = self.interval_s
+            self._stopping.wait(backoff)

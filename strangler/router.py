@@ -1,0 +1,317 @@
+"""The routing facade: take an order in, decide its path once, run it, record everything.
+
+:meth:`Router.intake` only writes the durable row and wakes the dispatcher; the work
+happens in :meth:`Router.process`, which a dispatcher worker calls while it holds the
+order's lease (see strangler.dispatcher). Every step of processing is idempotent, so an
+order resumed after a crash, or retried, is safe to process again.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+import structlog
+
+from strangler.exceptions import StranglerError
+from strangler.instant.results import ExecutionResult
+from strangler.ledger import Handoff, LeasedOrder, LeaseLost, SqlLedger, utc_now
+from strangler.legacy_adapter.exceptions import LegacyRejected
+from strangler.orders import Decision, OrderNotification, OrderStatus, Path, StepResult
+from strangler.protocols import FlagSource, InstantBackend, LegacyPath
+
+__all__ = ["Disposition", "IntakeResult", "Lease", "RetryPolicy", "Router"]
+
+_log = structlog.get_logger()
+
+_TERMINAL_OUTCOMES = {
+    "fulfilled": OrderStatus.FULFILLED,
+    "rejected_fraud": OrderStatus.REJECTED_FRAUD,
+    "payment_declined": OrderStatus.PAYMENT_DECLINED,
+}
+_FAILED_EXECUTIONS = frozenset({"FAILED", "TIMED_OUT", "ABORTED"})
+LEGACY_OWNED_REASON = "the batch jobs had the order already (claim lost); legacy runs it"
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeResult:
+    """What intake did: ``new`` is False for a duplicate (nothing changed)."""
+
+    new: bool
+    order_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Disposition:
+    """What the dispatcher does with an order's lease after processing it.
+
+    ``done``: nothing more to do here (the order is terminal, or the batch jobs have it
+    and the follower records the rest). Otherwise the order is due again after
+    ``retry_in_s`` seconds; ``error`` is kept as its last error.
+    """
+
+    done: bool
+    retry_in_s: float = 0.0
+    error: str | None = None
+
+
+DONE = Disposition(done=True)
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Bounded retries with exponential backoff (with jitter) across leases.
+
+    An instant-path order is tried ``max_attempts`` times, then released to the batch
+    jobs; handing it back is tried ``release_attempts`` more times, after which the order
+    is marked ``failed`` (it needs a person). Delays are in seconds.
+    """
+
+    max_attempts: int = 5
+    release_attempts: int = 10
+    base_delay_s: float = 1.0
+    max_delay_s: float = 60.0
+    jitter: float = 0.2
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1 or self.release_attempts < 1:
+            raise ValueError(
+                "RetryPolicy needs max_attempts >= 1 and release_attempts >= 1, got "
+                f"{self.max_attempts} and {self.release_attempts}"
+            )
+
+    def delay_s(self, attempt: int) -> float:
+        """Seconds to wait after the ``attempt``-th try failed."""
+        delay = min(self.max_delay_s, self.base_delay_s * 2.0 ** max(0, attempt - 1))
+        return delay * random.uniform(1 - self.jitter, 1 + self.jitter)
+
+
+class Lease:
+    """A worker's hold on one order; the dispatcher sets ``lost`` when renewal fails."""
+
+    def __init__(self, order_id: str, owner: str) -> None:
+        self.order_id = order_id
+        self.owner = owner
+        self.lost = threading.Event()
+
+    def check(self) -> None:
+        """Raise LeaseLost when another worker has taken the order over."""
+        if self.lost.is_set():
+            raise LeaseLost(self.order_id, self.owner)
+
+
+class Router:
+    """Decides each order's path once, runs it, and records every step in the ledger.
+
+    ``on_intake`` is called after each new order is written (the dispatcher's wake-up).
+    """
+
+    def __init__(
+        self,
+        ledger: SqlLedger,
+        flags: FlagSource,
+        legacy: LegacyPath,
+        instant: InstantBackend,
+        *,
+        retry: RetryPolicy | None = None,
+        run_timeout_s: float = 60.0,
+        on_intake: Callable[[], None] | None = None,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.ledger = ledger
+        self.flags = flags
+        self.legacy = legacy
+        self.instant = instant
+        self.retry = retry or RetryPolicy()
+        self.run_timeout_s = run_timeout_s
+        self.on_intake = on_intake
+        self._clock = clock
+
+    # -- intake -----------------------------------------------------------------------
+
+    def intake(self, order: OrderNotification, *, source: str) -> IntakeResult:
+        """Write the order to the ledger (a duplicate changes nothing) and wake a worker.
+
+        Returns as soon as the row is durable; processing happens on a dispatcher
+        worker. Raises LedgerError when the ledger cannot be written.
+        """
+        new = self.ledger.record_received(order, source=source)
+        _log.info("order_received", order_id=order.order_id, source=source, new=new)
+        if new and self.on_intake is not None:
+            self.on_intake()
+        return IntakeResult(new=new, order_id=order.order_id)
+
+    def reject(self, raw_body: bytes | str, *, reason: str, source: str) -> None:
+        """Keep a notification that failed validation (nothing is silently dropped)."""
+        self.ledger.record_rejected(raw_body, reason=reason, source=source)
+        _log.info("notification_rejected", source=source, reason=reason)
+
+    # -- processing ----------------------------------------------------------------------
+
+    def process(self, order: LeasedOrder, lease: Lease) -> Disposition:
+        """Take one leased order one stage further; idempotent, safe to call again.
+
+        Expected failures (the legacy app or the pipeline down) come back as a retry;
+        LeaseLost propagates when another worker took the order over.
+        """
+        log = _log.bind(order_id=order.order_id, attempt=order.attempts)
+        decision = order.decision or self._route(order, log)
+        lease.check()
+        if decision.path is Path.LEGACY:
+            return DONE
+        if decision.path is Path.SHADOW:
+            return self._shadow(order, log)
+        return self._instant(order, lease, log)
+
+    def _route(self, order: LeasedOrder, log: structlog.typing.FilteringBoundLogger) -> Decision:
+        decision = self._decide(order.notification, log)
+        pinned = self.ledger.pin_decision(order.order_id, decision)
+        log.info("order_routed", **pinned.to_dict())
+        return pinned
+
+    def _decide(
+        self, order: OrderNotification, log: structlog.typing.FilteringBoundLogger
+    ) -> Decision:
+        try:
+            return self.flags.decide(order)
+        except Exception as exc:  # by design, a failing flag check means legacy
+            log.error("flag_source_raised", error=repr(exc))
+            return Decision(
+                path=Path.LEGACY,
+                variant="disabled",
+                rollout=0,
+                flag_revision="unknown",
+                reason=f"flag source raised {type(exc).__name__}: {exc}; legacy by default",
+            )
+
+    def _shadow(
+        self, order: LeasedOrder, log: structlog.typing.FilteringBoundLogger
+    ) -> Disposition:
+        try:
+            result = self.instant.run(
+                order.notification, dry_run=True, timeout_s=self.run_timeout_s
+            )
+        except StranglerError as exc:
+            if order.attempts >= self.retry.max_attempts:
+                log.warning("shadow_dry_run_gave_up", error=str(exc))
+                return Disposition(
+                    done=True, error=f"dry run gave up after {order.attempts} attempts: {exc}"
+                )
+            return self._retry(order, f"dry run failed: {exc}", log)
+        self._record_steps(result)
+        self.ledger.record_dry_run_outcome(order.order_id, result.outcome)
+        log.info("shadow_dry_run_recorded", outcome=result.outcome, steps=len(result.steps))
+        return DONE
+
+    def _instant(
+        self, order: LeasedOrder, lease: Lease, log: structlog.typing.FilteringBoundLogger
+    ) -> Disposition:
+        if order.status.is_terminal or order.handoff is not None:
+            return DONE
+        if order.attempts > self.retry.max_attempts:
+            return self._fall_back(
+                order,
+                f"instant path gave up after {self.retry.max_attempts} attempts: "
+                f"{order.last_error}",
+                log,
+            )
+        self.ledger.transition(order.order_id, OrderStatus.RUNNING)
+        try:
+            result = self.instant.run(order.notification, timeout_s=self.run_timeout_s)
+        except StranglerError as exc:
+            return self._retry(order, f"instant pipeline failed: {exc}", log)
+        lease.check()
+        self._record_steps(result)
+        return self._conclude(order, result, log)
+
+    def _conclude(
+        self,
+        order: LeasedOrder,
+        result: ExecutionResult,
+        log: structlog.typing.FilteringBoundLogger,
+    ) -> Disposition:
+        outcome = result.outcome
+        if outcome in _TERMINAL_OUTCOMES:
+            status = _TERMINAL_OUTCOMES[outcome]
+            self.ledger.transition(order.order_id, status, at=result.finished_at)
+            log.info("order_terminal", path=Path.INSTANT.value, status=status.value)
+            return DONE
+        if outcome == "fell_back":
+            reason = _describe(result) or "the pipeline released the order to the batch jobs"
+            self.ledger.hand_off(order.order_id, Handoff.FALLBACK, reason=reason)
+            log.info("order_fell_back", reason=reason)
+            return DONE
+        if outcome == "legacy_owned":
+            self.ledger.hand_off(order.order_id, Handoff.LEGACY_OWNED, reason=LEGACY_OWNED_REASON)
+            log.info("order_legacy_owned")
+            return DONE
+        if result.status == "RUNNING":
+            waited = f"still running after {self.run_timeout_s}s"
+            return self._retry(order, f"instant execution {result.execution_id} {waited}", log)
+        problem = _describe(result) or f"unexpected outcome {outcome!r}"
+        reason = f"instant execution {result.execution_id} ended {result.status}: {problem}"
+        return self._fall_back(order, reason, log, released_steps=_count(result, "release"))
+
+    def _fall_back(
+        self,
+        order: LeasedOrder,
+        reason: str,
+        log: structlog.typing.FilteringBoundLogger,
+        *,
+        released_steps: int = 0,
+    ) -> Disposition:
+        """Hand the order back to the batch jobs (release the claim) and record why."""
+        started = self._clock()
+        try:
+            self.legacy.release(order.order_id, reason)
+        except LegacyRejected as exc:
+            # Not ours to release (never claimed, or already done): the batch jobs have it.
+            reason = f"{reason} (release refused: {exc})"
+        except StranglerError as exc:
+            limit = self.retry.max_attempts + self.retry.release_attempts
+            if order.attempts >= limit:
+                why = f"could not hand the order back to legacy after {limit} attempts: {exc}"
+                self.ledger.transition(order.order_id, OrderStatus.FAILED, reason=why)
+                log.error("order_failed", reason=why)
+                return Disposition(done=True, error=why)
+            return self._retry(order, f"release failed: {exc}", log)
+        step = StepResult(
+            order_id=order.order_id,
+            path=Path.INSTANT,
+            step="release",
+            decision="released",
+            started_at=started,
+            finished_at=self._clock(),
+            payload={"reason": reason},
+        )
+        self.ledger.record_step(step, seq=released_steps)
+        self.ledger.hand_off(order.order_id, Handoff.FALLBACK, reason=reason)
+        log.warning("order_fell_back", reason=reason)
+        return DONE
+
+    def _retry(
+        self, order: LeasedOrder, error: str, log: structlog.typing.FilteringBoundLogger
+    ) -> Disposition:
+        delay = self.retry.delay_s(order.attempts)
+        log.warning("order_retry_scheduled", error=error, retry_in_s=round(delay, 3))
+        return Disposition(done=False, retry_in_s=delay, error=error)
+
+    def _record_steps(self, result: ExecutionResult) -> None:
+        seen: Counter[tuple[str, bool]] = Counter()
+        numbered = []
+        for step in result.steps:
+            numbered.append((step, seen[step.step, step.dry_run]))
+            seen[step.step, step.dry_run] += 1
+        self.ledger.record_steps(numbered)
+
+
+def _describe(result: ExecutionResult) -> str:
+    return ": ".join(part for part in (result.error, result.cause) if part)
+
+
+def _count(result: ExecutionResult, step: str) -> int:
+    return sum(1 for recorded in result.steps if recorded.step == step)

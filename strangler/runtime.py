@@ -1,0 +1,168 @@
+"""One strangler process's parts, built from Settings and wired together.
+
+The ledger, the flag source, the legacy client and the instant backend come from
+Settings unless given (tests and embedders inject their own); the router, the dispatcher
+and the legacy follower are built on top. :meth:`Runtime.start` starts the background
+workers and :meth:`Runtime.stop` stops them and closes what the runtime built.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from types import TracebackType
+from typing import Protocol
+
+import structlog
+
+from strangler.dispatcher import Dispatcher
+from strangler.follower import Follower
+from strangler.instant.backends import instant_backend_from_settings
+from strangler.instant.handlers import LegacySteps
+from strangler.ledger import SqlLedger, ledger_from_url
+from strangler.legacy_adapter import LegacyClient
+from strangler.protocols import FlagSource, InstantBackend, LegacyPath
+from strangler.router import RetryPolicy, Router
+from strangler.settings import Settings
+
+__all__ = ["LegacyApp", "Runtime"]
+
+_log = structlog.get_logger()
+
+
+class LegacyApp(LegacyPath, LegacySteps, Protocol):
+    """The legacy app as both the router and the local instant backend use it."""
+
+
+class Runtime:
+    """The router, ledger, flag source, dispatcher and follower of one process."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        ledger: SqlLedger,
+        flags: FlagSource,
+        legacy: LegacyPath,
+        instant: InstantBackend,
+        closers: list[Callable[[], None]] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.ledger = ledger
+        self.flags = flags
+        self.legacy = legacy
+        self.instant = instant
+        poll_interval_s = settings.poll_interval_ms / 1000
+        self.router = Router(
+            ledger, flags, legacy, instant, retry=RetryPolicy(max_attempts=settings.max_attempts)
+        )
+        self.dispatcher = Dispatcher(
+            self.router,
+            ledger,
+            workers=settings.workers,
+            lease_seconds=settings.lease_seconds,
+            poll_interval_s=poll_interval_s,
+        )
+        self.router.on_intake = self.dispatcher.wake
+        self.follower = Follower(ledger, legacy, interval_s=poll_interval_s)
+        self._closers = closers or []
+        self._started = False
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        flag_source: FlagSource | None = None,
+        ledger: SqlLedger | None = None,
+        legacy: LegacyApp | None = None,
+        instant: InstantBackend | None = None,
+    ) -> Runtime:
+        """Build every part not given from ``settings``; nothing starts yet.
+
+        Parts built here are closed by :meth:`stop`; parts given are left to the caller.
+        Raises ConfigurationError for a wrong setting and LedgerError when the ledger
+        cannot be opened.
+        """
+        closers: list[Callable[[], None]] = []
+        try:
+            if ledger is None:
+                settings.data_dir.mkdir(parents=True, exist_ok=True)
+                ledger = ledger_from_url(settings.effective_ledger_url)
+                closers.append(ledger.close)
+            if flag_source is None:
+                flag_source = _flag_source(settings)
+                _close_later(flag_source, closers)
+            if legacy is None:
+                client = LegacyClient.from_settings(settings)
+                closers.append(client.close)
+                legacy = client
+            if instant is None:
+                instant = instant_backend_from_settings(settings, legacy)
+                _close_later(instant, closers)
+        except BaseException:
+            _run_closers(closers)
+            raise
+        return cls(
+            settings=settings,
+            ledger=ledger,
+            flags=flag_source,
+            legacy=legacy,
+            instant=instant,
+            closers=closers,
+        )
+
+    def start(self) -> None:
+        """Start the dispatcher (which resumes unfinished orders) and the follower."""
+        if self._started:
+            raise RuntimeError("this runtime was started already; build a new one")
+        self._started = True
+        self.dispatcher.start()
+        self.follower.start()
+        _log.info("runtime_started", ledger=self.ledger.url, owner=self.dispatcher.owner)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop taking work, let in-flight orders finish (up to ``timeout`` s), close parts.
+
+        Orders still in flight at the deadline keep their leases until they expire, then
+        another worker resumes them.
+        """
+        deadline = time.monotonic() + timeout
+        if self._started:
+            self.dispatcher.stop(timeout)
+            self.follower.stop(max(0.1, deadline - time.monotonic()))
+        _run_closers(self._closers)
+        self._closers = []
+        _log.info("runtime_stopped")
+
+    def __enter__(self) -> Runtime:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def _flag_source(settings: Settings) -> FlagSource:
+    from strangler.flags import flag_source_from_settings  # noqa: PLC0415 (lands in parallel)
+
+    return flag_source_from_settings(settings)
+
+
+def _close_later(part: object, closers: list[Callable[[], None]]) -> None:
+    close = getattr(part, "close", None)
+    if callable(close):
+        closers.append(close)
+
+
+def _run_closers(closers: list[Callable[[], None]]) -> None:
+    for close in reversed(closers):
+        try:
+            close()
+        except Exception as exc:  # one part failing to close must not skip the rest
+            _log.warning("close_failed", part=repr(close), error=str(exc))
