@@ -81,10 +81,19 @@ class Ledger(Protocol):
         ...
 
     def transition(
-        self, order_id: str, status: OrderStatus, *, reason: str | None = None
-    ) -> None: ...
+        self,
+        order_id: str,
+        status: OrderStatus,
+        *,
+        reason: str | None = None,
+        at: datetime | None = None,
+    ) -> bool:
+        """Move the order forward to ``status``; False when it was there or beyond."""
+        ...
 
-    def record_step(self, step: StepResult) -> None: ...
+    def record_step(self, step: StepResult, *, seq: int = 0) -> bool:
+        """Record a step once per (order, path, step, dry_run, seq); True when new."""
+        ...
 
     def story(self, order_id: str) -> dict[str, Any] | None:
         """The JSON story of one order (see DESIGN.md), or None when unknown."""
@@ -92,4 +101,8 @@ class Ledger(Protocol):
 
     def backlog(self) -> int:
         """How many orders are not yet terminal."""
+        ...
+
+    def ping(self) -> None:
+        """Check the ledger can be written now; raises LedgerError when not."""
         ...
