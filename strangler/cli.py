@@ -6,6 +6,7 @@ import click
 
 from strangler import __version__
 from strangler.aws.cli import aws
+from strangler.demo_cli import demo
 
 __all__ = ["main"]
 
@@ -17,3 +18,4 @@ def main() -> None:
 
 
 main.add_command(aws)
+main.add_command(demo)

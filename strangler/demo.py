@@ -1,0 +1,290 @@
+"""``strangler demo``: the whole migration on one machine, end to end, with real processes.
+
+It starts the legacy simulator and the sidecar on free loopback ports, sets the rollout
+through the sidecar's admin API, sends a stream of orders through the sidecar as the
+order service's clients would, waits until every order is terminal, stops everything,
+and accounts for every order from the ledger and from the legacy app's own records.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from strangler.demo_summary import DemoSummary, summarize
+from strangler.flags import flag_source_from_settings
+from strangler.orders import OrderNotification
+from strangler.orders import Path as OrderPath
+from strangler.settings import Settings
+from strangler.sim.traffic import synthetic_orders
+
+__all__ = ["DemoOptions", "run_demo"]
+
+_HTTP_TIMEOUT_S = 5.0
+_FLAG_SAMPLE = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class DemoOptions:
+    """What the demo runs: how many orders, at which rollout, with which job interval."""
+
+    orders: int = 300
+    rollout: int = 50
+    variants: Mapping[str, int] = field(default_factory=lambda: {"instant": 80, "shadow": 20})
+    job_interval_s: float = 2.0
+    concurrency: int = 8
+    seed: int = 7
+    timeout_s: float = 180.0
+    workdir: Path | None = None
+    keep_workdir: bool = False
+
+
+def run_demo(options: DemoOptions, settings: Settings, echo: Callable[[str], None]) -> DemoSummary:
+    """Run the end-to-end demo and return its accounting; every process is stopped after."""
+    with ExitStack() as stack:
+        workdir = options.workdir or Path(stack.enter_context(_temp_dir(options.keep_workdir)))
+        flags_file = workdir / "flags.json"
+        shutil.copyfile(settings.flags_file, flags_file)
+        echo(f"work dir: {workdir}")
+        _flag_check(settings.replace(flags_file=flags_file, data_dir=workdir), echo)
+        legacy_url = stack.enter_context(_legacy_simulator(workdir, options))
+        echo(f"legacy simulator: {legacy_url} (batch jobs every {options.job_interval_s:g}s)")
+        token = secrets.token_urlsafe(24)
+        sidecar_url = stack.enter_context(_sidecar(workdir, flags_file, legacy_url, token))
+        echo(f"sidecar: {sidecar_url} (upstream and legacy app: the simulator)")
+        session = stack.enter_context(requests.Session())
+        _set_rollout(session, sidecar_url, token, options, echo)
+        started = time.monotonic()
+        order_ids = _send_orders(session, sidecar_url, options)
+        echo(
+            f"sent {len(order_ids)} orders through the sidecar in {time.monotonic() - started:.1f}s"
+        )
+        stories = _wait_until_terminal(session, sidecar_url, order_ids, options, echo)
+        legacy_orders = _legacy_records(session, legacy_url, order_ids)
+    summary = summarize(order_ids, stories, legacy_orders)
+    for line in summary.lines():
+        echo(line)
+    return summary
+
+
+def _flag_check(settings: Settings, echo: Callable[[str], None]) -> None:
+    source = flag_source_from_settings(settings)
+    try:
+        orders = [
+            OrderNotification.from_dict(body)
+            for body in synthetic_orders(_FLAG_SAMPLE, seed=1, prefix="flagcheck")
+        ]
+        started = time.perf_counter()
+        paths = [source.decide(order).path for order in orders]
+        elapsed = time.perf_counter() - started
+    finally:
+        source.close()
+    split = {path: paths.count(path) for path in OrderPath}
+    shares = ", ".join(f"{path.value} {count / len(paths):.1%}" for path, count in split.items())
+    echo(
+        f"flag check: {len(paths):,} synthetic orders at the shipped rollout -> {shares} "
+        f"({len(paths) / elapsed:,.0f} decisions/s)"
+    )
+
+
+def _set_rollout(
+    session: requests.Session,
+    sidecar_url: str,
+    token: str,
+    options: DemoOptions,
+    echo: Callable[[str], None],
+) -> None:
+    headers = {"Authorization": f"Bearer {token}"}
+    changes = (
+        {"variants": dict(options.variants), "reason": "demo: split of the instant side"},
+        {"percentage": options.rollout, "reason": "demo: raise the rollout"},
+    )
+    for change in changes:
+        answer = session.put(
+            f"{sidecar_url}/_strangler/rollout", json=change, headers=headers, timeout=5
+        )
+        answer.raise_for_status()
+    probe = {"order_id": "probe", "user_guid": "probe", "unit_id": "probe"}
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        seen = session.get(f"{sidecar_url}/_strangler/decide", params=probe, timeout=5).json()
+        if seen.get("rollout") == options.rollout:
+            break
+        time.sleep(0.1)
+    else:
+        raise RuntimeError("the sidecar did not pick up the rollout change within 10 s")
+    weights = ", ".join(f"{name} {weight}%" for name, weight in options.variants.items())
+    echo(f"rollout: {options.rollout}% of users on the new side ({weights}), via the admin API")
+
+
+def _send_orders(session: requests.Session, sidecar_url: str, options: DemoOptions) -> list[str]:
+    bodies = list(synthetic_orders(options.orders, seed=options.seed))
+
+    def send(body: dict[str, Any]) -> str:
+        answer = session.post(f"{sidecar_url}/orders", json=body, timeout=_HTTP_TIMEOUT_S)
+        answer.raise_for_status()
+        return str(answer.json()["order_id"])
+
+    with ThreadPoolExecutor(options.concurrency) as pool:
+        return list(pool.map(send, bodies))
+
+
+def _wait_until_terminal(
+    session: requests.Session,
+    sidecar_url: str,
+    order_ids: Sequence[str],
+    options: DemoOptions,
+    echo: Callable[[str], None],
+) -> dict[str, dict[str, Any]]:
+    stories: dict[str, dict[str, Any]] = {}
+    pending = set(order_ids)
+    deadline = time.monotonic() + options.timeout_s
+    last_report = 0.0
+    with ThreadPoolExecutor(options.concurrency) as pool:
+        while pending and time.monotonic() < deadline:
+            for story in pool.map(lambda oid: _story(session, sidecar_url, oid), sorted(pending)):
+                if story is not None:
+                    stories[story["order_id"]] = story
+                    if story["status"] in _TERMINAL:
+                        pending.discard(story["order_id"])
+            if pending and time.monotonic() - last_report > 3:
+                echo(f"waiting: {len(order_ids) - len(pending)}/{len(order_ids)} terminal")
+                last_report = time.monotonic()
+            if pending:
+                time.sleep(0.5)
+    return stories
+
+
+_TERMINAL = frozenset({"fulfilled", "rejected_fraud", "payment_declined", "failed"})
+
+
+def _story(session: requests.Session, sidecar_url: str, order_id: str) -> dict[str, Any] | None:
+    answer = session.get(f"{sidecar_url}/_strangler/orders/{order_id}", timeout=_HTTP_TIMEOUT_S)
+    if answer.status_code == 404:
+        return None
+    answer.raise_for_status()
+    story: dict[str, Any] = answer.json()
+    return story
+
+
+def _legacy_records(
+    session: requests.Session, legacy_url: str, order_ids: Sequence[str]
+) -> dict[str, dict[str, Any]]:
+    records: dict[str, dict[str, Any]] = {}
+    for order_id in order_ids:
+        answer = session.get(f"{legacy_url}/orders/{order_id}", timeout=_HTTP_TIMEOUT_S)
+        if answer.ok:
+            records[order_id] = answer.json()
+    return records
+
+
+@contextmanager
+def _temp_dir(keep: bool) -> Iterator[str]:
+    path = tempfile.mkdtemp(prefix="strangler-demo-")
+    try:
+        yield path
+    finally:
+        if not keep:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+@contextmanager
+def _legacy_simulator(workdir: Path, options: DemoOptions) -> Iterator[str]:
+    port = _free_port()
+    args = [
+        "legacy-sim",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--db",
+        str(workdir / "legacy.sqlite3"),
+        "--job-interval",
+        str(options.job_interval_s),
+        "--seed",
+        str(options.seed),
+    ]
+    url = f"http://127.0.0.1:{port}"
+    with _service(args, f"{url}/jobs", workdir / "legacy-sim.log", {}):
+        yield url
+
+
+@contextmanager
+def _sidecar(workdir: Path, flags_file: Path, legacy_url: str, token: str) -> Iterator[str]:
+    port = _free_port()
+    env = {
+        "STRANGLER_DATA_DIR": str(workdir),
+        "STRANGLER_FLAGS_FILE": str(flags_file),
+        "STRANGLER_UPSTREAM_URL": legacy_url,
+        "STRANGLER_LEGACY_URL": legacy_url,
+        "STRANGLER_ADMIN_TOKEN": token,
+        "STRANGLER_POLL_INTERVAL_MS": "250",
+        "STRANGLER_LOG_FORMAT": "json",
+    }
+    args = ["serve", "--host", "127.0.0.1", "--port", str(port)]
+    url = f"http://127.0.0.1:{port}"
+    with _service(args, f"{url}/_strangler/healthz", workdir / "sidecar.log", env):
+        yield url
+
+
+@contextmanager
+def _service(
+    args: Sequence[str], ready_url: str, log_path: Path, env: Mapping[str, str]
+) -> Iterator[None]:
+    command = [sys.executable, "-m", "strangler", *args]
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **env}
+        )
+    try:
+        _wait_ready(process, ready_url, log_path)
+        yield
+    finally:
+        _stop(process)
+
+
+def _wait_ready(process: subprocess.Popen[bytes], url: str, log_path: Path) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            break
+        try:
+            if requests.get(url, timeout=0.5).ok:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    tail = log_path.read_text(errors="replace")[-2000:]
+    raise RuntimeError(f"{url} did not come up; last log lines:\n{tail}")
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

@@ -1,0 +1,61 @@
+"""The ``strangler demo`` command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from strangler.demo import DemoOptions, run_demo
+from strangler.exceptions import ConfigurationError
+from strangler.logs import configure_logging
+from strangler.settings import Settings
+
+__all__ = ["demo"]
+
+
+@click.command("demo")
+@click.option("--orders", type=click.IntRange(1, 100_000), default=300, show_default=True)
+@click.option(
+    "--rollout",
+    type=click.IntRange(0, 100),
+    default=50,
+    show_default=True,
+    help="Percentage of users on the new side.",
+)
+@click.option(
+    "--shadow",
+    type=click.IntRange(0, 100),
+    default=20,
+    show_default=True,
+    help="Of the new side, the share in shadow mode (the rest instant).",
+)
+@click.option("--job-interval", type=click.FloatRange(0.2, 60), default=2.0, show_default=True)
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option(
+    "--workdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Keep the ledger, legacy database and logs here instead of a temporary dir.",
+)
+def demo(
+    orders: int, rollout: int, shadow: int, job_interval: float, seed: int, workdir: Path | None
+) -> None:
+    """Run legacy simulator + sidecar on loopback, route a stream of orders, account for all."""
+    try:
+        settings = Settings.from_env()
+    except ConfigurationError as exc:
+        raise click.ClickException(str(exc)) from exc
+    configure_logging("console")
+    if workdir is not None:
+        workdir.mkdir(parents=True, exist_ok=True)
+    options = DemoOptions(
+        orders=orders,
+        rollout=rollout,
+        variants={"instant": 100 - shadow, "shadow": shadow},
+        job_interval_s=job_interval,
+        seed=seed,
+        workdir=workdir.resolve() if workdir else None,
+    )
+    summary = run_demo(options, settings, click.echo)
+    if not summary.ok:
+        raise click.ClickException("not every order was accounted for; see the lines above")

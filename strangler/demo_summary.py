@@ -1,0 +1,157 @@
+"""The demo's accounting: per-path counts and times, and a line that accounts for every order.
+
+Pure computation over the ledger's order stories and the legacy app's order records; no IO.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+__all__ = ["DemoSummary", "PathStats", "nearest_rank", "summarize"]
+
+_OUTCOMES = ("fulfilled", "rejected_fraud", "payment_declined", "failed")
+_BUSINESS_STEPS = frozenset({"fraud_scan", "authorize_payment", "fulfill"})
+
+
+@dataclass(frozen=True, slots=True)
+class PathStats:
+    """Orders the flag sent down one path, their outcomes and their processing times."""
+
+    path: str
+    orders: int
+    outcomes: Mapping[str, int]
+    fell_back: int
+    seconds: Sequence[float]
+
+    @property
+    def p50(self) -> float | None:
+        """Median processing time (notification to terminal), in seconds."""
+        return nearest_rank(self.seconds, 50)
+
+    @property
+    def p99(self) -> float | None:
+        """99th percentile processing time, in seconds."""
+        return nearest_rank(self.seconds, 99)
+
+
+@dataclass(frozen=True, slots=True)
+class DemoSummary:
+    """Every order accounted for: received, terminal, lost, stuck, processed twice."""
+
+    orders_in: int
+    terminal: int
+    lost: tuple[str, ...]
+    stuck: tuple[str, ...]
+    processed_twice: tuple[str, ...]
+    paths: tuple[PathStats, ...]
+
+    @property
+    def ok(self) -> bool:
+        """True when every order is terminal exactly once and none was processed twice."""
+        return not (self.lost or self.stuck or self.processed_twice)
+
+    def lines(self) -> list[str]:
+        """The summary as a table and an accounting line, for a terminal."""
+        header = f"{'path':<8} {'orders':>6} " + " ".join(f"{o:>16}" for o in _OUTCOMES)
+        rows = [header + f" {'fell back':>9} {'p50':>8} {'p99':>8}"]
+        for stats in self.paths:
+            counts = " ".join(f"{stats.outcomes.get(o, 0):>16}" for o in _OUTCOMES)
+            rows.append(
+                f"{stats.path:<8} {stats.orders:>6} {counts} {stats.fell_back:>9} "
+                f"{_seconds(stats.p50):>8} {_seconds(stats.p99):>8}"
+            )
+        rows.append(
+            f"accounting: {self.orders_in} in, {self.terminal} terminal, {len(self.lost)} lost, "
+            f"{len(self.stuck)} not terminal, {len(self.processed_twice)} processed twice"
+        )
+        for label, ids in (
+            ("lost", self.lost),
+            ("not terminal", self.stuck),
+            ("processed twice", self.processed_twice),
+        ):
+            if ids:
+                rows.append(f"  {label}: {', '.join(ids[:10])}{' ...' if len(ids) > 10 else ''}")
+        return rows
+
+
+def summarize(
+    order_ids: Sequence[str],
+    stories: Mapping[str, Mapping[str, Any]],
+    legacy_orders: Mapping[str, Mapping[str, Any]],
+) -> DemoSummary:
+    """Account for ``order_ids`` from their ledger stories and legacy records."""
+    lost = tuple(oid for oid in order_ids if oid not in stories)
+    stuck = tuple(
+        oid for oid in order_ids if oid in stories and stories[oid]["status"] not in _OUTCOMES
+    )
+    twice = tuple(oid for oid in order_ids if _processed_twice(legacy_orders.get(oid)))
+    by_path: dict[str, list[Mapping[str, Any]]] = {}
+    for oid in order_ids:
+        story = stories.get(oid)
+        if story is not None and story.get("decision"):
+            by_path.setdefault(story["decision"]["path"], []).append(story)
+    paths = tuple(
+        _path_stats(path, by_path[path])
+        for path in ("legacy", "instant", "shadow")
+        if path in by_path
+    )
+    return DemoSummary(
+        orders_in=len(order_ids),
+        terminal=len(order_ids) - len(lost) - len(stuck),
+        lost=lost,
+        stuck=stuck,
+        processed_twice=twice,
+        paths=paths,
+    )
+
+
+def nearest_rank(values: Sequence[float], percentile: float) -> float | None:
+    """The nearest-rank percentile of ``values`` (None when empty)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(percentile / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def _path_stats(path: str, stories: Sequence[Mapping[str, Any]]) -> PathStats:
+    outcomes = Counter(story["status"] for story in stories)
+    fell_back = sum(1 for story in stories if story["timestamps"].get("fell_back"))
+    seconds = [s for s in (_processing_seconds(story) for story in stories) if s is not None]
+    return PathStats(path, len(stories), dict(outcomes), fell_back, seconds)
+
+
+def _processing_seconds(story: Mapping[str, Any]) -> float | None:
+    stamps = story["timestamps"]
+    if not stamps.get("received") or not stamps.get("terminal"):
+        return None
+    received = datetime.fromisoformat(stamps["received"])
+    terminal = datetime.fromisoformat(stamps["terminal"])
+    return (terminal - received).total_seconds()
+
+
+def _processed_twice(record: Mapping[str, Any] | None) -> bool:
+    """True when the legacy app performed a business step more than once.
+
+    A step done by the instant path and the next one by the batch jobs is a fallback
+    hand-off, not a double; the same step done twice, by anyone, is.
+    """
+    if record is None:
+        return False
+    steps = Counter(
+        entry["step"]
+        for entry in record.get("history", [])
+        if entry.get("step") in _BUSINESS_STEPS and not entry.get("error")
+    )
+    return any(count > 1 for count in steps.values())
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value * 1000:.0f}ms" if value < 1 else f"{value:.1f}s"

@@ -1,0 +1,81 @@
+"""The demo's accounting: every order counted once, doubles and losses named."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from strangler.demo_summary import nearest_rank, summarize
+
+
+def _story(order_id: str, path: str, status: str, seconds: float, fell_back: bool = False) -> Any:
+    received = "2026-11-27T10:00:00+00:00"
+    terminal = f"2026-11-27T10:00:{seconds:06.3f}+00:00"
+    return {
+        "order_id": order_id,
+        "status": status,
+        "decision": {"path": path},
+        "timestamps": {
+            "received": received,
+            "terminal": terminal if status != "routed" else None,
+            "fell_back": "2026-11-27T10:00:00.5+00:00" if fell_back else None,
+        },
+    }
+
+
+def _legacy(*steps: tuple[str, str]) -> dict[str, Any]:
+    return {"history": [{"step": s, "actor": a, "decision": "ok"} for s, a in steps]}
+
+
+def test_every_order_accounted_per_path() -> None:
+    """Per-path counts, outcomes, fallbacks and times come from the stories."""
+    stories = {
+        "a": _story("a", "instant", "fulfilled", 0.2),
+        "b": _story("b", "instant", "fulfilled", 7.0, fell_back=True),
+        "c": _story("c", "legacy", "rejected_fraud", 5.0),
+    }
+    summary = summarize(["a", "b", "c"], stories, {})
+    legacy, instant = summary.paths
+    assert (instant.path, instant.orders, instant.fell_back) == ("instant", 2, 1)
+    assert dict(instant.outcomes) == {"fulfilled": 2}
+    assert instant.p50 == pytest.approx(0.2)
+    assert legacy.outcomes == {"rejected_fraud": 1}
+    assert summary.ok
+    assert summary.lines()[-1] == (
+        "accounting: 3 in, 3 terminal, 0 lost, 0 not terminal, 0 processed twice"
+    )
+
+
+def test_lost_and_stuck_orders_are_named() -> None:
+    """An order missing from the ledger is lost; one not yet terminal is listed as such."""
+    stories = {"a": _story("a", "legacy", "routed", 0)}
+    summary = summarize(["a", "b"], stories, {})
+    assert (summary.lost, summary.stuck, summary.terminal) == (("b",), ("a",), 0)
+    assert not summary.ok
+
+
+@pytest.mark.parametrize(
+    ("steps", "twice"),
+    [
+        pytest.param(
+            [("fraud_scan", "api"), ("authorize_payment", "batch"), ("fulfill", "batch")],
+            False,
+            id="fallback-handoff",
+        ),
+        pytest.param([("fraud_scan", "batch"), ("fraud_scan", "api")], True, id="both-paths"),
+        pytest.param([("fulfill", "batch"), ("fulfill", "batch")], True, id="batch-twice"),
+    ],
+)
+def test_processed_twice_means_a_step_done_twice(steps: list[tuple[str, str]], twice: bool) -> None:
+    """A hand-off between paths is fine; any business step done twice is a double."""
+    stories = {"a": _story("a", "instant", "fulfilled", 1)}
+    summary = summarize(["a"], stories, {"a": _legacy(*steps)})
+    assert bool(summary.processed_twice) is twice
+
+
+def test_nearest_rank_percentiles() -> None:
+    """p50 and p99 use the nearest-rank method; empty input has no percentile."""
+    values = [float(v) for v in range(1, 101)]
+    assert (nearest_rank(values, 50), nearest_rank(values, 99)) == (50.0, 99.0)
+    assert nearest_rank([], 50) is None
