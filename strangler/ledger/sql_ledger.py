@@ -428,9 +428,10 @@ class SqlLedger:
                 flag_revision=event.flag_revision,
             )
             .on_conflict_do_nothing(index_elements=["at", "flag_revision"])
+            .returning(schema.rollout_events.c.id)
         )
         with self._write("record a rollout event") as conn:
-            return conn.execute(statement).rowcount == 1
+            return conn.execute(statement).first() is not None
 
     def rollout_events(self) -> list[RolloutEvent]:
         """Every rollout change, oldest first."""
@@ -572,12 +573,14 @@ class SqlLedger:
             }
             for step, seq in steps
         ]
-        statement = self._insert(_steps).on_conflict_do_nothing(
-            index_elements=["order_id", "path", "step", "dry_run", "seq"]
+        # RETURNING tells new rows from duplicates on both databases (rowcount does not
+        # when PostgreSQL returns the generated id).
+        statement = (
+            self._insert(_steps)
+            .on_conflict_do_nothing(index_elements=["order_id", "path", "step", "dry_run", "seq"])
+            .returning(_steps.c.id)
         )
-        if len(rows) == 1:
-            return conn.execute(statement, rows[0]).rowcount
-        return sum(conn.execute(statement, [row]).rowcount for row in rows)
+        return sum(conn.execute(statement, row).first() is not None for row in rows)
 
     @contextmanager
     def _translated(self, operation: str) -> Iterator[None]:

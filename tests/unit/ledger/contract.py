@@ -1,0 +1,414 @@
+"""The ledger's behaviour, run against each database by a subclass giving ``ledger_url``.
+
+tests/unit/ledger/test_sqlite_ledger.py runs it on SQLite and
+tests/integration/test_ledger_postgres.py on the local PostgreSQL server.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from strangler.exceptions import LedgerError
+from strangler.ledger import Handoff, RolloutEvent, SqlLedger, ledger_from_url
+from strangler.ledger.schema import SCHEMA_VERSION, schema_version
+from strangler.orders import OrderStatus, Path
+from tests.unit.ledger.support import T0, Clock, make_decision, make_order, make_step
+
+
+class LedgerContract:
+    """Behaviour every ledger database must show."""
+
+    @pytest.fixture
+    def clock(self) -> Clock:
+        return Clock()
+
+    @pytest.fixture
+    def ledger(self, ledger_url: str, clock: Clock) -> Iterator[SqlLedger]:
+        ledger = ledger_from_url(ledger_url, clock=clock)
+        yield ledger
+        ledger.close()
+
+    # -- schema ---------------------------------------------------------------------------
+
+    def test_reopening_keeps_the_schema_and_the_data(self, ledger_url: str, clock: Clock) -> None:
+        """Opening an existing ledger again migrates nothing and keeps its orders."""
+        first = ledger_from_url(ledger_url, clock=clock)
+        first.record_received(make_order("kept"), source="api")
+        first.close()
+        again = ledger_from_url(ledger_url, clock=clock)
+        try:
+            assert again.schema_version == SCHEMA_VERSION
+            assert again.story("kept") is not None
+        finally:
+            again.close()
+
+    def test_a_newer_schema_is_refused(self, ledger: SqlLedger, ledger_url: str) -> None:
+        """A database written by a newer strangler is refused with a message saying so."""
+        with ledger.engine.begin() as conn:
+            conn.execute(schema_version.insert().values(version=SCHEMA_VERSION + 1, applied_at=T0))
+        with pytest.raises(LedgerError, match="newer than this strangler"):
+            ledger_from_url(ledger_url)
+
+    # -- intake ---------------------------------------------------------------------------
+
+    def test_a_new_order_is_received(self, ledger: SqlLedger) -> None:
+        """A new order is written once, with status received and due for dispatch."""
+        assert ledger.record_received(make_order("o-1"), source="api") is True
+        story = ledger.story("o-1")
+        assert story is not None
+        assert (story["status"], story["source"], story["decision"]) == ("received", "api", None)
+        assert story["timestamps"]["received"] == T0.isoformat()
+        assert ledger.counts().dispatch_queue == 1
+
+    def test_a_duplicate_changes_nothing(self, ledger: SqlLedger, clock: Clock) -> None:
+        """A duplicate notification is reported as such and leaves the first one untouched."""
+        ledger.record_received(make_order("o-1", city="Boston"), source="sns")
+        clock.advance(5)
+        assert ledger.record_received(make_order("o-1", city="Denver"), source="api") is False
+        story = ledger.story("o-1")
+        assert story is not None
+        assert (story["source"], story["notification"]["city"]) == ("sns", "Boston")
+        assert story["timestamps"]["received"] == T0.isoformat()
+
+    def test_the_payment_token_is_not_stored(self, ledger: SqlLedger) -> None:
+        """The payment token is dropped before the notification is written."""
+        ledger.record_received(make_order("o-1", payment_token="tok_SECRET"), source="api")
+        with ledger.engine.connect() as conn:
+            stored = conn.execute(sa.text("SELECT notification FROM orders")).scalar_one()
+        assert "tok_SECRET" not in json.dumps(stored)
+        story = ledger.story("o-1")
+        assert story is not None
+        assert "payment_token" not in story["notification"]
+
+    def test_rejected_bodies_are_kept_once_and_masked(self, ledger: SqlLedger) -> None:
+        """A rejected body is kept with its reason, payment values masked, duplicates once."""
+        body = b'{"order_id": 7, "payment_token": "tok_SECRET"}'
+        ledger.record_rejected(body, reason="order_id: must be a string", source="api")
+        ledger.record_rejected(body, reason="order_id: must be a string", source="api")
+        with ledger.engine.connect() as conn:
+            rows = conn.execute(sa.text("SELECT raw_body, reason FROM rejected_intake")).all()
+        assert len(rows) == 1
+        assert b"tok_SECRET" not in bytes(rows[0].raw_body)
+        assert rows[0].reason == "order_id: must be a string"
+        assert ledger.counts().rejected == 1
+
+    # -- decisions and transitions ------------------------------------------------------------
+
+    def test_the_first_decision_is_pinned(self, ledger: SqlLedger) -> None:
+        """The first decision is kept; a later one (say after a rollout change) is ignored."""
+        ledger.record_received(make_order("o-1"), source="api")
+        first = make_decision(Path.INSTANT, rollout=50)
+        assert ledger.pin_decision("o-1", first) == first
+        later = make_decision(Path.LEGACY, rollout=0, flag_revision="rev-2")
+        assert ledger.pin_decision("o-1", later) == first
+        story = ledger.story("o-1")
+        assert story is not None
+        assert story["status"] == "routed"
+        assert story["decision"] == first.to_dict()
+
+    def test_unknown_orders_cannot_be_routed_or_moved(self, ledger: SqlLedger) -> None:
+        """Pinning or moving an order the ledger does not have raises, naming the order."""
+        with pytest.raises(LedgerError, match="ghost"):
+            ledger.pin_decision("ghost", make_decision())
+        with pytest.raises(LedgerError, match="ghost"):
+            ledger.transition("ghost", OrderStatus.RUNNING)
+
+    def test_statuses_only_move_forward(self, ledger: SqlLedger, clock: Clock) -> None:
+        """A status already reached, or behind, changes nothing; terminal is final."""
+        ledger.record_received(make_order("o-1"), source="api")
+        ledger.pin_decision("o-1", make_decision())
+        running_at = clock.advance(1)
+        assert ledger.transition("o-1", OrderStatus.RUNNING) is True
+        clock.advance(1)
+        assert ledger.transition("o-1", OrderStatus.RUNNING) is False
+        assert ledger.transition("o-1", OrderStatus.ROUTED) is False
+        done_at = clock.advance(1)
+        assert ledger.transition("o-1", OrderStatus.FULFILLED, reason="ok") is True
+        assert ledger.transition("o-1", OrderStatus.FAILED) is False
+        story = ledger.story("o-1")
+        assert story is not None
+        assert (story["status"], story["outcome"]) == ("fulfilled", "fulfilled")
+        assert story["timestamps"]["running"] == running_at.isoformat()
+        assert story["timestamps"]["terminal"] == done_at.isoformat()
+        assert [t["status"] for t in story["transitions"]] == [
+            "received",
+            "routed",
+            "running",
+            "fulfilled",
+        ]
+
+    def test_a_transition_keeps_the_time_it_is_given(self, ledger: SqlLedger) -> None:
+        """A terminal time reported by the legacy app is kept as the order's terminal time."""
+        ledger.record_received(make_order("o-1"), source="api")
+        reported = T0 + timedelta(minutes=14)
+        ledger.transition("o-1", OrderStatus.REJECTED_FRAUD, at=reported)
+        story = ledger.story("o-1")
+        assert story is not None
+        assert story["timestamps"]["terminal"] == reported.isoformat()
+
+    @pytest.mark.parametrize("kind", list(Handoff), ids=[k.value for k in Handoff])
+    def test_a_hand_off_records_its_kind_and_reason(self, ledger: SqlLedger, kind: Handoff) -> None:
+        """Handing an order to the batch jobs moves it to fell_back with kind and reason."""
+        ledger.record_received(make_order("o-1"), source="api")
+        ledger.pin_decision("o-1", make_decision())
+        assert ledger.hand_off("o-1", kind, reason="legacy down") is True
+        assert ledger.hand_off("o-1", kind, reason="again") is False
+        story = ledger.story("o-1")
+        assert story is not None
+        assert (story["status"], story["handoff"]) == ("fell_back", kind.value)
+        assert story["transitions"][-1]["reason"] == "legacy down"
+        assert ledger.counts().handoffs == {kind.value: 1}
+
+    # -- steps ------------------------------------------------------------------------------
+
+    def test_recording_a_step_again_changes_nothing(self, ledger: SqlLedger) -> None:
+        """A step is kept once per (order, path, step, dry_run, seq); the first record stays."""
+        ledger.record_received(make_order("o-1"), source="api")
+        assert ledger.record_step(make_step(decision="pass")) is True
+        assert ledger.record_step(make_step(decision="reject")) is False
+        assert ledger.record_step(make_step(decision="reject"), seq=1) is True
+        assert ledger.record_step(make_step(decision="pass", dry_run=True)) is True
+        story = ledger.story("o-1")
+        assert story is not None
+        assert [(s["seq"], s["dry_run"], s["decision"]) for s in story["steps"]] == [
+            (0, False, "pass"),
+            (0, True, "pass"),
+            (1, False, "reject"),
+        ]
+
+    def test_steps_for_unknown_orders_are_refused(self, ledger: SqlLedger) -> None:
+        """A step for an order the ledger does not have raises LedgerError."""
+        with pytest.raises(LedgerError, match="could not record a step"):
+            ledger.record_step(make_step("ghost"))
+
+    def test_the_story_has_the_documented_shape(self, ledger: SqlLedger, clock: Clock) -> None:
+        """The story carries the decision, one entry per step per path, and every transition."""
+        ledger.record_received(make_order("o-1"), source="proxy")
+        ledger.pin_decision("o-1", make_decision(Path.SHADOW))
+        ledger.record_steps(
+            [
+                (make_step(path=Path.INSTANT, dry_run=True, at=T0), 0),
+                (make_step(path=Path.LEGACY, at=T0 + timedelta(minutes=3)), 0),
+            ]
+        )
+        ledger.transition("o-1", OrderStatus.FULFILLED, at=clock.advance(600))
+        story = ledger.story("o-1")
+        assert story is not None
+        json.dumps(story)  # JSON-ready as it is
+        assert set(story) >= {"order_id", "status", "decision", "steps", "timestamps"}
+        assert set(story["decision"]) == {"path", "variant", "rollout", "flag_revision", "reason"}
+        assert [(s["path"], s["dry_run"]) for s in story["steps"]] == [
+            ("instant", True),
+            ("legacy", False),
+        ]
+        assert set(story["steps"][0]) >= {
+            "path",
+            "step",
+            "decision",
+            "started_at",
+            "finished_at",
+            "error",
+            "dry_run",
+        }
+        assert set(story["timestamps"]) == {
+            "received",
+            "routed",
+            "running",
+            "fell_back",
+            "terminal",
+        }
+        assert ledger.story("unknown") is None
+
+    # -- leases -----------------------------------------------------------------------------
+
+    def test_a_due_order_is_claimed_by_one_owner(self, ledger: SqlLedger) -> None:
+        """A claimed order is not handed to a second claimer while the lease holds."""
+        ledger.record_received(make_order("o-1"), source="api")
+        claimed = ledger.claim_due("a", limit=5, lease_seconds=30)
+        assert [(o.order_id, o.lease_owner, o.attempts) for o in claimed] == [("o-1", "a", 1)]
+        assert claimed[0].lease_expires_at == T0 + timedelta(seconds=30)
+        assert ledger.claim_due("b", limit=5, lease_seconds=30) == []
+
+    def test_an_expired_lease_is_taken_over(self, ledger: SqlLedger, clock: Clock) -> None:
+        """After a lease expires another owner claims the order; the first loses it."""
+        ledger.record_received(make_order("o-1"), source="api")
+        ledger.claim_due("a", limit=1, lease_seconds=10)
+        clock.advance(11)
+        stolen = ledger.claim_due("b", limit=1, lease_seconds=10)
+        assert [(o.lease_owner, o.attempts) for o in stolen] == [("b", 2)]
+        assert ledger.renew_leases("a", ["o-1"], lease_seconds=10) == set()
+        assert ledger.release_lease("o-1", "a", done=True) is False
+        assert ledger.renew_leases("b", ["o-1"], lease_seconds=10) == {"o-1"}
+
+    def test_renewing_keeps_the_lease(self, ledger: SqlLedger, clock: Clock) -> None:
+        """A renewed lease is not taken over at its first expiry time."""
+        ledger.record_received(make_order("o-1"), source="api")
+        ledger.claim_due("a", limit=1, lease_seconds=10)
+        clock.advance(8)
+        ledger.renew_leases("a", ["o-1"], lease_seconds=10)
+        clock.advance(8)
+        assert ledger.claim_due("b", limit=1, lease_seconds=10) == []
+
+    def test_a_done_order_leaves_the_queue(self, ledger: SqlLedger, clock: Clock) -> None:
+        """Releasing a lease as done takes the order out of the dispatcher's queue."""
+        ledger.record_received(make_order("o-1"), source="api")
+        ledger.claim_due("a", limit=1, lease_seconds=10)
+        assert ledger.release_lease("o-1", "a", done=True) is True
+        clock.advance(3600)
+        assert ledger.claim_due("a", limit=1, lease_seconds=10) == []
+        assert ledger.counts().dispatch_queue == 0
+
+    def test_a_retry_waits_until_its_time(self, ledger: SqlLedger, clock: Clock) -> None:
+        """An order released for a retry is due again at its retry time, with its error."""
+        ledger.record_received(make_order("o-1"), source="api")
+        ledger.claim_due("a", limit=1, lease_seconds=10)
+        ledger.release_lease(
+            "o-1", "a", done=False, retry_at=T0 + timedelta(seconds=5), error="legacy down"
+        )
+        assert ledger.claim_due("a", limit=1, lease_seconds=10) == []
+        clock.advance(5)
+        [again] = ledger.claim_due("a", limit=1, lease_seconds=10)
+        assert (again.attempts, again.last_error) == (2, "legacy down")
+
+    def test_claims_come_oldest_first_up_to_the_limit(
+        self, ledger: SqlLedger, clock: Clock
+    ) -> None:
+        """Claims take the longest-waiting orders first and no more than asked."""
+        for n in range(5):
+            ledger.record_received(make_order(f"o-{n}"), source="api")
+            clock.advance(1)
+        claimed = ledger.claim_due("a", limit=3, lease_seconds=10)
+        assert [o.order_id for o in claimed] == ["o-0", "o-1", "o-2"]
+        assert ledger.claim_due("a", limit=0, lease_seconds=10) == []
+
+    def test_concurrent_claimers_never_share_an_order(self, ledger: SqlLedger) -> None:
+        """Claimers on several threads together claim every order exactly once."""
+        for n in range(60):
+            ledger.record_received(make_order(f"o-{n}"), source="api")
+        claims: dict[str, list[str]] = {}
+        lock = threading.Lock()
+
+        def claim(owner: str) -> None:
+            while batch := ledger.claim_due(owner, limit=3, lease_seconds=60):
+                with lock:
+                    for order in batch:
+                        claims.setdefault(order.order_id, []).append(owner)
+
+        threads = [threading.Thread(target=claim, args=(f"w{n}",)) for n in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert sorted(claims) == sorted(f"o-{n}" for n in range(60))
+        assert {
+            order_id: len(owners) for order_id, owners in claims.items() if len(owners) > 1
+        } == {}
+
+    def test_a_leased_order_carries_its_pinned_decision(self, ledger: SqlLedger) -> None:
+        """A resumed order comes back with the decision pinned before, not a new one."""
+        ledger.record_received(make_order("o-1", city="Austin"), source="api")
+        decision = make_decision(Path.SHADOW)
+        ledger.pin_decision("o-1", decision)
+        [leased] = ledger.claim_due("a", limit=1, lease_seconds=10)
+        assert (leased.decision, leased.status) == (decision, OrderStatus.ROUTED)
+        assert leased.notification == make_order("o-1", city="Austin")
+
+    # -- the follower's queue ------------------------------------------------------------------
+
+    def test_followed_orders_are_legacy_shadow_and_handed_off(self, ledger: SqlLedger) -> None:
+        """The follower tracks legacy, shadow and handed-off orders that are not terminal."""
+        for order_id, path in [
+            ("legacy", Path.LEGACY),
+            ("shadow", Path.SHADOW),
+            ("instant", Path.INSTANT),
+            ("handed", Path.INSTANT),
+            ("done", Path.LEGACY),
+        ]:
+            ledger.record_received(make_order(order_id), source="api")
+            ledger.pin_decision(order_id, make_decision(path))
+        ledger.record_received(make_order("undecided"), source="api")
+        ledger.hand_off("handed", Handoff.FALLBACK, reason="down")
+        ledger.transition("done", OrderStatus.FULFILLED)
+        every = ["legacy", "shadow", "instant", "handed", "done", "undecided", "unknown"]
+        assert ledger.followed_open(every) == {"legacy", "shadow", "handed"}
+
+    def test_legacy_progress_is_recorded_with_its_time(self, ledger: SqlLedger) -> None:
+        """Legacy steps and the terminal status are recorded in one go, with legacy's time."""
+        ledger.record_received(make_order("o-1"), source="api")
+        ledger.pin_decision("o-1", make_decision(Path.LEGACY))
+        at = T0 + timedelta(minutes=20)
+        step = make_step(path=Path.LEGACY, step="fulfill", decision="fulfilled", at=at)
+        ledger.record_legacy_progress(
+            "o-1", [(step, 0)], terminal=OrderStatus.FULFILLED, terminal_at=at, reason="legacy"
+        )
+        ledger.record_legacy_progress("o-1", [(step, 0)], terminal=OrderStatus.FULFILLED)
+        story = ledger.story("o-1")
+        assert story is not None
+        assert (story["status"], story["timestamps"]["terminal"]) == ("fulfilled", at.isoformat())
+        assert len(story["steps"]) == 1
+        assert ledger.followed_open(["o-1"]) == set()
+
+    def test_stale_followed_orders_are_found(self, ledger: SqlLedger, clock: Clock) -> None:
+        """Followed orders not seen since a time are listed, least recently seen first."""
+        for order_id in ("seen", "unseen"):
+            ledger.record_received(make_order(order_id), source="api")
+            ledger.pin_decision(order_id, make_decision(Path.LEGACY))
+        clock.advance(60)
+        ledger.mark_checked(["seen"])
+        cutoff = T0 + timedelta(seconds=30)
+        assert ledger.stale_followed(checked_before=cutoff, limit=10) == ["unseen"]
+        later = clock.advance(60)
+        assert ledger.stale_followed(checked_before=later, limit=10) == ["unseen", "seen"]
+
+    def test_values_are_kept_last_write_wins(self, ledger: SqlLedger) -> None:
+        """A stored value (the follower's cursor) reads back as last written."""
+        assert ledger.get_value("cursor") is None
+        ledger.set_value("cursor", "one")
+        ledger.set_value("cursor", "two")
+        assert ledger.get_value("cursor") == "two"
+
+    # -- reads, events, health -------------------------------------------------------------
+
+    def test_counts_group_orders_by_path_and_status(self, ledger: SqlLedger) -> None:
+        """Counts give orders per path and status, the backlog and the dispatch queue."""
+        for n, path in enumerate([Path.INSTANT, Path.INSTANT, Path.LEGACY]):
+            ledger.record_received(make_order(f"o-{n}"), source="api")
+            ledger.pin_decision(f"o-{n}", make_decision(path))
+        ledger.record_received(make_order("new"), source="api")
+        ledger.transition("o-0", OrderStatus.FULFILLED)
+        counts = ledger.counts()
+        assert dict(counts.by_path_status) == {
+            ("instant", "fulfilled"): 1,
+            ("instant", "routed"): 1,
+            ("legacy", "routed"): 1,
+            ("undecided", "received"): 1,
+        }
+        assert (counts.total, counts.backlog, ledger.backlog()) == (4, 3, 3)
+
+    def test_rollout_events_are_kept_once_in_order(self, ledger: SqlLedger) -> None:
+        """Rollout changes read back oldest first; the same change recorded twice is kept once."""
+        later = RolloutEvent(T0 + timedelta(hours=1), "ops", 10, 25, "healthy", "rev-3")
+        first = RolloutEvent(T0, "ops", None, 10, "start", "rev-2")
+        assert ledger.record_rollout_event(later) is True
+        assert ledger.record_rollout_event(first) is True
+        assert ledger.record_rollout_event(later) is False
+        assert ledger.rollout_events() == [first, later]
+
+    def test_ping_writes(self, ledger: SqlLedger, clock: Clock) -> None:
+        """A ping is a real write."""
+        ledger.ping()
+        assert ledger.get_value("ping") == clock().isoformat()
+
+    def test_database_errors_become_ledger_errors(self, ledger: SqlLedger) -> None:
+        """A failing database raises LedgerError naming the operation, never SQLAlchemy's."""
+        with ledger.engine.begin() as conn:
+            conn.execute(sa.text("DROP TABLE kv"))
+        with pytest.raises(LedgerError, match="could not write a value") as caught:
+            ledger.ping()
+        assert isinstance(caught.value.__cause__, sa.exc.SQLAlchemyError)

@@ -1,0 +1,72 @@
+"""Test support for the ledger and router tests: a settable clock and order builders."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from strangler.orders import Decision, OrderNotification, Path, StepResult
+
+T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
+
+
+class Clock:
+    """A clock that only moves when told to (thread-safe)."""
+
+    def __init__(self, start: datetime = T0) -> None:
+        self._now = start
+        self._lock = threading.Lock()
+
+    def __call__(self) -> datetime:
+        with self._lock:
+            return self._now
+
+    def advance(self, seconds: float) -> datetime:
+        """Move the clock forward and return the new time."""
+        with self._lock:
+            self._now += timedelta(seconds=seconds)
+            return self._now
+
+
+def make_order(order_id: str = "o-1", **fields: Any) -> OrderNotification:
+    """A valid order notification, with ``fields`` overriding the defaults."""
+    data = {"order_id": order_id, "user_guid": f"user-{order_id}", "unit_id": "unit-7"}
+    data.update(fields)
+    return OrderNotification.from_dict(data)
+
+
+def make_decision(path: Path = Path.INSTANT, **fields: Any) -> Decision:
+    """A routing decision for ``path``."""
+    values: dict[str, Any] = {
+        "variant": path.value if path is not Path.LEGACY else "disabled",
+        "rollout": 50,
+        "flag_revision": "rev-1",
+        "reason": f"test decision: {path.value}",
+    }
+    values.update(fields)
+    return Decision(path=path, **values)
+
+
+def make_step(
+    order_id: str = "o-1",
+    step: str = "fraud_scan",
+    *,
+    path: Path = Path.INSTANT,
+    decision: str | None = "pass",
+    at: datetime = T0,
+    dry_run: bool = False,
+    error: str | None = None,
+) -> StepResult:
+    """A step result that took one second from ``at``."""
+    return StepResult(
+        order_id=order_id,
+        path=path,
+        step=step,
+        decision=decision,
+        started_at=at,
+        finished_at=at + timedelta(seconds=1),
+        payload={"note": "test"},
+        error=error,
+        dry_run=dry_run,
+    )

@@ -1,0 +1,85 @@
+"""Ledger URLs and the SQLite engine's settings."""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from strangler.exceptions import ConfigurationError
+from strangler.ledger import ledger_from_url
+from strangler.ledger.engine import create_ledger_engine, display_url, normalize_url
+from strangler.ledger.schema import UTCDateTime
+from tests.unit.ledger.support import make_order
+
+
+@pytest.mark.parametrize(
+    ("url", "driver"),
+    [
+        ("postgresql://u:p@db/ledger", "postgresql+psycopg"),
+        ("postgres://u:p@db/ledger", "postgresql+psycopg"),
+        ("postgresql+psycopg://u:p@db/ledger", "postgresql+psycopg"),
+        ("sqlite:///ledger.sqlite3", "sqlite"),
+    ],
+    ids=["postgresql", "postgres-alias", "psycopg", "sqlite"],
+)
+def test_urls_get_a_supported_driver(url: str, driver: str) -> None:
+    """PostgreSQL URLs without a driver get psycopg 3; SQLite URLs are kept."""
+    assert normalize_url(url).drivername == driver
+
+
+@pytest.mark.parametrize(
+    "url", ["mysql://u:p@db/ledger", "not a url"], ids=["other-database", "malformed"]
+)
+def test_unsupported_urls_are_refused(url: str) -> None:
+    """A URL for another database, or no URL at all, is a configuration error naming it."""
+    with pytest.raises(ConfigurationError, match="STRANGLER_LEDGER_URL"):
+        normalize_url(url)
+
+
+def test_passwords_are_hidden_in_displayed_urls() -> None:
+    """The URL shown in messages and logs hides the password."""
+    shown = display_url(normalize_url("postgresql://ledger:s3cret@db/ledger"))
+    assert "s3cret" not in shown
+    assert shown.startswith("postgresql+psycopg://ledger:")
+
+
+def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(tmp_path: Path) -> None:
+    """A SQLite ledger file is in WAL mode, synchronous NORMAL, with a busy timeout."""
+    engine = create_ledger_engine(f"sqlite:///{tmp_path / 'deep' / 'ledger.sqlite3'}")
+    try:
+        with engine.connect() as conn:
+            settings = [
+                conn.exec_driver_sql(f"PRAGMA {name}").scalar()
+                for name in ("journal_mode", "synchronous", "busy_timeout", "foreign_keys")
+            ]
+    finally:
+        engine.dispose()
+    assert settings == ["wal", 1, 5000, 1]
+
+
+def test_an_in_memory_ledger_serves_several_threads() -> None:
+    """``sqlite://`` gives a working in-memory ledger that several threads may use."""
+    ledger = ledger_from_url("sqlite://")
+    threads = [
+        threading.Thread(
+            target=ledger.record_received, args=(make_order(f"o-{n}"),), kwargs={"source": "api"}
+        )
+        for n in range(8)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert ledger.counts().total == 8
+    ledger.close()
+
+
+def test_naive_datetimes_are_refused() -> None:
+    """The ledger stores aware datetimes only; a naive one is a programming error."""
+    column = UTCDateTime()
+    with pytest.raises(ValueError, match="naive"):
+        column.process_bind_param(datetime(2030, 1, 1), sa.create_engine("sqlite://").dialect)
