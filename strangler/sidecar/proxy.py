@@ -25,7 +25,7 @@ from typing import IO, Any, Protocol
 from urllib.parse import quote, urlsplit
 
 import urllib3
-from urllib3.exceptions import HTTPError, MaxRetryError, TimeoutError
+from urllib3.exceptions import HTTPError, MaxRetryError, NewConnectionError, TimeoutError
 from urllib3.util import SKIP_HEADER
 from werkzeug.wsgi import LimitedStream
 
@@ -140,7 +140,8 @@ class ProxyApp:
         start_response: StartResponse,
     ) -> list[bytes]:
         reason = exc.reason if isinstance(exc, MaxRetryError) and exc.reason else exc
-        timed_out = isinstance(reason, TimeoutError)
+        # NewConnectionError derives from ConnectTimeoutError, but is a refusal.
+        timed_out = isinstance(reason, TimeoutError) and not isinstance(reason, NewConnectionError)
         status, kind = (504, "timeout") if timed_out else (502, "unavailable")
         self._metrics.upstream_errors.labels(kind).inc()
         message = (

@@ -1,0 +1,237 @@
+"""Hand-written fakes of what the sidecar talks to: runtime, rollout controller, upstream."""
+
+from __future__ import annotations
+
+import io
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import urllib3
+
+from strangler.exceptions import LedgerError, RolloutError
+from strangler.ledger.records import LedgerCounts
+from strangler.orders import Decision, OrderNotification, Path
+from strangler.protocols import FlagStatus
+
+NOW = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class FakeIntakeResult:
+    new: bool
+    order_id: str
+
+
+@dataclass
+class FakeLedger:
+    """Keeps rejected bodies and stories in memory; ``broken`` makes every call fail."""
+
+    rejected: list[tuple[bytes | str, str, str]] = field(default_factory=list)
+    stories: dict[str, dict[str, Any]] = field(default_factory=dict)
+    broken: bool = False
+
+    def _check(self) -> None:
+        if self.broken:
+            raise LedgerError("the ledger is down (fake)")
+
+    def record_rejected(self, raw_body: bytes | str, *, reason: str, source: str) -> None:
+        self._check()
+        self.rejected.append((raw_body, reason, source))
+
+    def story(self, order_id: str) -> dict[str, Any] | None:
+        self._check()
+        return self.stories.get(order_id)
+
+    def backlog(self) -> int:
+        self._check()
+        return 2
+
+    def counts(self) -> LedgerCounts:
+        self._check()
+        return LedgerCounts(
+            total=5,
+            backlog=2,
+            dispatch_queue=1,
+            rejected=len(self.rejected),
+            by_path_status={("instant", "fulfilled"): 3, ("legacy", "routed"): 2},
+            handoffs={"fallback": 1},
+        )
+
+    def ping(self) -> None:
+        self._check()
+
+
+@dataclass
+class FakeRouter:
+    """Remembers every order taken in; the second intake of an order_id is a duplicate."""
+
+    ledger: FakeLedger
+    taken: list[tuple[OrderNotification, str]] = field(default_factory=list)
+    fail_times: int = 0
+    arrived: threading.Event = field(default_factory=threading.Event)
+    hold: set[str] = field(default_factory=set)
+    gate: threading.Event = field(default_factory=threading.Event)
+
+    def intake(self, order: OrderNotification, *, source: str) -> FakeIntakeResult:
+        if order.order_id in self.hold:
+            self.arrived.set()
+            self.gate.wait(5)
+        if self.fail_times:
+            self.fail_times -= 1
+            raise LedgerError("the ledger is busy (fake)")
+        self.ledger._check()
+        new = all(seen.order_id != order.order_id for seen, _ in self.taken)
+        self.taken.append((order, source))
+        self.arrived.set()
+        return FakeIntakeResult(new=new, order_id=order.order_id)
+
+
+@dataclass
+class FakeFlags:
+    """Sends every order to the instant path at 25%."""
+
+    loaded: bool = True
+
+    def decide(self, order: OrderNotification) -> Decision:
+        return Decision(
+            path=Path.INSTANT,
+            variant="instant",
+            rollout=25,
+            flag_revision="rev-7",
+            reason=f"in rollout ({order.user_guid})",
+        )
+
+    def status(self) -> FlagStatus:
+        return FlagStatus(
+            loaded=self.loaded,
+            mode="embedded",
+            revision="rev-7",
+            loaded_at=NOW if self.loaded else None,
+            last_error=None if self.loaded else "flag file missing",
+        )
+
+
+@dataclass
+class FakeRuntime:
+    ledger: FakeLedger = field(default_factory=FakeLedger)
+    flags: FakeFlags = field(default_factory=FakeFlags)
+    router: FakeRouter = field(init=False)
+    running: bool = False
+    stopped_with: float | None = None
+
+    def __post_init__(self) -> None:
+        self.router = FakeRouter(self.ledger)
+
+    def start(self) -> None:
+        self.running = True
+
+    def stop(self, timeout: float) -> None:
+        self.running = False
+        self.stopped_with = timeout
+
+
+@dataclass(frozen=True)
+class RolloutView:
+    enabled: bool
+    percentage: int
+    variants: Mapping[str, int]
+    revision: str
+    changed_at: datetime
+
+
+@dataclass
+class FakeRollout:
+    """Keeps the rollout in memory; refuses percentages outside 0-100 like the real one."""
+
+    enabled: bool = True
+    percentage: int = 10
+    variants: dict[str, int] = field(default_factory=lambda: {"instant": 100})
+    calls: list[tuple[str, Any, str, str]] = field(default_factory=list)
+
+    def show(self) -> RolloutView:
+        return RolloutView(self.enabled, self.percentage, dict(self.variants), "rev-7", NOW)
+
+    def set_percentage(self, percentage: int, *, actor: str, reason: str) -> RolloutView:
+        if not 0 <= percentage <= 100:
+            raise RolloutError(f"the percentage must be 0-100, got {percentage}")
+        self.calls.append(("set_percentage", percentage, actor, reason))
+        self.percentage = percentage
+        return self.show()
+
+    def kill(self, *, actor: str, reason: str) -> RolloutView:
+        self.calls.append(("kill", None, actor, reason))
+        self.enabled = False
+        return self.show()
+
+    def enable(self, *, actor: str, reason: str) -> RolloutView:
+        self.calls.append(("enable", None, actor, reason))
+        self.enabled = True
+        return self.show()
+
+    def set_variants(self, variants: Mapping[str, int], *, actor: str, reason: str) -> RolloutView:
+        if sum(variants.values()) != 100:
+            raise RolloutError(f"variant weights must add up to 100, got {dict(variants)}")
+        self.calls.append(("set_variants", dict(variants), actor, reason))
+        self.variants = dict(variants)
+        return self.show()
+
+
+@dataclass
+class UpstreamCall:
+    method: str
+    url: str
+    headers: dict[str, str]
+    body: bytes | None
+    kwargs: dict[str, Any]
+
+
+@dataclass
+class FakeAnswer:
+    status: int = 200
+    body: bytes = b'{"ok": true}'
+    headers: list[tuple[str, str]] = field(
+        default_factory=lambda: [("Content-Type", "application/json")]
+    )
+    reason: str | None = None
+    content_length: bool = True
+
+
+class FakePool:
+    """Stands in for the urllib3 pool: records each call, answers or raises as told."""
+
+    def __init__(self, answer: FakeAnswer | None = None, error: Exception | None = None) -> None:
+        self.answer = answer or FakeAnswer()
+        self.error = error
+        self.calls: list[UpstreamCall] = []
+        self.responses: list[urllib3.HTTPResponse] = []
+
+    def urlopen(self, method: str, url: str, **kwargs: Any) -> urllib3.BaseHTTPResponse:
+        body = kwargs.pop("body", None)
+        headers = kwargs.pop("headers", {})
+        if body is not None and not isinstance(body, bytes):
+            body = b"".join(iter(lambda: body.read(8192), b""))
+        self.calls.append(UpstreamCall(method, url, dict(headers), body, kwargs))
+        if self.error is not None:
+            raise self.error
+        header_dict = urllib3.HTTPHeaderDict()
+        for name, value in self.answer.headers:
+            header_dict.add(name, value)
+        if self.answer.content_length:
+            header_dict["Content-Length"] = str(len(self.answer.body))
+        response = urllib3.HTTPResponse(
+            body=io.BytesIO(self.answer.body),
+            headers=header_dict,
+            status=self.answer.status,
+            reason=self.answer.reason,
+            preload_content=False,
+            decode_content=False,
+        )
+        self.responses.append(response)
+        return response
+
+    @property
+    def last(self) -> UpstreamCall:
+        return self.calls[-1]
