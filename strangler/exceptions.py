@@ -85,7 +85,15 @@ class RolloutError(FlagError, ValueError):
 
 
 class UnleashAdminError(FlagError):
-    """The Unleash Admin API could not be reached or refused a change."""
+    """The Unleash Admin API could not be reached or refused a change.
+
+    ``url`` is the request's, ``status`` the HTTP status (None when there was no answer).
+    """
+
+    def __init__(self, message: str, *, url: str | None = None, status: int | None = None) -> None:
+        self.url = url
+        self.status = status
+        super().__init__(message)
 
 
 class LedgerError(StranglerError):
