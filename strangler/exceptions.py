@@ -13,9 +13,13 @@ with ``raise ... from exc`` so that none leaks to callers::
      |    +-- UnleashAdminError                  the Unleash Admin API refused or failed
      +-- LegacyError                             (strangler.legacy_adapter.exceptions)
      |    +-- LegacyUnavailable                  retryable: down, timing out, 5xx, breaker open
+     |    |    +-- CircuitOpen                   the breaker fails calls fast
      |    +-- LegacyRejected                     4xx, not retryable; carries status and body
-     |    |    +-- ClaimConflict                 409 on claim: someone else has the order
+     |    |    +-- OrderNotFound                 404: the legacy app has no such order
+     |    |    +-- ClaimConflict                 409: the order is not ours to act on
      |    +-- LegacyProtocolError                an answer that breaks the contract
+     |    +-- WaitTimeout (also TimeoutError)    an order did not become terminal in time
+     +-- SimError                                (strangler.sim.exceptions, simulator inside)
      +-- InstantError                            (strangler.instant.exceptions)
      |    +-- DefinitionError (also ValueError)  an ASL definition is invalid
      |    +-- ExecutionError                     an execution could not be started or read
