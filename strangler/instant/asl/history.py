@@ -1,0 +1,97 @@
+"""The execution history: events shaped like GetExecutionHistory's ``events``.
+
+Each event is ``{"timestamp", "type", "id", "previousEventId", "<kind>EventDetails"}``
+with inputs and outputs as JSON text, as boto3 returns them. Branches of Parallel and
+iterations of Map append from several threads; each keeps its own :class:`Thread`
+(its last event id and a one-value JSON cache), and ids are handed out under a lock.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+__all__ = ["NOT_TRUNCATED", "History", "Thread", "dumps"]
+
+NOT_TRUNCATED = {"truncated": False}
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+dumps = _ENCODER.encode
+
+
+class Thread:
+    """One line of events (the execution, a branch, an iteration) and its JSON cache."""
+
+    __slots__ = ("_cached_json", "_cached_value", "last")
+
+    def __init__(self, last: int) -> None:
+        self.last = last
+        self._cached_value: Any = None
+        self._cached_json = "null"
+
+    def dumps(self, value: Any) -> str:
+        """JSON text of ``value``; the same object twice in a row is encoded once.
+
+        Values are never changed in place inside the executor, so identity is enough.
+        Raises TypeError or ValueError for values JSON cannot hold.
+        """
+        if value is self._cached_value:
+            return self._cached_json
+        text = dumps(value)
+        self._cached_value = value
+        self._cached_json = text
+        return text
+
+
+class History:
+    """Thread-safe, append-only list of events; :meth:`close` freezes it."""
+
+    __slots__ = ("_clock", "_closed", "_events", "_lock")
+
+    def __init__(self, clock: Callable[[], datetime]) -> None:
+        self._clock = clock
+        self._events: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def add(
+        self,
+        thread: Thread,
+        kind: str,
+        details_key: str | None = None,
+        details: dict[str, Any] | None = None,
+        *,
+        advance: bool = True,
+    ) -> int:
+        """Append an event after ``thread``'s last one; returns its id (0 once closed).
+
+        ``advance=False`` leaves the thread's last event where it was, as Step Functions
+        does for the end markers of Map iterations and of Map and Parallel states.
+        """
+        timestamp = self._clock()
+        if timestamp.tzinfo is None:
+            timestamp = timestamp.replace(tzinfo=UTC)
+        with self._lock:
+            if self._closed:
+                return 0
+            event_id = len(self._events) + 1
+            event: dict[str, Any] = {
+                "timestamp": timestamp,
+                "type": kind,
+                "id": event_id,
+                "previousEventId": thread.last,
+            }
+            if details_key is not None:
+                event[details_key] = details
+            self._events.append(event)
+        if advance:
+            thread.last = event_id
+        return event_id
+
+    def close(self) -> tuple[dict[str, Any], ...]:
+        """Stop accepting events (late ones from abandoned branches are dropped)."""
+        with self._lock:
+            self._closed = True
+            return tuple(self._events)

@@ -1,0 +1,436 @@
+"""Task resources backed by Python callables, invoked like Lambda and recorded like it.
+
+Three forms of ``Resource`` are understood:
+
+- a Lambda function ARN (``arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]``): the
+  result is the handler's return value; events ``LambdaFunctionScheduled/Started/
+  Succeeded/Failed/TimedOut``;
+- ``arn:aws:states:::lambda:invoke`` with ``Parameters.FunctionName`` and ``Payload``: the
+  result is wrapped like the real integration's (``ExecutedVersion``, ``Payload``,
+  ``SdkHttpMetadata``, ``SdkResponseMetadata``, ``StatusCode``); events ``Task...``;
+- any other resource string given verbatim in ``resources`` (``arn:aws:states:::sqs:
+  sendMessage``, ...): the handler stands in for the service; events ``Task...``.
+
+A handler gets a fresh copy of its input (decoded from the JSON the history shows) and
+its result is encoded to JSON and decoded again, so neither side can change the other's
+data, exactly as across the Lambda boundary. An exception becomes a task failure named
+by its class, with a Lambda-style JSON cause (errorMessage, errorType, requestId,
+stackTrace).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from email.utils import format_datetime
+from typing import Any
+
+from strangler.instant.asl import workers
+from strangler.instant.asl.errors import TIMEOUT, ExecutionTimedOut, StatesFailure
+from strangler.instant.asl.history import History, Thread, dumps
+from strangler.instant.asl.lambda_context import LambdaContext
+
+__all__ = [
+    "LAMBDA_INVOKE",
+    "Attempt",
+    "FunctionResolver",
+    "Handler",
+    "LambdaFunctionTask",
+    "LambdaInvokeTask",
+    "ResolvedFunction",
+    "ServiceTask",
+    "TaskResource",
+    "parse_function_reference",
+]
+
+Handler = Callable[[Any, LambdaContext], Any]
+
+LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
+_LAMBDA_MAX_SECONDS = 900.0
+_MAX_STACK_FRAMES = 20
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+_DECODER = json.JSONDecoder()
+_FUNCTION = re.compile(
+    r"(?:arn:(?P<partition>aws[a-z-]*):lambda:(?P<region>[a-z0-9-]+):)?"
+    r"(?:(?P<account>\d{12}):function:)?"
+    r"(?P<name>[A-Za-z0-9_-]{1,140})(?::(?P<qualifier>\$LATEST|[A-Za-z0-9_-]{1,128}))?"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """What one attempt of a Task needs from the executor."""
+
+    history: History
+    thread: Thread
+    timeout: int | None  # the Task's TimeoutSeconds
+    remaining: float | None  # seconds left of the execution's TimeoutSeconds
+    request_id: str
+    now: Callable[[], datetime]
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedFunction:
+    """A handler and the Lambda names it answers to."""
+
+    handler: Handler
+    name: str
+    arn: str
+    version: str
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionReference:
+    """The parts of a function name, partial ARN or ARN."""
+
+    name: str
+    qualifier: str | None
+    region: str | None
+    account: str | None
+    partition: str | None
+
+
+def parse_function_reference(text: str) -> FunctionReference | None:
+    """Split ``NAME[:Q]``, ``ACCOUNT:function:NAME[:Q]`` or a function ARN; None if neither."""
+    match = _FUNCTION.fullmatch(text)
+    if match is None or (match["region"] and not match["account"]):
+        return None
+    return FunctionReference(
+        match["name"], match["qualifier"], match["region"], match["account"], match["partition"]
+    )
+
+
+class FunctionResolver:
+    """Finds the handler for a function reference: the exact string first, then its ARN,
+    then the bare function name (qualifier stripped)."""
+
+    def __init__(self, resources: Mapping[str, Handler], region: str, account: str) -> None:
+        self._region = region
+        self._account = account
+        self._exact = dict(resources)
+        by_name: dict[str, Handler | None] = {}
+        for key, handler in resources.items():
+            reference = parse_function_reference(key)
+            if reference is None:
+                continue
+            known = by_name.get(reference.name, handler)
+            by_name[reference.name] = handler if known is handler else None  # None: ambiguous
+        self._by_name = by_name
+
+    def arn(self, reference: FunctionReference) -> str:
+        """The full ARN a reference denotes, qualified if it is."""
+        arn = (
+            f"arn:{reference.partition or 'aws'}:lambda:{reference.region or self._region}:"
+            f"{reference.account or self._account}:function:{reference.name}"
+        )
+        return f"{arn}:{reference.qualifier}" if reference.qualifier else arn
+
+    def resolve(self, text: str) -> ResolvedFunction | None:
+        """The handler ``text`` names, or None."""
+        reference = parse_function_reference(text)
+        handler = self._exact.get(text)
+        if reference is None:
+            if handler is None:
+                return None
+            return ResolvedFunction(handler, text, text, "$LATEST")
+        arn = self.arn(reference)
+        if handler is None:
+            unqualified = self.arn(
+                FunctionReference(reference.name, None, reference.region, reference.account, None)
+            )
+            handler = (
+                self._exact.get(arn)
+                or self._exact.get(unqualified)
+                or self._by_name.get(reference.name)
+            )
+        if handler is None:
+            return None
+        qualifier = reference.qualifier
+        version = qualifier if qualifier and qualifier.isdigit() else "$LATEST"
+        return ResolvedFunction(handler, reference.name, arn, version)
+
+
+class _HandlerFailed(Exception):
+    def __init__(self, error: str, cause: str) -> None:
+        self.error = error
+        self.cause = cause
+        super().__init__(error)
+
+
+class TaskResource:
+    """How one Task state's resource is invoked and recorded (see the subclasses)."""
+
+    compact_causes = False
+
+    def invoke(self, params: Any, attempt: Attempt) -> Any:
+        """Run one attempt; returns the task result or raises StatesFailure.
+
+        Raises ExecutionTimedOut when the execution's own deadline passes first.
+        """
+        history, thread = attempt.history, attempt.thread
+        params_json = thread.dumps(params)
+        history.add(thread, *self.scheduled(params_json, attempt.timeout))
+        history.add(thread, *self.started())
+        try:
+            function = self.target(params)
+            event = self.event(params_json)
+            result = _call(function, event, attempt)
+            try:
+                result_json = dumps(result)
+            except (TypeError, ValueError) as exc:
+                error, cause = _marshal_error(exc, attempt.request_id, self.compact_causes)
+                raise _HandlerFailed(error, cause) from None
+        except _HandlerFailed as failed:
+            history.add(thread, *self.failed(failed.error, failed.cause))
+            raise StatesFailure(failed.error, failed.cause) from None
+        except _TaskTimedOut:
+            history.add(thread, *self.timed_out())
+            raise StatesFailure(TIMEOUT, None) from None
+        except ExecutionTimedOut:
+            raise
+        except Exception as exc:
+            error, cause = _lambda_error(exc, attempt.request_id, self.compact_causes)
+            history.add(thread, *self.failed(error, cause))
+            raise StatesFailure(error, cause) from None
+        output_json, value = self.output(function, result_json, attempt)
+        history.add(thread, *self.succeeded(output_json))
+        return value
+
+    def target(self, params: Any) -> ResolvedFunction:
+        raise NotImplementedError
+
+    def event(self, params_json: str) -> Any:
+        return _DECODER.raw_decode(params_json)[0]
+
+    def output(
+        self, _function: ResolvedFunction, result_json: str, _attempt: Attempt
+    ) -> tuple[str, Any]:
+        return result_json, _DECODER.raw_decode(result_json)[0]
+
+    def scheduled(self, params_json: str, timeout: int | None) -> _Event:
+        raise NotImplementedError
+
+    def started(self) -> _Event:
+        raise NotImplementedError
+
+    def succeeded(self, output_json: str) -> _Event:
+        raise NotImplementedError
+
+    def failed(self, error: str, cause: str) -> _Event:
+        raise NotImplementedError
+
+    def timed_out(self) -> _Event:
+        raise NotImplementedError
+
+
+_Event = tuple[str, str | None, dict[str, Any] | None]
+
+
+class LambdaFunctionTask(TaskResource):
+    """``Resource`` is a function ARN; the result is the handler's return value."""
+
+    def __init__(self, resource: str, function: ResolvedFunction) -> None:
+        self.resource = resource
+        self.function = function
+
+    def target(self, _params: Any) -> ResolvedFunction:
+        return self.function
+
+    def scheduled(self, params_json: str, timeout: int | None) -> _Event:
+        details: dict[str, Any] = {
+            "resource": self.resource,
+            "input": params_json,
+            "inputDetails": {"truncated": False},
+        }
+        if timeout is not None:
+            details["timeoutInSeconds"] = timeout
+        return "LambdaFunctionScheduled", "lambdaFunctionScheduledEventDetails", details
+
+    def started(self) -> _Event:
+        return "LambdaFunctionStarted", None, None
+
+    def succeeded(self, output_json: str) -> _Event:
+        details = {"output": output_json, "outputDetails": {"truncated": False}}
+        return "LambdaFunctionSucceeded", "lambdaFunctionSucceededEventDetails", details
+
+    def failed(self, error: str, cause: str) -> _Event:
+        details = {"error": error, "cause": cause}
+        return "LambdaFunctionFailed", "lambdaFunctionFailedEventDetails", details
+
+    def timed_out(self) -> _Event:
+        details = {"error": TIMEOUT}
+        return "LambdaFunctionTimedOut", "lambdaFunctionTimedOutEventDetails", details
+
+
+class _ServiceEvents(TaskResource):
+    """``Task...`` events, as service integrations record them."""
+
+    def __init__(self, resource_type: str, resource: str, region: str) -> None:
+        self.resource_type = resource_type
+        self.resource_name = resource
+        self.region = region
+
+    def _names(self) -> dict[str, Any]:
+        return {"resourceType": self.resource_type, "resource": self.resource_name}
+
+    def scheduled(self, params_json: str, timeout: int | None) -> _Event:
+        details = {**self._names(), "region": self.region, "parameters": params_json}
+        if timeout is not None:
+            details["timeoutInSeconds"] = timeout
+        return "TaskScheduled", "taskScheduledEventDetails", details
+
+    def started(self) -> _Event:
+        return "TaskStarted", "taskStartedEventDetails", self._names()
+
+    def succeeded(self, output_json: str) -> _Event:
+        details = {**self._names(), "output": output_json, "outputDetails": {"truncated": False}}
+        return "TaskSucceeded", "taskSucceededEventDetails", details
+
+    def failed(self, error: str, cause: str) -> _Event:
+        details = {**self._names(), "error": error, "cause": cause}
+        return "TaskFailed", "taskFailedEventDetails", details
+
+    def timed_out(self) -> _Event:
+        return "TaskTimedOut", "taskTimedOutEventDetails", {**self._names(), "error": TIMEOUT}
+
+
+class LambdaInvokeTask(_ServiceEvents):
+    """``arn:aws:states:::lambda:invoke``: FunctionName picks the handler, Payload is its event."""
+
+    compact_causes = True
+
+    def __init__(self, resolver: FunctionResolver, region: str) -> None:
+        super().__init__("lambda", "invoke", region)
+        self.resolver = resolver
+
+    def target(self, params: Any) -> ResolvedFunction:
+        name = params.get("FunctionName") if isinstance(params, dict) else None
+        function = self.resolver.resolve(name) if isinstance(name, str) else None
+        if function is None:
+            raise _not_found(self.resolver, name)
+        return function
+
+    def event(self, params_json: str) -> Any:
+        params = _DECODER.raw_decode(params_json)[0]
+        return params.get("Payload", {})
+
+    def output(
+        self, function: ResolvedFunction, result_json: str, attempt: Attempt
+    ) -> tuple[str, Any]:
+        payload = _DECODER.raw_decode(result_json)[0]
+        wrapped = _invoke_response(function, payload, result_json, attempt)
+        return dumps(wrapped), wrapped
+
+
+class ServiceTask(_ServiceEvents):
+    """Any other resource mapped verbatim; the handler stands in for the service."""
+
+    def __init__(self, resource: str, handler: Handler, region: str) -> None:
+        resource_type, _, action = resource.removeprefix("arn:aws:states:::").partition(":")
+        super().__init__(resource_type, action or resource, region)
+        self.function = ResolvedFunction(handler, resource_type, resource, "$LATEST")
+
+    def target(self, _params: Any) -> ResolvedFunction:
+        return self.function
+
+
+class _TaskTimedOut(Exception):
+    pass
+
+
+def _call(function: ResolvedFunction, event: Any, attempt: Attempt) -> Any:
+    budget = float(attempt.timeout) if attempt.timeout is not None else _LAMBDA_MAX_SECONDS
+    context = LambdaContext(
+        function_name=function.name,
+        function_version=function.version,
+        invoked_function_arn=function.arn,
+        aws_request_id=attempt.request_id,
+        log_group_name=f"/aws/lambda/{function.name}",
+        deadline=time.monotonic() + budget,
+    )
+    handler = function.handler
+    if attempt.timeout is None and attempt.remaining is None:
+        return handler(event, context)
+    job = workers.submit(lambda: handler(event, context))
+    task_first = attempt.remaining is None or (
+        attempt.timeout is not None and attempt.timeout <= attempt.remaining
+    )
+    limit = attempt.timeout if task_first else attempt.remaining
+    if not job.wait(limit):
+        if task_first:
+            raise _TaskTimedOut
+        raise ExecutionTimedOut
+    return job.result()
+
+
+def _lambda_error(exc: BaseException, request_id: str, compact: bool) -> tuple[str, str]:
+    """Lambda's error name (the exception's class) and its JSON cause."""
+    error = type(exc).__name__
+    frames = [
+        frame
+        for frame in traceback.extract_tb(exc.__traceback__)
+        if not os.path.abspath(frame.filename).startswith(_PACKAGE_DIR)
+    ]
+    cause = {
+        "errorMessage": str(exc),
+        "errorType": error,
+        "requestId": request_id,
+        "stackTrace": traceback.format_list(frames[-_MAX_STACK_FRAMES:]),
+    }
+    return error, dumps(cause) if compact else json.dumps(cause, ensure_ascii=False)
+
+
+def _marshal_error(exc: Exception, request_id: str, compact: bool) -> tuple[str, str]:
+    error = "Runtime.MarshalError"
+    cause = {
+        "errorMessage": f"Unable to marshal response: {exc}",
+        "errorType": error,
+        "requestId": request_id,
+        "stackTrace": [],
+    }
+    return error, dumps(cause) if compact else json.dumps(cause, ensure_ascii=False)
+
+
+def _not_found(resolver: FunctionResolver, name: Any) -> _HandlerFailed:
+    reference = parse_function_reference(name) if isinstance(name, str) else None
+    shown = resolver.arn(reference) if reference else repr(name)
+    if reference is not None and reference.qualifier is None:
+        shown += ":$LATEST"
+    return _HandlerFailed(
+        "Lambda.ResourceNotFoundException",
+        f"Function not found: {shown} (Service: AWSLambda; Status Code: 404; Error Code: "
+        "ResourceNotFoundException; Proxy: null)",
+    )
+
+
+def _invoke_response(
+    function: ResolvedFunction, payload: Any, payload_json: str, attempt: Attempt
+) -> dict[str, Any]:
+    request_id = attempt.request_id
+    headers = {
+        "Connection": "keep-alive",
+        "Content-Length": str(len(payload_json.encode())),
+        "Content-Type": "application/json",
+        "Date": format_datetime(attempt.now(), usegmt=True),
+        "X-Amz-Executed-Version": function.version,
+        "x-amzn-Remapped-Content-Length": "0",
+        "x-amzn-RequestId": request_id,
+        "X-Amzn-Trace-Id": f"Root=1-{request_id.replace('-', '')[:8]}-{request_id[-12:]};Sampled=0",
+    }
+    return {
+        "ExecutedVersion": function.version,
+        "Payload": payload,
+        "SdkHttpMetadata": {
+            "AllHttpHeaders": {key: [value] for key, value in headers.items()},
+            "HttpHeaders": headers,
+            "HttpStatusCode": 200,
+        },
+        "SdkResponseMetadata": {"RequestId": request_id},
+        "StatusCode": 200,
+    }
