@@ -1,0 +1,111 @@
+"""GET/PUT /_strangler/rollout through the rollout controller."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+
+from tests.unit.sidecar.conftest import AUTH
+from tests.unit.sidecar.fakes import FakeRollout
+
+URL = "/_strangler/rollout"
+SPLIT = {"instant": 70, "shadow": 30}
+
+
+def test_show_rollout(client: FlaskClient) -> None:
+    """GET shows the controller's view as JSON."""
+    response = client.get(URL, headers=AUTH)
+    assert (response.status_code, response.json) == (
+        200,
+        {
+            "enabled": True,
+            "percentage": 10,
+            "variants": {"instant": 100},
+            "revision": "rev-7",
+            "changed_at": "2025-01-02T03:04:05+00:00",
+        },
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "call"),
+    [
+        ({"percentage": 25}, ("set_percentage", 25)),
+        ({"enabled": False}, ("kill", None)),
+        ({"enabled": True}, ("enable", None)),
+        (
+            {"variants": {"instant": 70, "shadow": 30}},
+            ("set_variants", {"instant": 70, "shadow": 30}),
+        ),
+    ],
+    ids=["percentage", "kill", "enable", "variants"],
+)
+def test_changes_go_through_the_controller(
+    client: FlaskClient, rollout: FakeRollout, body: dict[str, Any], call: tuple[str, Any]
+) -> None:
+    """Each kind of change calls the controller with the reason and answers the new rollout."""
+    response = client.put(
+        URL, json={**body, "reason": "numbers hold", "actor": "ana"}, headers=AUTH
+    )
+    assert response.status_code == 200
+    assert rollout.calls == [(*call, "ana", "numbers hold")]
+    assert response.json == client.get(URL, headers=AUTH).json
+
+
+def test_actor_defaults_to_the_admin_api_and_caller(
+    client: FlaskClient, rollout: FakeRollout
+) -> None:
+    """Without an actor, the audit names the admin API and the caller's address."""
+    client.put(URL, json={"percentage": 5, "reason": "r"}, headers=AUTH)
+    assert rollout.calls[0][2] == "admin-api (127.0.0.1)"
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        ({"percentage": 150, "reason": "r"}, "0-100"),
+        ({"variants": {"instant": 70, "shadow": 20}, "reason": "r"}, "add up to 100"),
+        ({"percentage": 5}, "reason"),
+        ({"percentage": 5, "reason": "  "}, "reason"),
+        ({"percentage": 5, "enabled": True, "reason": "r"}, "exactly one"),
+        ({"reason": "r"}, "exactly one"),
+        ({"percentage": "5", "reason": "r"}, "whole number"),
+        ({"percentage": True, "reason": "r"}, "whole number"),
+        ({"enabled": "no", "reason": "r"}, "true or false"),
+        ({"variants": ["instant"], "reason": "r"}, "variant names"),
+        ({"percent": 5, "reason": "r"}, "unknown field"),
+        ({"percentage": 5, "reason": "r", "actor": 7}, "actor"),
+        ([25], "JSON object"),
+    ],
+    ids=[
+        "out-of-range",
+        "weights",
+        "no-reason",
+        "blank-reason",
+        "two-changes",
+        "no-change",
+        "string-percentage",
+        "bool-percentage",
+        "string-enabled",
+        "list-variants",
+        "typo",
+        "actor-type",
+        "not-object",
+    ],
+)
+def test_bad_changes_are_400_naming_the_problem(
+    client: FlaskClient, rollout: FakeRollout, body: object, problem: str
+) -> None:
+    """A change the controller or the API refuses is a 400 saying why; nothing changes."""
+    response = client.put(URL, json=body, headers=AUTH)
+    assert (response.status_code, response.json["error"]) == (400, "invalid_rollout_change")
+    assert problem in response.json["message"]
+    assert rollout.calls == []
+
+
+def test_body_that_is_not_json_is_400(client: FlaskClient) -> None:
+    """A PUT body that is not JSON is refused with an example of the right shape."""
+    response = client.put(URL, data=b"percentage=5", headers=AUTH)
+    assert (response.status_code, "percentage" in response.json["message"]) == (400, True)
