@@ -1,0 +1,178 @@
+"""The dispatcher: a worker pool under leases that resumes, shares and stops cleanly."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path as FsPath
+
+import pytest
+from structlog.testing import capture_logs
+
+from strangler.dispatcher import Dispatcher
+from strangler.ledger import SqlLedger, ledger_from_url
+from strangler.orders import OrderStatus
+from strangler.router import RetryPolicy, Router
+from tests.helpers import wait_until
+from tests.unit.ledger.support import make_order
+from tests.unit.router.fakes import FakeFlags, FakeInstant, FakeLegacy
+
+FAST_RETRY = RetryPolicy(max_attempts=3, base_delay_s=0.01, max_delay_s=0.05)
+
+
+@pytest.fixture
+def ledger(tmp_path: FsPath) -> Iterator[SqlLedger]:
+    ledger = ledger_from_url(f"sqlite:///{tmp_path / 'ledger.sqlite3'}")
+    yield ledger
+    ledger.close()
+
+
+@pytest.fixture
+def instant() -> FakeInstant:
+    return FakeInstant()
+
+
+@pytest.fixture
+def router(ledger: SqlLedger, instant: FakeInstant) -> Router:
+    return Router(ledger, FakeFlags(), FakeLegacy(), instant, retry=FAST_RETRY)
+
+
+@pytest.fixture
+def dispatchers() -> Iterator[list[Dispatcher]]:
+    """Dispatchers a test starts; each is stopped at the end."""
+    started: list[Dispatcher] = []
+    yield started
+    for dispatcher in started:
+        dispatcher.stop(5)
+
+
+def start(dispatchers: list[Dispatcher], router: Router, **options: float) -> Dispatcher:
+    settings = {"workers": 3, "lease_seconds": 5.0, "poll_interval_s": 0.05, **options}
+    dispatcher = Dispatcher(router, router.ledger, **settings)  # type: ignore[arg-type]
+    dispatcher.start()
+    dispatchers.append(dispatcher)
+    return dispatcher
+
+
+def all_terminal(ledger: SqlLedger) -> bool:
+    return ledger.backlog() == 0
+
+
+def test_every_order_is_processed_once(
+    router: Router, ledger: SqlLedger, instant: FakeInstant, dispatchers: list[Dispatcher]
+) -> None:
+    """Orders taken in are each run once and end terminal, woken without waiting for a poll."""
+    dispatcher = start(dispatchers, router, poll_interval_s=30.0)
+    router.on_intake = dispatcher.wake
+    for n in range(20):
+        router.intake(make_order(f"o-{n}"), source="api")
+    wait_until(lambda: all_terminal(ledger), 10, "every order to be terminal")
+    assert set(instant.runs.values()) == {1}
+    assert len(instant.runs) == 20
+
+
+def test_unfinished_orders_are_resumed_on_start(
+    router: Router, ledger: SqlLedger, instant: FakeInstant, dispatchers: list[Dispatcher]
+) -> None:
+    """Orders a dead worker held (lease expired) and orders never taken are resumed."""
+    for n in range(4):
+        router.intake(make_order(f"o-{n}"), source="api")
+    ledger.claim_due("dead-worker", limit=2, lease_seconds=0.3)
+    start(dispatchers, router)
+    wait_until(lambda: all_terminal(ledger), 10, "every order to be terminal")
+    assert sorted(order_id for order_id, _ in instant.runs) == ["o-0", "o-1", "o-2", "o-3"]
+    stories = [ledger.story(f"o-{n}") for n in range(4)]
+    assert [story["attempts"] for story in stories if story] == [2, 2, 1, 1]
+
+
+def test_dispatchers_sharing_a_ledger_never_run_an_order_twice(
+    router: Router, ledger: SqlLedger, instant: FakeInstant, dispatchers: list[Dispatcher]
+) -> None:
+    """Two dispatchers on one ledger split the orders between them, each run exactly once."""
+    instant.delay_s = 0.01
+    for n in range(40):
+        router.intake(make_order(f"o-{n}"), source="api")
+    first, second = start(dispatchers, router), start(dispatchers, router)
+    wait_until(lambda: all_terminal(ledger), 20, "every order to be terminal")
+    assert first.owner != second.owner
+    assert (len(instant.runs), set(instant.runs.values())) == (40, {1})
+
+
+def test_a_slow_order_keeps_its_lease(
+    router: Router, ledger: SqlLedger, instant: FakeInstant, dispatchers: list[Dispatcher]
+) -> None:
+    """An order that takes longer than the lease is renewed, so no one else takes it."""
+    instant.delay_s = 1.0
+    router.intake(make_order("slow"), source="api")
+    start(dispatchers, router, lease_seconds=0.3, poll_interval_s=0.02)
+    wait_until(lambda: sum(instant.runs.values()) == 1, 5, "the slow order to start")
+    start(dispatchers, router, lease_seconds=0.3, poll_interval_s=0.02)
+    wait_until(lambda: all_terminal(ledger), 10, "the slow order to end")
+    assert instant.runs["slow", False] == 1
+
+
+def test_a_crashing_order_does_not_kill_its_worker(
+    router: Router, ledger: SqlLedger, instant: FakeInstant, dispatchers: list[Dispatcher]
+) -> None:
+    """An unexpected error is logged and the order retried; the worker carries on."""
+    instant.script("o-1", ZeroDivisionError("bug in a backend"), "fulfilled")
+    router.intake(make_order("o-1"), source="api")
+    router.intake(make_order("o-2"), source="api")
+    with capture_logs() as logs:
+        start(dispatchers, router, workers=1)
+        wait_until(lambda: all_terminal(ledger), 10, "both orders to be terminal")
+    crashes = [event for event in logs if event["event"] == "order_processing_crashed"]
+    assert [event["order_id"] for event in crashes] == ["o-1"]
+    story = ledger.story("o-1")
+    assert story is not None
+    assert (story["status"], story["attempts"]) == ("fulfilled", 2)
+    assert story["last_error"] == "processing crashed: ZeroDivisionError: bug in a backend"
+
+
+def test_stop_lets_orders_in_flight_finish(
+    router: Router, ledger: SqlLedger, instant: FakeInstant, dispatchers: list[Dispatcher]
+) -> None:
+    """A graceful stop waits for the order being processed, and takes no new ones."""
+    instant.delay_s = 0.3
+    router.intake(make_order("o-1"), source="api")
+    dispatcher = start(dispatchers, router, workers=1)
+    wait_until(lambda: dispatcher.in_flight == 1, 5, "the order to be taken")
+    router.intake(make_order("o-2"), source="api")
+    assert dispatcher.stop(5) is True
+    first, second = ledger.story("o-1"), ledger.story("o-2")
+    assert first is not None
+    assert second is not None
+    assert (first["status"], second["status"]) == (OrderStatus.FULFILLED, OrderStatus.RECEIVED)
+
+
+def test_stop_leaves_a_stuck_order_to_its_lease(
+    router: Router, ledger: SqlLedger, instant: FakeInstant
+) -> None:
+    """An order still running at the stop deadline keeps its lease, so no one runs it twice."""
+    release = threading.Event()
+    instant.delay_s = 0.0
+    original = instant.run
+
+    def stuck(*args: object, **kwargs: object) -> object:
+        release.wait(10)
+        return original(*args, **kwargs)  # type: ignore[arg-type]
+
+    instant.run = stuck  # type: ignore[method-assign]
+    router.intake(make_order("stuck"), source="api")
+    dispatcher = Dispatcher(router, ledger, workers=1, lease_seconds=30, poll_interval_s=0.02)
+    dispatcher.start()
+    wait_until(lambda: dispatcher.in_flight == 1, 5, "the order to be taken")
+    try:
+        assert dispatcher.stop(0.2) is False
+        assert ledger.claim_due("someone-else", limit=1, lease_seconds=30) == []
+    finally:
+        release.set()
+        wait_until(lambda: dispatcher.in_flight == 0, 5, "the stuck order to end")
+
+
+def test_bad_settings_are_refused(router: Router, ledger: SqlLedger) -> None:
+    """A dispatcher without workers, or with a non-positive lease, is a caller mistake."""
+    with pytest.raises(ValueError, match="at least 1 worker"):
+        Dispatcher(router, ledger, workers=0)
+    with pytest.raises(ValueError, match="lease_seconds"):
+        Dispatcher(router, ledger, lease_seconds=0)
