@@ -2,28 +2,28 @@
 
 PUT takes exactly one change, ``{"percentage": 25}``, ``{"enabled": false}`` (the kill
 switch) or ``{"variants": {"instant": 70, "shadow": 30}}``, plus a ``reason`` for the
-audit log and optionally an ``actor``. Both methods need the admin bearer token.
+audit log and optionally an ``actor``, and answers the rollout after the change with
+``changed`` (false when the flag was already so). Both methods need the admin bearer
+token.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import enum
 import json
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
 from strangler.exceptions import RolloutError
+from strangler.rollout import RolloutChange
 from strangler.sidecar.auth import require_admin
 from strangler.sidecar.bodies import read_body
 from strangler.sidecar.errors import json_error
-from strangler.sidecar.seams import RolloutControl
+from strangler.sidecar.seams import RolloutController
 from strangler.sidecar.state import sidecar_state
 
-__all__ = ["blueprint", "jsonable"]
+__all__ = ["blueprint"]
 
 blueprint = Blueprint("admin", __name__)
 _CHANGES = ("percentage", "enabled", "variants")
@@ -39,19 +39,18 @@ class _BadChange(ValueError):
 @require_admin
 def show_rollout() -> Response:
     """The flag's rollout now: enabled, percentage, variants, revision."""
-    return jsonify(jsonable(sidecar_state().rollout.show()))
+    return jsonify(sidecar_state().rollout.show().to_dict())
 
 
 @blueprint.put("/_strangler/rollout")
 @require_admin
 def change_rollout() -> Response:
     """Apply one audited rollout change and answer with the rollout after it."""
-    controller = sidecar_state().rollout
     try:
-        _apply(controller, _body())
+        change = _apply(sidecar_state().rollout, _body())
     except (_BadChange, RolloutError) as exc:
         return json_error(400, "invalid_rollout_change", str(exc))
-    return jsonify(jsonable(controller.show()))
+    return jsonify({**change.after.to_dict(), "changed": change.changed})
 
 
 def _body() -> Mapping[str, Any]:
@@ -69,7 +68,7 @@ def _body() -> Mapping[str, Any]:
     return body
 
 
-def _apply(controller: RolloutControl, body: Mapping[str, Any]) -> None:
+def _apply(controller: RolloutController, body: Mapping[str, Any]) -> RolloutChange:
     changes = [name for name in _CHANGES if name in body]
     if len(changes) != 1:
         raise _BadChange(f"give exactly one of {', '.join(_CHANGES)}, got {changes or 'none'}")
@@ -83,32 +82,14 @@ def _apply(controller: RolloutControl, body: Mapping[str, Any]) -> None:
     if changes[0] == "percentage":
         if isinstance(value, bool) or not isinstance(value, int):
             raise _BadChange(f'"percentage" must be a whole number 0-100, got {value!r}')
-        controller.set_percentage(value, actor=actor, reason=reason)
-    elif changes[0] == "enabled":
+        return controller.set_percentage(value, actor=actor, reason=reason)
+    if changes[0] == "enabled":
         if not isinstance(value, bool):
             raise _BadChange(f'"enabled" must be true or false, got {value!r}')
-        change = controller.enable if value else controller.kill
-        change(actor=actor, reason=reason)
-    else:
-        if not isinstance(value, dict) or not all(
-            isinstance(w, int) and not isinstance(w, bool) for w in value.values()
-        ):
-            raise _BadChange(f'"variants" must map variant names to whole weights, got {value!r}')
-        controller.set_variants(value, actor=actor, reason=reason)
-
-
-def jsonable(value: Any) -> Any:
-    """Dataclasses, enums, datetimes and mappings as JSON-ready data."""
-    if hasattr(value, "to_dict"):
-        value = value.to_dict()
-    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
-        value = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
-    if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [jsonable(item) for item in value]
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return value
+        switch = controller.enable if value else controller.kill
+        return switch(actor=actor, reason=reason)
+    if not isinstance(value, dict) or not all(
+        isinstance(w, int) and not isinstance(w, bool) for w in value.values()
+    ):
+        raise _BadChange(f'"variants" must map variant names to whole weights, got {value!r}')
+    return controller.set_variants(value, actor=actor, reason=reason)

@@ -26,7 +26,7 @@ from strangler.sidecar.interception import FieldMapping, OrderRoute
 from strangler.sidecar.metrics import SidecarMetrics
 from strangler.sidecar.proxy import ProxyApp, UpstreamPool, make_upstream_pool
 from strangler.sidecar.readiness import Readiness
-from strangler.sidecar.seams import RolloutControl, SidecarRuntime
+from strangler.sidecar.seams import RolloutController, SidecarRuntime
 from strangler.sidecar.sns import CertFetcher, SnsVerifier
 from strangler.sidecar.sns_http import HttpCertFetcher, HttpSubscriptionConfirmer
 from strangler.sidecar.state import EXTENSION, SidecarState, sidecar_state
@@ -40,7 +40,7 @@ def create_app(
     settings: Settings,
     *,
     runtime: SidecarRuntime | None = None,
-    rollout: RolloutControl | None = None,
+    rollout: RolloutController | None = None,
     upstream_pool: UpstreamPool | None = None,
     cert_fetcher: CertFetcher | None = None,
     subscription_confirmer: Callable[[str], None] | None = None,
@@ -120,7 +120,7 @@ def _runtime_from(settings: Settings) -> SidecarRuntime:
     return Runtime.from_settings(settings)
 
 
-def _rollout_from(settings: Settings) -> RolloutControl:
+def _rollout_from(settings: Settings) -> RolloutController:
     from strangler.rollout import rollout_controller_from_settings  # noqa: PLC0415
 
     return rollout_controller_from_settings(settings)

@@ -1,22 +1,23 @@
 """What the sidecar needs from the rest of strangler, as small Protocols.
 
-The real parts are strangler.runtime.Runtime and strangler.rollout's controller; unit
-tests put hand-written fakes here instead.
+The real parts are strangler.runtime.Runtime and strangler.rollout's controller
+(whose Protocol, RolloutController, is re-exported here); unit tests put hand-written
+fakes here instead.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any, Protocol
 
 from strangler.ledger.records import LedgerCounts
 from strangler.orders import OrderNotification
 from strangler.protocols import FlagSource
+from strangler.rollout import RolloutController
 
 __all__ = [
     "IntakeOutcome",
     "IntakeRouter",
-    "RolloutControl",
+    "RolloutController",
     "SidecarLedger",
     "SidecarRuntime",
 ]
@@ -69,17 +70,3 @@ class SidecarRuntime(Protocol):
     def start(self) -> None: ...
 
     def stop(self, timeout: float) -> None: ...
-
-
-class RolloutControl(Protocol):
-    """The rollout controller the CLI uses; input errors raise RolloutError."""
-
-    def show(self) -> Any: ...
-
-    def set_percentage(self, percentage: int, *, actor: str, reason: str) -> Any: ...
-
-    def kill(self, *, actor: str, reason: str) -> Any: ...
-
-    def enable(self, *, actor: str, reason: str) -> Any: ...
-
-    def set_variants(self, variants: Mapping[str, int], *, actor: str, reason: str) -> Any: ...

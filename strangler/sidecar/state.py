@@ -14,7 +14,7 @@ from strangler.sidecar.access_log import AccessLog
 from strangler.sidecar.intake_queue import BackgroundIntake
 from strangler.sidecar.metrics import SidecarMetrics
 from strangler.sidecar.readiness import Readiness
-from strangler.sidecar.seams import RolloutControl, SidecarRuntime
+from strangler.sidecar.seams import RolloutController, SidecarRuntime
 from strangler.sidecar.sns import SnsVerifier
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ class SidecarState:
 
     settings: Settings
     runtime: SidecarRuntime
-    rollout: RolloutControl
+    rollout: RolloutController
     metrics: SidecarMetrics
     access_log: AccessLog
     admin_token: AdminToken

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import threading
 from collections.abc import Mapping
@@ -15,6 +16,7 @@ from strangler.exceptions import LedgerError, RolloutError
 from strangler.ledger.records import LedgerCounts
 from strangler.orders import Decision, OrderNotification, Path
 from strangler.protocols import FlagStatus
+from strangler.rollout import RolloutChange, RolloutState
 
 NOW = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
 
@@ -133,50 +135,51 @@ class FakeRuntime:
         self.stopped_with = timeout
 
 
-@dataclass(frozen=True)
-class RolloutView:
-    enabled: bool
-    percentage: int
-    variants: Mapping[str, int]
-    revision: str
-    changed_at: datetime
-
-
 @dataclass
 class FakeRollout:
-    """Keeps the rollout in memory; refuses percentages outside 0-100 like the real one."""
+    """Keeps the rollout in memory as real RolloutStates; refuses bad input like the real one."""
 
-    enabled: bool = True
-    percentage: int = 10
-    variants: dict[str, int] = field(default_factory=lambda: {"instant": 100})
+    state: RolloutState = field(
+        default_factory=lambda: RolloutState(
+            flag="city_orders_instant_processing",
+            mode="embedded",
+            source="flags/test.json",
+            enabled=True,
+            rollout=10,
+            variant_weights={"instant": 1000},
+            revision="rev-7",
+        )
+    )
     calls: list[tuple[str, Any, str, str]] = field(default_factory=list)
 
-    def show(self) -> RolloutView:
-        return RolloutView(self.enabled, self.percentage, dict(self.variants), "rev-7", NOW)
+    def show(self) -> RolloutState:
+        return self.state
 
-    def set_percentage(self, percentage: int, *, actor: str, reason: str) -> RolloutView:
-        if not 0 <= percentage <= 100:
-            raise RolloutError(f"the percentage must be 0-100, got {percentage}")
-        self.calls.append(("set_percentage", percentage, actor, reason))
-        self.percentage = percentage
-        return self.show()
+    def _change(self, action: str, arg: Any, actor: str, reason: str, **new: Any) -> RolloutChange:
+        self.calls.append((action, arg, actor, reason))
+        before, self.state = self.state, dataclasses.replace(self.state, revision="rev-8", **new)
+        return RolloutChange(
+            action=action, actor=actor, reason=reason, before=before, after=self.state
+        )
 
-    def kill(self, *, actor: str, reason: str) -> RolloutView:
-        self.calls.append(("kill", None, actor, reason))
-        self.enabled = False
-        return self.show()
+    def set_percentage(self, pct: int, *, actor: str, reason: str = "") -> RolloutChange:
+        if not 0 <= pct <= 100:
+            raise RolloutError(f"the percentage must be 0-100, got {pct}")
+        return self._change("set_percentage", pct, actor, reason, rollout=pct)
 
-    def enable(self, *, actor: str, reason: str) -> RolloutView:
-        self.calls.append(("enable", None, actor, reason))
-        self.enabled = True
-        return self.show()
+    def kill(self, *, actor: str, reason: str = "") -> RolloutChange:
+        return self._change("kill", None, actor, reason, enabled=False)
 
-    def set_variants(self, variants: Mapping[str, int], *, actor: str, reason: str) -> RolloutView:
-        if sum(variants.values()) != 100:
-            raise RolloutError(f"variant weights must add up to 100, got {dict(variants)}")
-        self.calls.append(("set_variants", dict(variants), actor, reason))
-        self.variants = dict(variants)
-        return self.show()
+    def enable(self, *, actor: str, reason: str = "") -> RolloutChange:
+        return self._change("enable", None, actor, reason, enabled=True)
+
+    def set_variants(
+        self, weights: Mapping[str, int], *, actor: str, reason: str = ""
+    ) -> RolloutChange:
+        if sum(weights.values()) != 100:
+            raise RolloutError(f"variant weights must add up to 100, got {dict(weights)}")
+        per_mille = {name: weight * 10 for name, weight in weights.items()}
+        return self._change("set_variants", dict(weights), actor, reason, variant_weights=per_mille)
 
 
 @dataclass

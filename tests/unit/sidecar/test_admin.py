@@ -20,38 +20,41 @@ def test_show_rollout(client: FlaskClient) -> None:
     assert (response.status_code, response.json) == (
         200,
         {
+            "flag": "city_orders_instant_processing",
+            "mode": "embedded",
+            "source": "flags/test.json",
             "enabled": True,
-            "percentage": 10,
+            "rollout": 10,
             "variants": {"instant": 100},
             "revision": "rev-7",
-            "changed_at": "2025-01-02T03:04:05+00:00",
         },
     )
 
 
 @pytest.mark.parametrize(
-    ("body", "call"),
+    ("body", "call", "changed"),
     [
-        ({"percentage": 25}, ("set_percentage", 25)),
-        ({"enabled": False}, ("kill", None)),
-        ({"enabled": True}, ("enable", None)),
-        (
-            {"variants": {"instant": 70, "shadow": 30}},
-            ("set_variants", {"instant": 70, "shadow": 30}),
-        ),
+        ({"percentage": 25}, ("set_percentage", 25), True),
+        ({"enabled": False}, ("kill", None), True),
+        ({"enabled": True}, ("enable", None), False),
+        ({"variants": SPLIT}, ("set_variants", SPLIT), True),
     ],
     ids=["percentage", "kill", "enable", "variants"],
 )
 def test_changes_go_through_the_controller(
-    client: FlaskClient, rollout: FakeRollout, body: dict[str, Any], call: tuple[str, Any]
+    client: FlaskClient,
+    rollout: FakeRollout,
+    body: dict[str, Any],
+    call: tuple[str, Any],
+    changed: bool,
 ) -> None:
-    """Each kind of change calls the controller with the reason and answers the new rollout."""
+    """Each change calls the controller with the reason and answers the rollout after it."""
     response = client.put(
         URL, json={**body, "reason": "numbers hold", "actor": "ana"}, headers=AUTH
     )
     assert response.status_code == 200
     assert rollout.calls == [(*call, "ana", "numbers hold")]
-    assert response.json == client.get(URL, headers=AUTH).json
+    assert response.json == {**client.get(URL, headers=AUTH).json, "changed": changed}
 
 
 def test_actor_defaults_to_the_admin_api_and_caller(
