@@ -7,6 +7,7 @@ import click
 from strangler import __version__
 from strangler.aws.cli import aws
 from strangler.demo_cli import demo
+from strangler.rollout_cli import rollout
 from strangler.sim.cli import legacy_sim
 
 __all__ = ["main"]
@@ -21,3 +22,4 @@ def main() -> None:
 main.add_command(aws)
 main.add_command(demo)
 main.add_command(legacy_sim)
+main.add_command(rollout)

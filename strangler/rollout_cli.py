@@ -1,0 +1,193 @@
+"""``strangler rollout``: show and change the rollout of the routing flag.
+
+Embedded mode rewrites the flag file (``STRANGLER_FLAGS_FILE``); server mode
+(``STRANGLER_UNLEASH_URL`` set) goes through the Unleash Admin API
+(``STRANGLER_UNLEASH_ADMIN_TOKEN``). Every change is appended to the audit log in
+``STRANGLER_DATA_DIR``. Exit codes: 0 done, 1 Unleash unreachable or refusing, 2 bad input
+or configuration (nothing was written).
+"""
+
+from __future__ import annotations
+
+import functools
+import getpass
+import json
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
+
+import click
+
+from strangler.exceptions import ConfigurationError, RolloutError, UnleashAdminError
+from strangler.rollout import (
+    FileRolloutController,
+    RolloutChange,
+    RolloutState,
+    UnleashRolloutController,
+    parse_percentage,
+    parse_variant_weights,
+    rollout_controller_from_settings,
+)
+from strangler.settings import Settings
+
+__all__ = ["rollout"]
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+_BAD_INPUT = 2
+_UNLEASH_FAILED = 1
+
+
+def _controller() -> FileRolloutController | UnleashRolloutController:
+    return rollout_controller_from_settings(Settings.from_env())
+
+
+def _default_actor() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no login name: a container without a passwd entry
+        return "unknown"
+
+
+def _reporting_errors(command: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Turn strangler's errors into a one-line message and the documented exit code."""
+
+    @functools.wraps(command)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return command(*args, **kwargs)
+        except (RolloutError, ConfigurationError) as exc:
+            click.echo(f"error: {exc}\nnothing was changed", err=True)
+            raise click.exceptions.Exit(_BAD_INPUT) from exc
+        except UnleashAdminError as exc:
+            click.echo(f"error: {exc}", err=True)
+            raise click.exceptions.Exit(_UNLEASH_FAILED) from exc
+
+    return wrapper
+
+
+_reason = click.option(
+    "--reason", default="", help="Why, for the audit log (strongly recommended)."
+)
+_actor = click.option(
+    "--actor", default=None, help="Who is making the change (default: your login name)."
+)
+
+
+@click.group("rollout")
+def rollout() -> None:
+    """Show and change the rollout of the city_orders_instant_processing flag."""
+
+
+@rollout.command("show")
+@click.option("--json", "as_json", is_flag=True, help="Print the state as JSON.")
+@_reporting_errors
+def show(as_json: bool) -> None:
+    """Show the flag: enabled, rollout %, variant weights, revision and mode."""
+    state = _controller().show()
+    click.echo(json.dumps(state.to_dict(), indent=2) if as_json else _describe(state))
+
+
+@rollout.command("set", context_settings={"ignore_unknown_options": True})
+@click.argument("percentage")
+@_reason
+@_actor
+@_reporting_errors
+def set_percentage(percentage: str, reason: str, actor: str | None) -> None:
+    """Set the rollout to PERCENTAGE (0..100) of users; users already in stay in."""
+    pct = parse_percentage(percentage)
+    controller = _controller()
+    _report(
+        controller, controller.set_percentage(pct, actor=actor or _default_actor(), reason=reason)
+    )
+
+
+@rollout.command("kill")
+@_reason
+@_actor
+@_reporting_errors
+def kill(reason: str, actor: str | None) -> None:
+    """Disable the flag: every new order goes to the legacy path at once."""
+    controller = _controller()
+    _report(controller, controller.kill(actor=actor or _default_actor(), reason=reason))
+
+
+@rollout.command("enable")
+@_reason
+@_actor
+@_reporting_errors
+def enable(reason: str, actor: str | None) -> None:
+    """Enable the flag again, at the rollout percentage it had."""
+    controller = _controller()
+    _report(controller, controller.enable(actor=actor or _default_actor(), reason=reason))
+
+
+@rollout.command("variants")
+@click.argument("weights")
+@_reason
+@_actor
+@_reporting_errors
+def variants(weights: str, reason: str, actor: str | None) -> None:
+    """Split the rollout between variants, e.g. instant=70,shadow=30 (adds up to 100)."""
+    parsed = parse_variant_weights(weights)
+    controller = _controller()
+    _report(
+        controller, controller.set_variants(parsed, actor=actor or _default_actor(), reason=reason)
+    )
+
+
+@rollout.command("push")
+@_reporting_errors
+def push() -> None:
+    """Server mode: create the flag on the Unleash server from the flag file."""
+    settings = Settings.from_env()
+    controller = rollout_controller_from_settings(settings)
+    if not isinstance(controller, UnleashRolloutController):
+        raise RolloutError("`rollout push` needs server mode: set STRANGLER_UNLEASH_URL")
+    created = controller.push(settings.flags_file)
+    verb = "created" if created else "already exists; left as it is:"
+    click.echo(f"{settings.flag_name} {verb} on {controller.admin.api_url}")
+    click.echo(_describe(controller.show()))
+
+
+def _describe(state: RolloutState) -> str:
+    rows: list[tuple[str, Any]] = [
+        ("flag", state.flag),
+        ("mode", f"{state.mode} ({state.source})"),
+        ("enabled", "yes" if state.enabled else "no (killed: every order goes to legacy)"),
+        ("rollout", f"{state.rollout}%"),
+        ("variants", _variants(state)),
+        ("revision", state.revision),
+    ]
+    return "\n".join(f"{name:<9} {value}" for name, value in rows)
+
+
+def _report(
+    controller: FileRolloutController | UnleashRolloutController, change: RolloutChange
+) -> None:
+    before, after = change.before, change.after
+    moved = [
+        f"{label} {show(before)} -> {show(after)}"
+        for label, show in _FIELDS
+        if show(before) != show(after)
+    ]
+    if moved:
+        click.echo(f"{', '.join(moved)} (revision {before.revision} -> {after.revision})")
+    else:
+        click.echo(f"no change: the flag was already so ({change.action})")
+    click.echo(_describe(after))
+    click.echo(f"{'audit':<9} {controller.audit.path}")
+
+
+def _variants(state: RolloutState) -> str:
+    return " ".join(f"{name}={weight}%" for name, weight in state.variants.items()) or "none"
+
+
+_FIELDS: tuple[tuple[str, Callable[[RolloutState], str]], ...] = (
+    ("enabled", lambda state: _yes(state.enabled)),
+    ("rollout", lambda state: f"{state.rollout}%"),
+    ("variants", _variants),
+)
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "no"
