@@ -8,6 +8,7 @@ from strangler import __version__
 from strangler.aws.cli import aws
 from strangler.demo_cli import demo
 from strangler.rollout_cli import rollout
+from strangler.sidecar.cli import serve
 from strangler.sim.cli import legacy_sim
 
 __all__ = ["main"]
@@ -23,3 +24,4 @@ main.add_command(aws)
 main.add_command(demo)
 main.add_command(legacy_sim)
 main.add_command(rollout)
+main.add_command(serve)
