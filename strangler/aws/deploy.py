@@ -124,11 +124,8 @@ class Deployer:
         code_uri = self._upload(stack, bucket, bundle)
         change_type = self._change_type(stack)
         change_set = f"strangler-{release_id}-{int(time.time())}"
-        self._aws(
+        created = self._create_change_set(
             stack,
-            "create a change set",
-            self._cfn.create_change_set,
-            StackName=stack,
             ChangeSetName=change_set,
             ChangeSetType=change_type,
             TemplateBody=body,
@@ -136,7 +133,7 @@ class Deployer:
             Capabilities=["CAPABILITY_IAM"],
             Description=f"strangler release {release_id}",
         )
-        if not self._change_set_ready(stack, change_set):
+        if not created or not self._change_set_ready(stack, change_set):
             log.info("aws_deploy_no_changes", stack=stack, release_id=release_id)
             return DeployResult(stack, "NONE", release_id, code_uri, None, self._outputs(stack))
         self._aws(
@@ -195,6 +192,20 @@ class Deployer:
         if status.endswith(_BUSY_SUFFIX):
             raise DeployError(stack, f"is busy ({status}); wait for it to finish and retry")
         return "UPDATE"
+
+    def _create_change_set(self, stack: str, **kwargs: Any) -> bool:
+        """Create the change set; False when CloudFormation says there is nothing to change."""
+        try:
+            self._cfn.create_change_set(StackName=stack, **kwargs)
+        except ClientError as exc:
+            # Usually an empty change set is created and fails; some endpoints refuse
+            # to create it at all.
+            if any(text in str(exc) for text in _NO_CHANGES):
+                return False
+            raise DeployError(stack, f"could not create a change set: {exc}") from exc
+        except BotoCoreError as exc:
+            raise DeployError(stack, f"could not create a change set: {exc}") from exc
+        return True
 
     def _change_set_ready(self, stack: str, change_set: str) -> bool:
         waiter = self._cfn.get_waiter("change_set_create_complete")
