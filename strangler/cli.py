@@ -10,6 +10,7 @@ from strangler.demo_cli import demo
 from strangler.rollout_cli import rollout
 from strangler.sidecar.cli import serve
 from strangler.sim.cli import legacy_sim
+from strangler.worker_cli import worker
 
 __all__ = ["main"]
 
@@ -25,3 +26,4 @@ main.add_command(demo)
 main.add_command(legacy_sim)
 main.add_command(rollout)
 main.add_command(serve)
+main.add_command(worker)

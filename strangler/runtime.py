@@ -16,8 +16,8 @@ from typing import Protocol
 import structlog
 
 from strangler.dispatcher import Dispatcher
+from strangler.flags import flag_source_from_settings
 from strangler.follower import Follower
-from strangler.instant.backends import instant_backend_from_settings
 from strangler.instant.handlers import LegacySteps
 from strangler.ledger import SqlLedger, ledger_from_url
 from strangler.legacy_adapter import LegacyClient
@@ -91,14 +91,15 @@ class Runtime:
                 ledger = ledger_from_url(settings.effective_ledger_url)
                 closers.append(ledger.close)
             if flag_source is None:
-                flag_source = _flag_source(settings)
-                _close_later(flag_source, closers)
+                built_flags = flag_source_from_settings(settings)
+                closers.append(built_flags.close)
+                flag_source = built_flags
             if legacy is None:
                 client = LegacyClient.from_settings(settings)
                 closers.append(client.close)
                 legacy = client
             if instant is None:
-                instant = instant_backend_from_settings(settings, legacy)
+                instant = _instant_backend(settings, legacy)
                 _close_later(instant, closers)
         except BaseException:
             _run_closers(closers)
@@ -148,13 +149,15 @@ class Runtime:
         self.stop()
 
 
-def _flag_source(settings: Settings) -> FlagSource:
-    from strangler.flags import flag_source_from_settings  # noqa: PLC0415 (lands in parallel)
+def _instant_backend(settings: Settings, legacy: LegacyApp) -> InstantBackend:
+    # Imported when built: the backends pull in boto3, which an injected backend never needs.
+    from strangler.instant.backends import instant_backend_from_settings  # noqa: PLC0415
 
-    return flag_source_from_settings(settings)
+    return instant_backend_from_settings(settings, legacy)
 
 
 def _close_later(part: object, closers: list[Callable[[], None]]) -> None:
+    # The InstantBackend Protocol has no close(); the local backend has a thread pool.
     close = getattr(part, "close", None)
     if callable(close):
         closers.append(close)
