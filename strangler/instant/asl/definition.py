@@ -93,6 +93,7 @@ class TaskSpec(StateSpec):
 
     resource: str = ""
     parameters: Template | None = None
+    parameters_source: Any = None
     result_selector: Template | None = None
     result_path: JsonPath | None = _ROOT
     timeout_seconds: int | None = None
@@ -462,6 +463,7 @@ class _Builder:
             **common,
             resource=resource,
             parameters=_template(state, "Parameters", name),
+            parameters_source=state.get("Parameters"),
             result_selector=_template(state, "ResultSelector", name, objects_only=True),
             result_path=_result_path(state, "ResultPath", name),
             timeout_seconds=timeout,

@@ -64,31 +64,32 @@ class History:
         details: dict[str, Any] | None = None,
         *,
         advance: bool = True,
-    ) -> int:
-        """Append an event after ``thread``'s last one; returns its id (0 once closed).
+    ) -> dict[str, Any]:
+        """Append an event after ``thread``'s last one and return it.
 
         ``advance=False`` leaves the thread's last event where it was, as Step Functions
-        does for the end markers of Map iterations and of Map and Parallel states.
+        does for the end markers of Map iterations and of Map and Parallel states. Once
+        the history is closed the event is returned (with id 0) but not kept.
         """
         timestamp = self._clock()
         if timestamp.tzinfo is None:
             timestamp = timestamp.replace(tzinfo=UTC)
+        event: dict[str, Any] = {
+            "timestamp": timestamp,
+            "type": kind,
+            "id": 0,
+            "previousEventId": thread.last,
+        }
+        if details_key is not None:
+            event[details_key] = details
         with self._lock:
             if self._closed:
-                return 0
-            event_id = len(self._events) + 1
-            event: dict[str, Any] = {
-                "timestamp": timestamp,
-                "type": kind,
-                "id": event_id,
-                "previousEventId": thread.last,
-            }
-            if details_key is not None:
-                event[details_key] = details
+                return event
+            event_id = event["id"] = len(self._events) + 1
             self._events.append(event)
         if advance:
             thread.last = event_id
-        return event_id
+        return event
 
     def close(self) -> tuple[dict[str, Any], ...]:
         """Stop accepting events (late ones from abandoned branches are dropped)."""

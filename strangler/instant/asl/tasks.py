@@ -46,6 +46,7 @@ __all__ = [
     "ResolvedFunction",
     "ServiceTask",
     "TaskResource",
+    "invoked_name",
     "parse_function_reference",
 ]
 
@@ -154,6 +155,16 @@ class FunctionResolver:
         qualifier = reference.qualifier
         version = qualifier if qualifier and qualifier.isdigit() else "$LATEST"
         return ResolvedFunction(handler, reference.name, arn, version)
+
+
+def invoked_name(params: Mapping[str, Any]) -> str:
+    """FunctionName of lambda:invoke Parameters, with ``Qualifier`` appended when given."""
+    name = str(params["FunctionName"])
+    qualifier = params.get("Qualifier")
+    reference = parse_function_reference(name)
+    if isinstance(qualifier, str) and reference is not None and reference.qualifier is None:
+        return f"{name}:{qualifier}"
+    return name
 
 
 class _HandlerFailed(Exception):
@@ -311,7 +322,7 @@ class LambdaInvokeTask(_ServiceEvents):
 
     def target(self, params: Any) -> ResolvedFunction:
         name = params.get("FunctionName") if isinstance(params, dict) else None
-        function = self.resolver.resolve(name) if isinstance(name, str) else None
+        function = self.resolver.resolve(invoked_name(params)) if isinstance(name, str) else None
         if function is None:
             raise _not_found(self.resolver, name)
         return function

@@ -1,0 +1,686 @@
+"""The interpreter: runs compiled state specs, records history, applies Retry and Catch.
+
+One :class:`Run` is one execution. It walks a machine state by state in the calling
+thread; Parallel branches and Map iterations run on worker threads (the calling thread
+takes a share), each with its own history :class:`~strangler.instant.asl.history.Thread`.
+Input and output processing follows the language's order: InputPath, Parameters, the
+state's work, ResultSelector, ResultPath, OutputPath. Values are never changed in place
+(ResultPath copies the objects on its way), so branches may share their input safely.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import threading
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from strangler.instant.asl import workers
+from strangler.instant.asl.definition import (
+    Catcher,
+    ChoiceSpec,
+    FailSpec,
+    MachineSpec,
+    MapSpec,
+    ParallelSpec,
+    PassSpec,
+    StateSpec,
+    SucceedSpec,
+    TaskSpec,
+    WaitSpec,
+)
+from strangler.instant.asl.errors import (
+    NO_CHOICE_MATCHED,
+    RUNTIME,
+    EvaluationError,
+    ExecutionTimedOut,
+    PathNotFound,
+    Retrier,
+    StatesFailure,
+    error_matches,
+    next_retry_delay,
+)
+from strangler.instant.asl.history import History, Thread, dumps
+from strangler.instant.asl.intrinsics import Intrinsic
+from strangler.instant.asl.paths import JsonPath, json_type, set_at
+from strangler.instant.asl.tasks import Attempt, TaskResource
+from strangler.instant.asl.timestamps import format_timestamp, parse_timestamp
+
+__all__ = ["Run", "RunSettings"]
+
+_Outcome = tuple[str | None, Any]  # (next state or None at the end, output)
+
+
+class RunSettings:
+    """What every run of one state machine shares (set up once by the StateMachine)."""
+
+    __slots__ = (
+        "clock",
+        "max_workers",
+        "rng",
+        "role_arn",
+        "sleeper",
+        "state_machine_arn",
+        "state_machine_name",
+        "tasks",
+    )
+
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], datetime],
+        sleeper: Callable[[float], None],
+        rng: random.Random | None,
+        max_workers: int,
+        state_machine_arn: str,
+        state_machine_name: str,
+        role_arn: str,
+        tasks: Mapping[str, TaskResource],
+    ) -> None:
+        self.clock = clock
+        self.sleeper = sleeper
+        self.rng = rng
+        self.max_workers = max_workers
+        self.state_machine_arn = state_machine_arn
+        self.state_machine_name = state_machine_name
+        self.role_arn = role_arn
+        self.tasks = tasks
+
+
+class _Aborted(Exception):
+    """A branch or iteration stopped because a sibling failed."""
+
+
+class _Cancel:
+    """Set when the branches of a Parallel or the iterations of a Map should stop."""
+
+    __slots__ = ("_event", "_parent")
+
+    def __init__(self, parent: _Cancel | None) -> None:
+        self._event = threading.Event()
+        self._parent = parent
+
+    def set(self) -> None:
+        self._event.set()
+
+    def is_set(self) -> bool:
+        return self._event.is_set() or (self._parent is not None and self._parent.is_set())
+
+
+class _Scope:
+    """The context object (``$$``) of one state while it runs, built only when read."""
+
+    __slots__ = ("_cached", "_item", "_run", "entered_id", "entered_time", "name", "retry_count")
+
+    def __init__(
+        self,
+        run: Run,
+        name: str,
+        entered_id: int,
+        entered_time: datetime,
+        item: tuple[int, Any] | None = None,
+    ) -> None:
+        self._run = run
+        self.name = name
+        self.entered_id = entered_id
+        self.entered_time = entered_time
+        self.retry_count = 0
+        self._item = item
+        self._cached: dict[str, Any] | None = None
+
+    @property
+    def rng(self) -> random.Random | None:
+        return self._run.settings.rng
+
+    def for_item(self, index: int, value: Any) -> _Scope:
+        """The scope an ItemSelector sees for one Map item."""
+        return _Scope(self._run, self.name, self.entered_id, self.entered_time, (index, value))
+
+    def retried(self) -> None:
+        self.retry_count += 1
+        self._cached = None
+
+    def context(self) -> dict[str, Any]:
+        if self._cached is None:
+            context = self._run.context_base()
+            context["State"] = {
+                "EnteredTime": format_timestamp(self.entered_time),
+                "Name": self.name,
+                "RetryCount": self.retry_count,
+            }
+            if self._item is not None:
+                context["Map"] = {"Item": {"Index": self._item[0], "Value": self._item[1]}}
+            self._cached = context
+        return self._cached
+
+    def failure(self, error: str, detail: str, *, terminal: bool = True) -> StatesFailure:
+        """A failure worded like Step Functions' runtime errors for this state."""
+        return StatesFailure(
+            error,
+            f"An error occurred while executing the state '{self.name}' (entered at the event "
+            f"id #{self.entered_id}). {detail}",
+            terminal=terminal,
+        )
+
+
+class Run:
+    """One execution in progress: call :meth:`run_machine` on the top machine."""
+
+    def __init__(
+        self,
+        settings: RunSettings,
+        *,
+        name: str,
+        execution_arn: str,
+        input_value: Any,
+        deadline: datetime | None,
+        extra_context: Mapping[str, Any] | None,
+    ) -> None:
+        self.settings = settings
+        self.name = name
+        self.execution_arn = execution_arn
+        self.input_value = input_value
+        self.deadline = deadline
+        self.extra_context = extra_context
+        self.history = History(settings.clock)
+        self.start_time: datetime | None = None
+        self._handlers: dict[type, Callable[[Any, Any, Thread, _Scope], _Outcome]] = {
+            PassSpec: self._pass,
+            TaskSpec: self._task,
+            ChoiceSpec: self._choice,
+            WaitSpec: self._wait,
+            SucceedSpec: self._succeed,
+            FailSpec: self._fail,
+            ParallelSpec: self._parallel,
+            MapSpec: self._map,
+        }
+
+    # --- the context object ------------------------------------------------------------
+
+    def context_base(self) -> dict[str, Any]:
+        """The context object without its State and Map parts."""
+        assert self.start_time is not None  # set when ExecutionStarted is recorded
+        context: dict[str, Any] = {
+            "Execution": {
+                "Id": self.execution_arn,
+                "Input": self.input_value,
+                "Name": self.name,
+                "RoleArn": self.settings.role_arn,
+                "StartTime": format_timestamp(self.start_time),
+                "RedriveCount": 0,
+            },
+            "StateMachine": {
+                "Id": self.settings.state_machine_arn,
+                "Name": self.settings.state_machine_name,
+            },
+        }
+        for key, value in (self.extra_context or {}).items():
+            base = context.get(key)
+            context[key] = (
+                {**base, **value}
+                if isinstance(base, dict) and isinstance(value, Mapping)
+                else value
+            )
+        return context
+
+    # --- the loop ------------------------------------------------------------------------
+
+    def run_machine(
+        self, machine: MachineSpec, value: Any, thread: Thread, cancel: _Cancel | None
+    ) -> Any:
+        """Run from StartAt to the end; returns the output or raises StatesFailure."""
+        states = machine.states
+        name: str | None = machine.start_at
+        while name is not None:
+            if cancel is not None and cancel.is_set():
+                raise _Aborted
+            self._check_deadline()
+            name, value = self._run_state(states[name], value, thread)
+        return value
+
+    def _run_state(self, spec: StateSpec, raw: Any, thread: Thread) -> _Outcome:
+        event = self.history.add(
+            thread,
+            spec.entered_event,
+            "stateEnteredEventDetails",
+            {"name": spec.name, "input": thread.dumps(raw), "inputDetails": {"truncated": False}},
+        )
+        scope = _Scope(self, spec.name, event["id"], event["timestamp"])
+        try:
+            return self._handlers[type(spec)](spec, raw, thread, scope)
+        except EvaluationError as exc:
+            raise scope.failure(exc.error, exc.detail) from None
+
+    def _check_deadline(self) -> None:
+        if self.deadline is not None and self.settings.clock() >= self.deadline:
+            raise ExecutionTimedOut
+
+    def _remaining(self) -> float | None:
+        if self.deadline is None:
+            return None
+        remaining = (self.deadline - self.settings.clock()).total_seconds()
+        if remaining <= 0:
+            raise ExecutionTimedOut
+        return remaining
+
+    def _sleep(self, seconds: float) -> None:
+        remaining = self._remaining()
+        if remaining is not None and seconds >= remaining:
+            self.settings.sleeper(remaining)
+            raise ExecutionTimedOut
+        self.settings.sleeper(seconds)
+
+    def _request_id(self) -> str:
+        rng = self.settings.rng
+        if rng is None:
+            return str(uuid.uuid4())
+        return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+
+    # --- input and output processing ------------------------------------------------
+
+    @staticmethod
+    def _select(path: JsonPath | None, value: Any, scope: _Scope) -> Any:
+        """InputPath or OutputPath: null gives an empty object."""
+        if path is None:
+            return {}
+        if path.is_root:
+            return value
+        try:
+            return path.find(value, scope)
+        except PathNotFound as exc:
+            raise EvaluationError(RUNTIME, f"Invalid path '{path.text}' : {exc.detail}") from None
+
+    @staticmethod
+    def _place(path: JsonPath | None, raw: Any, result: Any) -> Any:
+        """ResultPath: null keeps the state's input, ``$`` takes the result."""
+        if path is None:
+            return raw
+        if path.is_root:
+            return result
+        return set_at(path, raw, result)
+
+    def _exit(self, spec: StateSpec, output: Any, thread: Thread) -> None:
+        self.history.add(
+            thread,
+            spec.exited_event,
+            "stateExitedEventDetails",
+            {
+                "name": spec.name,
+                "output": thread.dumps(output),
+                "outputDetails": {"truncated": False},
+            },
+        )
+
+    def _finish(
+        self,
+        spec: TaskSpec | ParallelSpec | MapSpec,
+        raw: Any,
+        result: Any,
+        thread: Thread,
+        scope: _Scope,
+    ) -> _Outcome:
+        if spec.result_selector is not None:
+            result = spec.result_selector.render(result, scope)
+        output = self._select(spec.output_path, self._place(spec.result_path, raw, result), scope)
+        self._exit(spec, output, thread)
+        return spec.next, output
+
+    # --- Retry and Catch -------------------------------------------------------------------
+
+    def _retry(
+        self,
+        retriers: tuple[Retrier, ...],
+        counts: list[int],
+        failure: StatesFailure,
+        scope: _Scope,
+    ) -> bool:
+        rng = self.settings.rng or _RNG
+        delay = next_retry_delay(retriers, counts, failure, rng)
+        if delay is None:
+            return False
+        self._sleep(delay)
+        scope.retried()
+        return True
+
+    def _catch(
+        self,
+        catchers: tuple[Catcher, ...],
+        spec: StateSpec,
+        raw: Any,
+        failure: StatesFailure,
+        thread: Thread,
+    ) -> _Outcome:
+        for catcher in catchers:
+            if error_matches(catcher.error_equals, failure):
+                output = self._place(catcher.result_path, raw, failure.output())
+                self._exit(spec, output, thread)
+                return catcher.next, output
+        raise failure
+
+    # --- the states ------------------------------------------------------------------------
+
+    def _pass(self, spec: PassSpec, raw: Any, thread: Thread, scope: _Scope) -> _Outcome:
+        if spec.has_result:
+            result = spec.result
+        else:
+            result = self._select(spec.input_path, raw, scope)
+            if spec.parameters is not None:
+                result = spec.parameters.render(result, scope)
+        output = self._select(spec.output_path, self._place(spec.result_path, raw, result), scope)
+        self._exit(spec, output, thread)
+        return spec.next, output
+
+    def _task(self, spec: TaskSpec, raw: Any, thread: Thread, scope: _Scope) -> _Outcome:
+        effective = self._select(spec.input_path, raw, scope)
+        resource = self.settings.tasks[spec.name]
+        counts = [0] * len(spec.retry)
+        while True:
+            params = (
+                effective if spec.parameters is None else spec.parameters.render(effective, scope)
+            )
+            attempt = Attempt(
+                self.history,
+                thread,
+                self._timeout(spec, effective, scope),
+                self._remaining(),
+                self._request_id(),
+                self.settings.clock,
+            )
+            try:
+                result = resource.invoke(params, attempt)
+            except StatesFailure as failure:
+                if self._retry(spec.retry, counts, failure, scope):
+                    continue
+                return self._catch(spec.catch, spec, raw, failure, thread)
+            return self._finish(spec, raw, result, thread, scope)
+
+    @staticmethod
+    def _timeout(spec: TaskSpec, effective: Any, scope: _Scope) -> int | None:
+        path = spec.timeout_seconds_path
+        if path is None:
+            return spec.timeout_seconds
+        try:
+            value = path.find(effective, scope)
+        except PathNotFound as exc:
+            raise EvaluationError(RUNTIME, f"Invalid path '{path.text}' : {exc.detail}") from None
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise EvaluationError(
+                RUNTIME,
+                f"The TimeoutSecondsPath parameter must reference a positive integer: "
+                f"{path.text} == {dumps(value)}",
+            )
+        return value
+
+    def _choice(self, spec: ChoiceSpec, raw: Any, thread: Thread, scope: _Scope) -> _Outcome:
+        effective = self._select(spec.input_path, raw, scope)
+        next_state = spec.default
+        for rule in spec.choices:
+            if rule.matches(effective, scope):
+                next_state = rule.next
+                break
+        if next_state is None:
+            raise scope.failure(
+                NO_CHOICE_MATCHED,
+                "No Choice Rule matched the input and the Choice state has no Default.",
+                terminal=False,
+            )
+        output = self._select(spec.output_path, effective, scope)
+        self._exit(spec, output, thread)
+        return next_state, output
+
+    def _wait(self, spec: WaitSpec, raw: Any, thread: Thread, scope: _Scope) -> _Outcome:
+        effective = self._select(spec.input_path, raw, scope)
+        self._sleep(max(0.0, self._wait_seconds(spec, effective, scope)))
+        output = self._select(spec.output_path, effective, scope)
+        self._exit(spec, output, thread)
+        return spec.next, output
+
+    def _wait_seconds(self, spec: WaitSpec, effective: Any, scope: _Scope) -> float:
+        if spec.seconds is not None:
+            return float(spec.seconds)
+        if spec.timestamp is not None:
+            return (spec.timestamp - self.settings.clock()).total_seconds()
+        if spec.seconds_path is not None:
+            value = _referenced(spec.seconds_path, effective, scope, "SecondsPath")
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise EvaluationError(
+                    RUNTIME,
+                    "The SecondsPath parameter cannot be parsed as a long value: "
+                    f"{spec.seconds_path.text} == {dumps(value)}",
+                )
+            if value < 0:
+                raise EvaluationError(
+                    RUNTIME,
+                    "The SecondsPath parameter references a negative value: "
+                    f"{spec.seconds_path.text} == {value}",
+                )
+            return float(value)
+        assert spec.timestamp_path is not None  # the definition gives exactly one of four
+        value = _referenced(spec.timestamp_path, effective, scope, "TimestampPath")
+        moment = parse_timestamp(value)
+        if moment is None:
+            raise EvaluationError(
+                RUNTIME,
+                "The TimestampPath parameter does not reference a valid ISO-8601 extended offset "
+                f"date-time format string: {spec.timestamp_path.text} == {value}",
+            )
+        return (moment - self.settings.clock()).total_seconds()
+
+    def _succeed(self, spec: SucceedSpec, raw: Any, thread: Thread, scope: _Scope) -> _Outcome:
+        output = self._select(spec.output_path, self._select(spec.input_path, raw, scope), scope)
+        self._exit(spec, output, thread)
+        return None, output
+
+    def _fail(self, spec: FailSpec, raw: Any, _thread: Thread, scope: _Scope) -> _Outcome:
+        error = spec.error
+        cause = spec.cause
+        if spec.error_path is not None:
+            error = _text(spec.error_path, raw, scope, "ErrorPath")
+        if spec.cause_path is not None:
+            cause = _text(spec.cause_path, raw, scope, "CausePath")
+        raise StatesFailure(error, cause)
+
+    def _parallel(self, spec: ParallelSpec, raw: Any, thread: Thread, scope: _Scope) -> _Outcome:
+        effective = self._select(spec.input_path, raw, scope)
+        if spec.parameters is not None:
+            effective = spec.parameters.render(effective, scope)
+        counts = [0] * len(spec.retry)
+        while True:
+            started = self.history.add(thread, "ParallelStateStarted")["id"]
+            threads = [Thread(started) for _ in spec.branches]
+
+            branch = self._branch(spec, effective, thread, threads)
+            try:
+                results = self._concurrently(len(spec.branches), 0, branch)
+            except StatesFailure as failure:
+                if self._retry(spec.retry, counts, failure, scope):
+                    continue
+                self.history.add(thread, "ParallelStateFailed")
+                return self._catch(spec.catch, spec, raw, failure, thread)
+            thread.last = max(branch_thread.last for branch_thread in threads)
+            self.history.add(thread, "ParallelStateSucceeded", advance=False)
+            return self._finish(spec, raw, results, thread, scope)
+
+    def _branch(
+        self, spec: ParallelSpec, effective: Any, parent: Thread, threads: list[Thread]
+    ) -> Callable[[int, _Cancel], Any]:
+        def branch(index: int, cancel: _Cancel) -> Any:
+            try:
+                return self.run_machine(spec.branches[index], effective, threads[index], cancel)
+            except StatesFailure:
+                parent.last = threads[index].last
+                raise
+
+        return branch
+
+    def _map(self, spec: MapSpec, raw: Any, thread: Thread, scope: _Scope) -> _Outcome:
+        effective = self._select(spec.input_path, raw, scope)
+        items = _items(spec.items_path, effective, scope)
+        limit = _concurrency(spec, effective, scope)
+        counts = [0] * len(spec.retry)
+        while True:
+            self.history.add(
+                thread, "MapStateStarted", "mapStateStartedEventDetails", {"length": len(items)}
+            )
+            try:
+                results = self._concurrently(
+                    len(items), limit, self._iteration(spec, effective, items, thread, scope)
+                )
+            except StatesFailure as failure:
+                if self._retry(spec.retry, counts, failure, scope):
+                    continue
+                self.history.add(thread, "MapStateFailed")
+                return self._catch(spec.catch, spec, raw, failure, thread)
+            self.history.add(thread, "MapStateSucceeded", advance=False)
+            return self._finish(spec, raw, results, thread, scope)
+
+    def _iteration(
+        self, spec: MapSpec, effective: Any, items: list[Any], parent: Thread, scope: _Scope
+    ) -> Callable[[int, _Cancel], Any]:
+        processor = spec.processor
+        assert processor is not None  # the definition always sets it
+        selector = spec.item_selector
+        details_key = "mapIterationStartedEventDetails"
+
+        def iterate(index: int, cancel: _Cancel) -> Any:
+            names = {"name": spec.name, "index": index}
+            started = self.history.add(
+                parent, "MapIterationStarted", details_key, names, advance=False
+            )
+            own = Thread(started["id"])
+            try:
+                value = items[index]
+                if selector is not None:
+                    value = selector.render(effective, scope.for_item(index, value))
+                output = self.run_machine(processor, value, own, cancel)
+            except StatesFailure:
+                self.history.add(
+                    own,
+                    "MapIterationFailed",
+                    "mapIterationFailedEventDetails",
+                    names,
+                    advance=False,
+                )
+                parent.last = own.last
+                raise
+            except _Aborted:
+                self.history.add(
+                    own,
+                    "MapIterationAborted",
+                    "mapIterationAbortedEventDetails",
+                    names,
+                    advance=False,
+                )
+                raise
+            self.history.add(
+                own,
+                "MapIterationSucceeded",
+                "mapIterationSucceededEventDetails",
+                names,
+                advance=False,
+            )
+            parent.last = max(parent.last, own.last)
+            return output
+
+        return iterate
+
+    def _concurrently(
+        self, count: int, limit: int, work: Callable[[int, _Cancel], Any]
+    ) -> list[Any]:
+        """``work(i)`` for every i in order of results; at most ``limit`` at once (0: no limit).
+
+        The calling thread takes a share; the first failure stops the others (they end at
+        their next state transition) and is raised without waiting for them.
+        """
+        results: list[Any] = [None] * count
+        cancel = _Cancel(None)
+        size = min(count, limit or count, self.settings.max_workers)
+        if size <= 1:
+            for index in range(count):
+                results[index] = work(index, cancel)
+            return results
+        indexes = itertools.count()
+        lock = threading.Lock()
+        done = threading.Event()
+        state: dict[str, Any] = {"error": None, "running": size}
+
+        def worker() -> None:
+            try:
+                while not cancel.is_set():
+                    index = next(indexes)
+                    if index >= count:
+                        return
+                    results[index] = work(index, cancel)
+            except BaseException as exc:  # handed to the calling thread below
+                with lock:
+                    if state["error"] is None:
+                        state["error"] = exc
+                cancel.set()
+            finally:
+                with lock:
+                    state["running"] -= 1
+                    if state["running"] == 0 or state["error"] is not None:
+                        done.set()
+
+        for _ in range(size - 1):
+            workers.submit(worker)
+        worker()
+        done.wait()
+        error = state["error"]
+        if error is not None:
+            raise error
+        return results
+
+
+_RNG = random.Random()
+
+
+def _referenced(path: JsonPath, effective: Any, scope: _Scope, field: str) -> Any:
+    try:
+        return path.find(effective, scope)
+    except PathNotFound:
+        raise EvaluationError(
+            RUNTIME, f"The {field} parameter does not reference an input value: {path.text}"
+        ) from None
+
+
+def _text(source: JsonPath | Intrinsic, raw: Any, scope: _Scope, field: str) -> str:
+    try:
+        value = (
+            source.find(raw, scope) if isinstance(source, JsonPath) else source.evaluate(raw, scope)
+        )
+    except PathNotFound:
+        assert isinstance(source, JsonPath)
+        raise EvaluationError(
+            RUNTIME,
+            f"The JSONPath '{source.text}' specified for the field '{field}' could not be found "
+            f"in the input '{dumps(raw)}'",
+        ) from None
+    return value if isinstance(value, str) else dumps(value)
+
+
+def _items(path: JsonPath, effective: Any, scope: _Scope) -> list[Any]:
+    try:
+        items = path.find(effective, scope)
+    except PathNotFound as exc:
+        raise EvaluationError(RUNTIME, f"Invalid path '{path.text}' : {exc.detail}") from None
+    if not isinstance(items, list):
+        raise EvaluationError(RUNTIME, f"Map state input must be an array but was: {dumps(items)}")
+    return items
+
+
+def _concurrency(spec: MapSpec, effective: Any, scope: _Scope) -> int:
+    path = spec.max_concurrency_path
+    if path is None:
+        return spec.max_concurrency
+    value = _referenced(path, effective, scope, "MaxConcurrencyPath")
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise EvaluationError(
+            RUNTIME,
+            f'The MaxConcurrencyPath field refers to value "{dumps(value)}" which is not a '
+            f"valid integer >= 0: {path.text} ({json_type(value)})",
+        )
+    return value

@@ -1,0 +1,305 @@
+"""StateMachine: an ASL definition bound to Python handlers, run in-process."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from strangler.instant.asl.definition import Definition, TaskSpec, parse_definition
+from strangler.instant.asl.errors import TIMEOUT, ExecutionTimedOut, StatesFailure
+from strangler.instant.asl.execution import Execution
+from strangler.instant.asl.executor import Run, RunSettings
+from strangler.instant.asl.history import Thread, dumps
+from strangler.instant.asl.tasks import (
+    LAMBDA_INVOKE,
+    FunctionResolver,
+    Handler,
+    LambdaFunctionTask,
+    LambdaInvokeTask,
+    ServiceTask,
+    TaskResource,
+    invoked_name,
+    parse_function_reference,
+)
+from strangler.instant.exceptions import DefinitionError, ExecutionError
+
+__all__ = ["StateMachine"]
+
+_NAME = re.compile(r"[^\s<>{}\[\]?*\"#%\\^|~`$&,;:/\x00-\x1f\x7f-\x9f]{1,80}")
+_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d")
+_ACCOUNT = re.compile(r"\d{12}")
+_LAMBDA_ARN = re.compile(r"arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:.+")
+_SERVICE_PREFIX = "arn:aws:states:::"
+_INVOKE_PARAMETERS = frozenset(
+    {"FunctionName", "Payload", "Qualifier", "InvocationType", "ClientContext", "LogType"}
+)
+_DECODER = json.JSONDecoder()
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class StateMachine:
+    """An Amazon States Language definition whose Task resources are Python callables.
+
+    ``definition`` (a mapping or JSON text) is validated and compiled here; every Task's
+    resource must resolve to one of ``resources``, keyed by Lambda function ARN, function
+    name, or the exact resource string. Otherwise DefinitionError names the state and
+    field. ``clock`` (aware UTC datetimes) stamps events and drives Wait states and the
+    execution's TimeoutSeconds; ``sleeper`` does the waiting for Wait and Retry (inject
+    both so tests never sleep); ``rng`` draws FULL jitter, request ids, default
+    execution names, ``States.UUID`` and ``States.MathRandom`` (inject a seeded one for
+    repeatable runs). ``max_workers`` bounds how many branches or iterations of one
+    Parallel or Map state run at once. A StateMachine is immutable and may run many
+    executions at once from several threads.
+    """
+
+    def __init__(
+        self,
+        definition: Mapping[str, Any] | str,
+        resources: Mapping[str, Handler],
+        *,
+        clock: Callable[[], datetime] | None = None,
+        sleeper: Callable[[float], None] | None = None,
+        rng: random.Random | None = None,
+        max_workers: int = 8,
+        name: str = "StateMachine",
+        region: str = "us-east-1",
+        account_id: str = "123456789012",
+        role_arn: str | None = None,
+    ) -> None:
+        _check_arguments(resources, max_workers, name, region, account_id)
+        self._definition: Definition = parse_definition(definition)
+        self._source = dumps(self._definition.source)
+        self._resources = dict(resources)
+        self._region = region
+        self._resolver = FunctionResolver(self._resources, region, account_id)
+        self.name = name
+        self.arn = f"arn:aws:states:{region}:{account_id}:stateMachine:{name}"
+        self._execution_prefix = f"arn:aws:states:{region}:{account_id}:execution:{name}:"
+        self._rng = rng
+        self._settings = RunSettings(
+            clock=clock or _utc_now,
+            sleeper=sleeper or time.sleep,
+            rng=rng,
+            max_workers=max_workers,
+            state_machine_arn=self.arn,
+            state_machine_name=name,
+            role_arn=role_arn or f"arn:aws:iam::{account_id}:role/{name}-role",
+            tasks=self._task_resources(),
+        )
+
+    @property
+    def definition(self) -> dict[str, Any]:
+        """A copy of the definition as given."""
+        copy: dict[str, Any] = json.loads(self._source)
+        return copy
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """What validation found suspicious but allowed (unreachable states)."""
+        return self._definition.warnings
+
+    def execute(
+        self,
+        input: Any,
+        *,
+        name: str | None = None,
+        context: Mapping[str, Any] | None = None,
+        timeout_seconds: float | None = None,
+    ) -> Execution:
+        """Run one execution to its end in the calling thread and return its record.
+
+        ``input`` is any JSON value. ``name`` defaults to a random UUID; names follow
+        Step Functions' rules (1 to 80 characters, no whitespace or ``<>{}[]?*"#%\\^|~`$&,;:/``).
+        ``context`` is merged into the context object (``$$``) section by section, e.g.
+        ``{"Execution": {"RoleArn": ...}}``. ``timeout_seconds`` overrides the
+        definition's TimeoutSeconds. A failing execution is a FAILED or TIMED_OUT record,
+        not an exception; ExecutionError means the execution could not start (bad input
+        or name). Exceptions that are not ``Exception`` (KeyboardInterrupt) propagate.
+        """
+        name = self._new_name() if name is None else name
+        if not isinstance(name, str) or not _NAME.fullmatch(name):
+            raise ExecutionError(
+                f"invalid execution name {name!r}: use 1 to 80 characters without whitespace,"
+                ' control characters or any of <>{}[]?*"#%\\^|~`$&,;:/'
+            )
+        try:
+            input_json = dumps(input)
+        except (TypeError, ValueError) as exc:
+            raise ExecutionError(f"execution input must be a JSON value: {exc}") from exc
+        value = _DECODER.raw_decode(input_json)[0]
+        run = Run(
+            self._settings,
+            name=name,
+            execution_arn=self._execution_prefix + name,
+            input_value=value,
+            deadline=None,
+            extra_context=context,
+        )
+        thread = Thread(0)
+        started = run.history.add(
+            thread,
+            "ExecutionStarted",
+            "executionStartedEventDetails",
+            {
+                "input": input_json,
+                "inputDetails": {"truncated": False},
+                "roleArn": self._settings.role_arn,
+            },
+            advance=False,
+        )
+        run.start_time = started["timestamp"]
+        seconds = self._definition.timeout_seconds if timeout_seconds is None else timeout_seconds
+        if seconds is not None:
+            run.deadline = run.start_time + timedelta(seconds=seconds)
+        status, output, error, cause = self._run(run, value, thread, seconds)
+        history = run.history.close()
+        return Execution(
+            name=name,
+            execution_arn=run.execution_arn,
+            state_machine_arn=self.arn,
+            status=status,
+            input=value,
+            output=output,
+            error=error,
+            cause=cause,
+            start_date=run.start_time,
+            stop_date=history[-1]["timestamp"],
+            history=history,
+        )
+
+    def _run(
+        self, run: Run, value: Any, thread: Thread, seconds: float | None
+    ) -> tuple[str, Any, str | None, str | None]:
+        history = run.history
+        try:
+            output = run.run_machine(self._definition.machine, value, thread, None)
+        except StatesFailure as failure:
+            details = {"error": failure.error, "cause": failure.cause}
+            details = {key: text for key, text in details.items() if text is not None}
+            history.add(thread, "ExecutionFailed", "executionFailedEventDetails", details)
+            return "FAILED", None, failure.error, failure.cause
+        except ExecutionTimedOut:
+            cause = f"The execution ran longer than its TimeoutSeconds ({seconds:g} s)."
+            history.add(
+                thread,
+                "ExecutionTimedOut",
+                "executionTimedOutEventDetails",
+                {"error": TIMEOUT, "cause": cause},
+            )
+            return "TIMED_OUT", None, TIMEOUT, cause
+        output_json = thread.dumps(output)
+        history.add(
+            thread,
+            "ExecutionSucceeded",
+            "executionSucceededEventDetails",
+            {"output": output_json, "outputDetails": {"truncated": False}},
+        )
+        return "SUCCEEDED", _DECODER.raw_decode(output_json)[0], None, None
+
+    def _new_name(self) -> str:
+        if self._rng is None:
+            return str(uuid.uuid4())
+        return str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
+
+    # --- resolving Task resources --------------------------------------------------------
+
+    def _task_resources(self) -> dict[str, TaskResource]:
+        return {
+            spec.name: self._resource_for(spec)
+            for spec in self._definition.machine.walk()
+            if isinstance(spec, TaskSpec)
+        }
+
+    def _resource_for(self, spec: TaskSpec) -> TaskResource:
+        resource = spec.resource
+        if resource == LAMBDA_INVOKE:
+            self._check_invoke(spec)
+            return LambdaInvokeTask(self._resolver, self._region)
+        if resource.startswith(LAMBDA_INVOKE + "."):
+            raise DefinitionError(
+                f"{resource!r} is not supported by the local executor; use {LAMBDA_INVOKE!r}",
+                state=spec.name,
+                field="Resource",
+            )
+        if resource.startswith(_SERVICE_PREFIX) and resource in self._resources:
+            return ServiceTask(resource, self._resources[resource], self._region)
+        if resource in self._resources or _LAMBDA_ARN.fullmatch(resource):
+            function = self._resolver.resolve(resource)
+            if function is not None:
+                return LambdaFunctionTask(resource, function)
+        raise DefinitionError(_no_handler(resource), state=spec.name, field="Resource")
+
+    def _check_invoke(self, spec: TaskSpec) -> None:
+        params = spec.parameters_source
+        if not isinstance(params, Mapping):
+            raise DefinitionError(
+                f"{LAMBDA_INVOKE} needs Parameters with FunctionName (and usually Payload)",
+                state=spec.name,
+                field="Parameters",
+            )
+        given = {key.removesuffix(".$") for key in params}
+        unknown = sorted(given - _INVOKE_PARAMETERS)
+        if unknown:
+            raise DefinitionError(
+                f"unsupported lambda:invoke parameter(s) {unknown}; "
+                f"supported: {sorted(_INVOKE_PARAMETERS)}",
+                state=spec.name,
+                field=f"Parameters.{unknown[0]}",
+            )
+        if "FunctionName" not in given:
+            raise DefinitionError(
+                "lambda:invoke needs FunctionName (a name or ARN) in Parameters",
+                state=spec.name,
+                field="Parameters.FunctionName",
+            )
+        invocation = params.get("InvocationType", "RequestResponse")
+        if invocation != "RequestResponse":
+            raise DefinitionError(
+                f"InvocationType {invocation!r} is not supported by the local executor; "
+                "only RequestResponse is",
+                state=spec.name,
+                field="Parameters.InvocationType",
+            )
+        function_name = params.get("FunctionName")
+        if isinstance(function_name, str) and self._resolver.resolve(invoked_name(params)) is None:
+            raise DefinitionError(
+                _no_handler(function_name), state=spec.name, field="Parameters.FunctionName"
+            )
+
+
+def _no_handler(resource: str) -> str:
+    if "${" in resource:
+        return (
+            f"{resource!r} still holds a ${{...}} placeholder: substitute it before building "
+            "the StateMachine (or key resources by the placeholder text)"
+        )
+    reference = parse_function_reference(resource.rsplit("function:", 1)[-1])
+    by_name = f" or by its name {reference.name!r}" if reference else ""
+    return f"no handler for {resource!r}: add it to resources, keyed by this string{by_name}"
+
+
+def _check_arguments(
+    resources: Mapping[str, Handler], max_workers: int, name: str, region: str, account: str
+) -> None:
+    if not isinstance(resources, Mapping):
+        raise TypeError(f"resources must map resource names to callables, got {resources!r}")
+    for key, handler in resources.items():
+        if not isinstance(key, str) or not callable(handler):
+            raise TypeError(f"resources[{key!r}] must be a callable (event, context) handler")
+    if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
+        raise ValueError(f"max_workers must be an integer >= 1, got {max_workers!r}")
+    if not _NAME.fullmatch(name):
+        raise ValueError(f"invalid state machine name {name!r}: 1 to 80 characters, no spaces")
+    if not _REGION.fullmatch(region):
+        raise ValueError(f"invalid region {region!r}, expected something like 'us-east-1'")
+    if not _ACCOUNT.fullmatch(account):
+        raise ValueError(f"invalid account id {account!r}: 12 digits")
