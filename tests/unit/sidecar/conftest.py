@@ -71,7 +71,7 @@ def make_app(
         fetched.append(url)
         return signer.pem
 
-    def build(**changes: Any) -> Flask:
+    def build(cert_fetcher: Callable[[str], bytes] = fetch, **changes: Any) -> Flask:
         settings = Settings(
             upstream_url="http://upstream.test:8000",
             admin_token=TOKEN,
@@ -83,7 +83,7 @@ def make_app(
             runtime=runtime,
             rollout=rollout,
             upstream_pool=pool,
-            cert_fetcher=fetch,
+            cert_fetcher=cert_fetcher,
             subscription_confirmer=confirmed.append,
             readiness_probe=lambda _url: None,
         )
