@@ -32,7 +32,8 @@ __all__ = [
 
 DEFINITION_FILE = "order_pipeline.asl.json"
 STATE_MACHINE_NAME = "strangler-order-pipeline"
-LOCAL_REGION = "local"
+# Local ARNs use a real-looking region (the executor checks it) and the all-zero account.
+LOCAL_REGION = "us-east-1"
 LOCAL_ACCOUNT = "000000000000"
 
 #: The pipeline's steps, in the order they run; each is also its handler's name.

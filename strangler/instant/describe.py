@@ -37,7 +37,7 @@ def describe(result: ExecutionResult) -> str:
         verdict = step.decision if step.error is None else f"ERROR {step.error}"
         retried = len(step.payload.get("attempt_errors", ()))
         extra = f"  ({retried} failed attempt(s))" if retried and step.error is None else ""
-        lines.append(f"  {step.step:<18} {verdict}  {spent:.1f} ms{extra}")
+        lines.append(f"  {step.step:<18} {verdict:<14} {spent:7.1f} ms{extra}")
     lines.append("history:")
     lines.append(format_history(result.history))
     return "\n".join(lines)

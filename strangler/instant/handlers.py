@@ -10,7 +10,8 @@ around the old batch system. The event is the Task's ``Parameters``: ``order_id`
   returns the first result.
 - Errors keep their class names, which is what the definition's Retry and Catch match
   on (Lambda reports a Python exception's class name as its ``errorType``):
-  ``LegacyUnavailable`` is retried, everything else is caught and the order released.
+  ``LegacyUnavailable`` and ``CircuitOpen`` (the adapter's breaker failing fast) are
+  retried; everything else is caught and the order released.
 
 :func:`make_handlers` builds the handlers around an injected client (the local backend
 uses it); the module-level functions (``claim``, ``fraud_scan``, ...) are the Lambda

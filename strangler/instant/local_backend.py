@@ -10,13 +10,13 @@ order and mode joins or returns the first execution instead of starting another.
 
 from __future__ import annotations
 
+import random
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import UTC, datetime
-from typing import Any
 
 import structlog
 
@@ -26,6 +26,7 @@ from strangler.instant.definition import (
     LOCAL_ACCOUNT,
     LOCAL_REGION,
     STATE_MACHINE_NAME,
+    execution_arn,
     execution_name,
     load_definition,
     local_function_arn,
@@ -62,9 +63,9 @@ class LocalBackend:
         *,
         max_workers: int = 8,
         max_kept: int = 10_000,
-        clock: Callable[[], float] | None = None,
+        clock: Callable[[], datetime] | None = None,
         sleeper: Callable[[float], None] | None = None,
-        rng: Any = None,
+        rng: random.Random | None = None,
     ) -> None:
         if max_workers < 1:
             raise ValueError(f"max_workers must be at least 1, got {max_workers}")
@@ -81,6 +82,9 @@ class LocalBackend:
             clock=clock,
             sleeper=sleeper,
             rng=rng,
+            name=STATE_MACHINE_NAME,
+            region=LOCAL_REGION,
+            account_id=LOCAL_ACCOUNT,
         )
         self._pool = ThreadPoolExecutor(max_workers, thread_name_prefix="strangler-instant")
         self._max_kept = max_kept
@@ -115,7 +119,7 @@ class LocalBackend:
         except FutureTimeout:
             name = execution_name(order.order_id, dry_run=dry_run)
             return ExecutionResult(
-                execution_id=_execution_arn(name),
+                execution_id=execution_arn(LOCAL_STATE_MACHINE_ARN, name),
                 order_id=order.order_id,
                 status="RUNNING",
                 dry_run=dry_run,
@@ -150,7 +154,7 @@ class LocalBackend:
             raise ExecutionError(
                 f"local execution {name} of order {order_id} could not run: {exc}"
             ) from exc
-        return _result(execution, order_id, name, dry_run)
+        return _result(execution, order_id, dry_run)
 
     def _evict(self) -> None:
         excess = len(self._runs) - self._max_kept
@@ -161,11 +165,11 @@ class LocalBackend:
             excess -= 1
 
 
-def _result(execution: Execution, order_id: str, name: str, dry_run: bool) -> ExecutionResult:
+def _result(execution: Execution, order_id: str, dry_run: bool) -> ExecutionResult:
     output = execution.output if isinstance(execution.output, Mapping) else None
     outcome = output.get("outcome") if output else None
     return ExecutionResult(
-        execution_id=_execution_arn(name),
+        execution_id=execution.execution_arn,
         order_id=order_id,
         status=execution.status,
         dry_run=dry_run,
@@ -178,7 +182,3 @@ def _result(execution: Execution, order_id: str, name: str, dry_run: bool) -> Ex
         steps=steps_from_history(execution.history, order_id=order_id, dry_run=dry_run),
         history=execution.history,
     )
-
-
-def _execution_arn(name: str) -> str:
-    return f"arn:aws:states:{LOCAL_REGION}:{LOCAL_ACCOUNT}:execution:{STATE_MACHINE_NAME}:{name}"

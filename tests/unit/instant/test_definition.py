@@ -22,7 +22,7 @@ from strangler.instant.definition import (
     substitute,
 )
 
-TRANSIENT = {"LegacyUnavailable", "States.Timeout", "Lambda.ServiceException"}
+TRANSIENT = {"LegacyUnavailable", "CircuitOpen", "States.Timeout", "Lambda.ServiceException"}
 SFN_NAME = re.compile(r"[A-Za-z0-9_.-]{1,80}")
 
 

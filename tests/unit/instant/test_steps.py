@@ -188,5 +188,5 @@ def test_describe_summarises_the_execution() -> None:
     )
     text = describe(result)
     assert "order o-1  SUCCEEDED  outcome=fulfilled  dry_run=false in 25.0 ms" in text
-    assert "  fulfill            fulfilled  4.0 ms" in text
+    assert "  fulfill            fulfilled          4.0 ms" in text
     assert text.endswith(format_history(events))

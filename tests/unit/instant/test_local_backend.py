@@ -1,0 +1,286 @@
+"""LocalBackend: the shipped definition on the local executor, against a fake legacy adapter."""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from strangler.exceptions import ConfigurationError
+from strangler.instant.backends import instant_backend_from_settings
+from strangler.instant.exceptions import ExecutionError
+from strangler.instant.local_backend import LocalBackend
+from strangler.instant.stepfunctions_backend import StepFunctionsBackend
+from strangler.legacy_adapter import CircuitOpen, ClaimConflict, LegacyUnavailable
+from strangler.orders import OrderNotification
+from strangler.settings import Settings
+from tests.unit.instant.fakes import FakeLegacy
+
+
+class Sleeper:
+    """Records Retry backoffs instead of sleeping."""
+
+    def __init__(self) -> None:
+        self.slept: list[float] = []
+
+    def __call__(self, seconds: float) -> None:
+        self.slept.append(seconds)
+
+
+def _order(order_id: str = "o-1") -> OrderNotification:
+    return OrderNotification(order_id=order_id, user_guid="u-1", unit_id="unit-1")
+
+
+@pytest.fixture
+def sleeper() -> Sleeper:
+    return Sleeper()
+
+
+@pytest.fixture
+def legacy() -> FakeLegacy:
+    return FakeLegacy()
+
+
+@pytest.fixture
+def backend(legacy: FakeLegacy, sleeper: Sleeper) -> Iterator[LocalBackend]:
+    with LocalBackend(legacy, max_workers=2, sleeper=sleeper, rng=random.Random(7)) as local:
+        yield local
+
+
+@pytest.mark.parametrize(
+    ("claimable", "decisions", "outcome", "steps"),
+    [
+        (True, {}, "fulfilled", ["claim", "fraud_scan", "authorize_payment", "fulfill"]),
+        (True, {"fraud_scan": "reject"}, "rejected_fraud", ["claim", "fraud_scan"]),
+        (
+            True,
+            {"authorize_payment": "declined"},
+            "payment_declined",
+            ["claim", "fraud_scan", "authorize_payment"],
+        ),
+        (False, {}, "legacy_owned", ["claim"]),
+    ],
+    ids=["fulfilled", "rejected-fraud", "declined", "legacy-owned"],
+)
+def test_each_business_outcome_ends_successfully(
+    sleeper: Sleeper,
+    claimable: bool,
+    decisions: dict[str, str],
+    outcome: str,
+    steps: list[str],
+) -> None:
+    """Every business outcome is a SUCCEEDED execution whose output names it."""
+    legacy = FakeLegacy(claimable=claimable, decisions=decisions)
+    with LocalBackend(legacy, sleeper=sleeper) as backend:
+        result = backend.run(_order())
+    assert (result.status, result.outcome) == ("SUCCEEDED", outcome)
+    assert [s.step for s in result.steps] == steps
+    assert set(result.output or {}) == {
+        "order_id",
+        "outcome",
+        "dry_run",
+        "claim",
+        "fraud",
+        "payment",
+        "fulfilment",
+        "fallback",
+    }
+    assert legacy.released == []
+
+
+def test_output_keeps_every_step_result(backend: LocalBackend) -> None:
+    """The output carries each step's result under its key, unrun steps as null."""
+    output = backend.run(_order()).output or {}
+    assert output["order_id"] == "o-1"
+    assert output["claim"]["claimed"] is True
+    assert output["fraud"]["decision"] == "pass"
+    assert output["payment"]["decision"] == "authorized"
+    assert output["fulfilment"]["details"] == {"vouchers": ["V-o-1-1"]}
+    assert output["fallback"] is None
+
+
+@pytest.mark.parametrize(
+    "error",
+    [LegacyUnavailable("refused"), CircuitOpen(retry_after_s=1.0)],
+    ids=["unavailable", "breaker-open"],
+)
+def test_transient_errors_are_retried_with_backoff(
+    legacy: FakeLegacy, backend: LocalBackend, sleeper: Sleeper, error: Exception
+) -> None:
+    """Two failed fraud scans are retried after backoffs and the order is fulfilled."""
+    legacy.fail("fraud_scan", [error, error])
+    result = backend.run(_order())
+    assert result.outcome == "fulfilled"
+    assert len(sleeper.slept) == 2
+    assert all(0 <= delay <= 8 for delay in sleeper.slept)
+    fraud = result.steps[1]
+    assert [e["error"] for e in fraud.payload["attempt_errors"]] == [type(error).__name__] * 2
+
+
+def test_retries_are_bounded_then_the_order_falls_back(
+    legacy: FakeLegacy, backend: LocalBackend, sleeper: Sleeper
+) -> None:
+    """After the last retry the order is released to the batch jobs with the cause."""
+    legacy.fail("fulfill", [LegacyUnavailable("legacy app down")] * 4)
+    result = backend.run(_order())
+    assert (result.status, result.outcome) == ("SUCCEEDED", "fell_back")
+    assert len(sleeper.slept) == 3
+    assert legacy.released == [
+        ("o-1", "instant pipeline fell back: LegacyUnavailable: legacy app down")
+    ]
+    assert [(s.step, s.decision) for s in result.steps][-2:] == [
+        ("fulfill", None),
+        ("release", "released"),
+    ]
+
+
+def test_a_permanent_error_falls_back_without_retrying(
+    legacy: FakeLegacy, backend: LocalBackend, sleeper: Sleeper
+) -> None:
+    """A refusal (409) is not retried: the order goes straight back to the batch jobs."""
+    legacy.fail("authorize_payment", [ClaimConflict("o-1", body={"error": "not_claimed"})])
+    result = backend.run(_order())
+    assert result.outcome == "fell_back"
+    assert sleeper.slept == []
+    fallback = (result.output or {})["fallback"]
+    assert (fallback["error"], fallback["released"]) == ("ClaimConflict", True)
+
+
+def test_an_unknown_verdict_falls_back(legacy: FakeLegacy, backend: LocalBackend) -> None:
+    """A fraud verdict with no branch is handed back rather than guessed at."""
+    legacy.decisions["fraud_scan"] = "maybe"
+    result = backend.run(_order())
+    assert result.outcome == "fell_back"
+    assert legacy.released == [
+        ("o-1", "instant pipeline fell back: UnknownVerdict: fraud_scan returned decision maybe")
+    ]
+
+
+def test_a_failed_release_fails_the_execution(legacy: FakeLegacy, backend: LocalBackend) -> None:
+    """When even the hand-back fails the execution FAILS: that order needs a person."""
+    legacy.fail("fraud_scan", [ClaimConflict("o-1", body={"error": "terminal"})])
+    legacy.fail("release", [LegacyUnavailable("down")] * 7)
+    result = backend.run(_order())
+    assert (result.status, result.outcome, result.error) == ("FAILED", None, "LegacyUnavailable")
+    assert (result.steps[-1].step, result.steps[-1].error) == ("release", "LegacyUnavailable: down")
+
+
+def test_dry_run_writes_nothing(legacy: FakeLegacy, backend: LocalBackend) -> None:
+    """A dry run passes dry_run to every step and never claims or releases."""
+    result = backend.run(_order(), dry_run=True)
+    assert (result.outcome, result.dry_run) == ("fulfilled", True)
+    assert {s.dry_run for s in result.steps} == {True}
+    assert [call[0] for call in legacy.calls] == ["fraud_scan", "authorize_payment", "fulfill"]
+    assert {call[2] for call in legacy.calls} == {True}
+
+
+def test_a_second_run_returns_the_same_execution(legacy: FakeLegacy, backend: LocalBackend) -> None:
+    """run() is idempotent per order: the legacy app is called once per step."""
+    first, second = backend.run(_order()), backend.run(_order())
+    assert first is second
+    assert len(legacy.calls) == 4
+
+
+def test_dry_run_and_real_runs_are_distinct_executions(backend: LocalBackend) -> None:
+    """A shadow run of an order does not stand in for its real run, nor the reverse."""
+    real, dry = backend.run(_order()), backend.run(_order(), dry_run=True)
+    assert real.execution_id != dry.execution_id
+    assert backend.get("o-1") is real
+    assert backend.get("o-1", dry_run=True) is dry
+
+
+class _Gate:
+    """A legacy fake whose claim blocks until released, to hold an execution running."""
+
+    def __init__(self) -> None:
+        self.inner = FakeLegacy()
+        self.open = threading.Event()
+
+    def claim(self, order_id: str) -> bool:
+        self.open.wait(10)
+        return self.inner.claim(order_id)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def test_a_timeout_returns_running_and_a_later_run_joins() -> None:
+    """When the wait ends first the result is RUNNING; the next run() joins the same execution."""
+    gate = _Gate()
+    with LocalBackend(gate, max_workers=1) as backend:  # type: ignore[arg-type]
+        running = backend.run(_order(), timeout_s=0.01)
+        assert (running.status, running.steps, backend.get("o-1")) == ("RUNNING", (), None)
+        gate.open.set()
+        done = backend.run(_order(), timeout_s=10)
+    assert (done.status, done.execution_id) == ("SUCCEEDED", running.execution_id)
+    assert [call[0] for call in gate.inner.calls].count("claim") == 1
+
+
+def test_many_orders_run_concurrently(legacy: FakeLegacy) -> None:
+    """Submitted orders run on the bounded pool and each gets its own execution."""
+    with LocalBackend(legacy, max_workers=4) as backend:
+        futures = [backend.submit(_order(f"o-{n}")) for n in range(20)]
+        results = [future.result(timeout=10) for future in futures]
+    assert {r.outcome for r in results} == {"fulfilled"}
+    assert len({r.execution_id for r in results}) == 20
+
+
+def test_only_the_most_recent_finished_executions_are_kept(legacy: FakeLegacy) -> None:
+    """Finished executions beyond max_kept are forgotten, oldest first."""
+    with LocalBackend(legacy, max_kept=2) as backend:
+        for n in range(3):
+            backend.run(_order(f"o-{n}"))
+        assert [backend.get(f"o-{n}") is not None for n in range(3)] == [False, True, True]
+
+
+def test_a_broken_executor_is_an_execution_error_and_can_be_retried(
+    backend: LocalBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If the executor itself raises, run() raises ExecutionError and forgets the attempt."""
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("executor bug")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(backend.machine, "execute", broken)
+        with pytest.raises(ExecutionError, match="executor bug"):
+            backend.run(_order())
+    assert backend.run(_order()).outcome == "fulfilled"
+
+
+@pytest.mark.parametrize(
+    ("argument", "value"), [("max_workers", 0), ("max_kept", 0)], ids=["workers", "kept"]
+)
+def test_bounds_must_be_positive(argument: str, value: int) -> None:
+    """A zero-sized pool or record store is refused, naming the argument."""
+    with pytest.raises(ValueError, match=argument):
+        LocalBackend(FakeLegacy(), **{argument: value})
+
+
+def test_factory_builds_the_local_backend_by_default() -> None:
+    """With the default settings the pipeline runs in-process."""
+    backend = instant_backend_from_settings(Settings(), FakeLegacy())
+    assert isinstance(backend, LocalBackend)
+    backend.close()
+
+
+def test_factory_builds_the_step_functions_backend() -> None:
+    """``stepfunctions`` with an alias ARN gives the AWS backend on that alias."""
+    arn = "arn:aws:states:eu-west-1:123456789012:stateMachine:pipe:live"
+    settings = Settings(instant_backend="stepfunctions", state_machine_arn=arn)
+    backend = instant_backend_from_settings(settings, FakeLegacy())
+    assert isinstance(backend, StepFunctionsBackend)
+    assert backend.state_machine_arn == arn
+
+
+@pytest.mark.parametrize(
+    "arn", [None, "arn:aws:lambda:us-east-1:123456789012:function:f"], ids=["missing", "wrong"]
+)
+def test_factory_refuses_a_missing_or_wrong_arn(arn: str | None) -> None:
+    """The stepfunctions backend without a state machine ARN is a configuration error."""
+    settings = Settings(instant_backend="stepfunctions", state_machine_arn=arn)
+    with pytest.raises(ConfigurationError, match="STRANGLER_STATE_MACHINE_ARN"):
+        instant_backend_from_settings(settings, FakeLegacy())
