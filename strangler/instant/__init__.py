@@ -1,0 +1,46 @@
+"""The instant pipeline: one ASL definition, run in-process or on AWS Step Functions.
+
+- :class:`LocalBackend` runs ``order_pipeline.asl.json`` on the local executor
+  (:mod:`strangler.instant.asl`) with the handlers of :func:`make_handlers`.
+- :class:`StepFunctionsBackend` runs the deployed state machine through its alias.
+- :func:`instant_backend_from_settings` picks one from ``STRANGLER_INSTANT_BACKEND``.
+- :func:`describe` and :func:`format_history` print an execution readably.
+"""
+
+from strangler.instant.backends import instant_backend_from_settings
+from strangler.instant.definition import execution_name, load_definition
+from strangler.instant.describe import describe, format_history
+from strangler.instant.dispatcher import Dispatcher
+from strangler.instant.exceptions import (
+    DefinitionError,
+    DispatchError,
+    ExecutionError,
+    InstantError,
+    InvalidStepEvent,
+    StepFunctionsError,
+)
+from strangler.instant.handlers import make_handlers
+from strangler.instant.local_backend import LocalBackend
+from strangler.instant.results import ExecutionResult
+from strangler.instant.stepfunctions_backend import StepFunctionsBackend
+from strangler.instant.steps import steps_from_history
+
+__all__ = [
+    "DefinitionError",
+    "DispatchError",
+    "Dispatcher",
+    "ExecutionError",
+    "ExecutionResult",
+    "InstantError",
+    "InvalidStepEvent",
+    "LocalBackend",
+    "StepFunctionsBackend",
+    "StepFunctionsError",
+    "describe",
+    "execution_name",
+    "format_history",
+    "instant_backend_from_settings",
+    "load_definition",
+    "make_handlers",
+    "steps_from_history",
+]

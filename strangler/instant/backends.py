@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from strangler.exceptions import ConfigurationError
 from strangler.instant.handlers import LegacySteps
 from strangler.instant.local_backend import LocalBackend
 from strangler.instant.stepfunctions_backend import StepFunctionsBackend
-from strangler.protocols import InstantBackend
 from strangler.settings import Settings
+
+if TYPE_CHECKING:  # strangler.protocols imports strangler.instant: avoid the cycle at run time
+    from strangler.protocols import InstantBackend
 
 __all__ = ["instant_backend_from_settings"]
 

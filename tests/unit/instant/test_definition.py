@@ -172,5 +172,6 @@ def test_pipeline_input_carries_no_payment_data() -> None:
 def test_local_function_arns_look_like_lambda_arns() -> None:
     """Local resources are Lambda-shaped ARNs, distinct per step."""
     assert (
-        local_function_arn("claim") == "arn:aws:lambda:local:000000000000:function:strangler-claim"
+        local_function_arn("claim")
+        == "arn:aws:lambda:us-east-1:000000000000:function:strangler-claim"
     )
