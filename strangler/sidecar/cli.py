@@ -14,7 +14,7 @@ __all__ = ["serve"]
 
 @click.command("serve")
 @click.option("--host", help="Address to listen on [STRANGLER_SERVE_HOST, 127.0.0.1].")
-@click.option("--port", type=click.IntRange(0, 65535), help="[STRANGLER_SERVE_PORT, 8080]")
+@click.option("--port", type=click.IntRange(0, 65535), help="Port [STRANGLER_SERVE_PORT, 8080].")
 @click.option(
     "--workers",
     type=click.IntRange(1, 64),

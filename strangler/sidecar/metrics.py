@@ -1,10 +1,10 @@
 """Prometheus metrics of one sidecar process, and the ``/metrics`` exposition.
 
-Event metrics (proxy latency, upstream errors, intake results, order durations) are
-counted where they happen. Ledger-wide figures (orders per path and status, fallbacks
-and other hand-offs, backlog, rejected bodies, flag revision age) are read from the
-ledger and the flag source at scrape time, so every worker process reports the same
-shared truth.
+Event metrics (proxy latency, upstream errors, intake results) are counted where they
+happen. Ledger-wide figures (orders per path and status, processing time per path,
+fallbacks and other hand-offs, backlog, rejected bodies, flag revision age) are read
+from the ledger and the flag source at scrape time, so every worker process reports
+the same shared truth.
 
 Under gunicorn with several worker processes, ``strangler serve`` sets
 ``PROMETHEUS_MULTIPROC_DIR`` before anything imports prometheus_client and passes the
@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import sqlalchemy as sa
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -25,13 +26,13 @@ from prometheus_client.registry import Collector
 
 from strangler.exceptions import StranglerError
 from strangler.protocols import FlagSource
+from strangler.sidecar.order_durations import OrderDurations
 from strangler.sidecar.seams import SidecarLedger
 
 __all__ = ["CONTENT_TYPE", "SidecarMetrics"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _PROXY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
-_ORDER_BUCKETS = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600)
 _log = structlog.get_logger(__name__)
 
 
@@ -59,26 +60,22 @@ class SidecarMetrics:
             ["source", "result"],
             registry=self.registry,
         )
-        self.order_duration = Histogram(
-            "strangler_order_processing_seconds",
-            "Time from notification to terminal status, per path.",
-            ["path", "outcome"],
-            buckets=_ORDER_BUCKETS,
-            registry=self.registry,
-        )
-        self._ledger_collector: _LedgerCollector | None = None
+        self._scraped: list[Collector] = []
 
     def watch(self, ledger: SidecarLedger, flags: FlagSource) -> None:
-        """Report ledger-wide figures and flag freshness at scrape time."""
-        self._ledger_collector = _LedgerCollector(ledger, flags)
+        """Report ledger-wide figures, order durations and flag freshness at scrape time.
+
+        Order durations need the SQL ledger (its ``engine``); with another ledger they
+        are left out.
+        """
+        self._scraped = [_LedgerCollector(ledger, flags)]
+        engine = getattr(ledger, "engine", None)
+        if isinstance(engine, sa.Engine):
+            self._scraped.append(OrderDurations(engine))
 
     def count_intake(self, source: str, result: str) -> None:
         """Count one notification: result is new, duplicate, invalid or failed."""
         self.intake.labels(source, result).inc()
-
-    def observe_order(self, path: str, outcome: str, seconds: float) -> None:
-        """Record how long an order took from notification to its terminal outcome."""
-        self.order_duration.labels(path, outcome).observe(seconds)
 
     def exposition(self) -> bytes:
         """The Prometheus text format of every metric of this process (or all workers)."""
@@ -87,8 +84,8 @@ class SidecarMetrics:
             MultiProcessCollector(registry, path=str(self._multiprocess_dir))  # type: ignore[no-untyped-call]
         else:
             registry.register(_Delegate(self.registry))
-        if self._ledger_collector is not None:
-            registry.register(self._ledger_collector)
+        for collector in self._scraped:
+            registry.register(collector)
         return generate_latest(registry)
 
 
