@@ -74,7 +74,10 @@ _EMPTY_STATE = '{"version": 2, "features": []}'
 _OFFLINE_URL = "http://embedded.unleash.invalid/api"
 _MAX_REMEMBERED = 64
 
-_log = structlog.get_logger(__name__)
+
+def _logger() -> Any:
+    # Looked up when used, not at import: log lines are rare, and tests capture them.
+    return structlog.get_logger(__name__)
 
 
 # -- the flag-file model ---------------------------------------------------------------
@@ -613,8 +616,9 @@ class SdkFlagSource:
 
     mode: ClassVar[str]
 
-    def __init__(self, flag_name: str, *, environment: str) -> None:
+    def __init__(self, flag_name: str, *, environment: str, fast_path: bool) -> None:
         self._flag_name = flag_name
+        self._fast_path = fast_path
         self._static_context = {"appName": APP_NAME, "environment": environment}
         self._snapshot = _Snapshot(None, None)
         self._loaded_text = ""
@@ -642,9 +646,15 @@ class SdkFlagSource:
             last_error=self._current_problem(),
         )
 
+    @property
+    def client(self) -> UnleashClient | None:
+        """The UnleashClient underneath (None once closed), for benchmarks and diagnostics."""
+        return self._client
+
     def close(self) -> None:
-        """Stop the SDK's background jobs. Idempotent."""
+        """Stop the SDK's background jobs; later decisions go to legacy. Idempotent."""
         client, self._client = self._client, None
+        self._ask = self._not_started
         if client is not None:
             client.destroy()
 
@@ -657,11 +667,12 @@ class SdkFlagSource:
     def _start(self, client: UnleashClient) -> None:
         self._client = client
         engine = getattr(client, "_engine", None)  # the SDK does not expose its engine
-        if _EngineAsker.supports(engine):
+        if self._fast_path and _EngineAsker.supports(engine):
             self._ask = _EngineAsker(engine, self._flag_name, self._static_context)
-        else:
-            _log.warning("flag_engine_fast_path_unavailable", flag=self._flag_name)
-            self._ask = _SdkAsker(client, self._flag_name)
+            return
+        if self._fast_path:
+            _logger().warning("flag_engine_fast_path_unavailable", flag=self._flag_name)
+        self._ask = _SdkAsker(client, self._flag_name)
 
     def _on_load(self, text: str) -> None:
         """Called with the definitions the engine is about to take; never raises."""
@@ -676,9 +687,9 @@ class SdkFlagSource:
         previous = self._snapshot.definition
         self._snapshot = _Snapshot(definition, datetime.now(UTC))
         if definition is None:
-            _log.warning("flag_missing_from_definitions", flag=self._flag_name, mode=self.mode)
+            _logger().warning("flag_missing_from_definitions", flag=self._flag_name, mode=self.mode)
         elif previous is None or previous.revision != definition.revision:
-            _log.info(
+            _logger().info(
                 "flag_definitions_loaded",
                 flag=self._flag_name,
                 mode=self.mode,
@@ -689,7 +700,7 @@ class SdkFlagSource:
 
     def _report(self, problem: str | None) -> None:
         if problem is not None and problem != self._problem:
-            _log.error(
+            _logger().error(
                 "flag_definitions_rejected", flag=self._flag_name, mode=self.mode, problem=problem
             )
         self._problem = problem
@@ -701,7 +712,7 @@ class SdkFlagSource:
         now = time.monotonic()
         if now - self._last_failure_log >= 1.0:  # one line a second, not one per order
             self._last_failure_log = now
-            _log.warning("flag_source_error", order_id=order.order_id, error=repr(exc))
+            _logger().warning("flag_source_error", order_id=order.order_id, error=repr(exc))
         return Decision(
             Path.LEGACY, "disabled", snapshot.rollout, snapshot.revision, f"flag_source_error:{exc}"
         )
@@ -712,7 +723,12 @@ class SdkFlagSource:
 
 
 class EmbeddedFlagSource(SdkFlagSource):
-    """Flags from the flag file, with no network; edits are picked up within ~1 s."""
+    """Flags from the flag file, with no network; edits are picked up within ~1 s.
+
+    ``reload_interval_s`` is how often the SDK's reload job looks at the file (a stat;
+    the file is read only when it changed). ``fast_path=False`` evaluates through
+    ``UnleashClient.get_variant`` instead of the engine directly (same answers, slower).
+    """
 
     mode = "embedded"
 
@@ -723,8 +739,9 @@ class EmbeddedFlagSource(SdkFlagSource):
         flag_name: str = FLAG_NAME,
         environment: str = "development",
         reload_interval_s: int = 1,
+        fast_path: bool = True,
     ) -> None:
-        super().__init__(flag_name, environment=environment)
+        super().__init__(flag_name, environment=environment, fast_path=fast_path)
         self.path = path
         cache = _FlagFileCache(path, flag_name, on_load=self._on_load, on_error=self._report)
         self._start(
@@ -740,6 +757,9 @@ class UnleashFlagSource(SdkFlagSource):
     The SDK starts on a background thread and polls every ``refresh_interval_s`` seconds
     with a ``request_timeout_s`` timeout and ``request_retries`` retries, so a dead server
     never blocks ``decide``; until the first answer, orders route by the bootstrap file.
+    ``token`` is a client (backend) API token. With ``report_usage`` the SDK registers
+    and sends evaluation metrics, so Unleash shows the flag as used. :meth:`status`
+    reports a problem once the server has not answered for ``stale_after_s`` seconds.
     """
 
     mode = "server"
@@ -756,11 +776,13 @@ class UnleashFlagSource(SdkFlagSource):
         refresh_interval_s: int = 1,
         request_timeout_s: int = 1,
         request_retries: int = 1,
-        send_metrics: bool = True,
+        report_usage: bool = True,
+        stale_after_s: float = 5.0,
+        fast_path: bool = True,
     ) -> None:
-        super().__init__(flag_name, environment=environment)
+        super().__init__(flag_name, environment=environment, fast_path=fast_path)
         self.url = url
-        self._stale_after_s = max(5.0, 5.0 * refresh_interval_s)
+        self._stale_after_s = stale_after_s
         self._started = time.monotonic()
         self._cache = DefinitionsCache(self._bootstrap(bootstrap_file), on_load=self._on_load)
         client = UnleashClient(
@@ -771,7 +793,8 @@ class UnleashFlagSource(SdkFlagSource):
             refresh_interval=refresh_interval_s,
             request_timeout=request_timeout_s,
             request_retries=request_retries,
-            disable_metrics=not send_metrics,
+            disable_metrics=not report_usage,
+            disable_registration=not report_usage,
             custom_headers={"Authorization": token},
             project_name=project,
             cache=self._cache,
@@ -809,7 +832,7 @@ class UnleashFlagSource(SdkFlagSource):
             client.initialize_client()
         except Exception as exc:  # reported through status(), never raised
             self._init_error = f"cannot start the Unleash client for {self.url}: {exc}"
-            _log.error("unleash_client_start_failed", url=self.url, error=repr(exc))
+            _logger().error("unleash_client_start_failed", url=self.url, error=repr(exc))
 
     def _current_problem(self) -> str | None:
         if self._init_error is not None:
