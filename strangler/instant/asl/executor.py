@@ -13,7 +13,6 @@ from __future__ import annotations
 import itertools
 import random
 import threading
-import uuid
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
@@ -44,6 +43,7 @@ from strangler.instant.asl.errors import (
     next_retry_delay,
 )
 from strangler.instant.asl.history import History, Thread, dumps
+from strangler.instant.asl.ids import random_uuid
 from strangler.instant.asl.intrinsics import Intrinsic
 from strangler.instant.asl.paths import JsonPath, json_type, set_at
 from strangler.instant.asl.tasks import Attempt, TaskResource
@@ -274,10 +274,7 @@ class Run:
         self.settings.sleeper(seconds)
 
     def _request_id(self) -> str:
-        rng = self.settings.rng
-        if rng is None:
-            return str(uuid.uuid4())
-        return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+        return random_uuid(self.settings.rng)
 
     # --- input and output processing ------------------------------------------------
 

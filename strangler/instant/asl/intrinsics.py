@@ -14,12 +14,12 @@ import hashlib
 import json
 import math
 import random
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from strangler.instant.asl.errors import INTRINSIC_FAILURE, EvaluationError
+from strangler.instant.asl.ids import random_uuid
 from strangler.instant.asl.paths import (
     JsonPath,
     PathSyntaxError,
@@ -450,10 +450,7 @@ def _string_split(args: _Args) -> list[str]:
 
 
 def _uuid(args: _Args) -> str:
-    rng = args.scope.rng
-    if rng is None:
-        return str(uuid.uuid4())
-    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+    return random_uuid(args.scope.rng)
 
 
 def _need_array(value: Any) -> list[Any]:

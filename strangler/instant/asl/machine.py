@@ -6,9 +6,9 @@ import json
 import random
 import re
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from strangler.instant.asl.definition import Definition, TaskSpec, parse_definition
@@ -16,6 +16,7 @@ from strangler.instant.asl.errors import TIMEOUT, ExecutionTimedOut, StatesFailu
 from strangler.instant.asl.execution import Execution
 from strangler.instant.asl.executor import Run, RunSettings
 from strangler.instant.asl.history import Thread, dumps
+from strangler.instant.asl.ids import random_uuid
 from strangler.instant.asl.tasks import (
     LAMBDA_INVOKE,
     FunctionResolver,
@@ -40,10 +41,6 @@ _INVOKE_PARAMETERS = frozenset(
     {"FunctionName", "Payload", "Qualifier", "InvocationType", "ClientContext", "LogType"}
 )
 _DECODER = json.JSONDecoder()
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class StateMachine:
@@ -86,7 +83,7 @@ class StateMachine:
         self._execution_prefix = f"arn:aws:states:{region}:{account_id}:execution:{name}:"
         self._rng = rng
         self._settings = RunSettings(
-            clock=clock or _utc_now,
+            clock=clock or partial(datetime.now, UTC),
             sleeper=sleeper or time.sleep,
             rng=rng,
             max_workers=max_workers,
@@ -206,9 +203,7 @@ class StateMachine:
         return "SUCCEEDED", _DECODER.raw_decode(output_json)[0], None, None
 
     def _new_name(self) -> str:
-        if self._rng is None:
-            return str(uuid.uuid4())
-        return str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
+        return random_uuid(self._rng)
 
     # --- resolving Task resources --------------------------------------------------------
 

@@ -402,7 +402,7 @@ class _PathParser:
             selector: _Selector = _Wildcard()
         elif char == "?":
             selector = self.filter()
-        elif char in "'\"":
+        elif char and char in "'\"":
             names = [self.quoted()]
             self.skip_spaces()
             while self.peek() == ",":
@@ -425,7 +425,7 @@ class _PathParser:
 
     def quoted(self) -> str:
         quote = self.peek()
-        if quote not in "'\"":
+        if not quote or quote not in "'\"":
             raise self.fail("expected a quoted field name")
         value, self.pos = _read_quoted(self.text, self.pos, self.fail)
         return value

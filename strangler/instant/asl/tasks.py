@@ -20,6 +20,7 @@ stackTrace).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -27,7 +28,7 @@ import time
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
 
@@ -334,9 +335,13 @@ class LambdaInvokeTask(_ServiceEvents):
     def output(
         self, function: ResolvedFunction, result_json: str, attempt: Attempt
     ) -> tuple[str, Any]:
+        metadata = _response_metadata(function, result_json, attempt)
+        text = (
+            f'{{"ExecutedVersion":{dumps(function.version)},"Payload":{result_json},'
+            + dumps(metadata)[1:]
+        )
         payload = _DECODER.raw_decode(result_json)[0]
-        wrapped = _invoke_response(function, payload, result_json, attempt)
-        return dumps(wrapped), wrapped
+        return text, {"ExecutedVersion": function.version, "Payload": payload, **metadata}
 
 
 class ServiceTask(_ServiceEvents):
@@ -420,23 +425,22 @@ def _not_found(resolver: FunctionResolver, name: Any) -> _HandlerFailed:
     )
 
 
-def _invoke_response(
-    function: ResolvedFunction, payload: Any, payload_json: str, attempt: Attempt
+def _response_metadata(
+    function: ResolvedFunction, payload_json: str, attempt: Attempt
 ) -> dict[str, Any]:
+    """What the lambda:invoke integration adds around the Payload (after ExecutedVersion)."""
     request_id = attempt.request_id
     headers = {
         "Connection": "keep-alive",
         "Content-Length": str(len(payload_json.encode())),
         "Content-Type": "application/json",
-        "Date": format_datetime(attempt.now(), usegmt=True),
+        "Date": _http_date(attempt.now()),
         "X-Amz-Executed-Version": function.version,
         "x-amzn-Remapped-Content-Length": "0",
         "x-amzn-RequestId": request_id,
-        "X-Amzn-Trace-Id": f"Root=1-{request_id.replace('-', '')[:8]}-{request_id[-12:]};Sampled=0",
+        "X-Amzn-Trace-Id": f"Root=1-{request_id[:8]}-{request_id[-12:]};Sampled=0",
     }
     return {
-        "ExecutedVersion": function.version,
-        "Payload": payload,
         "SdkHttpMetadata": {
             "AllHttpHeaders": {key: [value] for key, value in headers.items()},
             "HttpHeaders": headers,
@@ -445,3 +449,12 @@ def _invoke_response(
         "SdkResponseMetadata": {"RequestId": request_id},
         "StatusCode": 200,
     }
+
+
+@functools.lru_cache(maxsize=4)
+def _http_date_of_second(second: int) -> str:
+    return format_datetime(datetime.fromtimestamp(second, UTC), usegmt=True)
+
+
+def _http_date(moment: datetime) -> str:
+    return _http_date_of_second(int(moment.timestamp()))

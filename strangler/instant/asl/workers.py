@@ -22,25 +22,39 @@ MAX_IDLE = 64
 class Job:
     """A call handed to a worker; :meth:`wait` for it, then read :meth:`result`."""
 
-    __slots__ = ("_done", "_error", "_fn", "_value")
+    __slots__ = ("_done", "_error", "_finished", "_fn", "_value")
 
     def __init__(self, fn: Callable[[], Any]) -> None:
         self._fn = fn
-        self._done = threading.Event()
+        # A lock held until the call completes: lighter than an Event for one waiter.
+        self._done = threading.Lock()
+        self._done.acquire()
+        self._finished = False
         self._value: Any = None
         self._error: BaseException | None = None
 
     def run(self) -> None:
+        """Call the function and keep its outcome; :meth:`complete` then wakes the waiter."""
         try:
             self._value = self._fn()
         except BaseException as exc:  # handed back to the waiting thread as is
             self._error = exc
-        finally:
-            self._done.set()
+
+    def complete(self) -> None:
+        self._finished = True
+        self._done.release()
 
     def wait(self, timeout: float | None = None) -> bool:
-        """True once the call has returned or raised; False if ``timeout`` passed first."""
-        return self._done.wait(timeout)
+        """True once the call has returned or raised; False if ``timeout`` passed first.
+
+        Only one thread may wait for a Job.
+        """
+        if self._finished:
+            return True
+        if self._done.acquire(timeout=-1 if timeout is None else timeout):
+            self._done.release()
+            return True
+        return False
 
     def result(self) -> Any:
         """The call's return value, or its exception raised again."""
@@ -67,10 +81,15 @@ class _Worker:
                         return
                 continue  # taken from the idle list just now: its job is on the way
             job.run()
+            # Back on the idle list before waking the waiter, so that its next submit
+            # finds this worker instead of starting a thread.
             with _lock:
-                if len(_idle) >= MAX_IDLE:
-                    return
-                _idle.append(self)
+                keep = len(_idle) < MAX_IDLE
+                if keep:
+                    _idle.append(self)
+            job.complete()
+            if not keep:
+                return
 
 
 _lock = threading.Lock()

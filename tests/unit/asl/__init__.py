@@ -1,0 +1,1 @@
+"""Conformance tests of the local Amazon States Language executor."""
