@@ -27,6 +27,7 @@ __all__ = [
     "load_definition",
     "local_function_arn",
     "pipeline_input",
+    "state_machine_region",
     "substitute",
 ]
 
@@ -120,15 +121,26 @@ def execution_arn(state_machine_arn: str, name: str) -> str:
     """The ARN Step Functions gives execution ``name`` of a state machine, alias or version.
 
     Executions started through an alias or a version are named after the state machine
-    itself: ``arn:aws:states:REGION:ACCOUNT:execution:MACHINE:NAME``.
+    itself: ``arn:aws:states:REGION:ACCOUNT:execution:MACHINE:NAME``. Raises ValueError
+    for an ARN that is not a state machine's.
     """
-    parts = state_machine_arn.split(":")
+    parts = _state_machine_parts(state_machine_arn)
+    return ":".join([*parts[:5], "execution", parts[6], name])
+
+
+def state_machine_region(state_machine_arn: str) -> str:
+    """The region of a state machine ARN; raises ValueError for another kind of ARN."""
+    return _state_machine_parts(state_machine_arn)[3]
+
+
+def _state_machine_parts(arn: str) -> list[str]:
+    parts = arn.split(":")
     if len(parts) not in (7, 8) or parts[2] != "states" or parts[5] != "stateMachine":
         raise ValueError(
-            f"not a state machine ARN: {state_machine_arn!r}; expected "
+            f"not a state machine ARN: {arn!r}; expected "
             "arn:aws:states:REGION:ACCOUNT:stateMachine:NAME[:ALIAS_OR_VERSION]"
         )
-    return ":".join([*parts[:5], "execution", parts[6], name])
+    return parts
 
 
 def execution_name(order_id: str, *, dry_run: bool = False) -> str:

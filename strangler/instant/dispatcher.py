@@ -25,6 +25,7 @@ import structlog
 from botocore.config import Config
 
 from strangler.exceptions import ConfigurationError, InvalidNotification
+from strangler.instant.definition import state_machine_region
 from strangler.instant.exceptions import DispatchError
 from strangler.instant.stepfunctions_backend import start_order_execution
 from strangler.logs import configure_logging
@@ -99,7 +100,7 @@ def _lambda_dispatcher() -> Dispatcher:
         )
     client = boto3.client(
         "stepfunctions",
-        region_name=settings.state_machine_arn.split(":")[3],
+        region_name=state_machine_region(settings.state_machine_arn),
         config=Config(connect_timeout=5, read_timeout=10, retries={"mode": "standard"}),
     )
     return Dispatcher(settings.state_machine_arn, client)

@@ -21,7 +21,12 @@ import structlog
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from strangler.instant.definition import execution_arn, execution_name, pipeline_input
+from strangler.instant.definition import (
+    execution_arn,
+    execution_name,
+    pipeline_input,
+    state_machine_region,
+)
 from strangler.instant.exceptions import StepFunctionsError
 from strangler.instant.results import ExecutionResult
 from strangler.instant.steps import steps_from_history
@@ -95,7 +100,7 @@ class StepFunctionsBackend:
         clock: Callable[[], float] = time.monotonic,
         sleeper: Callable[[float], None] = time.sleep,
     ) -> None:
-        execution_arn(state_machine_arn, "probe")  # validates the ARN, naming it if wrong
+        state_machine_region(state_machine_arn)  # validates the ARN, naming it if wrong
         if poll_interval_s <= 0:
             raise ValueError(f"poll_interval_s must be positive, got {poll_interval_s}")
         self.state_machine_arn = state_machine_arn
@@ -225,4 +230,5 @@ def _default_client(state_machine_arn: str) -> Any:
     config = Config(
         connect_timeout=5, read_timeout=15, retries={"max_attempts": 4, "mode": "standard"}
     )
-    return boto3.client("stepfunctions", region_name=state_machine_arn.split(":")[3], config=config)
+    region = state_machine_region(state_machine_arn)
+    return boto3.client("stepfunctions", region_name=region, config=config)

@@ -1,0 +1,87 @@
+"""The Lambda entry points: configured from STRANGLER_* variables, the legacy app over HTTP.
+
+The legacy app is faked at the HTTP layer with ``responses``, so the real adapter runs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from types import SimpleNamespace
+
+import pytest
+import responses
+import structlog
+
+from strangler.exceptions import ConfigurationError
+from strangler.instant import dispatcher, handlers
+from strangler.legacy_adapter import LegacyUnavailable
+
+LEGACY = "http://legacy.test"
+
+
+@pytest.fixture(autouse=True)
+def lambda_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A Lambda-like environment; each test starts from a cold container."""
+    monkeypatch.setenv("STRANGLER_LEGACY_URL", LEGACY)
+    monkeypatch.setenv("STRANGLER_LOG_FORMAT", "json")
+    handlers._lambda_handlers.cache_clear()
+    dispatcher._lambda_dispatcher.cache_clear()
+    yield
+    handlers._lambda_handlers.cache_clear()
+    dispatcher._lambda_dispatcher.cache_clear()
+    structlog.reset_defaults()
+
+
+@responses.activate
+def test_fraud_scan_entry_point_calls_the_legacy_app() -> None:
+    """The module-level handler builds its client from the environment and calls the API."""
+    responses.post(
+        f"{LEGACY}/orders/o-1/fraud_scan",
+        json={
+            "order_id": "o-1",
+            "step": "fraud_scan",
+            "decision": "reject",
+            "order_status": "rejected_fraud",
+            "dry_run": False,
+            "replayed": False,
+            "details": {"reason": "amount_over_limit"},
+        },
+    )
+    context = SimpleNamespace(aws_request_id="req-1")
+    output = handlers.fraud_scan({"order_id": "o-1", "dry_run": False}, context)
+    assert (output["decision"], output["details"]) == ("reject", {"reason": "amount_over_limit"})
+    assert json.loads(responses.calls[0].request.body or b"{}") == {"dry_run": False}
+
+
+@responses.activate
+def test_the_client_is_built_once_per_container() -> None:
+    """Warm invocations reuse the first invocation's client (and its connection pool)."""
+    body = {
+        "order_id": "o-1",
+        "decision": "claimed",
+        "reason": None,
+        "dry_run": False,
+        "replayed": False,
+        "order": {},
+    }
+    responses.post(f"{LEGACY}/orders/o-1/claim", json=body)
+    handlers.claim({"order_id": "o-1", "dry_run": False}, None)
+    first = handlers._lambda_handlers()
+    handlers.claim({"order_id": "o-1", "dry_run": False}, None)
+    assert handlers._lambda_handlers() is first
+
+
+@responses.activate
+def test_an_unavailable_legacy_app_raises_the_retryable_error() -> None:
+    """A 503 reaches Step Functions as LegacyUnavailable, which the definition retries."""
+    responses.post(f"{LEGACY}/orders/o-1/fulfill", status=503, json={"error": "unavailable"})
+    with pytest.raises(LegacyUnavailable):
+        handlers.fulfill({"order_id": "o-1", "dry_run": False}, None)
+
+
+def test_dispatcher_needs_the_state_machine_arn(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without STRANGLER_STATE_MACHINE_ARN the dispatcher refuses, naming the variable."""
+    monkeypatch.delenv("STRANGLER_STATE_MACHINE_ARN", raising=False)
+    with pytest.raises(ConfigurationError, match="STRANGLER_STATE_MACHINE_ARN"):
+        dispatcher.dispatch({"Records": []}, None)
