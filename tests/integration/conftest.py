@@ -11,10 +11,12 @@ from tests.integration.legacy_sim import RunningSim, SimOptions, start_legacy_si
 
 
 @pytest.fixture
-def legacy_sim_options() -> SimOptions:
-    """How ``legacy_sim`` starts the simulator; override this fixture (or parametrize it
-    indirectly) to change the job interval, batch size, seed, credentials or faults."""
-    return SimOptions()
+def legacy_sim_options(request: pytest.FixtureRequest) -> SimOptions:
+    """How ``legacy_sim`` starts the simulator: defaults, or a SimOptions given by indirect
+    parametrization (``@pytest.mark.parametrize("legacy_sim_options", [SimOptions(...)],
+    indirect=True)``); or override this fixture in a module."""
+    options: SimOptions = getattr(request, "param", SimOptions())
+    return options
 
 
 @pytest.fixture
