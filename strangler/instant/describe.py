@@ -34,7 +34,7 @@ def describe(result: ExecutionResult) -> str:
     lines.append("steps:")
     for step in result.steps:
         spent = (step.finished_at - step.started_at).total_seconds() * 1000
-        verdict = step.decision if step.error is None else f"ERROR {step.error}"
+        verdict = step.decision if step.error is None else _cut(f"ERROR {step.error}", 70)
         retried = len(step.payload.get("attempt_errors", ()))
         extra = f"  ({retried} failed attempt(s))" if retried and step.error is None else ""
         lines.append(f"  {step.step:<18} {verdict:<14} {spent:7.1f} ms{extra}")
@@ -70,7 +70,11 @@ def _detail(details: Mapping[str, Any]) -> str:
         text = _compact(details["input"])
     else:
         return ""
-    return text if len(text) <= MAX_DETAIL_CHARS else text[: MAX_DETAIL_CHARS - 3] + "..."
+    return _cut(text, MAX_DETAIL_CHARS)
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _compact(raw: Any) -> str:
