@@ -77,6 +77,10 @@ def serve(settings: Settings) -> None:
     multiprocess_dir = None
     if settings.serve_workers > 1:
         multiprocess_dir = _fresh_multiprocess_dir(settings.data_dir / "prometheus-multiproc")
+    # Imported once here, so that every worker forked later starts without the cost.
+    import strangler.runtime  # noqa: PLC0415
+    import strangler.sidecar.app  # noqa: F401, PLC0415
+
     SidecarServer(settings, multiprocess_dir=multiprocess_dir).run()
 
 

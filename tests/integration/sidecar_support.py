@@ -1,0 +1,79 @@
+"""Real processes for the sidecar's integration tests: a test upstream and ``strangler serve``."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.helpers import REPO_ROOT, free_port, running_process, strangler_cmd
+
+ADMIN_TOKEN = "integration-token"
+AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+@contextmanager
+def running_upstream(workdir: Path, *, threads: int = 8) -> Iterator[str]:
+    """tests/integration/upstream_app.py under gunicorn (gthread); yields its base URL."""
+    port = free_port()
+    args = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--worker-class",
+        "gthread",
+        "--threads",
+        str(threads),
+        "--keep-alive",
+        "30",
+        "tests.integration.upstream_app:app",
+    ]
+    url = f"http://127.0.0.1:{port}"
+    log = workdir / f"upstream-{port}.log"
+    with running_process(args, ready_url=f"{url}/echo/ready", log_path=log):
+        yield url
+
+
+@dataclass(frozen=True)
+class Sidecar:
+    """A running ``strangler serve``: its URL, data dir and log."""
+
+    url: str
+    data_dir: Path
+    log: Path
+
+
+@contextmanager
+def running_sidecar(
+    workdir: Path, *, upstream_url: str, legacy_url: str, **settings: str
+) -> Iterator[Sidecar]:
+    """``strangler serve`` on a free port with its own data dir and a copy of the flag file.
+
+    ``settings`` are extra STRANGLER_* variables by lower-case name (``sns_topic_arns``).
+    """
+    port = free_port()
+    data_dir = workdir / f"sidecar-{port}"
+    data_dir.mkdir()
+    flags = data_dir / "flags.json"
+    shutil.copy(REPO_ROOT / "flags" / "city_orders_instant_processing.json", flags)
+    env = {
+        "STRANGLER_DATA_DIR": str(data_dir),
+        "STRANGLER_FLAGS_FILE": str(flags),
+        "STRANGLER_UPSTREAM_URL": upstream_url,
+        "STRANGLER_LEGACY_URL": legacy_url,
+        "STRANGLER_ADMIN_TOKEN": ADMIN_TOKEN,
+        "STRANGLER_SERVE_PORT": str(port),
+        "STRANGLER_LOG_FORMAT": "json",
+        **{f"STRANGLER_{name.upper()}": value for name, value in settings.items()},
+    }
+    url = f"http://127.0.0.1:{port}"
+    log = data_dir / "sidecar.log"
+    with running_process(
+        strangler_cmd("serve"), ready_url=f"{url}/_strangler/healthz", env=env, log_path=log
+    ):
+        yield Sidecar(url=url, data_dir=data_dir, log=log)
