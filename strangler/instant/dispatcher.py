@@ -75,6 +75,13 @@ class Dispatcher:
                 continue
             execution = start_order_execution(self._sfn, self.state_machine_arn, order.order_id)
             (started if execution.started else existing).append(order.order_id)
+        log.info(
+            "dispatched",
+            started=len(started),
+            existing=len(existing),
+            invalid=len(failures),
+            request_id=request_id,
+        )
         if failures:
             raise DispatchError(failures)
         return {"started": started, "existing": existing}

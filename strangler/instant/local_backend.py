@@ -157,12 +157,13 @@ class LocalBackend:
         return _result(execution, order_id, dry_run)
 
     def _evict(self) -> None:
+        """Forget the least recently used finished executions beyond ``max_kept``."""
         excess = len(self._runs) - self._max_kept
-        for name in [name for name, future in self._runs.items() if future.done()]:
-            if excess <= 0:
-                return
+        if excess <= 0:
+            return
+        finished = [name for name, future in self._runs.items() if future.done()]
+        for name in finished[:excess]:
             del self._runs[name]
-            excess -= 1
 
 
 def _result(execution: Execution, order_id: str, dry_run: bool) -> ExecutionResult:
