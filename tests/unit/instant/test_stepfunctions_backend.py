@@ -14,8 +14,11 @@ from botocore.stub import Stubber
 
 from strangler.instant.definition import execution_name
 from strangler.instant.exceptions import ExecutionError, StepFunctionsError
+from strangler.instant.local_backend import LocalBackend
 from strangler.instant.stepfunctions_backend import StepFunctionsBackend, start_order_execution
+from strangler.legacy_adapter import LegacyUnavailable
 from strangler.orders import OrderNotification
+from tests.unit.instant.fakes import FakeLegacy
 from tests.unit.instant.history_builder import START, History
 
 ALIAS = "arn:aws:states:us-east-1:123456789012:stateMachine:pipe:live"
@@ -239,3 +242,25 @@ def test_poll_interval_must_be_positive() -> None:
     """A zero poll interval would spin; it is refused."""
     with pytest.raises(ValueError, match="poll_interval_s"):
         StepFunctionsBackend(ALIAS, sfn_client=_Unreachable(), poll_interval_s=0)
+
+
+def test_local_history_reads_the_same_through_the_aws_api_shape(sfn: Any) -> None:
+    """A local execution's history passes botocore's response model and gives the same steps.
+
+    The StepFunctionsBackend reads it as GetExecutionHistory would return it, so what the
+    local backend records is what the AWS backend would record for the same run.
+    """
+    client, stubber = sfn
+    legacy = FakeLegacy()
+    legacy.fail("fraud_scan", [LegacyUnavailable("refused")])
+    with LocalBackend(legacy, sleeper=lambda _: None) as local:
+        expected = local.run(ORDER)
+    stubber.add_response("start_execution", {"executionArn": EXEC_ARN, "startDate": START})
+    stubber.add_response(
+        "describe_execution",
+        {**_described("SUCCEEDED", dict(expected.output or {})), "stopDate": START},
+    )
+    stubber.add_response("get_execution_history", {"events": list(expected.history)})
+    result = StepFunctionsBackend(ALIAS, sfn_client=client).run(ORDER)
+    assert result.steps == expected.steps
+    assert result.outcome == expected.outcome == "fulfilled"
