@@ -250,7 +250,10 @@ def test_no_match_without_default_fails_with_no_choice_matched() -> None:
     definition = {
         "StartAt": "C",
         "States": {
-            "C": {"Type": "Choice", "Choices": [{"Variable": "$.n", "NumericEquals": 1, "Next": "E"}]},
+            "C": {
+                "Type": "Choice",
+                "Choices": [{"Variable": "$.n", "NumericEquals": 1, "Next": "E"}],
+            },
             "E": {"Type": "Succeed"},
         },
     }
