@@ -88,7 +88,7 @@ def _round_trips(url: str, calls: int) -> dict[str, list[float]]:
             calls, lambda i: legacy.fraud_scan(ids[i], dry_run=True)
         )
         rows["orders_updated_since x100"] = _timed(
-            max(1, calls // 10), lambda i: legacy.orders_updated_since(None, limit=100)
+            max(1, calls // 10), lambda _: legacy.orders_updated_since(None, limit=100)
         )
     return rows
 
