@@ -27,7 +27,7 @@ ROUND_SECONDS = 0.25
 REGION_ACCOUNT = "us-east-1:123456789012"
 
 
-def noop(event: Any, context: LambdaContext) -> dict[str, str]:
+def noop(_event: Any, _context: LambdaContext) -> dict[str, str]:
     """A handler that does nothing but answer like the pipeline's steps do."""
     return {"decision": "pass"}
 
@@ -108,12 +108,18 @@ def median_rate(machine: StateMachine, rounds: int, seconds: float) -> float:
     return statistics.median(executions_per_second(machine, seconds) for _ in range(rounds))
 
 
+def row(label: str, micros: float, rate: float | None) -> None:
+    """Print one line of the table."""
+    orders = "" if rate is None else f"{rate:.0f}"
+    print(f"{label:<58}{micros:>10.1f}{orders:>10}")
+
+
 def main() -> None:
     quick = "--quick" in sys.argv
     rounds, seconds = (3, 0.1) if quick else (ROUNDS, ROUND_SECONDS)
-    handlers: dict[str, Callable[[Any, LambdaContext], Any]] = {
-        name: noop for name in ("fraud", "payment", "fulfil")
-    }
+    handlers: dict[str, Callable[[Any, LambdaContext], Any]] = dict.fromkeys(
+        ("fraud", "payment", "fulfil"), noop
+    )
 
     short, long = 1, 50
     rate_short = median_rate(StateMachine(pass_chain(short), {}), rounds, seconds)
@@ -125,16 +131,16 @@ def main() -> None:
     print()
     print(f"{'workload':<58}{'µs/state':>10}{'orders/s':>10}")
     print("-" * 78)
-    print(f"{'Pass chain: one more state (slope from 1 to 50 states)':<58}{per_state:>10.1f}{'':>10}")
-    print(f"{'Pass chain: start + end of an execution (fixed cost)':<58}{fixed:>10.1f}{'':>10}")
-    print(f"{'Pass chain of 50 states, whole execution':<58}{1e6 / rate_long / long:>10.1f}{rate_long:>10.0f}")
+    row("Pass chain: one more state (slope from 1 to 50 states)", per_state, None)
+    row("Pass chain: start + end of an execution (fixed cost)", fixed, None)
+    row("Pass chain of 50 states, whole execution", 1e6 / rate_long / long, rate_long)
     for invoke in (False, True):
         for timeout in (False, True):
             machine = StateMachine(order_pipeline(invoke=invoke, timeout=timeout), handlers)
             rate = median_rate(machine, rounds, seconds)
             form = "lambda:invoke" if invoke else "function ARN"
             label = f"order pipeline, 5 states, {form}" + (", TimeoutSeconds" if timeout else "")
-            print(f"{label:<58}{1e6 / rate / 5:>10.1f}{rate:>10.0f}")
+            row(label, 1e6 / rate / 5, rate)
     print()
     print("targets: <= 100 µs per state transition, >= 1,000 orders/s (5-state pipeline)")
 

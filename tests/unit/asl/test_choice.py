@@ -35,8 +35,8 @@ def choose(rule: dict[str, Any], data: Any = None) -> bool:
         },
     }
     execution = run(definition, INPUT if data is None else data)
-    assert "SUCCEEDED" == execution.status, execution.cause
-    return "Yes" == execution.history[-2]["stateExitedEventDetails"]["name"]
+    assert execution.status == "SUCCEEDED", execution.cause
+    return execution.history[-2]["stateExitedEventDetails"]["name"] == "Yes"
 
 
 CASES: list[tuple[str, dict[str, Any], bool]] = [
@@ -215,13 +215,13 @@ def test_a_missing_variable_fails_with_runtime_error(rule: dict[str, Any], missi
         },
     }
     execution = run(definition, INPUT)
-    assert ("FAILED", "States.Runtime") == (execution.status, execution.error)
+    assert (execution.status, execution.error) == ("FAILED", "States.Runtime")
     assert execution.cause is not None
     assert f"Invalid path '{missing}'" in execution.cause
     assert execution.cause.startswith(
         "An error occurred while executing the state 'C' (entered at the event id #2)."
     )
-    assert ["ExecutionStarted", "ChoiceStateEntered", "ExecutionFailed"] == types(execution)
+    assert types(execution) == ["ExecutionStarted", "ChoiceStateEntered", "ExecutionFailed"]
 
 
 def test_first_matching_rule_wins_and_default_catches_the_rest() -> None:
@@ -242,7 +242,7 @@ def test_first_matching_rule_wins_and_default_catches_the_rest() -> None:
             "Zero": {"Type": "Pass", "Result": "zero", "End": True},
         },
     }
-    assert ["big", "small", "zero"] == [run(definition, {"n": n}).output for n in (42, 1, 0)]
+    assert [run(definition, {"n": n}).output for n in (42, 1, 0)] == ["big", "small", "zero"]
 
 
 def test_no_match_without_default_fails_with_no_choice_matched() -> None:
@@ -258,8 +258,9 @@ def test_no_match_without_default_fails_with_no_choice_matched() -> None:
         },
     }
     execution = run(definition, {"n": 2})
-    assert ("FAILED", "States.NoChoiceMatched") == (execution.status, execution.error)
-    assert execution.cause is not None and "'C'" in execution.cause
+    assert (execution.status, execution.error) == ("FAILED", "States.NoChoiceMatched")
+    assert execution.cause is not None
+    assert "'C'" in execution.cause
 
 
 def test_choice_applies_input_and_output_paths() -> None:
@@ -276,4 +277,4 @@ def test_choice_applies_input_and_output_paths() -> None:
             "E": {"Type": "Succeed"},
         },
     }
-    assert "banana" == run(definition, INPUT).output
+    assert run(definition, INPUT).output == "banana"

@@ -107,7 +107,7 @@ def test_math_random_is_in_range_and_seedable() -> None:
 def test_uuid_is_version_4_and_follows_the_injected_rng() -> None:
     """UUID returns a v4 UUID drawn from the execution's random source."""
     first = evaluate("States.UUID()", scope=Scope(5))
-    assert 4 == uuid.UUID(first).version
+    assert uuid.UUID(first).version == 4
     assert first == evaluate("States.UUID()", scope=Scope(5))
     assert first != evaluate("States.UUID()", scope=Scope(6))
 
@@ -115,7 +115,7 @@ def test_uuid_is_version_4_and_follows_the_injected_rng() -> None:
 def test_nesting_up_to_ten_is_allowed() -> None:
     """Invocations nest up to ten deep, as in Step Functions; deeper is rejected."""
     nested = "States.Array(" * 10 + "1" + ")" * 10
-    assert [[[[[[[[[[1]]]]]]]]]] == evaluate(nested)
+    assert evaluate(nested) == [[[[[[[[[[1]]]]]]]]]]
     with pytest.raises(IntrinsicSyntaxError, match="nest at most 10"):
         compile_intrinsic("States.Array(" * 11 + "1" + ")" * 11)
 
@@ -173,8 +173,8 @@ def test_bad_arguments_fail_with_intrinsic_failure(text: str, problem: str) -> N
     """Wrong argument values at run time raise States.IntrinsicFailure naming the function."""
     with pytest.raises(EvaluationError) as caught:
         evaluate(text)
-    assert "States.IntrinsicFailure" == caught.value.error
-    assert text.split("(")[0] in caught.value.detail
+    assert caught.value.error == "States.IntrinsicFailure"
+    assert text.split("(", maxsplit=1)[0] in caught.value.detail
     assert problem in caught.value.detail
 
 
@@ -182,7 +182,7 @@ def test_a_missing_path_argument_is_a_runtime_failure() -> None:
     """A path argument that matches nothing fails with States.Runtime, not IntrinsicFailure."""
     with pytest.raises(EvaluationError) as caught:
         evaluate("States.Array($.missing)")
-    assert "States.Runtime" == caught.value.error
+    assert caught.value.error == "States.Runtime"
 
 
 def test_long_text_is_refused() -> None:

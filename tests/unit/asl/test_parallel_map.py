@@ -42,7 +42,7 @@ class Gate:
         self.release = threading.Event()
         self.hold_first = hold_first
 
-    def __call__(self, event: Any, context: LambdaContext) -> Any:
+    def __call__(self, event: Any, _context: LambdaContext) -> Any:
         with self.lock:
             self.running += 1
             self.most = max(self.most, self.running)
@@ -79,8 +79,8 @@ def test_parallel_results_keep_branch_order() -> None:
         for i in range(3)
     ]
     execution = run(parallel_machine(*branches), {"v": [0, 1, 2]}, {"gate": gate})
-    assert [{"item": 0}, {"item": 1}, {"item": 2}] == execution.output
-    assert 0 == gate.finished[-1]
+    assert execution.output == [{"item": 0}, {"item": 1}, {"item": 2}]
+    assert gate.finished[-1] == 0
     assert gate.most >= 2
 
 
@@ -97,7 +97,7 @@ def test_parallel_processing_fields() -> None:
         ResultPath="$.out",
     )
     execution = run(definition, {"in": 5})
-    assert {"in": 5, "out": {"first": 5, "all": [5, "b"]}} == execution.output
+    assert execution.output == {"in": 5, "out": {"first": 5, "all": [5, "b"]}}
 
 
 def test_a_failing_branch_fails_the_parallel_state_with_its_error() -> None:
@@ -107,12 +107,12 @@ def test_a_failing_branch_fails_the_parallel_state_with_its_error() -> None:
         branch(("Bad", {"Type": "Fail", "Error": "FailureType", "Cause": "Cause description"})),
     ]
     execution = run(parallel_machine(*branches))
-    assert ("FAILED", "FailureType", "Cause description") == (
+    assert (
         execution.status,
         execution.error,
         execution.cause,
-    )
-    assert "ParallelStateFailed" == types(execution)[-2]
+    ) == ("FAILED", "FailureType", "Cause description")
+    assert types(execution)[-2] == "ParallelStateFailed"
 
 
 def test_parallel_catch_history_matches_step_functions() -> None:
@@ -122,7 +122,7 @@ def test_parallel_catch_history_matches_step_functions() -> None:
         Catch=[{"ErrorEquals": ["States.ALL"], "Next": "Caught"}],
     )
     execution = run(definition)
-    assert [
+    assert shape(execution) == [
         (1, 0, "ExecutionStarted"),
         (2, 0, "ParallelStateEntered"),
         (3, 2, "ParallelStateStarted"),
@@ -132,8 +132,8 @@ def test_parallel_catch_history_matches_step_functions() -> None:
         (7, 6, "PassStateEntered"),
         (8, 7, "PassStateExited"),
         (9, 8, "ExecutionSucceeded"),
-    ] == shape(execution)
-    assert {"Error": "FailureType", "Cause": "Cause description"} == execution.output
+    ]
+    assert execution.output == {"Error": "FailureType", "Cause": "Cause description"}
 
 
 def test_parallel_retry_runs_every_branch_again() -> None:
@@ -143,7 +143,7 @@ def test_parallel_retry_runs_every_branch_again() -> None:
         Retry=[{"ErrorEquals": ["FailureType"], "MaxAttempts": 2}],
     )
     execution = run(definition)
-    assert [
+    assert types(execution) == [
         "ExecutionStarted",
         "ParallelStateEntered",
         "ParallelStateStarted",
@@ -154,12 +154,12 @@ def test_parallel_retry_runs_every_branch_again() -> None:
         "FailStateEntered",
         "ParallelStateFailed",
         "ExecutionFailed",
-    ] == types(execution)
-    assert [(5, 4), (7, 6)] == [
+    ]
+    assert [
         (e["id"], e["previousEventId"])
         for e in execution.history
         if e["type"] == "ParallelStateStarted"
-    ][1:]
+    ][1:] == [(5, 4), (7, 6)]
 
 
 def map_machine(processor: dict[str, Any], **fields: Any) -> dict[str, Any]:
@@ -202,7 +202,7 @@ def test_map_runs_one_at_a_time_when_bounded_to_one(
     sm = machine(definition, {"gate": gate}, max_workers=max_workers)
     execution = sm.execute({"items": [0, 1, 2], "c": 1})
     assert ("SUCCEEDED", most) == (execution.status, gate.most)
-    assert [0, 1, 2] == gate.finished
+    assert gate.finished == [0, 1, 2]
 
 
 def test_map_item_selector_sees_index_value_and_input() -> None:
@@ -218,10 +218,10 @@ def test_map_item_selector_sees_index_value_and_input() -> None:
         map_machine(processor, ItemsPath="$.items", ItemSelector=selector, ResultPath="$.out"),
         {"items": ["a", "b"], "partner": "UQS"},
     )
-    assert [
+    assert execution.output["out"] == [
         {"index": 0, "value": "a", "partner": "UQS", "constant": "c"},
         {"index": 1, "value": "b", "partner": "UQS", "constant": "c"},
-    ] == execution.output["out"]
+    ]
 
 
 def test_legacy_iterator_and_parameters() -> None:
@@ -232,15 +232,15 @@ def test_legacy_iterator_and_parameters() -> None:
         "Parameters": {"i.$": "$$.Map.Item.Index"},
         "End": True,
     }
-    assert [{"i": 0}, {"i": 1}] == run({"StartAt": "M", "States": {"M": state}}, [5, 6]).output
+    assert run({"StartAt": "M", "States": {"M": state}}, [5, 6]).output == [{"i": 0}, {"i": 1}]
 
 
 def test_empty_map_succeeds_with_an_empty_list() -> None:
     """A Map over no items succeeds with []."""
     processor = branch(("Echo", {"Type": "Pass"}))
     execution = run(map_machine(processor), [])
-    assert [] == execution.output
-    assert {"length": 0} == details(execution.history[2])
+    assert execution.output == []
+    assert details(execution.history[2]) == {"length": 0}
 
 
 @pytest.mark.parametrize(
@@ -250,8 +250,9 @@ def test_map_over_a_non_array_is_a_runtime_error(items: Any) -> None:
     """ItemsPath must select an array; anything else fails with States.Runtime."""
     processor = branch(("Echo", {"Type": "Pass"}))
     execution = run(map_machine(processor, ItemsPath="$.items"), {"items": items})
-    assert ("FAILED", "States.Runtime") == (execution.status, execution.error)
-    assert execution.cause is not None and "Map state input must be an array" in execution.cause
+    assert (execution.status, execution.error) == ("FAILED", "States.Runtime")
+    assert execution.cause is not None
+    assert "Map state input must be an array" in execution.cause
 
 
 def test_sequential_map_history_matches_step_functions() -> None:
@@ -264,7 +265,7 @@ def test_sequential_map_history_matches_step_functions() -> None:
         },
     }
     execution = run(definition, [1, "Hello"])
-    assert [
+    assert shape(execution) == [
         (1, 0, "ExecutionStarted"),
         (2, 0, "MapStateEntered"),
         (3, 2, "MapStateStarted"),
@@ -279,9 +280,9 @@ def test_sequential_map_history_matches_step_functions() -> None:
         (12, 10, "MapStateSucceeded"),
         (13, 10, "MapStateExited"),
         (14, 13, "ExecutionSucceeded"),
-    ] == shape(execution)
-    assert {"name": "M", "index": 1} == details(execution.history[7])
-    assert '"Hello"' == details(execution.history[8])["input"]
+    ]
+    assert details(execution.history[7]) == {"name": "M", "index": 1}
+    assert details(execution.history[8])["input"] == '"Hello"'
 
 
 def test_map_catch_history_matches_step_functions() -> None:
@@ -289,7 +290,7 @@ def test_map_catch_history_matches_step_functions() -> None:
     processor = branch(("HandleItemFail", {"Type": "Fail", "Error": "ItemError", "Cause": "bad"}))
     definition = map_machine(processor, Catch=[{"ErrorEquals": ["States.ALL"], "Next": "Caught"}])
     execution = run(definition, [1])
-    assert [
+    assert shape(execution) == [
         (1, 0, "ExecutionStarted"),
         (2, 0, "MapStateEntered"),
         (3, 2, "MapStateStarted"),
@@ -301,8 +302,8 @@ def test_map_catch_history_matches_step_functions() -> None:
         (9, 8, "PassStateEntered"),
         (10, 9, "PassStateExited"),
         (11, 10, "ExecutionSucceeded"),
-    ] == shape(execution)
-    assert {"Error": "ItemError", "Cause": "bad"} == execution.output
+    ]
+    assert execution.output == {"Error": "ItemError", "Cause": "bad"}
 
 
 def test_a_failing_iteration_stops_the_rest() -> None:
@@ -317,7 +318,7 @@ def test_a_failing_iteration_stops_the_rest() -> None:
 
     processor = branch(("Work", {"Type": "Task", "Resource": arn("work")}))
     execution = run(map_machine(processor, MaxConcurrency=1), [0, 1, 2, 3], {"work": work})
-    assert ("FAILED", "ValueError", [0, 1]) == (execution.status, execution.error, seen)
+    assert (execution.status, execution.error, seen) == ("FAILED", "ValueError", [0, 1])
 
 
 def test_map_retry_restarts_all_iterations() -> None:
@@ -335,8 +336,8 @@ def test_map_retry_restarts_all_iterations() -> None:
         processor, MaxConcurrency=1, Retry=[{"ErrorEquals": ["ValueError"], "MaxAttempts": 1}]
     )
     execution = run(definition, [0, 1], {"work": work})
-    assert ([0, 1], [0, 1, 0, 1]) == (execution.output, calls)
-    assert 2 == types(execution).count("MapStateStarted")
+    assert (execution.output, calls) == ([0, 1], [0, 1, 0, 1])
+    assert types(execution).count("MapStateStarted") == 2
 
 
 def test_nested_map_and_parallel() -> None:
@@ -357,4 +358,4 @@ def test_nested_map_and_parallel() -> None:
         },
     }
     execution = run(definition, [[1, 2], [3]])
-    assert [[[{"v": 2}, {"v": 4}], [{"v": 6}]], [[1, 2], [3]]] == execution.output
+    assert execution.output == [[[{"v": 2}, {"v": 4}], [{"v": 6}]], [[1, 2], [3]]]

@@ -101,7 +101,7 @@ def test_definite_misses_are_worded_like_jayway(path: str, message: str) -> None
     with pytest.raises(PathNotFound) as caught:
         compile_path(path).find(DATA)
     assert message == caught.value.detail
-    assert "States.Runtime" == caught.value.error
+    assert caught.value.error == "States.Runtime"
 
 
 def test_context_paths_read_the_scope() -> None:
@@ -113,7 +113,7 @@ def test_context_paths_read_the_scope() -> None:
 
     path = compile_path("$$.Execution.Name")
     assert path.from_context
-    assert "run-1" == path.find({"Execution": "data"}, Scope())
+    assert path.find({"Execution": "data"}, Scope()) == "run-1"
 
 
 @pytest.mark.parametrize(
@@ -173,4 +173,4 @@ def test_set_at_refuses_non_objects(path: str, root: Any) -> None:
     """Writing below something that is not an object is States.ResultPathMatchFailure."""
     with pytest.raises(EvaluationError) as caught:
         set_at(compile_path(path), root, "R")
-    assert "States.ResultPathMatchFailure" == caught.value.error
+    assert caught.value.error == "States.ResultPathMatchFailure"

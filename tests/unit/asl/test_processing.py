@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.unit.asl.support import START, arn, run, single, types
+from tests.unit.asl.support import START, arn, machine, run, single, types
 
 INPUT: dict[str, Any] = {
     "order": {"id": "o-1", "items": [{"sku": "a", "qty": 1}, {"sku": "b", "qty": 3}]},
@@ -77,7 +77,7 @@ def echo(event: Any, context: Any) -> Any:
 def test_pass_and_friends_process_paths_in_order(state: dict[str, Any], expected: Any) -> None:
     """InputPath, Parameters, Result, ResultPath and OutputPath apply in the language's order."""
     execution = run(single(state), INPUT)
-    assert "SUCCEEDED" == execution.status, execution.cause
+    assert execution.status == "SUCCEEDED", execution.cause
     assert expected == execution.output
 
 
@@ -96,7 +96,7 @@ def test_task_processing_order() -> None:
     expected = {**INPUT["order"], "result": {"got": "b", "extra": 1}}
     assert expected == execution.output
     scheduled = execution.history[2]["lambdaFunctionScheduledEventDetails"]
-    assert '{"sku":"b","const":1}' == scheduled["input"]
+    assert scheduled["input"] == '{"sku":"b","const":1}'
 
 
 def test_result_path_leaves_the_original_input_alone() -> None:
@@ -128,25 +128,25 @@ def test_context_object_has_execution_state_and_machine_fields() -> None:
         "StartTime": "2026-01-02T03:04:05.678Z",
         "RedriveCount": 0,
     } == context["Execution"]
-    assert {"Name": "Ctx", "EnteredTime": "2026-01-02T03:04:05.678Z", "RetryCount": 0} == (
-        context["State"]
-    )
-    assert {
+    assert (context["State"]) == {
+        "Name": "Ctx",
+        "EnteredTime": "2026-01-02T03:04:05.678Z",
+        "RetryCount": 0,
+    }
+    assert context["StateMachine"] == {
         "Id": "arn:aws:states:us-east-1:123456789012:stateMachine:StateMachine",
         "Name": "StateMachine",
-    } == context["StateMachine"]
+    }
     assert execution.start_date == START
 
 
 def test_context_can_be_extended_per_execution() -> None:
     """execute(context=...) merges extra fields into the context object."""
-    from tests.unit.asl.support import machine
-
     state = {"Type": "Pass", "Parameters": {"role.$": "$$.Execution.RoleArn", "t.$": "$$.Tag"}}
     execution = machine(single(state)).execute(
         {}, context={"Execution": {"RoleArn": "arn:aws:iam::1:role/r"}, "Tag": "x"}
     )
-    assert {"role": "arn:aws:iam::1:role/r", "t": "x"} == execution.output
+    assert execution.output == {"role": "arn:aws:iam::1:role/r", "t": "x"}
 
 
 @pytest.mark.parametrize(
@@ -184,12 +184,12 @@ def test_context_can_be_extended_per_execution() -> None:
 def test_processing_failures_end_the_execution(state: dict[str, Any], cause: str) -> None:
     """A path that matches nothing fails the execution, worded as Step Functions words it."""
     execution = run(single(state, "pass"), {"flag": True})
-    assert "FAILED" == execution.status
+    assert execution.status == "FAILED"
     assert (
         f"An error occurred while executing the state 'pass' (entered at the event id #2). {cause}"
         == execution.cause
     )
-    assert ["ExecutionStarted", "PassStateEntered", "ExecutionFailed"] == types(execution)
+    assert types(execution) == ["ExecutionStarted", "PassStateEntered", "ExecutionFailed"]
 
 
 @pytest.mark.parametrize(
@@ -220,5 +220,5 @@ def test_processing_failures_are_not_caught() -> None:
     }
     definition = {"StartAt": "S", "States": {"S": state, "Caught": {"Type": "Succeed"}}}
     execution = run(definition, {}, {"echo": echo})
-    assert ("FAILED", "States.Runtime") == (execution.status, execution.error)
-    assert "LambdaFunctionSucceeded" == types(execution)[-2]
+    assert (execution.status, execution.error) == ("FAILED", "States.Runtime")
+    assert types(execution)[-2] == "LambdaFunctionSucceeded"

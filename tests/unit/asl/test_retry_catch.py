@@ -9,6 +9,7 @@ from unittest.mock import ANY
 import pytest
 
 from strangler.instant.asl import LambdaContext
+from strangler.instant.asl.errors import TASK_FAILED, TIMEOUT, StatesFailure, error_matches
 from tests.unit.asl.support import FakeClock, arn, details, machine, run, types
 
 
@@ -20,7 +21,7 @@ class Flaky:
         self.calls = 0
         self.retry_counts: list[int] = []
 
-    def __call__(self, event: Any, context: LambdaContext) -> Any:
+    def __call__(self, event: Any, _context: LambdaContext) -> Any:
         self.calls += 1
         self.retry_counts.append(event.get("retry", -1) if isinstance(event, dict) else -1)
         error = next(self.errors, None)
@@ -115,15 +116,13 @@ def test_each_retrier_counts_its_own_attempts() -> None:
     clock = FakeClock()
     flaky = Flaky("ErrorA", "ErrorB", "ErrorC", "ErrorB", "ErrorB")
     execution = machine(task(Retry=retry, Catch=catch), {"flaky": flaky}, clock=clock).execute({})
-    assert [1.0, 2.0, 5.0] == clock.sleeps
-    assert 4 == flaky.calls
-    assert ("SUCCEEDED", "ErrorB") == (execution.status, execution.output["Error"])
+    assert clock.sleeps == [1.0, 2.0, 5.0]
+    assert flaky.calls == 4
+    assert (execution.status, execution.output["Error"]) == ("SUCCEEDED", "ErrorB")
 
 
 def test_timeouts_match_states_timeout_but_not_task_failed() -> None:
     """States.TaskFailed matches every task error except States.Timeout."""
-    from strangler.instant.asl.errors import TASK_FAILED, TIMEOUT, StatesFailure, error_matches
-
     assert error_matches((TASK_FAILED,), StatesFailure("Boom", None))
     assert not error_matches((TASK_FAILED,), StatesFailure(TIMEOUT, None))
     assert error_matches(("States.ALL",), StatesFailure(TIMEOUT, None))
@@ -135,7 +134,7 @@ def test_retry_count_is_visible_in_the_context_object() -> None:
     flaky = Flaky("E", "E")
     definition = task(Parameters={"retry.$": "$$.State.RetryCount"}, Retry=[{"ErrorEquals": ["E"]}])
     run(definition, {}, {"flaky": flaky})
-    assert [0, 1, 2] == flaky.retry_counts
+    assert flaky.retry_counts == [0, 1, 2]
 
 
 @pytest.mark.parametrize(
@@ -159,7 +158,7 @@ def test_catch_routes_and_places_the_error_output(
         task(Catch=[catcher], OutputPath="$.nothing"), {"keep": 1}, {"flaky": Flaky("E")}
     )
     assert ("SUCCEEDED", expected) == (execution.status, execution.output)
-    assert ["TaskStateExited", "PassStateEntered"] == types(execution)[5:7]
+    assert types(execution)[5:7] == ["TaskStateExited", "PassStateEntered"]
 
 
 def test_catchers_are_tried_in_order() -> None:
@@ -169,7 +168,7 @@ def test_catchers_are_tried_in_order() -> None:
         {"ErrorEquals": ["E"], "Next": "Other"},
         {"ErrorEquals": ["States.ALL"], "Next": "Caught"},
     ]
-    assert "other" == run(task(Catch=catch), {}, {"flaky": Flaky("E")}).output
+    assert run(task(Catch=catch), {}, {"flaky": Flaky("E")}).output == "other"
 
 
 def test_retry_happens_before_catch() -> None:
@@ -181,20 +180,20 @@ def test_retry_happens_before_catch() -> None:
         Catch=[{"ErrorEquals": ["E"], "Next": "Caught"}],
     )
     execution = machine(definition, {"flaky": flaky}, clock=clock).execute({})
-    assert (3, [1.0, 2.0], "E") == (flaky.calls, clock.sleeps, execution.output["Error"])
+    assert (flaky.calls, clock.sleeps, execution.output["Error"]) == (3, [1.0, 2.0], "E")
 
 
 def test_uncaught_task_failure_ends_the_execution_without_state_exit() -> None:
     """An uncaught failure goes straight from the failed attempt to ExecutionFailed."""
     execution = run(task(), {}, {"flaky": Flaky("E")})
-    assert [
+    assert types(execution) == [
         "ExecutionStarted",
         "TaskStateEntered",
         "LambdaFunctionScheduled",
         "LambdaFunctionStarted",
         "LambdaFunctionFailed",
         "ExecutionFailed",
-    ] == types(execution)
+    ]
     assert {"error": "E", "cause": execution.cause} == details(execution.history[-1])
 
 
@@ -211,26 +210,26 @@ def test_fail_state_errors_can_come_from_paths_and_intrinsics() -> None:
         },
     }
     execution = run(definition, {"code": "Declined", "id": "o-1"})
-    assert ("FAILED", "Declined", "order o-1 failed") == (
+    assert (
         execution.status,
         execution.error,
         execution.cause,
-    )
-    assert ["ExecutionStarted", "FailStateEntered", "ExecutionFailed"] == types(execution)
+    ) == ("FAILED", "Declined", "order o-1 failed")
+    assert types(execution) == ["ExecutionStarted", "FailStateEntered", "ExecutionFailed"]
 
 
 def test_fail_state_without_error_or_cause() -> None:
     """A bare Fail state fails the execution with neither error nor cause."""
     execution = run({"StartAt": "F", "States": {"F": {"Type": "Fail"}}})
-    assert ("FAILED", None, None) == (execution.status, execution.error, execution.cause)
-    assert {} == details(execution.history[-1])
+    assert (execution.status, execution.error, execution.cause) == ("FAILED", None, None)
+    assert details(execution.history[-1]) == {}
 
 
 def test_missing_error_path_is_a_runtime_error() -> None:
     """An ErrorPath that matches nothing fails with States.Runtime, worded like AWS."""
     definition = {"StartAt": "fail", "States": {"fail": {"Type": "Fail", "ErrorPath": "$.ErrorX"}}}
     execution = run(definition, {"a": 1})
-    assert "States.Runtime" == execution.error
+    assert execution.error == "States.Runtime"
     assert execution.cause is not None
     assert execution.cause.endswith(
         "The JSONPath '$.ErrorX' specified for the field 'ErrorPath' could not be found in the "

@@ -30,8 +30,8 @@ def test_function_arn_form_returns_the_handler_result() -> None:
     execution = run(
         single({"Type": "Task", "Resource": arn("double")}), {"n": 21}, {"double": double}
     )
-    assert ("SUCCEEDED", 42) == (execution.status, execution.output)
-    assert [
+    assert (execution.status, execution.output) == ("SUCCEEDED", 42)
+    assert types(execution) == [
         "ExecutionStarted",
         "TaskStateEntered",
         "LambdaFunctionScheduled",
@@ -39,13 +39,13 @@ def test_function_arn_form_returns_the_handler_result() -> None:
         "LambdaFunctionSucceeded",
         "TaskStateExited",
         "ExecutionSucceeded",
-    ] == types(execution)
+    ]
     assert {
         "resource": arn("double"),
         "input": '{"n":21}',
         "inputDetails": {"truncated": False},
     } == details(execution.history[2])
-    assert {"output": "42", "outputDetails": {"truncated": False}} == details(execution.history[4])
+    assert details(execution.history[4]) == {"output": "42", "outputDetails": {"truncated": False}}
 
 
 @pytest.mark.parametrize(
@@ -63,7 +63,7 @@ def test_function_arn_form_returns_the_handler_result() -> None:
 def test_resources_resolve_by_exact_string_arn_or_name(key: str, resource: str) -> None:
     """A resource is looked up as written, then as its ARN, then by function name."""
     execution = run(single({"Type": "Task", "Resource": resource}), {"n": 1}, {key: double})
-    assert 2 == execution.output
+    assert execution.output == 2
 
 
 @pytest.mark.parametrize(
@@ -81,12 +81,12 @@ def test_unresolvable_resources_are_rejected_at_construction(resource: str, prob
     state = {"Type": "Task", "Resource": resource, "Parameters": {"FunctionName": "double"}}
     with pytest.raises(DefinitionError) as caught:
         machine(single(state, "Step"), {"double": double})
-    assert ("Step", "Resource") == (caught.value.state, caught.value.field)
+    assert (caught.value.state, caught.value.field) == ("Step", "Resource")
     assert problem in caught.value.problem
 
 
 def test_lambda_invoke_wraps_the_result_like_the_integration() -> None:
-    """lambda:invoke returns ExecutedVersion, Payload, SdkHttpMetadata, SdkResponseMetadata, StatusCode."""
+    """lambda:invoke wraps the result: ExecutedVersion, Payload, Sdk...Metadata, StatusCode."""
     state = {
         "Type": "Task",
         "Resource": INVOKE,
@@ -94,24 +94,24 @@ def test_lambda_invoke_wraps_the_result_like_the_integration() -> None:
     }
     execution = run(single(state), {"n": 4}, {"double": double})
     output = execution.output
-    assert [
+    assert (list(output)) == [
         "ExecutedVersion",
         "Payload",
         "SdkHttpMetadata",
         "SdkResponseMetadata",
         "StatusCode",
-    ] == (list(output))
-    assert ("$LATEST", 8, 200) == (
+    ]
+    assert (
         output["ExecutedVersion"],
         output["Payload"],
         output["StatusCode"],
-    )
+    ) == ("$LATEST", 8, 200)
     metadata = output["SdkHttpMetadata"]
-    assert 200 == metadata["HttpStatusCode"]
-    assert "1" == metadata["HttpHeaders"]["Content-Length"]
-    assert ["application/json"] == metadata["AllHttpHeaders"]["Content-Type"]
+    assert metadata["HttpStatusCode"] == 200
+    assert metadata["HttpHeaders"]["Content-Length"] == "1"
+    assert metadata["AllHttpHeaders"]["Content-Type"] == ["application/json"]
     assert output["SdkResponseMetadata"]["RequestId"] == metadata["HttpHeaders"]["x-amzn-RequestId"]
-    assert [
+    assert types(execution) == [
         "ExecutionStarted",
         "TaskStateEntered",
         "TaskScheduled",
@@ -119,14 +119,14 @@ def test_lambda_invoke_wraps_the_result_like_the_integration() -> None:
         "TaskSucceeded",
         "TaskStateExited",
         "ExecutionSucceeded",
-    ] == types(execution)
-    assert {
+    ]
+    assert details(execution.history[2]) == {
         "resourceType": "lambda",
         "resource": "invoke",
         "region": "us-east-1",
         "parameters": '{"FunctionName":"double","Payload":{"n":4}}',
-    } == details(execution.history[2])
-    assert {"resourceType": "lambda", "resource": "invoke"} == details(execution.history[3])
+    }
+    assert details(execution.history[3]) == {"resourceType": "lambda", "resource": "invoke"}
     assert output == json.loads(details(execution.history[4])["output"])
 
 
@@ -152,20 +152,20 @@ def test_lambda_invoke_function_names(parameters: dict[str, Any], version: str) 
 def test_lambda_invoke_without_payload_sends_an_empty_object() -> None:
     """With no Payload the handler receives an empty object."""
     state = {"Type": "Task", "Resource": INVOKE, "Parameters": {"FunctionName": "f"}}
-    execution = run(single(state), {"n": 1}, {"f": lambda event, context: event})
-    assert {} == execution.output["Payload"]
+    execution = run(single(state), {"n": 1}, {"f": lambda event, _context: event})
+    assert execution.output["Payload"] == {}
 
 
 def test_lambda_invoke_of_an_unknown_function_at_run_time() -> None:
     """A FunctionName from a path that names no handler fails like Lambda's 404."""
     state = {"Type": "Task", "Resource": INVOKE, "Parameters": {"FunctionName.$": "$.fn"}}
     execution = run(single(state), {"fn": "nope"}, {"double": double})
-    assert ("FAILED", "Lambda.ResourceNotFoundException") == (execution.status, execution.error)
+    assert (execution.status, execution.error) == ("FAILED", "Lambda.ResourceNotFoundException")
     assert execution.cause is not None
     assert execution.cause.startswith(
         "Function not found: arn:aws:lambda:us-east-1:123456789012:function:nope:$LATEST"
     )
-    assert "TaskFailed" == types(execution)[-2]
+    assert types(execution)[-2] == "TaskFailed"
 
 
 @pytest.mark.parametrize(
@@ -206,12 +206,13 @@ def test_handler_exceptions_become_lambda_style_failures(
     if parameters:
         state["Parameters"] = parameters
     execution = run(single(state), {}, {"explode": explode})
-    assert ("FAILED", "Boom") == (execution.status, execution.error)
+    assert (execution.status, execution.error) == ("FAILED", "Boom")
     cause = cause_json(execution)
-    assert ["errorMessage", "errorType", "requestId", "stackTrace"] == list(cause)
-    assert ("the legacy app said no", "Boom") == (cause["errorMessage"], cause["errorType"])
+    assert list(cause) == ["errorMessage", "errorType", "requestId", "stackTrace"]
+    assert (cause["errorMessage"], cause["errorType"]) == ("the legacy app said no", "Boom")
     trace = "".join(cause["stackTrace"])
-    assert "in explode" in trace and "raise Boom" in trace
+    assert "in explode" in trace
+    assert "raise Boom" in trace
     assert "strangler/instant/asl" not in trace
     assert compact == ('":"' in (execution.cause or ""))
     failed = "TaskFailed" if parameters else "LambdaFunctionFailed"
@@ -224,9 +225,11 @@ def test_handler_exceptions_become_lambda_style_failures(
 def test_results_that_json_cannot_hold_are_marshal_errors() -> None:
     """A handler returning something JSON cannot encode fails with Runtime.MarshalError."""
     execution = run(
-        single({"Type": "Task", "Resource": arn("bad")}), {}, {"bad": lambda event, context: {1, 2}}
+        single({"Type": "Task", "Resource": arn("bad")}),
+        {},
+        {"bad": lambda _event, _context: {1, 2}},
     )
-    assert ("FAILED", "Runtime.MarshalError") == (execution.status, execution.error)
+    assert (execution.status, execution.error) == ("FAILED", "Runtime.MarshalError")
     assert "Unable to marshal response" in cause_json(execution)["errorMessage"]
 
 
@@ -250,7 +253,7 @@ def test_handlers_get_and_give_copies() -> None:
     sm = machine(definition, {"meddle": meddle})
     execution = sm.execute({"order": {"id": "o-1"}})
     kept[0]["list"].append(2)
-    assert {"order": {"id": "o-1"}, "r": {"list": [1]}} == execution.output
+    assert execution.output == {"order": {"id": "o-1"}, "r": {"list": [1]}}
 
 
 def test_handlers_receive_a_lambda_context() -> None:
@@ -270,7 +273,7 @@ def test_handlers_receive_a_lambda_context() -> None:
     )
     assert cause_json(execution)["requestId"] == context.aws_request_id
     assert 0 < context.get_remaining_time_in_millis() <= 5000
-    assert "/aws/lambda/record" == context.log_group_name
+    assert context.log_group_name == "/aws/lambda/record"
 
 
 def test_other_service_integrations_use_the_mapped_handler() -> None:
@@ -281,19 +284,21 @@ def test_other_service_integrations_use_the_mapped_handler() -> None:
         "Parameters": {"Message.$": "$.m"},
     }
     execution = run(
-        single(state), {"m": "hi"}, {"arn:aws:states:::sns:publish": lambda e, c: {"Id": e}}
+        single(state),
+        {"m": "hi"},
+        {"arn:aws:states:::sns:publish": lambda event, _context: {"Id": event}},
     )
-    assert {"Id": {"Message": "hi"}} == execution.output
-    assert {
+    assert execution.output == {"Id": {"Message": "hi"}}
+    assert details(execution.history[2]) == {
         "resourceType": "sns",
         "resource": "publish",
         "region": "us-east-1",
         "parameters": '{"Message":"hi"}',
-    } == details(execution.history[2])
+    }
 
 
 def test_timeout_seconds_is_recorded_in_the_scheduled_event() -> None:
     """TimeoutSeconds shows as timeoutInSeconds, as in Step Functions' history."""
     state = {"Type": "Task", "Resource": arn("double"), "TimeoutSeconds": 30}
     execution = run(single(state), {"n": 1}, {"double": double})
-    assert 30 == details(execution.history[2])["timeoutInSeconds"]
+    assert details(execution.history[2])["timeoutInSeconds"] == 30

@@ -55,9 +55,9 @@ def test_wait_sleeps_through_the_injected_sleeper(
     """A Wait state sleeps exactly as long as it says, on the injected clock and sleeper."""
     clock = FakeClock()
     execution = machine(wait_then_pass(**wait), clock=clock).execute(data)
-    assert "SUCCEEDED" == execution.status
+    assert execution.status == "SUCCEEDED"
     assert slept == pytest.approx(clock.sleeps)
-    assert ["WaitStateEntered", "WaitStateExited"] == types(execution)[1:3]
+    assert types(execution)[1:3] == ["WaitStateEntered", "WaitStateExited"]
     entered, exited = execution.history[1]["timestamp"], execution.history[2]["timestamp"]
     assert pytest.approx(slept[0]) == (exited - entered).total_seconds()
 
@@ -94,8 +94,9 @@ def test_bad_wait_inputs_are_runtime_errors(
 ) -> None:
     """SecondsPath and TimestampPath values are checked as Step Functions checks them."""
     execution = machine(wait_then_pass(**wait)).execute(data)
-    assert ("FAILED", "States.Runtime") == (execution.status, execution.error)
-    assert execution.cause is not None and execution.cause.endswith(cause)
+    assert (execution.status, execution.error) == ("FAILED", "States.Runtime")
+    assert execution.cause is not None
+    assert execution.cause.endswith(cause)
 
 
 def test_execution_timeout_on_the_injected_clock() -> None:
@@ -103,10 +104,10 @@ def test_execution_timeout_on_the_injected_clock() -> None:
     clock = FakeClock()
     definition = {**wait_then_pass(Seconds=60), "TimeoutSeconds": 5}
     execution = machine(definition, clock=clock).execute({})
-    assert ("TIMED_OUT", "States.Timeout") == (execution.status, execution.error)
-    assert [5.0] == clock.sleeps
-    assert ["ExecutionStarted", "WaitStateEntered", "ExecutionTimedOut"] == types(execution)
-    assert "States.Timeout" == details(execution.history[-1])["error"]
+    assert (execution.status, execution.error) == ("TIMED_OUT", "States.Timeout")
+    assert clock.sleeps == [5.0]
+    assert types(execution) == ["ExecutionStarted", "WaitStateEntered", "ExecutionTimedOut"]
+    assert details(execution.history[-1])["error"] == "States.Timeout"
     assert timedelta(seconds=5) == execution.stop_date - execution.start_date
 
 
@@ -114,7 +115,7 @@ def test_timeout_can_be_given_per_execution() -> None:
     """execute(timeout_seconds=...) overrides the definition's TimeoutSeconds."""
     clock = FakeClock()
     execution = machine(wait_then_pass(Seconds=60), clock=clock).execute({}, timeout_seconds=2.5)
-    assert ("TIMED_OUT", [2.5]) == (execution.status, clock.sleeps)
+    assert (execution.status, clock.sleeps) == ("TIMED_OUT", [2.5])
 
 
 def test_retry_backoff_counts_against_the_execution_timeout() -> None:
@@ -131,7 +132,7 @@ def test_retry_backoff_counts_against_the_execution_timeout() -> None:
     }
     clock = FakeClock()
     execution = machine(definition, {"fail": fail}, clock=clock).execute({})
-    assert ("TIMED_OUT", [1.0, 1.0]) == (execution.status, clock.sleeps)
+    assert (execution.status, clock.sleeps) == ("TIMED_OUT", [1.0, 1.0])
 
 
 class Blocking:
@@ -141,7 +142,7 @@ class Blocking:
         self.release = threading.Event()
         self.calls = 0
 
-    def __call__(self, event: Any, context: LambdaContext) -> Any:
+    def __call__(self, _event: Any, _context: LambdaContext) -> Any:
         self.calls += 1
         self.release.wait(timeout=10)
         return {"late": True}
@@ -188,11 +189,11 @@ def test_task_timeout_stops_waiting_for_the_handler(
     started = time.monotonic()
     execution = machine(definition, {"block": blocking}).execute({"timeout": 1})
     elapsed = time.monotonic() - started
-    assert ("SUCCEEDED", {"Error": "States.Timeout"}) == (execution.status, execution.output)
+    assert (execution.status, execution.output) == ("SUCCEEDED", {"Error": "States.Timeout"})
     assert timed_out in types(execution)
-    assert {"error": "States.Timeout"} == {
+    assert {
         key: value for key, value in details(execution.history[4]).items() if key == "error"
-    }
+    } == {"error": "States.Timeout"}
     assert 0.9 < elapsed < 5
 
 
@@ -203,7 +204,7 @@ def test_a_missing_timeout_path_is_a_runtime_error() -> None:
         "Resource": arn("f"),
         "TimeoutSecondsPath": "$.NoSuchTimeoutSecondsPath",
     }
-    execution = machine(single(state, "task"), {"f": lambda event, context: 1}).execute({})
+    execution = machine(single(state, "task"), {"f": lambda _event, _context: 1}).execute({})
     assert execution.cause is not None
     assert execution.cause.endswith(
         "Invalid path '$.NoSuchTimeoutSecondsPath' : No results for path: "
@@ -216,6 +217,6 @@ def test_execution_timeout_while_a_handler_runs(blocking: Blocking) -> None:
     sm = StateMachine(single({"Type": "Task", "Resource": arn("block")}), {"block": blocking})
     started = time.monotonic()
     execution = sm.execute({}, timeout_seconds=0.3)
-    assert "TIMED_OUT" == execution.status
+    assert execution.status == "TIMED_OUT"
     assert 0.25 < time.monotonic() - started < 3
-    assert "ExecutionTimedOut" == types(execution)[-1]
+    assert types(execution)[-1] == "ExecutionTimedOut"
