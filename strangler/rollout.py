@@ -418,7 +418,13 @@ class UnleashRolloutController(_AuditedController):
         feature = find_feature(document, self.flag_name)
         if feature is None:  # pragma: no cover - load_flag_document checked it is there
             raise RolloutError(f"{flags_file} has no flag {self.flag_name!r}")
-        return self.admin.create_flag(feature)
+        strategies = [
+            {**strategy, "variants": _server_variants({v["name"]: v["weight"] for v in variants})}
+            if (variants := strategy.get("variants"))
+            else strategy
+            for strategy in feature["strategies"]
+        ]
+        return self.admin.create_flag({**feature, "strategies": strategies})
 
     def _read(self) -> RolloutState:
         environment = self.admin.feature_environment(self.flag_name)

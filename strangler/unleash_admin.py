@@ -186,9 +186,16 @@ def _refusal(response: requests.Response) -> str:
         body = response.json()
     except ValueError:
         return response.text[:_BODY_EXCERPT] or response.reason
-    if isinstance(body, dict) and body.get("message"):
-        return str(body["message"])
-    return response.text[:_BODY_EXCERPT]
+    if not isinstance(body, dict) or not body.get("message"):
+        return response.text[:_BODY_EXCERPT]
+    details = [
+        str(detail["message"])
+        for detail in body.get("details") or []
+        if isinstance(detail, dict)
+        and detail.get("message")
+        and detail["message"] != body["message"]
+    ]
+    return "; ".join([str(body["message"]), *details])
 
 
 def _hint(status: int) -> str:
