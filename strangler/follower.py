@@ -5,8 +5,8 @@ jobs, are followed: the follower polls the legacy app in bulk
 (``orders_updated_since(cursor)``), records each batch-job step from the order's history
 as a step of path ``legacy``, and the terminal status with the legacy app's own
 timestamp. The cursor lives in the ledger, so a restart carries on where it stopped; a
-reconcile pass fetches followed orders the bulk poll has not shown for a while one by
-one, so nothing waits forever on a missed update.
+reconcile pass fetches the followed orders the bulk poll has not shown one by one, so
+nothing waits forever on an update made before the ledger knew the order.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from strangler.exceptions import LedgerError, StranglerError
 from strangler.ledger import SqlLedger, utc_now
 from strangler.legacy_adapter.exceptions import LegacyUnavailable, OrderNotFound
 from strangler.legacy_adapter.models import LegacyOrder
-from strangler.orders import OrderStatus, Path, StepResult
+from strangler.orders import Path, StepResult
 from strangler.protocols import LegacyPath
 
 __all__ = ["CURSOR_KEY", "Follower", "legacy_steps"]
@@ -31,12 +31,6 @@ _log = structlog.get_logger()
 
 CURSOR_KEY = "legacy_follower.cursor"
 BATCH_ACTOR = "batch"
-_TERMINAL = {
-    "fulfilled": OrderStatus.FULFILLED,
-    "rejected_fraud": OrderStatus.REJECTED_FRAUD,
-    "payment_declined": OrderStatus.PAYMENT_DECLINED,
-    "failed": OrderStatus.FAILED,
-}
 
 
 def legacy_steps(order: LegacyOrder) -> list[tuple[StepResult, int]]:
@@ -85,7 +79,8 @@ class Follower:
         max_backoff_s: float = 30.0,
         batch_limit: int = 500,
         max_pages: int = 20,
-        reconcile_after_s: float = 30.0,
+        first_look_after_s: float | None = None,
+        recheck_after_s: float = 600.0,
         reconcile_limit: int = 50,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
@@ -100,7 +95,10 @@ class Follower:
         self.max_backoff_s = max_backoff_s
         self.batch_limit = batch_limit
         self.max_pages = max_pages
-        self.reconcile_after = timedelta(seconds=reconcile_after_s)
+        self.first_look_after = timedelta(
+            seconds=first_look_after_s if first_look_after_s is not None else 5 * interval_s
+        )
+        self.recheck_after = timedelta(seconds=recheck_after_s)
         self.reconcile_limit = reconcile_limit
         self._clock = clock
         self._stopping = threading.Event()
@@ -135,9 +133,19 @@ class Follower:
         return seen + self.reconcile()
 
     def reconcile(self) -> int:
-        """Fetch, one by one, followed orders the bulk poll has not shown for a while."""
+        """Fetch, one by one, followed orders the bulk poll has not shown.
+
+        An order the bulk poll never showed since it was routed is looked up once after
+        ``first_look_after_s`` (default five poll intervals): the batch jobs may have
+        finished it before the ledger knew it (a notification delivered late), and then
+        no later update will show it. Orders seen once are looked up again only after
+        ``recheck_after_s``, a safety net.
+        """
+        now = self._clock()
         stale = self.ledger.stale_followed(
-            checked_before=self._clock() - self.reconcile_after, limit=self.reconcile_limit
+            never_seen_before=now - self.first_look_after,
+            seen_before=now - self.recheck_after,
+            limit=self.reconcile_limit,
         )
         for order_id in stale:
             try:
@@ -160,24 +168,28 @@ class Follower:
         return len(orders) if newest != cursor else 0
 
     def apply(self, orders: Sequence[LegacyOrder]) -> int:
-        """Record the progress of those ``orders`` the ledger follows; returns how many."""
-        followed = self.ledger.followed_open([order.order_id for order in orders])
+        """Record the progress of those ``orders`` the ledger has open; returns how many.
+
+        Orders not routed yet are recorded too: an order the batch jobs finish before it
+        is routed to them then ends as soon as it is (see SqlLedger.record_legacy_progress).
+        """
+        known = self.ledger.open_orders([order.order_id for order in orders])
         for order in orders:
-            if order.order_id in followed:
+            if order.order_id in known:
                 self._apply(order)
-        return len(followed)
+        return len(known)
 
     def _apply(self, order: LegacyOrder) -> None:
-        terminal = _TERMINAL.get(order.status) if order.is_terminal else None
-        self.ledger.record_legacy_progress(
+        ended = self.ledger.record_legacy_progress(
             order.order_id,
             legacy_steps(order),
-            terminal=terminal,
-            terminal_at=order.terminal_at or order.updated_at,
-            reason=f"legacy app reports {order.status}" if terminal else None,
+            legacy_status=order.status,
+            legacy_terminal_at=(order.terminal_at or order.updated_at)
+            if order.is_terminal
+            else None,
         )
-        if terminal is not None:
-            _log.info("order_terminal", order_id=order.order_id, path="legacy", status=terminal)
+        if ended:
+            _log.info("order_terminal", order_id=order.order_id, path="legacy", status=order.status)
 
     def _run(self) -> None:
         backoff = self.interval_s

@@ -191,6 +191,7 @@ class Router:
     def _shadow(
         self, order: LeasedOrder, log: structlog.typing.FilteringBoundLogger
     ) -> Disposition:
+        log.info("instant_run_started", dry_run=True)
         try:
             result = self.instant.run(
                 order.notification, dry_run=True, timeout_s=self.run_timeout_s
@@ -220,6 +221,7 @@ class Router:
                 log,
             )
         self.ledger.transition(order.order_id, OrderStatus.RUNNING)
+        log.info("instant_run_started", dry_run=False)
         try:
             result = self.instant.run(order.notification, timeout_s=self.run_timeout_s)
         except StranglerError as exc:

@@ -105,6 +105,9 @@ orders = sa.Table(
     sa.Column("lease_expires_at", UTCDateTime),
     sa.Column("attempts", sa.Integer, nullable=False),
     sa.Column("last_error", sa.Text),
+    # What the legacy app last reported (kept for orders routed after legacy moved them).
+    sa.Column("legacy_status", sa.String(20)),
+    sa.Column("legacy_terminal_at", UTCDateTime),
     # When the legacy follower last saw the order in the legacy app.
     sa.Column("follow_checked_at", UTCDateTime),
     sa.Index(

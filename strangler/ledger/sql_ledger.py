@@ -67,6 +67,7 @@ _RECEIVED_COLUMNS = (
     "next_attempt_at",
     "attempts",
 )
+_TERMINAL_VALUES = frozenset(status.value for status in TERMINAL_STATUSES)
 # Orders whose progress the legacy follower records: the batch jobs run them.
 _FOLLOWED = sa.or_(
     _orders.c.path.in_([Path.LEGACY.value, Path.SHADOW.value]),
@@ -195,6 +196,7 @@ class SqlLedger:
         with self._write("pin a decision") as conn:
             if conn.execute(pin).rowcount == 1:
                 self._move(conn, order_id, OrderStatus.ROUTED, reason=decision.reason, at=now)
+                self._end_as_legacy_did(conn, order_id)
                 return decision
             row = conn.execute(sa.select(_orders).where(_orders.c.order_id == order_id)).first()
         if row is None:
@@ -230,7 +232,7 @@ class SqlLedger:
     ) -> bool:
         """Record that the batch jobs take over an instant-path order (status ``fell_back``)."""
         with self._write("hand an order to the batch jobs") as conn:
-            return self._move(
+            moved = self._move(
                 conn,
                 order_id,
                 OrderStatus.FELL_BACK,
@@ -238,6 +240,8 @@ class SqlLedger:
                 at=at or self._clock(),
                 extra={"handoff": kind.value},
             )
+            self._end_as_legacy_did(conn, order_id)
+            return moved
 
     def record_step(self, step: StepResult, *, seq: int = 0) -> bool:
         """Record one step; ``seq`` numbers repeats of a step within its path.
@@ -349,6 +353,16 @@ class SqlLedger:
 
     # -- the legacy follower's queue ----------------------------------------------------
 
+    def open_orders(self, order_ids: Sequence[str]) -> set[str]:
+        """Which of ``order_ids`` the ledger has and are not terminal yet."""
+        if not order_ids:
+            return set()
+        statement = sa.select(_orders.c.order_id).where(
+            _orders.c.order_id.in_(list(order_ids)), _orders.c.terminal_at.is_(None)
+        )
+        with self._read("find open orders") as conn:
+            return set(conn.execute(statement).scalars())
+
     def followed_open(self, order_ids: Sequence[str]) -> set[str]:
         """Which of ``order_ids`` the batch jobs run for us and are not terminal yet."""
         if not order_ids:
@@ -359,12 +373,24 @@ class SqlLedger:
         with self._read("find followed orders") as conn:
             return set(conn.execute(statement).scalars())
 
-    def stale_followed(self, *, checked_before: datetime, limit: int) -> list[str]:
-        """Followed open orders the follower has not seen in the legacy app since a time."""
-        last_seen = sa.func.coalesce(_orders.c.follow_checked_at, _orders.c.routed_at)
+    def stale_followed(
+        self, *, never_seen_before: datetime, seen_before: datetime, limit: int
+    ) -> list[str]:
+        """Followed open orders to look up one by one, least recently seen first.
+
+        Those routed before ``never_seen_before`` that the follower never saw in the legacy
+        app (the batch jobs may have finished them before the ledger knew them), and those
+        last seen before ``seen_before``.
+        """
+        checked = _orders.c.follow_checked_at
+        due = sa.or_(
+            sa.and_(checked.is_(None), _orders.c.routed_at < never_seen_before),
+            checked < seen_before,
+        )
+        last_seen = sa.func.coalesce(checked, _orders.c.routed_at)
         statement = (
             sa.select(_orders.c.order_id)
-            .where(_orders.c.terminal_at.is_(None), _FOLLOWED, last_seen < checked_before)
+            .where(_orders.c.terminal_at.is_(None), _FOLLOWED, due)
             .order_by(last_seen)
             .limit(limit)
         )
@@ -376,26 +402,30 @@ class SqlLedger:
         order_id: str,
         steps: Sequence[tuple[StepResult, int]],
         *,
-        terminal: OrderStatus | None = None,
-        terminal_at: datetime | None = None,
-        reason: str | None = None,
-    ) -> None:
-        """Record what the batch jobs did to a followed order, in one transaction.
+        legacy_status: str,
+        legacy_terminal_at: datetime | None = None,
+    ) -> bool:
+        """Record what the legacy app reports about an open order, in one transaction.
 
-        ``terminal`` (with the legacy app's ``terminal_at``) ends the order.
+        The batch jobs' steps are recorded whatever the order's path (only the batch jobs
+        make them). The legacy status is kept with the order; when it is terminal and the
+        batch jobs run the order for us (legacy or shadow path, or handed off), the order
+        ends with it, at the legacy app's time; an order routed or handed off later ends
+        then. Returns True when the order ended now.
         """
-        now = self._clock()
-        checked = (
-            _orders.update().where(_orders.c.order_id == order_id).values(follow_checked_at=now)
+        seen = (
+            _orders.update()
+            .where(_orders.c.order_id == order_id)
+            .values(
+                follow_checked_at=self._clock(),
+                legacy_status=legacy_status,
+                legacy_terminal_at=legacy_terminal_at,
+            )
         )
         with self._write("record legacy progress") as conn:
             self._insert_steps(conn, steps)
-            conn.execute(checked)
-            if terminal is not None:
-                extra = {"outcome": terminal.value}
-                self._move(
-                    conn, order_id, terminal, reason=reason, at=terminal_at or now, extra=extra
-                )
+            conn.execute(seen)
+            return self._end_as_legacy_did(conn, order_id)
 
     def mark_checked(self, order_ids: Sequence[str], *, note: str | None = None) -> None:
         """Note that the follower looked for these orders (``note`` becomes last_error)."""
@@ -564,6 +594,25 @@ class SqlLedger:
             raise LedgerError(f"cannot move unknown order {order_id!r} to {status}")
         return False
 
+    def _end_as_legacy_did(self, conn: sa.Connection, order_id: str) -> bool:
+        """End a followed order the legacy app reported terminal; True when it ended now."""
+        row = conn.execute(
+            sa.select(_orders.c.legacy_status, _orders.c.legacy_terminal_at).where(
+                _orders.c.order_id == order_id, _orders.c.terminal_at.is_(None), _FOLLOWED
+            )
+        ).first()
+        if row is None or row.legacy_status not in _TERMINAL_VALUES:
+            return False
+        status = OrderStatus(row.legacy_status)
+        return self._move(
+            conn,
+            order_id,
+            status,
+            reason=f"legacy app reports {status}",
+            at=row.legacy_terminal_at or self._clock(),
+            extra={"outcome": status.value},
+        )
+
     def _insert_steps(self, conn: sa.Connection, steps: Sequence[tuple[StepResult, int]]) -> int:
         if not steps:
             return 0
@@ -638,7 +687,7 @@ def _insert_ignoring_duplicates(table: sa.Table, columns: Sequence[str]) -> sa.T
 
 
 def _terminal(status: str) -> bool:
-    return status in {s.value for s in TERMINAL_STATUSES}
+    return status in _TERMINAL_VALUES
 
 
 def _decision(row: Mapping[Any, Any]) -> Decision | None:

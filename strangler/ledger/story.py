@@ -37,6 +37,7 @@ def build_story(
         "attempts": order["attempts"],
         "last_error": order["last_error"],
         "dry_run_outcome": order["dry_run_outcome"],
+        "legacy_status": order["legacy_status"],
         "notification": dict(order["notification"]),
         "timestamps": {status: _iso(order[column]) for status, column in STATUS_TIMESTAMPS.items()},
         "transitions": [

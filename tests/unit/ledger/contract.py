@@ -344,27 +344,67 @@ class LedgerContract:
         ledger.pin_decision("o-1", make_decision(Path.LEGACY))
         at = T0 + timedelta(minutes=20)
         step = make_step(path=Path.LEGACY, step="fulfill", decision="fulfilled", at=at)
-        ledger.record_legacy_progress(
-            "o-1", [(step, 0)], terminal=OrderStatus.FULFILLED, terminal_at=at, reason="legacy"
+        assert ledger.record_legacy_progress(
+            "o-1", [(step, 0)], legacy_status="fulfilled", legacy_terminal_at=at
         )
-        ledger.record_legacy_progress("o-1", [(step, 0)], terminal=OrderStatus.FULFILLED)
+        assert not ledger.record_legacy_progress(
+            "o-1", [(step, 0)], legacy_status="fulfilled", legacy_terminal_at=at
+        )
         story = ledger.story("o-1")
         assert story is not None
         assert (story["status"], story["timestamps"]["terminal"]) == ("fulfilled", at.isoformat())
+        assert story["transitions"][-1]["reason"] == "legacy app reports fulfilled"
         assert len(story["steps"]) == 1
-        assert ledger.followed_open(["o-1"]) == set()
+        assert ledger.open_orders(["o-1"]) == set()
+
+    def test_an_order_legacy_finished_before_routing_ends_when_routed(
+        self, ledger: SqlLedger
+    ) -> None:
+        """An order the batch jobs finished before it was routed to them ends once it is."""
+        ledger.record_received(make_order("o-1"), source="api")
+        at = T0 + timedelta(minutes=3)
+        ended = ledger.record_legacy_progress(
+            "o-1", [], legacy_status="rejected_fraud", legacy_terminal_at=at
+        )
+        assert ended is False
+        assert ledger.open_orders(["o-1", "ghost"]) == {"o-1"}
+        ledger.pin_decision("o-1", make_decision(Path.LEGACY))
+        story = ledger.story("o-1")
+        assert story is not None
+        assert (story["status"], story["timestamps"]["terminal"]) == (
+            "rejected_fraud",
+            at.isoformat(),
+        )
+
+    def test_an_instant_order_ends_as_legacy_did_once_handed_off(self, ledger: SqlLedger) -> None:
+        """Legacy's outcome waits for an instant order until it is handed to the batch jobs."""
+        ledger.record_received(make_order("o-1"), source="api")
+        ledger.pin_decision("o-1", make_decision(Path.INSTANT))
+        ledger.record_legacy_progress("o-1", [], legacy_status="fulfilled", legacy_terminal_at=T0)
+        assert ledger.story("o-1")["status"] == "routed"  # type: ignore[index]
+        ledger.hand_off("o-1", Handoff.LEGACY_OWNED, reason="claim lost")
+        story = ledger.story("o-1")
+        assert story is not None
+        assert [t["status"] for t in story["transitions"]][-2:] == ["fell_back", "fulfilled"]
+        assert story["legacy_status"] == "fulfilled"
 
     def test_stale_followed_orders_are_found(self, ledger: SqlLedger, clock: Clock) -> None:
-        """Followed orders not seen since a time are listed, least recently seen first."""
-        for order_id in ("seen", "unseen"):
+        """Followed orders never seen, then those not seen for long, least recently first."""
+        for order_id in ("seen", "unseen", "instant"):
             ledger.record_received(make_order(order_id), source="api")
             ledger.pin_decision(order_id, make_decision(Path.LEGACY))
+        ledger.transition("instant", OrderStatus.FULFILLED)
         clock.advance(60)
         ledger.mark_checked(["seen"])
-        cutoff = T0 + timedelta(seconds=30)
-        assert ledger.stale_followed(checked_before=cutoff, limit=10) == ["unseen"]
-        later = clock.advance(60)
-        assert ledger.stale_followed(checked_before=later, limit=10) == ["unseen", "seen"]
+        half_way = T0 + timedelta(seconds=30)
+        assert ledger.stale_followed(never_seen_before=half_way, seen_before=T0, limit=10) == [
+            "unseen"
+        ]
+        assert ledger.stale_followed(never_seen_before=T0, seen_before=half_way, limit=10) == []
+        much_later = clock.advance(60)
+        assert ledger.stale_followed(
+            never_seen_before=much_later, seen_before=much_later, limit=10
+        ) == ["unseen", "seen"]
 
     def test_values_are_kept_last_write_wins(self, ledger: SqlLedger) -> None:
         """A stored value (the follower's cursor) reads back as last written."""

@@ -80,17 +80,18 @@ def test_only_the_batch_jobs_steps_are_legacy_steps() -> None:
     assert steps == [("fraud_scan", None, "job error", 0), ("fraud_scan", "reject", None, 1)]
 
 
-def test_orders_the_ledger_does_not_follow_are_ignored(
+def test_instant_orders_are_left_to_the_router(
     ledger: SqlLedger, legacy: FakeLegacy, clock: Clock
 ) -> None:
-    """Instant-path orders and orders unknown to the ledger are not touched."""
+    """An instant order the per-order API ran keeps its status; unknown orders are ignored."""
     routed(ledger, "instant", Path.INSTANT)
-    for order_id in ("instant", "stranger"):
-        legacy.put(legacy_order(order_id, updated_at=LATER, history=BATCH_FULFILLED))
+    api_steps = [(step, "api", decision) for step, _, decision in BATCH_FULFILLED]
+    legacy.put(legacy_order("instant", updated_at=LATER, history=api_steps, mode="instant"))
+    legacy.put(legacy_order("stranger", updated_at=LATER, history=BATCH_FULFILLED))
     follower(ledger, legacy, clock).poll_once()
     told = ledger.story("instant")
     assert told is not None
-    assert (told["status"], told["steps"]) == ("routed", [])
+    assert (told["status"], told["steps"], told["legacy_status"]) == ("routed", [], "fulfilled")
     assert ledger.story("stranger") is None
 
 
@@ -139,15 +140,16 @@ def test_full_pages_are_drained_in_one_poll(
 def test_stale_orders_are_fetched_one_by_one(
     ledger: SqlLedger, legacy: FakeLegacy, clock: Clock
 ) -> None:
-    """A followed order the bulk poll missed is fetched on its own after a while."""
+    """A followed order the bulk poll never showed is fetched on its own, once."""
     routed(ledger, "missed", Path.LEGACY)
     routed(ledger, "unknown", Path.LEGACY)
     legacy.put(legacy_order("missed", "fulfilled", updated_at=T0 - timedelta(hours=1)))
     legacy.polls.clear()
-    tracker = follower(ledger, legacy, clock, reconcile_after_s=30)
+    tracker = follower(ledger, legacy, clock, first_look_after_s=30)
     tracker.reconcile()
     assert legacy.fetched == []
     clock.advance(31)
+    tracker.reconcile()
     tracker.reconcile()
     assert sorted(legacy.fetched) == ["missed", "unknown"]
     missed, unknown = ledger.story("missed"), ledger.story("unknown")
