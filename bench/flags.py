@@ -10,6 +10,7 @@ order unless the row says otherwise. Each figure is the median of ``--repeats`` 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import logging
 import shutil
@@ -66,9 +67,11 @@ def _flag_file(folder: Path) -> Path:
     return flags
 
 
-def _rows(flags: Path, orders: Sequence[OrderNotification]) -> list[tuple[str, Callable[[], Any]]]:
-    fast = EmbeddedFlagSource(flags)
-    through_sdk = EmbeddedFlagSource(flags, fast_path=False)
+def _rows(
+    flags: Path, orders: Sequence[OrderNotification], stack: contextlib.ExitStack
+) -> list[tuple[str, Callable[[], Any]]]:
+    fast = stack.enter_context(EmbeddedFlagSource(flags))
+    through_sdk = stack.enter_context(EmbeddedFlagSource(flags, fast_path=False))
     client = fast.client
     assert client is not None
     contexts = [order_context(order) for order in orders]
@@ -94,8 +97,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     configure_logging("console", level=logging.WARNING)
     orders = _orders(args.orders)
-    with tempfile.TemporaryDirectory(prefix="strangler-bench-") as folder:
-        rows = _rows(_flag_file(Path(folder)), orders)
+    with contextlib.ExitStack() as stack:
+        folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="strangler-bench-")))
+        rows = _rows(_flag_file(folder), orders, stack)
         results = [(name, _median_seconds(run, args.repeats)) for name, run in rows]
     base = results[0][1]
     print(
