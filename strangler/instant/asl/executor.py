@@ -589,8 +589,9 @@ class Run:
     ) -> list[Any]:
         """``work(i)`` for every i in order of results; at most ``limit`` at once (0: no limit).
 
-        The calling thread takes a share; the first failure stops the others (they end at
-        their next state transition) and is raised without waiting for them.
+        With room for one at a time the calling thread does the work itself; otherwise
+        workers do, and the calling thread only waits, so that the first failure is
+        raised at once: the others stop at their next state transition, unwaited for.
         """
         results: list[Any] = [None] * count
         cancel = _Cancel(None)
@@ -622,9 +623,8 @@ class Run:
                     if state["running"] == 0 or state["error"] is not None:
                         done.set()
 
-        for _ in range(size - 1):
+        for _ in range(size):
             workers.submit(worker)
-        worker()
         done.wait()
         error = state["error"]
         if error is not None:

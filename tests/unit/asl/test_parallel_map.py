@@ -359,3 +359,29 @@ def test_nested_map_and_parallel() -> None:
     }
     execution = run(definition, [[1, 2], [3]])
     assert execution.output == [[[{"v": 2}, {"v": 4}], [{"v": 6}]], [[1, 2], [3]]]
+
+
+def test_a_failing_branch_does_not_wait_for_slow_siblings() -> None:
+    """The first failure fails the Parallel at once; a branch still running is left behind."""
+    release = threading.Event()
+
+    def slow(_event: Any, _context: LambdaContext) -> Any:
+        release.wait(timeout=5)
+        return "late"
+
+    def bad(_event: Any, _context: LambdaContext) -> Any:
+        raise ValueError("fast failure")
+
+    definition = parallel_machine(
+        branch(("Slow", {"Type": "Task", "Resource": arn("slow")}), ("Then", {"Type": "Pass"})),
+        branch(("Bad", {"Type": "Task", "Resource": arn("bad")})),
+    )
+    started = time.monotonic()
+    try:
+        execution = run(definition, {}, {"slow": slow, "bad": bad})
+        elapsed = time.monotonic() - started
+    finally:
+        release.set()
+    assert (execution.status, execution.error) == ("FAILED", "ValueError")
+    assert elapsed < 2
+    assert "PassStateEntered" not in types(execution)
