@@ -1,0 +1,275 @@
+"""Benchmark the sidecar's proxy against its rivals, side by side, on loopback.
+
+Targets, each answering GET /bench with the same small JSON body:
+
+1. the upstream directly: nginx returning a fixed body (or, without nginx, a raw WSGI
+   app under gunicorn);
+2. nginx as a reverse proxy to it (the C anchor), with a keep-alive upstream pool;
+3. a minimal Python pass-through (bench/_passthrough.py: raw WSGI + requests) under the
+   same gunicorn settings as the sidecar;
+4. the sidecar, ``strangler serve``.
+
+Load: wrk at 1, 4 and 32 keep-alive connections (a bounded Python generator when wrk
+is missing), a short warm-up before each run. Prints p50/p99 and rps per target and
+the two targets: sidecar rps >= 0.9 x the pass-through, and added p50 <= 1.0 ms at one
+connection over the direct upstream. Results also go to bench/results/proxy.json.
+
+    .venv/bin/python bench/proxy.py [--seconds 4] [--workers 1] [--threads 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+from _load import Result, free_port, have, python_load, running, wrk
+
+from strangler.settings import Settings
+from strangler.sidecar.server import gunicorn_options
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+RESULTS = BENCH / "results" / "proxy.json"
+PATH = "/bench"
+WARM_UP_S = 1.0
+MAX_PYTHON_REQUESTS = 50_000
+RPS_TARGET = 0.9
+ADDED_P50_TARGET_MS = 1.0
+
+
+def main() -> None:
+    """Start every target, load each in turn, print the table and the verdicts."""
+    args = _parse_args()
+    settings = Settings(serve_workers=args.workers, serve_threads=args.threads)
+    use_wrk = have("wrk") and not args.python_load
+    load = "wrk" if use_wrk else "python load generator (wrk not installed)"
+    with tempfile.TemporaryDirectory(prefix="strangler-bench-") as tmp, ExitStack() as stack:
+        work = Path(tmp)
+        upstream, nginx_proxy = stack.enter_context(_upstream_and_nginx(work))
+        targets = {
+            "upstream": upstream,
+            "nginx": nginx_proxy,
+            "passthrough": stack.enter_context(_passthrough(work, settings, upstream)),
+            "sidecar": stack.enter_context(_sidecar(work, settings, upstream)),
+        }
+        results: dict[str, dict[int, Result]] = {name: {} for name in targets}
+        for connections in args.connections:
+            for name, base in targets.items():
+                if base is None:
+                    continue
+                url = base + PATH
+                _measure(url, connections, WARM_UP_S, use_wrk)
+                results[name][connections] = _measure(url, connections, args.seconds, use_wrk)
+    _report(results, args, load, nginx_proxy is not None)
+
+
+def _parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=4.0, help="per run (default 4)")
+    parser.add_argument("--connections", type=int, nargs="+", default=[1, 4, 32])
+    parser.add_argument("--workers", type=int, default=1, help="gunicorn worker processes")
+    parser.add_argument("--threads", type=int, default=16, help="threads per worker")
+    parser.add_argument("--python-load", action="store_true", help="do not use wrk")
+    return parser.parse_args()
+
+
+def _measure(url: str, connections: int, seconds: float, use_wrk: bool) -> Result:
+    if use_wrk:
+        return wrk(url, connections, seconds)
+    return python_load(url, connections, seconds, max_requests=MAX_PYTHON_REQUESTS)
+
+
+@contextmanager
+def _upstream_and_nginx(work: Path) -> Iterator[tuple[str, str | None]]:
+    """The direct upstream and nginx in front of it (None without nginx)."""
+    if not have("nginx"):
+        print("nginx: skipped: nginx not installed (apt-get install -y nginx)")
+        with _gunicorn(work, "_static_upstream:app", Settings(serve_threads=16), {}) as url:
+            yield url, None
+        return
+    up, proxy = free_port(), free_port()
+    conf = work / "nginx.conf"
+    conf.write_text(_nginx_conf(work, up, proxy))
+    args = ["nginx", "-c", str(conf), "-p", str(work), "-e", str(work / "nginx-error.log")]
+    upstream = f"http://127.0.0.1:{up}"
+    with running(args, ready_url=f"{upstream}{PATH}", log=work / "nginx.log"):
+        yield upstream, f"http://127.0.0.1:{proxy}"
+
+
+def _nginx_conf(work: Path, upstream_port: int, proxy_port: int) -> str:
+    user = "user root;" if os.geteuid() == 0 else ""
+    temp = " ".join(
+        f"{kind}_temp_path {work / kind};" for kind in ("client_body", "proxy", "fastcgi")
+    )
+    return f"""{user}
+worker_processes 1;
+daemon off;
+pid {work / "nginx.pid"};
+events {{ worker_connections 1024; }}
+http {{
+  access_log off;
+  {temp} uwsgi_temp_path {work / "uwsgi"}; scgi_temp_path {work / "scgi"};
+  keepalive_requests 1000000;
+  upstream backend {{ server 127.0.0.1:{upstream_port}; keepalive 64; }}
+  server {{
+    listen 127.0.0.1:{upstream_port};
+    location / {{ default_type application/json; return 200 '{{"ok":true}}'; }}
+  }}
+  server {{
+    listen 127.0.0.1:{proxy_port};
+    location / {{
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }}
+  }}
+}}
+"""
+
+
+@contextmanager
+def _gunicorn(work: Path, app: str, settings: Settings, env: dict[str, str]) -> Iterator[str]:
+    """``app`` (a module in bench/) under the sidecar's gunicorn settings; yields its URL."""
+    port = free_port()
+    options = gunicorn_options(settings.replace(serve_port=port))
+    args = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--bind",
+        options["bind"],
+        "--workers",
+        str(options["workers"]),
+        "--threads",
+        str(options["threads"]),
+        "--worker-class",
+        options["worker_class"],
+        "--keep-alive",
+        str(options["keepalive"]),
+        "--timeout",
+        str(options["timeout"]),
+        "--graceful-timeout",
+        str(options["graceful_timeout"]),
+        "--log-level",
+        options["loglevel"],
+        "--chdir",
+        str(BENCH),
+        app,
+    ]
+    url = f"http://127.0.0.1:{port}"
+    with running(args, ready_url=f"{url}{PATH}", log=work / f"{port}.log", env=env):
+        yield url
+
+
+@contextmanager
+def _passthrough(work: Path, settings: Settings, upstream: str) -> Iterator[str]:
+    env = {"BENCH_UPSTREAM_URL": upstream, "BENCH_THREADS": str(settings.serve_threads)}
+    with _gunicorn(work, "_passthrough:app", settings, env) as url:
+        yield url
+
+
+@contextmanager
+def _sidecar(work: Path, settings: Settings, upstream: str) -> Iterator[str]:
+    port = free_port()
+    data = work / "sidecar"
+    data.mkdir()
+    flags = data / "flags.json"
+    shutil.copy(REPO / "flags" / "city_orders_instant_processing.json", flags)
+    env = {
+        "STRANGLER_DATA_DIR": str(data),
+        "STRANGLER_FLAGS_FILE": str(flags),
+        "STRANGLER_UPSTREAM_URL": upstream,
+        "STRANGLER_LEGACY_URL": f"http://127.0.0.1:{free_port()}",
+        "STRANGLER_SERVE_PORT": str(port),
+        "STRANGLER_SERVE_WORKERS": str(settings.serve_workers),
+        "STRANGLER_SERVE_THREADS": str(settings.serve_threads),
+        "STRANGLER_LOG_FORMAT": "json",
+    }
+    args = [sys.executable, "-m", "strangler", "serve"]
+    url = f"http://127.0.0.1:{port}"
+    with running(args, ready_url=f"{url}/_strangler/healthz", log=data / "sidecar.log", env=env):
+        yield url
+
+
+def _report(
+    results: dict[str, dict[int, Result]], args: argparse.Namespace, load: str, nginx: bool
+) -> None:
+    print(
+        f"proxy benchmark on 127.0.0.1: GET {PATH}, {args.seconds:g}s per run, load from {load}; "
+        f"gunicorn gthread, {args.workers} worker(s) x {args.threads} threads"
+    )
+    print(f"{'target':<12}{'conns':>6}{'rps':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
+    for connections in args.connections:
+        for name, runs in results.items():
+            if connections in runs:
+                r = runs[connections]
+                print(
+                    f"{name:<12}{connections:>6}{r.rps:>10.0f}{r.p50_ms:>9.3f}"
+                    f"{r.p99_ms:>9.3f}{r.errors:>8}"
+                )
+    if not nginx:
+        print("nginx: skipped: nginx not installed")
+    verdicts = _verdicts(results, args.connections)
+    for line in verdicts["lines"]:
+        print(line)
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(
+        json.dumps(
+            {
+                "load": load,
+                "seconds": args.seconds,
+                "workers": args.workers,
+                "threads": args.threads,
+                "runs": {
+                    name: {
+                        str(c): {
+                            "rps": round(r.rps),
+                            "p50_ms": round(r.p50_ms, 3),
+                            "p99_ms": round(r.p99_ms, 3),
+                            "errors": r.errors,
+                        }
+                        for c, r in runs.items()
+                    }
+                    for name, runs in results.items()
+                },
+                "verdicts": verdicts["values"],
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+
+
+def _verdicts(results: dict[str, dict[int, Result]], connections: list[int]) -> dict[str, list]:
+    lines, values = [], []
+    sidecar, passthrough = results["sidecar"], results["passthrough"]
+    for c in connections:
+        ratio = sidecar[c].rps / passthrough[c].rps if passthrough[c].rps else 0.0
+        verdict = "met" if ratio >= RPS_TARGET else "MISSED"
+        lines.append(
+            f"sidecar/pass-through rps at {c:>2} conns: {ratio:.2f} (target >= 0.9, {verdict})"
+        )
+        values.append({"connections": c, "rps_ratio": round(ratio, 3), "met": ratio >= RPS_TARGET})
+    if 1 in connections:
+        direct = results["upstream"][1].p50_ms
+        for name in ("nginx", "passthrough", "sidecar"):
+            if 1 in results[name]:
+                added = results[name][1].p50_ms - direct
+                note = ""
+                if name == "sidecar":
+                    met = added <= ADDED_P50_TARGET_MS
+                    note = f" (target <= 1.0 ms, {'met' if met else 'MISSED'})"
+                    values.append({"added_p50_ms_at_1": round(added, 3), "met": met})
+                lines.append(f"added p50 at 1 conn, {name}: {added:.3f} ms{note}")
+    return {"lines": lines, "values": values}
+
+
+if __name__ == "__main__":
+    main()
