@@ -113,7 +113,16 @@ class _Cancel:
 class _Scope:
     """The context object (``$$``) of one state while it runs, built only when read."""
 
-    __slots__ = ("_cached", "_item", "_run", "entered_id", "entered_time", "name", "retry_count")
+    __slots__ = (
+        "_cached",
+        "_item",
+        "_run",
+        "cancel",
+        "entered_id",
+        "entered_time",
+        "name",
+        "retry_count",
+    )
 
     def __init__(
         self,
@@ -121,9 +130,11 @@ class _Scope:
         name: str,
         entered_id: int,
         entered_time: datetime,
+        cancel: _Cancel | None,
         item: tuple[int, Any] | None = None,
     ) -> None:
         self._run = run
+        self.cancel = cancel
         self.name = name
         self.entered_id = entered_id
         self.entered_time = entered_time
@@ -137,7 +148,9 @@ class _Scope:
 
     def for_item(self, index: int, value: Any) -> _Scope:
         """The scope an ItemSelector sees for one Map item."""
-        return _Scope(self._run, self.name, self.entered_id, self.entered_time, (index, value))
+        return _Scope(
+            self._run, self.name, self.entered_id, self.entered_time, self.cancel, (index, value)
+        )
 
     def retried(self) -> None:
         self.retry_count += 1
@@ -238,17 +251,19 @@ class Run:
             if cancel is not None and cancel.is_set():
                 raise _Aborted
             self._check_deadline()
-            name, value = self._run_state(states[name], value, thread)
+            name, value = self._run_state(states[name], value, thread, cancel)
         return value
 
-    def _run_state(self, spec: StateSpec, raw: Any, thread: Thread) -> _Outcome:
+    def _run_state(
+        self, spec: StateSpec, raw: Any, thread: Thread, cancel: _Cancel | None
+    ) -> _Outcome:
         event = self.history.add(
             thread,
             spec.entered_event,
             "stateEnteredEventDetails",
             {"name": spec.name, "input": thread.dumps(raw), "inputDetails": {"truncated": False}},
         )
-        scope = _Scope(self, spec.name, event["id"], event["timestamp"])
+        scope = _Scope(self, spec.name, event["id"], event["timestamp"], cancel)
         try:
             return self._handlers[type(spec)](spec, raw, thread, scope)
         except EvaluationError as exc:
@@ -491,7 +506,7 @@ class Run:
 
             branch = self._branch(spec, effective, thread, threads)
             try:
-                results = self._concurrently(len(spec.branches), 0, branch)
+                results = self._concurrently(len(spec.branches), 0, branch, scope.cancel)
             except StatesFailure as failure:
                 if self._retry(spec.retry, counts, failure, scope):
                     continue
@@ -523,9 +538,8 @@ class Run:
                 thread, "MapStateStarted", "mapStateStartedEventDetails", {"length": len(items)}
             )
             try:
-                results = self._concurrently(
-                    len(items), limit, self._iteration(spec, effective, items, thread, scope)
-                )
+                iteration = self._iteration(spec, effective, items, thread, scope)
+                results = self._concurrently(len(items), limit, iteration, scope.cancel)
             except StatesFailure as failure:
                 if self._retry(spec.retry, counts, failure, scope):
                     continue
@@ -585,7 +599,11 @@ class Run:
         return iterate
 
     def _concurrently(
-        self, count: int, limit: int, work: Callable[[int, _Cancel], Any]
+        self,
+        count: int,
+        limit: int,
+        work: Callable[[int, _Cancel], Any],
+        outer: _Cancel | None,
     ) -> list[Any]:
         """``work(i)`` for every i in order of results; at most ``limit`` at once (0: no limit).
 
@@ -594,7 +612,7 @@ class Run:
         raised at once: the others stop at their next state transition, unwaited for.
         """
         results: list[Any] = [None] * count
-        cancel = _Cancel(None)
+        cancel = _Cancel(outer)
         size = min(count, limit or count, self.settings.max_workers)
         if size <= 1:
             for index in range(count):
