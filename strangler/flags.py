@@ -503,13 +503,22 @@ class _EngineAsker:
     """Asks the SDK's Rust engine for the flag's variant with a pre-serialised context.
 
     Calls the engine's C interface the way its own Python binding does, minus the
-    per-call overhead the decision does not need. Its answer is the same as
-    ``UnleashClient.get_variant`` (tests/unit/flags prove it on the specification and on
-    10,000 orders).
+    per-call overhead the decision does not need; its answers are those of
+    ``UnleashClient.get_variant`` (tests/unit/flags compares the two). With
+    ``count_usage`` each answer is counted in the engine's metrics, as ``get_variant``
+    does, for the SDK to report to the server.
     """
 
-    def __init__(self, engine: Any, flag_name: str, static_context: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        engine: Any,
+        flag_name: str,
+        static_context: Mapping[str, str],
+        *,
+        count_usage: bool,
+    ) -> None:
         self._engine = engine
+        self._count_usage = count_usage
         self._check = engine.lib.check_variant
         self._free = engine.lib.free_response
         self._state = engine.state
@@ -544,6 +553,9 @@ class _EngineAsker:
             verdict = _parse_engine_answer(raw)
             if len(self._verdicts) < _MAX_REMEMBERED:
                 self._verdicts[raw] = verdict
+        if self._count_usage and verdict.found:
+            self._engine.count_toggle(self._flag_name, verdict.feature_enabled)
+            self._engine.count_variant(self._flag_name, verdict.variant)
         return verdict
 
     def _context(self, order: OrderNotification) -> bytes:
@@ -616,9 +628,12 @@ class SdkFlagSource:
 
     mode: ClassVar[str]
 
-    def __init__(self, flag_name: str, *, environment: str, fast_path: bool) -> None:
+    def __init__(
+        self, flag_name: str, *, environment: str, fast_path: bool, count_usage: bool = False
+    ) -> None:
         self._flag_name = flag_name
         self._fast_path = fast_path
+        self._count_usage = count_usage
         self._static_context = {"appName": APP_NAME, "environment": environment}
         self._snapshot = _Snapshot(None, None)
         self._loaded_text = ""
@@ -668,7 +683,9 @@ class SdkFlagSource:
         self._client = client
         engine = getattr(client, "_engine", None)  # the SDK does not expose its engine
         if self._fast_path and _EngineAsker.supports(engine):
-            self._ask = _EngineAsker(engine, self._flag_name, self._static_context)
+            self._ask = _EngineAsker(
+                engine, self._flag_name, self._static_context, count_usage=self._count_usage
+            )
             return
         if self._fast_path:
             _logger().warning("flag_engine_fast_path_unavailable", flag=self._flag_name)
@@ -780,7 +797,9 @@ class UnleashFlagSource(SdkFlagSource):
         stale_after_s: float = 5.0,
         fast_path: bool = True,
     ) -> None:
-        super().__init__(flag_name, environment=environment, fast_path=fast_path)
+        super().__init__(
+            flag_name, environment=environment, fast_path=fast_path, count_usage=report_usage
+        )
         self.url = url
         self._stale_after_s = stale_after_s
         self._started = time.monotonic()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 from collections.abc import Iterator
@@ -210,3 +211,20 @@ def test_bad_url_is_reported_not_raised(sources: list[UnleashFlagSource]) -> Non
     wait_until(lambda: source.status().last_error is not None, 3.0, "the start-up error")
     assert "cannot start the Unleash client" in str(source.status().last_error)
     assert source.decide(ORDER).path is OrderPath.LEGACY
+
+
+def test_usage_is_reported_to_the_server(
+    stub_api: responses.RequestsMock, sources: list[UnleashFlagSource]
+) -> None:
+    """With report_usage, decisions are counted and the SDK sends them (flushed on close)."""
+    _serve(stub_api, [_server_feature(variants=[_variant("instant")])])
+    stub_api.post(f"{API}/client/metrics", status=202)
+    source = _source(sources, report_usage=True)
+    wait_until(lambda: source.decide(ORDER).path is OrderPath.INSTANT, 3.0, "the fetch")
+    for _ in range(4):
+        source.decide(ORDER)
+    source.close()
+    (posted,) = [c for c in stub_api.calls if c.request.url == f"{API}/client/metrics"]
+    toggle = json.loads(posted.request.body or b"{}")["bucket"]["toggles"][FLAG_NAME]
+    assert toggle["yes"] >= 5
+    assert toggle["variants"]["instant"] == toggle["yes"]
