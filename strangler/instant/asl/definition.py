@@ -222,6 +222,10 @@ def _load(definition: Mapping[str, Any] | str) -> Mapping[str, Any]:
         loaded = definition
     if not isinstance(loaded, Mapping):
         raise DefinitionError(f"a definition is a JSON object, got {type(loaded).__name__}")
+    try:
+        json.dumps(loaded)
+    except (TypeError, ValueError) as exc:
+        raise DefinitionError(f"the definition must hold JSON values only: {exc}") from None
     return loaded
 
 

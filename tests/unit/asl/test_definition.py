@@ -24,6 +24,13 @@ TASK = {"Type": "Task", "Resource": arn("f"), "End": True}
 INVALID: list[tuple[str, Any, str | None, str | None, str]] = [
     ("not an object", [], None, None, "a definition is a JSON object"),
     ("not JSON", "{nope", None, None, "not valid JSON"),
+    (
+        "not JSON values",
+        {"StartAt": "S", "States": {"S": {**PASS_END, "Result": {1, 2}}}},
+        None,
+        None,
+        "JSON values",
+    ),
     ("no StartAt", {"States": {"S": PASS_END}}, None, "StartAt", "StartAt must name"),
     ("StartAt unknown", {"StartAt": "X", "States": {"S": PASS_END}}, None, "StartAt", "'X'"),
     ("no States", {"StartAt": "S"}, None, "States", "non-empty object"),
