@@ -11,7 +11,6 @@ from types import SimpleNamespace
 
 import pytest
 import responses
-import structlog
 
 from strangler.exceptions import ConfigurationError
 from strangler.instant import dispatcher, handlers
@@ -21,16 +20,22 @@ LEGACY = "http://legacy.test"
 
 
 @pytest.fixture(autouse=True)
-def lambda_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """A Lambda-like environment; each test starts from a cold container."""
+def lambda_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """A Lambda-like environment; each test starts from a cold container.
+
+    The entry points configure structlog, which caches loggers process-wide on first
+    use; the configuration call is recorded instead, so other tests' log capture works.
+    """
     monkeypatch.setenv("STRANGLER_LEGACY_URL", LEGACY)
     monkeypatch.setenv("STRANGLER_LOG_FORMAT", "json")
+    configured: list[str] = []
+    monkeypatch.setattr(handlers, "configure_logging", configured.append)
+    monkeypatch.setattr(dispatcher, "configure_logging", configured.append)
     handlers._lambda_handlers.cache_clear()
     dispatcher._lambda_dispatcher.cache_clear()
-    yield
+    yield configured
     handlers._lambda_handlers.cache_clear()
     dispatcher._lambda_dispatcher.cache_clear()
-    structlog.reset_defaults()
 
 
 @responses.activate
@@ -55,8 +60,8 @@ def test_fraud_scan_entry_point_calls_the_legacy_app() -> None:
 
 
 @responses.activate
-def test_the_client_is_built_once_per_container() -> None:
-    """Warm invocations reuse the first invocation's client (and its connection pool)."""
+def test_the_client_is_built_once_per_container(lambda_environment: list[str]) -> None:
+    """Warm invocations reuse the first invocation's client and logging set-up."""
     body = {
         "order_id": "o-1",
         "decision": "claimed",
@@ -70,6 +75,7 @@ def test_the_client_is_built_once_per_container() -> None:
     first = handlers._lambda_handlers()
     handlers.claim({"order_id": "o-1", "dry_run": False}, None)
     assert handlers._lambda_handlers() is first
+    assert lambda_environment == ["json"]
 
 
 @responses.activate
