@@ -16,6 +16,7 @@ controller serves the CLI (``strangler rollout``) and the sidecar's admin endpoi
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import fcntl
 import json
@@ -235,7 +236,7 @@ class _Target(NamedTuple):
         return cls(state.enabled, state.rollout, dict(state.variant_weights))
 
 
-class _AuditedController:
+class _AuditedController(abc.ABC):
     """The commands, shared: check the input, read, change what differs, audit."""
 
     mode: ClassVar[str]
@@ -277,6 +278,8 @@ class _AuditedController:
     ) -> RolloutChange:
         if not isinstance(actor, str) or not actor.strip():
             raise RolloutError("a rollout change needs an actor (who is making it)")
+        if not isinstance(reason, str):
+            raise RolloutError(f"the reason must be text, got {reason!r}")
         with self._locked():
             before = self._read()
             target = target_of(_Target.of(before))
@@ -292,11 +295,13 @@ class _AuditedController:
     def _locked(self) -> contextlib.AbstractContextManager[None]:
         return contextlib.nullcontext()
 
+    @abc.abstractmethod
     def _read(self) -> RolloutState:
-        raise NotImplementedError
+        """The flag's state where this controller keeps it."""
 
+    @abc.abstractmethod
     def _write(self, before: RolloutState, target: _Target) -> None:
-        raise NotImplementedError
+        """Change the flag from ``before`` to ``target``."""
 
 
 class FileRolloutController(_AuditedController):
