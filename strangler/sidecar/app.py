@@ -25,7 +25,7 @@ from strangler.sidecar.intake_queue import BackgroundIntake, InterceptedAnswers
 from strangler.sidecar.interception import FieldMapping, OrderRoute
 from strangler.sidecar.metrics import SidecarMetrics
 from strangler.sidecar.proxy import ProxyApp, UpstreamPool, make_upstream_pool
-from strangler.sidecar.readiness import Readiness
+from strangler.sidecar.readiness import Readiness, tcp_probe
 from strangler.sidecar.seams import RolloutController, SidecarRuntime
 from strangler.sidecar.sns import CertFetcher, SnsVerifier
 from strangler.sidecar.sns_http import HttpCertFetcher, HttpSubscriptionConfirmer
@@ -58,11 +58,9 @@ def create_app(
     metrics.watch(runtime.ledger, runtime.flags)
     access_log = AccessLog()
     background = BackgroundIntake(runtime.router, runtime.ledger, metrics)
-    readiness = Readiness(runtime.ledger, runtime.flags, settings.upstream_url)
-    if readiness_probe is not None:
-        readiness = Readiness(
-            runtime.ledger, runtime.flags, settings.upstream_url, probe=readiness_probe
-        )
+    readiness = Readiness(
+        runtime.ledger, runtime.flags, settings.upstream_url, probe=readiness_probe or tcp_probe
+    )
     state = SidecarState(
         settings=settings,
         runtime=runtime,

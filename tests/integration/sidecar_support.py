@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -41,11 +42,12 @@ def running_upstream(workdir: Path, *, threads: int = 8) -> Iterator[str]:
 
 @dataclass(frozen=True)
 class Sidecar:
-    """A running ``strangler serve``: its URL, data dir and log."""
+    """A running ``strangler serve``: its URL, data dir, log and process."""
 
     url: str
     data_dir: Path
     log: Path
+    process: subprocess.Popen[bytes]
 
 
 @contextmanager
@@ -75,5 +77,5 @@ def running_sidecar(
     log = data_dir / "sidecar.log"
     with running_process(
         strangler_cmd("serve"), ready_url=f"{url}/_strangler/healthz", env=env, log_path=log
-    ):
-        yield Sidecar(url=url, data_dir=data_dir, log=log)
+    ) as process:
+        yield Sidecar(url=url, data_dir=data_dir, log=log, process=process)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import json
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -178,3 +179,20 @@ def test_slow_upstream_is_504(tmp_path: Path, upstream: str) -> None:
     ) as sidecar:
         response = requests.get(f"{sidecar.url}/slow/2500", timeout=10)
     assert (response.status_code, response.json()["error"]) == (504, "upstream_timeout")
+
+
+def test_several_workers_share_metrics_and_stop_gracefully(tmp_path: Path, upstream: str) -> None:
+    """With two worker processes, /metrics counts every worker; SIGTERM stops both cleanly."""
+    dead = f"http://127.0.0.1:{free_port()}"
+    with running_sidecar(
+        tmp_path, upstream_url=upstream, legacy_url=dead, serve_workers="2"
+    ) as sidecar:
+        for _ in range(12):
+            assert requests.get(f"{sidecar.url}/echo/m", timeout=10).status_code == 200
+        metrics = requests.get(f"{sidecar.url}/metrics", timeout=10).text
+        process = sidecar.process
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(30)
+    assert "strangler_proxy_request_duration_seconds_count 12.0" in metrics
+    stopped = sidecar.log.read_text().count('"event": "sidecar workers stopped"')
+    assert (code, stopped) == (0, 2)

@@ -1,0 +1,79 @@
+"""``strangler serve``: gunicorn settings, worker lifecycle hooks, the command line."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from click.testing import CliRunner
+from flask import Flask
+from prometheus_client import values
+
+from strangler.cli import main
+from strangler.settings import Settings
+from strangler.sidecar import server
+from strangler.sidecar.server import SidecarServer, gunicorn_options
+from strangler.sidecar.state import sidecar_state
+
+
+def test_gunicorn_options_follow_the_settings() -> None:
+    """Bind, workers and threads come from the settings; the worker is gthread."""
+    options = gunicorn_options(
+        Settings(serve_host="0.0.0.0", serve_port=9090, serve_workers=3, serve_threads=32)  # noqa: S104
+    )
+    assert (options["bind"], options["workers"], options["threads"], options["worker_class"]) == (
+        "0.0.0.0:9090",
+        3,
+        32,
+        "gthread",
+    )
+    assert options["graceful_timeout"] > 20
+
+
+def test_server_config_has_the_lifecycle_hooks() -> None:
+    """The gunicorn app starts the runtime after loading and stops it on worker exit."""
+    cfg = SidecarServer(Settings(serve_port=9091)).cfg
+    assert (cfg.bind, cfg.threads, cfg.worker_class_str) == (["127.0.0.1:9091"], 16, "gthread")
+    assert (cfg.post_worker_init, cfg.worker_exit) == (server._start_workers, server._stop_workers)
+
+
+def test_worker_hooks_start_and_stop_the_state(make_app: Callable[..., Flask]) -> None:
+    """post_worker_init starts the app's background work; worker_exit stops it."""
+    app = make_app()
+    worker = SimpleNamespace(wsgi=app)
+    server._start_workers(worker)
+    started = sidecar_state(app).started
+    server._stop_workers(None, worker)
+    assert (started, sidecar_state(app).started) == (True, False)
+
+
+def test_several_workers_switch_on_multiprocess_metrics(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With several workers, metric files go to a fresh directory under the data dir."""
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    monkeypatch.setattr(values, "ValueClass", values.ValueClass)
+    stale = tmp_path / "prometheus-multiproc" / "counter_1.db"
+    stale.parent.mkdir()
+    stale.write_bytes(b"old")
+    path = server._fresh_multiprocess_dir(tmp_path / "prometheus-multiproc")
+    assert (os.environ["PROMETHEUS_MULTIPROC_DIR"], list(path.iterdir())) == (str(path), [])
+    assert values.ValueClass is not values.MutexValue
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"STRANGLER_ORDER_ROUTE": "orders"}, "STRANGLER_ORDER_ROUTE must look like"),
+        ({"STRANGLER_ORDER_FIELDS": "order_id"}, "STRANGLER_ORDER_FIELDS items must look like"),
+        ({"STRANGLER_SERVE_PORT": "http"}, "STRANGLER_SERVE_PORT must be an integer"),
+    ],
+    ids=["route", "fields", "port"],
+)
+def test_serve_refuses_bad_settings_before_starting(env: dict[str, str], message: str) -> None:
+    """A wrong setting stops ``strangler serve`` at once with the setting named."""
+    result = CliRunner().invoke(main, ["serve"], env=env)
+    assert (result.exit_code, message in result.output) == (1, True)
