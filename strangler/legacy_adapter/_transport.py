@@ -80,7 +80,7 @@ class Transport:
 
     The breaker hears one outcome per logical call, after its retries: a call that
     succeeded on a retry shows the app is alive. 4xx answers count as successes (the app
-    answered); unavailability and contract violations count as failures.
+    answered); unavailability and answers that are not JSON count as failures.
     """
 
     def __init__(

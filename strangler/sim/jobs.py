@@ -99,9 +99,7 @@ class JobRunner:
         }
         run_id = self._book.store.add_job_run(job, run)
         if order_ids:
-            _log.info(
-                "job_run", run_id=run_id, **{k: v for k, v in run.items() if k != "job"}, job=job
-            )
+            _log.info("job_run", run_id=run_id, **run)
         return {"run_id": run_id, **run}
 
 
