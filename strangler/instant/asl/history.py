@@ -8,8 +8,8 @@ iterations of Map append from several threads; each keeps its own :class:`Thread
 
 from __future__ import annotations
 
+import itertools
 import json
-import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -46,14 +46,18 @@ class Thread:
 
 
 class History:
-    """Thread-safe, append-only list of events; :meth:`close` freezes it."""
+    """Thread-safe, append-only list of events; :meth:`close` freezes it.
 
-    __slots__ = ("_clock", "_closed", "_events", "_lock")
+    Ids come from a counter (atomic under the GIL) and events are sorted by id when the
+    history is closed, so appending needs no lock.
+    """
+
+    __slots__ = ("_clock", "_closed", "_events", "_ids")
 
     def __init__(self, clock: Callable[[], datetime]) -> None:
         self._clock = clock
         self._events: list[dict[str, Any]] = []
-        self._lock = threading.Lock()
+        self._ids = itertools.count(1)
         self._closed = False
 
     def add(
@@ -74,25 +78,27 @@ class History:
         timestamp = self._clock()
         if timestamp.tzinfo is None:
             timestamp = timestamp.replace(tzinfo=UTC)
+        event_id = 0 if self._closed else next(self._ids)
         event: dict[str, Any] = {
             "timestamp": timestamp,
             "type": kind,
-            "id": 0,
+            "id": event_id,
             "previousEventId": thread.last,
         }
         if details_key is not None:
             event[details_key] = details
-        with self._lock:
-            if self._closed:
-                return event
-            event_id = event["id"] = len(self._events) + 1
+        if event_id:
             self._events.append(event)
-        if advance:
-            thread.last = event_id
+            if advance:
+                thread.last = event_id
         return event
 
     def close(self) -> tuple[dict[str, Any], ...]:
         """Stop accepting events (late ones from abandoned branches are dropped)."""
-        with self._lock:
-            self._closed = True
-            return tuple(self._events)
+        self._closed = True
+        events = sorted(self._events, key=_event_id)
+        return tuple(events)
+
+
+def _event_id(event: dict[str, Any]) -> int:
+    return int(event["id"])

@@ -111,7 +111,16 @@ def json_type(value: Any) -> str:
 class JsonPath:
     """A compiled path; :meth:`find` evaluates it against a state's data or context."""
 
-    __slots__ = ("_keys", "_length", "_selectors", "definite", "from_context", "text")
+    __slots__ = (
+        "_keys",
+        "_length",
+        "_selectors",
+        "definite",
+        "field_names",
+        "from_context",
+        "is_root",
+        "text",
+    )
 
     def __init__(
         self, text: str, from_context: bool, selectors: tuple[_Selector, ...], length: bool
@@ -125,20 +134,12 @@ class JsonPath:
             tuple(k for k in keys if k is not None) if None not in keys else None
         )
         self.definite = self._keys is not None
-
-    @property
-    def is_root(self) -> bool:
-        """True for ``$`` (or ``$$``) alone."""
-        return not self._selectors and not self._length
-
-    @property
-    def field_names(self) -> tuple[str, ...] | None:
-        """The field names of a path made only of fields (a valid ResultPath), else None."""
-        if self._keys is None or self._length:
-            return None
-        if all(isinstance(key, str) for key in self._keys):
-            return tuple(str(key) for key in self._keys)
-        return None
+        # True for "$" (or "$$") alone.
+        self.is_root = not selectors and not length
+        # The field names of a path made only of fields (a valid ResultPath), else None.
+        self.field_names: tuple[str, ...] | None = None
+        if self._keys is not None and not length and all(isinstance(k, str) for k in self._keys):
+            self.field_names = tuple(str(key) for key in self._keys)
 
     def find(self, data: Any, scope: Scope | None = None) -> Any:
         """The value (definite path) or list of matches the path selects.
