@@ -233,7 +233,9 @@ def _state_machine_resources() -> dict[str, Any]:
             "Properties": {
                 "StateMachineArn": {"Ref": "StateMachine"},
                 "StateMachineRevisionId": _get_att("StateMachine", "StateMachineRevisionId"),
-                "Description": {"Fn::Sub": "release ${ReleaseId}"},
+                # Constant: only a new revision may publish a version (a new description
+                # for an unchanged revision would ask to publish it twice).
+                "Description": "the state machine as of its latest revision",
             },
         },
         "StateMachineAlias": {
