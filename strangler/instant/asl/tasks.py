@@ -335,13 +335,7 @@ class LambdaInvokeTask(_ServiceEvents):
     def output(
         self, function: ResolvedFunction, result_json: str, attempt: Attempt
     ) -> tuple[str, Any]:
-        metadata = _response_metadata(function, result_json, attempt)
-        text = (
-            f'{{"ExecutedVersion":{dumps(function.version)},"Payload":{result_json},'
-            + dumps(metadata)[1:]
-        )
-        payload = _DECODER.raw_decode(result_json)[0]
-        return text, {"ExecutedVersion": function.version, "Payload": payload, **metadata}
+        return _invoke_response(function, result_json, attempt)
 
 
 class ServiceTask(_ServiceEvents):
@@ -425,30 +419,57 @@ def _not_found(resolver: FunctionResolver, name: Any) -> _HandlerFailed:
     )
 
 
-def _response_metadata(
+# The integration's response around the Payload. Every value put in is JSON-safe as is
+# (a version or qualifier, digits, an HTTP date, a UUID), so one %-format builds the text.
+_RESPONSE_JSON = (
+    '{"ExecutedVersion":"%(version)s","Payload":%(payload)s,"SdkHttpMetadata":{'
+    '"AllHttpHeaders":{"Connection":["keep-alive"],"Content-Length":["%(length)d"],'
+    '"Content-Type":["application/json"],"Date":["%(date)s"],'
+    '"X-Amz-Executed-Version":["%(version)s"],"x-amzn-Remapped-Content-Length":["0"],'
+    '"x-amzn-RequestId":["%(request)s"],"X-Amzn-Trace-Id":["%(trace)s"]},'
+    '"HttpHeaders":{"Connection":"keep-alive","Content-Length":"%(length)d",'
+    '"Content-Type":"application/json","Date":"%(date)s",'
+    '"X-Amz-Executed-Version":"%(version)s","x-amzn-Remapped-Content-Length":"0",'
+    '"x-amzn-RequestId":"%(request)s","X-Amzn-Trace-Id":"%(trace)s"},'
+    '"HttpStatusCode":200},"SdkResponseMetadata":{"RequestId":"%(request)s"},"StatusCode":200}'
+)
+
+
+def _invoke_response(
     function: ResolvedFunction, payload_json: str, attempt: Attempt
-) -> dict[str, Any]:
-    """What the lambda:invoke integration adds around the Payload (after ExecutedVersion)."""
+) -> tuple[str, Any]:
+    """The lambda:invoke result as JSON text and as a value (with a fresh Payload)."""
     request_id = attempt.request_id
+    fields = {
+        "version": function.version,
+        "payload": payload_json,
+        "length": len(payload_json.encode()),
+        "date": _http_date(attempt.now()),
+        "request": request_id,
+        "trace": f"Root=1-{request_id[:8]}-{request_id[-12:]};Sampled=0",
+    }
     headers = {
         "Connection": "keep-alive",
-        "Content-Length": str(len(payload_json.encode())),
+        "Content-Length": str(fields["length"]),
         "Content-Type": "application/json",
-        "Date": _http_date(attempt.now()),
+        "Date": fields["date"],
         "X-Amz-Executed-Version": function.version,
         "x-amzn-Remapped-Content-Length": "0",
         "x-amzn-RequestId": request_id,
-        "X-Amzn-Trace-Id": f"Root=1-{request_id[:8]}-{request_id[-12:]};Sampled=0",
+        "X-Amzn-Trace-Id": fields["trace"],
     }
-    return {
+    value = {
+        "ExecutedVersion": function.version,
+        "Payload": _DECODER.raw_decode(payload_json)[0],
         "SdkHttpMetadata": {
-            "AllHttpHeaders": {key: [value] for key, value in headers.items()},
+            "AllHttpHeaders": {key: [header] for key, header in headers.items()},
             "HttpHeaders": headers,
             "HttpStatusCode": 200,
         },
         "SdkResponseMetadata": {"RequestId": request_id},
         "StatusCode": 200,
     }
+    return _RESPONSE_JSON % fields, value
 
 
 @functools.lru_cache(maxsize=4)
