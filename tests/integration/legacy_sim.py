@@ -97,9 +97,7 @@ class RunningSim:
 
     def run_job(self, name: str) -> dict[str, Any]:
         """Run one batch job now."""
-        response = requests.post(
-            f"{self.url}/jobs/{name}/run", headers=self._headers(), timeout=30
-        )
+        response = requests.post(f"{self.url}/jobs/{name}/run", headers=self._headers(), timeout=30)
         response.raise_for_status()
         run: dict[str, Any] = response.json()
         return run
