@@ -211,7 +211,7 @@ def test_twenty_concurrent_claims_have_one_winner(
 
 def test_a_job_running_slowly_skips_an_order_claimed_meanwhile(tmp_path: Path) -> None:
     """With slow jobs, an order claimed while the run is under way is skipped, not doubled."""
-    options = SimOptions(scheduler=False, faults={"slow_jobs_ms": 300})
+    options = SimOptions(scheduler=False, faults={"slow_jobs_ms": 500})
     with start_legacy_sim(tmp_path, options) as sim, LegacyClient(sim.url) as legacy:
         orders = [new_order(legacy) for _ in range(3)]
         runs = []
@@ -222,7 +222,7 @@ def test_a_job_running_slowly_skips_an_order_claimed_meanwhile(tmp_path: Path) -
         worker.join(10)
         (run,) = runs
         assert (run.selected, run.processed, run.skipped) == (3, 2, 1)
-        assert (run.finished_at - run.started_at).total_seconds() >= 0.6
+        assert (run.finished_at - run.started_at).total_seconds() >= 1.0
         assert legacy.get_order(orders[2].order_id).history == ()
 
 
@@ -244,8 +244,7 @@ def test_a_new_order_is_fulfilled_by_the_scheduled_jobs(legacy_sim: str) -> None
     assert final.fraud_checked_at is not None
     assert final.authorized_at is not None
     assert final.fulfilled_at is not None
-    assert (final.authorized_at - final.fraud_checked_at).total_seconds() > 0.25
-    assert (final.fulfilled_at - final.authorized_at).total_seconds() > 0.25
+    assert final.created_at < final.fraud_checked_at < final.authorized_at < final.fulfilled_at
     for job in jobs.values():
         assert (job.scheduled, job.interval_s) == (True, 0.5)
         assert job.next_run_at is not None
@@ -344,7 +343,7 @@ def test_a_refuse_outage_refuses_then_recovers(faulty_sim: RunningSim) -> None:
     sim = faulty_sim
     with LegacyClient(sim.url, retries=0) as legacy:
         new_order(legacy, order_id="before-outage")
-        windows = sim.set_faults(outage="refuse", outage_seconds=1.0)["stats"]["refused_windows"]
+        windows = sim.set_faults(outage="refuse", outage_seconds=2.0)["stats"]["refused_windows"]
         wait_until(lambda: not http_ok(f"{sim.url}/healthz")(), 5, "the listener to close")
         with pytest.raises(LegacyUnavailable, match="connection refused"):
             legacy.get_order("before-outage")
