@@ -47,6 +47,7 @@ class DemoOptions:
     rollout: int = 50
     variants: Mapping[str, int] = field(default_factory=lambda: {"instant": 80, "shadow": 20})
     job_interval_s: float = 2.0
+    rate_per_s: float = 50.0
     concurrency: int = 8
     seed: int = 7
     timeout_s: float = 180.0
@@ -71,8 +72,10 @@ def run_demo(options: DemoOptions, settings: Settings, echo: Callable[[str], Non
         _set_rollout(session, sidecar_url, token, options, echo)
         started = time.monotonic()
         order_ids = _send_orders(session, sidecar_url, options)
+        elapsed = time.monotonic() - started
         echo(
-            f"sent {len(order_ids)} orders through the sidecar in {time.monotonic() - started:.1f}s"
+            f"sent {len(order_ids)} orders through the sidecar in {elapsed:.1f}s "
+            f"(paced at {options.rate_per_s:g}/s, as an order service would)"
         )
         stories = _wait_until_terminal(session, sidecar_url, order_ids, options, echo)
         legacy_orders = _legacy_records(session, legacy_url, order_ids)
@@ -134,14 +137,17 @@ def _set_rollout(
 
 def _send_orders(session: requests.Session, sidecar_url: str, options: DemoOptions) -> list[str]:
     bodies = list(synthetic_orders(options.orders, seed=options.seed))
+    start = time.monotonic()
 
-    def send(body: dict[str, Any]) -> str:
+    def send(numbered: tuple[int, dict[str, Any]]) -> str:
+        index, body = numbered
+        time.sleep(max(0.0, start + index / options.rate_per_s - time.monotonic()))
         answer = session.post(f"{sidecar_url}/orders", json=body, timeout=_HTTP_TIMEOUT_S)
         answer.raise_for_status()
         return str(answer.json()["order_id"])
 
     with ThreadPoolExecutor(options.concurrency) as pool:
-        return list(pool.map(send, bodies))
+        return list(pool.map(send, enumerate(bodies)))
 
 
 def _wait_until_terminal(

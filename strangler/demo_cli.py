@@ -31,6 +31,13 @@ __all__ = ["demo"]
     help="Of the new side, the share in shadow mode (the rest instant).",
 )
 @click.option("--job-interval", type=click.FloatRange(0.2, 60), default=2.0, show_default=True)
+@click.option(
+    "--rate",
+    type=click.FloatRange(1, 2_000),
+    default=50.0,
+    show_default=True,
+    help="Orders per second sent through the sidecar.",
+)
 @click.option("--seed", type=int, default=7, show_default=True)
 @click.option(
     "--workdir",
@@ -38,7 +45,13 @@ __all__ = ["demo"]
     help="Keep the ledger, legacy database and logs here instead of a temporary dir.",
 )
 def demo(
-    orders: int, rollout: int, shadow: int, job_interval: float, seed: int, workdir: Path | None
+    orders: int,
+    rollout: int,
+    shadow: int,
+    job_interval: float,
+    rate: float,
+    seed: int,
+    workdir: Path | None,
 ) -> None:
     """Run legacy simulator + sidecar on loopback, route a stream of orders, account for all."""
     try:
@@ -53,6 +66,7 @@ def demo(
         rollout=rollout,
         variants={"instant": 100 - shadow, "shadow": shadow},
         job_interval_s=job_interval,
+        rate_per_s=rate,
         seed=seed,
         workdir=workdir.resolve() if workdir else None,
     )

@@ -9,7 +9,7 @@ import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 __all__ = ["DemoSummary", "PathStats", "nearest_rank", "summarize"]
@@ -20,12 +20,18 @@ _BUSINESS_STEPS = frozenset({"fraud_scan", "authorize_payment", "fulfill"})
 
 @dataclass(frozen=True, slots=True)
 class PathStats:
-    """Orders the flag sent down one path, their outcomes and their processing times."""
+    """Orders the flag sent down one path, their outcomes and their processing times.
+
+    ``fell_back`` counts instant orders handed back to the batch jobs after a failure;
+    ``claim_lost`` those the batch jobs had already taken when the instant path tried to
+    claim them (so legacy processed them, once).
+    """
 
     path: str
     orders: int
     outcomes: Mapping[str, int]
     fell_back: int
+    claim_lost: int
     seconds: Sequence[float]
 
     @property
@@ -58,12 +64,12 @@ class DemoSummary:
     def lines(self) -> list[str]:
         """The summary as a table and an accounting line, for a terminal."""
         header = f"{'path':<8} {'orders':>6} " + " ".join(f"{o:>16}" for o in _OUTCOMES)
-        rows = [header + f" {'fell back':>9} {'p50':>8} {'p99':>8}"]
+        rows = [header + f" {'fell back':>9} {'claim lost':>10} {'p50':>8} {'p99':>8}"]
         for stats in self.paths:
             counts = " ".join(f"{stats.outcomes.get(o, 0):>16}" for o in _OUTCOMES)
             rows.append(
                 f"{stats.path:<8} {stats.orders:>6} {counts} {stats.fell_back:>9} "
-                f"{_seconds(stats.p50):>8} {_seconds(stats.p99):>8}"
+                f"{stats.claim_lost:>10} {_seconds(stats.p50):>8} {_seconds(stats.p99):>8}"
             )
         rows.append(
             f"accounting: {self.orders_in} in, {self.terminal} terminal, {len(self.lost)} lost, "
@@ -121,18 +127,35 @@ def nearest_rank(values: Sequence[float], percentile: float) -> float | None:
 
 def _path_stats(path: str, stories: Sequence[Mapping[str, Any]]) -> PathStats:
     outcomes = Counter(story["status"] for story in stories)
-    fell_back = sum(1 for story in stories if story["timestamps"].get("fell_back"))
+    handoffs = Counter(story.get("handoff") for story in stories)
     seconds = [s for s in (_processing_seconds(story) for story in stories) if s is not None]
-    return PathStats(path, len(stories), dict(outcomes), fell_back, seconds)
+    return PathStats(
+        path,
+        len(stories),
+        dict(outcomes),
+        fell_back=handoffs["fallback"],
+        claim_lost=handoffs["legacy_owned"],
+        seconds=seconds,
+    )
 
 
 def _processing_seconds(story: Mapping[str, Any]) -> float | None:
+    """Order creation (the notification's created_at, else its receipt) to terminal.
+
+    The legacy app can finish an order before its notification reaches us, so receipt
+    alone would make legacy look faster than it is.
+    """
     stamps = story["timestamps"]
-    if not stamps.get("received") or not stamps.get("terminal"):
+    start = story.get("notification", {}).get("created_at") or stamps.get("received")
+    if not start or not stamps.get("terminal"):
         return None
-    received = datetime.fromisoformat(stamps["received"])
-    terminal = datetime.fromisoformat(stamps["terminal"])
-    return (terminal - received).total_seconds()
+    started = _aware(datetime.fromisoformat(start))
+    terminal = _aware(datetime.fromisoformat(stamps["terminal"]))
+    return (terminal - started).total_seconds()
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _processed_twice(record: Mapping[str, Any] | None) -> bool:

@@ -9,17 +9,19 @@ import pytest
 from strangler.demo_summary import nearest_rank, summarize
 
 
-def _story(order_id: str, path: str, status: str, seconds: float, fell_back: bool = False) -> Any:
+def _story(
+    order_id: str, path: str, status: str, seconds: float, handoff: str | None = None
+) -> Any:
     received = "2026-11-27T10:00:00+00:00"
     terminal = f"2026-11-27T10:00:{seconds:06.3f}+00:00"
     return {
         "order_id": order_id,
         "status": status,
+        "handoff": handoff,
         "decision": {"path": path},
         "timestamps": {
             "received": received,
             "terminal": terminal if status != "routed" else None,
-            "fell_back": "2026-11-27T10:00:00.5+00:00" if fell_back else None,
         },
     }
 
@@ -32,18 +34,20 @@ def test_every_order_accounted_per_path() -> None:
     """Per-path counts, outcomes, fallbacks and times come from the stories."""
     stories = {
         "a": _story("a", "instant", "fulfilled", 0.2),
-        "b": _story("b", "instant", "fulfilled", 7.0, fell_back=True),
+        "b": _story("b", "instant", "fulfilled", 7.0, handoff="fallback"),
+        "d": _story("d", "instant", "fulfilled", 6.0, handoff="legacy_owned"),
         "c": _story("c", "legacy", "rejected_fraud", 5.0),
     }
-    summary = summarize(["a", "b", "c"], stories, {})
+    summary = summarize(["a", "b", "c", "d"], stories, {})
     legacy, instant = summary.paths
-    assert (instant.path, instant.orders, instant.fell_back) == ("instant", 2, 1)
-    assert dict(instant.outcomes) == {"fulfilled": 2}
-    assert instant.p50 == pytest.approx(0.2)
+    assert (instant.path, instant.orders) == ("instant", 3)
+    assert (instant.fell_back, instant.claim_lost) == (1, 1)
+    assert dict(instant.outcomes) == {"fulfilled": 3}
+    assert (instant.p50, instant.p99) == (pytest.approx(6.0), pytest.approx(7.0))
     assert legacy.outcomes == {"rejected_fraud": 1}
     assert summary.ok
     assert summary.lines()[-1] == (
-        "accounting: 3 in, 3 terminal, 0 lost, 0 not terminal, 0 processed twice"
+        "accounting: 4 in, 4 terminal, 0 lost, 0 not terminal, 0 processed twice"
     )
 
 
