@@ -142,8 +142,11 @@ class Dispatcher:
                     self._renew_due_leases()
                     next_renewal = time.monotonic() + renew_every
                 claimed = self._claim()
-            except LedgerError as exc:
-                _log.error("dispatcher_ledger_error", error=str(exc), retry_in_s=backoff)
+            except Exception as exc:  # the feeder outlives the ledger being down, or a bug
+                if isinstance(exc, LedgerError):
+                    _log.error("dispatcher_ledger_error", error=str(exc), retry_in_s=backoff)
+                else:
+                    _log.exception("dispatcher_feed_crashed", retry_in_s=backoff)
                 self._stopping.wait(backoff)
                 backoff = min(_MAX_FEED_BACKOFF_S, backoff * 2)
                 continue

@@ -10,7 +10,8 @@ import pytest
 from structlog.testing import capture_logs
 
 from strangler.dispatcher import Dispatcher
-from strangler.ledger import SqlLedger, ledger_from_url
+from strangler.exceptions import LedgerError
+from strangler.ledger import LeasedOrder, SqlLedger, ledger_from_url
 from strangler.orders import OrderStatus
 from strangler.router import RetryPolicy, Router
 from tests.helpers import wait_until
@@ -176,3 +177,24 @@ def test_bad_settings_are_refused(router: Router, ledger: SqlLedger) -> None:
         Dispatcher(router, ledger, workers=0)
     with pytest.raises(ValueError, match="lease_seconds"):
         Dispatcher(router, ledger, lease_seconds=0)
+
+
+def test_the_dispatcher_waits_out_a_ledger_outage(
+    router: Router, ledger: SqlLedger, instant: FakeInstant, dispatchers: list[Dispatcher]
+) -> None:
+    """Claims failing because the ledger is down are retried with backoff, then work resumes."""
+    real_claim = ledger.claim_due
+    failures = [LedgerError("ledger down"), LedgerError("ledger still down")]
+
+    def flaky_claim(owner: str, *, limit: int, lease_seconds: float) -> list[LeasedOrder]:
+        if failures:
+            raise failures.pop(0)
+        return real_claim(owner, limit=limit, lease_seconds=lease_seconds)
+
+    ledger.claim_due = flaky_claim  # type: ignore[method-assign]
+    router.intake(make_order("o-1"), source="api")
+    with capture_logs() as logs:
+        start(dispatchers, router, poll_interval_s=0.01)
+        wait_until(lambda: all_terminal(ledger), 10, "the order to be terminal")
+    outages = [event["retry_in_s"] for event in logs if event["event"] == "dispatcher_ledger_error"]
+    assert outages == [0.01, 0.02]
