@@ -33,7 +33,7 @@ from strangler.orders import Path as OrderPath
 from strangler.settings import Settings
 from strangler.sim.traffic import synthetic_orders
 
-__all__ = ["DemoOptions", "run_demo"]
+__all__ = ["DemoOptions", "DemoRun", "run_demo"]
 
 _HTTP_TIMEOUT_S = 5.0
 _FLAG_SAMPLE = 10_000
@@ -55,8 +55,17 @@ class DemoOptions:
     keep_workdir: bool = False
 
 
-def run_demo(options: DemoOptions, settings: Settings, echo: Callable[[str], None]) -> DemoSummary:
-    """Run the end-to-end demo and return its accounting; every process is stopped after."""
+@dataclass(frozen=True, slots=True)
+class DemoRun:
+    """What a demo run saw: the accounting, each order's ledger story and legacy record."""
+
+    summary: DemoSummary
+    stories: Mapping[str, Mapping[str, Any]]
+    legacy_orders: Mapping[str, Mapping[str, Any]]
+
+
+def run_demo(options: DemoOptions, settings: Settings, echo: Callable[[str], None]) -> DemoRun:
+    """Run the end-to-end demo and return what it saw; every process is stopped after."""
     with ExitStack() as stack:
         workdir = options.workdir or Path(stack.enter_context(_temp_dir(options.keep_workdir)))
         flags_file = workdir / "flags.json"
@@ -82,7 +91,7 @@ def run_demo(options: DemoOptions, settings: Settings, echo: Callable[[str], Non
     summary = summarize(order_ids, stories, legacy_orders)
     for line in summary.lines():
         echo(line)
-    return summary
+    return DemoRun(summary, stories, legacy_orders)
 
 
 def _flag_check(settings: Settings, echo: Callable[[str], None]) -> None:

@@ -70,6 +70,6 @@ def demo(
         seed=seed,
         workdir=workdir.resolve() if workdir else None,
     )
-    summary = run_demo(options, settings, click.echo)
-    if not summary.ok:
+    run = run_demo(options, settings, click.echo)
+    if not run.summary.ok:
         raise click.ClickException("not every order was accounted for; see the lines above")
