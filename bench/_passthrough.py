@@ -1,8 +1,9 @@
 """The minimal Python pass-through bench/proxy.py compares the sidecar with.
 
 A raw WSGI app forwarding with requests (one Session, its pool sized to the worker's
-threads), run under the same gunicorn settings as the sidecar. It drops hop-by-hop
-headers and nothing else: no X-Forwarded-*, no streaming, no metrics, no logging.
+threads, no per-request proxy or netrc lookups), run under the same gunicorn settings as
+the sidecar. It drops hop-by-hop headers and nothing else: no X-Forwarded-*, no
+streaming, no metrics, no logging.
 Configured by BENCH_UPSTREAM_URL and BENCH_THREADS.
 """
 
@@ -17,6 +18,7 @@ from requests.adapters import HTTPAdapter
 
 UPSTREAM = os.environ["BENCH_UPSTREAM_URL"].rstrip("/")
 _session = requests.Session()
+_session.trust_env = False
 _session.mount("http://", HTTPAdapter(pool_maxsize=int(os.environ.get("BENCH_THREADS", "16"))))
 _HOP = {
     "connection",

@@ -6,6 +6,9 @@ the SQLite ledger in WAL mode in a temporary data dir) and POSTs unique notifica
 bounded Python generator when wrk is missing). Every 202 means the order was durable in
 the ledger before the answer; the ledger is counted afterwards to prove it.
 
+For scale, the same number of SQLite ``record_received`` calls is then timed in this
+process with nothing else running (the ledger's own ceiling, no HTTP, no dispatcher).
+
 Targets: at least 1,000 notifications/s with p99 at most 20 ms. Results also go to
 bench/results/intake.json.
 
@@ -19,8 +22,10 @@ import json
 import secrets
 import shutil
 import sqlite3
+import statistics
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,12 +33,16 @@ from pathlib import Path
 
 from _load import Result, free_port, have, python_load, running, wrk
 
+from strangler.ledger import ledger_from_url
+from strangler.orders import OrderNotification
+
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 RESULTS = BENCH / "results" / "intake.json"
 TOKEN = secrets.token_urlsafe(16)
 ENDPOINT = "/_strangler/notifications"
 MAX_PYTHON_REQUESTS = 30_000
+MAX_LEDGER_ALONE = 5_000
 RATE_TARGET = 1000.0
 P99_TARGET_MS = 20.0
 _LUA = """
@@ -66,7 +75,8 @@ def main() -> None:
             for connections in args.connections:
                 results[connections] = _run(work, url, connections, args.seconds, use_wrk)
         in_ledger = _count_orders(work / "sidecar" / "ledger.sqlite3")
-    _report(results, args, load, in_ledger)
+        ceiling = _ledger_alone(work / "alone.sqlite3", min(in_ledger, MAX_LEDGER_ALONE))
+    _report(results, args, load, in_ledger, ceiling)
 
 
 def _parse_args() -> argparse.Namespace:
@@ -117,13 +127,35 @@ def _run(work: Path, url: str, connections: int, seconds: float, use_wrk: bool) 
     return python_load(url, connections, seconds, max_requests=MAX_PYTHON_REQUESTS, make=make)
 
 
+def _ledger_alone(path: Path, count: int) -> Result:
+    """``count`` record_received calls in a row on a fresh SQLite ledger, in this process."""
+    ledger = ledger_from_url(f"sqlite:///{path}")
+    latencies = []
+    started = time.perf_counter()
+    try:
+        for n in range(count):
+            order = OrderNotification(order_id=f"alone-{n}", user_guid=f"u-{n % 997}", unit_id="u")
+            begun = time.perf_counter()
+            ledger.record_received(order, source="bench")
+            latencies.append(time.perf_counter() - begun)
+    finally:
+        ledger.close()
+    elapsed = time.perf_counter() - started
+    cuts = statistics.quantiles(latencies, n=100, method="inclusive")
+    return Result(count, elapsed, cuts[49] * 1000, cuts[98] * 1000, 0)
+
+
 def _count_orders(ledger: Path) -> int:
     with sqlite3.connect(ledger) as conn:
         return int(conn.execute("SELECT count(*) FROM orders").fetchone()[0])
 
 
 def _report(
-    results: dict[int, Result], args: argparse.Namespace, load: str, in_ledger: int
+    results: dict[int, Result],
+    args: argparse.Namespace,
+    load: str,
+    in_ledger: int,
+    ceiling: Result,
 ) -> None:
     print(
         f"intake benchmark on 127.0.0.1: POST {ENDPOINT}, SQLite ledger (WAL), "
@@ -134,6 +166,10 @@ def _report(
         print(f"{connections:>6}{r.rps:>12.0f}{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}{r.errors:>8}")
     accepted = sum(r.requests - r.errors for r in results.values())
     print(f"answered 2xx: {accepted}; orders in the ledger afterwards: {in_ledger}")
+    print(
+        f"ledger alone (record_received in a row, no HTTP, no dispatcher): {ceiling.rps:.0f}/s, "
+        f"p50 {ceiling.p50_ms:.2f} ms, p99 {ceiling.p99_ms:.2f} ms"
+    )
     best = max(results.values(), key=lambda r: r.rps)
     met = best.rps >= RATE_TARGET and best.p99_ms <= P99_TARGET_MS
     print(
