@@ -6,8 +6,9 @@ Runs in-process only (no network), bounded to a few seconds. Prints a table:
   N=1 and N=50 (the fixed cost of starting and ending an execution is shown apart);
 - an order-shaped pipeline of 5 states (FraudScan, FraudVerdict, AuthorizePayment,
   PaymentVerdict, FulfilOrder: 3 Tasks, 2 Choices) with no-op handlers, in both Task
-  forms (function ARN, lambda:invoke) and with TimeoutSeconds (each Task call handed to
-  a worker thread so it can time out), as orders/s from one thread.
+  forms (function ARN, lambda:invoke), without and with TimeoutSeconds (``worker``: each
+  Task call handed to a worker thread so it can time out; ``inline``: called in place
+  and judged when it returns), as orders/s from one thread.
 
 Each figure is the median of ROUNDS rounds, as wall-clock and as process CPU time per
 state transition. Usage: python bench/executor.py [--quick]
@@ -128,7 +129,7 @@ def median(machine: StateMachine, rounds: int, seconds: float) -> Rate:
 def row(label: str, per_state: Rate, rate: float | None) -> None:
     """Print one line of the table (µs are per state transition)."""
     orders = "" if rate is None else f"{rate:,.0f}"
-    print(f"{label:<58}{per_state.wall * 1e6:>9.1f}{per_state.cpu * 1e6:>9.1f}{orders:>10}")
+    print(f"{label:<68}{per_state.wall * 1e6:>9.1f}{per_state.cpu * 1e6:>9.1f}{orders:>10}")
 
 
 def main() -> None:
@@ -146,8 +147,8 @@ def main() -> None:
     print(f"local ASL executor: one thread, median of {rounds} rounds of {seconds:g} s")
     print(f"load average before: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     print()
-    print(f"{'workload':<58}{'wall µs':>9}{'cpu µs':>9}{'orders/s':>10}")
-    print("-" * 86)
+    print(f"{'workload':<68}{'wall µs':>9}{'cpu µs':>9}{'orders/s':>10}")
+    print("-" * 96)
     row("Pass chain: one more state (slope from 1 to 50 states)", slope, None)
     row("Pass chain: start + end of an execution (fixed cost)", fixed, None)
     row(
@@ -155,13 +156,19 @@ def main() -> None:
         Rate(fifty.wall / long, fifty.cpu / long),
         fifty.per_second,
     )
-    for invoke in (False, True):
-        for timeout in (False, True):
-            machine = StateMachine(order_pipeline(invoke=invoke, timeout=timeout), handlers)
-            rate = median(machine, rounds, seconds)
-            form = "lambda:invoke" if invoke else "function ARN"
-            label = f"order pipeline, 5 states, {form}" + (", TimeoutSeconds" if timeout else "")
-            row(label, Rate(rate.wall / 5, rate.cpu / 5), rate.per_second)
+    variants = [
+        (invoke, timeout, mode)
+        for invoke in (False, True)
+        for timeout, mode in ((False, "worker"), (True, "worker"), (True, "inline"))
+    ]
+    for invoke, timeout, mode in variants:
+        definition = order_pipeline(invoke=invoke, timeout=timeout)
+        machine = StateMachine(definition, handlers, task_timeouts=mode)
+        rate = median(machine, rounds, seconds)
+        label = "order pipeline, 5 states, " + ("lambda:invoke" if invoke else "function ARN")
+        if timeout:
+            label += f", TimeoutSeconds ({mode})"
+        row(label, Rate(rate.wall / 5, rate.cpu / 5), rate.per_second)
     print()
     print("µs are per state transition; cpu µs is process CPU time (all threads), which")
     print("other load on the machine disturbs less than wall time.")

@@ -59,6 +59,7 @@ class RunSettings:
 
     __slots__ = (
         "clock",
+        "inline_tasks",
         "max_workers",
         "rng",
         "role_arn",
@@ -79,8 +80,10 @@ class RunSettings:
         state_machine_name: str,
         role_arn: str,
         tasks: Mapping[str, TaskResource],
+        inline_tasks: bool,
     ) -> None:
         self.clock = clock
+        self.inline_tasks = inline_tasks
         self.sleeper = sleeper
         self.rng = rng
         self.max_workers = max_workers
@@ -400,6 +403,7 @@ class Run:
                 self._remaining(),
                 self._request_id(),
                 self.settings.clock,
+                self.settings.inline_tasks,
             )
             try:
                 result = resource.invoke(params, attempt)

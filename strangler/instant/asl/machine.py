@@ -54,8 +54,15 @@ class StateMachine:
     both so tests never sleep); ``rng`` draws FULL jitter, request ids, default
     execution names, ``States.UUID`` and ``States.MathRandom`` (inject a seeded one for
     repeatable runs). ``max_workers`` bounds how many branches or iterations of one
-    Parallel or Map state run at once. A StateMachine is immutable and may run many
-    executions at once from several threads.
+    Parallel or Map state run at once.
+
+    ``task_timeouts`` says how a Task's TimeoutSeconds (and the execution's deadline
+    while a handler runs) is enforced: ``"worker"`` (faithful) runs such handlers on a
+    worker thread and fails the state at the deadline, as Step Functions does;
+    ``"inline"`` (cheaper: no thread hand-off) runs them in the calling thread and turns
+    a call that returns too late into States.Timeout, so a handler that never returns
+    holds the execution. A StateMachine is immutable and may run many executions at once
+    from several threads.
     """
 
     def __init__(
@@ -71,7 +78,10 @@ class StateMachine:
         region: str = "us-east-1",
         account_id: str = "123456789012",
         role_arn: str | None = None,
+        task_timeouts: str = "worker",
     ) -> None:
+        if task_timeouts not in ("worker", "inline"):
+            raise ValueError(f"task_timeouts must be 'worker' or 'inline', got {task_timeouts!r}")
         _check_arguments(resources, max_workers, name, region, account_id)
         self._definition: Definition = parse_definition(definition)
         self._source = dumps(self._definition.source)
@@ -91,6 +101,7 @@ class StateMachine:
             state_machine_name=name,
             role_arn=role_arn or f"arn:aws:iam::{account_id}:role/{name}-role",
             tasks=self._task_resources(),
+            inline_tasks=task_timeouts == "inline",
         )
 
     @property

@@ -220,3 +220,50 @@ def test_execution_timeout_while_a_handler_runs(blocking: Blocking) -> None:
     assert execution.status == "TIMED_OUT"
     assert 0.25 < time.monotonic() - started < 3
     assert types(execution)[-1] == "ExecutionTimedOut"
+
+
+def test_inline_task_timeouts_judge_the_call_when_it_returns() -> None:
+    """task_timeouts="inline" runs the handler in the calling thread; too late is a timeout."""
+    threads: list[threading.Thread] = []
+
+    def slow(_event: Any, _context: LambdaContext) -> Any:
+        threads.append(threading.current_thread())
+        time.sleep(1.05)
+        return "too late"
+
+    definition = {
+        "StartAt": "T",
+        "States": {
+            "T": {
+                "Type": "Task",
+                "Resource": arn("slow"),
+                "TimeoutSeconds": 1,
+                "Catch": [{"ErrorEquals": ["States.Timeout"], "Next": "Caught"}],
+                "End": True,
+            },
+            "Caught": {"Type": "Pass", "End": True},
+        },
+    }
+    execution = machine(definition, {"slow": slow}, task_timeouts="inline").execute({})
+    assert execution.output == {"Error": "States.Timeout"}
+    assert threads == [threading.current_thread()]
+    assert "LambdaFunctionTimedOut" in types(execution)
+
+
+def test_inline_execution_deadline_is_judged_on_return() -> None:
+    """With inline calls, a handler outliving the execution's deadline times it out."""
+
+    def slow(_event: Any, _context: LambdaContext) -> Any:
+        time.sleep(0.1)
+        return 1
+
+    sm = StateMachine(
+        single({"Type": "Task", "Resource": arn("slow")}), {"slow": slow}, task_timeouts="inline"
+    )
+    assert sm.execute({}, timeout_seconds=0.05).status == "TIMED_OUT"
+
+
+def test_task_timeouts_mode_is_checked() -> None:
+    """Only the two documented modes are accepted."""
+    with pytest.raises(ValueError, match="task_timeouts"):
+        StateMachine(single({"Type": "Pass"}), {}, task_timeouts="never")
