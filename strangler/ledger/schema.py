@@ -110,12 +110,7 @@ orders = sa.Table(
     sa.Column("legacy_terminal_at", UTCDateTime),
     # When the legacy follower last saw the order in the legacy app.
     sa.Column("follow_checked_at", UTCDateTime),
-    sa.Index(
-        "ix_orders_due",
-        "next_attempt_at",
-        postgresql_where=sa.text("needs_dispatch"),
-        sqlite_where=sa.text("needs_dispatch"),
-    ),
+    sa.Index("ix_orders_due", "needs_dispatch", "next_attempt_at"),
     sa.Index(
         "ix_orders_open",
         "follow_checked_at",

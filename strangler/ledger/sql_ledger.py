@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from strangler.exceptions import LedgerError
-from strangler.ledger import schema
+from strangler.ledger import schema, statements
 from strangler.ledger.engine import (
     READ_ONLY,
     SINGLE_STATEMENT,
@@ -43,36 +43,8 @@ __all__ = ["SqlLedger", "ledger_from_url", "utc_now"]
 _orders = schema.orders
 _steps = schema.step_results
 _transitions = schema.transitions
-_RANK = {
-    OrderStatus.RECEIVED: 0,
-    OrderStatus.ROUTED: 1,
-    OrderStatus.RUNNING: 2,
-    OrderStatus.FELL_BACK: 3,
-    **dict.fromkeys(TERMINAL_STATUSES, 4),
-}
-_TIMESTAMP_COLUMN = {
-    OrderStatus.ROUTED: "routed_at",
-    OrderStatus.RUNNING: "running_at",
-    OrderStatus.FELL_BACK: "fell_back_at",
-    **dict.fromkeys(TERMINAL_STATUSES, "terminal_at"),
-}
-_RECEIVED_COLUMNS = (
-    "order_id",
-    "notification",
-    "source",
-    "status",
-    "received_at",
-    "updated_at",
-    "needs_dispatch",
-    "next_attempt_at",
-    "attempts",
-)
 _TERMINAL_VALUES = frozenset(status.value for status in TERMINAL_STATUSES)
-# Orders whose progress the legacy follower records: the batch jobs run them.
-_FOLLOWED = sa.or_(
-    _orders.c.path.in_([Path.LEGACY.value, Path.SHADOW.value]),
-    _orders.c.handoff.is_not(None),
-)
+_FOLLOWED = statements.FOLLOWED
 
 
 def utc_now() -> datetime:
@@ -108,7 +80,6 @@ class SqlLedger:
         is_sqlite = engine.dialect.name == "sqlite"
         self._insert = sqlite.insert if is_sqlite else postgresql.insert
         self._skip_locked = not is_sqlite
-        self._insert_order = _insert_ignoring_duplicates(_orders, _RECEIVED_COLUMNS)
         in_memory = is_sqlite and engine.url.database in (None, "", ":memory:")
         # In memory: one shared connection, so every use is serialised. A SQLite file:
         # writers of this process queue on a lock rather than in SQLite's busy handler,
@@ -151,7 +122,7 @@ class SqlLedger:
             "attempts": 0,
         }
         with self._write("record a received order", single_statement=True) as conn:
-            return conn.execute(self._insert_order, row).rowcount == 1
+            return conn.execute(statements.INSERT_ORDER, row).rowcount == 1
 
     def record_rejected(self, raw_body: bytes | str, *, reason: str, source: str) -> None:
         """Keep a rejected intake body (payment values masked); the same body is kept once."""
@@ -181,24 +152,21 @@ class SqlLedger:
         an order keeps its path for its whole life.
         """
         now = self._clock()
-        pin = (
-            _orders.update()
-            .where(_orders.c.order_id == order_id, _orders.c.path.is_(None))
-            .values(
-                path=decision.path.value,
-                variant=decision.variant,
-                rollout=decision.rollout,
-                flag_revision=decision.flag_revision,
-                decision_reason=decision.reason,
-                updated_at=now,
-            )
+        values = statements.params(
+            order_id=order_id,
+            path=decision.path.value,
+            variant=decision.variant,
+            rollout=decision.rollout,
+            flag_revision=decision.flag_revision,
+            decision_reason=decision.reason,
+            now=now,
         )
         with self._write("pin a decision") as conn:
-            if conn.execute(pin).rowcount == 1:
+            if conn.execute(statements.PIN_DECISION, values).rowcount == 1:
                 self._move(conn, order_id, OrderStatus.ROUTED, reason=decision.reason, at=now)
                 self._end_as_legacy_did(conn, order_id)
                 return decision
-            row = conn.execute(sa.select(_orders).where(_orders.c.order_id == order_id)).first()
+            row = conn.execute(statements.ORDER_BY_ID, statements.params(order_id=order_id)).first()
         if row is None:
             raise LedgerError(f"cannot pin a decision for unknown order {order_id!r}")
         pinned = _decision(row._mapping)
@@ -221,7 +189,7 @@ class SqlLedger:
         """
         if status is OrderStatus.FELL_BACK:
             return self.hand_off(order_id, Handoff.FALLBACK, reason=reason or "", at=at)
-        extra: dict[str, Any] = {"outcome": status.value} if status.is_terminal else {}
+        extra = {"outcome": status.value} if status.is_terminal else {}
         with self._write(f"move an order to {status}") as conn:
             return self._move(
                 conn, order_id, status, reason=reason, at=at or self._clock(), extra=extra
@@ -261,13 +229,9 @@ class SqlLedger:
 
     def record_dry_run_outcome(self, order_id: str, outcome: str | None) -> None:
         """Keep the business outcome a shadow order's dry run reached."""
-        statement = (
-            _orders.update()
-            .where(_orders.c.order_id == order_id)
-            .values(dry_run_outcome=outcome, updated_at=self._clock())
-        )
+        values = statements.params(order_id=order_id, outcome=outcome, now=self._clock())
         with self._write("record a dry-run outcome") as conn:
-            conn.execute(statement)
+            conn.execute(statements.SET_DRY_RUN_OUTCOME, values)
 
     # -- the dispatcher's queue ---------------------------------------------------------
 
@@ -281,28 +245,11 @@ class SqlLedger:
         if limit < 1:
             return []
         now = self._clock()
-        free = sa.or_(_orders.c.lease_owner.is_(None), _orders.c.lease_expires_at < now)
-        due = sa.and_(_orders.c.needs_dispatch.is_(True), _orders.c.next_attempt_at <= now, free)
-        candidates = (
-            sa.select(_orders.c.order_id)
-            .where(due)
-            .order_by(_orders.c.next_attempt_at)
-            .limit(limit)
-        )
-        if self._skip_locked:
-            candidates = candidates.with_for_update(skip_locked=True)
-        statement = (
-            _orders.update()
-            .where(_orders.c.order_id.in_(candidates.scalar_subquery()), due)
-            .values(
-                lease_owner=owner,
-                lease_expires_at=now + timedelta(seconds=lease_seconds),
-                attempts=_orders.c.attempts + 1,
-            )
-            .returning(*_orders.c)
+        values = statements.params(
+            now=now, limit=limit, owner=owner, expires=now + timedelta(seconds=lease_seconds)
         )
         with self._write("claim due orders") as conn:
-            rows = [row._mapping for row in conn.execute(statement)]
+            rows = [row._mapping for row in conn.execute(statements.CLAIM_DUE, values)]
         return [_leased(row) for row in sorted(rows, key=lambda r: r["next_attempt_at"])]
 
     def renew_leases(
@@ -311,14 +258,13 @@ class SqlLedger:
         """Extend ``owner``'s leases; returns the order_ids it still holds (others were lost)."""
         if not order_ids:
             return set()
-        statement = (
-            _orders.update()
-            .where(_orders.c.order_id.in_(list(order_ids)), _orders.c.lease_owner == owner)
-            .values(lease_expires_at=self._clock() + timedelta(seconds=lease_seconds))
-            .returning(_orders.c.order_id)
+        values = statements.params(
+            order_ids=list(order_ids),
+            owner=owner,
+            expires=self._clock() + timedelta(seconds=lease_seconds),
         )
         with self._write("renew leases") as conn:
-            return set(conn.execute(statement).scalars())
+            return set(conn.execute(statements.RENEW_LEASES, values).scalars())
 
     def release_lease(
         self,
@@ -334,22 +280,17 @@ class SqlLedger:
         ``error`` (when given) is kept as the order's last error. Returns False when
         ``owner`` no longer held the lease (nothing changes then).
         """
-        values: dict[str, Any] = {
-            "lease_owner": None,
-            "lease_expires_at": None,
-            "needs_dispatch": not done,
-            "next_attempt_at": retry_at or self._clock(),
-            "updated_at": self._clock(),
-        }
-        if error is not None:
-            values["last_error"] = error
-        statement = (
-            _orders.update()
-            .where(_orders.c.order_id == order_id, _orders.c.lease_owner == owner)
-            .values(**values)
+        now = self._clock()
+        values = statements.params(
+            order_id=order_id,
+            owner=owner,
+            needs_dispatch=not done,
+            retry_at=retry_at or now,
+            now=now,
+            error=error,
         )
         with self._write("release a lease") as conn:
-            return conn.execute(statement).rowcount == 1
+            return conn.execute(statements.RELEASE_LEASE, values).rowcount == 1
 
     # -- the legacy follower's queue ----------------------------------------------------
 
@@ -357,11 +298,11 @@ class SqlLedger:
         """Which of ``order_ids`` the ledger has and are not terminal yet."""
         if not order_ids:
             return set()
-        statement = sa.select(_orders.c.order_id).where(
-            _orders.c.order_id.in_(list(order_ids)), _orders.c.terminal_at.is_(None)
-        )
         with self._read("find open orders") as conn:
-            return set(conn.execute(statement).scalars())
+            found = conn.execute(
+                statements.OPEN_ORDERS, statements.params(order_ids=list(order_ids))
+            )
+            return set(found.scalars())
 
     def followed_open(self, order_ids: Sequence[str]) -> set[str]:
         """Which of ``order_ids`` the batch jobs run for us and are not terminal yet."""
@@ -413,18 +354,15 @@ class SqlLedger:
         ends with it, at the legacy app's time; an order routed or handed off later ends
         then. Returns True when the order ended now.
         """
-        seen = (
-            _orders.update()
-            .where(_orders.c.order_id == order_id)
-            .values(
-                follow_checked_at=self._clock(),
-                legacy_status=legacy_status,
-                legacy_terminal_at=legacy_terminal_at,
-            )
+        seen = statements.params(
+            order_id=order_id,
+            now=self._clock(),
+            legacy_status=legacy_status,
+            legacy_terminal_at=legacy_terminal_at,
         )
         with self._write("record legacy progress") as conn:
             self._insert_steps(conn, steps)
-            conn.execute(seen)
+            conn.execute(statements.LEGACY_SEEN, seen)
             return self._end_as_legacy_did(conn, order_id)
 
     def mark_checked(self, order_ids: Sequence[str], *, note: str | None = None) -> None:
@@ -569,38 +507,24 @@ class SqlLedger:
         at: datetime,
         extra: Mapping[str, Any] | None = None,
     ) -> bool:
-        behind = [s.value for s, rank in _RANK.items() if rank < _RANK[status]]
-        moved = conn.execute(
-            _orders.update()
-            .where(_orders.c.order_id == order_id, _orders.c.status.in_(behind))
-            .values(
-                status=status.value,
-                updated_at=self._clock(),
-                **{_TIMESTAMP_COLUMN[status]: at},
-                **(extra or {}),
-            )
-        ).rowcount
+        values = statements.params(order_id=order_id, at=at, now=self._clock(), **(extra or {}))
+        moved = conn.execute(statements.move(status, tuple(sorted(extra or {}))), values).rowcount
         if moved == 1:
             conn.execute(
-                self._insert(_transitions)
-                .values(order_id=order_id, status=status.value, at=at, reason=reason)
-                .on_conflict_do_nothing(index_elements=["order_id", "status"])
+                statements.INSERT_TRANSITION,
+                {"order_id": order_id, "status": status.value, "at": at, "reason": reason},
             )
             return True
-        exists = conn.execute(
-            sa.select(_orders.c.order_id).where(_orders.c.order_id == order_id)
-        ).first()
-        if exists is None:
+        if (
+            conn.execute(statements.ORDER_BY_ID, statements.params(order_id=order_id)).first()
+            is None
+        ):
             raise LedgerError(f"cannot move unknown order {order_id!r} to {status}")
         return False
 
     def _end_as_legacy_did(self, conn: sa.Connection, order_id: str) -> bool:
         """End a followed order the legacy app reported terminal; True when it ended now."""
-        row = conn.execute(
-            sa.select(_orders.c.legacy_status, _orders.c.legacy_terminal_at).where(
-                _orders.c.order_id == order_id, _orders.c.terminal_at.is_(None), _FOLLOWED
-            )
-        ).first()
+        row = conn.execute(statements.LEGACY_END, statements.params(order_id=order_id)).first()
         if row is None or row.legacy_status not in _TERMINAL_VALUES:
             return False
         status = OrderStatus(row.legacy_status)
@@ -633,14 +557,8 @@ class SqlLedger:
             }
             for step, seq in steps
         ]
-        # RETURNING tells new rows from duplicates on both databases (rowcount does not
-        # when PostgreSQL returns the generated id).
-        statement = (
-            self._insert(_steps)
-            .on_conflict_do_nothing(index_elements=["order_id", "path", "step", "dry_run", "seq"])
-            .returning(_steps.c.id)
-        )
-        return sum(conn.execute(statement, row).first() is not None for row in rows)
+        insert = statements.INSERT_STEP
+        return sum(conn.execute(insert, row).first() is not None for row in rows)
 
     @contextmanager
     def _translated(self, operation: str) -> Iterator[None]:
@@ -665,25 +583,6 @@ class SqlLedger:
         with self._guard, self._translated(operation), self._engine.connect() as conn:
             conn.execution_options(**{READ_ONLY: True})
             yield conn
-
-
-def _insert_ignoring_duplicates(table: sa.Table, columns: Sequence[str]) -> sa.TextClause:
-    """``INSERT ... ON CONFLICT DO NOTHING`` as typed text, compiled once and cached.
-
-    SQLAlchemy 2.0 does not cache the dialects' ON CONFLICT inserts and compiles them on
-    every call, which was most of the intake hot path's time. The syntax is the same on
-    SQLite and PostgreSQL; typed bind parameters keep the value processing (JSON, UTC).
-    """
-    key = ", ".join(column.name for column in table.primary_key.columns)
-    # Table and column names come from the schema module, never from input.
-    sql = (
-        f"INSERT INTO {table.name} ({', '.join(columns)}) "  # noqa: S608
-        f"VALUES ({', '.join(':' + name for name in columns)}) "
-        f"ON CONFLICT ({key}) DO NOTHING"
-    )
-    return sa.text(sql).bindparams(
-        *(sa.bindparam(name, type_=table.c[name].type) for name in columns)
-    )
 
 
 def _terminal(status: str) -> bool:

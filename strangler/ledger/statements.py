@@ -1,0 +1,242 @@
+"""The ledger's statements, built once with bind parameters and reused on every call.
+
+Building a SQLAlchemy statement and computing its cache key on each call cost more than
+running it; a statement object built once keeps its cache key, so each call only binds
+values. The frequent ``INSERT ... ON CONFLICT DO NOTHING`` are typed SQL text, because
+SQLAlchemy 2.0 does not cache the dialects' ON CONFLICT constructs at all; their syntax
+is the same on SQLite (3.35+) and PostgreSQL. Everything here runs on both databases
+(SQLite ignores ``FOR UPDATE SKIP LOCKED``).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+
+from strangler.ledger.schema import orders, step_results, transitions
+from strangler.orders import TERMINAL_STATUSES, OrderStatus, Path
+
+__all__ = [
+    "CLAIM_DUE",
+    "FOLLOWED",
+    "INSERT_ORDER",
+    "INSERT_STEP",
+    "INSERT_TRANSITION",
+    "LEGACY_END",
+    "LEGACY_SEEN",
+    "OPEN_ORDERS",
+    "ORDER_BY_ID",
+    "PIN_DECISION",
+    "RELEASE_LEASE",
+    "RENEW_LEASES",
+    "SET_DRY_RUN_OUTCOME",
+    "move",
+    "params",
+]
+
+_o = orders.c
+_RANK = {
+    OrderStatus.RECEIVED: 0,
+    OrderStatus.ROUTED: 1,
+    OrderStatus.RUNNING: 2,
+    OrderStatus.FELL_BACK: 3,
+    **dict.fromkeys(TERMINAL_STATUSES, 4),
+}
+_TIMESTAMP_COLUMN = {
+    OrderStatus.ROUTED: "routed_at",
+    OrderStatus.RUNNING: "running_at",
+    OrderStatus.FELL_BACK: "fell_back_at",
+    **dict.fromkeys(TERMINAL_STATUSES, "terminal_at"),
+}
+
+
+def _p(name: str, column: sa.Column[object]) -> sa.BindParameter[object]:
+    """A bind parameter typed like ``column`` (so UTC datetimes and JSON are processed).
+
+    Named ``p_<name>``: SQLAlchemy reserves column names for its own UPDATE parameters.
+    """
+    return sa.bindparam(f"p_{name}", type_=column.type)
+
+
+def params(**values: object) -> dict[str, object]:
+    """The parameters of a statement built here, by their plain names."""
+    return {f"p_{name}": value for name, value in values.items()}
+
+
+def insert_ignoring_duplicates(
+    table: sa.Table, columns: Sequence[str], *, key: Sequence[str], returning: str | None = None
+) -> sa.TextClause:
+    """``INSERT INTO table (columns) ... ON CONFLICT (key) DO NOTHING [RETURNING ...]``."""
+    # Table and column names come from the schema module, never from input.
+    sql = (
+        f"INSERT INTO {table.name} ({', '.join(columns)}) "  # noqa: S608
+        f"VALUES ({', '.join(':' + name for name in columns)}) "
+        f"ON CONFLICT ({', '.join(key)}) DO NOTHING"
+    )
+    if returning:
+        sql += f" RETURNING {returning}"
+    return sa.text(sql).bindparams(
+        *(sa.bindparam(name, type_=table.c[name].type) for name in columns)
+    )
+
+
+# Orders whose progress the legacy follower records: the batch jobs run them.
+FOLLOWED = sa.or_(_o.path.in_([Path.LEGACY.value, Path.SHADOW.value]), _o.handoff.is_not(None))
+
+INSERT_ORDER = insert_ignoring_duplicates(
+    orders,
+    (
+        "order_id",
+        "notification",
+        "source",
+        "status",
+        "received_at",
+        "updated_at",
+        "needs_dispatch",
+        "next_attempt_at",
+        "attempts",
+    ),
+    key=("order_id",),
+)
+
+INSERT_TRANSITION = insert_ignoring_duplicates(
+    transitions, ("order_id", "status", "at", "reason"), key=("order_id", "status")
+)
+
+# RETURNING tells a new row from a duplicate on both databases (rowcount does not when
+# PostgreSQL reports the generated id).
+INSERT_STEP = insert_ignoring_duplicates(
+    step_results,
+    (
+        "order_id",
+        "path",
+        "step",
+        "dry_run",
+        "seq",
+        "decision",
+        "payload",
+        "started_at",
+        "finished_at",
+        "error",
+        "recorded_at",
+    ),
+    key=("order_id", "path", "step", "dry_run", "seq"),
+    returning="id",
+)
+
+ORDER_BY_ID = sa.select(orders).where(_o.order_id == _p("order_id", _o.order_id))
+
+PIN_DECISION = (
+    orders.update()
+    .where(_o.order_id == _p("order_id", _o.order_id), _o.path.is_(None))
+    .values(
+        path=_p("path", _o.path),
+        variant=_p("variant", _o.variant),
+        rollout=_p("rollout", _o.rollout),
+        flag_revision=_p("flag_revision", _o.flag_revision),
+        decision_reason=_p("decision_reason", _o.decision_reason),
+        updated_at=_p("now", _o.updated_at),
+    )
+)
+
+
+@functools.cache
+def move(status: OrderStatus, extra: tuple[str, ...] = ()) -> sa.Update:
+    """Move an order forward to ``status`` (only from a status behind it).
+
+    Parameters: ``order_id``, ``at`` (the status's time), ``now``, and one per name in
+    ``extra`` (columns also set, such as ``outcome`` or ``handoff``).
+    """
+    behind = [s.value for s, rank in _RANK.items() if rank < _RANK[status]]
+    timestamp = _TIMESTAMP_COLUMN[status]
+    return (
+        orders.update()
+        .where(_o.order_id == _p("order_id", _o.order_id), _o.status.in_(behind))
+        .values(
+            status=status.value,
+            updated_at=_p("now", _o.updated_at),
+            **{timestamp: _p("at", orders.c[timestamp])},
+            **{name: _p(name, orders.c[name]) for name in extra},
+        )
+    )
+
+
+SET_DRY_RUN_OUTCOME = (
+    orders.update()
+    .where(_o.order_id == _p("order_id", _o.order_id))
+    .values(dry_run_outcome=_p("outcome", _o.dry_run_outcome), updated_at=_p("now", _o.updated_at))
+)
+
+_NOW = _p("now", _o.next_attempt_at)
+_DUE = sa.and_(
+    _o.needs_dispatch == sa.true(),
+    _o.next_attempt_at <= _NOW,
+    sa.or_(_o.lease_owner.is_(None), _o.lease_expires_at < _NOW),
+)
+CLAIM_DUE = (
+    orders.update()
+    .where(
+        _o.order_id.in_(
+            sa.select(_o.order_id)
+            .where(_DUE)
+            .order_by(_o.next_attempt_at)
+            .limit(sa.bindparam("p_limit", type_=sa.Integer))
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        ),
+        # Checked again: on PostgreSQL another claimer may have won since the sub-select.
+        _DUE,
+    )
+    .values(
+        lease_owner=_p("owner", _o.lease_owner),
+        lease_expires_at=_p("expires", _o.lease_expires_at),
+        attempts=_o.attempts + 1,
+    )
+    .returning(*orders.c)
+)
+
+RENEW_LEASES = (
+    orders.update()
+    .where(
+        _o.order_id.in_(sa.bindparam("p_order_ids", expanding=True)),
+        _o.lease_owner == _p("owner", _o.lease_owner),
+    )
+    .values(lease_expires_at=_p("expires", _o.lease_expires_at))
+    .returning(_o.order_id)
+)
+
+RELEASE_LEASE = (
+    orders.update()
+    .where(
+        _o.order_id == _p("order_id", _o.order_id),
+        _o.lease_owner == _p("owner", _o.lease_owner),
+    )
+    .values(
+        lease_owner=None,
+        lease_expires_at=None,
+        needs_dispatch=_p("needs_dispatch", _o.needs_dispatch),
+        next_attempt_at=_p("retry_at", _o.next_attempt_at),
+        updated_at=_p("now", _o.updated_at),
+        last_error=sa.func.coalesce(_p("error", _o.last_error), _o.last_error),
+    )
+)
+
+OPEN_ORDERS = sa.select(_o.order_id).where(
+    _o.order_id.in_(sa.bindparam("p_order_ids", expanding=True)), _o.terminal_at.is_(None)
+)
+
+LEGACY_SEEN = (
+    orders.update()
+    .where(_o.order_id == _p("order_id", _o.order_id))
+    .values(
+        follow_checked_at=_p("now", _o.follow_checked_at),
+        legacy_status=_p("legacy_status", _o.legacy_status),
+        legacy_terminal_at=_p("legacy_terminal_at", _o.legacy_terminal_at),
+    )
+)
+
+LEGACY_END = sa.select(_o.legacy_status, _o.legacy_terminal_at).where(
+    _o.order_id == _p("order_id", _o.order_id), _o.terminal_at.is_(None), FOLLOWED
+)
