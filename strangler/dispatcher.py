@@ -181,14 +181,16 @@ class Dispatcher:
 
     def _renew_due_leases(self) -> None:
         with self._lock:
-            leases = dict(self._in_flight)
+            leases = {k: v for k, v in self._in_flight.items() if not v.released.is_set()}
         if not leases:
             return
         held = self.ledger.renew_leases(self.owner, list(leases), lease_seconds=self.lease_seconds)
         for order_id, lease in leases.items():
-            if order_id not in held and not lease.lost.is_set():
-                lease.lost.set()
-                _log.warning("lease_lost", order_id=order_id, owner=self.owner)
+            # A lease released while renewing is not held any more, but it was not lost.
+            if order_id in held or lease.released.is_set() or lease.lost.is_set():
+                continue
+            lease.lost.set()
+            _log.warning("lease_lost", order_id=order_id, owner=self.owner)
 
     # -- the workers ------------------------------------------------------------------------
 
@@ -220,6 +222,7 @@ class Dispatcher:
                 retry_in_s=self.router.retry.delay_s(order.attempts),
                 error=f"processing crashed: {type(exc).__name__}: {exc}",
             )
+        lease.released.set()
         self._release(order, disposition, log)
 
     def _release(

@@ -91,12 +91,17 @@ class RetryPolicy:
 
 
 class Lease:
-    """A worker's hold on one order; the dispatcher sets ``lost`` when renewal fails."""
+    """A worker's hold on one order.
+
+    The dispatcher sets ``lost`` when renewing it fails (another worker took the order
+    over) and ``released`` once the worker is giving it up (so that is not taken for a loss).
+    """
 
     def __init__(self, order_id: str, owner: str) -> None:
         self.order_id = order_id
         self.owner = owner
         self.lost = threading.Event()
+        self.released = threading.Event()
 
     def check(self) -> None:
         """Raise LeaseLost when another worker has taken the order over."""
