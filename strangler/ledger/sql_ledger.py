@@ -1,8 +1,9 @@
 """The durable order ledger on SQLAlchemy Core: SQLite by default, PostgreSQL by URL.
 
-Every write is idempotent: inserts use the dialect's ``INSERT ... ON CONFLICT DO
-NOTHING``, status changes only move forward, and lease changes are conditional
-updates. SQLAlchemy errors are translated to :class:`LedgerError` here, at the boundary.
+Every write is idempotent: inserts are ``INSERT ... ON CONFLICT DO NOTHING``, status
+changes only move forward, and lease changes are conditional updates (the frequent
+statements are in :mod:`strangler.ledger.statements`). SQLAlchemy errors are translated
+to :class:`LedgerError` here, at the boundary.
 """
 
 from __future__ import annotations
@@ -79,7 +80,6 @@ class SqlLedger:
         self._url = display_url(engine.url)
         is_sqlite = engine.dialect.name == "sqlite"
         self._insert = sqlite.insert if is_sqlite else postgresql.insert
-        self._skip_locked = not is_sqlite
         in_memory = is_sqlite and engine.url.database in (None, "", ":memory:")
         # In memory: one shared connection, so every use is serialised. A SQLite file:
         # writers of this process queue on a lock rather than in SQLite's busy handler,
