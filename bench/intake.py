@@ -71,7 +71,7 @@ def main() -> None:
     results: dict[int, Result] = {}
     with tempfile.TemporaryDirectory(prefix="strangler-intake-") as tmp:
         work = Path(tmp)
-        with _sidecar(work, args.threads) as url:
+        with _sidecar(work, args.workers, args.threads) as url:
             for connections in args.connections:
                 results[connections] = _run(work, url, connections, args.seconds, use_wrk)
         in_ledger = _count_orders(work / "sidecar" / "ledger.sqlite3")
@@ -83,13 +83,14 @@ def _parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="per run (default 5)")
     parser.add_argument("--connections", type=int, nargs="+", default=[1, 8, 32])
-    parser.add_argument("--threads", type=int, default=16, help="sidecar threads")
+    parser.add_argument("--workers", type=int, default=1, help="sidecar worker processes")
+    parser.add_argument("--threads", type=int, default=16, help="sidecar threads per worker")
     parser.add_argument("--python-load", action="store_true", help="do not use wrk")
     return parser.parse_args()
 
 
 @contextmanager
-def _sidecar(work: Path, threads: int) -> Iterator[str]:
+def _sidecar(work: Path, workers: int, threads: int) -> Iterator[str]:
     data = work / "sidecar"
     data.mkdir()
     flags = data / "flags.json"
@@ -103,6 +104,7 @@ def _sidecar(work: Path, threads: int) -> Iterator[str]:
         "STRANGLER_LEGACY_URL": dead,
         "STRANGLER_ADMIN_TOKEN": TOKEN,
         "STRANGLER_SERVE_PORT": str(port),
+        "STRANGLER_SERVE_WORKERS": str(workers),
         "STRANGLER_SERVE_THREADS": str(threads),
         "STRANGLER_LOG_FORMAT": "json",
     }
@@ -159,7 +161,8 @@ def _report(
 ) -> None:
     print(
         f"intake benchmark on 127.0.0.1: POST {ENDPOINT}, SQLite ledger (WAL), "
-        f"{args.seconds:g}s per run, load from {load}; 1 worker x {args.threads} threads"
+        f"{args.seconds:g}s per run, load from {load}; "
+        f"{args.workers} worker(s) x {args.threads} threads"
     )
     print(f"{'conns':>6}{'accepted/s':>12}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
     for connections, r in results.items():
