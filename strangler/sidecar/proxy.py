@@ -127,7 +127,9 @@ class ProxyApp:
         raw: str | None = environ.get("RAW_URI") or environ.get("REQUEST_URI")
         if raw and raw.startswith("/"):
             return self._prefix + raw
-        target = self._prefix + quote(environ.get("PATH_INFO", "") or "/", safe="/%:@!$&'()*+,;=")
+        # PATH_INFO holds the request's bytes decoded as latin-1 (PEP 3333).
+        path = (environ.get("PATH_INFO", "") or "/").encode("latin-1")
+        target = self._prefix + quote(path, safe="/%:@!$&'()*+,;=")
         query = environ.get("QUERY_STRING")
         return f"{target}?{query}" if query else target
 

@@ -201,6 +201,12 @@ def test_large_answers_are_streamed_in_chunks(client: FlaskClient, pool: FakePoo
     assert (body, True) == (b"".join(chunks), len(chunks) > 1)
 
 
+def test_path_without_raw_uri_is_requoted_from_its_bytes() -> None:
+    """Without RAW_URI the path is quoted from the request's bytes (latin-1 in WSGI)."""
+    pool = call_proxy({"PATH_INFO": "/caf\xc3\xa9 x", "QUERY_STRING": ""})
+    assert pool.last.url == "/caf%C3%A9%20x"
+
+
 def test_upstream_base_path_is_kept() -> None:
     """An upstream URL with a path prefixes every forwarded path."""
     pool = call_proxy({"PATH_INFO": "/x y", "QUERY_STRING": "q=1"}, "http://upstream.test/base/")
