@@ -27,6 +27,14 @@ with ``raise ... from exc`` so that none leaks to callers::
      |    +-- InvalidStepEvent (also ValueError) a pipeline handler got an unusable event
      |    +-- DispatchError                      SNS records that were not order notifications
      +-- LedgerError                             the ledger could not be read or written
+     +-- SidecarError                            (strangler.sidecar.exceptions)
+     |    +-- SnsError                           an SNS message was refused
+     |         +-- SnsMessageInvalid (also ValueError)  not an SNS envelope; names the field
+     |         +-- SnsTopicNotAllowed            TopicArn not in STRANGLER_SNS_TOPIC_ARNS
+     |         +-- UntrustedSnsUrl               a cert or subscribe URL off the SNS hosts
+     |         +-- SnsSignatureInvalid           signature or certificate does not verify
+     |         +-- SnsCertificateUnavailable     the signing certificate could not be fetched
+     |         +-- SnsConfirmationFailed         SNS refused the subscription confirmation
      +-- AwsError                                (strangler.aws.exceptions)
           +-- BundleError                        the Lambda code bundle could not be built
           +-- DeployError                        a stack could not be created or updated
