@@ -85,15 +85,6 @@ class BackgroundIntake:
         if thread.is_alive():
             _log.error("proxy intake did not drain in time", queued=self._queue.qsize())
 
-    def flush(self, timeout: float) -> bool:
-        """Wait until the queue is empty and processed; False on timeout."""
-        deadline = time.monotonic() + timeout
-        while self._queue.unfinished_tasks:
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.005)
-        return True
-
     def _put(self, item: _Accepted | _Rejected) -> None:
         if self._thread is None:
             self._process(item)
