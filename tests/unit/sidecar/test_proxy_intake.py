@@ -117,3 +117,15 @@ def test_access_log_carries_the_intercepted_order_id(client: FlaskClient, pool: 
     (line,) = [entry for entry in logs if entry["event"] == "request"]
     assert (line["order_id"], line["status"], line["upstream"]) == ("o-1", 201, True)
     assert "tok" not in repr(logs)
+
+
+def test_client_leaving_early_does_not_lose_the_order(
+    app: Flask, pool: FakePool, runtime: FakeRuntime
+) -> None:
+    """If the client hangs up mid-answer, the rest is read from the upstream and taken in."""
+    pool.answer = answer(body={**ORDER, "padding": "x" * 300_000}, content_length=False)
+    with app.test_client() as client:
+        response = client.post("/orders", json={}, buffered=False)
+        first = next(iter(response.response))
+        response.close()
+    assert (len(first), [o.order_id for o, _ in runtime.router.taken]) == (65536, ["o-1"])
