@@ -10,30 +10,22 @@ hosts) may share one ledger, and leases keep each order with one worker at a tim
 
 from __future__ import annotations
 
-import os
 import queue
-import socket
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import structlog
 
 from strangler.exceptions import LedgerError
-from strangler.ledger import LeasedOrder, LeaseLost, SqlLedger, utc_now
+from strangler.ledger import LeasedOrder, LeaseLost, SqlLedger, default_owner, utc_now
 from strangler.router import Disposition, Lease, Router
 
-__all__ = ["Dispatcher", "default_owner"]
+__all__ = ["Dispatcher"]
 
 _log = structlog.get_logger()
 _MAX_FEED_BACKOFF_S = 30.0
-
-
-def default_owner() -> str:
-    """A lease owner id unique to this dispatcher: host, process and a random part."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 class Dispatcher:

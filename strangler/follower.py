@@ -19,17 +19,18 @@ from datetime import datetime, timedelta
 import structlog
 
 from strangler.exceptions import LedgerError, StranglerError
-from strangler.ledger import SqlLedger, utc_now
+from strangler.ledger import SqlLedger, default_owner, utc_now
 from strangler.legacy_adapter.exceptions import LegacyUnavailable, OrderNotFound
 from strangler.legacy_adapter.models import LegacyOrder
 from strangler.orders import Path, StepResult
 from strangler.protocols import LegacyPath
 
-__all__ = ["CURSOR_KEY", "Follower", "legacy_steps"]
+__all__ = ["CURSOR_KEY", "ROLE", "Follower", "legacy_steps"]
 
 _log = structlog.get_logger()
 
 CURSOR_KEY = "legacy_follower.cursor"
+ROLE = "legacy_follower"
 BATCH_ACTOR = "batch"
 
 
@@ -64,7 +65,10 @@ class Follower:
     """Polls the legacy app for followed orders and records their progress.
 
     ``interval_s`` is the pause between polls; when the legacy app is unavailable the
-    pause doubles up to ``max_backoff_s``. The legacy contract makes ``updated_at``
+    pause doubles up to ``max_backoff_s``. Where several processes share a ledger, one
+    follower at a time polls: the one holding the ledger's ``legacy_follower`` role,
+    which passes to another within ``role_seconds`` (default ten intervals, at least
+    5 s) when its holder stops or dies. The legacy contract makes ``updated_at``
     strictly increasing in commit order and ``updated_since`` inclusive, so asking from
     the newest ``updated_at`` seen misses nothing (that order comes back once more, and
     recording it again changes nothing).
@@ -82,6 +86,8 @@ class Follower:
         first_look_after_s: float | None = None,
         recheck_after_s: float = 600.0,
         reconcile_limit: int = 50,
+        owner: str | None = None,
+        role_seconds: float | None = None,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         if interval_s <= 0 or max_backoff_s < interval_s:
@@ -100,6 +106,8 @@ class Follower:
         )
         self.recheck_after = timedelta(seconds=recheck_after_s)
         self.reconcile_limit = reconcile_limit
+        self.owner = owner or default_owner()
+        self.role_seconds = role_seconds if role_seconds is not None else max(5.0, 10 * interval_s)
         self._clock = clock
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -112,12 +120,18 @@ class Follower:
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> bool:
-        """Stop polling; False when the current poll did not end within ``timeout`` s."""
+        """Stop polling and give up the role; False when the poll did not end in time."""
         self._stopping.set()
         if self._thread is None:
             return True
         self._thread.join(timeout)
-        return not self._thread.is_alive()
+        if self._thread.is_alive():
+            return False
+        try:
+            self.ledger.give_up_role(ROLE, self.owner)
+        except LedgerError as exc:
+            _log.warning("follower_role_not_given_up", error=str(exc))
+        return True
 
     def poll_once(self) -> int:
         """One bulk poll (draining full pages) and one reconcile pass; returns orders seen.
@@ -195,7 +209,8 @@ class Follower:
         backoff = self.interval_s
         while not self._stopping.is_set():
             try:
-                self.poll_once()
+                if self.ledger.hold_role(ROLE, self.owner, seconds=self.role_seconds):
+                    self.poll_once()
             except LegacyUnavailable as exc:
                 _log.warning("legacy_unavailable", error=str(exc), retry_in_s=backoff)
                 backoff = min(self.max_backoff_s, backoff * 2)

@@ -64,7 +64,9 @@ class Runtime:
             poll_interval_s=poll_interval_s,
         )
         self.router.on_intake = self.dispatcher.wake
-        self.follower = Follower(ledger, legacy, interval_s=poll_interval_s)
+        self.follower = Follower(
+            ledger, legacy, interval_s=poll_interval_s, owner=self.dispatcher.owner
+        )
         self._closers = closers or []
         self._started = False
 

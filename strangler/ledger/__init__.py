@@ -1,7 +1,13 @@
 """The durable order ledger (SQLite by default, PostgreSQL by URL); see docs/ledger.md."""
 
 from strangler.ledger.exceptions import LeaseLost
-from strangler.ledger.records import Handoff, LeasedOrder, LedgerCounts, RolloutEvent
+from strangler.ledger.records import (
+    Handoff,
+    LeasedOrder,
+    LedgerCounts,
+    RolloutEvent,
+    default_owner,
+)
 from strangler.ledger.schema import SCHEMA_VERSION
 from strangler.ledger.sql_ledger import SqlLedger, ledger_from_url, utc_now
 
@@ -13,6 +19,7 @@ __all__ = [
     "LedgerCounts",
     "RolloutEvent",
     "SqlLedger",
+    "default_owner",
     "ledger_from_url",
     "utc_now",
 ]

@@ -1,15 +1,23 @@
-"""Records the ledger hands out: leased orders, counts, rollout events."""
+"""Records the ledger hands out (leased orders, counts, rollout events) and owner ids."""
 
 from __future__ import annotations
 
 import enum
+import os
+import socket
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
 from strangler.orders import Decision, OrderNotification, OrderStatus
 
-__all__ = ["Handoff", "LeasedOrder", "LedgerCounts", "RolloutEvent"]
+__all__ = ["Handoff", "LeasedOrder", "LedgerCounts", "RolloutEvent", "default_owner"]
+
+
+def default_owner() -> str:
+    """A lease owner id unique to one worker: host, process and a random part."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 class Handoff(enum.StrEnum):

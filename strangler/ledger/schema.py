@@ -24,6 +24,7 @@ __all__ = [
     "schema_version",
     "step_results",
     "transitions",
+    "worker_leases",
 ]
 
 SCHEMA_VERSION = 1
@@ -175,6 +176,15 @@ rollout_events = sa.Table(
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("flag_revision", sa.String(128), nullable=False),
     sa.UniqueConstraint("at", "flag_revision", name="uq_rollout_events_change"),
+)
+
+# Roles one process at a time should play (the legacy follower), held until expiry.
+worker_leases = sa.Table(
+    "worker_leases",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("owner", sa.String(ID_LENGTH), nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
 )
 
 kv = sa.Table(

@@ -292,6 +292,33 @@ class SqlLedger:
         with self._write("release a lease") as conn:
             return conn.execute(statements.RELEASE_LEASE, values).rowcount == 1
 
+    def hold_role(self, name: str, owner: str, *, seconds: float) -> bool:
+        """Take or keep a role one process at a time plays; True while ``owner`` has it.
+
+        The role (following the legacy app, say) is free to take ``seconds`` after its
+        holder last kept it, or once the holder gives it up (:meth:`give_up_role`).
+        """
+        now = self._clock()
+        values = {
+            "name": name,
+            "owner": owner,
+            "expires": now + timedelta(seconds=seconds),
+            "now": now,
+        }
+        with self._write("hold a role") as conn:
+            return conn.execute(statements.HOLD_ROLE, values).first() is not None
+
+    def give_up_role(self, name: str, owner: str) -> None:
+        """Let another process take ``owner``'s role now (nothing happens if not held)."""
+        roles = schema.worker_leases
+        statement = (
+            roles.update()
+            .where(roles.c.name == name, roles.c.owner == owner)
+            .values(expires_at=self._clock())
+        )
+        with self._write("give up a role") as conn:
+            conn.execute(statement)
+
     # -- the legacy follower's queue ----------------------------------------------------
 
     def open_orders(self, order_ids: Sequence[str]) -> set[str]:

@@ -15,12 +15,13 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 
-from strangler.ledger.schema import orders, step_results, transitions
+from strangler.ledger.schema import orders, step_results, transitions, worker_leases
 from strangler.orders import TERMINAL_STATUSES, OrderStatus, Path
 
 __all__ = [
     "CLAIM_DUE",
     "FOLLOWED",
+    "HOLD_ROLE",
     "INSERT_ORDER",
     "INSERT_STEP",
     "INSERT_TRANSITION",
@@ -124,6 +125,19 @@ INSERT_STEP = insert_ignoring_duplicates(
     ),
     key=("order_id", "path", "step", "dry_run", "seq"),
     returning="id",
+)
+
+# Take or keep a role: a row is returned only when ``owner`` holds it afterwards.
+HOLD_ROLE = sa.text(
+    "INSERT INTO worker_leases (name, owner, expires_at) VALUES (:name, :owner, :expires) "
+    "ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at "
+    "WHERE worker_leases.owner = excluded.owner OR worker_leases.expires_at <= :now "
+    "RETURNING owner"
+).bindparams(
+    sa.bindparam("name", type_=worker_leases.c.name.type),
+    sa.bindparam("owner", type_=worker_leases.c.owner.type),
+    sa.bindparam("expires", type_=worker_leases.c.expires_at.type),
+    sa.bindparam("now", type_=worker_leases.c.expires_at.type),
 )
 
 ORDER_BY_ID = sa.select(orders).where(_o.order_id == _p("order_id", _o.order_id))

@@ -406,6 +406,21 @@ class LedgerContract:
             never_seen_before=much_later, seen_before=much_later, limit=10
         ) == ["unseen", "seen"]
 
+    def test_a_role_is_held_by_one_owner_at_a_time(self, ledger: SqlLedger, clock: Clock) -> None:
+        """A role is kept by its holder, refused to others, and free after expiry or give-up."""
+        assert ledger.hold_role("follower", "a", seconds=10) is True
+        assert ledger.hold_role("follower", "b", seconds=10) is False
+        clock.advance(8)
+        assert ledger.hold_role("follower", "a", seconds=10) is True
+        clock.advance(9)
+        assert ledger.hold_role("follower", "b", seconds=10) is False
+        clock.advance(1)
+        assert ledger.hold_role("follower", "b", seconds=10) is True
+        ledger.give_up_role("follower", "a")  # not a's any more: nothing happens
+        assert ledger.hold_role("follower", "a", seconds=10) is False
+        ledger.give_up_role("follower", "b")
+        assert ledger.hold_role("follower", "a", seconds=10) is True
+
     def test_values_are_kept_last_write_wins(self, ledger: SqlLedger) -> None:
         """A stored value (the follower's cursor) reads back as last written."""
         assert ledger.get_value("cursor") is None

@@ -9,7 +9,7 @@ from pathlib import Path as FsPath
 import pytest
 from structlog.testing import capture_logs
 
-from strangler.follower import CURSOR_KEY, Follower, legacy_steps
+from strangler.follower import CURSOR_KEY, ROLE, Follower, legacy_steps
 from strangler.ledger import Handoff, SqlLedger, ledger_from_url
 from strangler.legacy_adapter.exceptions import LegacyUnavailable
 from strangler.orders import Path
@@ -173,3 +173,22 @@ def test_a_legacy_outage_is_waited_out(ledger: SqlLedger, legacy: FakeLegacy) ->
             assert tracker.stop(5) is True
     outages = [event for event in logs if event["event"] == "legacy_unavailable"]
     assert [event["retry_in_s"] for event in outages] == [0.01, 0.02, 0.03]
+
+
+def test_one_follower_at_a_time_polls(ledger: SqlLedger, legacy: FakeLegacy) -> None:
+    """Of two followers on one ledger, one polls; the other takes over when it stops."""
+    first = Follower(ledger, legacy, interval_s=0.01, owner="first", role_seconds=5)
+    second = Follower(ledger, legacy, interval_s=0.01, owner="second", role_seconds=5)
+    first.start()
+    wait_until(lambda: len(legacy.polls) >= 3, 5, "the first follower to poll")
+    second.start()
+    try:
+        polls = len(legacy.polls)
+        wait_until(lambda: len(legacy.polls) >= polls + 5, 5, "more polls")
+        assert ledger.hold_role(ROLE, "someone", seconds=5) is False
+        assert first.stop(5) is True
+        polls = len(legacy.polls)
+        wait_until(lambda: len(legacy.polls) >= polls + 5, 5, "the second follower to poll")
+    finally:
+        assert second.stop(5) is True
+    assert ledger.hold_role(ROLE, "someone", seconds=5) is True
