@@ -229,6 +229,9 @@ class Router:
         log.info("instant_run_started", dry_run=False)
         try:
             result = self.instant.run(order.notification, timeout_s=self.run_timeout_s)
+        except LegacyRejected as exc:
+            # The legacy app refused a call (4xx): trying again would be refused again.
+            return self._fall_back(order, f"the legacy app refused the instant path: {exc}", log)
         except StranglerError as exc:
             return self._retry(order, f"instant pipeline failed: {exc}", log)
         lease.check()

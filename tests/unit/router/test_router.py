@@ -12,7 +12,7 @@ from structlog.testing import capture_logs
 
 from strangler.instant.exceptions import ExecutionError
 from strangler.ledger import LeaseLost, SqlLedger, ledger_from_url
-from strangler.legacy_adapter.exceptions import ClaimConflict, LegacyUnavailable
+from strangler.legacy_adapter.exceptions import ClaimConflict, LegacyRejected, LegacyUnavailable
 from strangler.orders import Path
 from strangler.router import Disposition, Lease, RetryPolicy, Router
 from tests.unit.ledger.support import Clock, make_order
@@ -183,6 +183,19 @@ def test_a_failing_pipeline_is_retried_then_released(
     assert (told["status"], told["handoff"], told["attempts"]) == ("fell_back", "fallback", 4)
     assert told["transitions"][-1]["reason"] == reason
     assert [s["step"] for s in told["steps"]] == ["release"]
+
+
+def test_a_refusal_from_legacy_falls_back_at_once(
+    router: Router, ledger: SqlLedger, instant: FakeInstant, legacy: FakeLegacy, clock: Clock
+) -> None:
+    """A 4xx from the legacy app is not retried: the order is handed back at once."""
+    router.intake(make_order("o-1"), source="api")
+    instant.script("o-1", LegacyRejected("amount must be positive", status=422, body={}))
+    assert process(router, ledger, clock).done is True
+    assert [order_id for order_id, _ in legacy.released] == ["o-1"]
+    told = story(ledger)
+    assert (told["status"], told["attempts"]) == ("fell_back", 1)
+    assert "refused the instant path: amount must be positive" in told["transitions"][-1]["reason"]
 
 
 def test_a_retry_can_succeed(
