@@ -2,11 +2,11 @@
 
 Orders on the legacy and shadow paths, and instant-path orders handed back to the batch
 jobs, are followed: the follower polls the legacy app in bulk
-(``orders_updated_since(cursor)``), records each batch-job step from the order's history
-as a step of path ``legacy``, and the terminal status with the legacy app's own
-timestamp. The cursor lives in the ledger, so a restart carries on where it stopped; a
-reconcile pass fetches the followed orders the bulk poll has not shown one by one, so
-nothing waits forever on an update made before the ledger knew the order.
+(``orders_updated_since(cursor)``), records each batch-job step from an order's history
+as a step of path ``legacy``, and ends the order with the legacy app's terminal status
+and time. The cursor lives in the ledger, so a restart carries on where it stopped;
+orders the bulk poll cannot show (finished before the ledger knew them) are looked up
+one by one; where processes share a ledger, one follower at a time polls.
 """
 
 from __future__ import annotations
