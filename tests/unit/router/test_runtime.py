@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path as FsPath
 
 import pytest
+from click.testing import CliRunner
 
+from strangler.cli import main
 from strangler.exceptions import ConfigurationError
 from strangler.runtime import Runtime
 from strangler.settings import Settings
@@ -74,3 +76,22 @@ def test_settings_tune_the_workers(tmp_path: FsPath) -> None:
         assert runtime.router.retry.max_attempts == 2
     finally:
         runtime.stop()
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"STRANGLER_LEDGER_URL": "mysql://ledger@db/ledger"}, "STRANGLER_LEDGER_URL uses"),
+        ({"STRANGLER_LEASE_SECONDS": "0"}, "STRANGLER_LEASE_SECONDS must be at least 1"),
+    ],
+    ids=["unsupported-ledger", "zero-lease"],
+)
+def test_the_worker_command_refuses_bad_settings(
+    env: dict[str, str], message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`strangler worker` with a wrong setting exits 2 naming it, before starting anything."""
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    result = CliRunner().invoke(main, ["worker"])
+    assert result.exit_code == 2
+    assert message in result.output
