@@ -10,11 +10,13 @@ Targets, each answering GET /bench with the same small JSON body:
 4. the sidecar, ``strangler serve``.
 
 Load: wrk at 1, 4 and 32 keep-alive connections (a bounded Python generator when wrk
-is missing), a short warm-up before each run. Prints p50/p99 and rps per target and
+is missing), a short warm-up first. The targets take turns, for three rounds, and the
+median round is shown, so that a noisy neighbour on the machine skews every target
+alike. Prints p50/p99 and rps per target and
 the two targets: sidecar rps >= 0.9 x the pass-through, and added p50 <= 1.0 ms at one
 connection over the direct upstream. Results also go to bench/results/proxy.json.
 
-    .venv/bin/python bench/proxy.py [--seconds 4] [--workers 1] [--threads 16]
+    .venv/bin/python bench/proxy.py [--seconds 3] [--rounds 3] [--workers 1] [--threads 16]
 """
 
 from __future__ import annotations
@@ -59,20 +61,32 @@ def main() -> None:
             "passthrough": stack.enter_context(_passthrough(work, settings, upstream)),
             "sidecar": stack.enter_context(_sidecar(work, settings, upstream)),
         }
-        results: dict[str, dict[int, Result]] = {name: {} for name in targets}
-        for connections in args.connections:
-            for name, base in targets.items():
-                if base is None:
-                    continue
-                url = base + PATH
-                _measure(url, connections, WARM_UP_S, use_wrk)
-                results[name][connections] = _measure(url, connections, args.seconds, use_wrk)
+        runs: dict[str, dict[int, list[Result]]] = {name: {} for name in targets}
+        for round_ in range(args.rounds):
+            for connections in args.connections:
+                for name, base in targets.items():
+                    if base is None:
+                        continue
+                    url = base + PATH
+                    if round_ == 0:
+                        _measure(url, connections, WARM_UP_S, use_wrk)
+                    result = _measure(url, connections, args.seconds, use_wrk)
+                    runs[name].setdefault(connections, []).append(result)
+    results = {name: {c: _median(rs) for c, rs in by_c.items()} for name, by_c in runs.items()}
     _report(results, args, load, nginx_proxy is not None)
+
+
+def _median(results: list[Result]) -> Result:
+    """The run with the median throughput (its latencies with it)."""
+    return sorted(results, key=lambda r: r.rps)[len(results) // 2]
 
 
 def _parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=4.0, help="per run (default 4)")
+    parser.add_argument("--seconds", type=float, default=3.0, help="per run (default 3)")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="interleaved rounds; the median is shown"
+    )
     parser.add_argument("--connections", type=int, nargs="+", default=[1, 4, 32])
     parser.add_argument("--workers", type=int, default=1, help="gunicorn worker processes")
     parser.add_argument("--threads", type=int, default=16, help="threads per worker")
@@ -202,7 +216,8 @@ def _report(
     results: dict[str, dict[int, Result]], args: argparse.Namespace, load: str, nginx: bool
 ) -> None:
     print(
-        f"proxy benchmark on 127.0.0.1: GET {PATH}, {args.seconds:g}s per run, load from {load}; "
+        f"proxy benchmark on 127.0.0.1: GET {PATH}, median of {args.rounds} rounds of "
+        f"{args.seconds:g}s, load from {load}; "
         f"gunicorn gthread, {args.workers} worker(s) x {args.threads} threads"
     )
     print(f"{'target':<12}{'conns':>6}{'rps':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
@@ -225,6 +240,7 @@ def _report(
             {
                 "load": load,
                 "seconds": args.seconds,
+                "rounds": args.rounds,
                 "workers": args.workers,
                 "threads": args.threads,
                 "runs": {
