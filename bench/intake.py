@@ -4,7 +4,9 @@ Starts ``strangler serve`` (one worker process, its dispatcher routing what come
 the SQLite ledger in WAL mode in a temporary data dir) and POSTs unique notifications to
 ``/_strangler/notifications`` from 1, 8 and 32 keep-alive connections with wrk (a
 bounded Python generator when wrk is missing). Every 202 means the order was durable in
-the ledger before the answer; the ledger is counted afterwards to prove it.
+the ledger before the answer; the ledger is counted afterwards to prove it. First, one
+notification is sent over and over (duplicates: the HTTP path and the ledger's insert,
+with nothing new for the dispatcher), which shows the intake path's own capacity.
 
 For scale, the same number of SQLite ``record_received`` calls is then timed in this
 process with nothing else running (the ledger's own ceiling, no HTTP, no dispatcher).
@@ -63,6 +65,14 @@ end
 """
 
 
+_LUA_SAME = """
+wrk.method = "POST"
+wrk.body = '{"order_id":"%(prefix)s-same","user_guid":"u-1","unit_id":"unit-1"}'
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer %(token)s"
+"""
+
+
 def main() -> None:
     """Run intake at each concurrency, count the ledger, print the table and verdicts."""
     args = _parse_args()
@@ -72,11 +82,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="strangler-intake-") as tmp:
         work = Path(tmp)
         with _sidecar(work, args.workers, args.threads) as url:
+            duplicates = _run(work, url, max(args.connections), args.seconds, use_wrk, same=True)
             for connections in args.connections:
                 results[connections] = _run(work, url, connections, args.seconds, use_wrk)
-        in_ledger = _count_orders(work / "sidecar" / "ledger.sqlite3")
+        in_ledger = _count_orders(work / "sidecar" / "ledger.sqlite3") - 1
         ceiling = _ledger_alone(work / "alone.sqlite3", min(in_ledger, MAX_LEDGER_ALONE))
-    _report(results, args, load, in_ledger, ceiling)
+    _report(results, args, load, in_ledger, ceiling, duplicates)
 
 
 def _parse_args() -> argparse.Namespace:
@@ -114,15 +125,20 @@ def _sidecar(work: Path, workers: int, threads: int) -> Iterator[str]:
         yield url
 
 
-def _run(work: Path, url: str, connections: int, seconds: float, use_wrk: bool) -> Result:
+def _run(
+    work: Path, url: str, connections: int, seconds: float, use_wrk: bool, *, same: bool = False
+) -> Result:
+    """Unique notifications (or, with ``same``, one notification over and over)."""
     prefix = f"b{connections}-{uuid.uuid4().hex[:6]}"
     if use_wrk:
         script = work / f"intake-{prefix}.lua"
-        script.write_text(_LUA % {"prefix": prefix, "endpoint": ENDPOINT, "token": TOKEN})
+        template = _LUA_SAME if same else _LUA
+        script.write_text(template % {"prefix": prefix, "endpoint": ENDPOINT, "token": TOKEN})
         return wrk(url + ENDPOINT, connections, seconds, script=script)
 
     def make(thread: int, n: int) -> tuple[str, str, bytes, dict[str, str]]:
-        body = {"order_id": f"{prefix}-{thread}-{n}", "user_guid": f"u-{n % 997}", "unit_id": "u"}
+        order_id = f"{prefix}-same" if same else f"{prefix}-{thread}-{n}"
+        body = {"order_id": order_id, "user_guid": f"u-{n % 997}", "unit_id": "u"}
         headers = {"Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"}
         return "POST", ENDPOINT, json.dumps(body).encode(), headers
 
@@ -158,6 +174,7 @@ def _report(
     load: str,
     in_ledger: int,
     ceiling: Result,
+    duplicates: Result,
 ) -> None:
     print(
         f"intake benchmark on 127.0.0.1: POST {ENDPOINT}, SQLite ledger (WAL), "
@@ -168,7 +185,15 @@ def _report(
     for connections, r in results.items():
         print(f"{connections:>6}{r.rps:>12.0f}{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}{r.errors:>8}")
     accepted = sum(r.requests - r.errors for r in results.values())
-    print(f"answered 2xx: {accepted}; orders in the ledger afterwards: {in_ledger}")
+    print(
+        f"answered 2xx: {accepted}; orders in the ledger afterwards: {in_ledger} "
+        "(more: requests in flight when the load stopped)"
+    )
+    print(
+        f"one order sent over and over (duplicates: HTTP and the ledger's insert, nothing "
+        f"new to process) at {max(results)} conns: {duplicates.rps:.0f}/s, "
+        f"p50 {duplicates.p50_ms:.2f} ms, p99 {duplicates.p99_ms:.2f} ms"
+    )
     print(
         f"ledger alone (record_received in a row, no HTTP, no dispatcher): {ceiling.rps:.0f}/s, "
         f"p50 {ceiling.p50_ms:.2f} ms, p99 {ceiling.p99_ms:.2f} ms"
@@ -180,15 +205,7 @@ def _report(
         f"(target >= 1000/s with p99 <= 20 ms: {'met' if met else 'MISSED'})"
     )
     RESULTS.parent.mkdir(exist_ok=True)
-    runs = {
-        str(c): {
-            "per_s": round(r.rps),
-            "p50_ms": round(r.p50_ms, 2),
-            "p99_ms": round(r.p99_ms, 2),
-            "errors": r.errors,
-        }
-        for c, r in results.items()
-    }
+    runs = {str(c): _summary(r) for c, r in results.items()}
     RESULTS.write_text(
         json.dumps(
             {
@@ -198,11 +215,22 @@ def _report(
                 "answered_2xx": accepted,
                 "in_ledger": in_ledger,
                 "met": met,
+                "duplicates": _summary(duplicates),
+                "ledger_alone": _summary(ceiling),
             },
             indent=2,
         )
         + "\n"
     )
+
+
+def _summary(result: Result) -> dict[str, float]:
+    return {
+        "per_s": round(result.rps),
+        "p50_ms": round(result.p50_ms, 2),
+        "p99_ms": round(result.p99_ms, 2),
+        "errors": result.errors,
+    }
 
 
 if __name__ == "__main__":
