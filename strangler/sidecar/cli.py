@@ -44,9 +44,27 @@ def serve(
         )
         OrderRoute.parse(settings.order_route)
         FieldMapping.parse(settings.order_fields)
+        _check_ranges(settings)
     except ConfigurationError as exc:
         raise click.ClickException(str(exc)) from exc
     configure_logging(settings.log_format)
     from strangler.sidecar.server import serve as run  # noqa: PLC0415  (see server's docstring)
 
     run(settings)
+
+
+_RANGES = {
+    "serve_port": (0, 65535),
+    "serve_workers": (1, 64),
+    "serve_threads": (1, 1024),
+    "upstream_timeout_s": (1, 3600),
+}
+
+
+def _check_ranges(settings: Settings) -> None:
+    for name, (low, high) in _RANGES.items():
+        value = getattr(settings, name)
+        if not low <= value <= high:
+            raise ConfigurationError(
+                f"STRANGLER_{name.upper()} must be between {low} and {high}, got {value}"
+            )

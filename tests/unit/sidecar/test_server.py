@@ -70,8 +70,10 @@ def test_several_workers_switch_on_multiprocess_metrics(
         ({"STRANGLER_ORDER_ROUTE": "orders"}, "STRANGLER_ORDER_ROUTE must look like"),
         ({"STRANGLER_ORDER_FIELDS": "order_id"}, "STRANGLER_ORDER_FIELDS items must look like"),
         ({"STRANGLER_SERVE_PORT": "http"}, "STRANGLER_SERVE_PORT must be an integer"),
+        ({"STRANGLER_SERVE_THREADS": "0"}, "STRANGLER_SERVE_THREADS must be between 1 and"),
+        ({"STRANGLER_UPSTREAM_TIMEOUT_S": "0"}, "STRANGLER_UPSTREAM_TIMEOUT_S must be between"),
     ],
-    ids=["route", "fields", "port"],
+    ids=["route", "fields", "port", "threads", "timeout"],
 )
 def test_serve_refuses_bad_settings_before_starting(env: dict[str, str], message: str) -> None:
     """A wrong setting stops ``strangler serve`` at once with the setting named."""
