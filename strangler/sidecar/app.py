@@ -56,24 +56,21 @@ def create_app(
     runtime = runtime if runtime is not None else _runtime_from(settings)
     metrics = metrics if metrics is not None else SidecarMetrics()
     metrics.watch(runtime.ledger, runtime.flags)
-    access_log = AccessLog()
-    background = BackgroundIntake(runtime.router, runtime.ledger, metrics)
-    readiness = Readiness(
-        runtime.ledger, runtime.flags, settings.upstream_url, probe=readiness_probe or tcp_probe
-    )
     state = SidecarState(
         settings=settings,
         runtime=runtime,
         rollout=rollout if rollout is not None else _rollout_from(settings),
         metrics=metrics,
-        access_log=access_log,
+        access_log=AccessLog(),
         admin_token=AdminToken(settings.admin_token),
         sns=SnsVerifier(
             topic_arns=settings.sns_topic_arns, cert_fetcher=cert_fetcher or HttpCertFetcher()
         ),
         confirm_subscription=subscription_confirmer or HttpSubscriptionConfirmer(),
-        background=background,
-        readiness=readiness,
+        background=BackgroundIntake(runtime.router, runtime.ledger, metrics),
+        readiness=Readiness(
+            runtime.ledger, runtime.flags, settings.upstream_url, probe=readiness_probe or tcp_probe
+        ),
     )
     proxy = ProxyApp(
         settings.upstream_url,
@@ -81,11 +78,16 @@ def create_app(
         or make_upstream_pool(settings.upstream_url, maxsize=settings.serve_threads),
         timeout_s=settings.upstream_timeout_s,
         metrics=metrics,
-        access_log=access_log,
+        access_log=state.access_log,
         intercept=route.matches,
-        on_answer=InterceptedAnswers(mapping, background, tee_limit=TEE_LIMIT),
+        on_answer=InterceptedAnswers(mapping, state.background, tee_limit=TEE_LIMIT),
         tee_limit=TEE_LIMIT,
     )
+    return _flask_app(state, proxy)
+
+
+def _flask_app(state: SidecarState, proxy: ProxyApp) -> Flask:
+    """The /_strangler/ API in Flask, with ``proxy`` taking every other path."""
     app = Flask("strangler.sidecar", static_folder=None)
     app.extensions[EXTENSION] = state
     for part in (dashboard, ops, reads, intake, sns_endpoint, admin):
