@@ -15,7 +15,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
-from strangler.exceptions import RolloutError
+from strangler.exceptions import FlagFileError, RolloutError, UnleashAdminError
 from strangler.rollout import RolloutChange
 from strangler.sidecar.auth import require_admin
 from strangler.sidecar.bodies import read_body
@@ -39,7 +39,11 @@ class _BadChange(ValueError):
 @require_admin
 def show_rollout() -> Response:
     """The flag's rollout now: enabled, percentage, variants, revision."""
-    return jsonify(sidecar_state().rollout.show().to_dict())
+    try:
+        state = sidecar_state().rollout.show()
+    except (UnleashAdminError, FlagFileError) as exc:
+        return _unavailable(exc)
+    return jsonify(state.to_dict())
 
 
 @blueprint.put("/_strangler/rollout")
@@ -50,7 +54,14 @@ def change_rollout() -> Response:
         change = _apply(sidecar_state().rollout, _body())
     except (_BadChange, RolloutError) as exc:
         return json_error(400, "invalid_rollout_change", str(exc))
+    except (UnleashAdminError, FlagFileError) as exc:
+        return _unavailable(exc)
     return jsonify({**change.after.to_dict(), "changed": change.changed})
+
+
+def _unavailable(exc: UnleashAdminError | FlagFileError) -> Response:
+    """The flag store (the Unleash server or the flag file) failed; nothing changed here."""
+    return json_error(502, "flag_store_unavailable", str(exc))
 
 
 def _body() -> Mapping[str, Any]:

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
+from strangler.exceptions import FlagFileError, UnleashAdminError
 from tests.unit.sidecar.conftest import AUTH
 from tests.unit.sidecar.fakes import FakeRollout
 
@@ -112,3 +113,34 @@ def test_body_that_is_not_json_is_400(client: FlaskClient) -> None:
     """A PUT body that is not JSON is refused with an example of the right shape."""
     response = client.put(URL, data=b"percentage=5", headers=AUTH)
     assert (response.status_code, "percentage" in response.json["message"]) == (400, True)
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        pytest.param(
+            UnleashAdminError("Unleash refused: 503", url="http://u/api", status=503), id="unleash"
+        ),
+        pytest.param(FlagFileError("flags/test.json", "not valid JSON"), id="flag-file"),
+    ],
+)
+@pytest.mark.parametrize("method", ["get", "put"])
+def test_flag_store_failure_is_a_502_naming_it(
+    client: FlaskClient,
+    rollout: FakeRollout,
+    monkeypatch: pytest.MonkeyPatch,
+    failure: Exception,
+    method: str,
+) -> None:
+    """When Unleash or the flag file fails, the admin API answers 502 with the cause."""
+
+    def fail(*_args: Any, **_kwargs: Any) -> None:
+        raise failure
+
+    monkeypatch.setattr(rollout, "show", fail)
+    monkeypatch.setattr(rollout, "set_percentage", fail)
+    response = client.open(
+        URL, method=method.upper(), json={"percentage": 5, "reason": "r"}, headers=AUTH
+    )
+    assert response.status_code == 502
+    assert response.json == {"error": "flag_store_unavailable", "message": str(failure)}

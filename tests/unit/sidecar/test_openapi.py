@@ -16,12 +16,13 @@ from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
 from werkzeug.test import TestResponse
 
+from strangler.exceptions import UnleashAdminError
 from strangler.ledger import ledger_from_url
 from strangler.orders import Decision, OrderNotification, OrderStatus
 from strangler.orders import Path as OrderPath
 from strangler.sidecar.exceptions import SnsCertificateUnavailable
 from tests.unit.sidecar.conftest import AUTH
-from tests.unit.sidecar.fakes import FakeRuntime
+from tests.unit.sidecar.fakes import FakeRollout, FakeRuntime
 from tests.unit.sidecar.sns_signing import SnsSigner
 
 DOC_PATH = Path(__file__).resolve().parents[3] / "docs" / "sidecar-api.yaml"
@@ -74,6 +75,7 @@ def exchanges(
     runtime: FakeRuntime,
     signer: SnsSigner,
     story: dict[str, Any],
+    rollout: FakeRollout,
 ) -> Iterator[TestResponse]:
     """One request for each documented answer of each operation."""
     runtime.ledger.stories["o-1"] = story
@@ -107,6 +109,7 @@ def exchanges(
     with make_app(admin_token=None).test_client() as unset:
         yield unset.get("/_strangler/rollout", headers=AUTH)
         yield unset.put("/_strangler/rollout", json={}, headers=AUTH)
+    yield from flag_store_down(client, rollout)
     runtime.ledger.broken = True
     yield client.get("/_strangler/readyz")
     yield client.get("/_strangler/orders/o-1")
@@ -120,9 +123,11 @@ def test_real_answers_fit_the_documented_schemas(
     runtime: FakeRuntime,
     signer: SnsSigner,
     story: dict[str, Any],
+    rollout: FakeRollout,
 ) -> None:
     """Every documented answer is produced, and each real answer validates against its schema."""
-    produced = {check(response) for response in exchanges(make_app, client, runtime, signer, story)}
+    answers = exchanges(make_app, client, runtime, signer, story, rollout)
+    produced = {check(response) for response in answers}
     produced.add(check(certificate_unavailable(make_app, signer)))
     documented = {
         (path, method, status)
@@ -132,6 +137,18 @@ def test_real_answers_fit_the_documented_schemas(
         for status in operation["responses"]
     }
     assert produced == documented
+
+
+def flag_store_down(client: FlaskClient, rollout: FakeRollout) -> Iterator[TestResponse]:
+    """502s from /_strangler/rollout: the Unleash Admin API cannot be reached."""
+
+    def fail(*_args: Any, **_kwargs: Any) -> None:
+        raise UnleashAdminError("cannot reach Unleash", url="http://unleash/api", status=None)
+
+    rollout.show = fail  # type: ignore[method-assign]
+    rollout.set_percentage = fail  # type: ignore[method-assign]
+    yield client.get("/_strangler/rollout", headers=AUTH)
+    yield client.put("/_strangler/rollout", json={"percentage": 30, "reason": "r"}, headers=AUTH)
 
 
 def certificate_unavailable(make_app: Callable[..., Flask], signer: SnsSigner) -> TestResponse:
