@@ -1,4 +1,14 @@
-"""strangler: route orders between a legacy batch system and an instant pipeline."""
+"""strangler: route orders between a legacy batch system and an instant pipeline.
+
+The light records and errors are imported eagerly. The parts that pull in Flask,
+SQLAlchemy, boto3 or the Unleash SDK are loaded on first use (PEP 562), so that a
+Lambda handler importing ``strangler.instant.handlers`` stays small and fast to start.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from strangler.exceptions import (
     ConfigurationError,
@@ -8,26 +18,77 @@ from strangler.exceptions import (
     LedgerError,
     RolloutError,
     StranglerError,
+    UnleashAdminError,
 )
 from strangler.orders import Decision, OrderNotification, OrderStatus, Outcome, Path, StepResult
 from strangler.settings import Settings
 
+if TYPE_CHECKING:
+    from strangler.flags import EmbeddedFlagSource, UnleashFlagSource, flag_source_from_settings
+    from strangler.instant import LocalBackend, StepFunctionsBackend
+    from strangler.instant.asl import StateMachine
+    from strangler.ledger import SqlLedger, ledger_from_url
+    from strangler.legacy_adapter import LegacyClient
+    from strangler.rollout import rollout_controller_from_settings
+    from strangler.router import Router
+    from strangler.runtime import Runtime
+    from strangler.sidecar.app import create_app
+
 __version__ = "0.1.0"
+
+_LAZY = {
+    "EmbeddedFlagSource": "strangler.flags",
+    "LegacyClient": "strangler.legacy_adapter",
+    "LocalBackend": "strangler.instant",
+    "Router": "strangler.router",
+    "Runtime": "strangler.runtime",
+    "SqlLedger": "strangler.ledger",
+    "StateMachine": "strangler.instant.asl",
+    "StepFunctionsBackend": "strangler.instant",
+    "UnleashFlagSource": "strangler.flags",
+    "create_app": "strangler.sidecar.app",
+    "flag_source_from_settings": "strangler.flags",
+    "ledger_from_url": "strangler.ledger",
+    "rollout_controller_from_settings": "strangler.rollout",
+}
 
 __all__ = [
     "ConfigurationError",
     "Decision",
+    "EmbeddedFlagSource",
     "FlagError",
     "FlagFileError",
     "InvalidNotification",
     "LedgerError",
+    "LegacyClient",
+    "LocalBackend",
     "OrderNotification",
     "OrderStatus",
     "Outcome",
     "Path",
     "RolloutError",
+    "Router",
+    "Runtime",
     "Settings",
+    "SqlLedger",
+    "StateMachine",
+    "StepFunctionsBackend",
     "StepResult",
     "StranglerError",
+    "UnleashAdminError",
+    "UnleashFlagSource",
     "__version__",
+    "create_app",
+    "flag_source_from_settings",
+    "ledger_from_url",
+    "rollout_controller_from_settings",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'strangler' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
