@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,6 +28,7 @@ from pathlib import Path
 import requests
 
 from strangler.legacy_adapter import LegacyClient
+from strangler.processes import free_port, running
 
 RESULTS = Path(__file__).parent / "results" / "legacy.json"
 TIME_CAP_S = 30.0
@@ -166,7 +165,7 @@ def _simulator(url: str | None) -> Iterator[str]:
         yield url.rstrip("/")
         return
     with tempfile.TemporaryDirectory(prefix="legacy-bench-") as workdir:
-        port = _free_port()
+        port = free_port()
         command = [
             sys.executable,
             "-m",
@@ -180,36 +179,10 @@ def _simulator(url: str | None) -> Iterator[str]:
             "--log-format",
             "json",
         ]
-        log = (Path(workdir) / "sim.log").open("wb")
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         base = f"http://127.0.0.1:{port}"
-        try:
-            _wait_ready(base, process)
+        log_path = Path(workdir) / "sim.log"
+        with running(command, ready_url=f"{base}/healthz", log_path=log_path, grace_s=15):
             yield base
-        finally:
-            process.terminate()
-            process.wait(15)
-            log.close()
-
-
-def _wait_ready(base: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit("legacy-sim exited before it was ready")
-        try:
-            if requests.get(f"{base}/healthz", timeout=0.5).ok:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.1)
-    raise SystemExit("legacy-sim did not become ready within 30s")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 if __name__ == "__main__":

@@ -8,18 +8,15 @@ and accounts for every order from the ledger and from the legacy app's own recor
 
 from __future__ import annotations
 
-import os
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +27,7 @@ from strangler.demo_summary import DemoSummary, summarize
 from strangler.flags import flag_source_from_settings
 from strangler.orders import OrderNotification
 from strangler.orders import Path as OrderPath
+from strangler.processes import free_port, running
 from strangler.settings import Settings
 from strangler.sim.traffic import synthetic_orders
 
@@ -220,7 +218,7 @@ def _temp_dir(keep: bool) -> Iterator[str]:
 
 @contextmanager
 def _legacy_simulator(workdir: Path, options: DemoOptions) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     args = [
         "legacy-sim",
         "--host",
@@ -241,7 +239,7 @@ def _legacy_simulator(workdir: Path, options: DemoOptions) -> Iterator[str]:
 
 @contextmanager
 def _sidecar(workdir: Path, flags_file: Path, legacy_url: str, token: str) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     env = {
         "STRANGLER_DATA_DIR": str(workdir),
         "STRANGLER_FLAGS_FILE": str(flags_file),
@@ -257,49 +255,12 @@ def _sidecar(workdir: Path, flags_file: Path, legacy_url: str, token: str) -> It
         yield url
 
 
-@contextmanager
 def _service(
     args: Sequence[str], ready_url: str, log_path: Path, env: Mapping[str, str]
-) -> Iterator[None]:
-    command = [sys.executable, "-m", "strangler", *args]
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **env}
-        )
-    try:
-        _wait_ready(process, ready_url, log_path)
-        yield
-    finally:
-        _stop(process)
-
-
-def _wait_ready(process: subprocess.Popen[bytes], url: str, log_path: Path) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            break
-        try:
-            if requests.get(url, timeout=0.5).ok:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.1)
-    tail = log_path.read_text(errors="replace")[-2000:]
-    raise RuntimeError(f"{url} did not come up; last log lines:\n{tail}")
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+) -> AbstractContextManager[subprocess.Popen[bytes]]:
+    return running(
+        [sys.executable, "-m", "strangler", *args],
+        ready_url=ready_url,
+        log_path=log_path,
+        env=env,
+    )

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +14,21 @@ from pathlib import Path
 
 import pytest
 import requests
+
+from strangler.processes import ServiceDidNotStart, free_port, running
+
+__all__ = [
+    "IN_CI",
+    "PG_ADMIN_URL",
+    "REPO_ROOT",
+    "free_port",
+    "http_ok",
+    "require",
+    "require_node",
+    "running_process",
+    "strangler_cmd",
+    "wait_until",
+]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -43,13 +56,6 @@ def require_node() -> str:
     )
     assert node is not None
     return node
-
-
-def free_port() -> int:
-    """An ephemeral TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
@@ -89,32 +95,19 @@ def running_process(
     ``log_path`` and is shown when it fails to become ready.
     """
     log_path = log_path or Path(os.environ.get("TMPDIR", "/tmp")) / f"proc-{uuid.uuid4().hex}.log"
-    full_env = {**os.environ, **(env or {})}
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            list(args), stdout=log, stderr=subprocess.STDOUT, env=full_env, cwd=REPO_ROOT
-        )
     try:
-        deadline = time.monotonic() + timeout
-        while not http_ok(ready_url)():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                output = log_path.read_text(errors="replace")[-4000:]
-                pytest.fail(f"{args[0]} did not become ready at {ready_url}:\n{output}")
-            time.sleep(0.1)
-        yield proc
-    finally:
-        stop_process(proc)
-
-
-def stop_process(proc: subprocess.Popen[bytes], grace: float = 10.0) -> None:
-    """SIGTERM, then SIGKILL after ``grace`` seconds."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(grace)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        with running(
+            args,
+            ready_url=ready_url,
+            log_path=log_path,
+            env=env,
+            cwd=REPO_ROOT,
+            timeout_s=timeout,
+            grace_s=10.0,
+        ) as proc:
+            yield proc
+    except ServiceDidNotStart as exc:
+        pytest.fail(f"{args[0]}: {exc}")
 
 
 def strangler_cmd(*args: str) -> list[str]:

@@ -10,7 +10,8 @@ from typing import Any
 
 import requests
 
-from tests.helpers import free_port, running_process, stop_process, strangler_cmd
+from strangler.processes import stop
+from tests.helpers import free_port, running_process, strangler_cmd
 
 
 @dataclass(frozen=True)
@@ -110,7 +111,7 @@ class RunningSim:
     def stop(self) -> None:
         """Stop the process (SIGTERM)."""
         if self.process is not None:
-            stop_process(self.process)
+            stop(self.process, grace_s=10.0)
 
 
 @contextmanager

@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import REPO_ROOT, stop_process, strangler_cmd
+from strangler.processes import stop
+from tests.helpers import REPO_ROOT, strangler_cmd
 
 
 @dataclass
@@ -89,7 +90,7 @@ def running_workers(
         yield workers
     finally:
         for worker in workers:
-            stop_process(worker.process)
+            stop(worker.process, grace_s=10.0)
 
 
 def runs_per_order(*workers: Worker) -> Counter[str]:
