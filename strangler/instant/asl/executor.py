@@ -1,8 +1,10 @@
 """The interpreter: runs compiled state specs, records history, applies Retry and Catch.
 
-One :class:`Run` is one execution. It walks a machine state by state in the calling
-thread; Parallel branches and Map iterations run on worker threads (the calling thread
-takes a share), each with its own history :class:`~strangler.instant.asl.history.Thread`.
+One :class:`Run` is one execution. It walks a machine state by state as a generator (a
+loop for :mod:`~strangler.instant.asl.driver`, which makes the handler calls that have a
+deadline and carries the loop on in another thread when one expires); Parallel branches
+and Map iterations run as loops of their own on worker threads (the calling thread takes
+a share), each with its own history :class:`~strangler.instant.asl.history.Thread`.
 Input and output processing follows the language's order: InputPath, Parameters, the
 state's work, ResultSelector, ResultPath, OutputPath. Values are never changed in place
 (ResultPath copies the objects on its way), so branches may share their input safely.
@@ -15,9 +17,10 @@ import random
 import threading
 from collections.abc import Callable, Mapping
 from datetime import datetime
+from functools import partial
 from typing import Any
 
-from strangler.instant.asl import workers
+from strangler.instant.asl import driver, workers
 from strangler.instant.asl.definition import (
     Catcher,
     ChoiceSpec,
@@ -52,6 +55,8 @@ from strangler.instant.asl.timestamps import format_timestamp, parse_timestamp
 __all__ = ["Run", "RunSettings"]
 
 _Outcome = tuple[str | None, Any]  # (next state or None at the end, output)
+_Step = Callable[[Any, Any, Thread, "_Scope"], _Outcome]
+_LoopStep = Callable[[Any, Any, Thread, "_Scope"], driver.Loop]
 
 
 class RunSettings:
@@ -203,13 +208,16 @@ class Run:
         self.extra_context = extra_context
         self.history = History(settings.clock)
         self.start_time: datetime | None = None
-        self._handlers: dict[type, Callable[[Any, Any, Thread, _Scope], _Outcome]] = {
+        self._steps: dict[type, _Step] = {
             PassSpec: self._pass,
-            TaskSpec: self._task,
             ChoiceSpec: self._choice,
             WaitSpec: self._wait,
             SucceedSpec: self._succeed,
             FailSpec: self._fail,
+        }
+        # States that call handlers: loops, so that the driver can make the calls.
+        self._loop_steps: dict[type, _LoopStep] = {
+            TaskSpec: self._task,
             ParallelSpec: self._parallel,
             MapSpec: self._map,
         }
@@ -246,20 +254,21 @@ class Run:
 
     def run_machine(
         self, machine: MachineSpec, value: Any, thread: Thread, cancel: _Cancel | None
-    ) -> Any:
-        """Run from StartAt to the end; returns the output or raises StatesFailure."""
+    ) -> driver.Loop:
+        """Run from StartAt to the end (a loop for the driver); returns the output or
+        raises StatesFailure."""
         states = machine.states
         name: str | None = machine.start_at
         while name is not None:
             if cancel is not None and cancel.is_set():
                 raise _Aborted
             self._check_deadline()
-            name, value = self._run_state(states[name], value, thread, cancel)
+            name, value = yield from self._run_state(states[name], value, thread, cancel)
         return value
 
     def _run_state(
         self, spec: StateSpec, raw: Any, thread: Thread, cancel: _Cancel | None
-    ) -> _Outcome:
+    ) -> driver.Loop:
         event = self.history.add(
             thread,
             spec.entered_event,
@@ -268,7 +277,10 @@ class Run:
         )
         scope = _Scope(self, spec.name, event["id"], event["timestamp"], cancel)
         try:
-            return self._handlers[type(spec)](spec, raw, thread, scope)
+            step = self._steps.get(type(spec))
+            if step is not None:
+                return step(spec, raw, thread, scope)
+            return (yield from self._loop_steps[type(spec)](spec, raw, thread, scope))
         except EvaluationError as exc:
             raise scope.failure(exc.error, exc.detail) from None
 
@@ -388,7 +400,7 @@ class Run:
         self._exit(spec, output, thread)
         return spec.next, output
 
-    def _task(self, spec: TaskSpec, raw: Any, thread: Thread, scope: _Scope) -> _Outcome:
+    def _task(self, spec: TaskSpec, raw: Any, thread: Thread, scope: _Scope) -> driver.Loop:
         effective = self._select(spec.input_path, raw, scope)
         resource = self.settings.tasks[spec.name]
         counts = [0] * len(spec.retry)
@@ -406,7 +418,7 @@ class Run:
                 self.settings.inline_tasks,
             )
             try:
-                result = resource.invoke(params, attempt)
+                result = yield from resource.invoke(params, attempt)
             except StatesFailure as failure:
                 if self._retry(spec.retry, counts, failure, scope):
                     continue
@@ -499,7 +511,7 @@ class Run:
             cause = _text(spec.cause_path, raw, scope, "CausePath")
         raise StatesFailure(error, cause)
 
-    def _parallel(self, spec: ParallelSpec, raw: Any, thread: Thread, scope: _Scope) -> _Outcome:
+    def _parallel(self, spec: ParallelSpec, raw: Any, thread: Thread, scope: _Scope) -> driver.Loop:
         effective = self._select(spec.input_path, raw, scope)
         if spec.parameters is not None:
             effective = spec.parameters.render(effective, scope)
@@ -510,7 +522,7 @@ class Run:
 
             branch = self._branch(spec, effective, thread, threads)
             try:
-                results = self._concurrently(len(spec.branches), 0, branch, scope.cancel)
+                results = yield from self._concurrently(len(spec.branches), 0, branch, scope.cancel)
             except StatesFailure as failure:
                 if self._retry(spec.retry, counts, failure, scope):
                     continue
@@ -522,17 +534,21 @@ class Run:
 
     def _branch(
         self, spec: ParallelSpec, effective: Any, parent: Thread, threads: list[Thread]
-    ) -> Callable[[int, _Cancel], Any]:
-        def branch(index: int, cancel: _Cancel) -> Any:
+    ) -> Callable[[int, _Cancel], driver.Loop]:
+        def branch(index: int, cancel: _Cancel) -> driver.Loop:
             try:
-                return self.run_machine(spec.branches[index], effective, threads[index], cancel)
+                return (
+                    yield from self.run_machine(
+                        spec.branches[index], effective, threads[index], cancel
+                    )
+                )
             except StatesFailure:
                 parent.last = threads[index].last
                 raise
 
         return branch
 
-    def _map(self, spec: MapSpec, raw: Any, thread: Thread, scope: _Scope) -> _Outcome:
+    def _map(self, spec: MapSpec, raw: Any, thread: Thread, scope: _Scope) -> driver.Loop:
         effective = self._select(spec.input_path, raw, scope)
         items = _items(spec.items_path, effective, scope)
         limit = _concurrency(spec, effective, scope)
@@ -543,7 +559,7 @@ class Run:
             )
             try:
                 iteration = self._iteration(spec, effective, items, thread, scope)
-                results = self._concurrently(len(items), limit, iteration, scope.cancel)
+                results = yield from self._concurrently(len(items), limit, iteration, scope.cancel)
             except StatesFailure as failure:
                 if self._retry(spec.retry, counts, failure, scope):
                     continue
@@ -554,13 +570,13 @@ class Run:
 
     def _iteration(
         self, spec: MapSpec, effective: Any, items: list[Any], parent: Thread, scope: _Scope
-    ) -> Callable[[int, _Cancel], Any]:
+    ) -> Callable[[int, _Cancel], driver.Loop]:
         processor = spec.processor
         assert processor is not None  # the definition always sets it
         selector = spec.item_selector
         details_key = "mapIterationStartedEventDetails"
 
-        def iterate(index: int, cancel: _Cancel) -> Any:
+        def iterate(index: int, cancel: _Cancel) -> driver.Loop:
             names = {"name": spec.name, "index": index}
             started = self.history.add(
                 parent, "MapIterationStarted", details_key, names, advance=False
@@ -570,7 +586,7 @@ class Run:
                 value = items[index]
                 if selector is not None:
                     value = selector.render(effective, scope.for_item(index, value))
-                output = self.run_machine(processor, value, own, cancel)
+                output = yield from self.run_machine(processor, value, own, cancel)
             except StatesFailure:
                 self.history.add(
                     own,
@@ -606,34 +622,35 @@ class Run:
         self,
         count: int,
         limit: int,
-        work: Callable[[int, _Cancel], Any],
+        work: Callable[[int, _Cancel], driver.Loop],
         outer: _Cancel | None,
-    ) -> list[Any]:
+    ) -> driver.Loop:
         """``work(i)`` for every i in order of results; at most ``limit`` at once (0: no limit).
 
-        With room for one at a time the calling thread does the work itself; otherwise
-        workers do, and the calling thread only waits, so that the first failure is
-        raised at once: the others stop at their next state transition, unwaited for.
+        With room for one at a time the calling loop does the work itself; otherwise
+        workers drive loops that do, and the calling thread only waits, so that the first
+        failure is raised at once: the others stop at their next state transition,
+        unwaited for.
         """
         results: list[Any] = [None] * count
         cancel = _Cancel(outer)
         size = min(count, limit or count, self.settings.max_workers)
         if size <= 1:
             for index in range(count):
-                results[index] = work(index, cancel)
+                results[index] = yield from work(index, cancel)
             return results
         indexes = itertools.count()
         lock = threading.Lock()
         done = threading.Event()
         state: dict[str, Any] = {"error": None, "running": size}
 
-        def worker() -> None:
+        def worker() -> driver.Loop:
             try:
                 while not cancel.is_set():
                     index = next(indexes)
                     if index >= count:
                         return
-                    results[index] = work(index, cancel)
+                    results[index] = yield from work(index, cancel)
             except BaseException as exc:  # handed to the calling thread below
                 with lock:
                     if state["error"] is None:
@@ -646,7 +663,7 @@ class Run:
                         done.set()
 
         for _ in range(size):
-            workers.submit(worker)
+            workers.submit(partial(driver.drive, worker(), _ignore))
         done.wait()
         error = state["error"]
         if error is not None:
@@ -655,6 +672,10 @@ class Run:
 
 
 _RNG = random.Random()
+
+
+def _ignore(_value: Any, _error: BaseException | None) -> None:
+    """The end of a Map or Parallel worker's loop: it reports through shared state."""
 
 
 def _referenced(path: JsonPath, effective: Any, scope: _Scope, field: str) -> Any:

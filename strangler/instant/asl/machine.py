@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
+from strangler.instant.asl import driver
 from strangler.instant.asl.definition import Definition, TaskSpec, parse_definition
 from strangler.instant.asl.errors import TIMEOUT, ExecutionTimedOut, StatesFailure
 from strangler.instant.asl.execution import Execution
@@ -57,12 +58,12 @@ class StateMachine:
     Parallel or Map state run at once.
 
     ``task_timeouts`` says how a Task's TimeoutSeconds (and the execution's deadline
-    while a handler runs) is enforced: ``"worker"`` (faithful) runs such handlers on a
-    worker thread and fails the state at the deadline, as Step Functions does;
-    ``"inline"`` (cheaper: no thread hand-off) runs them in the calling thread and turns
-    a call that returns too late into States.Timeout, so a handler that never returns
-    holds the execution. A StateMachine is immutable and may run many executions at once
-    from several threads.
+    while a handler runs) is enforced: ``"worker"`` (faithful) fails the state at the
+    deadline even if the handler never returns, as Step Functions does (an execution
+    that may time a handler runs on a worker thread while the calling thread waits);
+    ``"inline"`` runs everything in the calling thread and turns a call that returns too
+    late into States.Timeout, so a handler that never returns holds the execution. A
+    StateMachine is immutable and may run many executions at once from several threads.
     """
 
     def __init__(
@@ -92,6 +93,12 @@ class StateMachine:
         self.arn = f"arn:aws:states:{region}:{account_id}:stateMachine:{name}"
         self._execution_prefix = f"arn:aws:states:{region}:{account_id}:execution:{name}:"
         self._rng = rng
+        self._inline_tasks = task_timeouts == "inline"
+        self._timed_tasks = any(
+            spec.timeout_seconds is not None or spec.timeout_seconds_path is not None
+            for spec in self._definition.machine.walk()
+            if isinstance(spec, TaskSpec)
+        )
         self._settings = RunSettings(
             clock=clock or partial(datetime.now, UTC),
             sleeper=sleeper or time.sleep,
@@ -101,7 +108,7 @@ class StateMachine:
             state_machine_name=name,
             role_arn=role_arn or f"arn:aws:iam::{account_id}:role/{name}-role",
             tasks=self._task_resources(),
-            inline_tasks=task_timeouts == "inline",
+            inline_tasks=self._inline_tasks,
         )
 
     @property
@@ -188,8 +195,11 @@ class StateMachine:
         self, run: Run, value: Any, thread: Thread, seconds: float | None
     ) -> tuple[str, Any, str | None, str | None]:
         history = run.history
+        # Handler calls can be timed out only on a thread this one does not wait in.
+        on_worker = not self._inline_tasks and (self._timed_tasks or run.deadline is not None)
         try:
-            output = run.run_machine(self._definition.machine, value, thread, None)
+            loop = run.run_machine(self._definition.machine, value, thread, None)
+            output = driver.run(loop, on_worker=on_worker)
         except StatesFailure as failure:
             details = {"error": failure.error, "cause": failure.cause}
             details = {key: text for key, text in details.items() if text is not None}

@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
 
-from strangler.instant.asl import workers
+from strangler.instant.asl.driver import Call, Loop
 from strangler.instant.asl.errors import TIMEOUT, ExecutionTimedOut, StatesFailure
 from strangler.instant.asl.history import History, Thread, dumps
 from strangler.instant.asl.lambda_context import LambdaContext
@@ -181,8 +181,9 @@ class TaskResource:
 
     compact_causes = False
 
-    def invoke(self, params: Any, attempt: Attempt) -> Any:
-        """Run one attempt; returns the task result or raises StatesFailure.
+    def invoke(self, params: Any, attempt: Attempt) -> Loop:
+        """Run one attempt (a loop for the driver); returns the task result or raises
+        StatesFailure.
 
         Raises ExecutionTimedOut when the execution's own deadline passes first.
         """
@@ -193,7 +194,7 @@ class TaskResource:
         try:
             function = self.target(params)
             event = self.event(params_json)
-            result = _call(function, event, attempt)
+            result = yield from _call(function, event, attempt)
             try:
                 result_json = dumps(result)
             except (TypeError, ValueError) as exc:
@@ -355,7 +356,9 @@ class _TaskTimedOut(Exception):
     pass
 
 
-def _call(function: ResolvedFunction, event: Any, attempt: Attempt) -> Any:
+def _call(function: ResolvedFunction, event: Any, attempt: Attempt) -> Loop:
+    """Call the handler: in place if nothing times it, else as a Call for the driver."""
+    started = time.monotonic()
     budget = float(attempt.timeout) if attempt.timeout is not None else _LAMBDA_MAX_SECONDS
     context = LambdaContext(
         function_name=function.name,
@@ -363,20 +366,17 @@ def _call(function: ResolvedFunction, event: Any, attempt: Attempt) -> Any:
         invoked_function_arn=function.arn,
         aws_request_id=attempt.request_id,
         log_group_name=f"/aws/lambda/{function.name}",
-        deadline=time.monotonic() + budget,
+        deadline=started + budget,
     )
     handler = function.handler
     if attempt.timeout is None and attempt.remaining is None:
         return handler(event, context)
     if attempt.inline:
         return _call_inline(handler, event, context, attempt)
-    job = workers.submit(lambda: handler(event, context))
     limit, task_first = _limit(attempt)
-    if not job.wait(limit):
-        if task_first:
-            raise _TaskTimedOut
-        raise ExecutionTimedOut
-    return job.result()
+    assert limit is not None  # a timeout or a deadline is set
+    expired = _TaskTimedOut if task_first else ExecutionTimedOut
+    return (yield Call(handler, (event, context), started + limit, expired))
 
 
 def _limit(attempt: Attempt) -> tuple[float | None, bool]:

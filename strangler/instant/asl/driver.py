@@ -1,0 +1,210 @@
+"""Runs the executor's state loops, timing the handler calls that have a deadline.
+
+The state loop is a generator. Where a Task's handler must end by a deadline (its
+TimeoutSeconds or the execution's), the loop does not call the handler: it yields a
+:class:`Call`, and :func:`drive` makes the call in its own thread and sends the result
+(or throws the exception) back in. One watchdog thread holds every running call's
+deadline. A call that returns in time costs no thread hand-off at all; one still running
+at its deadline is abandoned: the watchdog throws the call's timeout error into the loop
+on a worker thread, where the loop carries on, and the thread left in the handler drops
+its result when (if ever) the handler returns, since Python cannot stop a thread.
+
+A loop whose calls may time out must therefore not be driven by a thread that has to
+return on time: :func:`run` with ``on_worker=True`` drives it on a worker while the
+calling thread waits for the end.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+import threading
+import time
+from collections.abc import Callable, Generator
+from functools import partial
+from typing import Any
+
+from strangler.instant.asl import workers
+
+__all__ = ["Call", "Loop", "drive", "run"]
+
+Done = Callable[[Any, BaseException | None], None]
+
+
+class Call:
+    """A handler call a loop asks its driver to make, due by ``deadline`` (monotonic).
+
+    If the call is still running at the deadline, ``expired`` is raised in the loop.
+    """
+
+    __slots__ = ("args", "deadline", "expired", "handler")
+
+    def __init__(
+        self,
+        handler: Callable[..., Any],
+        args: tuple[Any, ...],
+        deadline: float,
+        expired: type[BaseException],
+    ) -> None:
+        self.handler = handler
+        self.args = args
+        self.deadline = deadline
+        self.expired = expired
+
+
+Loop = Generator[Call, Any, Any]
+
+
+def drive(loop: Loop, done: Done, error: BaseException | None = None) -> None:
+    """Run ``loop`` in this thread, making its calls, until it ends or a call expires.
+
+    ``done(value, None)`` or ``done(None, exception)`` receives the loop's end, from
+    whichever thread reaches it. ``error`` is thrown into the loop first (a resumed loop).
+    """
+    value: Any = None
+    while True:
+        try:
+            call = loop.send(value) if error is None else loop.throw(error)
+        except StopIteration as stop:
+            done(stop.value, None)
+            return
+        except BaseException as exc:  # the loop's own failure, handed to its waiter
+            done(None, exc)
+            return
+        watch = _Watch(call.deadline, call.expired, loop, done)
+        _WATCHDOG.arm(watch)
+        value = error = None
+        try:
+            value = call.handler(*call.args)
+        except BaseException as exc:  # the handler's failure goes into the loop
+            error = exc
+        if not _WATCHDOG.disarm(watch):
+            return  # expired meanwhile: the loop goes on in another thread
+
+
+def run(loop: Loop, *, on_worker: bool) -> Any:
+    """Drive ``loop`` to its end and return its value or raise its exception.
+
+    ``on_worker``: drive it on a worker thread while this thread waits, so that a call
+    which never returns cannot hold this thread past the call's deadline.
+    """
+    outcome = _Outcome()
+    if on_worker:
+        workers.submit(partial(drive, loop, outcome.set))
+    else:
+        drive(loop, outcome.set)
+    return outcome.get()
+
+
+class _Outcome:
+    """A loop's end, handed from the thread that reached it to the one waiting for it."""
+
+    __slots__ = ("_error", "_ready", "_value")
+
+    def __init__(self) -> None:
+        self._ready = threading.Lock()
+        self._ready.acquire()
+        self._value: Any = None
+        self._error: BaseException | None = None
+
+    def set(self, value: Any, error: BaseException | None) -> None:
+        self._value = value
+        self._error = error
+        self._ready.release()
+
+    def get(self) -> Any:
+        self._ready.acquire()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
+_RUNNING, _FINISHED, _EXPIRED = 0, 1, 2
+
+
+class _Watch:
+    """One running call as the watchdog sees it; the loop is dropped once finished."""
+
+    __slots__ = ("deadline", "done", "expired", "loop", "state")
+
+    def __init__(
+        self, deadline: float, expired: type[BaseException], loop: Loop | None, done: Done | None
+    ) -> None:
+        self.deadline = deadline
+        self.expired = expired
+        self.loop = loop
+        self.done = done
+        self.state = _RUNNING
+
+
+class _Watchdog:
+    """Deadlines of running calls in a heap, looked at by one daemon thread.
+
+    The thread sleeps until the earliest deadline it knows of and is woken only when a
+    call with an earlier one arrives, so with equal timeouts a call costs a heap push
+    under a lock and no wake-up. Finished calls leave the heap when they reach its top.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._heap: list[tuple[float, int, _Watch]] = []
+        self._order = itertools.count()
+        self._wake_at = math.inf  # when the thread looks next; -inf while it is looking
+        self._thread: threading.Thread | None = None
+
+    def arm(self, watch: _Watch) -> None:
+        with self._cond:
+            heap = self._heap
+            while heap and heap[0][2].state == _FINISHED:
+                heapq.heappop(heap)
+            heapq.heappush(heap, (watch.deadline, next(self._order), watch))
+            if watch.deadline < self._wake_at:
+                if self._thread is None:
+                    self._thread = threading.Thread(
+                        target=self._watch, name="asl-watchdog", daemon=True
+                    )
+                    self._thread.start()
+                self._cond.notify()
+
+    def disarm(self, watch: _Watch) -> bool:
+        """True if the call finished in time; False if it had expired (and was handed on)."""
+        with self._cond:
+            if watch.state == _EXPIRED:
+                return False
+            watch.state = _FINISHED
+        watch.loop = watch.done = None
+        return True
+
+    def _watch(self) -> None:
+        while True:
+            with self._cond:
+                expired = self._expired(time.monotonic())
+                if not expired:
+                    if self._heap:
+                        self._wake_at = self._heap[0][0]
+                        self._cond.wait(max(0.0, self._wake_at - time.monotonic()))
+                    else:
+                        self._wake_at = math.inf
+                        self._cond.wait()
+                    self._wake_at = -math.inf
+                    continue
+            for watch in expired:
+                assert watch.loop is not None  # both kept until the call finishes
+                assert watch.done is not None
+                workers.submit(partial(drive, watch.loop, watch.done, watch.expired()))
+                watch.loop = watch.done = None
+
+    def _expired(self, now: float) -> list[_Watch]:
+        """Pop what is finished or past its deadline; the latter are marked expired."""
+        heap = self._heap
+        expired = []
+        while heap and (heap[0][2].state == _FINISHED or heap[0][0] <= now):
+            watch = heapq.heappop(heap)[2]
+            if watch.state == _RUNNING:
+                watch.state = _EXPIRED
+                expired.append(watch)
+        return expired
+
+
+_WATCHDOG = _Watchdog()
