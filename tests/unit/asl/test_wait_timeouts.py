@@ -267,3 +267,84 @@ def test_task_timeouts_mode_is_checked() -> None:
     """Only the two documented modes are accepted."""
     with pytest.raises(ValueError, match="task_timeouts"):
         StateMachine(single({"Type": "Pass"}), {}, task_timeouts="never")
+
+
+def caught_task(prefix: str, function: str, timeout: int) -> dict[str, Any]:
+    """A Task with TimeoutSeconds whose States.Timeout is caught into a Pass state."""
+    return {
+        "StartAt": f"{prefix}T",
+        "States": {
+            f"{prefix}T": {
+                "Type": "Task",
+                "Resource": arn(function),
+                "TimeoutSeconds": timeout,
+                "Catch": [{"ErrorEquals": ["States.Timeout"], "Next": f"{prefix}Caught"}],
+                "End": True,
+            },
+            f"{prefix}Caught": {"Type": "Pass", "Result": "timed out", "End": True},
+        },
+    }
+
+
+def test_untimed_handlers_run_in_the_calling_thread() -> None:
+    """Without any timeout to enforce, worker mode makes no thread hand-off at all."""
+    threads: list[threading.Thread] = []
+
+    def record(_event: Any, _context: LambdaContext) -> Any:
+        threads.append(threading.current_thread())
+        return 1
+
+    execution = machine(single({"Type": "Task", "Resource": arn("f")}), {"f": record}).execute({})
+    assert (execution.status, threads) == ("SUCCEEDED", [threading.current_thread()])
+
+
+def test_never_returning_handlers_in_branches_and_iterations_time_out(blocking: Blocking) -> None:
+    """A Task that never returns fails at its deadline inside a Parallel branch and inside
+    a one-at-a-time Map, and each goes on to its Catch while the handlers still block."""
+    mapped = {
+        "StartAt": "M",
+        "States": {
+            "M": {
+                "Type": "Map",
+                "MaxConcurrency": 1,
+                "ItemProcessor": caught_task("Item", "block", 1),
+                "End": True,
+            }
+        },
+    }
+    definition = {
+        "StartAt": "P",
+        "States": {
+            "P": {
+                "Type": "Parallel",
+                "Branches": [caught_task("Branch", "block", 1), mapped],
+                "End": True,
+            }
+        },
+    }
+    started = time.monotonic()
+    execution = machine(definition, {"block": blocking}).execute([1])
+    elapsed = time.monotonic() - started
+    assert (execution.status, execution.output) == ("SUCCEEDED", ["timed out", ["timed out"]])
+    assert (blocking.calls, blocking.release.is_set()) == (2, False)
+    assert types(execution).count("LambdaFunctionTimedOut") == 2
+    assert 0.9 < elapsed < 5
+
+
+def test_a_never_returning_handler_does_not_hold_later_executions(blocking: Blocking) -> None:
+    """After an execution timed out in a handler that still blocks, the next ones run at once."""
+    calls: list[str] = []
+
+    def handler(event: Any, _context: LambdaContext) -> Any:
+        if event == "block":
+            return blocking(event, _context)
+        calls.append(event)
+        return event
+
+    sm = StateMachine(single({"Type": "Task", "Resource": arn("f")}), {"f": handler})
+    assert sm.execute("block", timeout_seconds=0.1).status == "TIMED_OUT"
+    started = time.monotonic()
+    outputs = [sm.execute(f"o-{n}", timeout_seconds=5).output for n in range(5)]
+    assert (outputs, blocking.release.is_set()) == ([f"o-{n}" for n in range(5)], False)
+    assert calls == outputs
+    assert time.monotonic() - started < 2
