@@ -1,39 +1,50 @@
 """Benchmark order intake: notifications accepted per second with the durable SQLite ledger.
 
-Starts ``strangler serve`` (one worker process, its dispatcher routing what comes in,
-the SQLite ledger in WAL mode in a temporary data dir) and POSTs unique notifications to
-``/_strangler/notifications`` from 1, 8 and 32 keep-alive connections with wrk (a
-bounded Python generator when wrk is missing). Every 202 means the order was durable in
-the ledger before the answer; the ledger is counted afterwards to prove it. First, one
-notification is sent over and over (duplicates: the HTTP path and the ledger's insert,
-with nothing new for the dispatcher), which shows the intake path's own capacity.
+Runs ``strangler serve`` (SQLite ledger in WAL mode in a fresh temporary data dir each
+time) in three set-ups, one after the other in one run, and POSTs unique notifications
+to ``/_strangler/notifications`` from each number of keep-alive connections with wrk (a
+bounded Python generator when wrk is missing):
 
-For scale, the same number of SQLite ``record_received`` calls is then timed in this
-process with nothing else running (the ledger's own ceiling, no HTTP, no dispatcher).
+- ``alone``: ``serve --intake-only``, nothing processes the orders (the intake's own
+  figure); first, one notification sent over and over (duplicates);
+- ``dispatcher``: ``serve`` as deployed by default, its dispatcher routing each new order
+  in the same worker processes (the realistic figure);
+- ``worker``: ``serve --intake-only`` with a ``strangler worker`` process beside it on
+  the same SQLite file (intake and processing in separate processes).
+
+Every 2xx means the order was durable in the ledger before the answer; the ledger is
+counted afterwards to prove it, with how many orders were processed (routed) by the end
+of the load. The same number of ``record_received`` calls is then timed in this process
+with nothing else running (the ledger's own ceiling). The machine's load average is
+printed before and after: the figures are only as good as the machine was quiet.
 
 Targets: at least 1,000 notifications/s with p99 at most 20 ms. Results also go to
 bench/results/intake.json.
 
-    .venv/bin/python bench/intake.py [--seconds 5]
+    .venv/bin/python bench/intake.py [--seconds 5] [--workers 2] [--modes alone dispatcher]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import secrets
 import shutil
+import signal
 import sqlite3
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
-from _load import Result, free_port, have, python_load, running, wrk
+from _load import READY_TIMEOUT_S, Result, free_port, have, python_load, running, wrk
 
 from strangler.ledger import ledger_from_url
 from strangler.orders import OrderNotification
@@ -73,21 +84,38 @@ wrk.headers["Authorization"] = "Bearer %(token)s"
 """
 
 
+MODES = {
+    "alone": "serve --intake-only: nothing processes the orders",
+    "dispatcher": "serve: its dispatcher routes each order in the same processes",
+    "worker": "serve --intake-only + one `strangler worker` process on the same SQLite file",
+}
+
+
+@dataclass(frozen=True)
+class ModeRun:
+    """One set-up's runs: per connection count, and the ledger counted afterwards."""
+
+    runs: dict[int, Result]
+    answered: int
+    in_ledger: int
+    processed: int
+    duplicates: Result | None = None
+
+
 def main() -> None:
-    """Run intake at each concurrency, count the ledger, print the table and verdicts."""
+    """Run each set-up at each concurrency, count the ledger, print the table and verdicts."""
     args = _parse_args()
     use_wrk = have("wrk") and not args.python_load
     load = "wrk" if use_wrk else "python load generator (wrk not installed)"
-    results: dict[int, Result] = {}
+    load_before = _load_average()
+    modes: dict[str, ModeRun] = {}
     with tempfile.TemporaryDirectory(prefix="strangler-intake-") as tmp:
         work = Path(tmp)
-        with _sidecar(work, args.workers, args.threads) as url:
-            duplicates = _run(work, url, max(args.connections), args.seconds, use_wrk, same=True)
-            for connections in args.connections:
-                results[connections] = _run(work, url, connections, args.seconds, use_wrk)
-        in_ledger = _count_orders(work / "sidecar" / "ledger.sqlite3") - 1
-        ceiling = _ledger_alone(work / "alone.sqlite3", min(in_ledger, MAX_LEDGER_ALONE))
-    _report(results, args, load, in_ledger, ceiling, duplicates)
+        for mode in args.modes:
+            modes[mode] = _run_mode(work / mode, mode, args, use_wrk)
+        count = min(max(m.in_ledger for m in modes.values()), MAX_LEDGER_ALONE)
+        ceiling = _ledger_alone(work / "alone.sqlite3", count)
+    _report(modes, args, load, ceiling, (load_before, _load_average()))
 
 
 def _parse_args() -> argparse.Namespace:
@@ -96,12 +124,29 @@ def _parse_args() -> argparse.Namespace:
     parser.add_argument("--connections", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--workers", type=int, default=1, help="sidecar worker processes")
     parser.add_argument("--threads", type=int, default=16, help="sidecar threads per worker")
+    parser.add_argument("--modes", nargs="+", choices=list(MODES), default=list(MODES))
     parser.add_argument("--python-load", action="store_true", help="do not use wrk")
     return parser.parse_args()
 
 
+def _run_mode(work: Path, mode: str, args: argparse.Namespace, use_wrk: bool) -> ModeRun:
+    work.mkdir()
+    runs: dict[int, Result] = {}
+    duplicates = None
+    with _sidecar(work, args.workers, args.threads, mode) as url:
+        if mode == "alone":
+            duplicates = _run(work, url, max(args.connections), args.seconds, use_wrk, same=True)
+        for connections in args.connections:
+            runs[connections] = _run(work, url, connections, args.seconds, use_wrk)
+        # Counted while still running: what the processing kept up with during the load.
+        in_ledger, processed = _count_orders(work / "sidecar" / "ledger.sqlite3")
+    answered = sum(r.requests - r.errors for r in runs.values())
+    same = 1 if duplicates is not None else 0
+    return ModeRun(runs, answered, in_ledger - same, processed, duplicates)
+
+
 @contextmanager
-def _sidecar(work: Path, workers: int, threads: int) -> Iterator[str]:
+def _sidecar(work: Path, workers: int, threads: int, mode: str) -> Iterator[str]:
     data = work / "sidecar"
     data.mkdir()
     flags = data / "flags.json"
@@ -120,9 +165,41 @@ def _sidecar(work: Path, workers: int, threads: int) -> Iterator[str]:
         "STRANGLER_LOG_FORMAT": "json",
     }
     url = f"http://127.0.0.1:{port}"
-    args = [sys.executable, "-m", "strangler", "serve"]
-    with running(args, ready_url=f"{url}/_strangler/healthz", log=data / "sidecar.log", env=env):
+    serve = [sys.executable, "-m", "strangler", "serve"]
+    if mode != "dispatcher":
+        serve.append("--intake-only")
+    with ExitStack() as stack:
+        stack.enter_context(
+            running(serve, ready_url=f"{url}/_strangler/healthz", log=data / "sidecar.log", env=env)
+        )
+        if mode == "worker":
+            stack.enter_context(_worker(data, env))
         yield url
+
+
+@contextmanager
+def _worker(data: Path, env: dict[str, str]) -> Iterator[None]:
+    """A ``strangler worker`` on the sidecar's ledger (ready once its log says so)."""
+    log = data / "worker.log"
+    args = [sys.executable, "-m", "strangler", "worker"]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            args, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **env}
+        )
+    try:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while b"runtime_started" not in log.read_bytes():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"strangler worker did not start:\n{log.read_text()[-3000:]}")
+            time.sleep(0.1)
+        yield
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def _run(
@@ -163,64 +240,94 @@ def _ledger_alone(path: Path, count: int) -> Result:
     return Result(count, elapsed, cuts[49] * 1000, cuts[98] * 1000, 0)
 
 
-def _count_orders(ledger: Path) -> int:
+def _count_orders(ledger: Path) -> tuple[int, int]:
+    """Orders in the ledger, and how many of them were processed (routed) already."""
     with sqlite3.connect(ledger) as conn:
-        return int(conn.execute("SELECT count(*) FROM orders").fetchone()[0])
+        total, processed = conn.execute(
+            "SELECT count(*), count(*) FILTER (WHERE status != 'received') FROM orders"
+        ).fetchone()
+    return int(total), int(processed)
+
+
+def _load_average() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
 def _report(
-    results: dict[int, Result],
+    modes: dict[str, ModeRun],
     args: argparse.Namespace,
     load: str,
-    in_ledger: int,
     ceiling: Result,
-    duplicates: Result,
+    load_average: tuple[str, str],
 ) -> None:
     print(
-        f"intake benchmark on 127.0.0.1: POST {ENDPOINT}, SQLite ledger (WAL), "
-        f"{args.seconds:g}s per run, load from {load}; "
-        f"{args.workers} worker(s) x {args.threads} threads"
+        f"intake benchmark on 127.0.0.1 ({os.cpu_count()} CPUs): POST {ENDPOINT}, SQLite "
+        f"ledger (WAL, synchronous=NORMAL), {args.seconds:g}s per run, load from {load}; "
+        f"sidecar: {args.workers} worker process(es) x {args.threads} threads"
     )
-    print(f"{'conns':>6}{'accepted/s':>12}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
-    for connections, r in results.items():
-        print(f"{connections:>6}{r.rps:>12.0f}{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}{r.errors:>8}")
-    accepted = sum(r.requests - r.errors for r in results.values())
+    print(f"load average before: {load_average[0]}, after: {load_average[1]}")
+    for mode, run in modes.items():
+        print(f"\n{mode}: {MODES[mode]}")
+        print(f"{'conns':>6}{'accepted/s':>12}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
+        for connections, r in run.runs.items():
+            print(f"{connections:>6}{r.rps:>12.0f}{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}{r.errors:>8}")
+        print(
+            f"answered 2xx: {run.answered}; in the ledger: {run.in_ledger} (more: requests "
+            f"in flight when the load stopped); processed by the end of the load: {run.processed}"
+        )
+        if run.duplicates is not None:
+            d = run.duplicates
+            print(
+                f"one order over and over (duplicates) at {max(run.runs)} conns: {d.rps:.0f}/s, "
+                f"p50 {d.p50_ms:.2f} ms, p99 {d.p99_ms:.2f} ms"
+            )
+        print(f"verdict: {_verdict(run)}")
     print(
-        f"answered 2xx: {accepted}; orders in the ledger afterwards: {in_ledger} "
-        "(more: requests in flight when the load stopped)"
-    )
-    print(
-        f"one order sent over and over (duplicates: HTTP and the ledger's insert, nothing "
-        f"new to process) at {max(results)} conns: {duplicates.rps:.0f}/s, "
-        f"p50 {duplicates.p50_ms:.2f} ms, p99 {duplicates.p99_ms:.2f} ms"
-    )
-    print(
-        f"ledger alone (record_received in a row, no HTTP, no dispatcher): {ceiling.rps:.0f}/s, "
+        f"\nledger alone (record_received in a row, no HTTP, no dispatcher): {ceiling.rps:.0f}/s, "
         f"p50 {ceiling.p50_ms:.2f} ms, p99 {ceiling.p99_ms:.2f} ms"
     )
-    best = max(results.values(), key=lambda r: r.rps)
-    met = best.rps >= RATE_TARGET and best.p99_ms <= P99_TARGET_MS
-    print(
-        f"best: {best.rps:.0f}/s with p99 {best.p99_ms:.2f} ms "
-        f"(target >= 1000/s with p99 <= 20 ms: {'met' if met else 'MISSED'})"
-    )
     RESULTS.parent.mkdir(exist_ok=True)
-    runs = {str(c): _summary(r) for c, r in results.items()}
-    RESULTS.write_text(
-        json.dumps(
-            {
-                "load": load,
-                "seconds": args.seconds,
-                "runs": runs,
-                "answered_2xx": accepted,
-                "in_ledger": in_ledger,
-                "met": met,
-                "duplicates": _summary(duplicates),
-                "ledger_alone": _summary(ceiling),
-            },
-            indent=2,
-        )
-        + "\n"
+    summary = {
+        "load": load,
+        "seconds": args.seconds,
+        "workers": args.workers,
+        "threads": args.threads,
+        "load_average": {"before": load_average[0], "after": load_average[1]},
+        "modes": {
+            mode: {
+                "runs": {str(c): _summary(r) for c, r in run.runs.items()},
+                "answered_2xx": run.answered,
+                "in_ledger": run.in_ledger,
+                "processed": run.processed,
+                "met": _met(run) is not None,
+                **({"duplicates": _summary(run.duplicates)} if run.duplicates else {}),
+            }
+            for mode, run in modes.items()
+        },
+        "ledger_alone": _summary(ceiling),
+    }
+    RESULTS.write_text(json.dumps(summary, indent=2) + "\n")
+
+
+def _met(run: ModeRun) -> int | None:
+    """The highest-rate connection count meeting both targets, or None."""
+    meeting = [
+        (r.rps, c)
+        for c, r in run.runs.items()
+        if r.rps >= RATE_TARGET and r.p99_ms <= P99_TARGET_MS and not r.errors
+    ]
+    return max(meeting)[1] if meeting else None
+
+
+def _verdict(run: ModeRun) -> str:
+    met = _met(run)
+    if met is not None:
+        r = run.runs[met]
+        return f"target met at {met} conns: {r.rps:.0f}/s, p99 {r.p99_ms:.2f} ms"
+    best = max(run.runs.values(), key=lambda r: r.rps)
+    return (
+        f"target (>= 1000/s with p99 <= 20 ms) MISSED; best {best.rps:.0f}/s "
+        f"with p99 {best.p99_ms:.2f} ms"
     )
 
 

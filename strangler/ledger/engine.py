@@ -20,7 +20,6 @@ from strangler.exceptions import ConfigurationError
 
 __all__ = [
     "READ_ONLY",
-    "SINGLE_STATEMENT",
     "create_ledger_engine",
     "display_url",
     "normalize_url",
@@ -32,9 +31,6 @@ STATEMENT_TIMEOUT_MS = 30_000
 LOCK_TIMEOUT_MS = 10_000
 # Execution option marking a connection that only reads (SQLite: plain deferred BEGIN).
 READ_ONLY = "strangler_read_only"
-# Execution option marking a connection that runs one write statement (SQLite: no BEGIN,
-# the statement is its own transaction; the fewest calls, for the intake hot path).
-SINGLE_STATEMENT = "strangler_single_statement"
 
 
 def normalize_url(url: str) -> URL:
@@ -115,7 +111,5 @@ def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _on_sqlite_begin(connection: sa.Connection) -> None:
-    options = connection.get_execution_options()
-    if options.get(SINGLE_STATEMENT, False):
-        return
-    connection.exec_driver_sql("BEGIN" if options.get(READ_ONLY, False) else "BEGIN IMMEDIATE")
+    read_only = connection.get_execution_options().get(READ_ONLY, False)
+    connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")

@@ -29,6 +29,7 @@ __all__ = [
     "LEGACY_SEEN",
     "OPEN_ORDERS",
     "ORDER_BY_ID",
+    "ORDER_COLUMNS",
     "PIN_DECISION",
     "RELEASE_LEASE",
     "RENEW_LEASES",
@@ -86,21 +87,19 @@ def insert_ignoring_duplicates(
 # Orders whose progress the legacy follower records: the batch jobs run them.
 FOLLOWED = sa.or_(_o.path.in_([Path.LEGACY.value, Path.SHADOW.value]), _o.handoff.is_not(None))
 
-INSERT_ORDER = insert_ignoring_duplicates(
-    orders,
-    (
-        "order_id",
-        "notification",
-        "source",
-        "status",
-        "received_at",
-        "updated_at",
-        "needs_dispatch",
-        "next_attempt_at",
-        "attempts",
-    ),
-    key=("order_id",),
+# The columns a received order is written with (also the SQLite intake's driver INSERT).
+ORDER_COLUMNS = (
+    "order_id",
+    "notification",
+    "source",
+    "status",
+    "received_at",
+    "updated_at",
+    "needs_dispatch",
+    "next_attempt_at",
+    "attempts",
 )
+INSERT_ORDER = insert_ignoring_duplicates(orders, ORDER_COLUMNS, key=("order_id",))
 
 INSERT_TRANSITION = insert_ignoring_duplicates(
     transitions, ("order_id", "status", "at", "reason"), key=("order_id", "status")

@@ -1,8 +1,10 @@
 """The sidecar app factory: the /_strangler/ API in Flask, the proxy beside it.
 
 ``create_app`` returns a Flask app whose ``wsgi_app`` is a thin dispatcher: requests for
-``/_strangler/...`` and ``/metrics`` go through Flask, everything else straight to the
-lean proxy callable, so proxied requests pay nothing for Flask. Every part is injectable;
+``/_strangler/...`` and ``/metrics`` go through Flask, except ``POST
+/_strangler/notifications`` (a lean WSGI callable: the intake is the hot write path);
+everything else goes straight to the lean proxy callable, so proxied requests pay
+nothing for Flask. Every part is injectable;
 what is not given is built from the settings. Background work (the runtime's workers and
 the proxy intake thread) starts with ``sidecar_state(app).start()``; ``strangler serve``
 does that in each gunicorn worker.
@@ -21,7 +23,9 @@ from strangler.sidecar.access_log import AccessLog
 from strangler.sidecar.auth import AdminToken
 from strangler.sidecar.dispatch import SidecarDispatch
 from strangler.sidecar.errors import register_error_handlers
+from strangler.sidecar.intake import NOTIFICATIONS_PATH
 from strangler.sidecar.intake_queue import BackgroundIntake, InterceptedAnswers
+from strangler.sidecar.intake_wsgi import NotificationEndpoint
 from strangler.sidecar.interception import FieldMapping, OrderRoute
 from strangler.sidecar.metrics import SidecarMetrics
 from strangler.sidecar.proxy import ProxyApp, UpstreamPool, make_upstream_pool
@@ -95,7 +99,8 @@ def _flask_app(state: SidecarState, proxy: ProxyApp) -> Flask:
     register_error_handlers(app)
     app.before_request(_started)
     app.after_request(_log_request)
-    app.wsgi_app = SidecarDispatch(app.wsgi_app, proxy)  # type: ignore[method-assign]
+    lean = {("POST", NOTIFICATIONS_PATH): NotificationEndpoint(state)}
+    app.wsgi_app = SidecarDispatch(app.wsgi_app, proxy, lean=lean)  # type: ignore[method-assign]
     return app
 
 

@@ -26,12 +26,18 @@ __all__ = ["serve"]
     help="Threads per worker process, and upstream connections kept [STRANGLER_SERVE_THREADS, 16].",
 )
 @click.option("--upstream", "upstream_url", help="The order service [STRANGLER_UPSTREAM_URL].")
+@click.option(
+    "--intake-only",
+    is_flag=True,
+    help="Take orders in but process none here; run `strangler worker` to process them.",
+)
 def serve(
     host: str | None,
     port: int | None,
     workers: int | None,
     threads: int | None,
     upstream_url: str | None,
+    intake_only: bool,
 ) -> None:
     """Run the sidecar: proxy to the order service, take orders in, route and record them."""
     try:
@@ -50,7 +56,7 @@ def serve(
     configure_logging(settings.log_format)
     from strangler.sidecar.server import serve as run  # noqa: PLC0415  (see server's docstring)
 
-    run(settings)
+    run(settings, process_orders=not intake_only)
 
 
 _RANGES = {

@@ -48,9 +48,16 @@ def gunicorn_options(settings: Settings) -> dict[str, Any]:
 class SidecarServer(BaseApplication):  # type: ignore[misc]  # gunicorn has no type hints
     """A gunicorn application serving ``create_app(settings)`` in every worker."""
 
-    def __init__(self, settings: Settings, *, multiprocess_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        multiprocess_dir: Path | None = None,
+        process_orders: bool = True,
+    ) -> None:
         self._settings = settings
         self._multiprocess_dir = multiprocess_dir
+        self.process_orders = process_orders
         super().__init__()
 
     def load_config(self) -> None:
@@ -71,8 +78,11 @@ class SidecarServer(BaseApplication):  # type: ignore[misc]  # gunicorn has no t
         return create_app(self._settings, metrics=metrics)
 
 
-def serve(settings: Settings) -> None:
-    """Run the sidecar until SIGTERM or SIGINT; returns after a graceful stop."""
+def serve(settings: Settings, *, process_orders: bool = True) -> None:
+    """Run the sidecar until SIGTERM or SIGINT; returns after a graceful stop.
+
+    With ``process_orders`` False the workers only take orders in (see SidecarState.start).
+    """
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     multiprocess_dir = None
     if settings.serve_workers > 1:
@@ -81,7 +91,7 @@ def serve(settings: Settings) -> None:
     import strangler.runtime  # noqa: PLC0415
     import strangler.sidecar.app  # noqa: F401, PLC0415
 
-    SidecarServer(settings, multiprocess_dir=multiprocess_dir).run()
+    SidecarServer(settings, multiprocess_dir=multiprocess_dir, process_orders=process_orders).run()
 
 
 def _fresh_multiprocess_dir(path: Path) -> Path:
@@ -98,7 +108,9 @@ def _fresh_multiprocess_dir(path: Path) -> Path:
 def _start_workers(worker: Any) -> None:
     from strangler.sidecar.state import sidecar_state  # noqa: PLC0415
 
-    sidecar_state(worker.wsgi).start()
+    server = getattr(worker, "app", None)
+    process_orders = server.process_orders if isinstance(server, SidecarServer) else True
+    sidecar_state(worker.wsgi).start(process_orders=process_orders)
 
 
 def _stop_workers(_server: Any, worker: Any) -> None:

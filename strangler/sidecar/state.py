@@ -42,11 +42,16 @@ class SidecarState:
     readiness: Readiness
     started: bool = False
 
-    def start(self) -> None:
-        """Start the runtime's workers and the proxy intake thread (idempotent)."""
+    def start(self, *, process_orders: bool = True) -> None:
+        """Start the runtime's workers and the proxy intake thread (idempotent).
+
+        With ``process_orders`` False only the intake runs: orders wait in the ledger for
+        ``strangler worker`` processes (or another sidecar) to process them.
+        """
         if self.started:
             return
-        self.runtime.start()
+        if process_orders:
+            self.runtime.start()
         self.background.start()
         self.started = True
         _log.info("sidecar workers started", upstream=self.settings.upstream_url)

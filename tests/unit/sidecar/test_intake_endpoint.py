@@ -6,6 +6,7 @@ import json
 
 import pytest
 from flask.testing import FlaskClient
+from structlog.testing import capture_logs
 
 from tests.unit.sidecar.conftest import AUTH
 from tests.unit.sidecar.fakes import FakeRuntime
@@ -61,3 +62,72 @@ def test_ledger_down_is_503(client: FlaskClient, runtime: FakeRuntime) -> None:
     runtime.ledger.broken = True
     response = client.post(URL, json=ORDER, headers=AUTH)
     assert (response.status_code, response.json["error"]) == (503, "ledger_unavailable")
+
+
+def test_answer_is_the_json_flask_would_write(client: FlaskClient) -> None:
+    """The lean intake answers with the bytes and headers Flask's jsonify would give."""
+    response = client.post(URL, json=ORDER, headers=AUTH)
+    assert (response.data, response.mimetype, response.headers["Content-Length"]) == (
+        b'{"duplicate":false,"order_id":"o-1"}\n',
+        "application/json",
+        "37",
+    )
+
+
+def test_body_without_length_is_read_when_the_server_ends_it(
+    client: FlaskClient, runtime: FakeRuntime
+) -> None:
+    """A chunked body (no Content-Length; the server marks the input terminated) is read."""
+    response = client.post(
+        URL,
+        data=json.dumps(ORDER).encode(),
+        headers={**AUTH, "Transfer-Encoding": "chunked"},
+        environ_overrides={"wsgi.input_terminated": True, "CONTENT_LENGTH": ""},
+        content_type="application/json",
+    )
+    assert (response.status_code, [o.order_id for o, _ in runtime.router.taken]) == (202, ["o-1"])
+
+
+def test_chunked_body_over_the_limit_is_413(client: FlaskClient, runtime: FakeRuntime) -> None:
+    """A chunked body over the limit is refused with 413 after reading one byte past it."""
+    body = json.dumps({**ORDER, "note": "x" * 70_000}).encode()
+    response = client.post(
+        URL,
+        data=body,
+        headers={**AUTH, "Transfer-Encoding": "chunked"},
+        environ_overrides={"wsgi.input_terminated": True, "CONTENT_LENGTH": ""},
+        content_type="application/json",
+    )
+    assert (response.status_code, response.json["message"], runtime.router.taken) == (
+        413,
+        "the body is over the limit of 65536 bytes",
+        [],
+    )
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
+def test_other_methods_are_405_naming_post(client: FlaskClient, method: str) -> None:
+    """Only POST takes notifications in; other methods get 405 with an Allow header."""
+    response = client.open(URL, method=method, headers=AUTH)
+    assert (response.status_code, "POST" in response.headers["Allow"]) == (405, True)
+
+
+def test_access_log_carries_the_order_id(client: FlaskClient) -> None:
+    """Each intake request writes one access-log line with its status and order_id."""
+    with capture_logs() as logs:
+        client.post(URL, json=ORDER, headers=AUTH)
+    requests = [entry for entry in logs if entry["event"] == "request"]
+    assert [(r["path"], r["status"], r["order_id"]) for r in requests] == [(URL, 202, "o-1")]
+
+
+def test_unexpected_failure_is_a_json_500(client: FlaskClient, runtime: FakeRuntime) -> None:
+    """A bug while taking a notification in is answered 500 in JSON and logged."""
+
+    def crash(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("boom")
+
+    runtime.router.intake = crash  # type: ignore[method-assign,assignment]
+    with capture_logs() as logs:
+        response = client.post(URL, json=ORDER, headers=AUTH)
+    assert (response.status_code, response.json["error"]) == (500, "internal_server_error")
+    assert [e["order_id"] for e in logs if e["event"] == "intake_failed"] == ["o-1"]

@@ -17,6 +17,7 @@ from strangler.settings import Settings
 from strangler.sidecar import server
 from strangler.sidecar.server import SidecarServer, gunicorn_options
 from strangler.sidecar.state import sidecar_state
+from tests.unit.sidecar.fakes import FakeRuntime
 
 
 def test_gunicorn_options_follow_the_settings() -> None:
@@ -48,6 +49,25 @@ def test_worker_hooks_start_and_stop_the_state(make_app: Callable[..., Flask]) -
     started = sidecar_state(app).started
     server._stop_workers(None, worker)
     assert (started, sidecar_state(app).started) == (True, False)
+
+
+@pytest.mark.parametrize(
+    ("process_orders", "runtime_running"),
+    [(True, True), (False, False)],
+    ids=["processing", "intake-only"],
+)
+def test_intake_only_server_starts_no_runtime_workers(
+    make_app: Callable[..., Flask],
+    runtime: FakeRuntime,
+    process_orders: bool,
+    runtime_running: bool,
+) -> None:
+    """An intake-only server takes orders in but leaves the dispatcher and follower stopped."""
+    app = make_app()
+    worker = SimpleNamespace(wsgi=app, app=SidecarServer(Settings(), process_orders=process_orders))
+    server._start_workers(worker)
+    assert (sidecar_state(app).started, runtime.running) == (True, runtime_running)
+    server._stop_workers(None, worker)
 
 
 def test_several_workers_switch_on_multiprocess_metrics(
