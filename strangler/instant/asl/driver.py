@@ -30,15 +30,18 @@ from strangler.instant.asl import workers
 __all__ = ["Call", "Loop", "drive", "run"]
 
 Done = Callable[[Any, BaseException | None], None]
+_RUNNING, _FINISHED, _EXPIRED = 0, 1, 2
 
 
 class Call:
     """A handler call a loop asks its driver to make, due by ``deadline`` (monotonic).
 
-    If the call is still running at the deadline, ``expired`` is raised in the loop.
+    If the call is still running at the deadline, ``expired`` is raised in the loop. The
+    driver and the watchdog keep the rest (the call's state, and the loop to resume and
+    its ``done`` until the call finishes).
     """
 
-    __slots__ = ("args", "deadline", "expired", "handler")
+    __slots__ = ("args", "deadline", "done", "expired", "handler", "loop", "state")
 
     def __init__(
         self,
@@ -51,6 +54,9 @@ class Call:
         self.args = args
         self.deadline = deadline
         self.expired = expired
+        self.state = _RUNNING
+        self.loop: Loop | None = None
+        self.done: Done | None = None
 
 
 Loop = Generator[Call, Any, Any]
@@ -72,14 +78,15 @@ def drive(loop: Loop, done: Done, error: BaseException | None = None) -> None:
         except BaseException as exc:  # the loop's own failure, handed to its waiter
             done(None, exc)
             return
-        watch = _Watch(call.deadline, call.expired, loop, done)
-        _WATCHDOG.arm(watch)
+        call.loop = loop
+        call.done = done
+        _WATCHDOG.arm(call)
         value = error = None
         try:
             value = call.handler(*call.args)
         except BaseException as exc:  # the handler's failure goes into the loop
             error = exc
-        if not _WATCHDOG.disarm(watch):
+        if not _WATCHDOG.disarm(call):
             return  # expired meanwhile: the loop goes on in another thread
 
 
@@ -120,90 +127,78 @@ class _Outcome:
         return self._value
 
 
-_RUNNING, _FINISHED, _EXPIRED = 0, 1, 2
-
-
-class _Watch:
-    """One running call as the watchdog sees it; the loop is dropped once finished."""
-
-    __slots__ = ("deadline", "done", "expired", "loop", "state")
-
-    def __init__(
-        self, deadline: float, expired: type[BaseException], loop: Loop | None, done: Done | None
-    ) -> None:
-        self.deadline = deadline
-        self.expired = expired
-        self.loop = loop
-        self.done = done
-        self.state = _RUNNING
-
-
 class _Watchdog:
     """Deadlines of running calls in a heap, looked at by one daemon thread.
 
     The thread sleeps until the earliest deadline it knows of and is woken only when a
     call with an earlier one arrives, so with equal timeouts a call costs a heap push
-    under a lock and no wake-up. Finished calls leave the heap when they reach its top.
+    under a lock and no wake-up: the thread wakes about once per timeout. Finished calls
+    leave the heap when they reach its top.
     """
 
     def __init__(self) -> None:
-        self._cond = threading.Condition(threading.Lock())
-        self._heap: list[tuple[float, int, _Watch]] = []
+        self._lock = threading.Lock()
+        self._wakeup = threading.Condition(self._lock)
+        self._heap: list[tuple[float, int, Call]] = []
         self._order = itertools.count()
         self._wake_at = math.inf  # when the thread looks next; -inf while it is looking
         self._thread: threading.Thread | None = None
 
-    def arm(self, watch: _Watch) -> None:
-        with self._cond:
+    def arm(self, call: Call) -> None:
+        with self._lock:
             heap = self._heap
             while heap and heap[0][2].state == _FINISHED:
                 heapq.heappop(heap)
-            heapq.heappush(heap, (watch.deadline, next(self._order), watch))
-            if watch.deadline < self._wake_at:
+            heapq.heappush(heap, (call.deadline, next(self._order), call))
+            if call.deadline < self._wake_at:
                 if self._thread is None:
                     self._thread = threading.Thread(
                         target=self._watch, name="asl-watchdog", daemon=True
                     )
                     self._thread.start()
-                self._cond.notify()
+                self._wakeup.notify()
 
-    def disarm(self, watch: _Watch) -> bool:
+    def disarm(self, call: Call) -> bool:
         """True if the call finished in time; False if it had expired (and was handed on)."""
-        with self._cond:
-            if watch.state == _EXPIRED:
+        with self._lock:
+            if call.state == _EXPIRED:
                 return False
-            watch.state = _FINISHED
-        watch.loop = watch.done = None
+            call.state = _FINISHED
+        call.loop = call.done = None
         return True
 
     def _watch(self) -> None:
         while True:
-            with self._cond:
+            with self._lock:
                 expired = self._expired(time.monotonic())
                 if not expired:
                     if self._heap:
                         self._wake_at = self._heap[0][0]
-                        self._cond.wait(max(0.0, self._wake_at - time.monotonic()))
+                        self._wakeup.wait(max(0.0, self._wake_at - time.monotonic()))
                     else:
                         self._wake_at = math.inf
-                        self._cond.wait()
+                        self._wakeup.wait()
                     self._wake_at = -math.inf
                     continue
-            for watch in expired:
-                assert watch.loop is not None  # both kept until the call finishes
-                assert watch.done is not None
-                workers.submit(partial(drive, watch.loop, watch.done, watch.expired()))
-                watch.loop = watch.done = None
+            for call in expired:
+                assert call.loop is not None  # both kept until the call finishes
+                assert call.done is not None
+                workers.submit(partial(drive, call.loop, call.done, call.expired()))
+                call.loop = call.done = None
 
-    def _expired(self, now: float) -> list[_Watch]:
-        """Pop what is finished or past its deadline; the latter are marked expired."""
+    def _expired(self, now: float) -> list[Call]:
+        """Pop what is past its deadline; the calls still running are marked expired.
+
+        Finished calls with a later deadline stay, so that the thread keeps sleeping
+        until then instead of being woken by the next call (:meth:`arm` drops them).
+        """
         heap = self._heap
         expired = []
-        while heap and (heap[0][2].state == _FINISHED or heap[0][0] <= now):
-            watch = heapq.heappop(heap)[2]
-            if watch.state == _RUNNING:
-                watch.state = _EXPIRED
-                expired.append(watch)
+        while heap and heap[0][0] <= now:
+            call = heapq.heappop(heap)[2]
+            if call.state == _RUNNING:
+                call.state = _EXPIRED
+                expired.append(call)
         return expired
 
 

@@ -258,31 +258,34 @@ class Run:
         """Run from StartAt to the end (a loop for the driver); returns the output or
         raises StatesFailure."""
         states = machine.states
+        steps, loop_steps = self._steps, self._loop_steps
         name: str | None = machine.start_at
         while name is not None:
             if cancel is not None and cancel.is_set():
                 raise _Aborted
             self._check_deadline()
-            name, value = yield from self._run_state(states[name], value, thread, cancel)
+            spec = states[name]
+            scope = self._enter(spec, value, thread, cancel)
+            # States that call no handler run as plain calls: no generator per state.
+            try:
+                step = steps.get(type(spec))
+                if step is not None:
+                    name, value = step(spec, value, thread, scope)
+                else:
+                    name, value = yield from loop_steps[type(spec)](spec, value, thread, scope)
+            except EvaluationError as exc:
+                raise scope.failure(exc.error, exc.detail) from None
         return value
 
-    def _run_state(
-        self, spec: StateSpec, raw: Any, thread: Thread, cancel: _Cancel | None
-    ) -> driver.Loop:
+    def _enter(self, spec: StateSpec, raw: Any, thread: Thread, cancel: _Cancel | None) -> _Scope:
+        """Record the state's ...StateEntered event; the state's scope."""
         event = self.history.add(
             thread,
             spec.entered_event,
             "stateEnteredEventDetails",
             {"name": spec.name, "input": thread.dumps(raw), "inputDetails": {"truncated": False}},
         )
-        scope = _Scope(self, spec.name, event["id"], event["timestamp"], cancel)
-        try:
-            step = self._steps.get(type(spec))
-            if step is not None:
-                return step(spec, raw, thread, scope)
-            return (yield from self._loop_steps[type(spec)](spec, raw, thread, scope))
-        except EvaluationError as exc:
-            raise scope.failure(exc.error, exc.detail) from None
+        return _Scope(self, spec.name, event["id"], event["timestamp"], cancel)
 
     def _check_deadline(self) -> None:
         if self.deadline is not None and self.settings.clock() >= self.deadline:
