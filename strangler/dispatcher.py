@@ -215,7 +215,8 @@ class Dispatcher:
                 error=f"processing crashed: {type(exc).__name__}: {exc}",
             )
         lease.released.set()
-        self._release(order, disposition, log)
+        if not disposition.released:
+            self._release(order, disposition, log)
 
     def _release(
         self,

@@ -51,15 +51,19 @@ class Disposition:
 
     ``done``: nothing more to do here (the order is terminal, or the batch jobs have it
     and the follower records the rest). Otherwise the order is due again after
-    ``retry_in_s`` seconds; ``error`` is kept as its last error.
+    ``retry_in_s`` seconds; ``error`` is kept as its last error. ``released``: the lease
+    was given up already, so the dispatcher has nothing to release.
     """
 
     done: bool
     retry_in_s: float = 0.0
     error: str | None = None
+    released: bool = False
 
 
 DONE = Disposition(done=True)
+# Done, and the lease was given up with the decision, in one transaction.
+RELEASED = Disposition(done=True, released=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +168,11 @@ class Router:
         LeaseLost propagates when another worker took the order over.
         """
         log = _log.bind(order_id=order.order_id, attempt=order.attempts)
-        decision = order.decision or self._route(order, log)
+        decision = order.decision
+        if decision is None:
+            decision = self._route(order, lease, log)
+            if lease.released.is_set():
+                return RELEASED
         lease.check()
         if decision.path is Path.LEGACY:
             return DONE
@@ -172,9 +180,19 @@ class Router:
             return self._shadow(order, log)
         return self._instant(order, lease, log)
 
-    def _route(self, order: LeasedOrder, log: structlog.typing.FilteringBoundLogger) -> Decision:
+    def _route(
+        self, order: LeasedOrder, lease: Lease, log: structlog.typing.FilteringBoundLogger
+    ) -> Decision:
+        """Decide and pin; on the legacy path the lease goes with it (``lease.released``)."""
         decision = self._decide(order.notification, log)
-        pinned = self.ledger.pin_decision(order.order_id, decision)
+        if decision.path is not Path.LEGACY:
+            pinned = self.ledger.pin_decision(order.order_id, decision)
+        else:
+            # Set first, so that a renewal running meanwhile does not take it for a loss.
+            lease.released.set()
+            pinned = self.ledger.pin_decision(order.order_id, decision, release_owner=lease.owner)
+            if pinned is not decision:  # an earlier decision: nothing was released
+                lease.released.clear()
         log.info("order_routed", **pinned.to_dict())
         return pinned
 

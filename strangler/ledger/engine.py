@@ -19,6 +19,7 @@ from sqlalchemy.pool import StaticPool
 from strangler.exceptions import ConfigurationError
 
 __all__ = [
+    "BUSY_TIMEOUT_MS",
     "READ_ONLY",
     "create_ledger_engine",
     "display_url",

@@ -23,6 +23,7 @@ from strangler.exceptions import LedgerError
 from strangler.ledger import schema, statements
 from strangler.ledger.driver_insert import DriverInsert
 from strangler.ledger.engine import (
+    BUSY_TIMEOUT_MS,
     READ_ONLY,
     create_ledger_engine,
     display_url,
@@ -47,6 +48,8 @@ _steps = schema.step_results
 _transitions = schema.transitions
 _TERMINAL_VALUES = frozenset(status.value for status in TERMINAL_STATUSES)
 _FOLLOWED = statements.FOLLOWED
+# The paths whose orders the batch jobs run (statements.FOLLOWED, also with a hand-off).
+_FOLLOWED_PATHS = frozenset({Path.LEGACY, Path.SHADOW})
 
 
 def utc_now() -> datetime:
@@ -93,7 +96,13 @@ class SqlLedger:
             self.schema_version = ensure_schema(engine)
         # SQLite: the intake's INSERT skips SQLAlchemy's per-call cost (see DriverInsert).
         self._insert_order = (
-            DriverInsert(engine, _orders, statements.ORDER_COLUMNS, key=("order_id",))
+            DriverInsert(
+                engine,
+                _orders,
+                statements.ORDER_COLUMNS,
+                key=("order_id",),
+                busy_timeout_s=BUSY_TIMEOUT_MS / 1000,
+            )
             if is_sqlite
             else None
         )
@@ -158,11 +167,16 @@ class SqlLedger:
 
     # -- routing and recording --------------------------------------------------------
 
-    def pin_decision(self, order_id: str, decision: Decision) -> Decision:
+    def pin_decision(
+        self, order_id: str, decision: Decision, *, release_owner: str | None = None
+    ) -> Decision:
         """Pin the decision and move the order to ``routed``, unless one is pinned already.
 
-        Returns the pinned decision, which is the earlier one for an order routed before:
-        an order keeps its path for its whole life.
+        Returns ``decision`` itself when it was pinned now, else the earlier one: an order
+        keeps its path for its whole life. With ``release_owner``, when the decision is
+        pinned now, that owner's lease is also released as done in the same transaction
+        (for a worker with nothing more to do, such as on the legacy path); a lease the
+        owner no longer holds is left as it is.
         """
         now = self._clock()
         values = statements.params(
@@ -175,9 +189,24 @@ class SqlLedger:
             now=now,
         )
         with self._write("pin a decision") as conn:
-            if conn.execute(statements.PIN_DECISION, values).rowcount == 1:
+            pinned_now = conn.execute(statements.PIN_DECISION, values).first()
+            if pinned_now is not None:
                 self._move(conn, order_id, OrderStatus.ROUTED, reason=decision.reason, at=now)
-                self._end_as_legacy_did(conn, order_id)
+                followed = decision.path in _FOLLOWED_PATHS or pinned_now.handoff is not None
+                if followed and pinned_now.terminal_at is None:
+                    self._end_as(
+                        conn, order_id, pinned_now.legacy_status, pinned_now.legacy_terminal_at
+                    )
+                if release_owner is not None:
+                    done = statements.params(
+                        order_id=order_id,
+                        owner=release_owner,
+                        needs_dispatch=False,
+                        retry_at=now,
+                        now=now,
+                        error=None,
+                    )
+                    conn.execute(statements.RELEASE_LEASE, done)
                 return decision
             row = conn.execute(statements.ORDER_BY_ID, statements.params(order_id=order_id)).first()
         if row is None:
@@ -565,15 +594,27 @@ class SqlLedger:
     def _end_as_legacy_did(self, conn: sa.Connection, order_id: str) -> bool:
         """End a followed order the legacy app reported terminal; True when it ended now."""
         row = conn.execute(statements.LEGACY_END, statements.params(order_id=order_id)).first()
-        if row is None or row.legacy_status not in _TERMINAL_VALUES:
+        if row is None:
             return False
-        status = OrderStatus(row.legacy_status)
+        return self._end_as(conn, order_id, row.legacy_status, row.legacy_terminal_at)
+
+    def _end_as(
+        self,
+        conn: sa.Connection,
+        order_id: str,
+        legacy_status: str | None,
+        legacy_terminal_at: datetime | None,
+    ) -> bool:
+        """End a followed open order as the legacy app reported, when that is terminal."""
+        if legacy_status not in _TERMINAL_VALUES:
+            return False
+        status = OrderStatus(legacy_status)
         return self._move(
             conn,
             order_id,
             status,
             reason=f"legacy app reports {status}",
-            at=row.legacy_terminal_at or self._clock(),
+            at=legacy_terminal_at or self._clock(),
             extra={"outcome": status.value},
         )
 

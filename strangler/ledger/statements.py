@@ -152,6 +152,8 @@ PIN_DECISION = (
         decision_reason=_p("decision_reason", _o.decision_reason),
         updated_at=_p("now", _o.updated_at),
     )
+    # What deciding whether the legacy app already ended the order needs (no SELECT).
+    .returning(_o.legacy_status, _o.legacy_terminal_at, _o.terminal_at, _o.handoff)
 )
 
 

@@ -112,6 +112,32 @@ class LedgerContract:
         assert story["status"] == "routed"
         assert story["decision"] == first.to_dict()
 
+    def test_pinning_can_release_the_lease_in_the_same_transaction(
+        self, ledger: SqlLedger, clock: Clock
+    ) -> None:
+        """With release_owner, a decision pinned now also releases that owner's lease as done."""
+        ledger.record_received(make_order("o-1"), source="api")
+        ledger.claim_due("a", limit=1, lease_seconds=10)
+        decision = make_decision(Path.LEGACY)
+        assert ledger.pin_decision("o-1", decision, release_owner="a") is decision
+        clock.advance(3600)
+        assert (
+            ledger.claim_due("b", limit=1, lease_seconds=10),
+            ledger.counts().dispatch_queue,
+        ) == (
+            [],
+            0,
+        )
+
+    def test_an_earlier_decision_releases_nothing(self, ledger: SqlLedger) -> None:
+        """When a decision was pinned before, asking for a release leaves the lease held."""
+        ledger.record_received(make_order("o-1"), source="api")
+        first = make_decision(Path.INSTANT)
+        ledger.pin_decision("o-1", first)
+        ledger.claim_due("a", limit=1, lease_seconds=10)
+        pinned = ledger.pin_decision("o-1", make_decision(Path.LEGACY), release_owner="a")
+        assert (pinned, ledger.renew_leases("a", ["o-1"], lease_seconds=10)) == (first, {"o-1"})
+
     def test_unknown_orders_cannot_be_routed_or_moved(self, ledger: SqlLedger) -> None:
         """Pinning or moving an order the ledger does not have raises, naming the order."""
         with pytest.raises(LedgerError, match="ghost"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -70,3 +71,37 @@ def test_refuses_other_databases() -> None:
     engine = pytest.importorskip("sqlalchemy").create_engine("postgresql+psycopg://u@h/db")
     with pytest.raises(ValueError, match="SQLite only"):
         DriverInsert(engine, orders, ORDER_COLUMNS, key=("order_id",))
+
+
+def test_waits_for_another_process_lock_then_inserts(ledger: SqlLedger, tmp_path: Path) -> None:
+    """While another connection holds the write lock the INSERT retries, then succeeds."""
+    other = sqlite3.connect(
+        tmp_path / "ledger.sqlite3", isolation_level=None, check_same_thread=False
+    )
+    other.execute("BEGIN IMMEDIATE")
+    timer = threading.Timer(0.05, other.execute, args=("COMMIT",))
+    timer.start()
+    try:
+        assert ledger.record_received(make_order("o-1"), source="s") is True
+    finally:
+        timer.join()
+        other.close()
+
+
+def test_a_lock_held_past_the_busy_timeout_is_a_driver_error(
+    ledger: SqlLedger, tmp_path: Path
+) -> None:
+    """A lock that outlasts the busy timeout ends the wait with SQLITE_BUSY."""
+    insert = DriverInsert(
+        ledger.engine, orders, ORDER_COLUMNS, key=("order_id",), busy_timeout_s=0.01
+    )
+    other = sqlite3.connect(tmp_path / "ledger.sqlite3", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    row = dict.fromkeys(ORDER_COLUMNS)
+    try:
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            insert.execute(row)
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+        insert.close()

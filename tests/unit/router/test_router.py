@@ -60,6 +60,8 @@ def process(router: Router, ledger: SqlLedger, clock: Clock) -> Disposition:
     """Do what a dispatcher worker does for the one due order: claim, process, release."""
     [order] = ledger.claim_due(OWNER, limit=1, lease_seconds=30)
     disposition = router.process(order, Lease(order.order_id, OWNER))
+    if disposition.released:
+        return disposition
     ledger.release_lease(
         order.order_id,
         OWNER,
@@ -117,6 +119,33 @@ def test_legacy_orders_are_left_to_the_batch_jobs(
     assert process(router, ledger, clock).done is True
     assert (story(ledger)["status"], story(ledger)["decision"]["path"]) == ("routed", "legacy")
     assert (sum(instant.runs.values()), ledger.followed_open(["o-1"])) == (0, {"o-1"})
+
+
+def test_a_legacy_decision_gives_the_lease_up_with_it(
+    router: Router, ledger: SqlLedger, flags: FakeFlags
+) -> None:
+    """Routing to legacy releases the lease in the pinning transaction: nothing is left due."""
+    flags.path = Path.LEGACY
+    router.intake(make_order("o-1"), source="api")
+    [order] = ledger.claim_due(OWNER, limit=1, lease_seconds=30)
+    lease = Lease(order.order_id, OWNER)
+    disposition = router.process(order, lease)
+    assert (disposition.done, disposition.released, lease.released.is_set()) == (True, True, True)
+    held = ledger.renew_leases(OWNER, ["o-1"], lease_seconds=30)
+    assert (ledger.counts().dispatch_queue, held) == (0, set())
+
+
+def test_an_instant_decision_keeps_the_lease(
+    router: Router, ledger: SqlLedger, flags: FakeFlags
+) -> None:
+    """An order routed to the instant path keeps its lease until the dispatcher releases it."""
+    flags.path = Path.INSTANT
+    router.intake(make_order("o-1"), source="api")
+    [order] = ledger.claim_due(OWNER, limit=1, lease_seconds=30)
+    lease = Lease(order.order_id, OWNER)
+    disposition = router.process(order, lease)
+    assert (disposition.released, lease.released.is_set()) == (False, False)
+    assert ledger.renew_leases(OWNER, ["o-1"], lease_seconds=30) == {"o-1"}
 
 
 # -- the instant path ------------------------------------------------------------------------------
