@@ -19,6 +19,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
+import os
 import threading
 import time
 from collections.abc import Callable, Generator
@@ -165,6 +166,7 @@ class _Watchdog:
                 return False
             call.state = _FINISHED
         call.loop = call.done = None
+        call.args = ()  # the heap may hold the call a while: keep no event data alive
         return True
 
     def _watch(self) -> None:
@@ -203,3 +205,12 @@ class _Watchdog:
 
 
 _WATCHDOG = _Watchdog()
+
+
+def _forget_after_fork() -> None:
+    """A forked child has no watchdog thread: start afresh (calls in flight are gone)."""
+    global _WATCHDOG  # noqa: PLW0603 - the one watchdog of this process
+    _WATCHDOG = _Watchdog()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)

@@ -7,6 +7,7 @@ handler call timed out stays with that call until it returns, and is then reused
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 from collections.abc import Callable
@@ -43,6 +44,16 @@ class _Worker:
 
 _lock = threading.Lock()
 _idle: list[_Worker] = []
+
+
+def _forget_after_fork() -> None:
+    """A forked child has none of its parent's worker threads: start afresh."""
+    global _lock  # noqa: PLW0603 - the lock may have been held by a thread that is gone
+    _lock = threading.Lock()
+    _idle.clear()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 def submit(job: Callable[[], None]) -> None:

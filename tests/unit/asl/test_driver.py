@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -130,3 +132,24 @@ def test_an_earlier_deadline_arriving_later_still_fires_on_time(stuck: Stuck) ->
         stuck.release.set()
         waiter.join(timeout=5)
     assert far == [("returned", "late")]
+
+
+def test_a_forked_child_gets_its_own_workers_and_watchdog(stuck: Stuck) -> None:
+    """After fork, loops run and calls expire in the child, whose parent's threads are gone."""
+    run(calling(stuck, 0.05, []), on_worker=True)  # the parent has a watchdog and workers
+    pid = os.fork()
+    if pid == 0:  # the child: never return into pytest
+        code = 1
+        try:
+            handler = Stuck()
+            code = 0 if run(calling(handler, 0.05, []), on_worker=True) == "timed out" else 2
+        finally:
+            os._exit(code)
+    give_up = time.monotonic() + 10
+    while (ended := os.waitpid(pid, os.WNOHANG)) == (0, 0) and time.monotonic() < give_up:
+        time.sleep(0.01)
+    if ended == (0, 0):
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        pytest.fail("the forked child hung: its loop never ran")
+    assert os.waitstatus_to_exitcode(ended[1]) == 0
