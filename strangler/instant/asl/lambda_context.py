@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 __all__ = ["LambdaContext"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # a plain object, as AWS's is (and frozen costs µs per call)
 class LambdaContext:
     """What a Lambda handler can read about its invocation.
 

@@ -65,9 +65,9 @@ _FUNCTION = re.compile(
 )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built for every attempt, and frozen costs µs
 class Attempt:
-    """What one attempt of a Task needs from the executor."""
+    """What one attempt of a Task needs from the executor (treat as read-only)."""
 
     history: History
     thread: Thread
@@ -194,7 +194,9 @@ class TaskResource:
         try:
             function = self.target(params)
             event = self.event(params_json)
-            result = yield from _call(function, event, attempt)
+            call, result = _call(function, event, attempt)
+            if call is not None:
+                result = yield call
             try:
                 result_json = dumps(result)
             except (TypeError, ValueError) as exc:
@@ -356,8 +358,9 @@ class _TaskTimedOut(Exception):
     pass
 
 
-def _call(function: ResolvedFunction, event: Any, attempt: Attempt) -> Loop:
-    """Call the handler: in place if nothing times it, else as a Call for the driver."""
+def _call(function: ResolvedFunction, event: Any, attempt: Attempt) -> tuple[Call | None, Any]:
+    """Call the handler in place and return ``(None, result)`` unless a deadline must be
+    enforced while it runs; then return ``(call, None)``: the Call for the driver."""
     started = time.monotonic()
     budget = float(attempt.timeout) if attempt.timeout is not None else _LAMBDA_MAX_SECONDS
     context = LambdaContext(
@@ -370,13 +373,13 @@ def _call(function: ResolvedFunction, event: Any, attempt: Attempt) -> Loop:
     )
     handler = function.handler
     if attempt.timeout is None and attempt.remaining is None:
-        return handler(event, context)
+        return None, handler(event, context)
     if attempt.inline:
-        return _call_inline(handler, event, context, attempt)
+        return None, _call_inline(handler, event, context, attempt)
     limit, task_first = _limit(attempt)
     assert limit is not None  # a timeout or a deadline is set
     expired = _TaskTimedOut if task_first else ExecutionTimedOut
-    return (yield Call(handler, (event, context), started + limit, expired))
+    return Call(handler, (event, context), started + limit, expired), None
 
 
 def _limit(attempt: Attempt) -> tuple[float | None, bool]:
