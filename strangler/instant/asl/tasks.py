@@ -56,6 +56,7 @@ Handler = Callable[[Any, LambdaContext], Any]
 LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
 _LAMBDA_MAX_SECONDS = 900.0
 _MAX_STACK_FRAMES = 20
+_MAX_KNOWN_NAMES = 256  # resolved lambda:invoke FunctionNames kept per Task state
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 _DECODER = json.JSONDecoder()
 _FUNCTION = re.compile(
@@ -324,12 +325,20 @@ class LambdaInvokeTask(_ServiceEvents):
     def __init__(self, resolver: FunctionResolver, region: str) -> None:
         super().__init__("lambda", "invoke", region)
         self.resolver = resolver
+        self._known: dict[str, ResolvedFunction] = {}  # FunctionName (no Qualifier) -> ...
 
     def target(self, params: Any) -> ResolvedFunction:
         name = params.get("FunctionName") if isinstance(params, dict) else None
-        function = self.resolver.resolve(invoked_name(params)) if isinstance(name, str) else None
-        if function is None:
+        if not isinstance(name, str):
             raise _not_found(self.resolver, name)
+        plain = "Qualifier" not in params
+        function = self._known.get(name) if plain else None
+        if function is None:
+            function = self.resolver.resolve(invoked_name(params))
+            if function is None:
+                raise _not_found(self.resolver, name)
+            if plain and len(self._known) < _MAX_KNOWN_NAMES:
+                self._known[name] = function
         return function
 
     def event(self, params_json: str) -> Any:
