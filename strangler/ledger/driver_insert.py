@@ -95,21 +95,28 @@ class DriverInsert:
         if pooled is None:
             return
         try:
-            pooled.driver_connection.execute(f"PRAGMA busy_timeout = {self._timeout_ms}")  # type: ignore[union-attr]
-        finally:
-            pooled.close()
+            _driver(pooled).execute(f"PRAGMA busy_timeout = {self._timeout_ms}")
+        except sqlite3.Error:
+            # Not fit to go back as it is: the pool opens a fresh connection instead.
+            pooled.invalidate()
+            return
+        pooled.close()
 
     def _connection(self) -> sqlite3.Connection:
         if self._pooled is None:
             # The engine's connect hook set autocommit mode and WAL; the busy wait is ours.
             self._pooled = self._engine.raw_connection()
-            self._pooled.driver_connection.execute("PRAGMA busy_timeout = 0")  # type: ignore[union-attr]
-        connection: sqlite3.Connection = self._pooled.driver_connection  # type: ignore[assignment]
-        return connection
+            _driver(self._pooled).execute("PRAGMA busy_timeout = 0")
+        return _driver(self._pooled)
 
     @property
     def _timeout_ms(self) -> int:
         return round(self._busy_timeout_s * 1000)
+
+
+def _driver(pooled: sa.PoolProxiedConnection) -> sqlite3.Connection:
+    connection: sqlite3.Connection = pooled.driver_connection  # type: ignore[assignment]
+    return connection
 
 
 def _locked(exc: sqlite3.OperationalError) -> bool:
