@@ -121,7 +121,7 @@ def main() -> None:
 def _parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="per run (default 5)")
-    parser.add_argument("--connections", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--connections", type=int, nargs="+", default=[1, 4, 16])
     parser.add_argument("--workers", type=int, default=1, help="sidecar worker processes")
     parser.add_argument("--threads", type=int, default=16, help="sidecar threads per worker")
     parser.add_argument("--modes", nargs="+", choices=list(MODES), default=list(MODES))
