@@ -17,7 +17,8 @@ from typing import Any, ParamSpec, TypeVar
 
 import click
 
-from strangler.exceptions import ConfigurationError, RolloutError, UnleashAdminError
+from strangler.exceptions import ConfigurationError, LedgerError, RolloutError, UnleashAdminError
+from strangler.ledger import ledger_from_url
 from strangler.rollout import (
     FileRolloutController,
     RolloutChange,
@@ -172,10 +173,31 @@ def _report(
     ]
     if moved:
         click.echo(f"{', '.join(moved)} (revision {before.revision} -> {after.revision})")
+        _record_in_ledger(change)
     else:
         click.echo(f"no change: the flag was already so ({change.action})")
     click.echo(_describe(after))
     click.echo(f"{'audit':<9} {controller.audit.path}")
+
+
+def _record_in_ledger(change: RolloutChange) -> None:
+    """Put the change on the ledger's rollout timeline, which the reports read.
+
+    The change is made and audited already; a ledger that cannot be reached is reported
+    on stderr (the exit code stays 0, since the flag did change).
+    """
+    settings = Settings.from_env()
+    try:
+        ledger = ledger_from_url(settings.effective_ledger_url)
+    except (LedgerError, ConfigurationError) as exc:
+        click.echo(f"warning: the ledger did not record this change: {exc}", err=True)
+        return
+    try:
+        ledger.record_rollout_event(change)
+    except LedgerError as exc:
+        click.echo(f"warning: the ledger did not record this change: {exc}", err=True)
+    finally:
+        ledger.close()
 
 
 def _variants(state: RolloutState) -> str:

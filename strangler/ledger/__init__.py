@@ -6,6 +6,7 @@ from strangler.ledger.records import (
     LeasedOrder,
     LedgerCounts,
     RolloutEvent,
+    RolloutEventFields,
     default_owner,
 )
 from strangler.ledger.schema import SCHEMA_VERSION
@@ -18,6 +19,7 @@ __all__ = [
     "LeasedOrder",
     "LedgerCounts",
     "RolloutEvent",
+    "RolloutEventFields",
     "SqlLedger",
     "default_owner",
     "ledger_from_url",

@@ -9,10 +9,18 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from strangler.orders import Decision, OrderNotification, OrderStatus
 
-__all__ = ["Handoff", "LeasedOrder", "LedgerCounts", "RolloutEvent", "default_owner"]
+__all__ = [
+    "Handoff",
+    "LeasedOrder",
+    "LedgerCounts",
+    "RolloutEvent",
+    "RolloutEventFields",
+    "default_owner",
+]
 
 
 def default_owner() -> str:
@@ -60,6 +68,28 @@ class LedgerCounts:
     rejected: int
     by_path_status: Mapping[tuple[str, str], int]
     handoffs: Mapping[str, int]
+
+
+class RolloutEventFields(Protocol):
+    """Anything that describes a rollout change, e.g. strangler.rollout.RolloutChange."""
+
+    @property
+    def at(self) -> datetime: ...
+
+    @property
+    def actor(self) -> str: ...
+
+    @property
+    def from_rollout(self) -> int | None: ...
+
+    @property
+    def to_rollout(self) -> int: ...
+
+    @property
+    def reason(self) -> str: ...
+
+    @property
+    def flag_revision(self) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,13 @@ from strangler.ledger.engine import (
     display_url,
 )
 from strangler.ledger.migrate import ensure_schema
-from strangler.ledger.records import Handoff, LeasedOrder, LedgerCounts, RolloutEvent
+from strangler.ledger.records import (
+    Handoff,
+    LeasedOrder,
+    LedgerCounts,
+    RolloutEvent,
+    RolloutEventFields,
+)
 from strangler.ledger.redact import mask_body, stored_notification
 from strangler.ledger.story import build_story
 from strangler.orders import (
@@ -463,8 +469,11 @@ class SqlLedger:
 
     # -- rollout events -----------------------------------------------------------------
 
-    def record_rollout_event(self, event: RolloutEvent) -> bool:
-        """Keep a rollout change (idempotent on its time and flag revision); True when new."""
+    def record_rollout_event(self, event: RolloutEventFields) -> bool:
+        """Keep a rollout change (idempotent on its time and flag revision); True when new.
+
+        ``event`` is a RolloutEvent or anything with its fields, such as a RolloutChange.
+        """
         statement = (
             self._insert(schema.rollout_events)
             .values(

@@ -13,18 +13,20 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+import structlog
 from flask import Blueprint, Response, jsonify, request
 
-from strangler.exceptions import FlagFileError, RolloutError, UnleashAdminError
+from strangler.exceptions import FlagFileError, LedgerError, RolloutError, UnleashAdminError
 from strangler.rollout import RolloutChange
 from strangler.sidecar.auth import require_admin
 from strangler.sidecar.bodies import read_body
 from strangler.sidecar.errors import json_error
-from strangler.sidecar.seams import RolloutController
+from strangler.sidecar.seams import RolloutController, SidecarLedger
 from strangler.sidecar.state import sidecar_state
 
 __all__ = ["blueprint"]
 
+_log = structlog.get_logger()
 blueprint = Blueprint("admin", __name__)
 _CHANGES = ("percentage", "enabled", "variants")
 _ALLOWED_KEYS = frozenset({*_CHANGES, "reason", "actor"})
@@ -50,13 +52,28 @@ def show_rollout() -> Response:
 @require_admin
 def change_rollout() -> Response:
     """Apply one audited rollout change and answer with the rollout after it."""
+    state = sidecar_state()
     try:
-        change = _apply(sidecar_state().rollout, _body())
+        change = _apply(state.rollout, _body())
     except (_BadChange, RolloutError) as exc:
         return json_error(400, "invalid_rollout_change", str(exc))
     except (UnleashAdminError, FlagFileError) as exc:
         return _unavailable(exc)
+    if change.changed:
+        _record_in_ledger(state.runtime.ledger, change)
     return jsonify({**change.after.to_dict(), "changed": change.changed})
+
+
+def _record_in_ledger(ledger: SidecarLedger, change: RolloutChange) -> None:
+    """Put the change on the ledger's rollout timeline (reports read it from there).
+
+    The change itself is already made and in the audit log, so a ledger failure is
+    logged as an error rather than turned into a failed answer that would say otherwise.
+    """
+    try:
+        ledger.record_rollout_event(change)
+    except LedgerError as exc:
+        _log.error("rollout_event_not_in_ledger", error=str(exc), revision=change.flag_revision)
 
 
 def _unavailable(exc: UnleashAdminError | FlagFileError) -> Response:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from strangler.ledger.records import LedgerCounts
+from strangler.ledger.records import LedgerCounts, RolloutEventFields
 from strangler.orders import OrderNotification
 from strangler.protocols import FlagSource
 from strangler.rollout import RolloutController
@@ -53,6 +53,8 @@ class SidecarLedger(Protocol):
     def ping(self) -> None:
         """Raise unless the ledger can be written now."""
         ...
+
+    def record_rollout_event(self, event: RolloutEventFields) -> bool: ...
 
 
 class SidecarRuntime(Protocol):

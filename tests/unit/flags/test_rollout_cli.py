@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from strangler.cli import main
 from strangler.exceptions import ConfigurationError
 from strangler.flags import EmbeddedFlagSource, UnleashFlagSource, flag_source_from_settings
+from strangler.ledger import ledger_from_url
 from strangler.rollout import (
     FileRolloutController,
     UnleashRolloutController,
@@ -158,3 +159,29 @@ def test_server_mode_source_needs_a_client_token(flag_file: Path) -> None:
     settings = Settings(flags_file=flag_file, unleash_url="http://127.0.0.1:9/api")
     with pytest.raises(ConfigurationError, match="STRANGLER_UNLEASH_TOKEN"):
         flag_source_from_settings(settings)
+
+
+def test_a_change_goes_on_the_ledger_timeline(env: dict[str, str], tmp_path: Path) -> None:
+    """`set 30` records a rollout event in the ledger of the data dir; a no-op does not."""
+    _run(env, "set", "30", "--reason", "parity holds", "--actor", "ana")
+    _run(env, "set", "30", "--reason", "again")
+    ledger = ledger_from_url(f"sqlite:///{tmp_path / 'data/ledger.sqlite3'}")
+    try:
+        (event,) = ledger.rollout_events()
+    finally:
+        ledger.close()
+    assert (event.actor, event.from_rollout, event.to_rollout, event.reason) == (
+        "ana",
+        0,
+        30,
+        "parity holds",
+    )
+
+
+def test_an_unreachable_ledger_warns_but_the_change_stands(env: dict[str, str]) -> None:
+    """The flag change is made and audited; the ledger failure is a warning, exit 0."""
+    broken = {**env, "STRANGLER_LEDGER_URL": "postgresql+psycopg://nobody:x@127.0.0.1:9/none"}
+    code, out, err = _run(broken, "set", "20", "--reason", "r")
+    assert code == 0
+    assert out.startswith("rollout 0% -> 20%")
+    assert "warning: the ledger did not record this change" in err

@@ -13,7 +13,7 @@ from typing import Any
 import urllib3
 
 from strangler.exceptions import LedgerError, RolloutError
-from strangler.ledger.records import LedgerCounts
+from strangler.ledger.records import LedgerCounts, RolloutEventFields
 from strangler.orders import Decision, OrderNotification, Path
 from strangler.protocols import FlagStatus
 from strangler.rollout import RolloutChange, RolloutState
@@ -33,6 +33,7 @@ class FakeLedger:
 
     rejected: list[tuple[bytes | str, str, str]] = field(default_factory=list)
     stories: dict[str, dict[str, Any]] = field(default_factory=dict)
+    rollout_events: list[RolloutEventFields] = field(default_factory=list)
     broken: bool = False
 
     def _check(self) -> None:
@@ -46,6 +47,11 @@ class FakeLedger:
     def story(self, order_id: str) -> dict[str, Any] | None:
         self._check()
         return self.stories.get(order_id)
+
+    def record_rollout_event(self, event: RolloutEventFields) -> bool:
+        self._check()
+        self.rollout_events.append(event)
+        return True
 
     def backlog(self) -> int:
         self._check()

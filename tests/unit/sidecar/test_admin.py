@@ -9,7 +9,7 @@ from flask.testing import FlaskClient
 
 from strangler.exceptions import FlagFileError, UnleashAdminError
 from tests.unit.sidecar.conftest import AUTH
-from tests.unit.sidecar.fakes import FakeRollout
+from tests.unit.sidecar.fakes import FakeRollout, FakeRuntime
 
 URL = "/_strangler/rollout"
 SPLIT = {"instant": 70, "shadow": 30}
@@ -144,3 +144,28 @@ def test_flag_store_failure_is_a_502_naming_it(
     )
     assert response.status_code == 502
     assert response.json == {"error": "flag_store_unavailable", "message": str(failure)}
+
+
+def test_a_change_goes_on_the_ledger_timeline(
+    client: FlaskClient, runtime: FakeRuntime, rollout: FakeRollout
+) -> None:
+    """An accepted change is recorded as a rollout event; a no-op change is not."""
+    client.put(URL, json={"percentage": 40, "reason": "parity holds", "actor": "ana"}, headers=AUTH)
+    client.put(URL, json={"enabled": True, "reason": "already on"}, headers=AUTH)
+    (event,) = runtime.ledger.rollout_events
+    assert (event.actor, event.from_rollout, event.to_rollout, event.reason) == (
+        "ana",
+        10,
+        40,
+        "parity holds",
+    )
+    assert event.flag_revision == rollout.state.revision
+
+
+def test_a_ledger_failure_does_not_undo_the_answer(
+    client: FlaskClient, runtime: FakeRuntime
+) -> None:
+    """The change is made and audited even when the ledger cannot take the event."""
+    runtime.ledger.broken = True
+    response = client.put(URL, json={"percentage": 40, "reason": "r"}, headers=AUTH)
+    assert (response.status_code, response.json["rollout"]) == (200, 40)
