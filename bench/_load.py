@@ -8,22 +8,16 @@ time, and the Python generator also in requests.
 from __future__ import annotations
 
 import http.client
-import os
 import re
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
-
-import requests
 
 READY_TIMEOUT_S = 30.0
 _UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
@@ -43,59 +37,6 @@ class Result:
     def rps(self) -> float:
         """Requests per second."""
         return self.requests / self.seconds if self.seconds else 0.0
-
-
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    """Poll ``url`` until it answers 2xx; fail with the process log if it does not."""
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            break
-        try:
-            if requests.get(url, timeout=0.5).ok:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.1)
-    raise SystemExit(f"{url} did not become ready:\n{log.read_text(errors='replace')[-3000:]}")
-
-
-@contextmanager
-def running(
-    args: Sequence[str],
-    *,
-    ready_url: str,
-    log: Path,
-    env: Mapping[str, str] | None = None,
-    cwd: Path | None = None,
-) -> Iterator[subprocess.Popen[bytes]]:
-    """Run a process until the block ends (SIGTERM, then SIGKILL after 10 s)."""
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            list(args),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **(env or {})},
-            cwd=cwd,
-        )
-    try:
-        wait_ready(ready_url, proc, log)
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
 
 
 def have(binary: str) -> bool:

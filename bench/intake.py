@@ -44,10 +44,11 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from _load import READY_TIMEOUT_S, Result, free_port, have, python_load, running, wrk
+from _load import READY_TIMEOUT_S, Result, have, python_load, wrk
 
 from strangler.ledger import ledger_from_url
 from strangler.orders import OrderNotification
+from strangler.processes import free_port, running
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -170,7 +171,9 @@ def _sidecar(work: Path, workers: int, threads: int, mode: str) -> Iterator[str]
         serve.append("--intake-only")
     with ExitStack() as stack:
         stack.enter_context(
-            running(serve, ready_url=f"{url}/_strangler/healthz", log=data / "sidecar.log", env=env)
+            running(
+                serve, ready_url=f"{url}/_strangler/healthz", log_path=data / "sidecar.log", env=env
+            )
         )
         if mode == "worker":
             stack.enter_context(_worker(data, env))

@@ -31,8 +31,9 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from _load import Result, free_port, have, python_load, running, wrk
+from _load import Result, have, python_load, wrk
 
+from strangler.processes import free_port, running
 from strangler.settings import Settings
 from strangler.sidecar.server import gunicorn_options
 
@@ -113,7 +114,7 @@ def _upstream_and_nginx(work: Path) -> Iterator[tuple[str, str | None]]:
     conf.write_text(_nginx_conf(work, up, proxy))
     args = ["nginx", "-c", str(conf), "-p", str(work), "-e", str(work / "nginx-error.log")]
     upstream = f"http://127.0.0.1:{up}"
-    with running(args, ready_url=f"{upstream}{PATH}", log=work / "nginx.log"):
+    with running(args, ready_url=f"{upstream}{PATH}", log_path=work / "nginx.log"):
         yield upstream, f"http://127.0.0.1:{proxy}"
 
 
@@ -178,7 +179,7 @@ def _gunicorn(work: Path, app: str, settings: Settings, env: dict[str, str]) -> 
         app,
     ]
     url = f"http://127.0.0.1:{port}"
-    with running(args, ready_url=f"{url}{PATH}", log=work / f"{port}.log", env=env):
+    with running(args, ready_url=f"{url}{PATH}", log_path=work / f"{port}.log", env=env):
         yield url
 
 
@@ -208,7 +209,9 @@ def _sidecar(work: Path, settings: Settings, upstream: str) -> Iterator[str]:
     }
     args = [sys.executable, "-m", "strangler", "serve"]
     url = f"http://127.0.0.1:{port}"
-    with running(args, ready_url=f"{url}/_strangler/healthz", log=data / "sidecar.log", env=env):
+    with running(
+        args, ready_url=f"{url}/_strangler/healthz", log_path=data / "sidecar.log", env=env
+    ):
         yield url
 
 
