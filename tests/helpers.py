@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import requests
+import sqlalchemy as sa
 
 from strangler.processes import ServiceDidNotStart, free_port, running
 
@@ -22,6 +23,7 @@ __all__ = [
     "PG_ADMIN_URL",
     "REPO_ROOT",
     "free_port",
+    "fresh_pg_database",
     "http_ok",
     "require",
     "require_node",
@@ -44,6 +46,30 @@ def require(condition: bool, reason: str) -> None:
     if IN_CI:
         pytest.fail(f"required under CI=true: {reason}")
     pytest.skip(reason)
+
+
+@contextmanager
+def fresh_pg_database(prefix: str) -> Iterator[sa.URL]:
+    """A new, empty database on the local PostgreSQL server, dropped afterwards.
+
+    Skips the test when the server is not reachable (fails under CI=true).
+    """
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except sa.exc.OperationalError as exc:
+        admin.dispose()
+        require(False, f"PostgreSQL is not reachable at {PG_ADMIN_URL}: {exc.orig}")
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield sa.make_url(PG_ADMIN_URL).set(database=name)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 def require_node() -> str:

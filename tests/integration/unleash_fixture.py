@@ -8,15 +8,19 @@ skip (and fail under CI=true).
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import sqlalchemy as sa
-
-from tests.helpers import PG_ADMIN_URL, REPO_ROOT, free_port, require, require_node, running_process
+from tests.helpers import (
+    REPO_ROOT,
+    free_port,
+    fresh_pg_database,
+    require,
+    require_node,
+    running_process,
+)
 
 LAUNCHER = Path(__file__).with_name("unleash_server.mjs")
 ADMIN_TOKEN = "*:*.strangler-integration-admin"
@@ -70,20 +74,5 @@ def running_unleash(log_dir: Path) -> Iterator[UnleashServer]:
 
 @contextmanager
 def _fresh_database() -> Iterator[str]:
-    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
-    except sa.exc.OperationalError as exc:
-        admin.dispose()
-        require(False, f"PostgreSQL is not reachable at {PG_ADMIN_URL}: {exc.orig}")
-    name = f"strangler_unleash_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        url = sa.engine.make_url(PG_ADMIN_URL).set(drivername="postgresql", database=name)
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with fresh_pg_database("strangler_unleash") as url:
+        yield url.set(drivername="postgresql").render_as_string(hide_password=False)

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path as FsPath
 
 import pytest
 from structlog.testing import capture_logs
 
 from strangler.follower import CURSOR_KEY, ROLE, Follower, legacy_steps
-from strangler.ledger import Handoff, SqlLedger, ledger_from_url
+from strangler.ledger import Handoff, SqlLedger
 from strangler.legacy_adapter.exceptions import LegacyUnavailable
 from strangler.orders import Path
 from tests.helpers import wait_until
@@ -18,18 +16,6 @@ from tests.unit.ledger.support import T0, Clock, make_decision, make_order
 from tests.unit.router.fakes import BATCH_FULFILLED, FakeLegacy, legacy_order
 
 LATER = T0 + timedelta(minutes=15)
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def ledger(tmp_path: FsPath, clock: Clock) -> Iterator[SqlLedger]:
-    ledger = ledger_from_url(f"sqlite:///{tmp_path / 'ledger.sqlite3'}", clock=clock)
-    yield ledger
-    ledger.close()
 
 
 @pytest.fixture

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path as FsPath
 from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
 
 from strangler.instant.exceptions import ExecutionError
-from strangler.ledger import LeaseLost, SqlLedger, ledger_from_url
+from strangler.ledger import LeaseLost, SqlLedger
 from strangler.legacy_adapter.exceptions import ClaimConflict, LegacyRejected, LegacyUnavailable
 from strangler.orders import Path
 from strangler.router import Disposition, Lease, RetryPolicy, Router
@@ -19,18 +17,6 @@ from tests.unit.ledger.support import Clock, make_order
 from tests.unit.router.fakes import T_RUN, FakeFlags, FakeInstant, FakeLegacy, execution
 
 OWNER = "test-worker"
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def ledger(tmp_path: FsPath, clock: Clock) -> Iterator[SqlLedger]:
-    ledger = ledger_from_url(f"sqlite:///{tmp_path / 'ledger.sqlite3'}", clock=clock)
-    yield ledger
-    ledger.close()
 
 
 @pytest.fixture
