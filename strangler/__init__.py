@@ -20,7 +20,7 @@ from strangler.exceptions import (
     StranglerError,
     UnleashAdminError,
 )
-from strangler.orders import Decision, OrderNotification, OrderStatus, Outcome, Path, StepResult
+from strangler.orders import Decision, OrderNotification, OrderStatus, Outcome, Route, StepResult
 from strangler.settings import Settings
 
 if TYPE_CHECKING:
@@ -65,8 +65,8 @@ __all__ = [
     "OrderNotification",
     "OrderStatus",
     "Outcome",
-    "Path",
     "RolloutError",
+    "Route",
     "Router",
     "Runtime",
     "Settings",
@@ -86,6 +86,10 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
+    if name == "Path":
+        from strangler import orders  # noqa: PLC0415  (the deprecated alias warns there)
+
+        return orders.Path
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'strangler' has no attribute {name!r}")

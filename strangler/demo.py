@@ -25,8 +25,7 @@ import requests
 
 from strangler.demo_summary import DemoSummary, summarize
 from strangler.flags import flag_source_from_settings
-from strangler.orders import OrderNotification
-from strangler.orders import Path as OrderPath
+from strangler.orders import OrderNotification, Route
 from strangler.processes import free_port, running
 from strangler.settings import Settings
 from strangler.sim.traffic import synthetic_orders
@@ -104,7 +103,7 @@ def _flag_check(settings: Settings, echo: Callable[[str], None]) -> None:
         elapsed = time.perf_counter() - started
     finally:
         source.close()
-    split = {path: paths.count(path) for path in OrderPath}
+    split = {path: paths.count(path) for path in Route}
     shares = ", ".join(f"{path.value} {count / len(paths):.1%}" for path, count in split.items())
     echo(
         f"flag check: {len(paths):,} synthetic orders at the shipped rollout -> {shares} "

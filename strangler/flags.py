@@ -42,7 +42,7 @@ from UnleashClient.constants import ETAG, FEATURES_URL
 from UnleashClient.utils import InstanceAllowType
 
 from strangler.exceptions import ConfigurationError, FlagError, FlagFileError
-from strangler.orders import Decision, OrderNotification, Path
+from strangler.orders import Decision, OrderNotification, Route
 from strangler.protocols import FlagStatus
 from strangler.settings import Settings
 
@@ -483,7 +483,7 @@ class _Snapshot:
         return decision
 
     def _decide(self, verdict: _Verdict) -> Decision:
-        path = Path.LEGACY
+        path = Route.LEGACY
         if self.loaded_at is None:
             reason = "flags_not_loaded"
         elif self.definition is None or not verdict.found:
@@ -491,7 +491,7 @@ class _Snapshot:
         elif not verdict.feature_enabled:
             reason = "flag_disabled" if not self.definition.enabled else "outside_rollout"
         elif verdict.payload in ROUTED_VARIANTS:
-            path, reason = Path(verdict.payload), "in_rollout"
+            path, reason = Route(verdict.payload), "in_rollout"
         elif verdict.variant == "disabled":
             reason = "no_variant"
         else:
@@ -731,7 +731,11 @@ class SdkFlagSource:
             self._last_failure_log = now
             _logger().warning("flag_source_error", order_id=order.order_id, error=repr(exc))
         return Decision(
-            Path.LEGACY, "disabled", snapshot.rollout, snapshot.revision, f"flag_source_error:{exc}"
+            Route.LEGACY,
+            "disabled",
+            snapshot.rollout,
+            snapshot.revision,
+            f"flag_source_error:{exc}",
         )
 
     @staticmethod

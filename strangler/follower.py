@@ -22,7 +22,7 @@ from strangler.exceptions import LedgerError, StranglerError
 from strangler.ledger import SqlLedger, default_owner, utc_now
 from strangler.legacy_adapter.exceptions import LegacyUnavailable, OrderNotFound
 from strangler.legacy_adapter.models import LegacyOrder
-from strangler.orders import Path, StepResult
+from strangler.orders import Route, StepResult
 from strangler.protocols import LegacyPath
 
 __all__ = ["CURSOR_KEY", "ROLE", "Follower", "legacy_steps"]
@@ -48,7 +48,7 @@ def legacy_steps(order: LegacyOrder) -> list[tuple[StepResult, int]]:
             continue
         step = StepResult(
             order_id=order.order_id,
-            path=Path.LEGACY,
+            path=Route.LEGACY,
             step=record.step,
             decision=record.decision,
             started_at=record.at,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import enum
 import json
 import re
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,7 +23,7 @@ __all__ = [
     "OrderNotification",
     "OrderStatus",
     "Outcome",
-    "Path",
+    "Route",
     "StepResult",
 ]
 
@@ -37,8 +38,8 @@ _KNOWN_FIELDS = frozenset(
 )
 
 
-class Path(enum.StrEnum):
-    """Where an order is processed."""
+class Route(enum.StrEnum):
+    """Where an order is processed (was ``Path`` before 0.2, which shadowed pathlib's)."""
 
     LEGACY = "legacy"
     INSTANT = "instant"
@@ -172,7 +173,7 @@ class OrderNotification:
 class Decision:
     """The routing decision for one order, with what it was based on."""
 
-    path: Path
+    path: Route
     variant: str
     rollout: int
     flag_revision: str
@@ -200,7 +201,7 @@ class StepResult:
     """
 
     order_id: str
-    path: Path
+    path: Route
     step: str
     decision: str | None
     started_at: datetime
@@ -259,3 +260,15 @@ def _parse_created_at(value: Any, errors: dict[str, str]) -> datetime | None:
     except ValueError:
         errors["created_at"] = f"must be an ISO-8601 timestamp, got {value!r}"
         return None
+
+
+def __getattr__(name: str) -> Any:
+    """Keep ``strangler.orders.Path`` importable for one release, with a warning."""
+    if name == "Path":
+        warnings.warn(
+            "strangler.orders.Path is renamed Route and the old name goes in 0.3",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return Route
+    raise AttributeError(f"module 'strangler.orders' has no attribute {name!r}")

@@ -21,7 +21,7 @@ from strangler.exceptions import StranglerError
 from strangler.instant.results import ExecutionResult
 from strangler.ledger import Handoff, LeasedOrder, LeaseLost, SqlLedger, utc_now
 from strangler.legacy_adapter.exceptions import LegacyRejected
-from strangler.orders import Decision, OrderNotification, OrderStatus, Path, StepResult
+from strangler.orders import Decision, OrderNotification, OrderStatus, Route, StepResult
 from strangler.protocols import FlagSource, InstantBackend, LegacyPath
 
 __all__ = ["Disposition", "IntakeResult", "Lease", "RetryPolicy", "Router"]
@@ -174,9 +174,9 @@ class Router:
             if lease.released.is_set():
                 return RELEASED
         lease.check()
-        if decision.path is Path.LEGACY:
+        if decision.path is Route.LEGACY:
             return DONE
-        if decision.path is Path.SHADOW:
+        if decision.path is Route.SHADOW:
             return self._shadow(order, log)
         return self._instant(order, lease, log)
 
@@ -185,7 +185,7 @@ class Router:
     ) -> Decision:
         """Decide and pin; on the legacy path the lease goes with it (``lease.released``)."""
         decision = self._decide(order.notification, log)
-        if decision.path is not Path.LEGACY:
+        if decision.path is not Route.LEGACY:
             pinned = self.ledger.pin_decision(order.order_id, decision)
         else:
             # Set first, so that a renewal running meanwhile does not take it for a loss.
@@ -204,7 +204,7 @@ class Router:
         except Exception as exc:  # by design, a failing flag check means legacy
             log.error("flag_source_raised", error=repr(exc))
             return Decision(
-                path=Path.LEGACY,
+                path=Route.LEGACY,
                 variant="disabled",
                 rollout=0,
                 flag_revision="unknown",
@@ -266,7 +266,7 @@ class Router:
         if outcome in _TERMINAL_OUTCOMES:
             status = _TERMINAL_OUTCOMES[outcome]
             self.ledger.transition(order.order_id, status, at=result.finished_at)
-            log.info("order_terminal", path=Path.INSTANT.value, status=status.value)
+            log.info("order_terminal", path=Route.INSTANT.value, status=status.value)
             return DONE
         if outcome == "fell_back":
             reason = _describe(result) or "the pipeline released the order to the batch jobs"
@@ -309,7 +309,7 @@ class Router:
             return self._retry(order, f"release failed: {exc}", log)
         step = StepResult(
             order_id=order.order_id,
-            path=Path.INSTANT,
+            path=Route.INSTANT,
             step="release",
             decision="released",
             started_at=started,

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from strangler.instant.definition import STEP_OF_STATE
-from strangler.orders import Path, StepResult
+from strangler.orders import Route, StepResult
 
 __all__ = ["event_details", "event_time", "parse_cause", "steps_from_history"]
 
@@ -57,7 +57,7 @@ class _OpenStep:
         decision = self.output.get("decision") if self.output is not None else None
         return StepResult(
             order_id=order_id,
-            path=Path.INSTANT,
+            path=Route.INSTANT,
             step=self.step,
             decision=decision if isinstance(decision, str) else None,
             started_at=self.started_at,

@@ -43,7 +43,7 @@ from strangler.orders import (
     Decision,
     OrderNotification,
     OrderStatus,
-    Path,
+    Route,
     StepResult,
 )
 
@@ -55,7 +55,7 @@ _transitions = schema.transitions
 _TERMINAL_VALUES = frozenset(status.value for status in TERMINAL_STATUSES)
 _FOLLOWED = statements.FOLLOWED
 # The paths whose orders the batch jobs run (statements.FOLLOWED, also with a hand-off).
-_FOLLOWED_PATHS = frozenset({Path.LEGACY, Path.SHADOW})
+_FOLLOWED_PATHS = frozenset({Route.LEGACY, Route.SHADOW})
 
 
 def utc_now() -> datetime:
@@ -685,7 +685,7 @@ def _decision(row: Mapping[Any, Any]) -> Decision | None:
     if row["path"] is None:
         return None
     return Decision(
-        path=Path(row["path"]),
+        path=Route(row["path"]),
         variant=row["variant"],
         rollout=row["rollout"],
         flag_revision=row["flag_revision"],

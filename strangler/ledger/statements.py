@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 
 from strangler.ledger.schema import orders, step_results, transitions, worker_leases
-from strangler.orders import TERMINAL_STATUSES, OrderStatus, Path
+from strangler.orders import TERMINAL_STATUSES, OrderStatus, Route
 
 __all__ = [
     "CLAIM_DUE",
@@ -85,7 +85,7 @@ def insert_ignoring_duplicates(
 
 
 # Orders whose progress the legacy follower records: the batch jobs run them.
-FOLLOWED = sa.or_(_o.path.in_([Path.LEGACY.value, Path.SHADOW.value]), _o.handoff.is_not(None))
+FOLLOWED = sa.or_(_o.path.in_([Route.LEGACY.value, Route.SHADOW.value]), _o.handoff.is_not(None))
 
 # The columns a received order is written with (also the SQLite intake's driver INSERT).
 ORDER_COLUMNS = (

@@ -14,8 +14,7 @@ import pytest
 import requests
 
 from strangler.flags import FLAG_NAME, UnleashFlagSource
-from strangler.orders import OrderNotification
-from strangler.orders import Path as OrderPath
+from strangler.orders import OrderNotification, Route
 from strangler.rollout import UnleashRolloutController, rollout_controller_from_settings
 from strangler.settings import Settings
 from tests.helpers import REPO_ROOT, strangler_cmd, wait_until
@@ -100,7 +99,7 @@ def test_cli_set_reaches_a_server_mode_source(
     assert done.returncode == 0, done.stderr
     wait_until(lambda: source.decide(ORDERS[0]).rollout == 35, SEEN_WITHIN_S, "rollout 35")
     state = controller.show()
-    off_legacy = sum(source.decide(order).path is not OrderPath.LEGACY for order in ORDERS)
+    off_legacy = sum(source.decide(order).path is not Route.LEGACY for order in ORDERS)
     assert (state.mode, state.rollout) == ("server", 35)
     assert source.decide(ORDERS[0]).flag_revision == state.revision
     assert abs(100 * off_legacy / len(ORDERS) - 35) < 3.5
@@ -129,7 +128,7 @@ def test_kill_and_enable_reach_the_source(
     controller.set_percentage(100, actor="ci")
     controller.kill(actor="ci", reason="incident drill")
     wait_until(lambda: source.decide(ORDERS[0]).reason == "flag_disabled", SEEN_WITHIN_S, "kill")
-    assert {source.decide(order).path for order in ORDERS[:200]} == {OrderPath.LEGACY}
+    assert {source.decide(order).path for order in ORDERS[:200]} == {Route.LEGACY}
     controller.enable(actor="ci", reason="drill over")
     wait_until(lambda: source.decide(ORDERS[0]).reason == "in_rollout", SEEN_WITHIN_S, "enable")
 
@@ -140,8 +139,8 @@ def test_variants_reach_the_source(
     """instant=0,shadow=100 at 100% puts every order on the shadow path within 5 s."""
     controller.set_percentage(100, actor="ci")
     controller.set_variants({"shadow": 100}, actor="ci", reason="shadow everything")
-    wait_until(lambda: source.decide(ORDERS[0]).path is OrderPath.SHADOW, SEEN_WITHIN_S, "shadow")
-    assert {source.decide(order).path for order in ORDERS[:200]} == {OrderPath.SHADOW}
+    wait_until(lambda: source.decide(ORDERS[0]).path is Route.SHADOW, SEEN_WITHIN_S, "shadow")
+    assert {source.decide(order).path for order in ORDERS[:200]} == {Route.SHADOW}
     controller.set_variants({"instant": 100}, actor="ci")
 
 
@@ -152,10 +151,10 @@ def test_raising_the_rollout_on_the_server_keeps_users_on_instant(
     controller.set_variants({"instant": 100}, actor="ci")
     controller.set_percentage(20, actor="ci")
     wait_until(lambda: source.decide(ORDERS[0]).rollout == 20, SEEN_WITHIN_S, "rollout 20")
-    at_20 = {o.order_id for o in ORDERS if source.decide(o).path is OrderPath.INSTANT}
+    at_20 = {o.order_id for o in ORDERS if source.decide(o).path is Route.INSTANT}
     controller.set_percentage(60, actor="ci")
     wait_until(lambda: source.decide(ORDERS[0]).rollout == 60, SEEN_WITHIN_S, "rollout 60")
-    at_60 = {o.order_id for o in ORDERS if source.decide(o).path is OrderPath.INSTANT}
+    at_60 = {o.order_id for o in ORDERS if source.decide(o).path is Route.INSTANT}
     assert len(at_20) > 300
     assert at_20 <= at_60
 

@@ -7,13 +7,15 @@ from datetime import UTC, datetime
 
 import pytest
 
+import strangler
+from strangler import orders
 from strangler.exceptions import InvalidNotification
 from strangler.orders import (
     TERMINAL_STATUSES,
     Decision,
     OrderNotification,
     OrderStatus,
-    Path,
+    Route,
 )
 
 VALID = {
@@ -120,7 +122,7 @@ def test_payment_token_is_kept_out_of_repr_and_log_fields() -> None:
 
 def test_decision_serialises_path_as_its_name() -> None:
     """A Decision's JSON form carries the path name and every field the story shows."""
-    decision = Decision(Path.INSTANT, "instant", 25, "rev-1", "in_rollout")
+    decision = Decision(Route.INSTANT, "instant", 25, "rev-1", "in_rollout")
     assert decision.to_dict() == {
         "path": "instant",
         "variant": "instant",
@@ -140,3 +142,12 @@ def test_terminal_statuses_are_exactly_the_four_outcomes() -> None:
     }
     assert not OrderStatus.FELL_BACK.is_terminal
     assert OrderStatus.FAILED.is_terminal
+
+
+def test_the_old_path_name_still_works_with_a_deprecation_warning() -> None:
+    """The old name ``Path`` is Route for one release, with a warning, at both addresses."""
+
+    with pytest.warns(DeprecationWarning, match="renamed Route"):
+        assert orders.Path is Route
+    with pytest.warns(DeprecationWarning, match="renamed Route"):
+        assert strangler.Path is Route

@@ -13,8 +13,7 @@ import responses
 from structlog.testing import capture_logs
 
 from strangler.flags import FLAG_NAME, EmbeddedFlagSource, order_context
-from strangler.orders import OrderNotification
-from strangler.orders import Path as OrderPath
+from strangler.orders import OrderNotification, Route
 from tests.helpers import wait_until
 from tests.unit.flags.conftest import make_orders, write_flag
 
@@ -25,18 +24,18 @@ ORDER = OrderNotification.from_dict({"order_id": "o-1", "user_guid": "u-1", "uni
 @pytest.mark.parametrize(
     ("routing", "path", "variant", "reason"),
     [
-        pytest.param({"rollout": 100}, OrderPath.INSTANT, "instant", "in_rollout", id="instant"),
+        pytest.param({"rollout": 100}, Route.INSTANT, "instant", "in_rollout", id="instant"),
         pytest.param(
             {"rollout": 100, "variants": {"instant": 0, "shadow": 1000}},
-            OrderPath.SHADOW,
+            Route.SHADOW,
             "shadow",
             "in_rollout",
             id="shadow",
         ),
-        pytest.param({"rollout": 0}, OrderPath.LEGACY, "disabled", "outside_rollout", id="out"),
+        pytest.param({"rollout": 0}, Route.LEGACY, "disabled", "outside_rollout", id="out"),
         pytest.param(
             {"rollout": 100, "enabled": False},
-            OrderPath.LEGACY,
+            Route.LEGACY,
             "disabled",
             "flag_disabled",
             id="disabled",
@@ -47,7 +46,7 @@ def test_decision_follows_the_file(
     tmp_path: Path,
     embedded: Build,
     routing: dict[str, Any],
-    path: OrderPath,
+    path: Route,
     variant: str,
     reason: str,
 ) -> None:
@@ -65,8 +64,8 @@ def test_split_between_variants(tmp_path: Path, embedded: Build) -> None:
         write_flag(tmp_path / "f.json", rollout=100, variants={"instant": 700, "shadow": 300})
     )
     paths = Counter(source.decide(order).path for order in make_orders(4000))
-    assert paths[OrderPath.LEGACY] == 0
-    assert abs(paths[OrderPath.INSTANT] / 4000 - 0.7) < 0.03
+    assert paths[Route.LEGACY] == 0
+    assert abs(paths[Route.INSTANT] / 4000 - 0.7) < 0.03
 
 
 def test_status_when_loaded(flag_file: Path, embedded: Build) -> None:
@@ -82,7 +81,7 @@ def test_edit_is_picked_up_within_two_seconds(tmp_path: Path, embedded: Build) -
     path = write_flag(tmp_path / "flag.json", rollout=0)
     source = embedded(path)
     write_flag(path, rollout=100)
-    wait_until(lambda: source.decide(ORDER).path is OrderPath.INSTANT, 2.0, "the edit")
+    wait_until(lambda: source.decide(ORDER).path is Route.INSTANT, 2.0, "the edit")
     assert source.decide(ORDER).rollout == 100
 
 
@@ -114,7 +113,7 @@ def test_invalid_file_at_start_routes_legacy_and_is_not_ready(
     decision = source.decide(ORDER)
     status = source.status()
     assert (decision.path, decision.reason, decision.flag_revision) == (
-        OrderPath.LEGACY,
+        Route.LEGACY,
         "flag_unknown",
         "none",
     )
@@ -127,7 +126,7 @@ def test_missing_file_is_reported(tmp_path: Path, embedded: Build) -> None:
     source = embedded(path)
     assert "cannot read it" in str(source.status().last_error)
     write_flag(path, rollout=100)
-    wait_until(lambda: source.decide(ORDER).path is OrderPath.INSTANT, 2.0, "the new file")
+    wait_until(lambda: source.decide(ORDER).path is Route.INSTANT, 2.0, "the new file")
 
 
 def test_another_flag_name_is_unknown(flag_file: Path, embedded: Build) -> None:
@@ -143,7 +142,7 @@ def test_decide_never_raises(flag_file: Path, embedded: Build) -> None:
     garbage = source.decide(broken)
     source.close()
     closed = source.decide(ORDER)
-    assert (garbage.path, garbage.reason.split(":")[0]) == (OrderPath.LEGACY, "flag_source_error")
+    assert (garbage.path, garbage.reason.split(":")[0]) == (Route.LEGACY, "flag_source_error")
     assert closed.reason == "flag_source_error:the flag source is closed or was never started"
 
 

@@ -13,8 +13,7 @@ import pytest
 import responses
 
 from strangler.flags import FLAG_NAME, UnleashFlagSource, flag_revision
-from strangler.orders import OrderNotification
-from strangler.orders import Path as OrderPath
+from strangler.orders import OrderNotification, Route
 from tests.helpers import free_port, wait_until
 from tests.unit.flags.conftest import flag_document, write_flag
 
@@ -83,33 +82,31 @@ def _source(sources: list[UnleashFlagSource], url: str = API, **options: Any) ->
     [
         pytest.param(
             [_server_feature(variants=[_variant("instant")])],
-            OrderPath.INSTANT,
+            Route.INSTANT,
             "in_rollout",
             id="instant",
         ),
         pytest.param(
             [_server_feature(variants=[_variant("warp")])],
-            OrderPath.LEGACY,
+            Route.LEGACY,
             "unknown_variant:warp",
             id="unknown-variant",
         ),
-        pytest.param(
-            [_server_feature(variants=[])], OrderPath.LEGACY, "no_variant", id="no-variant"
-        ),
+        pytest.param([_server_feature(variants=[])], Route.LEGACY, "no_variant", id="no-variant"),
         pytest.param(
             [_server_feature(variants=[_variant("instant")], enabled=False)],
-            OrderPath.LEGACY,
+            Route.LEGACY,
             "flag_disabled",
             id="disabled",
         ),
-        pytest.param([], OrderPath.LEGACY, "flag_unknown", id="flag-missing"),
+        pytest.param([], Route.LEGACY, "flag_unknown", id="flag-missing"),
     ],
 )
 def test_decisions_follow_the_server(
     stub_api: responses.RequestsMock,
     sources: list[UnleashFlagSource],
     features: list[dict[str, Any]],
-    path: OrderPath,
+    path: Route,
     reason: str,
 ) -> None:
     """Once fetched, the server's definitions decide, with the design's reasons."""
@@ -138,7 +135,7 @@ def test_revision_is_the_server_flag_content(
     feature = _server_feature(variants=[_variant("shadow")])
     _serve(stub_api, [feature])
     source = _source(sources)
-    wait_until(lambda: source.decide(ORDER).path is OrderPath.SHADOW, 3.0, "the fetch")
+    wait_until(lambda: source.decide(ORDER).path is Route.SHADOW, 3.0, "the fetch")
     assert source.decide(ORDER).flag_revision == flag_revision(feature)
     assert source.status().last_error is None
 
@@ -149,7 +146,7 @@ def test_without_bootstrap_nothing_is_loaded_until_the_server_answers(
     """No bootstrap file and no server: legacy, flags_not_loaded, and not ready."""
     source = _source(sources, f"http://127.0.0.1:{free_port()}/api", stale_after_s=0.2)
     decision = source.decide(ORDER)
-    assert (decision.path, decision.reason) == (OrderPath.LEGACY, "flags_not_loaded")
+    assert (decision.path, decision.reason) == (Route.LEGACY, "flags_not_loaded")
     wait_until(lambda: source.status().last_error is not None, 3.0, "the staleness report")
     assert source.status().loaded is False
     assert "no answer from" in str(source.status().last_error)
@@ -163,7 +160,7 @@ def test_cold_start_with_server_down_routes_by_the_file(
     dead = f"http://127.0.0.1:{free_port()}/api"
     source = _source(sources, dead, bootstrap_file=bootstrap, stale_after_s=0.3)
     decision = source.decide(ORDER)
-    assert (decision.path, decision.rollout) == (OrderPath.INSTANT, 100)
+    assert (decision.path, decision.rollout) == (Route.INSTANT, 100)
     wait_until(lambda: source.status().last_error is not None, 3.0, "the staleness report")
     status = source.status()
     assert (status.loaded, status.mode) == (True, "server")
@@ -199,7 +196,7 @@ def test_black_holed_server_never_blocks_decide(
     source = _source(sources, black_hole, bootstrap_file=bootstrap)
     decisions = [source.decide(ORDER) for _ in range(100)]
     elapsed = time.monotonic() - started
-    assert {d.path for d in decisions} == {OrderPath.INSTANT}
+    assert {d.path for d in decisions} == {Route.INSTANT}
     assert elapsed < 0.5  # the fetch alone waits a 1 s timeout, twice
     source.close()
     assert time.monotonic() - started < 6.0
@@ -210,7 +207,7 @@ def test_bad_url_is_reported_not_raised(sources: list[UnleashFlagSource]) -> Non
     source = _source(sources, "not a url", report_usage=True)
     wait_until(lambda: source.status().last_error is not None, 3.0, "the start-up error")
     assert "cannot start the Unleash client" in str(source.status().last_error)
-    assert source.decide(ORDER).path is OrderPath.LEGACY
+    assert source.decide(ORDER).path is Route.LEGACY
 
 
 def test_usage_is_reported_to_the_server(
@@ -220,7 +217,7 @@ def test_usage_is_reported_to_the_server(
     _serve(stub_api, [_server_feature(variants=[_variant("instant")])])
     stub_api.post(f"{API}/client/metrics", status=202)
     source = _source(sources, report_usage=True)
-    wait_until(lambda: source.decide(ORDER).path is OrderPath.INSTANT, 3.0, "the fetch")
+    wait_until(lambda: source.decide(ORDER).path is Route.INSTANT, 3.0, "the fetch")
     for _ in range(4):
         source.decide(ORDER)
     source.close()

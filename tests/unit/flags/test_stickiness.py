@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 
 from strangler.flags import EmbeddedFlagSource
-from strangler.orders import OrderNotification
-from strangler.orders import Path as OrderPath
+from strangler.orders import OrderNotification, Route
 from strangler.rollout import FileRolloutController
 from tests.unit.flags.conftest import make_orders, write_flag
 
@@ -24,13 +23,13 @@ Build = Callable[..., EmbeddedFlagSource]
 
 
 @pytest.fixture(scope="module")
-def paths_by_step(tmp_path_factory: pytest.TempPathFactory) -> dict[int, list[OrderPath]]:
+def paths_by_step(tmp_path_factory: pytest.TempPathFactory) -> dict[int, list[Route]]:
     """The path of every order at each rollout step (instant=70, shadow=30)."""
     folder = tmp_path_factory.mktemp("stickiness")
     flags = write_flag(folder / "flag.json", rollout=0)
     controller = FileRolloutController(flags, folder / "audit.jsonl")
     controller.set_variants({"instant": 70, "shadow": 30}, actor="test")
-    paths: dict[int, list[OrderPath]] = {}
+    paths: dict[int, list[Route]] = {}
     for step in STEPS:
         controller.set_percentage(step, actor="test", reason="stickiness")
         with EmbeddedFlagSource(flags) as source:
@@ -42,29 +41,29 @@ def paths_by_step(tmp_path_factory: pytest.TempPathFactory) -> dict[int, list[Or
     ("lower", "higher"), list(itertools.pairwise(STEPS)), ids=lambda pct: f"{pct}%"
 )
 def test_raising_the_rollout_keeps_everyone_on_their_path(
-    paths_by_step: dict[int, list[OrderPath]], lower: int, higher: int
+    paths_by_step: dict[int, list[Route]], lower: int, higher: int
 ) -> None:
     """An order routed off legacy at a lower rollout keeps its exact path at a higher one."""
     moved = [
         (before, after)
         for before, after in zip(paths_by_step[lower], paths_by_step[higher], strict=True)
-        if before is not OrderPath.LEGACY and after is not before
+        if before is not Route.LEGACY and after is not before
     ]
     assert moved == []
 
 
 @pytest.mark.parametrize("step", STEPS, ids=lambda pct: f"{pct}%")
 def test_enabled_fraction_matches_the_setting(
-    paths_by_step: dict[int, list[OrderPath]], step: int
+    paths_by_step: dict[int, list[Route]], step: int
 ) -> None:
     """The share of orders off legacy is within 1.5 percentage points of the rollout."""
-    enabled = sum(path is not OrderPath.LEGACY for path in paths_by_step[step])
+    enabled = sum(path is not Route.LEGACY for path in paths_by_step[step])
     assert abs(100 * enabled / len(ORDERS) - step) <= 1.5
 
 
-def test_variant_split_matches_the_weights(paths_by_step: dict[int, list[OrderPath]]) -> None:
+def test_variant_split_matches_the_weights(paths_by_step: dict[int, list[Route]]) -> None:
     """At 100%, instant=70,shadow=30 splits the orders within 1.5 points of 70/30."""
-    instant = paths_by_step[100].count(OrderPath.INSTANT)
+    instant = paths_by_step[100].count(Route.INSTANT)
     assert abs(100 * instant / len(ORDERS) - 70) <= 1.5
 
 
@@ -73,7 +72,7 @@ def test_same_user_same_path(tmp_path: Path, embedded: Build) -> None:
     source = embedded(
         write_flag(tmp_path / "f.json", rollout=50, variants={"instant": 500, "shadow": 500})
     )
-    by_user: dict[str, set[OrderPath]] = {}
+    by_user: dict[str, set[Route]] = {}
     for order in make_orders(10_000, users=500):
         by_user.setdefault(order.user_guid, set()).add(source.decide(order).path)
     assert {user: paths for user, paths in by_user.items() if len(paths) > 1} == {}

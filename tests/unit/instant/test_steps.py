@@ -10,7 +10,7 @@ import pytest
 from strangler.instant.describe import describe, format_history
 from strangler.instant.results import ExecutionResult
 from strangler.instant.steps import event_time, parse_cause, steps_from_history
-from strangler.orders import Path
+from strangler.orders import Route
 from tests.unit.instant.history_builder import START, History
 
 UNAVAILABLE = ("LegacyUnavailable", json.dumps({"errorMessage": "connection refused"}))
@@ -39,7 +39,7 @@ def test_one_step_per_task_state_with_its_decision() -> None:
         ("authorize_payment", "authorized"),
         ("fulfill", "fulfilled"),
     ]
-    assert {("o-1", Path.INSTANT, False, None)} == {
+    assert {("o-1", Route.INSTANT, False, None)} == {
         (s.order_id, s.path, s.dry_run, s.error) for s in steps
     }
     assert steps[3].payload["details"]["vouchers"] == ["V1"]

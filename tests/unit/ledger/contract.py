@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from strangler.exceptions import LedgerError
 from strangler.ledger import Handoff, RolloutEvent, SqlLedger, ledger_from_url
 from strangler.ledger.schema import SCHEMA_VERSION, schema_version
-from strangler.orders import OrderStatus, Path
+from strangler.orders import OrderStatus, Route
 from tests.unit.ledger.support import T0, Clock, make_decision, make_order, make_step
 
 
@@ -103,9 +103,9 @@ class LedgerContract:
     def test_the_first_decision_is_pinned(self, ledger: SqlLedger) -> None:
         """The first decision is kept; a later one (say after a rollout change) is ignored."""
         ledger.record_received(make_order("o-1"), source="api")
-        first = make_decision(Path.INSTANT, rollout=50)
+        first = make_decision(Route.INSTANT, rollout=50)
         assert ledger.pin_decision("o-1", first) == first
-        later = make_decision(Path.LEGACY, rollout=0, flag_revision="rev-2")
+        later = make_decision(Route.LEGACY, rollout=0, flag_revision="rev-2")
         assert ledger.pin_decision("o-1", later) == first
         story = ledger.story("o-1")
         assert story is not None
@@ -118,7 +118,7 @@ class LedgerContract:
         """With release_owner, a decision pinned now also releases that owner's lease as done."""
         ledger.record_received(make_order("o-1"), source="api")
         ledger.claim_due("a", limit=1, lease_seconds=10)
-        decision = make_decision(Path.LEGACY)
+        decision = make_decision(Route.LEGACY)
         assert ledger.pin_decision("o-1", decision, release_owner="a") is decision
         clock.advance(3600)
         assert (
@@ -132,10 +132,10 @@ class LedgerContract:
     def test_an_earlier_decision_releases_nothing(self, ledger: SqlLedger) -> None:
         """When a decision was pinned before, asking for a release leaves the lease held."""
         ledger.record_received(make_order("o-1"), source="api")
-        first = make_decision(Path.INSTANT)
+        first = make_decision(Route.INSTANT)
         ledger.pin_decision("o-1", first)
         ledger.claim_due("a", limit=1, lease_seconds=10)
-        pinned = ledger.pin_decision("o-1", make_decision(Path.LEGACY), release_owner="a")
+        pinned = ledger.pin_decision("o-1", make_decision(Route.LEGACY), release_owner="a")
         assert (pinned, ledger.renew_leases("a", ["o-1"], lease_seconds=10)) == (first, {"o-1"})
 
     def test_unknown_orders_cannot_be_routed_or_moved(self, ledger: SqlLedger) -> None:
@@ -216,11 +216,11 @@ class LedgerContract:
     def test_the_story_has_the_documented_shape(self, ledger: SqlLedger, clock: Clock) -> None:
         """The story carries the decision, one entry per step per path, and every transition."""
         ledger.record_received(make_order("o-1"), source="proxy")
-        ledger.pin_decision("o-1", make_decision(Path.SHADOW))
+        ledger.pin_decision("o-1", make_decision(Route.SHADOW))
         ledger.record_steps(
             [
-                (make_step(path=Path.INSTANT, dry_run=True, at=T0), 0),
-                (make_step(path=Path.LEGACY, at=T0 + timedelta(minutes=3)), 0),
+                (make_step(path=Route.INSTANT, dry_run=True, at=T0), 0),
+                (make_step(path=Route.LEGACY, at=T0 + timedelta(minutes=3)), 0),
             ]
         )
         ledger.transition("o-1", OrderStatus.FULFILLED, at=clock.advance(600))
@@ -339,7 +339,7 @@ class LedgerContract:
     def test_a_leased_order_carries_its_pinned_decision(self, ledger: SqlLedger) -> None:
         """A resumed order comes back with the decision pinned before, not a new one."""
         ledger.record_received(make_order("o-1", city="Austin"), source="api")
-        decision = make_decision(Path.SHADOW)
+        decision = make_decision(Route.SHADOW)
         ledger.pin_decision("o-1", decision)
         [leased] = ledger.claim_due("a", limit=1, lease_seconds=10)
         assert (leased.decision, leased.status) == (decision, OrderStatus.ROUTED)
@@ -350,11 +350,11 @@ class LedgerContract:
     def test_followed_orders_are_legacy_shadow_and_handed_off(self, ledger: SqlLedger) -> None:
         """The follower tracks legacy, shadow and handed-off orders that are not terminal."""
         for order_id, path in [
-            ("legacy", Path.LEGACY),
-            ("shadow", Path.SHADOW),
-            ("instant", Path.INSTANT),
-            ("handed", Path.INSTANT),
-            ("done", Path.LEGACY),
+            ("legacy", Route.LEGACY),
+            ("shadow", Route.SHADOW),
+            ("instant", Route.INSTANT),
+            ("handed", Route.INSTANT),
+            ("done", Route.LEGACY),
         ]:
             ledger.record_received(make_order(order_id), source="api")
             ledger.pin_decision(order_id, make_decision(path))
@@ -367,9 +367,9 @@ class LedgerContract:
     def test_legacy_progress_is_recorded_with_its_time(self, ledger: SqlLedger) -> None:
         """Legacy steps and the terminal status are recorded in one go, with legacy's time."""
         ledger.record_received(make_order("o-1"), source="api")
-        ledger.pin_decision("o-1", make_decision(Path.LEGACY))
+        ledger.pin_decision("o-1", make_decision(Route.LEGACY))
         at = T0 + timedelta(minutes=20)
-        step = make_step(path=Path.LEGACY, step="fulfill", decision="fulfilled", at=at)
+        step = make_step(path=Route.LEGACY, step="fulfill", decision="fulfilled", at=at)
         assert ledger.record_legacy_progress(
             "o-1", [(step, 0)], legacy_status="fulfilled", legacy_terminal_at=at
         )
@@ -394,7 +394,7 @@ class LedgerContract:
         )
         assert ended is False
         assert ledger.open_orders(["o-1", "ghost"]) == {"o-1"}
-        ledger.pin_decision("o-1", make_decision(Path.LEGACY))
+        ledger.pin_decision("o-1", make_decision(Route.LEGACY))
         story = ledger.story("o-1")
         assert story is not None
         assert (story["status"], story["timestamps"]["terminal"]) == (
@@ -405,7 +405,7 @@ class LedgerContract:
     def test_an_instant_order_ends_as_legacy_did_once_handed_off(self, ledger: SqlLedger) -> None:
         """Legacy's outcome waits for an instant order until it is handed to the batch jobs."""
         ledger.record_received(make_order("o-1"), source="api")
-        ledger.pin_decision("o-1", make_decision(Path.INSTANT))
+        ledger.pin_decision("o-1", make_decision(Route.INSTANT))
         ledger.record_legacy_progress("o-1", [], legacy_status="fulfilled", legacy_terminal_at=T0)
         assert ledger.story("o-1")["status"] == "routed"  # type: ignore[index]
         ledger.hand_off("o-1", Handoff.LEGACY_OWNED, reason="claim lost")
@@ -418,7 +418,7 @@ class LedgerContract:
         """Followed orders never seen, then those not seen for long, least recently first."""
         for order_id in ("seen", "unseen", "instant"):
             ledger.record_received(make_order(order_id), source="api")
-            ledger.pin_decision(order_id, make_decision(Path.LEGACY))
+            ledger.pin_decision(order_id, make_decision(Route.LEGACY))
         ledger.transition("instant", OrderStatus.FULFILLED)
         clock.advance(60)
         ledger.mark_checked(["seen"])
@@ -458,7 +458,7 @@ class LedgerContract:
 
     def test_counts_group_orders_by_path_and_status(self, ledger: SqlLedger) -> None:
         """Counts give orders per path and status, the backlog and the dispatch queue."""
-        for n, path in enumerate([Path.INSTANT, Path.INSTANT, Path.LEGACY]):
+        for n, path in enumerate([Route.INSTANT, Route.INSTANT, Route.LEGACY]):
             ledger.record_received(make_order(f"o-{n}"), source="api")
             ledger.pin_decision(f"o-{n}", make_decision(path))
         ledger.record_received(make_order("new"), source="api")

@@ -6,7 +6,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from strangler.orders import Decision, OrderNotification, Path, StepResult
+from strangler.orders import Decision, OrderNotification, Route, StepResult
 
 T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -36,10 +36,10 @@ def make_order(order_id: str = "o-1", **fields: Any) -> OrderNotification:
     return OrderNotification.from_dict(data)
 
 
-def make_decision(path: Path = Path.INSTANT, **fields: Any) -> Decision:
+def make_decision(path: Route = Route.INSTANT, **fields: Any) -> Decision:
     """A routing decision for ``path``."""
     values: dict[str, Any] = {
-        "variant": path.value if path is not Path.LEGACY else "disabled",
+        "variant": path.value if path is not Route.LEGACY else "disabled",
         "rollout": 50,
         "flag_revision": "rev-1",
         "reason": f"test decision: {path.value}",
@@ -52,7 +52,7 @@ def make_step(
     order_id: str = "o-1",
     step: str = "fraud_scan",
     *,
-    path: Path = Path.INSTANT,
+    path: Route = Route.INSTANT,
     decision: str | None = "pass",
     at: datetime = T0,
     dry_run: bool = False,

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from strangler.instant.results import ExecutionResult
 from strangler.legacy_adapter.exceptions import OrderNotFound
 from strangler.legacy_adapter.models import LegacyOrder, LegacyStepRecord
-from strangler.orders import Decision, OrderNotification, Path, StepResult
+from strangler.orders import Decision, OrderNotification, Route, StepResult
 from strangler.protocols import FlagStatus
 
 T_RUN = datetime(2030, 1, 1, 12, 0, 5, tzinfo=UTC)
@@ -37,7 +37,7 @@ _STEPS_BY_OUTCOME = {
 class FakeFlags:
     """A flag source that sends every order down ``path`` (settable)."""
 
-    def __init__(self, path: Path = Path.INSTANT, rollout: int = 50) -> None:
+    def __init__(self, path: Route = Route.INSTANT, rollout: int = 50) -> None:
         self.path = path
         self.rollout = rollout
         self.revision = "rev-1"
@@ -48,7 +48,7 @@ class FakeFlags:
         self.calls += 1
         if self.error is not None:
             raise self.error
-        variant = "disabled" if self.path is Path.LEGACY else self.path.value
+        variant = "disabled" if self.path is Route.LEGACY else self.path.value
         return Decision(self.path, variant, self.rollout, self.revision, f"fake: {order.order_id}")
 
     def status(self) -> FlagStatus:
@@ -70,7 +70,7 @@ def execution(
     results = tuple(
         StepResult(
             order_id=order_id,
-            path=Path.INSTANT,
+            path=Route.INSTANT,
             step=name,
             decision=decision,
             started_at=T_RUN + timedelta(seconds=n),

@@ -10,7 +10,7 @@ from structlog.testing import capture_logs
 from strangler.follower import CURSOR_KEY, ROLE, Follower, legacy_steps
 from strangler.ledger import Handoff, SqlLedger
 from strangler.legacy_adapter.exceptions import LegacyUnavailable
-from strangler.orders import Path
+from strangler.orders import Route
 from tests.helpers import wait_until
 from tests.unit.ledger.support import T0, Clock, make_decision, make_order
 from tests.unit.router.fakes import BATCH_FULFILLED, FakeLegacy, legacy_order
@@ -27,7 +27,7 @@ def follower(ledger: SqlLedger, legacy: FakeLegacy, clock: Clock, **options: flo
     return Follower(ledger, legacy, clock=clock, **options)  # type: ignore[arg-type]
 
 
-def routed(ledger: SqlLedger, order_id: str, path: Path) -> None:
+def routed(ledger: SqlLedger, order_id: str, path: Route) -> None:
     ledger.record_received(make_order(order_id), source="api")
     ledger.pin_decision(order_id, make_decision(path))
 
@@ -36,7 +36,7 @@ def test_batch_steps_and_the_terminal_status_are_recorded(
     ledger: SqlLedger, legacy: FakeLegacy, clock: Clock
 ) -> None:
     """A followed order gets the batch jobs' steps and legacy's terminal status and time."""
-    routed(ledger, "o-1", Path.LEGACY)
+    routed(ledger, "o-1", Route.LEGACY)
     legacy.put(legacy_order("o-1", "fulfilled", updated_at=LATER, history=BATCH_FULFILLED))
     assert follower(ledger, legacy, clock).poll_once() == 1
     told = ledger.story("o-1")
@@ -70,7 +70,7 @@ def test_instant_orders_are_left_to_the_router(
     ledger: SqlLedger, legacy: FakeLegacy, clock: Clock
 ) -> None:
     """An instant order the per-order API ran keeps its status; unknown orders are ignored."""
-    routed(ledger, "instant", Path.INSTANT)
+    routed(ledger, "instant", Route.INSTANT)
     api_steps = [(step, "api", decision) for step, _, decision in BATCH_FULFILLED]
     legacy.put(legacy_order("instant", updated_at=LATER, history=api_steps, mode="instant"))
     legacy.put(legacy_order("stranger", updated_at=LATER, history=BATCH_FULFILLED))
@@ -83,11 +83,15 @@ def test_instant_orders_are_left_to_the_router(
 
 @pytest.mark.parametrize(
     ("path", "handoff"),
-    [(Path.SHADOW, None), (Path.INSTANT, Handoff.FALLBACK), (Path.INSTANT, Handoff.LEGACY_OWNED)],
+    [
+        (Route.SHADOW, None),
+        (Route.INSTANT, Handoff.FALLBACK),
+        (Route.INSTANT, Handoff.LEGACY_OWNED),
+    ],
     ids=["shadow", "fell-back", "legacy-owned"],
 )
 def test_shadow_and_handed_off_orders_are_followed_to_the_end(
-    ledger: SqlLedger, legacy: FakeLegacy, clock: Clock, path: Path, handoff: Handoff | None
+    ledger: SqlLedger, legacy: FakeLegacy, clock: Clock, path: Route, handoff: Handoff | None
 ) -> None:
     """Shadow orders and instant orders handed to the batch jobs end with legacy's outcome."""
     routed(ledger, "o-1", path)
@@ -102,7 +106,7 @@ def test_shadow_and_handed_off_orders_are_followed_to_the_end(
 
 def test_the_cursor_survives_a_restart(ledger: SqlLedger, legacy: FakeLegacy, clock: Clock) -> None:
     """A new follower asks the legacy app from where the last one stopped."""
-    routed(ledger, "o-1", Path.LEGACY)
+    routed(ledger, "o-1", Route.LEGACY)
     legacy.put(legacy_order("o-1", "authorized", updated_at=LATER))
     follower(ledger, legacy, clock).poll_once()
     follower(ledger, legacy, clock).poll_once()
@@ -115,7 +119,7 @@ def test_full_pages_are_drained_in_one_poll(
 ) -> None:
     """When a page comes back full, the follower asks for the next one straight away."""
     for n in range(5):
-        routed(ledger, f"o-{n}", Path.LEGACY)
+        routed(ledger, f"o-{n}", Route.LEGACY)
         legacy.put(legacy_order(f"o-{n}", updated_at=LATER + timedelta(seconds=n)))
     follower(ledger, legacy, clock, batch_limit=2).poll_once()
     assert ledger.backlog() == 0
@@ -127,8 +131,8 @@ def test_stale_orders_are_fetched_one_by_one(
     ledger: SqlLedger, legacy: FakeLegacy, clock: Clock
 ) -> None:
     """A followed order the bulk poll never showed is fetched on its own, once."""
-    routed(ledger, "missed", Path.LEGACY)
-    routed(ledger, "unknown", Path.LEGACY)
+    routed(ledger, "missed", Route.LEGACY)
+    routed(ledger, "unknown", Route.LEGACY)
     legacy.put(legacy_order("missed", "fulfilled", updated_at=T0 - timedelta(hours=1)))
     legacy.polls.clear()
     tracker = follower(ledger, legacy, clock, first_look_after_s=30)
@@ -147,7 +151,7 @@ def test_stale_orders_are_fetched_one_by_one(
 
 def test_a_legacy_outage_is_waited_out(ledger: SqlLedger, legacy: FakeLegacy) -> None:
     """The background follower backs off while legacy is down, logs it, and carries on."""
-    routed(ledger, "o-1", Path.LEGACY)
+    routed(ledger, "o-1", Route.LEGACY)
     legacy.put(legacy_order("o-1", updated_at=LATER))
     legacy.poll_errors = [LegacyUnavailable("legacy app timed out")] * 3
     tracker = Follower(ledger, legacy, interval_s=0.01, max_backoff_s=0.03)

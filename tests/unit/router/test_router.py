@@ -11,7 +11,7 @@ from structlog.testing import capture_logs
 from strangler.instant.exceptions import ExecutionError
 from strangler.ledger import LeaseLost, SqlLedger
 from strangler.legacy_adapter.exceptions import ClaimConflict, LegacyRejected, LegacyUnavailable
-from strangler.orders import Path
+from strangler.orders import Route
 from strangler.router import Disposition, Lease, RetryPolicy, Router
 from tests.unit.ledger.support import Clock, make_order
 from tests.unit.router.fakes import T_RUN, FakeFlags, FakeInstant, FakeLegacy, execution
@@ -100,7 +100,7 @@ def test_legacy_orders_are_left_to_the_batch_jobs(
     router: Router, ledger: SqlLedger, flags: FakeFlags, instant: FakeInstant, clock: Clock
 ) -> None:
     """A legacy-path order is routed and left for the follower; nothing runs here."""
-    flags.path = Path.LEGACY
+    flags.path = Route.LEGACY
     router.intake(make_order("o-1"), source="api")
     assert process(router, ledger, clock).done is True
     assert (story(ledger)["status"], story(ledger)["decision"]["path"]) == ("routed", "legacy")
@@ -111,7 +111,7 @@ def test_a_legacy_decision_gives_the_lease_up_with_it(
     router: Router, ledger: SqlLedger, flags: FakeFlags
 ) -> None:
     """Routing to legacy releases the lease in the pinning transaction: nothing is left due."""
-    flags.path = Path.LEGACY
+    flags.path = Route.LEGACY
     router.intake(make_order("o-1"), source="api")
     [order] = ledger.claim_due(OWNER, limit=1, lease_seconds=30)
     lease = Lease(order.order_id, OWNER)
@@ -125,7 +125,7 @@ def test_an_instant_decision_keeps_the_lease(
     router: Router, ledger: SqlLedger, flags: FakeFlags
 ) -> None:
     """An order routed to the instant path keeps its lease until the dispatcher releases it."""
-    flags.path = Path.INSTANT
+    flags.path = Route.INSTANT
     router.intake(make_order("o-1"), source="api")
     [order] = ledger.claim_due(OWNER, limit=1, lease_seconds=30)
     lease = Lease(order.order_id, OWNER)
@@ -339,7 +339,7 @@ def test_shadow_runs_a_dry_run_beside_legacy(
     router: Router, ledger: SqlLedger, flags: FakeFlags, instant: FakeInstant, clock: Clock
 ) -> None:
     """A shadow order runs the pipeline in dry-run, records its steps as such, and is followed."""
-    flags.path = Path.SHADOW
+    flags.path = Route.SHADOW
     router.intake(make_order("o-1"), source="api")
     instant.script("o-1", execution("o-1", "fulfilled", dry_run=True))
     assert process(router, ledger, clock).done is True
@@ -359,7 +359,7 @@ def test_a_failing_dry_run_gives_up_without_touching_legacy(
     clock: Clock,
 ) -> None:
     """A dry run that keeps failing is given up with the error kept; legacy is left alone."""
-    flags.path = Path.SHADOW
+    flags.path = Route.SHADOW
     router.intake(make_order("o-1"), source="api")
     instant.script("o-1", *[ExecutionError("executor broke")] * 3)
     assert [process(router, ledger, clock).done for _ in range(3)] == [False, False, True]
@@ -379,7 +379,7 @@ def test_a_decision_is_pinned_across_a_rollout_change(
     router.intake(make_order("early"), source="api")
     instant.script("early", ExecutionError("try again"))
     process(router, ledger, clock)
-    flags.path, flags.rollout, flags.revision = Path.LEGACY, 0, "rev-2"
+    flags.path, flags.rollout, flags.revision = Route.LEGACY, 0, "rev-2"
     router.intake(make_order("late"), source="api")
     clock.advance(1)
     process(router, ledger, clock)

@@ -14,7 +14,7 @@ import urllib3
 
 from strangler.exceptions import LedgerError, RolloutError
 from strangler.ledger.records import LedgerCounts, RolloutEventFields
-from strangler.orders import Decision, OrderNotification, Path
+from strangler.orders import Decision, OrderNotification, Route
 from strangler.protocols import FlagStatus
 from strangler.rollout import RolloutChange, RolloutState
 
@@ -105,7 +105,7 @@ class FakeFlags:
 
     def decide(self, order: OrderNotification) -> Decision:
         return Decision(
-            path=Path.INSTANT,
+            path=Route.INSTANT,
             variant="instant",
             rollout=25,
             flag_revision="rev-7",

@@ -18,8 +18,7 @@ from werkzeug.test import TestResponse
 
 from strangler.exceptions import UnleashAdminError
 from strangler.ledger import ledger_from_url
-from strangler.orders import Decision, OrderNotification, OrderStatus
-from strangler.orders import Path as OrderPath
+from strangler.orders import Decision, OrderNotification, OrderStatus, Route
 from strangler.sidecar.exceptions import SnsCertificateUnavailable
 from tests.unit.sidecar.conftest import AUTH
 from tests.unit.sidecar.fakes import FakeRollout, FakeRuntime
@@ -59,7 +58,7 @@ def story(tmp_path: Path) -> dict[str, Any]:
     ledger = ledger_from_url(f"sqlite:///{tmp_path / 'ledger.sqlite3'}")
     try:
         ledger.record_received(OrderNotification.from_dict(ORDER), source="notifications")
-        decision = Decision(OrderPath.INSTANT, "instant", 50, "rev-1", "in rollout")
+        decision = Decision(Route.INSTANT, "instant", 50, "rev-1", "in rollout")
         ledger.pin_decision("o-1", decision)
         ledger.transition("o-1", OrderStatus.FULFILLED)
         found = ledger.story("o-1")

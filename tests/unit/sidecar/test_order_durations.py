@@ -11,8 +11,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from strangler.ledger import SqlLedger, ledger_from_url
-from strangler.orders import Decision, OrderNotification, OrderStatus
-from strangler.orders import Path as OrderPath
+from strangler.orders import Decision, OrderNotification, OrderStatus, Route
 from strangler.sidecar.order_durations import OrderDurations
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
@@ -30,7 +29,7 @@ def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlLedger
     ledger.close()
 
 
-def finish(ledger: SqlLedger, order_id: str, path: OrderPath, after_s: float) -> None:
+def finish(ledger: SqlLedger, order_id: str, path: Route, after_s: float) -> None:
     """Take an order in at T0, route it to ``path`` and fulfil it ``after_s`` later."""
     ledger.record_received(
         OrderNotification(order_id=order_id, user_guid="u", unit_id="n"), source="test"
@@ -54,10 +53,10 @@ def scrape(collector: OrderDurations) -> dict[tuple[str, tuple[tuple[str, str], 
 def test_durations_per_path_are_counted_once(ledger: SqlLedger) -> None:
     """Each terminal order lands once in its path's histogram, across repeated scrapes."""
     collector = OrderDurations(ledger.engine)
-    finish(ledger, "o-1", OrderPath.INSTANT, 3)
-    finish(ledger, "o-2", OrderPath.LEGACY, 900)
+    finish(ledger, "o-1", Route.INSTANT, 3)
+    finish(ledger, "o-2", Route.LEGACY, 900)
     scrape(collector)
-    finish(ledger, "o-3", OrderPath.INSTANT, 0.2)
+    finish(ledger, "o-3", Route.INSTANT, 0.2)
     samples = scrape(collector)
     instant = (("outcome", "fulfilled"), ("path", "instant"))
     legacy = (("outcome", "fulfilled"), ("path", "legacy"))
