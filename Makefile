@@ -22,6 +22,7 @@ demo: $(STAMP)
 
 services: $(STAMP)
 	bash scripts/ensure-postgres.sh
+	bash scripts/ensure-system-packages.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check strangler tests bench

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Install the Debian packages the tests and benches use when they are missing:
+# nginx (front mode), wrk (benches), chromium + chromium-driver (the dashboard test).
+# Safe to run again. Without apt or root (a laptop), it says what is missing and exits 0:
+# the tests that need a package skip, except under CI=true, where they fail.
+set -euo pipefail
+declare -A binary=([nginx]=/usr/sbin/nginx [wrk]=/usr/bin/wrk [chromium]=/usr/bin/chromium
+                   [chromium-driver]=/usr/bin/chromedriver)
+missing=()
+for package in "${!binary[@]}"; do
+  [ -x "${binary[$package]}" ] || missing+=("$package")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "ensure-system-packages: nginx, wrk, chromium and chromium-driver are installed"
+  exit 0
+fi
+if ! command -v apt-get >/dev/null 2>&1 || [ "$(id -u)" != 0 ]; then
+  echo "ensure-system-packages: missing ${missing[*]} (no apt-get as root here); tests that need them will skip" >&2
+  exit 0
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
+  || { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; }
+# Debian starts nginx as a service on install; the tests run their own nginx processes.
+if command -v service >/dev/null 2>&1; then service nginx stop >/dev/null 2>&1 || true; fi
+echo "ensure-system-packages: installed ${missing[*]}"
