@@ -16,6 +16,8 @@ from sqlalchemy.engine import Dialect
 __all__ = [
     "SCHEMA_VERSION",
     "UTCDateTime",
+    "comparison_steps",
+    "comparisons",
     "kv",
     "metadata",
     "orders",
@@ -27,7 +29,7 @@ __all__ = [
     "worker_leases",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 ID_LENGTH = 128
 
 
@@ -193,4 +195,42 @@ kv = sa.Table(
     sa.Column("name", sa.String(64), primary_key=True),
     sa.Column("value", sa.Text, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# v2: shadow comparisons. One row per order and kind, written once, when the comparison
+# runs or is given up (docs/reports.md): 'shadow' compares the instant dry run with the
+# batch jobs; 'noise' compares legacy's own per-order API dry run with its batch jobs.
+comparisons = sa.Table(
+    "comparisons",
+    metadata,
+    sa.Column("order_id", sa.String(ID_LENGTH), sa.ForeignKey("orders.order_id"), primary_key=True),
+    sa.Column("kind", sa.String(16), primary_key=True),
+    # 'compared' or 'not_compared'; a not-compared row names its reason.
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("reason", sa.String(64)),
+    # Any step mismatched; NULL when not compared.
+    sa.Column("mismatch", sa.Boolean),
+    # Each side as the comparators saw it (decisions, reasons, voucher counts; no payment data).
+    sa.Column("candidate", _json, nullable=False),
+    sa.Column("baseline", _json, nullable=False),
+    # The order's routed_at, copied so that report windows need no join.
+    sa.Column("routed_at", UTCDateTime, nullable=False),
+    sa.Column("compared_at", UTCDateTime, nullable=False),
+    sa.Index("ix_comparisons_window", "kind", "routed_at"),
+)
+
+# One row per compared step (the outcome counts as the step 'outcome'), for SQL aggregation.
+comparison_steps = sa.Table(
+    "comparison_steps",
+    metadata,
+    sa.Column("order_id", sa.String(ID_LENGTH), primary_key=True),
+    sa.Column("kind", sa.String(16), primary_key=True),
+    sa.Column("step", sa.String(32), primary_key=True),
+    # 'match' or 'mismatch'.
+    sa.Column("verdict", sa.String(16), nullable=False),
+    # Which fields differ, e.g. "decision: 'approved' != 'rejected'"; NULL on a match.
+    sa.Column("detail", sa.Text),
+    sa.Column("routed_at", UTCDateTime, nullable=False),
+    sa.ForeignKeyConstraint(["order_id", "kind"], ["comparisons.order_id", "comparisons.kind"]),
+    sa.Index("ix_comparison_steps_window", "kind", "step", "routed_at"),
 )
