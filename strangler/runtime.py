@@ -15,13 +15,14 @@ from typing import Protocol
 
 import structlog
 
-from strangler.dispatcher import Dispatcher
+from strangler.dispatcher import LeaseDispatcher
 from strangler.flags import flag_source_from_settings
 from strangler.follower import Follower
 from strangler.instant.handlers import LegacySteps
 from strangler.ledger import SqlLedger, ledger_from_url
 from strangler.legacy_adapter import LegacyClient
 from strangler.protocols import FlagSource, InstantBackend, LegacyPath
+from strangler.retention import Retention
 from strangler.router import RetryPolicy, Router
 from strangler.settings import Settings
 
@@ -56,7 +57,7 @@ class Runtime:
         self.router = Router(
             ledger, flags, legacy, instant, retry=RetryPolicy(max_attempts=settings.max_attempts)
         )
-        self.dispatcher = Dispatcher(
+        self.dispatcher = LeaseDispatcher(
             self.router,
             ledger,
             workers=settings.workers,
@@ -66,6 +67,13 @@ class Runtime:
         self.router.on_intake = self.dispatcher.wake
         self.follower = Follower(
             ledger, legacy, interval_s=poll_interval_s, owner=self.dispatcher.owner
+        )
+        self.retention = Retention(
+            ledger,
+            archive_dir=settings.archive_dir,
+            days=settings.retention_days,
+            interval_s=settings.retention_interval_s,
+            owner=self.dispatcher.owner,
         )
         self._closers = closers or []
         self._started = False
@@ -116,12 +124,14 @@ class Runtime:
         )
 
     def start(self) -> None:
-        """Start the dispatcher (which resumes unfinished orders) and the follower."""
+        """Start the dispatcher (which resumes unfinished orders), follower and retention."""
         if self._started:
             raise RuntimeError("this runtime was started already; build a new one")
         self._started = True
         self.dispatcher.start()
         self.follower.start()
+        if self.settings.retention_days:
+            self.retention.start()
         _log.info("runtime_started", ledger=self.ledger.url, owner=self.dispatcher.owner)
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -134,6 +144,8 @@ class Runtime:
         if self._started:
             self.dispatcher.stop(timeout)
             self.follower.stop(max(0.1, deadline - time.monotonic()))
+            if self.settings.retention_days:
+                self.retention.stop(max(0.1, deadline - time.monotonic()))
         _run_closers(self._closers)
         self._closers = []
         _log.info("runtime_stopped")

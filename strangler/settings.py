@@ -56,6 +56,8 @@ class Settings:
     lease_seconds: int = 30
     max_attempts: int = 5
     poll_interval_ms: int = 1000
+    retention_days: int = 30
+    retention_interval_s: int = 3600
     log_format: str = "auto"
 
     def __post_init__(self) -> None:
@@ -71,7 +73,13 @@ class Settings:
             )
         if self.workers < 1:
             raise ConfigurationError(f"STRANGLER_WORKERS must be at least 1, got {self.workers}")
-        for name, least in (("lease_seconds", 1), ("max_attempts", 1), ("poll_interval_ms", 10)):
+        for name, least in (
+            ("lease_seconds", 1),
+            ("max_attempts", 1),
+            ("poll_interval_ms", 10),
+            ("retention_days", 0),
+            ("retention_interval_s", 1),
+        ):
             value = getattr(self, name)
             if value < least:
                 raise ConfigurationError(
@@ -87,6 +95,11 @@ class Settings:
     def audit_log(self) -> Path:
         """Where embedded-mode rollout changes are appended (JSON lines)."""
         return self.data_dir / "rollout-audit.jsonl"
+
+    @property
+    def archive_dir(self) -> Path:
+        """Where ledger retention writes its gzip JSON-lines archives."""
+        return self.data_dir / "archive"
 
     @property
     def server_mode(self) -> bool:
