@@ -22,13 +22,13 @@ from strangler.exceptions import LedgerError
 from strangler.ledger import LeasedOrder, LeaseLost, SqlLedger, default_owner, utc_now
 from strangler.router import Disposition, Lease, Router
 
-__all__ = ["Dispatcher"]
+__all__ = ["LeaseDispatcher"]
 
 _log = structlog.get_logger()
 _MAX_FEED_BACKOFF_S = 30.0
 
 
-class Dispatcher:
+class LeaseDispatcher:
     """Processes due orders from the ledger on ``workers`` threads, under leases.
 
     ``lease_seconds`` is how long a claim holds without renewal (renewed every third of

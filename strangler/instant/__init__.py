@@ -10,7 +10,7 @@
 from strangler.instant.backends import instant_backend_from_settings
 from strangler.instant.definition import execution_name, load_definition
 from strangler.instant.describe import describe, format_history
-from strangler.instant.dispatcher import Dispatcher
+from strangler.instant.dispatcher import NotificationDispatcher
 from strangler.instant.exceptions import (
     DefinitionError,
     DispatchError,
@@ -28,12 +28,12 @@ from strangler.instant.steps import steps_from_history
 __all__ = [
     "DefinitionError",
     "DispatchError",
-    "Dispatcher",
     "ExecutionError",
     "ExecutionResult",
     "InstantError",
     "InvalidStepEvent",
     "LocalBackend",
+    "NotificationDispatcher",
     "StepFunctionsBackend",
     "StepFunctionsError",
     "describe",

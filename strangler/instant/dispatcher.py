@@ -32,12 +32,12 @@ from strangler.logs import configure_logging
 from strangler.orders import OrderNotification
 from strangler.settings import Settings
 
-__all__ = ["Dispatcher", "dispatch"]
+__all__ = ["NotificationDispatcher", "dispatch"]
 
 log = structlog.get_logger()
 
 
-class Dispatcher:
+class NotificationDispatcher:
     """Starts the order pipeline for every notification in an SNS event (idempotent)."""
 
     def __init__(self, state_machine_arn: str, sfn_client: Any) -> None:
@@ -97,7 +97,7 @@ def _sns_message(index: int, record: Any) -> tuple[str, str | None]:
 
 
 @functools.cache
-def _lambda_dispatcher() -> Dispatcher:
+def _lambda_dispatcher() -> NotificationDispatcher:
     settings = Settings.from_env()
     configure_logging(settings.log_format)
     if not settings.state_machine_arn:
@@ -110,7 +110,7 @@ def _lambda_dispatcher() -> Dispatcher:
         region_name=state_machine_region(settings.state_machine_arn),
         config=Config(connect_timeout=5, read_timeout=10, retries={"mode": "standard"}),
     )
-    return Dispatcher(settings.state_machine_arn, client)
+    return NotificationDispatcher(settings.state_machine_arn, client)
 
 
 def dispatch(event: Mapping[str, Any], context: Any) -> dict[str, list[str]]:

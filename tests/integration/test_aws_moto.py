@@ -34,7 +34,7 @@ from strangler.instant.definition import (
     load_definition,
     substitute,
 )
-from strangler.instant.dispatcher import Dispatcher
+from strangler.instant.dispatcher import NotificationDispatcher
 from strangler.instant.exceptions import DispatchError, StepFunctionsError
 from strangler.instant.stepfunctions_backend import StepFunctionsBackend
 from strangler.orders import OrderNotification
@@ -309,7 +309,7 @@ def test_dispatcher_starts_one_execution_per_notification(aws: None) -> None:
     """An SNS event's order notification starts that order's execution."""
     machine = _state_machine()
     sfn = _client("stepfunctions")
-    answer = Dispatcher(machine, sfn)(_event("sns_order_notification.json"), None)
+    answer = NotificationDispatcher(machine, sfn)(_event("sns_order_notification.json"), None)
     assert answer == {"started": ["ord-1001"], "existing": []}
     (execution,) = sfn.list_executions(stateMachineArn=machine)["executions"]
     assert execution_name("ord-1001") == execution["name"]
@@ -321,7 +321,7 @@ def test_redelivered_notification_is_idempotent(aws: None) -> None:
     """SNS delivering the same message after the execution ended starts nothing new."""
     machine = _state_machine()
     sfn = _client("stepfunctions")
-    dispatcher = Dispatcher(machine, sfn)
+    dispatcher = NotificationDispatcher(machine, sfn)
     dispatcher(_event("sns_order_notification.json"), None)
     (execution,) = sfn.list_executions(stateMachineArn=machine)["executions"]
     sfn.stop_execution(executionArn=execution["executionArn"])
@@ -335,7 +335,7 @@ def test_invalid_notifications_are_reported_after_the_valid_ones_start(aws: None
     machine = _state_machine()
     sfn = _client("stepfunctions")
     with pytest.raises(DispatchError) as raised:
-        Dispatcher(machine, sfn)(_event("sns_order_notifications_mixed.json"), None)
+        NotificationDispatcher(machine, sfn)(_event("sns_order_notifications_mixed.json"), None)
     failures = raised.value.failures
     assert sorted(failures) == [
         "0b1c2d3e-0000-4000-8000-000000000002",
@@ -355,14 +355,16 @@ def test_invalid_notifications_are_reported_after_the_valid_ones_start(aws: None
 def test_events_that_are_not_sns_notifications_are_refused(aws: None, event: Any) -> None:
     """An event without SNS notification records is refused, not silently ignored."""
     with pytest.raises(DispatchError):
-        Dispatcher(_state_machine(), _client("stepfunctions"))(event, None)
+        NotificationDispatcher(_state_machine(), _client("stepfunctions"))(event, None)
 
 
 def test_dispatcher_surfaces_aws_failures_translated(aws: None) -> None:
     """When Step Functions refuses, the dispatcher raises StepFunctionsError so Lambda retries."""
     missing = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:missing"
     with pytest.raises(StepFunctionsError):
-        Dispatcher(missing, _client("stepfunctions"))(_event("sns_order_notification.json"), None)
+        NotificationDispatcher(missing, _client("stepfunctions"))(
+            _event("sns_order_notification.json"), None
+        )
 
 
 # Rollback (Lambda in moto; CloudFormation and Step Functions versions stubbed)

@@ -9,7 +9,7 @@ from pathlib import Path as FsPath
 import pytest
 from structlog.testing import capture_logs
 
-from strangler.dispatcher import Dispatcher
+from strangler.dispatcher import LeaseDispatcher
 from strangler.exceptions import LedgerError
 from strangler.ledger import LeasedOrder, SqlLedger, ledger_from_url
 from strangler.orders import OrderStatus
@@ -39,17 +39,17 @@ def router(ledger: SqlLedger, instant: FakeInstant) -> Router:
 
 
 @pytest.fixture
-def dispatchers() -> Iterator[list[Dispatcher]]:
+def dispatchers() -> Iterator[list[LeaseDispatcher]]:
     """Dispatchers a test starts; each is stopped at the end."""
-    started: list[Dispatcher] = []
+    started: list[LeaseDispatcher] = []
     yield started
     for dispatcher in started:
         dispatcher.stop(5)
 
 
-def start(dispatchers: list[Dispatcher], router: Router, **options: float) -> Dispatcher:
+def start(dispatchers: list[LeaseDispatcher], router: Router, **options: float) -> LeaseDispatcher:
     settings = {"workers": 3, "lease_seconds": 5.0, "poll_interval_s": 0.05, **options}
-    dispatcher = Dispatcher(router, router.ledger, **settings)  # type: ignore[arg-type]
+    dispatcher = LeaseDispatcher(router, router.ledger, **settings)  # type: ignore[arg-type]
     dispatcher.start()
     dispatchers.append(dispatcher)
     return dispatcher
@@ -60,7 +60,7 @@ def all_terminal(ledger: SqlLedger) -> bool:
 
 
 def test_every_order_is_processed_once(
-    router: Router, ledger: SqlLedger, instant: FakeInstant, dispatchers: list[Dispatcher]
+    router: Router, ledger: SqlLedger, instant: FakeInstant, dispatchers: list[LeaseDispatcher]
 ) -> None:
     """Orders taken in are each run once and end terminal, woken without waiting for a poll."""
     dispatcher = start(dispatchers, router, poll_interval_s=30.0)
@@ -73,7 +73,7 @@ def test_every_order_is_processed_once(
 
 
 def test_unfinished_orders_are_resumed_on_start(
-    router: Router, ledger: SqlLedger, instant: FakeInstant, dispatchers: list[Dispatcher]
+    router: Router, ledger: SqlLedger, instant: FakeInstant, dispatchers: list[LeaseDispatcher]
 ) -> None:
     """Orders a dead worker held (lease expired) and orders never taken are resumed."""
     for n in range(4):
@@ -87,7 +87,7 @@ def test_unfinished_orders_are_resumed_on_start(
 
 
 def test_dispatchers_sharing_a_ledger_never_run_an_order_twice(
-    router: Router, ledger: SqlLedger, instant: FakeInstant, dispatchers: list[Dispatcher]
+    router: Router, ledger: SqlLedger, instant: FakeInstant, dispatchers: list[LeaseDispatcher]
 ) -> None:
     """Two dispatchers on one ledger split the orders between them, each run exactly once."""
     instant.delay_s = 0.01
@@ -100,7 +100,7 @@ def test_dispatchers_sharing_a_ledger_never_run_an_order_twice(
 
 
 def test_a_slow_order_keeps_its_lease(
-    router: Router, ledger: SqlLedger, instant: FakeInstant, dispatchers: list[Dispatcher]
+    router: Router, ledger: SqlLedger, instant: FakeInstant, dispatchers: list[LeaseDispatcher]
 ) -> None:
     """An order that takes longer than the lease is renewed, so no one else takes it."""
     instant.delay_s = 1.0
@@ -113,7 +113,7 @@ def test_a_slow_order_keeps_its_lease(
 
 
 def test_a_crashing_order_does_not_kill_its_worker(
-    router: Router, ledger: SqlLedger, instant: FakeInstant, dispatchers: list[Dispatcher]
+    router: Router, ledger: SqlLedger, instant: FakeInstant, dispatchers: list[LeaseDispatcher]
 ) -> None:
     """An unexpected error is logged and the order retried; the worker carries on."""
     instant.script("o-1", ZeroDivisionError("bug in a backend"), "fulfilled")
@@ -131,7 +131,7 @@ def test_a_crashing_order_does_not_kill_its_worker(
 
 
 def test_stop_lets_orders_in_flight_finish(
-    router: Router, ledger: SqlLedger, instant: FakeInstant, dispatchers: list[Dispatcher]
+    router: Router, ledger: SqlLedger, instant: FakeInstant, dispatchers: list[LeaseDispatcher]
 ) -> None:
     """A graceful stop waits for the order being processed, and takes no new ones."""
     instant.delay_s = 0.3
@@ -160,7 +160,7 @@ def test_stop_leaves_a_stuck_order_to_its_lease(
 
     instant.run = stuck  # type: ignore[method-assign]
     router.intake(make_order("stuck"), source="api")
-    dispatcher = Dispatcher(router, ledger, workers=1, lease_seconds=30, poll_interval_s=0.02)
+    dispatcher = LeaseDispatcher(router, ledger, workers=1, lease_seconds=30, poll_interval_s=0.02)
     dispatcher.start()
     wait_until(lambda: dispatcher.in_flight == 1, 5, "the order to be taken")
     try:
@@ -174,13 +174,13 @@ def test_stop_leaves_a_stuck_order_to_its_lease(
 def test_bad_settings_are_refused(router: Router, ledger: SqlLedger) -> None:
     """A dispatcher without workers, or with a non-positive lease, is a caller mistake."""
     with pytest.raises(ValueError, match="at least 1 worker"):
-        Dispatcher(router, ledger, workers=0)
+        LeaseDispatcher(router, ledger, workers=0)
     with pytest.raises(ValueError, match="lease_seconds"):
-        Dispatcher(router, ledger, lease_seconds=0)
+        LeaseDispatcher(router, ledger, lease_seconds=0)
 
 
 def test_the_dispatcher_waits_out_a_ledger_outage(
-    router: Router, ledger: SqlLedger, instant: FakeInstant, dispatchers: list[Dispatcher]
+    router: Router, ledger: SqlLedger, instant: FakeInstant, dispatchers: list[LeaseDispatcher]
 ) -> None:
     """Claims failing because the ledger is down are retried with backoff, then work resumes."""
     real_claim = ledger.claim_due
