@@ -105,11 +105,38 @@ def set_percentage(percentage: str, reason: str, actor: str | None) -> None:
 @rollout.command("kill")
 @_reason
 @_actor
+@click.option(
+    "--hand-back",
+    is_flag=True,
+    help="Also hand in-flight instant orders that have not passed payment to the batch jobs.",
+)
 @_reporting_errors
-def kill(reason: str, actor: str | None) -> None:
+def kill(reason: str, actor: str | None, hand_back: bool) -> None:
     """Disable the flag: every new order goes to the legacy path at once."""
     controller = _controller()
     _report(controller, controller.kill(actor=actor or _default_actor(), reason=reason))
+    if hand_back:
+        _hand_back(reason)
+
+
+def _hand_back(reason: str) -> None:
+    """Hand in-flight instant orders to the batch jobs; prints the count and the order ids."""
+    from strangler.handback import hand_back_in_flight  # noqa: PLC0415 (only with --hand-back)
+    from strangler.legacy_adapter import LegacyClient  # noqa: PLC0415
+
+    settings = Settings.from_env()
+    ledger = ledger_from_url(settings.effective_ledger_url)
+    try:
+        with LegacyClient.from_settings(settings) as legacy:
+            moved = hand_back_in_flight(ledger, legacy, reason=reason)
+    except LedgerError as exc:
+        click.echo(f"error: the flag is killed, but the hand-back failed: {exc}", err=True)
+        raise click.exceptions.Exit(_UNLEASH_FAILED) from exc
+    finally:
+        ledger.close()
+    click.echo(moved.summary())
+    for order_id in moved.moved:
+        click.echo(f"  {order_id}")
 
 
 @rollout.command("enable")
