@@ -1,0 +1,101 @@
+"""Report maths: nearest-rank percentiles, Wilson 95 % intervals, two-proportion differences.
+
+Pure functions, no IO. Rates are fractions in [0, 1]; ``Z95`` is the two-sided 95 % normal
+quantile. The SQL in :mod:`strangler.ledger.report_queries` picks percentiles with
+:func:`nearest_rank`, so a percentile here and one from the ledger agree exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+__all__ = [
+    "Z95",
+    "Difference",
+    "Interval",
+    "nearest_rank",
+    "percentile",
+    "two_proportion_difference",
+    "wilson_interval",
+]
+
+Z95 = 1.959963984540054
+
+
+@dataclass(frozen=True, slots=True)
+class Interval:
+    """A proportion ``successes / total`` with its Wilson 95 % interval ``[low, high]``.
+
+    An empty sample (``total == 0``) has rate 0 and the uninformative interval [0, 1].
+    """
+
+    successes: int
+    total: int
+    rate: float
+    low: float
+    high: float
+
+
+@dataclass(frozen=True, slots=True)
+class Difference:
+    """``first.rate - second.rate`` with its Newcombe (hybrid Wilson score) 95 % interval."""
+
+    first: Interval
+    second: Interval
+    difference: float
+    low: float
+    high: float
+
+
+def nearest_rank(fraction: float, count: int) -> int:
+    """The 1-based rank of the ``fraction`` percentile among ``count`` sorted values.
+
+    Nearest-rank definition: the smallest rank r with r / count >= fraction, at least 1.
+    Raises ValueError for a fraction outside (0, 1] or a count below 1.
+    """
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"percentile fraction must be in (0, 1], got {fraction!r}")
+    if count < 1:
+        raise ValueError(f"a percentile needs at least one value, got count={count!r}")
+    # Round first so that 0.9 * 10 (9.000000000000002 in binary) is rank 9, not 10.
+    return max(1, math.ceil(round(fraction * count, 9)))
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    """The nearest-rank ``fraction`` percentile of ``values`` (need not be sorted)."""
+    ordered = sorted(values)
+    return ordered[nearest_rank(fraction, len(ordered)) - 1]
+
+
+def wilson_interval(successes: int, total: int, z: float = Z95) -> Interval:
+    """The Wilson score interval for ``successes`` out of ``total``.
+
+    Raises ValueError when the counts are negative or ``successes > total``.
+    """
+    if total < 0 or not 0 <= successes <= max(total, 0):
+        raise ValueError(f"need 0 <= successes <= total, got {successes!r} of {total!r}")
+    if total == 0:
+        return Interval(successes=0, total=0, rate=0.0, low=0.0, high=1.0)
+    p = successes / total
+    z2 = z * z
+    centre = (p + z2 / (2 * total)) / (1 + z2 / total)
+    half = z * math.sqrt(p * (1 - p) / total + z2 / (4 * total * total)) / (1 + z2 / total)
+    low = 0.0 if successes == 0 else max(0.0, centre - half)
+    high = 1.0 if successes == total else min(1.0, centre + half)
+    return Interval(successes=successes, total=total, rate=p, low=low, high=high)
+
+
+def two_proportion_difference(first: Interval, second: Interval) -> Difference:
+    """The difference of two independent proportions with Newcombe's 95 % interval.
+
+    Newcombe (1998), method 10: combines each side's Wilson interval, so it behaves at
+    rates near 0 and 1 where the Wald interval collapses.
+    """
+    diff = first.rate - second.rate
+    low = diff - math.sqrt((first.rate - first.low) ** 2 + (second.high - second.rate) ** 2)
+    high = diff + math.sqrt((first.high - first.rate) ** 2 + (second.rate - second.low) ** 2)
+    return Difference(
+        first=first, second=second, difference=diff, low=max(-1.0, low), high=min(1.0, high)
+    )
