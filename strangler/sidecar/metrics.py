@@ -111,7 +111,7 @@ class _LedgerCollector(Collector):
         try:
             counts = self._ledger.counts()
         except StranglerError as exc:
-            _log.warning("metrics scrape could not read the ledger", error=str(exc))
+            _log.warning("metrics_ledger_unreadable", error=str(exc))
             up.add_metric([], 0)
             yield up
             return

@@ -46,7 +46,7 @@ class OrderDurations(Collector):
             with self._engine.connect() as conn:
                 rows = conn.execute(self._query).all()
         except sa.exc.SQLAlchemyError as exc:
-            _log.warning("order durations could not be read from the ledger", error=str(exc))
+            _log.warning("order_durations_unreadable", error=str(exc))
             rows = []
         for row in rows:
             family.add_metric(

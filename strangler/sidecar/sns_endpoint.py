@@ -53,9 +53,9 @@ def sns() -> Response:
         return take_in(state, message.message, source=SOURCE)
     if message.type == SUBSCRIPTION_CONFIRMATION:
         state.confirm_subscription(check_subscribe_url(message.fields["SubscribeURL"]))
-        log.info("SNS subscription confirmed")
+        log.info("sns_subscription_confirmed")
         return jsonify({"type": message.type, "confirmed": True})
-    log.warning("SNS subscription removed", unsubscribe_message=message.message)
+    log.warning("sns_subscription_removed", unsubscribe_message=message.message)
     return jsonify({"type": message.type, "confirmed": False})
 
 
@@ -71,5 +71,5 @@ def _refused(exc: SnsError) -> Response:
         status, code = 502, "confirmation_failed"
     else:
         status, code = 403, "invalid_signature"
-    _log.warning("SNS message refused", error=str(exc), status=status)
+    _log.warning("sns_message_refused", error=str(exc), status=status)
     return json_error(status, code, str(exc))

@@ -54,7 +54,7 @@ class SidecarState:
             self.runtime.start()
         self.background.start()
         self.started = True
-        _log.info("sidecar workers started", upstream=self.settings.upstream_url)
+        _log.info("sidecar_workers_started", upstream=self.settings.upstream_url)
 
     def stop(self, timeout: float) -> None:
         """Take in what the proxy queued, then stop the runtime within ``timeout`` seconds."""
@@ -63,7 +63,7 @@ class SidecarState:
         self.started = False
         self.background.stop(timeout / 2)
         self.runtime.stop(timeout / 2)
-        _log.info("sidecar workers stopped")
+        _log.info("sidecar_workers_stopped")
 
 
 def sidecar_state(app: Flask | None = None) -> SidecarState:

@@ -194,5 +194,5 @@ def test_several_workers_share_metrics_and_stop_gracefully(tmp_path: Path, upstr
         process.send_signal(signal.SIGTERM)
         code = process.wait(30)
     assert "strangler_proxy_request_duration_seconds_count 12.0" in metrics
-    stopped = sidecar.log.read_text().count('"event": "sidecar workers stopped"')
+    stopped = sidecar.log.read_text().count('"event": "sidecar_workers_stopped"')
     assert (code, stopped) == (0, 2)
