@@ -29,7 +29,7 @@ __all__ = [
     "IntakeAnswer",
     "accept_notification",
     "blueprint",
-    "parse_notification",
+    "parse_or_reject",
     "take_in",
 ]
 
@@ -56,7 +56,7 @@ def notifications() -> Response:
 
 def take_in(state: SidecarState, raw: bytes | str, *, source: str) -> Response:
     """Validate and take in one notification, as a Flask response (sets ``g.order_id``)."""
-    parsed = parse_notification(state, raw, source=source)
+    parsed = parse_or_reject(state, raw, source=source)
     if isinstance(parsed, OrderNotification):
         g.order_id = parsed.order_id
         answer = accept_notification(state, parsed, source=source)
@@ -67,10 +67,10 @@ def take_in(state: SidecarState, raw: bytes | str, *, source: str) -> Response:
     return response
 
 
-def parse_notification(
+def parse_or_reject(
     state: SidecarState, raw: bytes | str, *, source: str
 ) -> OrderNotification | IntakeAnswer:
-    """The notification, or the 400 answer naming the bad fields (the body is kept)."""
+    """The notification, or a 400 naming the bad fields (the bad body is recorded as rejected)."""
     try:
         return OrderNotification.from_json(raw)
     except InvalidNotification as exc:

@@ -24,7 +24,7 @@ from strangler.sidecar.intake import (
     SOURCE,
     IntakeAnswer,
     accept_notification,
-    parse_notification,
+    parse_or_reject,
 )
 from strangler.sidecar.state import SidecarState
 
@@ -72,7 +72,7 @@ class NotificationEndpoint:
             return raw, None, ()
         order_id = None
         try:
-            parsed = parse_notification(self._state, raw, source=SOURCE)
+            parsed = parse_or_reject(self._state, raw, source=SOURCE)
             if not isinstance(parsed, OrderNotification):
                 return parsed, None, ()
             order_id = parsed.order_id
