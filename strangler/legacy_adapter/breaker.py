@@ -60,6 +60,7 @@ class CircuitBreaker:
         self._failures = 0
         self._opened_at = 0.0
         self._probe_in_flight = False
+        self._times_opened = 0
 
     def __repr__(self) -> str:
         return f"CircuitBreaker(name={self.name!r}, state={self.state.value!r})"
@@ -77,6 +78,12 @@ class CircuitBreaker:
         """Failed calls since the last success."""
         with self._lock:
             return self._failures
+
+    @property
+    def times_opened(self) -> int:
+        """How often the breaker has opened (from closed, or again after a failed probe)."""
+        with self._lock:
+            return self._times_opened
 
     def before_call(self) -> None:
         """Let a call through, or raise CircuitOpen; a call let through must be reported."""
@@ -113,6 +120,8 @@ class CircuitBreaker:
             self._opened_at = self._clock()
             self._probe_in_flight = False
             failures = self._failures
+            if was_closed or probe_failed:
+                self._times_opened += 1
         if was_closed or probe_failed:
             _log.warning(
                 "legacy_breaker_opened",

@@ -20,11 +20,12 @@ from pathlib import Path
 import sqlalchemy as sa
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from strangler.exceptions import StranglerError
+from strangler.legacy_adapter import BreakerState, CircuitBreaker
 from strangler.protocols import FlagSource
 from strangler.sidecar.order_durations import OrderDurations
 from strangler.sidecar.seams import SidecarLedger
@@ -60,15 +61,27 @@ class SidecarMetrics:
             ["source", "result"],
             registry=self.registry,
         )
+        self.intake_missed = Counter(
+            "strangler_intake_missed",
+            "Orders the upstream created that the ledger could not take in at once "
+            "(reconciliation adopts them).",
+            ["source"],
+            registry=self.registry,
+        )
         self._scraped: list[Collector] = []
 
-    def watch(self, ledger: SidecarLedger, flags: FlagSource) -> None:
+    def watch(
+        self, ledger: SidecarLedger, flags: FlagSource, *, breaker: CircuitBreaker | None = None
+    ) -> None:
         """Report ledger-wide figures, order durations and flag freshness at scrape time.
 
         Order durations need the SQL ledger (its ``engine``); with another ledger they
-        are left out.
+        are left out. With ``breaker``, the legacy circuit breaker's state and openings
+        are reported too (this process's breaker: each worker process has its own).
         """
         self._scraped = [_LedgerCollector(ledger, flags)]
+        if breaker is not None:
+            self._scraped.append(_BreakerCollector(breaker))
         engine = getattr(ledger, "engine", None)
         if isinstance(engine, sa.Engine):
             self._scraped.append(OrderDurations(engine))
@@ -152,3 +165,26 @@ class _LedgerCollector(Collector):
                 "Seconds since the flag source last loaded its definition.",
                 value=max(age, 0.0),
             )
+
+
+class _BreakerCollector(Collector):
+    def __init__(self, breaker: CircuitBreaker) -> None:
+        self._breaker = breaker
+
+    def collect(self) -> Iterator[Metric]:
+        current = self._breaker.state
+        state = GaugeMetricFamily(
+            "strangler_legacy_breaker_state",
+            "1 for the state the legacy app's circuit breaker is in, 0 for the others.",
+            labels=["breaker", "state"],
+        )
+        for candidate in BreakerState:
+            state.add_metric([self._breaker.name, candidate.value], int(candidate is current))
+        yield state
+        opened = CounterMetricFamily(
+            "strangler_legacy_breaker_opened",
+            "Times the legacy app's circuit breaker opened in this process.",
+            labels=["breaker"],
+        )
+        opened.add_metric([self._breaker.name], self._breaker.times_opened)
+        yield opened

@@ -146,3 +146,17 @@ def test_a_retried_success_counts_once_as_success(clock: FakeClock) -> None:
         mock.get(ORDER_URL, json=order_json())
         legacy.get_order("ord-1")
     assert cb.consecutive_failures == 0
+
+
+def test_times_opened_counts_each_opening(clock: FakeClock) -> None:
+    """Opening from closed and again after a failed probe count; staying open does not."""
+    cb = breaker(clock, threshold=1)
+    cb.before_call()
+    cb.record_failure()
+    clock.now += 10
+    cb.before_call()
+    cb.record_failure()
+    clock.now += 10
+    cb.before_call()
+    cb.record_success()
+    assert (cb.times_opened, cb.state) == (2, BreakerState.CLOSED)
