@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import enum
 import json
+import math
 import re
 import warnings
 from collections.abc import Mapping
@@ -28,7 +29,11 @@ __all__ = [
 ]
 
 MAX_ID_LENGTH = 128
+MAX_EXTRA_DEPTH = 32
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+# Lone UTF-16 surrogates decode from JSON escapes but cannot be stored as UTF-8 text.
+_SURROGATES = re.compile(r"[\ud800-\udfff]")
+_TOO_DEEP = "is nested too deeply to be an order notification"
 _CURRENCY = re.compile(r"[A-Z]{3}")
 _ID_FIELDS = ("order_id", "user_guid", "unit_id")
 _OPTIONAL_STRINGS = ("city", "payment_token")
@@ -111,6 +116,8 @@ class OrderNotification:
             data = json.loads(raw)
         except (ValueError, UnicodeDecodeError) as exc:
             raise InvalidNotification({"body": f"not valid JSON ({exc})"}) from exc
+        except RecursionError as exc:
+            raise InvalidNotification({"body": _TOO_DEEP}) from exc
         if not isinstance(data, dict):
             raise InvalidNotification({"body": "must be a JSON object"})
         return cls.from_dict(data)
@@ -127,9 +134,11 @@ class OrderNotification:
             _check_optional_count(name, data.get(name), errors)
         _check_currency(data.get("currency"), errors)
         created_at = _parse_created_at(data.get("created_at"), errors)
+        extra = {k: v for k, v in data.items() if k not in _KNOWN_FIELDS}
+        for name, value in extra.items():
+            _check_extra(name, value, errors)
         if errors:
             raise InvalidNotification(errors)
-        extra = {k: v for k, v in data.items() if k not in _KNOWN_FIELDS}
         return cls(
             order_id=data["order_id"],
             user_guid=data["user_guid"],
@@ -222,6 +231,10 @@ def _check_id(name: str, value: Any, errors: dict[str, str]) -> None:
         errors[name] = f"must be at most {MAX_ID_LENGTH} characters, got {len(value)}"
     elif _CONTROL_CHARS.search(value):
         errors[name] = "must not contain control characters"
+    elif _SURROGATES.search(value):
+        errors[name] = "must not contain lone UTF-16 surrogates (\\ud800-\\udfff)"
+    elif name == "order_id" and "/" in value:
+        errors[name] = "must not contain '/' (the id is a path segment of its story's URL)"
 
 
 def _check_optional_string(name: str, value: Any, errors: dict[str, str]) -> None:
@@ -231,6 +244,39 @@ def _check_optional_string(name: str, value: Any, errors: dict[str, str]) -> Non
         errors[name] = f"must be a string, got {type(value).__name__}"
     elif _CONTROL_CHARS.search(value):
         errors[name] = "must not contain control characters"
+    elif _SURROGATES.search(value):
+        errors[name] = "must not contain lone UTF-16 surrogates (\\ud800-\\udfff)"
+
+
+def _check_extra(name: str, value: Any, errors: dict[str, str]) -> None:
+    """An extra field is kept as JSON: no NaN/Infinity, no lone surrogates, bounded depth."""
+    problem = _json_problem(value, depth=0)
+    if _SURROGATES.search(name):
+        name = name.encode("utf-8", "backslashreplace").decode()
+        problem = "the field name must not contain lone UTF-16 surrogates"
+    if problem is not None:
+        errors[name] = problem
+
+
+def _json_problem(value: Any, *, depth: int) -> str | None:
+    if depth > MAX_EXTRA_DEPTH:
+        return f"is nested deeper than {MAX_EXTRA_DEPTH} levels"
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"must be a finite number, got {value!r} (not valid JSON)"
+    if isinstance(value, str) and _SURROGATES.search(value):
+        return "must not contain lone UTF-16 surrogates (\\ud800-\\udfff)"
+    items: list[Any] = []
+    if isinstance(value, dict):
+        if any(_SURROGATES.search(str(key)) for key in value):
+            return "has a key with lone UTF-16 surrogates (\\ud800-\\udfff)"
+        items = list(value.values())
+    elif isinstance(value, list):
+        items = value
+    for item in items:
+        problem = _json_problem(item, depth=depth + 1)
+        if problem is not None:
+            return problem
+    return None
 
 
 def _check_optional_count(name: str, value: Any, errors: dict[str, str]) -> None:

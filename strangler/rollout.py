@@ -21,6 +21,7 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import stat
 import tempfile
 import time
@@ -52,6 +53,7 @@ __all__ = [
     "RolloutController",
     "RolloutState",
     "UnleashRolloutController",
+    "check_audit_text",
     "parse_percentage",
     "parse_variant_weights",
     "rollout_controller_from_settings",
@@ -59,6 +61,8 @@ __all__ = [
 
 _LOCK_TIMEOUT_S = 10.0
 _PER_MILLE = WEIGHT_TOTAL // 100  # Unleash weights are per mille; ours are percent
+# NUL and lone surrogates cannot be stored as PostgreSQL text; other controls forge lines.
+_BAD_AUDIT_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,6 +284,8 @@ class _AuditedController(abc.ABC):
             raise RolloutError("a rollout change needs an actor (who is making it)")
         if not isinstance(reason, str):
             raise RolloutError(f"the reason must be text, got {reason!r}")
+        check_audit_text("actor", actor)
+        check_audit_text("reason", reason)
         with self._locked():
             before = self._read()
             target = target_of(_Target.of(before))
@@ -499,6 +505,20 @@ def rollout_controller_from_settings(
         session=session,
     )
     return UnleashRolloutController(admin, settings.audit_log, flag_name=settings.flag_name)
+
+
+def check_audit_text(name: str, text: str) -> str:
+    """Return ``text`` when the audit log and the ledger can keep it; else RolloutError.
+
+    Checked before anything changes, so a change is refused whole rather than half made.
+    """
+    bad = _BAD_AUDIT_CHARS.search(text)
+    if bad is not None:
+        raise RolloutError(
+            f"the {name} must not contain control characters or lone UTF-16 surrogates, "
+            f"found {bad.group()!r} at position {bad.start()}"
+        )
+    return text
 
 
 def _checked_percentage(value: object) -> int:

@@ -37,11 +37,10 @@ def mask_body(raw: bytes) -> bytes:
     """
     try:
         data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        masked = _FIELD_IN_TEXT.sub(rb"\g<key>" + MASK.encode(), raw)
-    else:
         cleaned = _masked(data)
         masked = raw if cleaned == data else json.dumps(cleaned).encode()
+    except (ValueError, UnicodeDecodeError, RecursionError):  # too deep is masked as text
+        masked = _FIELD_IN_TEXT.sub(rb"\g<key>" + MASK.encode(), raw)
     return masked[:MAX_REJECTED_BODY]
 
 

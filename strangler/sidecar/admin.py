@@ -17,7 +17,7 @@ import structlog
 from flask import Blueprint, Response, jsonify, request
 
 from strangler.exceptions import FlagFileError, LedgerError, RolloutError, UnleashAdminError
-from strangler.rollout import RolloutChange
+from strangler.rollout import RolloutChange, check_audit_text
 from strangler.sidecar.auth import require_admin
 from strangler.sidecar.bodies import read_body
 from strangler.sidecar.errors import json_error
@@ -59,21 +59,25 @@ def change_rollout() -> Response:
         return json_error(400, "invalid_rollout_change", str(exc))
     except (UnleashAdminError, FlagFileError) as exc:
         return _unavailable(exc)
-    if change.changed:
-        _record_in_ledger(state.runtime.ledger, change)
-    return jsonify({**change.after.to_dict(), "changed": change.changed})
+    recorded = _record_in_ledger(state.runtime.ledger, change) if change.changed else True
+    return jsonify(
+        {**change.after.to_dict(), "changed": change.changed, "timeline_recorded": recorded}
+    )
 
 
-def _record_in_ledger(ledger: SidecarLedger, change: RolloutChange) -> None:
+def _record_in_ledger(ledger: SidecarLedger, change: RolloutChange) -> bool:
     """Put the change on the ledger's rollout timeline (reports read it from there).
 
-    The change itself is already made and in the audit log, so a ledger failure is
-    logged as an error rather than turned into a failed answer that would say otherwise.
+    The change itself is already made and in the audit log (the flag store is the
+    truth; the timeline is its copy), so a ledger failure is logged as an error and the
+    answer says ``timeline_recorded: false`` rather than that the change failed.
     """
     try:
         ledger.record_rollout_event(change)
     except LedgerError as exc:
         _log.error("rollout_event_not_in_ledger", error=str(exc), revision=change.flag_revision)
+        return False
+    return True
 
 
 def _unavailable(exc: UnleashAdminError | FlagFileError) -> Response:
@@ -86,6 +90,8 @@ def _body() -> Mapping[str, Any]:
         body = json.loads(read_body(_MAX_BODY))
     except ValueError:
         body = None
+    except RecursionError:
+        raise _BadChange("the body is nested too deeply to be a rollout change") from None
     if not isinstance(body, dict):
         raise _BadChange(
             'the body must be a JSON object such as {"percentage": 25, "reason": "..."}'
@@ -103,9 +109,11 @@ def _apply(controller: RolloutController, body: Mapping[str, Any]) -> RolloutCha
     reason = body.get("reason")
     if not isinstance(reason, str) or not reason.strip():
         raise _BadChange('"reason" is required: say why, for the audit log')
-    actor = body.get("actor") or f"admin-api ({request.remote_addr})"
-    if not isinstance(actor, str):
-        raise _BadChange('"actor" must be a string')
+    actor = body.get("actor", f"admin-api ({request.remote_addr})")
+    if not isinstance(actor, str) or not actor.strip():
+        raise _BadChange('"actor" must be a non-empty string, or left out')
+    check_audit_text("reason", reason)
+    check_audit_text("actor", actor)
     value = body[changes[0]]
     if changes[0] == "percentage":
         if isinstance(value, bool) or not isinstance(value, int):

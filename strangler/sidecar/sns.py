@@ -5,7 +5,8 @@ as AWS documents it: ``Name\\nValue\\n`` for each signed field in a fixed order,
 Notification signs Message, MessageId, Subject (only when present), Timestamp, TopicArn
 and Type, and the two confirmation types sign Message, MessageId, SubscribeURL,
 Timestamp, Token, TopicArn and Type. SignatureVersion 1 is RSA PKCS#1 v1.5 over SHA1,
-version 2 over SHA256.
+version 2 over SHA256. Only the signed fields and the signature fields must be strings;
+the others (``MessageAttributes`` is an object, as AWS sends it) are accepted as they come.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ __all__ = [
     "SUBSCRIPTION_CONFIRMATION",
     "UNSUBSCRIBE_CONFIRMATION",
     "CertFetcher",
+    "Clock",
     "SnsMessage",
     "SnsVerifier",
     "check_signing_cert_url",
@@ -74,11 +76,22 @@ _HASHES: dict[str, Callable[[], hashes.HashAlgorithm]] = {
 # sns.<region>.amazonaws.com or .amazonaws.com.cn, region like us-east-1, us-gov-west-1.
 _SNS_HOST = re.compile(r"sns\.[a-z]{2}(?:-[a-z]+)+-\d{1,2}\.amazonaws\.com(?:\.cn)?")
 _CERT_CACHE_SIZE = 32
+_STRING_FIELDS = frozenset(
+    {
+        *_SIGNED_NOTIFICATION,
+        *_SIGNED_CONFIRMATION,
+        "SignatureVersion",
+        "Signature",
+        "SigningCertURL",
+    }
+)
+Clock = Callable[[], datetime]
+"""The current time, timezone-aware (UTC)."""
 
 
 @dataclass(frozen=True, slots=True)
 class SnsMessage:
-    """A parsed SNS envelope; ``fields`` holds every string field as received."""
+    """A parsed SNS envelope; ``fields`` holds the signed and signature fields as received."""
 
     type: str
     topic_arn: str
@@ -101,6 +114,8 @@ class SnsMessage:
             data = json.loads(body)
         except (ValueError, UnicodeDecodeError) as exc:
             raise SnsMessageInvalid("body", f"not valid JSON ({exc})") from exc
+        except RecursionError as exc:
+            raise SnsMessageInvalid("body", "is nested too deeply to be an SNS message") from exc
         if not isinstance(data, dict):
             raise SnsMessageInvalid("body", "must be a JSON object")
         fields = _string_fields(data)
@@ -131,7 +146,7 @@ class SnsMessage:
 def _string_fields(data: Mapping[str, Any]) -> dict[str, str]:
     fields: dict[str, str] = {}
     for name, value in data.items():
-        if value is None:
+        if value is None or name not in _STRING_FIELDS:
             continue
         if not isinstance(value, str):
             raise SnsMessageInvalid(name, f"must be a string, got {type(value).__name__}")
@@ -185,13 +200,21 @@ class SnsVerifier:
     """Checks the topic allow-list, the certificate URL and the signature of a message.
 
     Certificates are fetched through ``cert_fetcher`` only after the topic and the URL
-    are accepted, and cached by URL (at most 32; thread-safe).
+    are accepted, and cached by URL (at most 32; thread-safe). A certificate must be
+    valid at ``clock()`` (the wall clock unless given) each time it is used.
     """
 
-    def __init__(self, *, topic_arns: Collection[str], cert_fetcher: CertFetcher) -> None:
+    def __init__(
+        self,
+        *,
+        topic_arns: Collection[str],
+        cert_fetcher: CertFetcher,
+        clock: Clock = lambda: datetime.now(UTC),
+    ) -> None:
         self._topic_arns = frozenset(topic_arns)
         self._fetch = cert_fetcher
-        self._keys: OrderedDict[str, rsa.RSAPublicKey] = OrderedDict()
+        self._clock = clock
+        self._certs: OrderedDict[str, _Certificate] = OrderedDict()
         self._lock = threading.Lock()
 
     def verify(self, message: SnsMessage) -> None:
@@ -213,30 +236,37 @@ class SnsVerifier:
 
     def _public_key(self, url: str) -> rsa.RSAPublicKey:
         with self._lock:
-            cached = self._keys.get(url)
-            if cached is not None:
-                self._keys.move_to_end(url)
-                return cached
-        key = _load_public_key(url, self._fetch(url))
-        with self._lock:
-            self._keys[url] = key
-            while len(self._keys) > _CERT_CACHE_SIZE:
-                self._keys.popitem(last=False)
-        return key
+            cert = self._certs.get(url)
+            if cert is not None:
+                self._certs.move_to_end(url)
+        if cert is None:
+            cert = _load_certificate(url, self._fetch(url))
+            with self._lock:
+                self._certs[url] = cert
+                while len(self._certs) > _CERT_CACHE_SIZE:
+                    self._certs.popitem(last=False)
+        now = self._clock()
+        if not cert.not_valid_before <= now <= cert.not_valid_after:
+            raise SnsSignatureInvalid(
+                f"the certificate at {url} is not valid now (valid "
+                f"{cert.not_valid_before.isoformat()} to {cert.not_valid_after.isoformat()})"
+            )
+        return cert.key
 
 
-def _load_public_key(url: str, pem: bytes) -> rsa.RSAPublicKey:
+@dataclass(frozen=True, slots=True)
+class _Certificate:
+    key: rsa.RSAPublicKey
+    not_valid_before: datetime
+    not_valid_after: datetime
+
+
+def _load_certificate(url: str, pem: bytes) -> _Certificate:
     try:
         cert = x509.load_pem_x509_certificate(pem)
     except ValueError as exc:
         raise SnsSignatureInvalid(f"{url} is not a PEM certificate") from exc
-    now = datetime.now(UTC)
-    if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
-        raise SnsSignatureInvalid(
-            f"the certificate at {url} is not valid now (valid "
-            f"{cert.not_valid_before_utc.isoformat()} to {cert.not_valid_after_utc.isoformat()})"
-        )
     key = cert.public_key()
     if not isinstance(key, rsa.RSAPublicKey):
         raise SnsSignatureInvalid(f"the certificate at {url} does not hold an RSA key")
-    return key
+    return _Certificate(key, cert.not_valid_before_utc, cert.not_valid_after_utc)

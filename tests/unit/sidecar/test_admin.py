@@ -55,7 +55,8 @@ def test_changes_go_through_the_controller(
     )
     assert response.status_code == 200
     assert rollout.calls == [(*call, "ana", "numbers hold")]
-    assert response.json == {**client.get(URL, headers=AUTH).json, "changed": changed}
+    after = client.get(URL, headers=AUTH).json
+    assert response.json == {**after, "changed": changed, "timeline_recorded": True}
 
 
 def test_actor_defaults_to_the_admin_api_and_caller(

@@ -294,3 +294,39 @@ def test_signature_is_checked_over_exact_bytes(signer: SnsSigner) -> None:
     envelope["Message"] = ORDER + " "
     with pytest.raises(SnsSignatureInvalid):
         verifier(signer).verify(parsed(envelope))
+
+
+def test_message_attributes_as_aws_sends_them_are_accepted(signer: SnsSigner) -> None:
+    """MessageAttributes is an object, not signed; the message parses and verifies."""
+    attributes = {"source": {"Type": "String", "Value": "orders"}}
+    envelope = {**signer.notification(ORDER), "MessageAttributes": attributes}
+    message = parsed(envelope)
+    verifier(signer).verify(message)
+    assert message.message == ORDER
+
+
+@pytest.mark.parametrize("field", ["Message", "MessageId", "TopicArn", "Signature"])
+def test_signed_and_envelope_fields_must_still_be_strings(signer: SnsSigner, field: str) -> None:
+    """A signed field, or the signature itself, that is not a string is refused naming it."""
+    envelope = {**signer.notification(ORDER), field: {"not": "a string"}}
+    with pytest.raises(SnsMessageInvalid) as caught:
+        parsed(envelope)
+    assert caught.value.field == field
+
+
+def test_a_recorded_message_verifies_at_its_own_time(signer: SnsSigner) -> None:
+    """With an injected clock, a message signed by a certificate that has expired verifies."""
+    signed_at = datetime.now(UTC) - timedelta(days=30)
+    key, pem = make_certificate(
+        not_before=signed_at - timedelta(days=1), not_after=signed_at + timedelta(days=1)
+    )
+    old = SnsSigner()
+    old.key, old.pem = key, pem
+    envelope = parsed(old.notification(ORDER))
+    at_signing = SnsVerifier(
+        topic_arns=[TOPIC_ARN], cert_fetcher=lambda _url: pem, clock=lambda: signed_at
+    )
+    at_signing.verify(envelope)
+    today = SnsVerifier(topic_arns=[TOPIC_ARN], cert_fetcher=lambda _url: pem)
+    with pytest.raises(SnsSignatureInvalid, match="not valid now"):
+        today.verify(envelope)
