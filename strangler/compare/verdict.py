@@ -160,8 +160,10 @@ def _rate_check(name: str, rate: Interval, limit: float, noise: Interval | None 
 
 
 def _noise_note(noise: Interval | None, *, above: bool) -> str:
-    if noise is None or noise.total == 0:
-        return " (no noise baseline)"
+    if noise is None:
+        return ""
+    if noise.total == 0:
+        return " (no noise baseline in the window)"
     where = "above" if above else "but overlaps"
     return f", {where} the noise baseline {_interval(noise)}"
 
