@@ -25,12 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from strangler.compare.stats import (
-    Difference,
-    Interval,
-    two_proportion_difference,
-    wilson_interval,
-)
+from strangler.compare.stats import Interval, two_proportion_difference, wilson_interval
 from strangler.compare.verdict import Thresholds, Verdict, judge
 
 __all__ = [
@@ -39,6 +34,7 @@ __all__ = [
     "REPORT_SCHEMA_VERSION",
     "Aggregates",
     "ArmComparison",
+    "ArmDifference",
     "Cause",
     "GroupAggregates",
     "HistogramBin",
@@ -223,6 +219,17 @@ class ShadowReport:
 
 
 @dataclass(frozen=True, slots=True)
+class ArmDifference:
+    """``instant.rate - legacy.rate`` with its Newcombe 95 % interval ``[low, high]``."""
+
+    instant: Interval
+    legacy: Interval
+    difference: float
+    low: float
+    high: float
+
+
+@dataclass(frozen=True, slots=True)
 class ArmComparison:
     """Instant against legacy orders routed in the same window.
 
@@ -232,7 +239,7 @@ class ArmComparison:
 
     instant_orders: int
     legacy_orders: int
-    differences: Mapping[str, Difference]
+    differences: Mapping[str, ArmDifference]
     instant_times: TimeStats
     legacy_times: TimeStats
 
@@ -360,16 +367,24 @@ def _arm_rate(path: PathReport, metric: str) -> Interval:
     return wilson_interval(path.outcomes.get(outcome, 0), path.terminal)
 
 
+def _difference(instant: PathReport, legacy: PathReport, metric: str) -> ArmDifference:
+    found = two_proportion_difference(_arm_rate(instant, metric), _arm_rate(legacy, metric))
+    return ArmDifference(
+        instant=found.first,
+        legacy=found.second,
+        difference=found.difference,
+        low=found.low,
+        high=found.high,
+    )
+
+
 def _arms(paths: tuple[PathReport, ...]) -> ArmComparison:
     instant = next(item for item in paths if item.group == "instant")
     legacy = next(item for item in paths if item.group == "legacy")
     return ArmComparison(
         instant_orders=instant.orders,
         legacy_orders=legacy.orders,
-        differences={
-            metric: two_proportion_difference(_arm_rate(instant, metric), _arm_rate(legacy, metric))
-            for metric in AB_METRICS
-        },
+        differences={metric: _difference(instant, legacy, metric) for metric in AB_METRICS},
         instant_times=instant.times,
         legacy_times=legacy.times,
     )
