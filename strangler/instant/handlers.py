@@ -145,8 +145,13 @@ class _Steps:
 
 
 def make_handlers(legacy: LegacySteps) -> Mapping[str, Handler]:
-    """The pipeline's handlers around ``legacy``, keyed by step name (see definition.STEPS)."""
-    steps = _Steps(legacy)
+    """The pipeline's handlers around ``legacy``, keyed by step name (see definition.STEPS).
+
+    A :class:`LegacyClient` is used with one HTTP attempt per call: the definition's
+    Retry owns the retries, so a step reaches the legacy app at most 1 + MaxAttempts
+    times per execution instead of that times the adapter's own tries.
+    """
+    steps = _Steps(legacy.single_attempt() if isinstance(legacy, LegacyClient) else legacy)
     return MappingProxyType(
         {
             "claim": steps.claim,

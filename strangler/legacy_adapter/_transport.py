@@ -6,6 +6,7 @@ This is the one place where ``requests`` errors are translated into the adapter'
 
 from __future__ import annotations
 
+import copy
 import random
 import time
 from collections.abc import Callable, Mapping
@@ -119,6 +120,13 @@ class Transport:
         """Close the session if this transport created it."""
         if self._owns_session:
             self._session.close()
+
+    def single_attempt(self) -> Transport:
+        """A transport sharing this one's session and breaker that never retries a call."""
+        view = copy.copy(self)
+        view._retries = 0
+        view._owns_session = False
+        return view
 
     def call(
         self,

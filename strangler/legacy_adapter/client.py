@@ -13,6 +13,7 @@ crashed after claiming an order and claims it again on restart gets True, not a 
 
 from __future__ import annotations
 
+import copy
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -137,6 +138,17 @@ class LegacyClient:
     def close(self) -> None:
         """Release pooled connections (an injected session is left open)."""
         self._transport.close()
+
+    def single_attempt(self) -> LegacyClient:
+        """This client, sharing its pool and breaker, making one HTTP attempt per call.
+
+        For a caller that retries by itself: the instant pipeline's Retry owns the
+        retries of its steps, so that the two do not multiply (see docs/instant.md).
+        Closing the view leaves the shared pool open.
+        """
+        view = copy.copy(self)
+        view._transport = self._transport.single_attempt()
+        return view
 
     def ping(self) -> None:
         """Check that the legacy app answers ``GET /healthz``; raises LegacyUnavailable."""
