@@ -6,7 +6,6 @@ from pathlib import Path
 
 import click
 
-from strangler.demo import DemoOptions, run_demo
 from strangler.exceptions import ConfigurationError
 from strangler.logs import configure_logging
 from strangler.settings import Settings
@@ -54,6 +53,9 @@ def demo(
     workdir: Path | None,
 ) -> None:
     """Run legacy simulator + sidecar on loopback, route a stream of orders, account for all."""
+    # Imported here: the demo loads the whole stack, which `strangler rollout` must not pay.
+    from strangler.demo import DemoOptions, run_demo  # noqa: PLC0415
+
     try:
         settings = Settings.from_env()
     except ConfigurationError as exc:

@@ -18,7 +18,6 @@ import structlog
 
 from strangler.exceptions import ConfigurationError, LedgerError
 from strangler.logs import configure_logging
-from strangler.runtime import Runtime
 from strangler.settings import Settings
 
 __all__ = ["worker"]
@@ -52,6 +51,9 @@ def worker(
     log_format: str | None,
 ) -> None:
     """Process orders from the ledger (dispatcher and legacy follower) until SIGTERM."""
+    # Imported here: the runtime loads the whole stack, which `strangler rollout` must not pay.
+    from strangler.runtime import Runtime  # noqa: PLC0415
+
     try:
         settings = Settings.from_env(
             ledger_url=ledger_url,

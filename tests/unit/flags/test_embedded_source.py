@@ -12,7 +12,7 @@ import pytest
 import responses
 from structlog.testing import capture_logs
 
-from strangler.flags import FLAG_NAME, EmbeddedFlagSource, order_context
+from strangler.flags import EmbeddedFlagSource, order_context
 from strangler.orders import OrderNotification, Route
 from tests.helpers import wait_until
 from tests.unit.flags.conftest import make_orders, write_flag
@@ -144,24 +144,6 @@ def test_decide_never_raises(flag_file: Path, embedded: Build) -> None:
     closed = source.decide(ORDER)
     assert (garbage.path, garbage.reason.split(":")[0]) == (Route.LEGACY, "flag_source_error")
     assert closed.reason == "flag_source_error:the flag source is closed or was never started"
-
-
-@pytest.mark.parametrize("fast_path", [True, False], ids=["engine", "sdk"])
-def test_both_evaluation_paths_agree_with_the_sdk(
-    tmp_path: Path, embedded: Build, fast_path: bool
-) -> None:
-    """decide() agrees with UnleashClient.get_variant on 2,000 orders, either way it asks."""
-    source = embedded(
-        write_flag(tmp_path / "f.json", rollout=60, variants={"instant": 650, "shadow": 350}),
-        fast_path=fast_path,
-    )
-    client = source.client
-    assert client is not None
-    for order in make_orders(2000):
-        variant = client.get_variant(FLAG_NAME, order_context(order))
-        decision = source.decide(order)
-        expected = variant["payload"]["value"] if variant["enabled"] else "legacy"
-        assert (decision.path.value, decision.variant) == (expected, variant["name"])
 
 
 def test_order_context_carries_the_order_fields() -> None:
