@@ -6,7 +6,8 @@ jobs, are followed: the follower polls the legacy app in bulk
 as a step of path ``legacy``, and ends the order with the legacy app's terminal status
 and time. The cursor lives in the ledger, so a restart carries on where it stopped;
 orders the bulk poll cannot show (finished before the ledger knew them) are looked up
-one by one; where processes share a ledger, one follower at a time polls.
+one by one; where processes share a ledger, one follower at a time polls. Under the same
+role, each poll ends with the reconciliation sweep (strangler.reconciler), when given.
 """
 
 from __future__ import annotations
@@ -89,6 +90,7 @@ class Follower:
         owner: str | None = None,
         role_seconds: float | None = None,
         clock: Callable[[], datetime] = utc_now,
+        reconcile: Callable[[], object] | None = None,
     ) -> None:
         if interval_s <= 0 or max_backoff_s < interval_s:
             raise ValueError(
@@ -109,6 +111,7 @@ class Follower:
         self.owner = owner or default_owner()
         self.role_seconds = role_seconds if role_seconds is not None else max(5.0, 10 * interval_s)
         self._clock = clock
+        self._reconcile = reconcile
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -134,7 +137,8 @@ class Follower:
         return True
 
     def poll_once(self) -> int:
-        """One bulk poll (draining full pages) and one reconcile pass; returns orders seen.
+        """One bulk poll (draining full pages), one look-up of stale orders, and the
+        reconciliation sweep when one is due; returns orders seen by the first two.
 
         Raises LegacyError when the legacy app fails and LedgerError when the ledger does.
         """
@@ -144,9 +148,12 @@ class Follower:
             seen += page
             if page < self.batch_limit:
                 break
-        return seen + self.reconcile()
+        seen += self.look_up_stale()
+        if self._reconcile is not None:
+            self._reconcile()
+        return seen
 
-    def reconcile(self) -> int:
+    def look_up_stale(self) -> int:
         """Fetch, one by one, followed orders the bulk poll has not shown.
 
         An order the bulk poll never showed since it was routed is looked up once after

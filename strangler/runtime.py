@@ -2,8 +2,9 @@
 
 The ledger, the flag source, the legacy client and the instant backend come from
 Settings unless given (tests and embedders inject their own); the router, the dispatcher
-and the legacy follower are built on top. :meth:`Runtime.start` starts the background
-workers and :meth:`Runtime.stop` stops them and closes what the runtime built.
+and the legacy follower (which runs the reconciliation sweep) are built on top.
+:meth:`Runtime.start` starts the background workers and :meth:`Runtime.stop` stops them
+and closes what the runtime built.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from strangler.instant.handlers import LegacySteps
 from strangler.ledger import SqlLedger, ledger_from_url
 from strangler.legacy_adapter import LegacyClient
 from strangler.protocols import FlagSource, InstantBackend, LegacyPath
+from strangler.reconciler import Reconciler
 from strangler.retention import Retention
 from strangler.router import RetryPolicy, Router
 from strangler.settings import Settings
@@ -65,8 +67,19 @@ class Runtime:
             poll_interval_s=poll_interval_s,
         )
         self.router.on_intake = self.dispatcher.wake
+        self.reconciler = Reconciler(
+            ledger,
+            legacy,
+            grace_s=settings.reconcile_grace_s,
+            unknown_age_s=settings.reconcile_unknown_age_s,
+            interval_s=settings.reconcile_interval_s,
+        )
         self.follower = Follower(
-            ledger, legacy, interval_s=poll_interval_s, owner=self.dispatcher.owner
+            ledger,
+            legacy,
+            interval_s=poll_interval_s,
+            owner=self.dispatcher.owner,
+            reconcile=self.reconciler.maybe_sweep,
         )
         self.retention = Retention(
             ledger,

@@ -58,6 +58,9 @@ class Settings:
     poll_interval_ms: int = 1000
     retention_days: int = 30
     retention_interval_s: int = 3600
+    reconcile_grace_s: int = 30
+    reconcile_interval_s: int = 10
+    reconcile_unknown_age_s: int = 3600
     log_format: str = "auto"
 
     def __post_init__(self) -> None:
@@ -79,6 +82,9 @@ class Settings:
             ("poll_interval_ms", 10),
             ("retention_days", 0),
             ("retention_interval_s", 1),
+            ("reconcile_grace_s", 0),
+            ("reconcile_interval_s", 1),
+            ("reconcile_unknown_age_s", 1),
         ):
             value = getattr(self, name)
             if value < least:

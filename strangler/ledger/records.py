@@ -7,7 +7,7 @@ import os
 import socket
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
@@ -60,6 +60,9 @@ class LedgerCounts:
 
     ``by_path_status`` maps (path, status) to a count; orders not routed yet have path
     ``"undecided"``. ``handoffs`` maps each :class:`Handoff` value to a count.
+    ``by_source`` counts orders by how they came in (``reconciled``: adopted from the
+    legacy app after a missed intake); ``unknown_to_legacy`` is how many open orders the
+    last reconciliation sweep found that the legacy app has never reported.
     """
 
     total: int
@@ -68,6 +71,8 @@ class LedgerCounts:
     rejected: int
     by_path_status: Mapping[tuple[str, str], int]
     handoffs: Mapping[str, int]
+    by_source: Mapping[str, int] = field(default_factory=dict)
+    unknown_to_legacy: int = 0
 
 
 class RolloutEventFields(Protocol):

@@ -9,6 +9,7 @@ to :class:`LedgerError` here, at the boundary.
 from __future__ import annotations
 
 import hashlib
+import json
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -19,7 +20,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from strangler.compare.pairing import OrderRecord
+from strangler.compare.records import Comparison, ComparisonKind
 from strangler.exceptions import LedgerError
+from strangler.ledger import comparisons as comparison_store
 from strangler.ledger import schema, statements
 from strangler.ledger.driver_insert import DriverInsert
 from strangler.ledger.engine import (
@@ -47,7 +51,10 @@ from strangler.orders import (
     StepResult,
 )
 
-__all__ = ["SqlLedger", "ledger_from_url", "utc_now"]
+__all__ = ["UNKNOWN_TO_LEGACY_KEY", "SqlLedger", "ledger_from_url", "utc_now"]
+
+# The reconciliation's last finding of orders the legacy app never reported (kv, JSON).
+UNKNOWN_TO_LEGACY_KEY = "reconciler.unknown_to_legacy"
 
 _orders = schema.orders
 _steps = schema.step_results
@@ -379,6 +386,14 @@ class SqlLedger:
             )
             return set(found.scalars())
 
+    def known_orders(self, order_ids: Sequence[str]) -> set[str]:
+        """Which of ``order_ids`` the ledger has, whatever their status."""
+        if not order_ids:
+            return set()
+        statement = sa.select(_orders.c.order_id).where(_orders.c.order_id.in_(list(order_ids)))
+        with self._read("find known orders") as conn:
+            return set(conn.execute(statement).scalars())
+
     def followed_open(self, order_ids: Sequence[str]) -> set[str]:
         """Which of ``order_ids`` the batch jobs run for us and are not terminal yet."""
         if not order_ids:
@@ -440,6 +455,82 @@ class SqlLedger:
             conn.execute(statements.LEGACY_SEEN, seen)
             return self._end_as_legacy_did(conn, order_id)
 
+    def adopt(
+        self,
+        order: OrderNotification,
+        decision: Decision,
+        steps: Sequence[tuple[StepResult, int]],
+        *,
+        source: str,
+        legacy_status: str,
+        legacy_terminal_at: datetime | None = None,
+    ) -> bool:
+        """Write an order the intake missed, as the batch jobs run it, in one transaction.
+
+        The order is recorded with ``source`` and pinned to ``decision`` (not dispatched:
+        the batch jobs have it), with the legacy app's steps and status; it ends now when
+        that status is terminal, else the follower follows it. Returns False, changing
+        nothing, when the ledger has the order already.
+        """
+        now = self._clock()
+        row = {
+            "order_id": order.order_id,
+            "notification": stored_notification(order),
+            "source": source,
+            "status": OrderStatus.RECEIVED.value,
+            "received_at": now,
+            "updated_at": now,
+            "needs_dispatch": False,
+            "next_attempt_at": now,
+            "attempts": 0,
+        }
+        pin = statements.params(
+            order_id=order.order_id,
+            path=decision.path.value,
+            variant=decision.variant,
+            rollout=decision.rollout,
+            flag_revision=decision.flag_revision,
+            decision_reason=decision.reason,
+            now=now,
+        )
+        seen = statements.params(
+            order_id=order.order_id,
+            now=now,
+            legacy_status=legacy_status,
+            legacy_terminal_at=legacy_terminal_at,
+        )
+        with self._write("adopt a missed order") as conn:
+            if conn.execute(statements.INSERT_ORDER, row).rowcount != 1:
+                return False
+            conn.execute(statements.PIN_DECISION, pin)
+            self._move(conn, order.order_id, OrderStatus.ROUTED, reason=decision.reason, at=now)
+            self._insert_steps(conn, steps)
+            conn.execute(statements.LEGACY_SEEN, seen)
+            self._end_as_legacy_did(conn, order.order_id)
+        return True
+
+    def unknown_to_legacy(self, *, received_before: datetime, limit: int) -> tuple[int, list[str]]:
+        """Open orders received before ``received_before`` the legacy app never reported.
+
+        The follower records the legacy status of every open order the legacy app
+        reports; an open order without one that old is one the legacy app has never heard
+        of. Returns how many there are and the first ``limit`` ids, oldest first.
+        """
+        unseen = sa.and_(
+            _orders.c.terminal_at.is_(None),
+            _orders.c.legacy_status.is_(None),
+            _orders.c.received_at < received_before,
+        )
+        with self._read("find orders unknown to the legacy app") as conn:
+            count = conn.execute(sa.select(sa.func.count()).where(unseen)).scalar_one()
+            ids = conn.execute(
+                sa.select(_orders.c.order_id)
+                .where(unseen)
+                .order_by(_orders.c.received_at)
+                .limit(limit)
+            ).scalars()
+            return int(count), list(ids)
+
     def mark_checked(self, order_ids: Sequence[str], *, note: str | None = None) -> None:
         """Note that the follower looked for these orders (``note`` becomes last_error)."""
         if not order_ids:
@@ -466,6 +557,27 @@ class SqlLedger:
         )
         with self._write("write a value") as conn:
             conn.execute(statement)
+
+    # -- comparisons (strangler/ledger/comparisons.py) ----------------------------------
+
+    def comparison_record(self, order_id: str) -> OrderRecord | None:
+        """What the ledger has about an order for comparing it; None when unknown."""
+        with self._read("read an order to compare") as conn:
+            return comparison_store.load_record(conn, order_id)
+
+    def record_comparison(self, comparison: Comparison) -> bool:
+        """Store a comparison once per (order_id, kind); True when new (idempotent)."""
+        with self._write("record a comparison") as conn:
+            return comparison_store.insert_comparison(conn, comparison)
+
+    def due_for_comparison(
+        self, kind: ComparisonKind, *, older_than: datetime, limit: int
+    ) -> list[str]:
+        """Orders without a stored comparison of ``kind`` that may be decided now."""
+        with self._read("find orders to compare") as conn:
+            return comparison_store.due_for_comparison(
+                conn, kind, older_than=older_than, limit=limit
+            )
 
     # -- rollout events -----------------------------------------------------------------
 
@@ -560,6 +672,17 @@ class SqlLedger:
             rejected = conn.execute(
                 sa.select(sa.func.count()).select_from(schema.rejected_intake)
             ).scalar_one()
+            by_source = {
+                row.source: int(row.n)
+                for row in conn.execute(
+                    sa.select(_orders.c.source, sa.func.count().label("n")).group_by(
+                        _orders.c.source
+                    )
+                )
+            }
+            unknown = conn.execute(
+                sa.select(schema.kv.c.value).where(schema.kv.c.name == UNKNOWN_TO_LEGACY_KEY)
+            ).scalar()
         return LedgerCounts(
             total=sum(by_path_status.values()),
             backlog=sum(n for (_, status), n in by_path_status.items() if not _terminal(status)),
@@ -567,6 +690,8 @@ class SqlLedger:
             rejected=int(rejected),
             by_path_status=by_path_status,
             handoffs=handoffs,
+            by_source=by_source,
+            unknown_to_legacy=int(json.loads(unknown)["count"]) if unknown else 0,
         )
 
     def ping(self) -> None:

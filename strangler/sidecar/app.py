@@ -5,9 +5,9 @@
 /_strangler/notifications`` (a lean WSGI callable: the intake is the hot write path);
 everything else goes straight to the lean proxy callable, so proxied requests pay
 nothing for Flask. Every part is injectable;
-what is not given is built from the settings. Background work (the runtime's workers and
-the proxy intake thread) starts with ``sidecar_state(app).start()``; ``strangler serve``
-does that in each gunicorn worker.
+what is not given is built from the settings. Background work (the runtime's workers)
+starts with ``sidecar_state(app).start()``; ``strangler serve`` does that in each
+gunicorn worker.
 """
 
 from __future__ import annotations
@@ -25,11 +25,11 @@ from strangler.sidecar.auth import AdminToken
 from strangler.sidecar.dispatch import SidecarDispatch
 from strangler.sidecar.errors import register_error_handlers
 from strangler.sidecar.intake import NOTIFICATIONS_PATH
-from strangler.sidecar.intake_queue import BackgroundIntake, InterceptedAnswers
 from strangler.sidecar.intake_wsgi import NotificationEndpoint
 from strangler.sidecar.interception import FieldMapping, OrderRoute
 from strangler.sidecar.metrics import SidecarMetrics
 from strangler.sidecar.proxy import ProxyApp, UpstreamPool, make_upstream_pool
+from strangler.sidecar.proxy_intake import InterceptedAnswers
 from strangler.sidecar.readiness import Readiness, tcp_probe
 from strangler.sidecar.seams import RolloutController, SidecarRuntime
 from strangler.sidecar.sns import CertFetcher, SnsVerifier
@@ -74,7 +74,6 @@ def create_app(
             topic_arns=settings.sns_topic_arns, cert_fetcher=cert_fetcher or HttpCertFetcher()
         ),
         confirm_subscription=subscription_confirmer or HttpSubscriptionConfirmer(),
-        background=BackgroundIntake(runtime.router, runtime.ledger, metrics),
         readiness=Readiness(
             runtime.ledger, runtime.flags, settings.upstream_url, probe=readiness_probe or tcp_probe
         ),
@@ -87,7 +86,9 @@ def create_app(
         metrics=metrics,
         access_log=state.access_log,
         intercept=route.matches,
-        on_answer=InterceptedAnswers(mapping, state.background, tee_limit=TEE_LIMIT),
+        on_answer=InterceptedAnswers(
+            mapping, runtime.router, runtime.ledger, metrics, tee_limit=TEE_LIMIT
+        ),
         tee_limit=TEE_LIMIT,
     )
     return _flask_app(state, proxy)

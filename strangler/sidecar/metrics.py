@@ -152,6 +152,19 @@ class _LedgerCollector(Collector):
         yield GaugeMetricFamily(
             "strangler_rejected_intake", "Bodies kept in the rejected table.", value=counts.rejected
         )
+        sources = GaugeMetricFamily(
+            "strangler_orders_by_source",
+            "Orders in the ledger by how they came in (reconciled: adopted after a missed intake).",
+            labels=["source"],
+        )
+        for source, count in sorted(counts.by_source.items()):
+            sources.add_metric([source], count)
+        yield sources
+        yield GaugeMetricFamily(
+            "strangler_orders_unknown_to_legacy",
+            "Open orders the legacy app never reported, as the last reconciliation found.",
+            value=counts.unknown_to_legacy,
+        )
 
     def _flag_metrics(self) -> Iterator[Metric]:
         status = self._flags.status()

@@ -12,6 +12,10 @@ forwarding itself. Method, path, query, body, status and headers are preserved, 
 
 Bodies up to 64 KiB are forwarded in one piece; larger or chunked ones are streamed
 both ways. An upstream timeout becomes a JSON 504, any other upstream failure a JSON 502.
+
+The order-creating route is the exception to streaming: its 2xx answer is read first
+(up to the tee limit) and handed to ``on_answer``, which makes the order durable, and
+only then sent on, unchanged; a client that sees the 2xx has an order in the ledger.
 """
 
 from __future__ import annotations
@@ -55,8 +59,8 @@ class UpstreamPool(Protocol):
 
 
 AnswerHook = Callable[[str, int, bytes | None], str | None]
-"""Called with (path, status, teed body or None when too large) once an intercepted
-answer has been sent; returns the order_id for the access log when it has one."""
+"""Called with (path, status, body or None when over the tee limit) before an intercepted
+answer is sent; returns the order_id for the access log when it has one."""
 
 
 def make_upstream_pool(upstream_url: str, *, maxsize: int) -> urllib3.HTTPConnectionPool:
@@ -68,8 +72,8 @@ class ProxyApp:
     """WSGI callable forwarding every request to ``upstream_url``.
 
     ``intercept(method, path)`` says whether a request is the order-creating one; the
-    2xx answers of those are teed (up to ``tee_limit`` bytes) and handed to ``on_answer``
-    after the last byte has been passed to the server.
+    2xx answers of those are read (up to ``tee_limit`` bytes) and handed to ``on_answer``
+    before the first byte is passed to the server.
     """
 
     def __init__(
@@ -119,9 +123,18 @@ class ProxyApp:
             return self._failed(exc, method, path, started, start_response)
         self._latency.observe(time.perf_counter() - started)
         status = upstream.status
-        tee = self._on_answer is not None and 200 <= status < 300 and self._intercept(method, path)
+        prefix: bytes | None = None
+        order_id = None
+        if self._on_answer is not None and 200 <= status < 300 and self._intercept(method, path):
+            try:
+                prefix = upstream.read(self.tee_limit + 1)
+            except (HTTPError, OSError) as exc:
+                upstream.release_conn()
+                return self._failed(exc, method, path, started, start_response)
+            whole = len(prefix) <= self.tee_limit
+            order_id = self._on_answer(path, status, prefix if whole else None)
         start_response(_status_line(status, upstream.reason), _response_headers(upstream))
-        return _Answer(self, upstream, _Exchange(method, path, started, tee))
+        return _Answer(self, upstream, _Exchange(method, path, started, order_id), prefix)
 
     def _target(self, environ: WSGIEnviron) -> str:
         raw: str | None = environ.get("RAW_URI") or environ.get("REQUEST_URI")
@@ -166,17 +179,14 @@ class ProxyApp:
         )
         return [body]
 
-    def finished(self, exchange: _Exchange, status: int, body: bytes | None) -> None:
-        """Report a sent answer: the intercepted body to ``on_answer``, then the access log."""
-        order_id = None
-        if exchange.tee and self._on_answer is not None:
-            order_id = self._on_answer(exchange.path, status, body)
+    def finished(self, exchange: _Exchange, status: int) -> None:
+        """Report a sent answer in the access log."""
         self._access_log.record(
             method=exchange.method,
             path=exchange.path,
             status=status,
             duration_s=time.perf_counter() - exchange.started,
-            order_id=order_id,
+            order_id=exchange.order_id,
             upstream=True,
         )
 
@@ -186,69 +196,59 @@ class _Exchange:
     method: str
     path: str
     started: float
-    tee: bool
+    order_id: str | None
 
 
 class _Answer:
-    """The response body iterable: small bodies at once, large ones streamed; teed if asked."""
+    """The response body iterable: small bodies at once, large ones streamed.
 
-    __slots__ = ("_complete", "_exchange", "_proxy", "_teed", "_teed_size", "_up")
+    ``prefix`` is what was read already (an intercepted answer): sent first, then the
+    rest, if any, is streamed.
+    """
+
+    __slots__ = ("_complete", "_exchange", "_prefix", "_proxy", "_up")
 
     def __init__(
-        self, proxy: ProxyApp, upstream: urllib3.BaseHTTPResponse, exchange: _Exchange
+        self,
+        proxy: ProxyApp,
+        upstream: urllib3.BaseHTTPResponse,
+        exchange: _Exchange,
+        prefix: bytes | None = None,
     ) -> None:
         self._proxy = proxy
         self._up = upstream
         self._exchange = exchange
-        self._teed: list[bytes] | None = [] if exchange.tee else None
-        self._teed_size = 0
+        self._prefix = prefix
         self._complete = False
 
     def __iter__(self) -> Iterator[bytes]:
+        if self._prefix is not None:
+            yield self._prefix
+            if len(self._prefix) <= self._proxy.tee_limit:
+                self._complete = True
+                return
+            yield from self._stream()
+            return
         length = self._up.headers.get("Content-Length")
         if self._exchange.method == "HEAD" or (
             length is not None and length.isdigit() and int(length) <= _INLINE_BODY_LIMIT
         ):
             data = self._up.read()
-            self._keep(data)
             self._complete = True
             yield data
             return
-        for chunk in self._up.stream(_CHUNK, decode_content=False):
-            self._keep(chunk)
-            yield chunk
+        yield from self._stream()
+
+    def _stream(self) -> Iterator[bytes]:
+        yield from self._up.stream(_CHUNK, decode_content=False)
         self._complete = True
 
-    def _keep(self, chunk: bytes) -> None:
-        teed = self._teed
-        if teed is None:
-            return
-        self._teed_size += len(chunk)
-        if self._teed_size > self._proxy.tee_limit:
-            self._teed = None
-            return
-        teed.append(chunk)
-
     def close(self) -> None:
-        """Give the connection back (or drop it when unread), then report the answer."""
-        if not self._complete and self._teed is not None:
-            self._read_rest()
+        """Give the connection back (or drop it when unread), then log the answer."""
         if not self._complete:
             self._up.close()
         self._up.release_conn()
-        body = b"".join(self._teed) if self._teed is not None and self._complete else None
-        self._proxy.finished(self._exchange, self._up.status, body)
-
-    def _read_rest(self) -> None:
-        # The client left early, but the upstream did create the order: read it anyway.
-        try:
-            for chunk in self._up.stream(_CHUNK, decode_content=False):
-                self._keep(chunk)
-                if self._teed is None:
-                    return
-        except (HTTPError, OSError):
-            return
-        self._complete = True
+        self._proxy.finished(self._exchange, self._up.status)
 
 
 def _status_line(status: int, reason: str | None) -> str:

@@ -11,7 +11,6 @@ from flask import Flask, current_app
 
 from strangler.settings import Settings
 from strangler.sidecar.access_log import AccessLog
-from strangler.sidecar.intake_queue import BackgroundIntake
 from strangler.sidecar.metrics import SidecarMetrics
 from strangler.sidecar.readiness import Readiness
 from strangler.sidecar.seams import RolloutController, SidecarRuntime
@@ -38,12 +37,11 @@ class SidecarState:
     admin_token: AdminToken
     sns: SnsVerifier
     confirm_subscription: Callable[[str], None]
-    background: BackgroundIntake
     readiness: Readiness
     started: bool = False
 
     def start(self, *, process_orders: bool = True) -> None:
-        """Start the runtime's workers and the proxy intake thread (idempotent).
+        """Start the runtime's workers (idempotent).
 
         With ``process_orders`` False only the intake runs: orders wait in the ledger for
         ``strangler worker`` processes (or another sidecar) to process them.
@@ -52,17 +50,15 @@ class SidecarState:
             return
         if process_orders:
             self.runtime.start()
-        self.background.start()
         self.started = True
         _log.info("sidecar_workers_started", upstream=self.settings.upstream_url)
 
     def stop(self, timeout: float) -> None:
-        """Take in what the proxy queued, then stop the runtime within ``timeout`` seconds."""
+        """Stop the runtime within ``timeout`` seconds."""
         if not self.started:
             return
         self.started = False
-        self.background.stop(timeout / 2)
-        self.runtime.stop(timeout / 2)
+        self.runtime.stop(timeout)
         _log.info("sidecar_workers_stopped")
 
 

@@ -136,11 +136,11 @@ def test_stale_orders_are_fetched_one_by_one(
     legacy.put(legacy_order("missed", "fulfilled", updated_at=T0 - timedelta(hours=1)))
     legacy.polls.clear()
     tracker = follower(ledger, legacy, clock, first_look_after_s=30)
-    tracker.reconcile()
+    tracker.look_up_stale()
     assert legacy.fetched == []
     clock.advance(31)
-    tracker.reconcile()
-    tracker.reconcile()
+    tracker.look_up_stale()
+    tracker.look_up_stale()
     assert sorted(legacy.fetched) == ["missed", "unknown"]
     missed, unknown = ledger.story("missed"), ledger.story("unknown")
     assert missed is not None

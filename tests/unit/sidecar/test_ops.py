@@ -142,4 +142,4 @@ def test_started_state_stops_the_runtime_once(make_app: Callable[..., Flask]) ->
     running = state.runtime.running  # type: ignore[attr-defined]
     state.stop(10)
     state.stop(10)
-    assert (running, state.runtime.running, state.runtime.stopped_with) == (True, False, 5.0)  # type: ignore[attr-defined]
+    assert (running, state.runtime.running, state.runtime.stopped_with) == (True, False, 10)  # type: ignore[attr-defined]

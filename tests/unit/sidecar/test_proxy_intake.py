@@ -1,4 +1,4 @@
-"""Order-creation interception: 2xx answers to the order route are taken in afterwards."""
+"""Order-creation interception: 2xx answers to the order route are durable before they are sent."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from flask import Flask
 from flask.testing import FlaskClient
 from structlog.testing import capture_logs
 
-from strangler.sidecar.state import sidecar_state
 from tests.unit.sidecar.fakes import FakeAnswer, FakePool, FakeRuntime
 
 ORDER = {"order_id": "o-1", "user_guid": "u-1", "unit_id": "n-1", "payment_token": "tok"}
@@ -30,33 +29,32 @@ def test_created_order_is_taken_in_and_answer_unchanged(
     assert [(o.order_id, s) for o, s in runtime.router.taken] == [("o-1", "proxy")]
 
 
-def test_intake_happens_after_the_answer_is_sent(
+def test_order_is_durable_before_the_client_sees_the_answer(
     app: Flask, pool: FakePool, runtime: FakeRuntime
 ) -> None:
-    """Nothing is taken in until the server has passed on the whole answer and closed it."""
+    """The order is taken in before the answer's first byte reaches the client."""
     pool.answer = answer(content_length=False)
     with app.test_client() as client:
         response = client.post("/orders", json={}, buffered=False)
+        taken_at_headers = [o.order_id for o, _ in runtime.router.taken]
         body = b"".join(response.response)
-        before = list(runtime.router.taken)
         response.close()
-    assert (before, json.loads(body)) == ([], ORDER)
+    assert (taken_at_headers, json.loads(body)) == (["o-1"], ORDER)
     assert [o.order_id for o, _ in runtime.router.taken] == ["o-1"]
 
 
-def test_background_thread_takes_orders_in(
-    app: Flask, client: FlaskClient, pool: FakePool, runtime: FakeRuntime
+def test_ledger_down_still_answers_and_counts_the_miss(
+    client: FlaskClient, pool: FakePool, runtime: FakeRuntime
 ) -> None:
-    """Once started, intake runs on the background thread, and stop drains it."""
-    state = sidecar_state(app)
-    state.start()
-    try:
-        pool.answer = answer()
-        client.post("/orders", json={}, buffered=True)
-        assert runtime.router.arrived.wait(5)
-    finally:
-        state.stop(5)
-    assert ([o.order_id for o, _ in runtime.router.taken], runtime.running) == (["o-1"], False)
+    """When the ledger refuses the order, the client still gets the 201, and the miss is counted."""
+    pool.answer = answer()
+    runtime.router.fail_times = 1
+    with capture_logs() as logs:
+        response = client.post("/orders", json={}, buffered=True)
+    metrics = client.get("/metrics").get_data(as_text=True)
+    assert (response.status_code, response.json) == (201, ORDER)
+    assert 'strangler_intake_missed_total{source="proxy"} 1.0' in metrics
+    assert [e["order_id"] for e in logs if e["event"] == "intake_missed"] == ["o-1"]
 
 
 def test_invalid_answer_goes_to_the_rejected_table(
@@ -122,10 +120,9 @@ def test_access_log_carries_the_intercepted_order_id(client: FlaskClient, pool: 
 def test_client_leaving_early_does_not_lose_the_order(
     app: Flask, pool: FakePool, runtime: FakeRuntime
 ) -> None:
-    """If the client hangs up mid-answer, the rest is read from the upstream and taken in."""
+    """If the client hangs up before reading the answer, the order is in the ledger already."""
     pool.answer = answer(body={**ORDER, "padding": "x" * 300_000}, content_length=False)
     with app.test_client() as client:
         response = client.post("/orders", json={}, buffered=False)
-        first = next(iter(response.response))
         response.close()
-    assert (len(first), [o.order_id for o, _ in runtime.router.taken]) == (65536, ["o-1"])
+    assert [o.order_id for o, _ in runtime.router.taken] == ["o-1"]
