@@ -62,6 +62,11 @@ class Settings:
     reconcile_interval_s: int = 10
     reconcile_unknown_age_s: int = 3600
     log_format: str = "auto"
+    compare_max_age_s: int = 3600
+    compare_sweep_interval_s: int = 30
+    compare_ignore: tuple[str, ...] = ()
+    compare_tolerances: tuple[str, ...] = ()
+    noise_sample: float = 0.05
 
     def __post_init__(self) -> None:
         if self.instant_backend not in _INSTANT_BACKENDS:
@@ -167,6 +172,11 @@ def _coerce(name: str, value: Any) -> Any:
             return int(value)
         except (TypeError, ValueError):
             raise ConfigurationError(f"{env_name} must be an integer, got {value!r}") from None
+    if target == "float":
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigurationError(f"{env_name} must be a number, got {value!r}") from None
     if target == "tuple[str, ...]":
         items = value.split(",") if isinstance(value, str) else list(value)
         return tuple(item.strip() for item in items if item.strip())

@@ -1,45 +1,96 @@
-"""Create or upgrade the ledger schema on start.
+"""Create or upgrade the ledger schema on start, or refuse a database it cannot use.
 
-v1 keeps this deliberately small: ``create_all`` (idempotent) plus a ``schema_version``
-table, under a lock so that several processes starting together do not race. Alembic
-will earn its place with the first change that has to alter an existing table; until
-then it would add a dependency and a migrations folder for no step at all.
+Under a lock (``pg_advisory_xact_lock`` on PostgreSQL; SQLite's write lock), so that
+several processes starting together do not race: a new database gets every table and
+the current version; an older one is brought up one version at a time by the steps in
+:data:`MIGRATIONS`, each recorded in ``schema_version``; a newer one, or one older than
+the first step knows, is refused with a message saying what to do. Every step so far
+only adds tables; Alembic will earn its place with the first step that alters one.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from types import MappingProxyType
 
 import sqlalchemy as sa
+import structlog
 
 from strangler.exceptions import LedgerError
-from strangler.ledger.schema import SCHEMA_VERSION, metadata, schema_version
+from strangler.ledger.schema import (
+    SCHEMA_VERSION,
+    comparison_steps,
+    comparisons,
+    metadata,
+    schema_version,
+)
 
-__all__ = ["ensure_schema"]
+__all__ = ["MIGRATIONS", "ensure_schema"]
 
 # pg_advisory_xact_lock key: "strangler" in ASCII, truncated to fit a bigint.
 _PG_LOCK_KEY = 0x737472616E676C
+
+_log = structlog.get_logger()
+
+
+def _v1_to_v2(conn: sa.Connection) -> None:
+    """v2 adds the shadow comparisons: ``comparisons`` and ``comparison_steps``."""
+    comparisons.create(conn, checkfirst=True)
+    comparison_steps.create(conn, checkfirst=True)
+
+
+# The step that brings a database at version N to N + 1.
+MIGRATIONS: Mapping[int, Callable[[sa.Connection], None]] = MappingProxyType({1: _v1_to_v2})
 
 
 def ensure_schema(engine: sa.Engine) -> int:
     """Bring the database to :data:`SCHEMA_VERSION` and return it.
 
-    Raises LedgerError when the database was written by a newer strangler.
+    Raises LedgerError when the database was written by a newer strangler, or is older
+    than any version this one can migrate from.
     """
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_PG_LOCK_KEY)))
-        metadata.create_all(conn, checkfirst=True)
-        found = conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar()
+        found = _version(conn)
         if found is None:
-            conn.execute(
-                schema_version.insert().values(version=SCHEMA_VERSION, applied_at=datetime.now(UTC))
-            )
+            metadata.create_all(conn, checkfirst=True)
+            _record(conn, SCHEMA_VERSION)
             return SCHEMA_VERSION
-        if found > SCHEMA_VERSION:
-            raise LedgerError(
-                f"the ledger's schema is version {found}, newer than this strangler "
-                f"understands ({SCHEMA_VERSION}); upgrade strangler or point "
-                "STRANGLER_LEDGER_URL at another database"
-            )
-        return int(found)
+        _check_migratable(found)
+        for version in range(found, SCHEMA_VERSION):
+            MIGRATIONS[version](conn)
+            _record(conn, version + 1)
+            _log.info("ledger_schema_migrated", from_version=version, to_version=version + 1)
+        metadata.create_all(conn, checkfirst=True)
+        return SCHEMA_VERSION
+
+
+def _version(conn: sa.Connection) -> int | None:
+    """The database's schema version; None for a new database (no version recorded)."""
+    if not sa.inspect(conn).has_table(schema_version.name):
+        return None
+    found = conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar()
+    return None if found is None else int(found)
+
+
+def _check_migratable(found: int) -> None:
+    if found > SCHEMA_VERSION:
+        raise LedgerError(
+            f"the ledger's schema is version {found}, newer than this strangler "
+            f"understands ({SCHEMA_VERSION}); upgrade strangler or point "
+            "STRANGLER_LEDGER_URL at another database"
+        )
+    missing = [version for version in range(found, SCHEMA_VERSION) if version not in MIGRATIONS]
+    if missing:
+        raise LedgerError(
+            f"the ledger's schema is version {found}, older than this strangler can "
+            f"migrate (it migrates from version {min(MIGRATIONS)} to {SCHEMA_VERSION}); "
+            "migrate it with the strangler release that wrote it, or point "
+            "STRANGLER_LEDGER_URL at a new database"
+        )
+
+
+def _record(conn: sa.Connection, version: int) -> None:
+    conn.execute(schema_version.insert().values(version=version, applied_at=datetime.now(UTC)))
