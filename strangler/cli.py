@@ -8,7 +8,7 @@ from strangler import __version__
 from strangler.aws.cli import aws
 from strangler.demo_cli import demo
 from strangler.rollout_cli import rollout
-from strangler.sidecar.cli import serve
+from strangler.sidecar.cli import front_config, serve
 from strangler.sim.cli import legacy_sim
 from strangler.worker_cli import worker
 
@@ -23,6 +23,7 @@ def main() -> None:
 
 main.add_command(aws)
 main.add_command(demo)
+main.add_command(front_config)
 main.add_command(legacy_sim)
 main.add_command(rollout)
 main.add_command(serve)

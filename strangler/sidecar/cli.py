@@ -9,7 +9,7 @@ from strangler.logs import configure_logging
 from strangler.settings import Settings
 from strangler.sidecar.interception import FieldMapping, OrderRoute
 
-__all__ = ["serve"]
+__all__ = ["front_config", "serve"]
 
 
 @click.command("serve")
@@ -31,6 +31,21 @@ __all__ = ["serve"]
     is_flag=True,
     help="Take orders in but process none here; run `strangler worker` to process them.",
 )
+@click.option(
+    "--front",
+    type=click.Choice(["python", "nginx"]),
+    default="python",
+    show_default=True,
+    help="What serves the public port: the Python proxy, or nginx (only the order route, "
+    "/_strangler/ and /metrics reach Python).",
+)
+@click.option(
+    "--routing",
+    type=click.Choice(["inline", "process"]),
+    default="inline",
+    show_default=True,
+    help="Route orders in the HTTP workers, or in a child process of their own.",
+)
 def serve(
     host: str | None,
     port: int | None,
@@ -38,6 +53,8 @@ def serve(
     threads: int | None,
     upstream_url: str | None,
     intake_only: bool,
+    front: str,
+    routing: str,
 ) -> None:
     """Run the sidecar: proxy to the order service, take orders in, route and record them."""
     try:
@@ -54,9 +71,36 @@ def serve(
     except ConfigurationError as exc:
         raise click.ClickException(str(exc)) from exc
     configure_logging(settings.log_format)
-    from strangler.sidecar.server import serve as run  # noqa: PLC0415  (see server's docstring)
+    if front == "python" and routing == "inline":
+        from strangler.sidecar.server import serve as run  # noqa: PLC0415  (server's docstring)
 
-    run(settings, process_orders=not intake_only)
+        run(settings, process_orders=not intake_only)
+        return
+    from strangler.sidecar.supervisor import supervise  # noqa: PLC0415
+
+    try:
+        code = supervise(
+            settings,
+            front=None if front == "python" else front,
+            routing_process=routing == "process" and not intake_only,
+        )
+    except ConfigurationError as exc:
+        raise click.ClickException(str(exc)) from exc
+    raise click.exceptions.Exit(code)
+
+
+@click.command("front-config")
+@click.argument("engine", type=click.Choice(["nginx"]))
+def front_config(engine: str) -> None:
+    """Print the front-mode config (nginx.conf) that `serve --front nginx` runs."""
+    from strangler.sidecar.front_nginx import front_paths, nginx_config  # noqa: PLC0415
+
+    del engine  # nginx is the only engine
+    try:
+        settings = Settings.from_env()
+        click.echo(nginx_config(settings, front_paths(settings)), nl=False)
+    except ConfigurationError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 _RANGES = {

@@ -54,16 +54,20 @@ class SidecarServer(BaseApplication):  # type: ignore[misc]  # gunicorn has no t
         *,
         multiprocess_dir: Path | None = None,
         process_orders: bool = True,
+        bind: str | None = None,
     ) -> None:
         self._settings = settings
         self._multiprocess_dir = multiprocess_dir
         self.process_orders = process_orders
+        self._bind = bind
         super().__init__()
 
     def load_config(self) -> None:
         """Apply gunicorn_options and the worker lifecycle hooks."""
         for key, value in gunicorn_options(self._settings).items():
             self.cfg.set(key, value)
+        if self._bind is not None:
+            self.cfg.set("bind", self._bind)
         self.cfg.set("post_worker_init", _start_workers)
         self.cfg.set("worker_exit", _stop_workers)
         if self._multiprocess_dir is not None:
@@ -78,10 +82,11 @@ class SidecarServer(BaseApplication):  # type: ignore[misc]  # gunicorn has no t
         return create_app(self._settings, metrics=metrics)
 
 
-def serve(settings: Settings, *, process_orders: bool = True) -> None:
+def serve(settings: Settings, *, process_orders: bool = True, bind: str | None = None) -> None:
     """Run the sidecar until SIGTERM or SIGINT; returns after a graceful stop.
 
     With ``process_orders`` False the workers only take orders in (see SidecarState.start).
+    ``bind`` replaces the host and port (front mode binds ``unix:<socket>``).
     """
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     multiprocess_dir = None
@@ -91,7 +96,9 @@ def serve(settings: Settings, *, process_orders: bool = True) -> None:
     import strangler.runtime  # noqa: PLC0415
     import strangler.sidecar.app  # noqa: F401, PLC0415
 
-    SidecarServer(settings, multiprocess_dir=multiprocess_dir, process_orders=process_orders).run()
+    SidecarServer(
+        settings, multiprocess_dir=multiprocess_dir, process_orders=process_orders, bind=bind
+    ).run()
 
 
 def _fresh_multiprocess_dir(path: Path) -> Path:
