@@ -22,10 +22,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from strangler.compare.pairing import OrderRecord
 from strangler.compare.records import Comparison, ComparisonKind
-from strangler.compare.pairing import OrderRecord
-from strangler.compare.records import Comparison, ComparisonKind
 from strangler.exceptions import LedgerError
-from strangler.ledger import comparisons as comparison_store
 from strangler.ledger import comparisons as comparison_store
 from strangler.ledger import schema, statements
 from strangler.ledger.driver_insert import DriverInsert
@@ -560,27 +557,6 @@ class SqlLedger:
         )
         with self._write("write a value") as conn:
             conn.execute(statement)
-
-    # -- comparisons (strangler/ledger/comparisons.py) ----------------------------------
-
-    def comparison_record(self, order_id: str) -> OrderRecord | None:
-        """What the ledger has about an order for comparing it; None when unknown."""
-        with self._read("read an order to compare") as conn:
-            return comparison_store.load_record(conn, order_id)
-
-    def record_comparison(self, comparison: Comparison) -> bool:
-        """Store a comparison once per (order_id, kind); True when new (idempotent)."""
-        with self._write("record a comparison") as conn:
-            return comparison_store.insert_comparison(conn, comparison)
-
-    def due_for_comparison(
-        self, kind: ComparisonKind, *, older_than: datetime, limit: int
-    ) -> list[str]:
-        """Orders without a stored comparison of ``kind`` that may be decided now."""
-        with self._read("find orders to compare") as conn:
-            return comparison_store.due_for_comparison(
-                conn, kind, older_than=older_than, limit=limit
-            )
 
     # -- comparisons (strangler/ledger/comparisons.py) ----------------------------------
 
