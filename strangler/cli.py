@@ -7,6 +7,7 @@ import click
 from strangler import __version__
 from strangler.aws.cli import aws
 from strangler.demo_cli import demo
+from strangler.report_cli import report
 from strangler.rollout_cli import rollout
 from strangler.sidecar.cli import front_config, serve
 from strangler.sim.cli import legacy_sim
@@ -25,6 +26,7 @@ main.add_command(aws)
 main.add_command(demo)
 main.add_command(front_config)
 main.add_command(legacy_sim)
+main.add_command(report)
 main.add_command(rollout)
 main.add_command(serve)
 main.add_command(worker)

@@ -1,0 +1,168 @@
+"""The report as plain-text tables for a terminal."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from strangler.compare.report import AB_METRICS, Report, TimeStats
+from strangler.compare.stats import Interval
+
+__all__ = ["format_seconds", "render_text"]
+
+
+def render_text(report: Report) -> str:
+    """The report as aligned text tables, ending in a newline."""
+    sections = (
+        _header(report),
+        _paths(report),
+        _handoffs(report),
+        _shadow(report),
+        _arms(report),
+        _rollout(report),
+        _verdict(report),
+    )
+    return "\n\n".join(section for section in sections if section) + "\n"
+
+
+def format_seconds(value: float | None) -> str:
+    """``value`` seconds in a readable unit (ms below one second, min above ten minutes)."""
+    if value is None:
+        return "-"
+    if value < 1:
+        return f"{value * 1000:.1f} ms"
+    if value < 600:
+        return f"{value:.2f} s"
+    return f"{value / 60:.1f} min"
+
+
+def _pct(rate: float) -> str:
+    return f"{rate * 100:.2f}%"
+
+
+def _interval(rate: Interval) -> str:
+    return f"{rate.successes}/{rate.total} {_pct(rate.rate)} [{_pct(rate.low)}, {_pct(rate.high)}]"
+
+
+def _when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S") + "Z" if value else "the start"
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    cells = [[str(cell) for cell in row] for row in [headers, *rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        for row in cells
+    ]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _header(report: Report) -> str:
+    window = report.window
+    lines = [
+        f"strangler report (schema {report.schema_version}), "
+        f"generated {_when(report.generated_at)}",
+        f"window: orders routed from {_when(window.effective_since)} to {_when(window.until)}",
+    ]
+    if window.retention_horizon is not None:
+        lines.append(
+            f"retention horizon: orders received before {_when(window.retention_horizon)} "
+            "are archived and not counted"
+        )
+    return "\n".join(lines)
+
+
+def _times(times: TimeStats) -> list[str]:
+    return [format_seconds(v) for v in (times.p50, times.p90, times.p99, times.max)]
+
+
+def _paths(report: Report) -> str:
+    rows = [
+        [
+            p.group,
+            p.orders,
+            p.in_flight,
+            ", ".join(f"{k} {v}" for k, v in p.outcomes.items()) or "-",
+            *_times(p.times),
+            p.fallbacks,
+            p.legacy_owned,
+            p.errored_orders,
+        ]
+        for p in report.paths
+    ]
+    headers = ["path", "orders", "in flight", "outcomes", "p50", "p90", "p99", "max"]
+    return "Per path (time = notification to terminal)\n" + _table(
+        [*headers, "fallbacks", "claim lost", "errors"], rows
+    )
+
+
+def _handoffs(report: Report) -> str:
+    rows = [[p.group, c.handoff, c.orders, c.cause] for p in report.paths for c in p.causes]
+    if not rows:
+        return ""
+    return "Hand-offs to the batch jobs, by cause\n" + _table(
+        ["path", "kind", "orders", "cause"], rows
+    )
+
+
+def _shadow(report: Report) -> str:
+    shadow = report.shadow
+    reasons = ", ".join(f"{k} {v}" for k, v in shadow.not_compared_reasons.items()) or "none"
+    lines = [
+        f"Shadow: {shadow.orders} orders, {shadow.compared} compared, "
+        f"{shadow.not_compared} not compared ({reasons}); "
+        f"noise baseline: {shadow.noise_compared} legacy orders compared with themselves",
+    ]
+    if shadow.steps:
+        rows = [[s.step, _interval(s.shadow), _interval(s.noise)] for s in shadow.steps]
+        lines.append(_table(["step", "shadow mismatch [95% CI]", "noise baseline [95% CI]"], rows))
+    for example in shadow.examples:
+        diffs = "; ".join(f"{step}: {detail}" for step, detail in example.steps.items())
+        lines.append(f"  mismatch {example.order_id}: {diffs}  ({example.story})")
+    return "\n".join(lines)
+
+
+def _arms(report: Report) -> str:
+    ab = report.ab
+    rows = [
+        [
+            metric,
+            _interval(ab.differences[metric].instant),
+            _interval(ab.differences[metric].legacy),
+            f"{ab.differences[metric].difference * 100:+.2f} pts "
+            f"[{ab.differences[metric].low * 100:+.2f}, {ab.differences[metric].high * 100:+.2f}]",
+        ]
+        for metric in AB_METRICS
+    ]
+    rows.append(
+        [
+            "p50 / p99 time",
+            *(" / ".join(_times(t)[::2]) for t in (ab.instant_times, ab.legacy_times)),
+            "",
+        ]
+    )
+    title = f"A/B arms: instant ({ab.instant_orders} orders) vs legacy ({ab.legacy_orders} orders)"
+    return title + "\n" + _table(["metric", "instant", "legacy", "difference [95% CI]"], rows)
+
+
+def _rollout(report: Report) -> str:
+    if not report.rollout:
+        return "Rollout timeline: no changes recorded"
+    rows = [
+        [
+            _when(e.at),
+            e.actor,
+            f"{'-' if e.from_rollout is None else e.from_rollout} -> {e.to_rollout} %",
+            e.reason,
+        ]
+        for e in report.rollout
+    ]
+    return "Rollout timeline\n" + _table(["at", "actor", "change", "reason"], rows)
+
+
+def _verdict(report: Report) -> str:
+    verdict = report.verdict
+    rows = [[c.name, c.status.upper(), c.reason] for c in verdict.checks]
+    return f"Verdict: {verdict.status.upper()}\n" + _table(["check", "status", "reason"], rows)
