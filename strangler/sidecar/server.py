@@ -21,6 +21,7 @@ from flask import Flask
 from gunicorn.app.base import BaseApplication
 
 from strangler.settings import Settings
+from strangler.sidecar.gunicorn_worker import WORKER_CLASS
 
 __all__ = ["SidecarServer", "gunicorn_options", "serve"]
 
@@ -34,7 +35,7 @@ def gunicorn_options(settings: Settings) -> dict[str, Any]:
         "bind": f"{settings.serve_host}:{settings.serve_port}",
         "workers": settings.serve_workers,
         "threads": settings.serve_threads,
-        "worker_class": "gthread",
+        "worker_class": WORKER_CLASS,  # gthread, answering its own errors in JSON
         "keepalive": 30,
         "timeout": 60,
         "graceful_timeout": GRACEFUL_TIMEOUT_S,

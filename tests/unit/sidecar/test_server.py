@@ -15,13 +15,14 @@ from prometheus_client import values
 from strangler.cli import main
 from strangler.settings import Settings
 from strangler.sidecar import server
+from strangler.sidecar.gunicorn_worker import WORKER_CLASS
 from strangler.sidecar.server import SidecarServer, gunicorn_options
 from strangler.sidecar.state import sidecar_state
 from tests.unit.sidecar.fakes import FakeRuntime
 
 
 def test_gunicorn_options_follow_the_settings() -> None:
-    """Bind, workers and threads come from the settings; the worker is gthread."""
+    """Bind, workers and threads come from the settings; the worker answers its errors in JSON."""
     options = gunicorn_options(
         Settings(serve_host="0.0.0.0", serve_port=9090, serve_workers=3, serve_threads=32)  # noqa: S104
     )
@@ -29,7 +30,7 @@ def test_gunicorn_options_follow_the_settings() -> None:
         "0.0.0.0:9090",
         3,
         32,
-        "gthread",
+        WORKER_CLASS,
     )
     assert options["graceful_timeout"] > 20
 
@@ -37,7 +38,7 @@ def test_gunicorn_options_follow_the_settings() -> None:
 def test_server_config_has_the_lifecycle_hooks() -> None:
     """The gunicorn app starts the runtime after loading and stops it on worker exit."""
     cfg = SidecarServer(Settings(serve_port=9091)).cfg
-    assert (cfg.bind, cfg.threads, cfg.worker_class_str) == (["127.0.0.1:9091"], 16, "gthread")
+    assert (cfg.bind, cfg.threads, cfg.worker_class_str) == (["127.0.0.1:9091"], 16, WORKER_CLASS)
     assert (cfg.post_worker_init, cfg.worker_exit) == (server._start_workers, server._stop_workers)
 
 

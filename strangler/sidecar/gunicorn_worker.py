@@ -1,0 +1,71 @@
+"""A gthread worker whose errors before the app (bad request line, headers) answer JSON.
+
+gunicorn answers requests it cannot parse (request line or headers too large, a bad
+``Content-Length``, an invalid method...) itself, before any app runs, with an HTML
+page. This worker answers them like every other sidecar error:
+``{"error": "<code>", "message": "<why>"}`` with the same status gunicorn would use.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from http import HTTPStatus
+from ssl import SSLError
+from typing import Any
+
+from gunicorn.http.errors import (
+    ConfigurationProblem,
+    ForbiddenProxyRequest,
+    LimitRequestHeaders,
+    ParseException,
+    UnsupportedTransferCoding,
+)
+from gunicorn.workers.gthread import ThreadWorker
+
+__all__ = ["WORKER_CLASS", "JsonErrorWorker", "error_answer"]
+
+WORKER_CLASS = "strangler.sidecar.gunicorn_worker.JsonErrorWorker"
+_STATUSES: tuple[tuple[type[BaseException], HTTPStatus], ...] = (
+    (LimitRequestHeaders, HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE),
+    (ForbiddenProxyRequest, HTTPStatus.FORBIDDEN),
+    (SSLError, HTTPStatus.FORBIDDEN),
+    (UnsupportedTransferCoding, HTTPStatus.NOT_IMPLEMENTED),
+    (ConfigurationProblem, HTTPStatus.INTERNAL_SERVER_ERROR),
+    (ParseException, HTTPStatus.BAD_REQUEST),
+)
+
+
+def error_answer(exc: BaseException) -> bytes:
+    """The whole HTTP/1.1 answer (status line, headers, JSON body) for ``exc``."""
+    status = next(
+        (status for kind, status in _STATUSES if isinstance(exc, kind)),
+        HTTPStatus.INTERNAL_SERVER_ERROR,
+    )
+    if status is HTTPStatus.INTERNAL_SERVER_ERROR:
+        message = "the sidecar failed before the app could answer; its log has the details"
+    else:
+        message = f"the request could not be read: {type(exc).__name__}: {exc}"[:500]
+    code = status.phrase.lower().replace(" ", "_")
+    body = (json.dumps({"error": code, "message": message}, sort_keys=True) + "\n").encode()
+    head = (
+        f"HTTP/1.1 {status.value} {status.phrase}\r\nConnection: close\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode("latin-1") + body
+
+
+class JsonErrorWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn has no type hints
+    """gunicorn's gthread worker, answering its own errors in JSON (see the module)."""
+
+    def handle_error(self, _req: Any, client: socket.socket, addr: Any, exc: BaseException) -> None:
+        """Log as gunicorn does, then answer ``exc`` in JSON and let the connection close."""
+        if isinstance(exc, ParseException | SSLError):
+            self.log.warning("Invalid request from ip=%s: %s", (addr or ("",))[0], exc)
+        else:
+            self.log.exception("Error handling request (before the app)")
+        try:
+            client.setblocking(True)
+            client.sendall(error_answer(exc))
+        except OSError:
+            self.log.debug("Failed to send error message.")
