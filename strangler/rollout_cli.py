@@ -163,6 +163,72 @@ def variants(weights: str, reason: str, actor: str | None) -> None:
     )
 
 
+@rollout.command("advance")
+@click.option("--plan", required=True, help="Rollout steps in percent, e.g. 1,5,25,50,100.")
+@click.option(
+    "--min-orders",
+    type=click.IntRange(min=1),
+    default=200,
+    show_default=True,
+    help="New-side (instant + shadow) orders the step's window needs before advancing.",
+)
+@click.option("--max-mismatch", default="0.5%", show_default=True, help="Per-step mismatch rate.")
+@click.option("--max-error-rate", default="1%", show_default=True, help="Instant failures.")
+@click.option(
+    "--max-p99", type=click.FloatRange(min=0, min_open=True), help="Instant p99, seconds."
+)
+@click.option("--dry-run", is_flag=True, help="Judge and print; change and record nothing.")
+@click.option(
+    "--watch",
+    type=click.FloatRange(min=1),
+    metavar="SECONDS",
+    help="Judge again every SECONDS while the gate holds or advances; stop on a failure.",
+)
+@click.option("--rollback-on-fail", is_flag=True, help="On a failed check, roll back.")
+@click.option(
+    "--rollback-to",
+    type=click.Choice(["legacy", "shadow"]),
+    default="legacy",
+    show_default=True,
+    help="legacy: kill the flag; shadow: the new side runs in shadow only.",
+)
+@_actor
+@_reporting_errors
+def advance(
+    plan: str,
+    min_orders: int,
+    max_mismatch: str,
+    max_error_rate: str,
+    max_p99: float | None,
+    dry_run: bool,
+    watch: float | None,
+    rollback_on_fail: bool,
+    rollback_to: str,
+    actor: str | None,
+) -> None:
+    """Advance the rollout one plan step while the report's verdict passes.
+
+    Exit codes: 0 advanced, 3 held, 4 a check failed, 5 rolled back, 2 bad input,
+    1 the flag store or the ledger failed.
+    """
+    from strangler.rollout_gate_cli import run_advance  # noqa: PLC0415 (loads the reports)
+
+    raise click.exceptions.Exit(
+        run_advance(
+            plan=plan,
+            min_orders=min_orders,
+            max_mismatch=max_mismatch,
+            max_error_rate=max_error_rate,
+            max_p99=max_p99,
+            dry_run=dry_run,
+            watch=watch,
+            rollback_on_fail=rollback_on_fail,
+            rollback_to=rollback_to,
+            actor=actor or f"rollout-gate ({_default_actor()})",
+        )
+    )
+
+
 @rollout.command("push")
 @_reporting_errors
 def push() -> None:
