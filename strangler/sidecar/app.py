@@ -19,7 +19,7 @@ from flask import Flask, Response, g, request
 
 from strangler.legacy_adapter import LegacyClient
 from strangler.settings import Settings
-from strangler.sidecar import admin, dashboard, intake, ops, reads, sns_endpoint
+from strangler.sidecar import admin, dashboard, intake, ops, reads, report_endpoint, sns_endpoint
 from strangler.sidecar.access_log import AccessLog
 from strangler.sidecar.auth import AdminToken
 from strangler.sidecar.dispatch import SidecarDispatch
@@ -98,7 +98,7 @@ def _flask_app(state: SidecarState, proxy: ProxyApp) -> Flask:
     """The /_strangler/ API in Flask, with ``proxy`` taking every other path."""
     app = Flask("strangler.sidecar", static_folder=None)
     app.extensions[EXTENSION] = state
-    for part in (dashboard, ops, reads, intake, sns_endpoint, admin):
+    for part in (dashboard, ops, reads, report_endpoint, intake, sns_endpoint, admin):
         app.register_blueprint(part.blueprint)
     register_error_handlers(app)
     app.before_request(_started)

@@ -23,6 +23,7 @@ from strangler.sidecar.exceptions import SnsCertificateUnavailable
 from tests.unit.sidecar.conftest import AUTH
 from tests.unit.sidecar.fakes import FakeRollout, FakeRuntime
 from tests.unit.sidecar.sns_signing import SnsSigner
+from tests.unit.sidecar.test_report_endpoint import report_from_real_ledger
 
 DOC_PATH = Path(__file__).resolve().parents[3] / "docs" / "sidecar-api.yaml"
 DOC: dict[str, Any] = yaml.safe_load(DOC_PATH.read_text())
@@ -87,6 +88,9 @@ def exchanges(
     yield client.get("/_strangler/decide?order_id=o-1")
     yield client.get("/_strangler/orders/o-1")
     yield client.get("/_strangler/orders/o-404")
+    yield client.get("/_strangler/report")  # 503: the fake ledger has no SQL engine
+    yield client.get("/_strangler/report?since=yesterday")
+    yield report_from_real_ledger(client, runtime)
     yield client.post("/_strangler/notifications", json=ORDER, headers=AUTH)
     yield client.post("/_strangler/notifications", json=ORDER, headers=AUTH)
     yield client.post("/_strangler/notifications", json={"order_id": "x"}, headers=AUTH)

@@ -1,0 +1,85 @@
+"""GET /_strangler/report: the report's JSON from the sidecar, on a real SQLite ledger."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
+
+from strangler.ledger import ledger_from_url
+from tests.unit.compare.known_ledger import T0, UNTIL, build_known_ledger
+from tests.unit.sidecar.fakes import FakeRuntime
+
+WINDOW = {"since": T0.isoformat(), "until": UNTIL.isoformat()}
+
+
+def report_from_real_ledger(client: FlaskClient, runtime: FakeRuntime) -> TestResponse:
+    """A 200 from /_strangler/report, with a real in-memory SQLite ledger in ``runtime``."""
+    ledger = ledger_from_url("sqlite://")
+    build_known_ledger(ledger.engine)
+    fake, runtime.ledger = runtime.ledger, ledger  # type: ignore[assignment]
+    try:
+        return client.get("/_strangler/report", query_string=WINDOW)
+    finally:
+        runtime.ledger = fake
+        ledger.close()
+
+
+@pytest.fixture
+def runtime(tmp_path: Path) -> Iterator[FakeRuntime]:
+    """Fakes around a real SQLite ledger holding the known-answer rows."""
+    ledger = ledger_from_url(f"sqlite:///{tmp_path / 'ledger.sqlite3'}")
+    build_known_ledger(ledger.engine)
+    yield FakeRuntime(ledger=ledger)  # type: ignore[arg-type]
+    ledger.close()
+
+
+def test_report_answers_the_window_without_a_token(client: FlaskClient) -> None:
+    """The report needs no admin token and counts the orders routed in the window."""
+    answer = client.get("/_strangler/report", query_string=WINDOW)
+    assert answer.status_code == 200
+    body = answer.get_json()
+    assert body["schema_version"] == 1
+    assert {p["group"]: p["orders"] for p in body["paths"]} == {
+        "legacy": 10,
+        "instant": 21,
+        "shadow": 12,
+        "reconciled": 2,
+    }
+    assert body["verdict"]["status"] == "fail"
+
+
+def test_report_limits_examples(client: FlaskClient) -> None:
+    """``examples`` caps the example mismatches."""
+    answer = client.get("/_strangler/report", query_string={**WINDOW, "examples": "1"})
+    assert [e["order_id"] for e in answer.get_json()["shadow"]["examples"]] == ["S7"]
+
+
+@pytest.mark.parametrize(
+    ("query", "names"),
+    [
+        ({"since": "yesterday"}, "since"),
+        ({"until": "2030-13-01"}, "until"),
+        ({"examples": "many"}, "examples"),
+        ({"since": UNTIL.isoformat(), "until": T0.isoformat()}, "before"),
+    ],
+    ids=["bad-since", "bad-until", "bad-examples", "empty-window"],
+)
+def test_bad_query_is_a_400_naming_the_problem(
+    client: FlaskClient, query: dict[str, str], names: str
+) -> None:
+    """A malformed parameter gets a 400 whose message names it."""
+    answer = client.get("/_strangler/report", query_string=query)
+    assert answer.status_code == 400
+    assert answer.get_json()["error"] == "invalid_query"
+    assert names in answer.get_json()["message"]
+
+
+def test_a_ledger_without_an_engine_is_a_503(client: FlaskClient, runtime: FakeRuntime) -> None:
+    """A ledger the report cannot read (no SQL engine) answers 503, not a crash."""
+    runtime.ledger = object()  # type: ignore[assignment]
+    answer = client.get("/_strangler/report")
+    assert (answer.status_code, answer.get_json()["error"]) == (503, "report_unavailable")
