@@ -7,23 +7,50 @@
 - :func:`describe` and :func:`format_history` print an execution readably.
 """
 
-from strangler.instant.backends import instant_backend_from_settings
-from strangler.instant.definition import execution_name, load_definition
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from strangler._lazy import attribute_loader
+
+# Eager: light, and `describe` is also a submodule's name, which a lazy lookup would return.
 from strangler.instant.describe import describe, format_history
-from strangler.instant.dispatcher import NotificationDispatcher
-from strangler.instant.exceptions import (
-    DefinitionError,
-    DispatchError,
-    ExecutionError,
-    InstantError,
-    InvalidStepEvent,
-    StepFunctionsError,
-)
-from strangler.instant.handlers import make_handlers
-from strangler.instant.local_backend import LocalBackend
-from strangler.instant.results import ExecutionResult
-from strangler.instant.stepfunctions_backend import StepFunctionsBackend
-from strangler.instant.steps import steps_from_history
+
+if TYPE_CHECKING:
+    from strangler.instant.backends import instant_backend_from_settings
+    from strangler.instant.definition import execution_name, load_definition
+    from strangler.instant.dispatcher import NotificationDispatcher
+    from strangler.instant.exceptions import (
+        DefinitionError,
+        DispatchError,
+        ExecutionError,
+        InstantError,
+        InvalidStepEvent,
+        StepFunctionsError,
+    )
+    from strangler.instant.handlers import make_handlers
+    from strangler.instant.local_backend import LocalBackend
+    from strangler.instant.results import ExecutionResult
+    from strangler.instant.stepfunctions_backend import StepFunctionsBackend
+    from strangler.instant.steps import steps_from_history
+
+_LAZY = {
+    "DefinitionError": "strangler.instant.exceptions",
+    "DispatchError": "strangler.instant.exceptions",
+    "ExecutionError": "strangler.instant.exceptions",
+    "ExecutionResult": "strangler.instant.results",
+    "InstantError": "strangler.instant.exceptions",
+    "InvalidStepEvent": "strangler.instant.exceptions",
+    "LocalBackend": "strangler.instant.local_backend",
+    "NotificationDispatcher": "strangler.instant.dispatcher",
+    "StepFunctionsBackend": "strangler.instant.stepfunctions_backend",
+    "StepFunctionsError": "strangler.instant.exceptions",
+    "execution_name": "strangler.instant.definition",
+    "instant_backend_from_settings": "strangler.instant.backends",
+    "load_definition": "strangler.instant.definition",
+    "make_handlers": "strangler.instant.handlers",
+    "steps_from_history": "strangler.instant.steps",
+}
 
 __all__ = [
     "DefinitionError",
@@ -44,3 +71,5 @@ __all__ = [
     "make_handlers",
     "steps_from_history",
 ]
+
+__getattr__ = attribute_loader(__name__, _LAZY)

@@ -4,25 +4,52 @@
 records of ``models`` and its errors the tree in ``exceptions``.
 """
 
-from strangler.legacy_adapter.breaker import BreakerState, CircuitBreaker
-from strangler.legacy_adapter.client import JOB_NAMES, LegacyClient
-from strangler.legacy_adapter.exceptions import (
-    CircuitOpen,
-    ClaimConflict,
-    LegacyError,
-    LegacyProtocolError,
-    LegacyRejected,
-    LegacyUnavailable,
-    OrderNotFound,
-    WaitTimeout,
-)
-from strangler.legacy_adapter.models import (
-    JobInfo,
-    JobRun,
-    LegacyOrder,
-    LegacyStepRecord,
-    StepOutcome,
-)
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from strangler._lazy import attribute_loader
+
+if TYPE_CHECKING:
+    from strangler.legacy_adapter.breaker import BreakerState, CircuitBreaker
+    from strangler.legacy_adapter.client import JOB_NAMES, LegacyClient
+    from strangler.legacy_adapter.exceptions import (
+        CircuitOpen,
+        ClaimConflict,
+        LegacyError,
+        LegacyProtocolError,
+        LegacyRejected,
+        LegacyUnavailable,
+        OrderNotFound,
+        WaitTimeout,
+    )
+    from strangler.legacy_adapter.models import (
+        JobInfo,
+        JobRun,
+        LegacyOrder,
+        LegacyStepRecord,
+        StepOutcome,
+    )
+
+_LAZY = {
+    "BreakerState": "strangler.legacy_adapter.breaker",
+    "CircuitBreaker": "strangler.legacy_adapter.breaker",
+    "CircuitOpen": "strangler.legacy_adapter.exceptions",
+    "ClaimConflict": "strangler.legacy_adapter.exceptions",
+    "JOB_NAMES": "strangler.legacy_adapter.client",
+    "JobInfo": "strangler.legacy_adapter.models",
+    "JobRun": "strangler.legacy_adapter.models",
+    "LegacyClient": "strangler.legacy_adapter.client",
+    "LegacyError": "strangler.legacy_adapter.exceptions",
+    "LegacyOrder": "strangler.legacy_adapter.models",
+    "LegacyProtocolError": "strangler.legacy_adapter.exceptions",
+    "LegacyRejected": "strangler.legacy_adapter.exceptions",
+    "LegacyStepRecord": "strangler.legacy_adapter.models",
+    "LegacyUnavailable": "strangler.legacy_adapter.exceptions",
+    "OrderNotFound": "strangler.legacy_adapter.exceptions",
+    "StepOutcome": "strangler.legacy_adapter.models",
+    "WaitTimeout": "strangler.legacy_adapter.exceptions",
+}
 
 __all__ = [
     "JOB_NAMES",
@@ -43,3 +70,5 @@ __all__ = [
     "StepOutcome",
     "WaitTimeout",
 ]
+
+__getattr__ = attribute_loader(__name__, _LAZY)
