@@ -16,13 +16,14 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 import structlog
 
 from strangler.exceptions import LedgerError, StranglerError
 from strangler.ledger import SqlLedger, default_owner, utc_now
 from strangler.legacy_adapter.exceptions import LegacyUnavailable, OrderNotFound
-from strangler.legacy_adapter.models import LegacyOrder
+from strangler.legacy_adapter.models import LegacyOrder, LegacyStepRecord
 from strangler.orders import Route, StepResult
 from strangler.protocols import LegacyPath
 
@@ -54,12 +55,22 @@ def legacy_steps(order: LegacyOrder) -> list[tuple[StepResult, int]]:
             decision=record.decision,
             started_at=record.at,
             finished_at=record.at,
-            payload={"actor": record.actor},
+            payload=_compared_facts(order, record),
             error=record.error,
         )
         steps.append((step, seen[record.step]))
         seen[record.step] += 1
     return steps
+
+
+def _compared_facts(order: LegacyOrder, record: LegacyStepRecord) -> dict[str, Any]:
+    """A batch step's payload: its actor, and what the comparison needs (never the codes)."""
+    payload: dict[str, Any] = {"actor": record.actor}
+    if record.reason is not None:
+        payload["reason"] = record.reason
+    if record.step == "fulfill" and record.decision == "fulfilled":
+        payload["voucher_count"] = len(order.vouchers)
+    return payload
 
 
 class Follower:
@@ -91,6 +102,8 @@ class Follower:
         role_seconds: float | None = None,
         clock: Callable[[], datetime] = utc_now,
         reconcile: Callable[[], object] | None = None,
+        on_legacy_terminal: Callable[[str], None] | None = None,
+        sweep: Callable[[], object] | None = None,
     ) -> None:
         if interval_s <= 0 or max_backoff_s < interval_s:
             raise ValueError(
@@ -112,6 +125,8 @@ class Follower:
         self.role_seconds = role_seconds if role_seconds is not None else max(5.0, 10 * interval_s)
         self._clock = clock
         self._reconcile = reconcile
+        self._on_legacy_terminal = on_legacy_terminal
+        self._sweep = sweep
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -151,6 +166,8 @@ class Follower:
         seen += self.look_up_stale()
         if self._reconcile is not None:
             self._reconcile()
+        if self._sweep is not None:
+            self._sweep()
         return seen
 
     def look_up_stale(self) -> int:
@@ -211,6 +228,8 @@ class Follower:
         )
         if ended:
             _log.info("order_terminal", order_id=order.order_id, path="legacy", status=order.status)
+            if self._on_legacy_terminal is not None:
+                self._on_legacy_terminal(order.order_id)
 
     def _run(self) -> None:
         backoff = self.interval_s

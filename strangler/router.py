@@ -116,7 +116,10 @@ class Lease:
 class Router:
     """Decides each order's path once, runs it, and records every step in the ledger.
 
-    ``on_intake`` is called after each new order is written (the dispatcher's wake-up).
+    ``on_intake`` is called after each new order is written (the dispatcher's wake-up);
+    ``on_dry_run`` with the order id after a shadow dry run is recorded (the comparison's
+    late matching) and ``on_legacy_routed`` after an order is routed to legacy (the noise
+    probe). Neither may raise.
     """
 
     def __init__(
@@ -129,6 +132,8 @@ class Router:
         retry: RetryPolicy | None = None,
         run_timeout_s: float = 60.0,
         on_intake: Callable[[], None] | None = None,
+        on_dry_run: Callable[[str], None] | None = None,
+        on_legacy_routed: Callable[[str], object] | None = None,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.ledger = ledger
@@ -138,6 +143,8 @@ class Router:
         self.retry = retry or RetryPolicy()
         self.run_timeout_s = run_timeout_s
         self.on_intake = on_intake
+        self.on_dry_run = on_dry_run
+        self.on_legacy_routed = on_legacy_routed
         self._clock = clock
 
     # -- intake -----------------------------------------------------------------------
@@ -171,6 +178,8 @@ class Router:
         decision = order.decision
         if decision is None:
             decision = self._route(order, lease, log)
+            if decision.path is Route.LEGACY and self.on_legacy_routed is not None:
+                self.on_legacy_routed(order.order_id)
             if lease.released.is_set():
                 return RELEASED
         lease.check()
@@ -229,6 +238,8 @@ class Router:
         self._record_steps(result)
         self.ledger.record_dry_run_outcome(order.order_id, result.outcome)
         log.info("shadow_dry_run_recorded", outcome=result.outcome, steps=len(result.steps))
+        if self.on_dry_run is not None:
+            self.on_dry_run(order.order_id)
         return DONE
 
     def _instant(

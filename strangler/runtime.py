@@ -16,12 +16,15 @@ from typing import Protocol
 
 import structlog
 
+from strangler.compare.config import CompareConfig
+from strangler.comparer import Comparer
 from strangler.dispatcher import LeaseDispatcher
 from strangler.flags import flag_source_from_settings
 from strangler.follower import Follower
 from strangler.instant.handlers import LegacySteps
 from strangler.ledger import SqlLedger, ledger_from_url
 from strangler.legacy_adapter import LegacyClient
+from strangler.noise import LegacyDryRun, NoiseProbe
 from strangler.protocols import FlagSource, InstantBackend, LegacyPath
 from strangler.reconciler import Reconciler
 from strangler.retention import Retention
@@ -74,12 +77,27 @@ class Runtime:
             unknown_age_s=settings.reconcile_unknown_age_s,
             interval_s=settings.reconcile_interval_s,
         )
+        self.comparer = Comparer(
+            ledger,
+            CompareConfig.from_settings(settings),
+            sweep_interval_s=settings.compare_sweep_interval_s,
+        )
+        self.router.on_dry_run = self.comparer.notify
+        self.noise = (
+            NoiseProbe(ledger, legacy, share=settings.noise_sample)
+            if isinstance(legacy, LegacyDryRun)
+            else None
+        )
+        if self.noise is not None:
+            self.router.on_legacy_routed = self.noise.probe
         self.follower = Follower(
             ledger,
             legacy,
             interval_s=poll_interval_s,
             owner=self.dispatcher.owner,
             reconcile=self.reconciler.maybe_sweep,
+            on_legacy_terminal=self.comparer.notify,
+            sweep=self.comparer.sweep_if_due,
         )
         self.retention = Retention(
             ledger,

@@ -103,11 +103,11 @@ def due_for_comparison(
     """Orders of ``kind`` with no stored comparison that may be decided now, oldest first.
 
     Shadow: the dry run settled and legacy is terminal (or the dry run failed), handed
-    off, legacy failed, or routed before ``older_than``. Noise: legacy-path orders whose
-    API dry-run steps are recorded, once legacy is terminal or routed before ``older_than``.
+    off, legacy failed, or routed at or before ``older_than``. Noise: legacy-path orders whose
+    API dry-run steps are recorded, once legacy is terminal or routed at or before ``older_than``.
     """
     stored = sa.exists().where(_c.order_id == _o.order_id, _c.kind == kind.value)
-    overdue = _o.routed_at < older_than
+    overdue = _o.routed_at <= older_than
     legacy_done = _o.legacy_status.in_(sorted(LEGACY_TERMINAL))
     if kind is ComparisonKind.SHADOW:
         settled = sa.and_(
