@@ -7,14 +7,18 @@ Targets, each answering GET /bench with the same small JSON body:
 2. nginx as a reverse proxy to it (the C anchor), with a keep-alive upstream pool;
 3. a minimal Python pass-through (bench/_passthrough.py: raw WSGI + requests) under the
    same gunicorn settings as the sidecar;
-4. the sidecar, ``strangler serve``.
+4. the sidecar, ``strangler serve`` (the Python proxy);
+5. ``sidecar-front``: the sidecar in front mode, ``strangler serve --front nginx`` (nginx
+   in the data path, Python only on the order route), when nginx is installed.
 
 Load: wrk at 1, 4 and 32 keep-alive connections (a bounded Python generator when wrk
 is missing), a short warm-up first. The targets take turns, for three rounds, and the
 median round is shown, so that a noisy neighbour on the machine skews every target
 alike. Prints p50/p99 and rps per target and
 the two targets: sidecar rps >= 0.9 x the pass-through, and added p50 <= 1.0 ms at one
-connection over the direct upstream. Results also go to bench/results/proxy.json.
+connection over the direct upstream; and front mode: rps >= 0.8 x nginx alone at every
+connection count, added p50 at one connection within 0.05 ms of nginx's. Results also
+go to bench/results/proxy.json.
 
     .venv/bin/python bench/proxy.py [--seconds 3] [--rounds 3] [--workers 1] [--threads 16]
 """
@@ -45,6 +49,8 @@ WARM_UP_S = 1.0
 MAX_PYTHON_REQUESTS = 50_000
 RPS_TARGET = 0.9
 ADDED_P50_TARGET_MS = 1.0
+FRONT_RPS_TARGET = 0.8
+FRONT_ADDED_P50_SLACK_MS = 0.05
 
 
 def main() -> None:
@@ -61,6 +67,11 @@ def main() -> None:
             "nginx": nginx_proxy,
             "passthrough": stack.enter_context(_passthrough(work, settings, upstream)),
             "sidecar": stack.enter_context(_sidecar(work, settings, upstream)),
+            "sidecar-front": (
+                stack.enter_context(_sidecar(work, settings, upstream, front=True))
+                if nginx_proxy is not None
+                else None
+            ),
         }
         runs: dict[str, dict[int, list[Result]]] = {name: {} for name in targets}
         for round_ in range(args.rounds):
@@ -191,9 +202,11 @@ def _passthrough(work: Path, settings: Settings, upstream: str) -> Iterator[str]
 
 
 @contextmanager
-def _sidecar(work: Path, settings: Settings, upstream: str) -> Iterator[str]:
+def _sidecar(
+    work: Path, settings: Settings, upstream: str, *, front: bool = False
+) -> Iterator[str]:
     port = free_port()
-    data = work / "sidecar"
+    data = work / ("sidecar-front" if front else "sidecar")
     data.mkdir()
     flags = data / "flags.json"
     shutil.copy(REPO / "flags" / "city_orders_instant_processing.json", flags)
@@ -207,7 +220,7 @@ def _sidecar(work: Path, settings: Settings, upstream: str) -> Iterator[str]:
         "STRANGLER_SERVE_THREADS": str(settings.serve_threads),
         "STRANGLER_LOG_FORMAT": "json",
     }
-    args = [sys.executable, "-m", "strangler", "serve"]
+    args = [sys.executable, "-m", "strangler", "serve", *(["--front", "nginx"] if front else [])]
     url = f"http://127.0.0.1:{port}"
     with running(
         args, ready_url=f"{url}/_strangler/healthz", log_path=data / "sidecar.log", env=env
@@ -223,13 +236,13 @@ def _report(
         f"{args.seconds:g}s, load from {load}; "
         f"gunicorn gthread, {args.workers} worker(s) x {args.threads} threads"
     )
-    print(f"{'target':<12}{'conns':>6}{'rps':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
+    print(f"{'target':<14}{'conns':>6}{'rps':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
     for connections in args.connections:
         for name, runs in results.items():
             if connections in runs:
                 r = runs[connections]
                 print(
-                    f"{name:<12}{connections:>6}{r.rps:>10.0f}{r.p50_ms:>9.3f}"
+                    f"{name:<14}{connections:>6}{r.rps:>10.0f}{r.p50_ms:>9.3f}"
                     f"{r.p99_ms:>9.3f}{r.errors:>8}"
                 )
     if not nginx:
@@ -278,7 +291,7 @@ def _verdicts(results: dict[str, dict[int, Result]], connections: list[int]) -> 
         values.append({"connections": c, "rps_ratio": round(ratio, 3), "met": ratio >= RPS_TARGET})
     if 1 in connections:
         direct = results["upstream"][1].p50_ms
-        for name in ("nginx", "passthrough", "sidecar"):
+        for name in ("nginx", "passthrough", "sidecar", "sidecar-front"):
             if 1 in results[name]:
                 added = results[name][1].p50_ms - direct
                 note = ""
@@ -287,7 +300,34 @@ def _verdicts(results: dict[str, dict[int, Result]], connections: list[int]) -> 
                     note = f" (target <= 1.0 ms, {'met' if met else 'MISSED'})"
                     values.append({"added_p50_ms_at_1": round(added, 3), "met": met})
                 lines.append(f"added p50 at 1 conn, {name}: {added:.3f} ms{note}")
+    if results.get("sidecar-front") and results.get("nginx"):
+        _front_verdicts(results, connections, lines, values)
     return {"lines": lines, "values": values}
+
+
+def _front_verdicts(
+    results: dict[str, dict[int, Result]],
+    connections: list[int],
+    lines: list[str],
+    values: list[dict[str, object]],
+) -> None:
+    front, nginx = results["sidecar-front"], results["nginx"]
+    for c in connections:
+        ratio = front[c].rps / nginx[c].rps if nginx[c].rps else 0.0
+        met = ratio >= FRONT_RPS_TARGET
+        lines.append(
+            f"sidecar-front/nginx rps at {c:>2} conns: {ratio:.2f} "
+            f"(target >= {FRONT_RPS_TARGET}, {'met' if met else 'MISSED'})"
+        )
+        values.append({"front_connections": c, "front_rps_ratio": round(ratio, 3), "met": met})
+    if 1 in connections:
+        extra = front[1].p50_ms - nginx[1].p50_ms
+        met = extra <= FRONT_ADDED_P50_SLACK_MS
+        lines.append(
+            f"sidecar-front p50 over nginx's at 1 conn: {extra:.3f} ms "
+            f"(target <= {FRONT_ADDED_P50_SLACK_MS} ms, {'met' if met else 'MISSED'})"
+        )
+        values.append({"front_extra_p50_ms_at_1": round(extra, 3), "met": met})
 
 
 if __name__ == "__main__":
