@@ -10,7 +10,9 @@ bounded Python generator when wrk is missing):
 - ``dispatcher``: ``serve`` as deployed by default, its dispatcher routing each new order
   in the same worker processes (the realistic figure);
 - ``worker``: ``serve --intake-only`` with a ``strangler worker`` process beside it on
-  the same SQLite file (intake and processing in separate processes).
+  the same SQLite file (intake and processing in separate processes);
+- ``process``: ``serve --routing process``, one command whose routing runs in a child
+  process of its own (the split of ``worker``, supervised by ``serve``).
 
 Every 2xx means the order was durable in the ledger before the answer; the ledger is
 counted afterwards to prove it, with how many orders were processed (routed) by the end
@@ -89,6 +91,7 @@ MODES = {
     "alone": "serve --intake-only: nothing processes the orders",
     "dispatcher": "serve: its dispatcher routes each order in the same processes",
     "worker": "serve --intake-only + one `strangler worker` process on the same SQLite file",
+    "process": "serve --routing process: routing in serve's own child process",
 }
 
 
@@ -167,7 +170,9 @@ def _sidecar(work: Path, workers: int, threads: int, mode: str) -> Iterator[str]
     }
     url = f"http://127.0.0.1:{port}"
     serve = [sys.executable, "-m", "strangler", "serve"]
-    if mode != "dispatcher":
+    if mode == "process":
+        serve += ["--routing", "process"]
+    elif mode != "dispatcher":
         serve.append("--intake-only")
     with ExitStack() as stack:
         stack.enter_context(
