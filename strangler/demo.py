@@ -2,8 +2,10 @@
 
 It starts the legacy simulator and the sidecar on free loopback ports, sets the rollout
 through the sidecar's admin API, sends a stream of orders through the sidecar as the
-order service's clients would, waits until every order is terminal, stops everything,
-and accounts for every order from the ledger and from the legacy app's own records.
+order service's clients would, waits (with a progress bar) until every order is terminal
+and every shadow order is compared, accounts for every order from the ledger and from the
+legacy app's own records, writes the HTML comparison report, lets the rollout gate judge
+the run, and ends with a headline: speed-up, accounting, shadow mismatches.
 """
 
 from __future__ import annotations
@@ -21,12 +23,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import click
 import requests
 
-from strangler.demo_summary import DemoSummary, summarize
+from strangler.compare.gate import GatePolicy
+from strangler.compare.render_html import render_html
+from strangler.compare.report import Report
+from strangler.compare.verdict import Thresholds
+from strangler.demo_summary import DemoSummary, ShadowCounts, headline, summarize
 from strangler.flags import flag_source_from_settings
+from strangler.ledger import ledger_from_url
+from strangler.ledger.report_queries import load_report
 from strangler.orders import OrderNotification, Route
 from strangler.processes import free_port, running
+from strangler.rollout import FileRolloutController
+from strangler.rollout_gate import GateRound, gate_round
 from strangler.settings import Settings
 from strangler.sim.traffic import synthetic_orders
 
@@ -50,6 +61,10 @@ class DemoOptions:
     timeout_s: float = 180.0
     workdir: Path | None = None
     keep_workdir: bool = False
+    api_divergence: str | None = None
+    report_path: Path = Path("strangler-demo-report.html")
+    gate_plan: tuple[int, ...] = (1, 5, 25, 50, 100)
+    gate_min_orders: int = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +74,9 @@ class DemoRun:
     summary: DemoSummary
     stories: Mapping[str, Mapping[str, Any]]
     legacy_orders: Mapping[str, Mapping[str, Any]]
+    report: Report | None = None
+    gate: GateRound | None = None
+    headline: str = ""
 
 
 def run_demo(options: DemoOptions, settings: Settings, echo: Callable[[str], None]) -> DemoRun:
@@ -83,12 +101,57 @@ def run_demo(options: DemoOptions, settings: Settings, echo: Callable[[str], Non
             f"sent {len(order_ids)} orders through the sidecar in {elapsed:.1f}s "
             f"(paced at {options.rate_per_s:g}/s, as an order service would)"
         )
-        stories = _wait_until_terminal(session, sidecar_url, order_ids, options, echo)
+        stories = _wait_until_terminal(session, sidecar_url, order_ids, options)
+        shadow_ids = [oid for oid, story in stories.items() if _path_of(story) == "shadow"]
+        _wait_until_compared(session, sidecar_url, len(shadow_ids), options)
         legacy_orders = _legacy_records(session, legacy_url, order_ids)
+        demo_settings = settings.replace(flags_file=flags_file, data_dir=workdir)
+        report, gate = _judge(demo_settings, options, echo)
     summary = summarize(order_ids, stories, legacy_orders)
     for line in summary.lines():
         echo(line)
-    return DemoRun(summary, stories, legacy_orders)
+    line = headline(summary, _shadow_counts(report))
+    echo(line)
+    return DemoRun(summary, stories, legacy_orders, report, gate, line)
+
+
+def _judge(
+    settings: Settings, options: DemoOptions, echo: Callable[[str], None]
+) -> tuple[Report, GateRound]:
+    """Let the rollout gate judge the run, then write the HTML report (gate event included)."""
+    ledger = ledger_from_url(settings.effective_ledger_url)
+    try:
+        controller = FileRolloutController(
+            settings.flags_file, settings.audit_log, flag_name=settings.flag_name
+        )
+        policy = GatePolicy(options.gate_plan, min_orders=options.gate_min_orders)
+        thresholds = Thresholds(min_orders=options.gate_min_orders)
+        gate = gate_round(controller, ledger, policy, thresholds, actor="demo")
+        echo(f"rollout gate: {gate.decision.action}: {gate.decision.reason}")
+        report = load_report(ledger.engine, thresholds=thresholds)
+    finally:
+        ledger.close()
+    options.report_path.write_text(render_html(report), encoding="utf-8")
+    echo(f"HTML report: {options.report_path.resolve()}")
+    return report, gate
+
+
+def _shadow_counts(report: Report | None) -> ShadowCounts | None:
+    if report is None:
+        return None
+    shadow = report.shadow
+    return ShadowCounts(
+        compared=shadow.compared,
+        mismatched_orders=shadow.mismatched_orders.successes,
+        not_compared=shadow.not_compared,
+        steps={step.step: (step.shadow.successes, step.shadow.total) for step in shadow.steps},
+    )
+
+
+def _path_of(story: Mapping[str, Any]) -> str | None:
+    decision = story.get("decision") or {}
+    path: str | None = decision.get("path")
+    return path
 
 
 def _flag_check(settings: Settings, echo: Callable[[str], None]) -> None:
@@ -161,25 +224,50 @@ def _wait_until_terminal(
     sidecar_url: str,
     order_ids: Sequence[str],
     options: DemoOptions,
-    echo: Callable[[str], None],
 ) -> dict[str, dict[str, Any]]:
     stories: dict[str, dict[str, Any]] = {}
     pending = set(order_ids)
     deadline = time.monotonic() + options.timeout_s
-    last_report = 0.0
-    with ThreadPoolExecutor(options.concurrency) as pool:
+    with (
+        ThreadPoolExecutor(options.concurrency) as pool,
+        click.progressbar(length=len(order_ids), label="orders terminal  ") as bar,
+    ):
         while pending and time.monotonic() < deadline:
             for story in pool.map(lambda oid: _story(session, sidecar_url, oid), sorted(pending)):
                 if story is not None:
                     stories[story["order_id"]] = story
                     if story["status"] in _TERMINAL:
                         pending.discard(story["order_id"])
-            if pending and time.monotonic() - last_report > 3:
-                echo(f"waiting: {len(order_ids) - len(pending)}/{len(order_ids)} terminal")
-                last_report = time.monotonic()
+                        bar.update(1)
             if pending:
                 time.sleep(0.5)
     return stories
+
+
+def _wait_until_compared(
+    session: requests.Session, sidecar_url: str, shadow_orders: int, options: DemoOptions
+) -> None:
+    """Wait until every shadow order is compared or counted as not compared.
+
+    Legacy's side of a shadow order arrives through the follower after the batch jobs
+    finish it, so this is later than "every order terminal".
+    """
+    deadline = time.monotonic() + options.timeout_s
+    done = 0
+    with click.progressbar(length=shadow_orders, label="shadow compared  ") as bar:
+        while done < shadow_orders and time.monotonic() < deadline:
+            answer = session.get(
+                f"{sidecar_url}/_strangler/report",
+                params={"examples": 0},
+                timeout=_HTTP_TIMEOUT_S,
+            )
+            answer.raise_for_status()
+            shadow = answer.json()["shadow"]
+            now = min(shadow_orders, shadow["compared"] + shadow["not_compared"])
+            bar.update(now - done)
+            done = now
+            if done < shadow_orders:
+                time.sleep(0.5)
 
 
 _TERMINAL = frozenset({"fulfilled", "rejected_fraud", "payment_declined", "failed"})
@@ -231,6 +319,8 @@ def _legacy_simulator(workdir: Path, options: DemoOptions) -> Iterator[str]:
         "--seed",
         str(options.seed),
     ]
+    if options.api_divergence:
+        args += ["--api-divergence", options.api_divergence]
     url = f"http://127.0.0.1:{port}"
     with _service(args, f"{url}/jobs", workdir / "legacy-sim.log", {}):
         yield url

@@ -39,6 +39,20 @@ __all__ = ["demo"]
 )
 @click.option("--seed", type=int, default=7, show_default=True)
 @click.option(
+    "--api-divergence",
+    metavar="STEP=SHARE",
+    help="Make the simulator's per-order API disagree with its batch jobs for a share of "
+    "orders (e.g. fraud_scan=0.1): the comparison finds it and the gate refuses.",
+)
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default="strangler-demo-report.html",
+    show_default=True,
+    help="Where to write the HTML comparison report.",
+)
+@click.option(
     "--workdir",
     type=click.Path(file_okay=False, path_type=Path),
     help="Keep the ledger, legacy database and logs here instead of a temporary dir.",
@@ -50,9 +64,14 @@ def demo(
     job_interval: float,
     rate: float,
     seed: int,
+    api_divergence: str | None,
+    report_path: Path,
     workdir: Path | None,
 ) -> None:
-    """Run legacy simulator + sidecar on loopback, route a stream of orders, account for all."""
+    """Run legacy simulator + sidecar on loopback, route orders, account for all, compare.
+
+    Ends with the HTML comparison report, the rollout gate's decision and a headline.
+    """
     # Imported here: the demo loads the whole stack, which `strangler rollout` must not pay.
     from strangler.demo import DemoOptions, run_demo  # noqa: PLC0415
 
@@ -71,6 +90,8 @@ def demo(
         rate_per_s=rate,
         seed=seed,
         workdir=workdir.resolve() if workdir else None,
+        api_divergence=api_divergence,
+        report_path=report_path,
     )
     run = run_demo(options, settings, click.echo)
     if not run.summary.ok:

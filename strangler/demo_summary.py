@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["DemoSummary", "PathStats", "nearest_rank", "summarize"]
+__all__ = ["DemoSummary", "PathStats", "ShadowCounts", "headline", "nearest_rank", "summarize"]
 
 _OUTCOMES = ("fulfilled", "rejected_fraud", "payment_declined", "failed")
+_HEADLINE_STEPS = (("fraud_scan", "fraud"), ("authorize_payment", "payment"), ("fulfill", "fulfil"))
 _BUSINESS_STEPS = frozenset({"fraud_scan", "authorize_payment", "fulfill"})
 
 
@@ -83,6 +84,56 @@ class DemoSummary:
             if ids:
                 rows.append(f"  {label}: {', '.join(ids[:10])}{' ...' if len(ids) > 10 else ''}")
         return rows
+
+
+@dataclass(frozen=True, slots=True)
+class ShadowCounts:
+    """The shadow comparison as the headline tells it: counts per step, from the report.
+
+    ``steps`` maps a step to (mismatches, compared).
+    """
+
+    compared: int
+    mismatched_orders: int
+    not_compared: int
+    steps: Mapping[str, tuple[int, int]]
+
+
+def headline(summary: DemoSummary, shadow: ShadowCounts | None) -> str:
+    """The demo's last line: speed-up, accounting and the shadow comparison."""
+    instant, batch = _p50(summary, "instant"), _p50(summary, "legacy")
+    if instant is not None and batch is not None:
+        ratio = f"{batch / instant:,.0f}x faster" if instant > 0 else "faster"
+        speed = f"instant p50 {_spoken(instant)} vs batch p50 {_spoken(batch)}: {ratio}"
+    else:
+        speed = "instant vs batch: not both paths had terminal orders"
+    accounting = (
+        f"{summary.terminal}/{summary.orders_in} accounted for, {len(summary.lost)} lost, "
+        f"{len(summary.processed_twice)} processed twice"
+    )
+    return f"{speed}; {accounting}; {_shadow_clause(shadow)}"
+
+
+def _shadow_clause(shadow: ShadowCounts | None) -> str:
+    if shadow is None:
+        return "shadow: no report"
+    steps = ", ".join(
+        f"{label} {shadow.steps.get(step, (0, shadow.compared))[0]}"
+        f"/{shadow.steps.get(step, (0, shadow.compared))[1]}"
+        for step, label in _HEADLINE_STEPS
+    )
+    return (
+        f"shadow: {shadow.compared} compared, {shadow.mismatched_orders} mismatches "
+        f"({steps}), {shadow.not_compared} not compared"
+    )
+
+
+def _p50(summary: DemoSummary, path: str) -> float | None:
+    return next((stats.p50 for stats in summary.paths if stats.path == path), None)
+
+
+def _spoken(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"
 
 
 def summarize(

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from strangler.demo_summary import nearest_rank, summarize
+from strangler.demo_summary import ShadowCounts, headline, nearest_rank, summarize
 
 
 def _story(
@@ -83,3 +83,31 @@ def test_nearest_rank_percentiles() -> None:
     values = [float(v) for v in range(1, 101)]
     assert (nearest_rank(values, 50), nearest_rank(values, 99)) == (50.0, 99.0)
     assert nearest_rank([], 50) is None
+
+
+def test_headline_tells_speed_accounting_and_shadow() -> None:
+    """The headline quotes both p50s, their ratio, the accounting and per-step mismatches."""
+    stories = {
+        "a": _story("a", "instant", "fulfilled", 0.009),
+        "b": _story("b", "legacy", "fulfilled", 4.8),
+    }
+    summary = summarize(["a", "b"], stories, {})
+    shadow = ShadowCounts(
+        compared=60,
+        mismatched_orders=3,
+        not_compared=2,
+        steps={"fraud_scan": (3, 60), "authorize_payment": (0, 60), "fulfill": (0, 57)},
+    )
+    assert headline(summary, shadow) == (
+        "instant p50 9 ms vs batch p50 4.8 s: 533x faster; 2/2 accounted for, 0 lost, "
+        "0 processed twice; shadow: 60 compared, 3 mismatches "
+        "(fraud 3/60, payment 0/60, fulfil 0/57), 2 not compared"
+    )
+
+
+def test_headline_without_both_paths_says_so() -> None:
+    """Without terminal orders on both paths the headline says there is nothing to compare."""
+    summary = summarize(["a"], {"a": _story("a", "legacy", "fulfilled", 4.8)}, {})
+    assert headline(summary, None).startswith(
+        "instant vs batch: not both paths had terminal orders; 1/1 accounted for"
+    )
