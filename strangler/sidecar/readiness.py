@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from strangler.exceptions import StranglerError
-from strangler.protocols import FlagSource
+from strangler.protocols import FlagSource, FlagStatus
 from strangler.sidecar.seams import SidecarLedger
 
 __all__ = ["Readiness", "ReadinessReport", "tcp_probe"]
@@ -25,9 +25,14 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 @dataclass(frozen=True, slots=True)
 class ReadinessReport:
-    """Each check's verdict: ``"ok"`` or what is wrong."""
+    """Each check's verdict (``"ok"`` or what is wrong) and how orders are being routed.
+
+    ``routing`` says whether orders route by the current flag definitions, by the last
+    good ones while the flag source has a problem, or all go to legacy.
+    """
 
     checks: dict[str, str]
+    routing: str = ""
 
     @property
     def ready(self) -> bool:
@@ -71,8 +76,10 @@ class Readiness:
 
     def report(self) -> ReadinessReport:
         """Check now (the upstream from cache when fresh)."""
+        flags = self._flags.status()
         return ReadinessReport(
-            {"ledger": self._ledger_check(), "flags": self._flags_check(), "upstream": self._up()}
+            {"ledger": self._ledger_check(), "flags": _flags_check(flags), "upstream": self._up()},
+            routing=_routing(flags),
         )
 
     def _ledger_check(self) -> str:
@@ -81,12 +88,6 @@ class Readiness:
         except StranglerError as exc:
             return f"not writable: {exc}"
         return "ok"
-
-    def _flags_check(self) -> str:
-        status = self._flags.status()
-        if status.loaded:
-            return "ok"
-        return f"not loaded ({status.mode}): {status.last_error or 'no definition yet'}"
 
     def _up(self) -> str:
         now = self._clock()
@@ -98,3 +99,18 @@ class Readiness:
         with self._lock:
             self._upstream = (now, verdict)
         return verdict
+
+
+def _flags_check(status: FlagStatus) -> str:
+    if status.loaded:
+        return "ok"
+    return f"not loaded ({status.mode}): {status.last_error or 'no definition yet'}"
+
+
+def _routing(status: FlagStatus) -> str:
+    if not status.loaded:
+        return f"every order to legacy: {status.last_error or 'no flag definitions yet'}"
+    where = f"flag revision {status.revision} ({status.mode})"
+    if status.last_error:
+        return f"by the last good {where}: {status.last_error}"
+    return f"by {where}"

@@ -26,7 +26,11 @@ def test_readyz_when_everything_is_fine(client: FlaskClient) -> None:
     response = client.get("/_strangler/readyz")
     assert (response.status_code, response.json) == (
         200,
-        {"ready": True, "checks": {"ledger": "ok", "flags": "ok", "upstream": "ok"}},
+        {
+            "ready": True,
+            "checks": {"ledger": "ok", "flags": "ok", "upstream": "ok"},
+            "routing": "by flag revision rev-7 (embedded)",
+        },
     )
 
 
@@ -48,6 +52,15 @@ def test_readyz_names_what_is_wrong(
         runtime.flags.loaded = False
     response = client.get("/_strangler/readyz")
     assert (response.status_code, response.json["checks"][check]) == (503, verdict)
+
+
+def test_readyz_says_orders_go_to_legacy_without_flags(
+    client: FlaskClient, runtime: FakeRuntime
+) -> None:
+    """With no flag definitions loaded, readiness says every order goes to legacy and why."""
+    runtime.flags.loaded = False
+    response = client.get("/_strangler/readyz")
+    assert response.json["routing"] == "every order to legacy: flag file missing"
 
 
 def test_upstream_probe_is_cached_for_a_second() -> None:
