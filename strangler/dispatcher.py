@@ -13,19 +13,47 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
+from typing import Protocol
 
 import structlog
 
 from strangler.exceptions import LedgerError
-from strangler.ledger import LeasedOrder, LeaseLost, SqlLedger, default_owner, utc_now
+from strangler.ledger.exceptions import LeaseLost
+from strangler.ledger.records import LeasedOrder, default_owner, utc_now
 from strangler.router import Disposition, Lease, Router
 
-__all__ = ["LeaseDispatcher"]
+__all__ = ["LeaseDispatcher", "LeaseQueue"]
 
 _log = structlog.get_logger()
 _MAX_FEED_BACKOFF_S = 30.0
+
+
+class LeaseQueue(Protocol):
+    """The ledger as a queue of due orders under leases (SqlLedger in production)."""
+
+    def claim_due(self, owner: str, *, limit: int, lease_seconds: float) -> list[LeasedOrder]:
+        """Lease up to ``limit`` orders that need processing and nobody holds."""
+        ...
+
+    def renew_leases(
+        self, owner: str, order_ids: Sequence[str], *, lease_seconds: float
+    ) -> set[str]:
+        """Extend ``owner``'s leases; returns the order_ids it still holds."""
+        ...
+
+    def release_lease(
+        self,
+        order_id: str,
+        owner: str,
+        *,
+        done: bool,
+        retry_at: datetime | None = None,
+        error: str | None = None,
+    ) -> bool:
+        """Give up ``owner``'s lease: the order is done, or due again at ``retry_at``."""
+        ...
 
 
 class LeaseDispatcher:
@@ -39,7 +67,7 @@ class LeaseDispatcher:
     def __init__(
         self,
         router: Router,
-        ledger: SqlLedger,
+        ledger: LeaseQueue,
         *,
         workers: int = 4,
         lease_seconds: float = 30.0,

@@ -16,18 +16,18 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 
 from strangler.exceptions import LedgerError, StranglerError
-from strangler.ledger import SqlLedger, default_owner, utc_now
+from strangler.ledger.records import default_owner, utc_now
 from strangler.legacy_adapter.exceptions import LegacyUnavailable, OrderNotFound
 from strangler.legacy_adapter.models import LegacyOrder, LegacyStepRecord
 from strangler.orders import Route, StepResult
 from strangler.protocols import LegacyPath
 
-__all__ = ["CURSOR_KEY", "ROLE", "Follower", "legacy_steps"]
+__all__ = ["CURSOR_KEY", "ROLE", "Follower", "FollowerLedger", "legacy_steps"]
 
 _log = structlog.get_logger()
 
@@ -73,6 +73,39 @@ def _compared_facts(order: LegacyOrder, record: LegacyStepRecord) -> dict[str, A
     return payload
 
 
+class FollowerLedger(Protocol):
+    """The part of the ledger the follower reads and writes (SqlLedger in production)."""
+
+    def hold_role(self, name: str, owner: str, *, seconds: float) -> bool:
+        """Take or keep a role one process at a time plays; True while ``owner`` has it."""
+        ...
+
+    def give_up_role(self, name: str, owner: str) -> None: ...
+
+    def open_orders(self, order_ids: Sequence[str]) -> set[str]:
+        """Which of ``order_ids`` the ledger has and are not terminal yet."""
+        ...
+
+    def stale_followed(
+        self, *, never_seen_before: datetime, seen_before: datetime, limit: int
+    ) -> list[str]: ...
+
+    def record_legacy_progress(
+        self,
+        order_id: str,
+        steps: Sequence[tuple[StepResult, int]],
+        *,
+        legacy_status: str,
+        legacy_terminal_at: datetime | None = None,
+    ) -> bool: ...
+
+    def mark_checked(self, order_ids: Sequence[str], *, note: str | None = None) -> None: ...
+
+    def get_value(self, name: str) -> str | None: ...
+
+    def set_value(self, name: str, value: str) -> None: ...
+
+
 class Follower:
     """Polls the legacy app for followed orders and records their progress.
 
@@ -88,7 +121,7 @@ class Follower:
 
     def __init__(
         self,
-        ledger: SqlLedger,
+        ledger: FollowerLedger,
         legacy: LegacyPath,
         *,
         interval_s: float = 1.0,

@@ -3,7 +3,11 @@
 - FlagSource: asks the flag which path an order takes (strangler.flags).
 - LegacyPath: what the router needs from the legacy app (strangler.legacy_adapter).
 - InstantBackend: runs the instant pipeline for one order (strangler.instant).
-- Ledger: the durable record of every order (strangler.ledger).
+
+The ledger has no single Protocol: each consumer declares the part it uses
+(strangler.router.RouterLedger, strangler.dispatcher.LeaseQueue,
+strangler.follower.FollowerLedger, strangler.sidecar.seams.SidecarLedger), and
+strangler.ledger.SqlLedger satisfies them all.
 """
 
 from __future__ import annotations
@@ -11,13 +15,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 from strangler.instant.results import ExecutionResult
 from strangler.legacy_adapter.models import LegacyOrder
-from strangler.orders import Decision, OrderNotification, OrderStatus, StepResult
+from strangler.orders import Decision, OrderNotification
 
-__all__ = ["FlagSource", "FlagStatus", "InstantBackend", "Ledger", "LegacyPath"]
+__all__ = ["FlagSource", "FlagStatus", "InstantBackend", "LegacyPath"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,45 +68,4 @@ class InstantBackend(Protocol):
         self, order: OrderNotification, *, dry_run: bool = False, timeout_s: float = 60.0
     ) -> ExecutionResult:
         """Start (or re-attach to) the order's execution and wait until it ends or times out."""
-        ...
-
-
-class Ledger(Protocol):
-    """Durable record of every order; every write is idempotent."""
-
-    def record_received(self, order: OrderNotification, *, source: str) -> bool:
-        """Write the order if new; True when new, False for a duplicate (nothing changes)."""
-        ...
-
-    def record_rejected(self, raw_body: bytes | str, *, reason: str, source: str) -> None: ...
-
-    def pin_decision(self, order_id: str, decision: Decision) -> Decision:
-        """Store the decision unless one is pinned already; returns the pinned one."""
-        ...
-
-    def transition(
-        self,
-        order_id: str,
-        status: OrderStatus,
-        *,
-        reason: str | None = None,
-        at: datetime | None = None,
-    ) -> bool:
-        """Move the order forward to ``status``; False when it was there or beyond."""
-        ...
-
-    def record_step(self, step: StepResult, *, seq: int = 0) -> bool:
-        """Record a step once per (order, path, step, dry_run, seq); True when new."""
-        ...
-
-    def story(self, order_id: str) -> dict[str, Any] | None:
-        """The JSON story of one order (see DESIGN.md), or None when unknown."""
-        ...
-
-    def backlog(self) -> int:
-        """How many orders are not yet terminal."""
-        ...
-
-    def ping(self) -> None:
-        """Check the ledger can be written now; raises LedgerError when not."""
         ...

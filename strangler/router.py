@@ -11,20 +11,22 @@ from __future__ import annotations
 import random
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 import structlog
 
 from strangler.exceptions import StranglerError
 from strangler.instant.results import ExecutionResult
-from strangler.ledger import Handoff, LeasedOrder, LeaseLost, SqlLedger, utc_now
+from strangler.ledger.exceptions import LeaseLost
+from strangler.ledger.records import Handoff, LeasedOrder, utc_now
 from strangler.legacy_adapter.exceptions import LegacyRejected
 from strangler.orders import Decision, OrderNotification, OrderStatus, Route, StepResult
 from strangler.protocols import FlagSource, InstantBackend, LegacyPath
 
-__all__ = ["Disposition", "IntakeResult", "Lease", "RetryPolicy", "Router"]
+__all__ = ["Disposition", "IntakeResult", "Lease", "RetryPolicy", "Router", "RouterLedger"]
 
 _log = structlog.get_logger()
 
@@ -35,6 +37,43 @@ _TERMINAL_OUTCOMES = {
 }
 _FAILED_EXECUTIONS = frozenset({"FAILED", "TIMED_OUT", "ABORTED"})
 LEGACY_OWNED_REASON = "the batch jobs had the order already (claim lost); legacy runs it"
+
+
+class RouterLedger(Protocol):
+    """The part of the ledger the router writes (SqlLedger in production); all idempotent."""
+
+    def record_received(self, order: OrderNotification, *, source: str) -> bool:
+        """Write the order if new; False for a duplicate (nothing changes)."""
+        ...
+
+    def record_rejected(self, raw_body: bytes | str, *, reason: str, source: str) -> None: ...
+
+    def pin_decision(
+        self, order_id: str, decision: Decision, *, release_owner: str | None = None
+    ) -> Decision:
+        """Pin the decision unless one is pinned already; returns the pinned one."""
+        ...
+
+    def transition(
+        self,
+        order_id: str,
+        status: OrderStatus,
+        *,
+        reason: str | None = None,
+        at: datetime | None = None,
+    ) -> bool:
+        """Move the order forward to ``status``; False when it was there or beyond."""
+        ...
+
+    def hand_off(
+        self, order_id: str, kind: Handoff, *, reason: str, at: datetime | None = None
+    ) -> bool: ...
+
+    def record_step(self, step: StepResult, *, seq: int = 0) -> bool: ...
+
+    def record_steps(self, steps: Sequence[tuple[StepResult, int]]) -> int: ...
+
+    def record_dry_run_outcome(self, order_id: str, outcome: str | None) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +163,7 @@ class Router:
 
     def __init__(
         self,
-        ledger: SqlLedger,
+        ledger: RouterLedger,
         flags: FlagSource,
         legacy: LegacyPath,
         instant: InstantBackend,

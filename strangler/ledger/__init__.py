@@ -15,9 +15,10 @@ if TYPE_CHECKING:
         RolloutEvent,
         RolloutEventFields,
         default_owner,
+        utc_now,
     )
     from strangler.ledger.schema import SCHEMA_VERSION
-    from strangler.ledger.sql_ledger import SqlLedger, ledger_from_url, utc_now
+    from strangler.ledger.sql_ledger import SqlLedger, ledger_from_url
 
 _LAZY = {
     "Handoff": "strangler.ledger.records",
@@ -30,7 +31,7 @@ _LAZY = {
     "SqlLedger": "strangler.ledger.sql_ledger",
     "default_owner": "strangler.ledger.records",
     "ledger_from_url": "strangler.ledger.sql_ledger",
-    "utc_now": "strangler.ledger.sql_ledger",
+    "utc_now": "strangler.ledger.records",
 }
 
 __all__ = [

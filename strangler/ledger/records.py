@@ -8,7 +8,7 @@ import socket
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Protocol
 
 from strangler.orders import Decision, OrderNotification, OrderStatus
@@ -20,7 +20,13 @@ __all__ = [
     "RolloutEvent",
     "RolloutEventFields",
     "default_owner",
+    "utc_now",
 ]
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
 
 
 def default_owner() -> str:

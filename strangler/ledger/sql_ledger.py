@@ -14,7 +14,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -39,6 +39,7 @@ from strangler.ledger.records import (
     LedgerCounts,
     RolloutEvent,
     RolloutEventFields,
+    utc_now,
 )
 from strangler.ledger.redact import mask_body, stored_notification
 from strangler.ledger.story import build_story
@@ -65,11 +66,6 @@ _FOLLOWED = statements.FOLLOWED
 _FOLLOWED_PATHS = frozenset({Route.LEGACY, Route.SHADOW})
 
 
-def utc_now() -> datetime:
-    """The current time, timezone-aware UTC."""
-    return datetime.now(UTC)
-
-
 def ledger_from_url(url: str, *, clock: Callable[[], datetime] = utc_now) -> SqlLedger:
     """Open (and create or migrate) the ledger at a SQLAlchemy URL.
 
@@ -85,7 +81,7 @@ def ledger_from_url(url: str, *, clock: Callable[[], datetime] = utc_now) -> Sql
 
 
 class SqlLedger:
-    """The :class:`strangler.protocols.Ledger`, plus the dispatcher's and follower's queues.
+    """The order ledger: what the router, dispatcher, follower and sidecar each declare.
 
     Thread-safe; several processes may share one database (leases keep one worker per
     order). Every method raises LedgerError when the database fails.

@@ -40,7 +40,7 @@ class IntakeRouter(Protocol):
 
 
 class SidecarLedger(Protocol):
-    """The part of strangler.protocols.Ledger the sidecar reads and writes."""
+    """The part of the ledger (SqlLedger) the sidecar reads and writes."""
 
     def record_rejected(self, raw_body: bytes | str, *, reason: str, source: str) -> None: ...
 

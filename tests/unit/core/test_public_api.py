@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import subprocess
 import sys
 
@@ -22,14 +23,49 @@ def test_unknown_names_raise_attribute_error() -> None:
         _ = strangler.no_such_thing  # type: ignore[attr-defined]
 
 
-def test_importing_the_package_stays_light() -> None:
-    """Importing strangler loads neither Flask, SQLAlchemy, boto3 nor the Unleash SDK."""
+HEAVY = ("flask", "sqlalchemy", "boto3", "botocore", "requests", "UnleashClient")
+ASL_EXECUTOR = "strangler.instant.asl.executor"
+
+
+@pytest.mark.parametrize(
+    ("module", "allowed"),
+    [
+        pytest.param("strangler", (), id="package"),
+        pytest.param("strangler.protocols", (), id="protocols"),
+        pytest.param("strangler.router", (), id="router"),
+        pytest.param("strangler.flags.file", (), id="flag-file-model"),
+        pytest.param("strangler.instant.handlers", ("requests",), id="lambda-steps"),
+        pytest.param("strangler.instant.dispatcher", ("boto3", "botocore"), id="lambda-dispatcher"),
+    ],
+)
+def test_importing_stays_light(module: str, allowed: tuple[str, ...]) -> None:
+    """A fresh process importing the module loads no heavy library it does not need.
+
+    The Lambda entry points the CloudFormation template names load only their own client
+    (requests for the steps, boto3 for the dispatcher) and never the local ASL executor.
+    """
     probe = (
-        "import sys, strangler; "
-        "print(sorted(m for m in ('flask', 'sqlalchemy', 'boto3', 'UnleashClient') "
-        "if m in sys.modules))"
+        f"import sys, {module}; "
+        f"print(sorted(m for m in {(*HEAVY, ASL_EXECUTOR)!r} if m in sys.modules))"
     )
     loaded = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
     ).stdout.strip()
-    assert loaded == "[]"
+    assert loaded == str(sorted(allowed))
+
+
+@pytest.mark.parametrize(
+    "package",
+    [
+        "strangler.flags",
+        "strangler.instant",
+        "strangler.instant.asl",
+        "strangler.ledger",
+        "strangler.legacy_adapter",
+    ],
+)
+def test_every_subpackage_name_resolves(package: str) -> None:
+    """Each name a subpackage lists in __all__ loads on first use, as the real object."""
+    module = importlib.import_module(package)
+    missing = [name for name in module.__all__ if getattr(module, name, None) is None]
+    assert missing == []
