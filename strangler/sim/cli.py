@@ -10,6 +10,7 @@ from strangler.logs import configure_logging
 from strangler.settings import Settings
 from strangler.sim.app import create_app
 from strangler.sim.config import DEFAULT_JOB_INTERVAL_S, SimConfig
+from strangler.sim.divergence import parse_divergence
 from strangler.sim.exceptions import InvalidInput
 from strangler.sim.faults import OUTAGES, FaultConfig
 from strangler.sim.rules import DEFAULT_FRAUD_LIMIT_CENTS, Rules
@@ -57,6 +58,13 @@ __all__ = ["legacy_sim"]
     show_default=True,
     help="Failed batch attempts at one stage before an order is failed.",
 )
+@click.option(
+    "--api-divergence",
+    metavar="STEP=SHARE[,...]",
+    default="",
+    help="The per-order API decides differently for this share of orders (by order id), "
+    "e.g. fraud_scan=0.05.",
+)
 @click.option("--latency-ms", type=click.IntRange(0, 60_000), default=0, help="Added latency.")
 @click.option("--jitter-ms", type=click.IntRange(0, 60_000), default=0, help="Random extra.")
 @click.option(
@@ -80,6 +88,7 @@ def legacy_sim(
     fraud_limit_cents: int,
     block_user: tuple[str, ...],
     max_attempts: int,
+    api_divergence: str,
     latency_ms: int,
     jitter_ms: int,
     error_rate: float,
@@ -107,6 +116,10 @@ def legacy_sim(
         )
     except InvalidInput as exc:
         raise click.UsageError(exc.message) from exc
+    try:
+        divergence = parse_divergence(api_divergence)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--api-divergence") from exc
     config = SimConfig(
         db_path=db or settings.data_dir / "legacy-sim.sqlite3",
         job_interval_s=job_interval,
@@ -119,6 +132,7 @@ def legacy_sim(
             fraud_limit_cents=fraud_limit_cents,
             blocked_users=frozenset(block_user),
             max_attempts=max_attempts,
+            api_divergence=divergence,
         ),
         faults=faults,
     )

@@ -17,6 +17,7 @@ from typing import Any
 import structlog
 
 from strangler.sim import rules
+from strangler.sim.divergence import diverge, diverges
 from strangler.sim.exceptions import ApiError, GatewayError
 from strangler.sim.model import STEPS, SimOrder, Step
 from strangler.sim.store import SimStore, Writer
@@ -182,7 +183,7 @@ class OrderBook:
                 return StepAnswer({**first, "replayed": True})
             _check_ready(order, step)
             try:
-                verdict = self._verdict(order, step)
+                verdict = self._api_verdict(order, step)
             except GatewayError as exc:
                 tx.save(_failed_attempt(order, step, "api", str(exc), tx.stamp(), giving_up=False))
                 failure = _gateway_error(order, exc)
@@ -226,9 +227,17 @@ class OrderBook:
             return rules.authorize_payment(facts)
         return rules.fulfill(facts)
 
+    def _api_verdict(self, order: SimOrder, step: Step) -> rules.Verdict:
+        """The per-order API's verdict: the rules', unless the order diverges at this step."""
+        verdict = self._verdict(order, step)
+        share = self.rules.api_divergence.get(step.name, 0.0)
+        if diverges(order.order_id, step.name, share):
+            return diverge(step.name, verdict)
+        return verdict
+
     def _verdict_or_502(self, order: SimOrder, step: Step) -> rules.Verdict:
         try:
-            return self._verdict(order, step)
+            return self._api_verdict(order, step)
         except GatewayError as exc:
             raise _gateway_error(order, exc) from exc
 

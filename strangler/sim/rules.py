@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from strangler.sim.exceptions import GatewayError
 
@@ -39,12 +41,21 @@ class Rules:
     fraud_limit_cents: int = DEFAULT_FRAUD_LIMIT_CENTS
     blocked_users: frozenset[str] = field(default_factory=frozenset)
     max_attempts: int = 3
+    # Share of orders per step for which the per-order API decides differently
+    # (strangler.sim.divergence); the batch jobs never diverge.
+    api_divergence: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
 
     def __post_init__(self) -> None:
         if self.fraud_limit_cents < 0:
             raise ValueError(f"fraud_limit_cents must be 0 or more, got {self.fraud_limit_cents}")
         if self.max_attempts < 1:
             raise ValueError(f"max_attempts must be at least 1, got {self.max_attempts}")
+        for step, share in self.api_divergence.items():
+            if step not in ("fraud_scan", "authorize_payment", "fulfill") or not 0 <= share <= 1:
+                raise ValueError(
+                    f"api_divergence needs a step of the three and a share in [0, 1], "
+                    f"got {step}={share}"
+                )
 
 
 @dataclass(frozen=True, slots=True)
