@@ -2,13 +2,17 @@
 
 One round: read the rollout, find the current step's window (orders routed since the
 change that produced the flag's current revision, from ``rollout_events``), load the
-report for that window, let the pure gate decide, then act: raise the percentage one
-plan step, or on a failure with rollback kill the flag (``legacy``) or send the new
-side to shadow only (``shadow``: variants shadow=100, comparisons keep running), and
-hand in-flight instant orders before payment back to the batch jobs. Every decision,
-holds and failures included, goes to the audit log and to ``rollout_events`` with its
-evidence; a decision that changes nothing keeps the flag's revision, so it does not
-restart the window.
+report for that window, let the pure gate decide, then act: move one plan step, or on a
+failure with rollback kill the flag (``legacy``) or send the new side to shadow only
+(``shadow``: variants shadow=100, comparisons keep running), and hand in-flight instant
+orders before payment back to the batch jobs. Every decision, holds and failures
+included, goes to the audit log and to ``rollout_events`` with its evidence; a decision
+that changes nothing keeps the flag's revision, so it does not restart the window.
+
+What a plan step sets: normally the rollout percentage. With the rollout at 100 % and a
+shadow variant (shadow-first: every user is compared), the plan steps the ``instant``
+variant's weight instead (instant=s, shadow=100-s), so the users not yet on the instant
+path stay in shadow and comparisons keep running.
 """
 
 from __future__ import annotations
@@ -38,10 +42,11 @@ from strangler.rollout import (
     UnleashRolloutController,
 )
 
-__all__ = ["GateRound", "gate_round", "window_start"]
+__all__ = ["GateRound", "current_step", "gate_round", "window_start"]
 
 _NEW_SIDE = ("instant", "shadow")
 _SHADOW_ONLY = {"instant": 0, "shadow": 100}
+_ALL = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +74,15 @@ def window_start(ledger: SqlLedger, state: RolloutState) -> datetime | None:
     return events[-1].at if events else None
 
 
+def current_step(state: RolloutState) -> int:
+    """Where the plan stands: the instant weight when shadow-first, else the rollout %."""
+    return int(state.variants.get("instant", 0)) if _shadow_first(state) else state.rollout
+
+
+def _shadow_first(state: RolloutState) -> bool:
+    return state.rollout == _ALL and state.variants.get("shadow", 0) > 0
+
+
 def gate_round(
     controller: FileRolloutController | UnleashRolloutController,
     ledger: SqlLedger,
@@ -85,6 +99,7 @@ def gate_round(
     hand-back). Raises RolloutError, UnleashAdminError, FlagFileError or LedgerError.
     """
     state = controller.show()
+    step = current_step(state)
     since = window_start(ledger, state)
     report = load_report(ledger.engine, since=since, thresholds=thresholds, examples=0)
     evidence = Evidence(
@@ -92,7 +107,7 @@ def gate_round(
         reasons=report.verdict.reasons,
         orders=sum(report.path(group).orders for group in _NEW_SIDE),
     )
-    decision = decide(policy, enabled=state.enabled, rollout=state.rollout, evidence=evidence)
+    decision = decide(policy, enabled=state.enabled, rollout=step, evidence=evidence)
     if dry_run:
         return GateRound(decision, report, since, applied=False)
     change = _act(controller, state, decision, actor)
@@ -110,6 +125,11 @@ def _act(
     actor: str,
 ) -> RolloutChange:
     reason = f"rollout gate {decision.action}: {decision.reason}"
+    if decision.action is Action.ADVANCE and _shadow_first(state):
+        to = decision.to_rollout
+        return controller.set_variants(
+            {"instant": to, "shadow": 100 - to}, actor=actor, reason=reason
+        )
     if decision.action is Action.ADVANCE:
         return controller.set_percentage(decision.to_rollout, actor=actor, reason=reason)
     if decision.action is Action.ROLL_BACK:

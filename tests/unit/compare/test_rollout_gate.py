@@ -187,3 +187,21 @@ def test_command_exit_codes(
         assert "--max-mismatch must be a rate" in result.output
     else:
         assert result.output.count("gate: ") == 1
+
+
+def test_shadow_first_advances_the_instant_weight(
+    controller: FileRolloutController, ledger: SqlLedger
+) -> None:
+    """At rollout 100 % with a shadow variant, a step moves users from shadow to instant."""
+    for change in (
+        controller.set_percentage(100, actor="ana", reason="all in"),
+        controller.set_variants({"shadow": 100}, actor="ana", reason="shadow first"),
+    ):
+        ledger.record_rollout_event(change)
+    for n in range(3):
+        ledger.record_received(make_order(f"s-{n}"), source="test")
+        ledger.pin_decision(f"s-{n}", make_decision(Route.SHADOW, rollout=100))
+    done = _round(controller, ledger)
+    state = controller.show()
+    assert (done.decision.from_rollout, done.decision.to_rollout) == (0, 1)
+    assert (state.rollout, state.variants["instant"], state.variants["shadow"]) == (100, 1, 99)
