@@ -1,0 +1,97 @@
+"""Renderings of a real report: JSON fits its schema, HTML is self-contained, text reads."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from jsonschema import Draft202012Validator
+
+from strangler.compare.render_html import render_html
+from strangler.compare.render_json import render_json
+from strangler.compare.render_text import format_seconds, render_text
+from strangler.compare.report import Report
+from strangler.ledger.report_queries import load_report
+from tests.unit.compare.known_ledger import T0, UNTIL, build_known_ledger
+
+SCHEMA_PATH = Path(__file__).resolve().parents[3] / "docs" / "report.schema.json"
+SCHEMA = json.loads(SCHEMA_PATH.read_text())
+VALIDATOR = Draft202012Validator(SCHEMA, format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+
+@pytest.fixture(scope="module")
+def report() -> Report:
+    """The report of the known ledger, on in-memory SQLite."""
+    engine = sa.create_engine("sqlite://")
+    build_known_ledger(engine)
+    try:
+        return load_report(engine, since=T0, until=UNTIL, examples=1)
+    finally:
+        engine.dispose()
+
+
+def test_schema_is_valid_and_versioned() -> None:
+    """docs/report.schema.json is a valid JSON Schema whose id and version say v1."""
+    Draft202012Validator.check_schema(SCHEMA)
+    assert (SCHEMA["$id"].endswith("/v1.json"), SCHEMA["properties"]["schema_version"]) == (
+        True,
+        {"const": 1},
+    )
+
+
+def test_json_validates_against_the_schema(report: Report) -> None:
+    """The JSON of a real report fits the published schema."""
+    document = json.loads(render_json(report))
+    VALIDATOR.validate(document)
+    assert document["verdict"]["reasons"] == list(report.verdict.reasons)
+
+
+def test_json_of_an_empty_ledger_validates() -> None:
+    """A ledger with no orders still gives schema-valid JSON (nulls for missing times)."""
+    engine = sa.create_engine("sqlite://")
+    build_known_ledger(engine)
+    try:
+        document = json.loads(render_json(load_report(engine, until=T0.replace(year=2000))))
+    finally:
+        engine.dispose()
+    VALIDATOR.validate(document)
+    assert document["paths"][0]["times"]["p50"] is None
+
+
+def test_html_has_no_external_references(report: Report) -> None:
+    """Every src and href in the HTML is a fragment or a sidecar path, never http(s)."""
+    page = render_html(report)
+    references = re.findall(r"""(?:src|href)\s*=\s*["']([^"']*)""", page)
+    assert [r for r in references if re.match(r"(?i)\s*(https?:)?//", r)] == []
+    assert [u for u in re.findall(r"url\(([^)]*)\)", page) if not u.startswith("#")] == []
+    assert "<script" not in page
+    assert "<link" not in page
+    assert page.count("<svg") == 3
+
+
+def test_html_shows_verdict_and_example_with_story_link(report: Report) -> None:
+    """The page shows the verdict and links the example mismatch to its order's story."""
+    page = render_html(report)
+    assert "<p class='verdict fail'>FAIL</p>" in page
+    assert "<a href='/_strangler/orders/S7'>S7</a>" in page
+
+
+def test_text_tables(report: Report) -> None:
+    """The text rendering has the per-path row, the shadow step row and the verdict."""
+    text = render_text(report)
+    assert re.search(r"^instant\s+21\s+1\s+failed 1, fulfilled 19\s+10\.0 ms", text, re.M)
+    assert re.search(r"^fraud_scan\s+2/10 20\.00% \[5\.67%, 50\.98%\]", text, re.M)
+    assert "Verdict: FAIL" in text
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [(None, "-"), (0.0123, "12.3 ms"), (4.8, "4.80 s"), (900.0, "15.0 min")],
+    ids=["none", "ms", "s", "min"],
+)
+def test_format_seconds(seconds: float | None, shown: str) -> None:
+    """Times read in the unit that suits them."""
+    assert format_seconds(seconds) == shown
