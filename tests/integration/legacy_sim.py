@@ -20,7 +20,8 @@ class SimOptions:
 
     ``faults`` maps fault CLI options without dashes (``latency_ms``, ``jitter_ms``,
     ``error_rate``, ``outage``, ``outage_seconds``, ``slow_jobs_ms``) to values;
-    ``scheduler`` False means jobs run only when a test asks.
+    ``scheduler`` False means jobs run only when a test asks; ``api_divergence`` is the
+    ``--api-divergence`` spec (e.g. ``fraud_scan=0.05``).
     """
 
     job_interval: float = 300.0
@@ -32,6 +33,7 @@ class SimOptions:
     max_attempts: int | None = None
     block_users: tuple[str, ...] = ()
     faults: Mapping[str, Any] = field(default_factory=dict)
+    api_divergence: str | None = None
 
     def args(self, port: int, db: Path) -> list[str]:
         """The command line."""
@@ -62,6 +64,8 @@ class SimOptions:
             args += ["--max-attempts", str(self.max_attempts)]
         for user in self.block_users:
             args += ["--block-user", user]
+        if self.api_divergence:
+            args += ["--api-divergence", self.api_divergence]
         for name, value in self.faults.items():
             args += [f"--{name.replace('_', '-')}", str(value)]
         return args
