@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from http import HTTPStatus
 from ssl import SSLError
 from typing import Any
@@ -26,6 +27,8 @@ from gunicorn.workers.gthread import ThreadWorker
 __all__ = ["WORKER_CLASS", "JsonErrorWorker", "error_answer"]
 
 WORKER_CLASS = "strangler.sidecar.gunicorn_worker.JsonErrorWorker"
+_LINGER_S = 1.0
+_LINGER_BYTES = 256 * 1024
 _STATUSES: tuple[tuple[type[BaseException], HTTPStatus], ...] = (
     (LimitRequestHeaders, HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE),
     (ForbiddenProxyRequest, HTTPStatus.FORBIDDEN),
@@ -67,5 +70,24 @@ class JsonErrorWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn has no ty
         try:
             client.setblocking(True)
             client.sendall(error_answer(exc))
+            _linger(client)
         except OSError:
             self.log.debug("Failed to send error message.")
+
+
+def _linger(client: socket.socket) -> None:
+    """Read what the client still sends (bounded) so closing does not reset the answer.
+
+    Closing a socket with unread input sends a TCP reset, which can destroy the answer
+    before the client reads it (a request line too long leaves most of it unread).
+    At most 1 s and 256 KiB, so a slow client cannot hold the thread.
+    """
+    client.shutdown(socket.SHUT_WR)
+    deadline = time.monotonic() + _LINGER_S
+    drained = 0
+    while drained < _LINGER_BYTES and (left := deadline - time.monotonic()) > 0:
+        client.settimeout(left)
+        chunk = client.recv(65536)
+        if not chunk:
+            return
+        drained += len(chunk)
