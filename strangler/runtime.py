@@ -16,6 +16,7 @@ from typing import Protocol
 
 import structlog
 
+from strangler.breaker_report import BreakerRecorder
 from strangler.compare.config import CompareConfig
 from strangler.comparer import Comparer
 from strangler.dispatcher import LeaseDispatcher
@@ -106,6 +107,9 @@ class Runtime:
             interval_s=settings.retention_interval_s,
             owner=self.dispatcher.owner,
         )
+        self._breaker = legacy.breaker if isinstance(legacy, LegacyClient) else None
+        if self._breaker is not None:
+            self._breaker.add_listener(BreakerRecorder(ledger))
         self._closers = closers or []
         self._started = False
 
@@ -159,6 +163,8 @@ class Runtime:
         if self._started:
             raise RuntimeError("this runtime was started already; build a new one")
         self._started = True
+        if self._breaker is not None:  # /metrics shows the breaker from the start
+            BreakerRecorder(self.ledger)(self._breaker.state, self._breaker.times_opened)
         self.dispatcher.start()
         self.follower.start()
         if self.settings.retention_days:

@@ -61,6 +61,7 @@ class CircuitBreaker:
         self._opened_at = 0.0
         self._probe_in_flight = False
         self._times_opened = 0
+        self._listeners: list[Callable[[BreakerState, int], None]] = []
 
     def __repr__(self) -> str:
         return f"CircuitBreaker(name={self.name!r}, state={self.state.value!r})"
@@ -85,6 +86,13 @@ class CircuitBreaker:
         with self._lock:
             return self._times_opened
 
+    def add_listener(self, listener: Callable[[BreakerState, int], None]) -> None:
+        """Call ``listener(state, times_opened)`` after each change of state.
+
+        It runs in the calling thread, outside the breaker's lock, and must not raise.
+        """
+        self._listeners.append(listener)
+
     def before_call(self) -> None:
         """Let a call through, or raise CircuitOpen; a call let through must be reported."""
         with self._lock:
@@ -95,8 +103,10 @@ class CircuitBreaker:
                 self._probe_in_flight = False
             if self._state is BreakerState.HALF_OPEN and not self._probe_in_flight:
                 self._probe_in_flight = True
-                return
-            raise CircuitOpen(self._retry_after())
+                opened = self._times_opened
+            else:
+                raise CircuitOpen(self._retry_after())
+        self._notify(BreakerState.HALF_OPEN, opened)
 
     def record_success(self) -> None:
         """Report a call that reached the app; closes the breaker."""
@@ -105,8 +115,10 @@ class CircuitBreaker:
             self._state = BreakerState.CLOSED
             self._failures = 0
             self._probe_in_flight = False
+            opened = self._times_opened
         if was is not BreakerState.CLOSED:
             _log.info("legacy_breaker_closed", breaker=self.name)
+            self._notify(BreakerState.CLOSED, opened)
 
     def record_failure(self) -> None:
         """Report a call that found the app unavailable; may open the breaker."""
@@ -122,6 +134,7 @@ class CircuitBreaker:
             failures = self._failures
             if was_closed or probe_failed:
                 self._times_opened += 1
+            opened = self._times_opened
         if was_closed or probe_failed:
             _log.warning(
                 "legacy_breaker_opened",
@@ -129,11 +142,16 @@ class CircuitBreaker:
                 consecutive_failures=failures,
                 reset_timeout_s=self.reset_timeout_s,
             )
+            self._notify(BreakerState.OPEN, opened)
 
     def record_abandoned(self) -> None:
         """Report a call that ended without a verdict on the app (a bug, an interrupt)."""
         with self._lock:
             self._probe_in_flight = False
+
+    def _notify(self, state: BreakerState, times_opened: int) -> None:
+        for listener in self._listeners:
+            listener(state, times_opened)
 
     def _cooled_down(self) -> bool:
         return self._clock() - self._opened_at >= self.reset_timeout_s

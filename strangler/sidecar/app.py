@@ -17,7 +17,6 @@ from collections.abc import Callable
 
 from flask import Flask, Response, g, request
 
-from strangler.legacy_adapter import LegacyClient
 from strangler.settings import Settings
 from strangler.sidecar import admin, dashboard, intake, ops, reads, report_endpoint, sns_endpoint
 from strangler.sidecar.access_log import AccessLog
@@ -60,9 +59,7 @@ def create_app(
     mapping = FieldMapping.parse(settings.order_fields)
     runtime = runtime if runtime is not None else _runtime_from(settings)
     metrics = metrics if metrics is not None else SidecarMetrics()
-    legacy = getattr(runtime, "legacy", None)  # a Runtime's; an injected runtime may have none
-    breaker = legacy.breaker if isinstance(legacy, LegacyClient) else None
-    metrics.watch(runtime.ledger, runtime.flags, breaker=breaker)
+    metrics.watch(runtime.ledger, runtime.flags)
     state = SidecarState(
         settings=settings,
         runtime=runtime,

@@ -20,12 +20,13 @@ from pathlib import Path
 import sqlalchemy as sa
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
+from strangler.breaker_report import KeyValues, read_breaker
 from strangler.exceptions import StranglerError
-from strangler.legacy_adapter import BreakerState, CircuitBreaker
+from strangler.legacy_adapter import BreakerState
 from strangler.protocols import FlagSource
 from strangler.sidecar.order_durations import OrderDurations
 from strangler.sidecar.seams import SidecarLedger
@@ -70,21 +71,19 @@ class SidecarMetrics:
         )
         self._scraped: list[Collector] = []
 
-    def watch(
-        self, ledger: SidecarLedger, flags: FlagSource, *, breaker: CircuitBreaker | None = None
-    ) -> None:
+    def watch(self, ledger: SidecarLedger, flags: FlagSource) -> None:
         """Report ledger-wide figures, order durations and flag freshness at scrape time.
 
-        Order durations need the SQL ledger (its ``engine``); with another ledger they
-        are left out. With ``breaker``, the legacy circuit breaker's state and openings
-        are reported too (this process's breaker: each worker process has its own).
+        Order durations need the SQL ledger (its ``engine``) and the legacy breaker's
+        state its kv values (see strangler.breaker_report); with another ledger they
+        are left out.
         """
         self._scraped = [_LedgerCollector(ledger, flags)]
-        if breaker is not None:
-            self._scraped.append(_BreakerCollector(breaker))
         engine = getattr(ledger, "engine", None)
         if isinstance(engine, sa.Engine):
             self._scraped.append(OrderDurations(engine))
+        if isinstance(ledger, KeyValues):
+            self._scraped.append(_BreakerCollector(ledger))
 
     def count_intake(self, source: str, result: str) -> None:
         """Count one notification: result is new, duplicate, invalid or failed."""
@@ -181,23 +180,27 @@ class _LedgerCollector(Collector):
 
 
 class _BreakerCollector(Collector):
-    def __init__(self, breaker: CircuitBreaker) -> None:
-        self._breaker = breaker
+    def __init__(self, ledger: KeyValues) -> None:
+        self._ledger = ledger
 
     def collect(self) -> Iterator[Metric]:
-        current = self._breaker.state
+        try:
+            report = read_breaker(self._ledger)
+        except StranglerError as exc:
+            _log.warning("metrics_breaker_unreadable", error=str(exc))
+            return
+        if report is None:
+            return
         state = GaugeMetricFamily(
             "strangler_legacy_breaker_state",
-            "1 for the state the legacy app's circuit breaker is in, 0 for the others.",
-            labels=["breaker", "state"],
+            "1 for the state the legacy app's circuit breaker last reported, 0 for the others.",
+            labels=["state"],
         )
         for candidate in BreakerState:
-            state.add_metric([self._breaker.name, candidate.value], int(candidate is current))
+            state.add_metric([candidate.value], int(candidate is report.state))
         yield state
-        opened = CounterMetricFamily(
-            "strangler_legacy_breaker_opened",
-            "Times the legacy app's circuit breaker opened in this process.",
-            labels=["breaker"],
+        yield GaugeMetricFamily(
+            "strangler_legacy_breaker_openings",
+            "Times the breaker had opened since its process started, as it last reported.",
+            value=report.times_opened,
         )
-        opened.add_metric([self._breaker.name], self._breaker.times_opened)
-        yield opened

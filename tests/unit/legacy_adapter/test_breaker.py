@@ -160,3 +160,19 @@ def test_times_opened_counts_each_opening(clock: FakeClock) -> None:
     cb.before_call()
     cb.record_success()
     assert (cb.times_opened, cb.state) == (2, BreakerState.CLOSED)
+
+
+def test_listeners_hear_every_change(clock: FakeClock) -> None:
+    """Open, half-open (the probe), open again, half-open, closed: each with the openings."""
+    heard: list[tuple[str, int]] = []
+    cb = breaker(clock, threshold=1)
+    cb.add_listener(lambda state, opened: heard.append((state.value, opened)))
+    cb.before_call()
+    cb.record_failure()
+    clock.now += 10
+    cb.before_call()
+    cb.record_failure()
+    clock.now += 10
+    cb.before_call()
+    cb.record_success()
+    assert heard == [("open", 1), ("half_open", 1), ("open", 2), ("half_open", 2), ("closed", 2)]

@@ -1,9 +1,17 @@
-"""/metrics reports the legacy circuit breaker: its state and how often it opened."""
+"""/metrics reports the legacy circuit breaker as its owner recorded it in the ledger."""
 
 from __future__ import annotations
 
-from prometheus_client.parser import text_string_to_metric_families
+from collections.abc import Iterator
+from pathlib import Path
 
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from structlog.testing import capture_logs
+
+from strangler.breaker_report import BREAKER_KEY, BreakerRecorder
+from strangler.exceptions import LedgerError
+from strangler.ledger import SqlLedger, ledger_from_url
 from strangler.legacy_adapter import CircuitBreaker
 from strangler.sidecar.metrics import SidecarMetrics
 from tests.unit.sidecar.fakes import FakeFlags, FakeLedger
@@ -19,11 +27,19 @@ class Clock:
         return self.now
 
 
-def breaker_samples(metrics: SidecarMetrics) -> dict[tuple[str, str], float]:
-    """The breaker samples of one scrape, by (sample name, state label or '')."""
+@pytest.fixture
+def ledger(tmp_path: Path) -> Iterator[SqlLedger]:
+    """A SQLite ledger."""
+    ledger = ledger_from_url(f"sqlite:///{tmp_path / 'ledger.sqlite3'}")
+    yield ledger
+    ledger.close()
+
+
+def breaker_samples(metrics: SidecarMetrics) -> dict[str, float]:
+    """The breaker samples of one scrape, by state label (or sample name)."""
     text = metrics.exposition().decode()
     return {
-        (sample.name, sample.labels.get("state", "")): sample.value
+        sample.labels.get("state", sample.name): sample.value
         for family in text_string_to_metric_families(text)
         if family.name.startswith("strangler_legacy_breaker")
         for sample in family.samples
@@ -37,37 +53,65 @@ def fail(breaker: CircuitBreaker, times: int) -> None:
         breaker.record_failure()
 
 
-def test_the_breaker_state_and_openings_follow_the_breaker() -> None:
-    """Closed, then open after failures, half-open after the cool-down, closed on success."""
+def test_another_process_breaker_shows_through_the_ledger(ledger: SqlLedger) -> None:
+    """Open, then half-open for the probe, then closed: each scrape shows the last change."""
     clock = Clock()
     breaker = CircuitBreaker(failure_threshold=2, reset_timeout_s=5, clock=clock)
-    metrics = SidecarMetrics()
-    metrics.watch(FakeLedger(), FakeFlags(), breaker=breaker)
-    state = "strangler_legacy_breaker_state"
-    opened = ("strangler_legacy_breaker_opened_total", "")
+    breaker.add_listener(BreakerRecorder(ledger))
+    metrics = SidecarMetrics()  # as in an HTTP process, which never calls the legacy app
+    metrics.watch(ledger, FakeFlags())
 
-    closed = breaker_samples(metrics)
+    before = breaker_samples(metrics)
     fail(breaker, 2)
-    opened_now = breaker_samples(metrics)
+    opened = breaker_samples(metrics)
     clock.now += 5
-    probing = breaker_samples(metrics)
     breaker.before_call()
+    probing = breaker_samples(metrics)
     breaker.record_success()
-    recovered = breaker_samples(metrics)
+    closed = breaker_samples(metrics)
 
-    assert (closed[(state, "closed")], closed[opened]) == (1, 0)
-    assert (opened_now[(state, "open")], opened_now[(state, "closed")], opened_now[opened]) == (
-        1,
-        0,
-        1,
-    )
-    assert probing[(state, "half_open")] == 1
-    assert (recovered[(state, "closed")], recovered[opened]) == (1, 1)
+    openings = "strangler_legacy_breaker_openings"
+    assert before == {}
+    assert (opened["open"], opened["closed"], opened[openings]) == (1, 0, 1)
+    assert (probing["half_open"], probing["open"]) == (1, 0)
+    assert (closed["closed"], closed[openings]) == (1, 1)
 
 
-def test_without_a_breaker_nothing_is_reported() -> None:
-    """A sidecar whose legacy part is not the HTTP client has no breaker metrics."""
+def test_an_unreadable_value_shows_nothing(ledger: SqlLedger) -> None:
+    """A value that is not a breaker report leaves the breaker metrics out."""
+    ledger.set_value(BREAKER_KEY, "not json")
+    metrics = SidecarMetrics()
+    metrics.watch(ledger, FakeFlags())
+
+    assert breaker_samples(metrics) == {}
+
+
+def test_without_kv_values_nothing_is_reported() -> None:
+    """A ledger without kv values (a fake) has no breaker metrics."""
     metrics = SidecarMetrics()
     metrics.watch(FakeLedger(), FakeFlags())
 
     assert breaker_samples(metrics) == {}
+
+
+class BrokenValues:
+    """A ledger whose kv writes fail."""
+
+    def get_value(self, name: str) -> str | None:
+        raise LedgerError(f"cannot read {name} (fake)")
+
+    def set_value(self, name: str, value: str) -> None:
+        raise LedgerError(f"cannot write {name}={value} (fake)")
+
+
+def test_the_recorder_never_breaks_the_breaker() -> None:
+    """A ledger that fails is logged; the breaker still opens."""
+    breaker = CircuitBreaker(failure_threshold=1)
+    breaker.add_listener(BreakerRecorder(BrokenValues()))
+    with capture_logs() as logs:
+        fail(breaker, 1)
+
+    assert breaker.times_opened == 1
+    assert [log["event"] for log in logs if log["log_level"] == "warning"][-1] == (
+        "breaker_state_not_recorded"
+    )
