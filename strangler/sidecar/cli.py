@@ -41,10 +41,11 @@ __all__ = ["front_config", "serve"]
 )
 @click.option(
     "--routing",
-    type=click.Choice(["inline", "process"]),
-    default="inline",
+    type=click.Choice(["process", "inline"]),
+    default="process",
     show_default=True,
-    help="Route orders in the HTTP workers, or in a child process of their own.",
+    help="Route orders in a child process of their own (faster intake), or in the HTTP "
+    "worker processes.",
 )
 def serve(
     host: str | None,
@@ -71,7 +72,7 @@ def serve(
     except ConfigurationError as exc:
         raise click.ClickException(str(exc)) from exc
     configure_logging(settings.log_format)
-    if front == "python" and routing == "inline":
+    if front == "python" and (routing == "inline" or intake_only):
         from strangler.sidecar.server import serve as run  # noqa: PLC0415  (server's docstring)
 
         run(settings, process_orders=not intake_only)

@@ -7,9 +7,11 @@ the others are stopped and ``serve`` exits non-zero, so that systemd or Kubernet
 restarts the whole sidecar. On SIGTERM or SIGINT nginx stops first (no new requests),
 then the HTTP server (in-flight requests finish), then routing; ``serve`` exits 0.
 
-Every child runs in its own process group, so a terminal's Ctrl-C reaches the
-supervisor alone and the stop order holds, and is told by the kernel (PR_SET_PDEATHSIG)
-to stop if the supervisor dies, so that no process is left behind even after a SIGKILL.
+Every child is told by the kernel (PR_SET_PDEATHSIG) to stop if the supervisor dies, so
+that no process is left behind even after a SIGKILL. The Python children share the
+supervisor's process group (a SIGKILL to the group is a crash of the whole sidecar);
+nginx has a group of its own, so that its workers can be stopped with it if its master
+is killed alone.
 """
 
 from __future__ import annotations
@@ -65,16 +67,16 @@ class _Child:
     grace_s: float
     exit_code: Callable[[], int | None]
     join: Callable[[float], None]
+    own_group: bool = False
 
 
 def _die_with_parent() -> None:
-    os.setpgid(0, 0)
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _reset_signals() -> None:
-    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
+    for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, signal.SIG_DFL)
 
 
@@ -93,6 +95,7 @@ def _routing_main(settings: Settings) -> None:
 
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda _s, _f: stopping.set())
+    signal.signal(signal.SIGINT, lambda _s, _f: stopping.set())
     runtime = Runtime.from_settings(settings)
     runtime.start()
     _log.info("routing_process_started")
@@ -131,6 +134,7 @@ def _nginx(binary: str, settings: Settings) -> _Child:
     process = subprocess.Popen(
         [binary, "-p", str(paths.root), "-c", str(paths.config), "-e", str(paths.error_log)],
         preexec_fn=_die_with_parent,  # noqa: PLW1509  (no threads exist yet)
+        process_group=0,
     )
 
     def join(timeout: float) -> None:
@@ -140,7 +144,9 @@ def _nginx(binary: str, settings: Settings) -> _Child:
             return
 
     # SIGQUIT: nginx's graceful stop (idle connections close, in-flight ones finish).
-    return _Child("nginx", process.pid, signal.SIGQUIT, _NGINX_STOP_S, process.poll, join)
+    return _Child(
+        "nginx", process.pid, signal.SIGQUIT, _NGINX_STOP_S, process.poll, join, own_group=True
+    )
 
 
 def _wait_for_socket(path: Path, http: _Child) -> None:
@@ -215,7 +221,9 @@ def _stop_all(children: list[_Child]) -> None:
             child.join(child.grace_s)
             if child.exit_code() is None:
                 _log.warning("sidecar_child_killed", child=child.name, pid=child.pid)
-        # Whatever is left in the child's group (an nginx worker whose master was killed).
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(child.pid, signal.SIGKILL)
+                os.kill(child.pid, signal.SIGKILL)
+        if child.own_group:
+            # Whatever is left in its group (an nginx worker whose master was killed).
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.pid, signal.SIGKILL)
         child.join(5.0)

@@ -50,6 +50,7 @@ def running_front(
         ready_url=f"{url}/_strangler/healthz",
         env=env,
         log_path=log,
+        timeout=90.0,  # three processes start on a shared, busy machine
     ) as process:
         yield Sidecar(url=url, data_dir=data_dir, log=log, process=process)
 
