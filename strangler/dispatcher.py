@@ -19,6 +19,7 @@ from typing import Protocol
 
 import structlog
 
+from strangler.backoff import Backoff
 from strangler.exceptions import LedgerError
 from strangler.ledger.exceptions import LeaseLost
 from strangler.ledger.records import LeasedOrder, default_owner, utc_now
@@ -153,7 +154,8 @@ class LeaseDispatcher:
     # -- the feeder -----------------------------------------------------------------------
 
     def _feed(self) -> None:
-        backoff = self.poll_interval_s
+        backoff = Backoff(self.poll_interval_s, _MAX_FEED_BACKOFF_S)
+        failures = 0
         renew_every = self.lease_seconds / 3
         next_renewal = time.monotonic() + renew_every
         while not self._stopping.is_set():
@@ -163,14 +165,15 @@ class LeaseDispatcher:
                     next_renewal = time.monotonic() + renew_every
                 claimed = self._claim()
             except Exception as exc:  # the feeder outlives the ledger being down, or a bug
+                failures += 1
+                delay = backoff.delay_s(failures)
                 if isinstance(exc, LedgerError):
-                    _log.error("dispatcher_ledger_error", error=str(exc), retry_in_s=backoff)
+                    _log.error("dispatcher_ledger_error", error=str(exc), retry_in_s=delay)
                 else:
-                    _log.exception("dispatcher_feed_crashed", retry_in_s=backoff)
-                self._stopping.wait(backoff)
-                backoff = min(_MAX_FEED_BACKOFF_S, backoff * 2)
+                    _log.exception("dispatcher_feed_crashed", retry_in_s=delay)
+                self._stopping.wait(delay)
                 continue
-            backoff = self.poll_interval_s
+            failures = 0
             if claimed and self._idle() > 0:
                 continue
             wait = min(self.poll_interval_s, max(0.0, next_renewal - time.monotonic()))

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 import structlog
 
+from strangler.backoff import Backoff
 from strangler.exceptions import LedgerError, StranglerError
 from strangler.ledger.records import default_owner, utc_now
 from strangler.legacy_adapter.exceptions import LegacyUnavailable, OrderNotFound
@@ -265,20 +266,26 @@ class Follower:
                 self._on_legacy_terminal(order.order_id)
 
     def _run(self) -> None:
-        backoff = self.interval_s
+        backoff = Backoff(self.interval_s, self.max_backoff_s)
+        failures = 0
         while not self._stopping.is_set():
+            # After n failures in a row the pause is interval_s * 2**(n-1), capped.
             try:
                 if self.ledger.hold_role(ROLE, self.owner, seconds=self.role_seconds):
                     self.poll_once()
             except LegacyUnavailable as exc:
-                _log.warning("legacy_unavailable", error=str(exc), retry_in_s=backoff)
-                backoff = min(self.max_backoff_s, backoff * 2)
+                failures += 1
+                _log.warning(
+                    "legacy_unavailable", error=str(exc), retry_in_s=backoff.delay_s(failures)
+                )
             except (StranglerError, LedgerError) as exc:
-                _log.error("follower_poll_failed", error=str(exc), retry_in_s=backoff)
-                backoff = min(self.max_backoff_s, backoff * 2)
+                failures += 1
+                _log.error(
+                    "follower_poll_failed", error=str(exc), retry_in_s=backoff.delay_s(failures)
+                )
             except Exception:  # the follower outlives any one bad poll
-                _log.exception("follower_poll_crashed", retry_in_s=backoff)
-                backoff = min(self.max_backoff_s, backoff * 2)
+                failures += 1
+                _log.exception("follower_poll_crashed", retry_in_s=backoff.delay_s(failures))
             else:
-                backoff = self.interval_s
-            self._stopping.wait(backoff)
+                failures = 0
+            self._stopping.wait(backoff.delay_s(failures))

@@ -8,7 +8,6 @@ order resumed after a crash, or retried, is safe to process again.
 
 from __future__ import annotations
 
-import random
 import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -18,6 +17,7 @@ from typing import Protocol
 
 import structlog
 
+from strangler.backoff import Backoff
 from strangler.exceptions import StranglerError
 from strangler.instant.results import ExecutionResult
 from strangler.ledger.exceptions import LeaseLost
@@ -129,8 +129,8 @@ class RetryPolicy:
 
     def delay_s(self, attempt: int) -> float:
         """Seconds to wait after the ``attempt``-th try failed."""
-        delay = min(self.max_delay_s, self.base_delay_s * 2.0 ** max(0, attempt - 1))
-        return delay * random.uniform(1 - self.jitter, 1 + self.jitter)
+        jitter = (1 - self.jitter, 1 + self.jitter)
+        return Backoff(self.base_delay_s, self.max_delay_s, jitter).delay_s(attempt)
 
 
 class Lease:

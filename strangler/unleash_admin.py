@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 import requests
 
+from strangler.backoff import Backoff
 from strangler.exceptions import UnleashAdminError
 
 __all__ = ["FeatureEnvironment", "UnleashAdminClient"]
@@ -156,7 +157,7 @@ class UnleashAdminClient:
             else:
                 if last_try or response.status_code not in _RETRIED_STATUSES:
                     return _answer(method, url, response)
-            time.sleep(self._backoff_s * (2**attempt))
+            time.sleep(Backoff(self._backoff_s).delay_s(attempt + 1))
             attempt += 1
 
 

@@ -36,7 +36,7 @@ __all__ = [
 ]
 
 #: Distributions the Lambda handlers import that the runtime lacks.
-LAMBDA_DEPENDENCIES = ("requests", "structlog", "tenacity")
+LAMBDA_DEPENDENCIES = ("requests", "structlog")
 PIP_TIMEOUT_S = 600
 _FIXED_TIME = (2020, 1, 1, 0, 0, 0)
 _PACKAGE_SUFFIXES = (".py", ".json", ".typed")

@@ -7,7 +7,6 @@ This is the one place where ``requests`` errors are translated into the adapter'
 from __future__ import annotations
 
 import copy
-import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ import requests
 import structlog
 from requests.adapters import HTTPAdapter
 
+from strangler.backoff import Backoff
 from strangler.legacy_adapter.breaker import CircuitBreaker
 from strangler.legacy_adapter.exceptions import (
     LegacyError,
@@ -113,7 +113,7 @@ class Transport:
         self._session = session or _pooled_session(base_url, pool_size)
         self._timeout = (connect_timeout, read_timeout)
         self._retries = retries
-        self._backoff_s = backoff_s
+        self._backoff_policy = Backoff(backoff_s, _MAX_BACKOFF_S, jitter=(0.5, 1.0))
         self._sleep = sleep
 
     def close(self) -> None:
@@ -213,8 +213,7 @@ class Transport:
 
     def _backoff(self, retry_number: int) -> float:
         """Exponential backoff with jitter: about backoff_s, 2x, 4x ... capped at 2 s."""
-        base = min(_MAX_BACKOFF_S, self._backoff_s * 2.0 ** (retry_number - 1))
-        return base * random.uniform(0.5, 1.0)
+        return self._backoff_policy.delay_s(retry_number)
 
 
 def _pooled_session(base_url: str, pool_size: int) -> requests.Session:

@@ -29,7 +29,6 @@ LAMBDA_SAFE = {
     "certifi",
     "charset_normalizer",
     "structlog",
-    "tenacity",
     "greenlet",  # structlog imports it only when it is installed
     "cython_runtime",  # loaded along with any compiled extension module
 }
