@@ -64,12 +64,28 @@ def display_url(url: URL) -> str:
 
 
 def create_ledger_engine(url: str) -> sa.Engine:
-    """An engine for ``url`` with the settings above; creates a SQLite file's folder."""
+    """An engine for ``url`` with the settings above; creates a SQLite file's folder.
+
+    Raises ConfigurationError for an unsupported URL, or a PostgreSQL URL without the
+    ``postgres`` extra (psycopg) installed.
+    """
     parsed = normalize_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(parsed)
+    try:
+        return _postgres_engine(parsed)
+    except ModuleNotFoundError as exc:
+        if not (exc.name or "").startswith("psycopg"):
+            raise
+        raise ConfigurationError(
+            f"the ledger URL {display_url(parsed)} needs PostgreSQL support, which is not "
+            "installed: pip install 'strangler[postgres]'"
+        ) from exc
+
+
+def _postgres_engine(url: URL) -> sa.Engine:
     return sa.create_engine(
-        parsed,
+        url,
         pool_pre_ping=True,
         pool_size=10,
         max_overflow=20,

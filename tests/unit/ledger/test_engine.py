@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 from datetime import datetime
 from pathlib import Path
@@ -83,3 +84,14 @@ def test_naive_datetimes_are_refused() -> None:
     column = UTCDateTime()
     with pytest.raises(ValueError, match="naive"):
         column.process_bind_param(datetime(2030, 1, 1), sa.create_engine("sqlite://").dialect)
+
+
+def test_a_postgresql_url_without_the_extra_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without psycopg installed, a PostgreSQL URL is a ConfigurationError naming the extra."""
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # what an absent package looks like
+    with pytest.raises(ConfigurationError, match=r"pip install 'strangler\[postgres\]'") as info:
+        ledger_from_url("postgresql://u:secret@db.invalid/ledger")
+    assert ("secret" not in str(info.value), type(info.value.__cause__)) == (
+        True,
+        ModuleNotFoundError,
+    )
