@@ -135,10 +135,9 @@ def _sqlite_parts(column: Any) -> tuple[ColumnElement[int], ColumnElement[float]
 
 
 def _epoch(dialect: str, column: Any) -> ColumnElement[float]:
-    """Seconds since 1970 as a float."""
+    """Seconds since 1970 as a float (to the millisecond on SQLite: enough for buckets)."""
     if dialect == "sqlite":
-        whole, fraction = _sqlite_parts(column)
-        return sa.cast(whole, sa.Float) + fraction
+        return (sa.func.julianday(column) - 2440587.5) * 86400.0
     return sa.cast(sa.extract("epoch", column), sa.Float)
 
 
@@ -173,8 +172,7 @@ def _groups(
     conn: sa.Connection, dialect: str, scope: ColumnElement[bool]
 ) -> dict[str, GroupAggregates]:
     counts = _counts(conn, scope)
-    times = _times(conn, dialect, scope)
-    histograms = _histograms(conn, dialect, scope)
+    times, histograms = _durations(conn, dialect, scope)
     causes = _causes(conn, scope)
     errored, step_errors = _errors(conn, scope)
     return {
@@ -225,31 +223,49 @@ def _rank(percent: int, count: Any) -> Any:
     return (count * percent + 99) // 100
 
 
-def _times(conn: sa.Connection, dialect: str, scope: ColumnElement[bool]) -> dict[str, TimeStats]:
-    group = _GROUP.label("grp")
-    duration = _duration(dialect).label("d")
-    ranked = (
-        sa.select(
-            group,
-            duration,
-            sa.func.row_number().over(partition_by=_GROUP, order_by=_duration(dialect)).label("rn"),
-            sa.func.count().over(partition_by=_GROUP).label("n"),
-        )
+def _durations(
+    conn: sa.Connection, dialect: str, scope: ColumnElement[bool]
+) -> tuple[dict[str, TimeStats], dict[str, tuple[HistogramBin, ...]]]:
+    """Percentiles and histogram in one statement over durations computed once per order.
+
+    The durations CTE is MATERIALIZED so that neither database re-evaluates the duration
+    expression for the window's ORDER BY and for each branch of the histogram's CASE.
+    """
+    durations = (
+        sa.select(_GROUP.label("grp"), _duration(dialect).label("d"))
         .where(scope, _o.c.terminal_at.is_not(None))
-        .subquery()
+        .cte("durations")
+        .prefix_with("MATERIALIZED")
     )
+    ranked = sa.select(
+        durations.c.grp,
+        durations.c.d,
+        sa.func.row_number().over(partition_by=durations.c.grp, order_by=durations.c.d).label("rn"),
+        sa.func.count().over(partition_by=durations.c.grp).label("n"),
+    ).subquery()
     wanted = [_rank(percent, ranked.c.n) for percent in PERCENTS]
-    rows = conn.execute(
-        sa.select(ranked.c.grp, ranked.c.rn, ranked.c.n, ranked.c.d).where(
-            sa.or_(ranked.c.rn == ranked.c.n, *(ranked.c.rn == rank for rank in wanted))
-        )
-    )
+    picks = sa.select(
+        sa.literal("rank").label("kind"), ranked.c.grp, ranked.c.rn, ranked.c.n, ranked.c.d
+    ).where(sa.or_(ranked.c.rn == ranked.c.n, *(ranked.c.rn == rank for rank in wanted)))
+    index = _histogram_bin(durations.c.d).label("bin")
+    bins = sa.select(
+        sa.literal("bin").label("kind"),
+        durations.c.grp,
+        index,
+        sa.func.count().label("n"),
+        sa.cast(sa.null(), sa.Float).label("d"),
+    ).group_by(durations.c.grp, index)
     picked: dict[str, dict[int, float]] = defaultdict(dict)
     sizes: dict[str, int] = {}
-    for row in rows:
-        picked[row.grp][row.rn] = float(row.d)
-        sizes[row.grp] = row.n
-    return {group: _time_stats(sizes[group], picked[group]) for group in sizes}
+    counted: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    for row in conn.execute(sa.union_all(picks, bins)):
+        if row.kind == "rank":
+            picked[row.grp][row.rn] = float(row.d)
+            sizes[row.grp] = row.n
+        else:
+            counted[row.grp].append((row.rn, row.n))
+    times = {group: _time_stats(sizes[group], picked[group]) for group in sizes}
+    return times, {group: _bins(found) for group, found in counted.items()}
 
 
 def _time_stats(count: int, by_rank: Mapping[int, float]) -> TimeStats:
@@ -259,22 +275,11 @@ def _time_stats(count: int, by_rank: Mapping[int, float]) -> TimeStats:
     return TimeStats(count=count, p50=at(50), p90=at(90), p99=at(99), max=by_rank[count])
 
 
-def _histograms(
-    conn: sa.Connection, dialect: str, scope: ColumnElement[bool]
-) -> dict[str, tuple[HistogramBin, ...]]:
-    group = _GROUP.label("grp")
-    index = _histogram_bin(_duration(dialect)).label("bin")
-    rows = conn.execute(
-        sa.select(group, index, sa.func.count().label("n"))
-        .where(scope, _o.c.terminal_at.is_not(None))
-        .group_by(group, index)
-        .order_by(group, index)
-    )
+def _bins(counted: list[tuple[int, int]]) -> tuple[HistogramBin, ...]:
     edges = (*HISTOGRAM_EDGES_S, float("inf"))
-    result: dict[str, list[HistogramBin]] = defaultdict(list)
-    for row in rows:
-        result[row.grp].append(HistogramBin(edges[row.bin], edges[row.bin + 1], row.n))
-    return {group: tuple(bins) for group, bins in result.items()}
+    return tuple(
+        HistogramBin(edges[index], edges[index + 1], orders) for index, orders in sorted(counted)
+    )
 
 
 def _causes(conn: sa.Connection, scope: ColumnElement[bool]) -> dict[str, tuple[Cause, ...]]:
