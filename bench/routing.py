@@ -1,0 +1,327 @@
+"""Benchmark routing: orders routed per second, and CPU per order, by one Runtime.
+
+Orders are put in a fresh SQLite ledger first (intake is bench/intake.py's business);
+then a Runtime (dispatcher, 4 workers by default, as ``strangler worker`` runs it)
+starts, and the clock runs until no order waits for dispatch. Three cases, one after
+the other in one run, each for a few rounds (median and min-max shown):
+
+- ``legacy``: the flag sends every order down the legacy path (decision pinned, order
+  handed to the batch jobs), against the legacy simulator as a real process;
+- ``instant-sim``: the flag sends every order down the instant path (local backend:
+  claim, fraud scan, authorize, fulfil) against the simulator;
+- ``instant-fake``: the instant path against a zero-latency legacy fake in this
+  process, so the figure is the strangler's own cost. ``--profile`` records it with
+  py-spy (bench/results/routing-profile.txt, top functions by own time).
+
+CPU per order is this process's CPU time (all threads) over the orders: the
+simulator's CPU is not in it. Target: instant-fake at least 1,000 orders/s.
+Results also go to bench/results/routing.json.
+
+    .venv/bin/python bench/routing.py [--orders 1000] [--rounds 3] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import requests
+import structlog
+
+from strangler.ledger import ledger_from_url
+from strangler.legacy_adapter import StepOutcome
+from strangler.legacy_adapter.exceptions import OrderNotFound
+from strangler.legacy_adapter.models import LegacyOrder
+from strangler.logs import configure_logging
+from strangler.orders import OrderNotification
+from strangler.processes import free_port, running
+from strangler.runtime import Runtime
+from strangler.settings import Settings
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+RESULTS = BENCH / "results" / "routing.json"
+PROFILE = BENCH / "results" / "routing-profile.txt"
+TIME_CAP_S = 120.0
+TARGET_PER_S = 1000.0
+CASES = ("legacy", "instant-sim", "instant-fake")
+_DECISIONS = {"fraud_scan": "pass", "authorize_payment": "authorized", "fulfill": "fulfilled"}
+
+
+class ZeroLatencyLegacy:
+    """The legacy seam answered in memory at once: every claim taken, every step passed."""
+
+    def claim(self, order_id: str) -> bool:  # noqa: ARG002  (the seam's signature)
+        """Always taken."""
+        return True
+
+    def release(self, order_id: str, reason: str) -> None:
+        """Nothing to hand back."""
+
+    def get_order(self, order_id: str) -> LegacyOrder:
+        """The fake keeps no orders."""
+        raise OrderNotFound(order_id)
+
+    def orders_updated_since(
+        self,
+        since: datetime | None,  # noqa: ARG002  (the seam's signature)
+        *,
+        limit: int = 500,  # noqa: ARG002
+    ) -> Sequence[LegacyOrder]:
+        """Nothing moves on the legacy side."""
+        return []
+
+    def _step(self, step: str, order_id: str, dry_run: bool) -> StepOutcome:
+        decision = _DECISIONS[step]
+        return StepOutcome(
+            step=step,
+            decision=decision,
+            order_status="pending" if dry_run else decision,
+            dry_run=dry_run,
+            details={},
+            order_id=order_id,
+        )
+
+    def fraud_scan(self, order_id: str, *, dry_run: bool = False) -> StepOutcome:
+        """Passed."""
+        return self._step("fraud_scan", order_id, dry_run)
+
+    def authorize_payment(self, order_id: str, *, dry_run: bool = False) -> StepOutcome:
+        """Authorized."""
+        return self._step("authorize_payment", order_id, dry_run)
+
+    def fulfill(self, order_id: str, *, dry_run: bool = False) -> StepOutcome:
+        """Fulfilled."""
+        return self._step("fulfill", order_id, dry_run)
+
+
+@dataclass(frozen=True)
+class Run:
+    """One round of one case."""
+
+    orders: int
+    seconds: float
+    cpu_s: float
+
+    @property
+    def per_s(self) -> float:
+        """Orders routed per second."""
+        return self.orders / self.seconds if self.seconds else 0.0
+
+    @property
+    def cpu_ms_per_order(self) -> float:
+        """This process's CPU per order, in ms."""
+        return self.cpu_s * 1000 / self.orders if self.orders else 0.0
+
+
+def main() -> None:
+    """Run every case for every round, print the table, write the results."""
+    args = _parse_args()
+    runs: dict[str, list[Run]] = {case: [] for case in args.cases}
+    with (
+        tempfile.TemporaryDirectory(prefix="strangler-routing-") as tmp,
+        (Path(tmp) / "routing.log").open("w") as log,
+    ):
+        work = Path(tmp)
+        # JSON logs as a deployed worker writes them, to a file rather than the terminal.
+        configure_logging("json")
+        structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=log))
+        sim = _simulator(work) if {"legacy", "instant-sim"} & set(args.cases) else None
+        with sim or _nothing() as sim_url:
+            for round_ in range(args.rounds):
+                for case in args.cases:
+                    data = work / f"{case}-{round_}"
+                    runs[case].append(_round(data, case, sim_url, args.orders, args.workers))
+        if args.profile and "instant-fake" in args.cases:
+            _profile(work / "profile", args.orders)
+    _report(runs, args)
+
+
+def _parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--orders", type=int, default=1000, help="orders per round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=4, help="dispatcher worker threads")
+    parser.add_argument("--cases", nargs="+", choices=CASES, default=list(CASES))
+    parser.add_argument("--profile", action="store_true", help="py-spy the instant-fake case")
+    return parser.parse_args()
+
+
+@contextmanager
+def _nothing() -> Iterator[str]:
+    yield ""
+
+
+@contextmanager
+def _simulator(work: Path) -> Iterator[str]:
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "strangler",
+        "legacy-sim",
+        "--port",
+        str(port),
+        "--db",
+        str(work / "sim.sqlite3"),
+        "--no-scheduler",
+        "--log-format",
+        "json",
+    ]
+    base = f"http://127.0.0.1:{port}"
+    with running(command, ready_url=f"{base}/healthz", log_path=work / "sim.log", grace_s=15):
+        yield base
+
+
+def _flags(data: Path, rollout: int) -> Path:
+    document = json.loads((REPO / "flags" / "city_orders_instant_processing.json").read_text())
+    document["features"][0]["strategies"][0]["parameters"]["rollout"] = str(rollout)
+    path = data / "flags.json"
+    path.write_text(json.dumps(document))
+    return path
+
+
+def _orders(case: str, sim_url: str, count: int) -> list[OrderNotification]:
+    if case == "instant-fake":
+        return [_notification(f"rt-{uuid.uuid4().hex}") for _ in range(count)]
+    made = []
+    with requests.Session() as session:
+        for _ in range(count):
+            answer = session.post(f"{sim_url}/orders", json=_body(), timeout=10)
+            answer.raise_for_status()
+            made.append(_notification(answer.json()["order_id"]))
+    return made
+
+
+def _body() -> dict[str, object]:
+    return {
+        "user_guid": f"bench-{uuid.uuid4().hex[:8]}",
+        "unit_id": "unit-1",
+        "city": "new-york",
+        "amount_cents": 2500,
+        "currency": "USD",
+        "quantity": 1,
+        "payment_token": "tok_bench_4242",
+    }
+
+
+def _notification(order_id: str) -> OrderNotification:
+    return OrderNotification.from_dict(
+        {"order_id": order_id, "user_guid": f"u-{order_id[-6:]}", "unit_id": "unit-1"}
+    )
+
+
+def _runtime(data: Path, case: str, sim_url: str, workers: int) -> Runtime:
+    settings = Settings(
+        data_dir=data,
+        flags_file=_flags(data, 0 if case == "legacy" else 100),
+        legacy_url=sim_url or "http://127.0.0.1:9",
+        workers=workers,
+        retention_days=0,
+        log_format="json",
+    )
+    legacy = ZeroLatencyLegacy() if case == "instant-fake" else None
+    return Runtime.from_settings(settings, legacy=legacy)
+
+
+def _round(data: Path, case: str, sim_url: str, count: int, workers: int) -> Run:
+    data.mkdir(parents=True)
+    orders = _orders(case, sim_url, count)
+    ledger = ledger_from_url(f"sqlite:///{data / 'ledger.sqlite3'}")
+    for order in orders:
+        ledger.record_received(order, source="bench")
+    ledger.close()
+    runtime = _runtime(data, case, sim_url, workers)
+    cpu, start = time.process_time(), time.perf_counter()
+    runtime.start()
+    deadline = start + TIME_CAP_S
+    while runtime.ledger.counts().dispatch_queue and time.perf_counter() < deadline:
+        time.sleep(0.005)
+    seconds, cpu_s = time.perf_counter() - start, time.process_time() - cpu
+    left = runtime.ledger.counts().dispatch_queue
+    runtime.stop(10)
+    return Run(orders=count - left, seconds=seconds, cpu_s=cpu_s)
+
+
+def _profile(work: Path, count: int) -> None:
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not Path(spy).exists():
+        print("profile: skipped: py-spy not installed (pip install 'strangler[bench]')")
+        return
+    work.mkdir()
+    command = [sys.executable, __file__, "--cases", "instant-fake", "--rounds", "1"]
+    command += ["--orders", str(count)]
+    raw = work / "profile.txt"
+    subprocess.run(
+        [spy, "record", "--gil", "--format", "raw", "--output", str(raw), "--", *command],
+        check=True,
+        timeout=TIME_CAP_S * 2,
+        env={**os.environ, "ROUTING_BENCH_NO_RESULTS": "1"},
+        capture_output=True,
+    )
+    PROFILE.parent.mkdir(exist_ok=True)
+    PROFILE.write_text(_top_frames(raw))
+    print(f"profile: instant-fake under py-spy, top own-time frames in {PROFILE}")
+
+
+def _top_frames(raw: Path, top: int = 25) -> str:
+    own: dict[str, int] = {}
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        leaf = stack.split(";")[-1]
+        own[leaf] = own.get(leaf, 0) + int(count)
+        total += int(count)
+    rows = sorted(own.items(), key=lambda item: -item[1])[:top]
+    lines = [f"{n * 100 / total:6.1f}%  {frame}" for frame, n in rows]
+    return f"py-spy samples: {total}; own time by frame\n" + "\n".join(lines) + "\n"
+
+
+def _report(runs: dict[str, list[Run]], args: argparse.Namespace) -> None:
+    print(
+        f"routing benchmark ({os.cpu_count()} CPUs): {args.orders} orders per round, "
+        f"{args.rounds} rounds, {args.workers} dispatcher workers, SQLite ledger; "
+        f"load average {' '.join(Path('/proc/loadavg').read_text().split()[:3])}"
+    )
+    print(f"{'case':<14}{'orders/s':>10}{'min-max':>16}{'CPU ms/order':>14}{'routed':>8}")
+    summary = {}
+    for case, case_runs in runs.items():
+        rates = [r.per_s for r in case_runs]
+        median = statistics.median(rates)
+        cpu = statistics.median(r.cpu_ms_per_order for r in case_runs)
+        routed = min(r.orders for r in case_runs)
+        span = f"{min(rates):.0f}-{max(rates):.0f}"
+        print(f"{case:<14}{median:>10.0f}{span:>16}{cpu:>14.2f}{routed:>8}")
+        summary[case] = {
+            "orders_per_s": round(median),
+            "min": round(min(rates)),
+            "max": round(max(rates)),
+            "cpu_ms_per_order": round(cpu, 3),
+        }
+    if "instant-fake" in summary:
+        rate = summary["instant-fake"]["orders_per_s"]
+        verdict = "met" if rate >= TARGET_PER_S else "MISSED"
+        print(f"instant-fake: {rate} orders/s (target >= {TARGET_PER_S:.0f}, {verdict})")
+    if os.environ.get("ROUTING_BENCH_NO_RESULTS"):
+        return
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps({"orders": args.orders, "cases": summary}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
