@@ -85,7 +85,11 @@ def main() -> None:
                     result = _measure(url, connections, args.seconds, use_wrk)
                     runs[name].setdefault(connections, []).append(result)
     results = {name: {c: _median(rs) for c, rs in by_c.items()} for name, by_c in runs.items()}
-    _report(results, args, load, nginx_proxy is not None)
+    spread = {
+        name: {c: (min(r.rps for r in rs), max(r.rps for r in rs)) for c, rs in by_c.items()}
+        for name, by_c in runs.items()
+    }
+    _report(results, spread, args, load, nginx_proxy is not None)
 
 
 def _median(results: list[Result]) -> Result:
@@ -229,20 +233,29 @@ def _sidecar(
 
 
 def _report(
-    results: dict[str, dict[int, Result]], args: argparse.Namespace, load: str, nginx: bool
+    results: dict[str, dict[int, Result]],
+    spread: dict[str, dict[int, tuple[float, float]]],
+    args: argparse.Namespace,
+    load: str,
+    nginx: bool,
 ) -> None:
     print(
         f"proxy benchmark on 127.0.0.1: GET {PATH}, median of {args.rounds} rounds of "
         f"{args.seconds:g}s, load from {load}; "
         f"gunicorn gthread, {args.workers} worker(s) x {args.threads} threads"
     )
-    print(f"{'target':<14}{'conns':>6}{'rps':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
+    print(
+        f"{'target':<14}{'conns':>6}{'rps':>10}{'rps min-max':>16}{'p50 ms':>9}"
+        f"{'p99 ms':>9}{'errors':>8}"
+    )
     for connections in args.connections:
         for name, runs in results.items():
             if connections in runs:
                 r = runs[connections]
+                low, high = spread[name][connections]
                 print(
-                    f"{name:<14}{connections:>6}{r.rps:>10.0f}{r.p50_ms:>9.3f}"
+                    f"{name:<14}{connections:>6}{r.rps:>10.0f}{f'{low:.0f}-{high:.0f}':>16}"
+                    f"{r.p50_ms:>9.3f}"
                     f"{r.p99_ms:>9.3f}{r.errors:>8}"
                 )
     if not nginx:
@@ -263,6 +276,8 @@ def _report(
                     name: {
                         str(c): {
                             "rps": round(r.rps),
+                            "rps_min": round(spread[name][c][0]),
+                            "rps_max": round(spread[name][c][1]),
                             "p50_ms": round(r.p50_ms, 3),
                             "p99_ms": round(r.p99_ms, 3),
                             "errors": r.errors,
