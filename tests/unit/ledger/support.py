@@ -2,31 +2,16 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from strangler.orders import Decision, OrderNotification, Route, StepResult
+from strangler.testing import ManualClock
 
 T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 
 
-class Clock:
-    """A clock that only moves when told to (thread-safe)."""
-
-    def __init__(self, start: datetime = T0) -> None:
-        self._now = start
-        self._lock = threading.Lock()
-
-    def __call__(self) -> datetime:
-        with self._lock:
-            return self._now
-
-    def advance(self, seconds: float) -> datetime:
-        """Move the clock forward and return the new time."""
-        with self._lock:
-            self._now += timedelta(seconds=seconds)
-            return self._now
+Clock = ManualClock  # the public fake of strangler.testing
 
 
 def make_order(order_id: str = "o-1", **fields: Any) -> OrderNotification:
