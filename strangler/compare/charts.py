@@ -91,7 +91,10 @@ def rollout_chart(report: Report) -> str:
     axes = figure.add_subplot()
     events = report.rollout
     if events:
-        times = [_days(event.at) for event in events] + [_days(report.window.until)]
+        start = report.window.effective_since
+        # The change before the window only says which level the window starts at.
+        times = [_days(max(e.at, start) if start else e.at) for e in events]
+        times.append(_days(report.window.until))
         levels = [event.to_rollout for event in events] + [events[-1].to_rollout]
         axes.step(times, levels, where="post", color="C0")
     axes.xaxis_date()
