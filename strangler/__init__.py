@@ -24,10 +24,13 @@ from strangler.orders import Decision, OrderNotification, OrderStatus, Outcome, 
 from strangler.settings import Settings
 
 if TYPE_CHECKING:
+    from strangler.compare.report import Report
+    from strangler.compare.verdict import Thresholds, Verdict
     from strangler.flags import EmbeddedFlagSource, UnleashFlagSource, flag_source_from_settings
     from strangler.instant import LocalBackend, StepFunctionsBackend
     from strangler.instant.asl import StateMachine
     from strangler.ledger import SqlLedger, ledger_from_url
+    from strangler.ledger.report_queries import load_report
     from strangler.legacy_adapter import LegacyClient
     from strangler.rollout import rollout_controller_from_settings
     from strangler.router import Router
@@ -40,15 +43,19 @@ _LAZY = {
     "EmbeddedFlagSource": "strangler.flags",
     "LegacyClient": "strangler.legacy_adapter",
     "LocalBackend": "strangler.instant",
+    "Report": "strangler.compare.report",
     "Router": "strangler.router",
     "Runtime": "strangler.runtime",
     "SqlLedger": "strangler.ledger",
     "StateMachine": "strangler.instant.asl",
     "StepFunctionsBackend": "strangler.instant",
+    "Thresholds": "strangler.compare.verdict",
     "UnleashFlagSource": "strangler.flags",
+    "Verdict": "strangler.compare.verdict",
     "create_app": "strangler.sidecar.app",
     "flag_source_from_settings": "strangler.flags",
     "ledger_from_url": "strangler.ledger",
+    "load_report": "strangler.ledger.report_queries",
     "rollout_controller_from_settings": "strangler.rollout",
 }
 
@@ -65,6 +72,7 @@ __all__ = [
     "OrderNotification",
     "OrderStatus",
     "Outcome",
+    "Report",
     "RolloutError",
     "Route",
     "Router",
@@ -75,12 +83,15 @@ __all__ = [
     "StepFunctionsBackend",
     "StepResult",
     "StranglerError",
+    "Thresholds",
     "UnleashAdminError",
     "UnleashFlagSource",
+    "Verdict",
     "__version__",
     "create_app",
     "flag_source_from_settings",
     "ledger_from_url",
+    "load_report",
     "rollout_controller_from_settings",
 ]
 
