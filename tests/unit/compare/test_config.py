@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from strangler.compare.config import CompareConfig
@@ -61,3 +63,20 @@ def test_bad_entries_are_named(environ: dict[str, str], message: str) -> None:
     """Each wrong entry raises a ConfigurationError that names the setting and the entry."""
     with pytest.raises(ConfigurationError, match=message):
         CompareConfig.from_settings(Settings.from_env(environ))
+
+
+def test_the_toml_file_works_too(tmp_path: Path) -> None:
+    """The same settings in the TOML file's [strangler] table give the same config."""
+    config_file = tmp_path / "strangler.toml"
+    config_file.write_text(
+        "[strangler]\n"
+        'compare_ignore = ["fraud_scan.reason"]\n'
+        'compare_tolerances = ["fulfill.voucher_count=2"]\n'
+        "noise_sample = 0.1\n"
+    )
+    config = CompareConfig.from_settings(Settings.from_env({"STRANGLER_CONFIG": str(config_file)}))
+    assert (config.ignore, dict(config.tolerances), config.noise_sample) == (
+        frozenset({"fraud_scan.reason"}),
+        {"fulfill.voucher_count": 2.0},
+        0.1,
+    )
