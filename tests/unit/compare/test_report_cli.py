@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,7 @@ from click.testing import CliRunner
 
 from strangler.cli import main
 from strangler.ledger.engine import create_ledger_engine
+from tests.helpers import strangler_cmd
 from tests.unit.compare.known_ledger import T0, UNTIL, build_known_ledger
 
 WINDOW = ["--since", T0.isoformat(), "--until", UNTIL.isoformat()]
@@ -87,3 +90,17 @@ def test_unreachable_ledger_exits_1(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["report"], env=env)
     assert result.exit_code == 1, result.output
     assert "error:" in result.output
+
+
+def test_report_as_a_real_process(env: dict[str, str]) -> None:
+    """``python -m strangler report`` in its own process prints the JSON and exits 0."""
+    result = subprocess.run(
+        strangler_cmd("report", *WINDOW, "--format", "json"),
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["paths"][1]["orders"] == 21
