@@ -348,15 +348,15 @@ def test_a_refuse_outage_refuses_then_recovers(faulty_sim: RunningSim) -> None:
     sim = faulty_sim
     with LegacyClient(sim.url, retries=0) as legacy:
         new_order(legacy, order_id="before-outage")
-        windows = sim.set_faults(outage="refuse", outage_seconds=2.0)["stats"]["refused_windows"]
+        windows = sim.set_faults(outage="refuse", outage_seconds=4.0)["stats"]["refused_windows"]
         wait_until(lambda: not http_ok(f"{sim.url}/healthz")(), 5, "the listener to close")
-        with pytest.raises(LegacyUnavailable):
-            legacy.get_order("before-outage")
         with (
             LegacyClient(sim.url, retries=0) as fresh,
             pytest.raises(LegacyUnavailable, match="connection refused"),
         ):
             fresh.get_order("before-outage")
+        with pytest.raises(LegacyUnavailable):
+            legacy.get_order("before-outage")
         wait_until(http_ok(f"{sim.url}/healthz"), 10, "the listener to reopen")
         assert legacy.get_order("before-outage").order_id == "before-outage"
     assert windows == sim.faults()["stats"]["refused_windows"] >= 1
