@@ -15,23 +15,29 @@ from typing import Any
 from strangler.compare.records import OUTCOME_STEP, Side, StepFacts
 from strangler.orders import StepResult
 
-__all__ = ["COMPARED_STEPS", "outcome_from_steps", "side_from_steps"]
+__all__ = ["COMPARED_STEPS", "PLUMBING_STEPS", "outcome_from_steps", "side_from_steps"]
 
-# The business steps; claim and release are the instant path's plumbing, not decisions.
+# The built-in business steps, in order.
 COMPARED_STEPS = ("fraud_scan", "authorize_payment", "fulfill")
+# The instant path's plumbing: who holds the order, not a business decision.
+PLUMBING_STEPS = frozenset({"claim", "release"})
 _STOPS = {"reject": "rejected_fraud", "declined": "payment_declined", "fulfilled": "fulfilled"}
 
 
 def side_from_steps(steps: Iterable[StepResult], outcome: str | None) -> Side:
-    """A side from one path's step records (the caller picks them) and its outcome."""
+    """A side from one path's step records (the caller picks them) and its outcome.
+
+    Every step but the plumbing (claim, release) is kept, a user's own steps included,
+    so that a comparator registered for them finds them.
+    """
     chosen: dict[str, StepResult] = {}
     for step in steps:
-        if step.step not in COMPARED_STEPS:
+        if step.step in PLUMBING_STEPS:
             continue
         kept = chosen.get(step.step)
         if kept is None or step.decision is not None or kept.decision is None:
             chosen[step.step] = step
-    facts = {name: _facts(chosen[name]) for name in COMPARED_STEPS if name in chosen}
+    facts = {name: _facts(step) for name, step in chosen.items()}
     if outcome is not None:
         facts[OUTCOME_STEP] = StepFacts(decision=outcome)
     return Side(steps=MappingProxyType(facts))

@@ -44,7 +44,7 @@ def load_record(conn: sa.Connection, order_id: str) -> OrderRecord | None:
     steps = conn.execute(
         sa.select(step_results)
         .where(_s.order_id == order_id)
-        .order_by(_s.path, _s.dry_run, _s.seq, _s.id)
+        .order_by(_s.started_at, _s.id)
     ).mappings()
     return OrderRecord(
         order_id=row.order_id,

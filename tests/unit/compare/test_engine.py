@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from strangler.compare.comparators import differences, register
@@ -166,3 +168,28 @@ def test_a_retried_batch_step_counts_its_decided_try() -> None:
     ]
     result = _compare(dry_run_steps(), "fulfilled", retried, "fulfilled")
     assert result.mismatch is False
+
+
+def test_a_users_own_step_reaches_its_comparator_from_the_records() -> None:
+    """A step the registry does not know by default is kept in the sides built from records,
+    while the claim (plumbing) is left out."""
+
+    def gift_wrap(
+        candidate: StepFacts, baseline: StepFacts, rules: StepRules
+    ) -> tuple[Difference, ...]:
+        return differences(candidate, baseline, ("decision",), rules)
+
+    candidate = side_from_steps([*dry_run_steps(), step("gift_wrap", "wrapped")], "fulfilled")
+    assert "claim" not in candidate.steps
+    legacy = batch_steps()
+    baseline_steps = [*legacy, dataclasses.replace(legacy[0], step="gift_wrap", decision="plain")]
+    result = compare(
+        "o-1",
+        ComparisonKind.SHADOW,
+        candidate,
+        side_from_steps(baseline_steps, "fulfilled"),
+        routed_at=T0,
+        compared_at=T0,
+        comparators=register("gift_wrap", gift_wrap),
+    )
+    assert _verdicts(result)["gift_wrap"] == "mismatch"
