@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 NODE_STAMP := node_modules/.installed-stamp
 
-.PHONY: demo test lint unit services bench clean
+.PHONY: demo test lint unit services bench soak clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,8 +35,16 @@ test: $(STAMP) $(NODE_STAMP) services lint
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit
 
+# Not in CI: every bench, bounded, then docs/BENCHMARKS.md (installs wrk, nginx, py-spy).
 bench: $(STAMP)
-	for script in bench/*.py; do $(BIN)/python $$script || exit 1; done
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python bench/_run_all.py
+
+# Not in CI: a steady order rate for SOAK_MINUTES (RSS over time, ledger size, no loss).
+SOAK_MINUTES ?= 10
+SOAK_RATE ?= 20
+soak: $(STAMP)
+	$(BIN)/python -m tests.reliability.soak --minutes $(SOAK_MINUTES) --rate $(SOAK_RATE)
 
 clean:
 	rm -rf $(VENV) node_modules .strangler .pytest_cache .mypy_cache .ruff_cache
