@@ -118,6 +118,9 @@ def test_dashboard_sets_the_rollout_kills_it_and_refuses_without_the_token(
     _wait_text(browser, "control-result", "rollout set to 37%")
     _wait_text(browser, "rollout-percentage", "37%")
     assert _rollout(sidecar)["rollout"] == 37
+    _wait_text(browser, "report-window", "the current step: orders routed since")
+    assert _text(browser, "verdict-status") in {"pass", "hold", "fail"}
+    _wait_text(browser, "events-body", "browser test: raise to 37")
 
     _fill(browser, "kill-reason", "browser test: kill")
     browser.find_element(By.ID, "kill-apply").click()

@@ -86,14 +86,30 @@
     text("rollout-mode", `${state.mode} (${state.source})`);
   }
 
-  function showReport(report) {
+  function showVerdict(report) {
     const verdict = report.verdict || { status: "?", checks: [] };
     const status = $("verdict-status");
     status.textContent = verdict.status;
     status.className = verdict.status;
     fillList("verdict-checks", (verdict.checks || []).map((c) => `${c.status}: ${c.name}: ${c.reason}`));
     const win = report.window || {};
-    text("report-window", win.since ? `(orders routed since ${win.since})` : "(all orders)");
+    text("report-window", win.since
+      ? `(the current step: orders routed since ${win.since})`
+      : "(all orders: the current step's start is not on the rollout timeline)");
+  }
+
+  // The gate judges the current step: orders routed since the change that produced the
+  // flag's current revision (the earliest rollout event carrying it).
+  function stepStart(report, rollout) {
+    if (!rollout) return null;
+    const stamps = (report.rollout || [])
+      .filter((e) => e.flag_revision === rollout.revision)
+      .map((e) => e.at)
+      .sort();
+    return stamps.length ? stamps[0] : null;
+  }
+
+  function showReport(report) {
 
     const paths = report.paths || [];
     const total = paths.reduce((n, p) => n + p.orders, 0);
@@ -126,7 +142,14 @@
       api("GET", "/_strangler/report"),
     ]);
     if (rollout.ok) showRollout(rollout.json);
-    if (report.ok) showReport(report.json);
+    if (report.ok) {
+      showReport(report.json);
+      const since = stepStart(report.json, rollout.ok ? rollout.json : null);
+      const step = since
+        ? await api("GET", `/_strangler/report?examples=0&since=${encodeURIComponent(since)}`)
+        : report;
+      showVerdict(step.ok ? step.json : report.json);
+    }
     const problems = [];
     if (!rollout.ok) problems.push(`rollout ${refusal(rollout)}`);
     if (!report.ok) problems.push(`report ${refusal(report)}`);
