@@ -119,12 +119,19 @@ class Retention:
         self._thread = threading.Thread(target=self._run, name="strangler-retention", daemon=True)
         self._thread.start()
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop the background thread (a run in progress finishes its batch first)."""
+    def stop(self, timeout: float = 10.0) -> bool:
+        """Stop the background thread and give up the role; False when a run did not end."""
         self._stopping.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-        self.ledger.give_up_role(ROLE, self.owner)
+        if self._thread is None:
+            return True
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            return False
+        try:
+            self.ledger.give_up_role(ROLE, self.owner)
+        except LedgerError as exc:
+            _log.warning("retention_role_not_given_up", error=str(exc))
+        return True
 
     def _run(self) -> None:
         while not self._stopping.is_set():

@@ -12,6 +12,7 @@ from strangler.ledger import SqlLedger, ledger_from_url
 from strangler.ledger import schema as s
 from strangler.orders import OrderStatus, Route
 from strangler.retention import HORIZON_KEY, Retention, read_archive
+from tests.helpers import wait_until
 from tests.unit.ledger.support import T0, Clock, make_decision, make_order, make_step
 
 DAY = 86_400.0
@@ -211,3 +212,20 @@ def test_bad_parameters_are_refused(
             max_orders=max_orders,
             interval_s=interval_s,
         )
+
+
+def test_the_scheduled_run_archives_and_stop_gives_the_role_up(
+    ledger: SqlLedger, clock: Clock, tmp_path: Path
+) -> None:
+    """Started, it runs at once under the retention role; stopped, another may take it."""
+    finished_order(ledger, "old")
+    clock.advance(31 * DAY)
+    retention = Retention(ledger, archive_dir=tmp_path, days=30, owner="first", clock=clock)
+
+    retention.start()
+    wait_until(lambda: ledger.story("old") is None, 10, "the scheduled run")
+    stopped = retention.stop()
+
+    assert stopped is True
+    assert ledger.hold_role("retention", "second", seconds=60) is True
+    assert len(list(tmp_path.glob("ledger-archive-*.jsonl.gz"))) == 1
