@@ -51,13 +51,17 @@ _ALL = 100
 
 @dataclass(frozen=True, slots=True)
 class GateRound:
-    """One round of the gate: the decision, the report it judged and what it changed."""
+    """One round of the gate: the decision, the report it judged and what it changed.
+
+    ``steps`` names what the plan's percentages set: ``rollout`` or ``instant weight``.
+    """
 
     decision: GateDecision
     report: Report
     since: datetime | None
     applied: bool
     change: RolloutChange | None = None
+    steps: str = "rollout"
     hand_back: HandBack | None = None
 
 
@@ -108,14 +112,17 @@ def gate_round(
         orders=sum(report.path(group).orders for group in _NEW_SIDE),
     )
     decision = decide(policy, enabled=state.enabled, rollout=step, evidence=evidence)
+    steps = "instant weight" if _shadow_first(state) else "rollout"
     if dry_run:
-        return GateRound(decision, report, since, applied=False)
+        return GateRound(decision, report, since, applied=False, steps=steps)
     change = _act(controller, state, decision, actor)
     ledger.record_rollout_event(change)
     moved = None
     if decision.action is Action.ROLL_BACK and legacy is not None:
         moved = hand_back_in_flight(ledger, legacy(), reason=change.reason)
-    return GateRound(decision, report, since, applied=True, change=change, hand_back=moved)
+    return GateRound(
+        decision, report, since, applied=True, change=change, hand_back=moved, steps=steps
+    )
 
 
 def _act(

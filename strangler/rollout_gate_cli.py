@@ -107,7 +107,7 @@ def _print(done: GateRound) -> None:
         Action.ROLL_BACK: f"roll back to {decision.rollback_to} from {decision.from_rollout}%",
     }[decision.action]
     prefix = "dry run, would " if not done.applied else ""
-    click.echo(f"gate: {prefix}{verb}: {decision.reason}")
+    click.echo(f"gate: {prefix}{verb} ({done.steps}): {decision.reason}")
     click.echo(f"window: orders routed since {window}; verdict {done.report.verdict.status}")
     for check in done.report.verdict.checks:
         click.echo(f"  {check.status:<4} {check.name}: {check.reason}")

@@ -174,5 +174,5 @@ def test_shadow_comparison_and_gate(sidecar: Sidecar, legacy: str, divergence: s
     else:
         assert fraud["successes"] == 0, fraud
         assert gate.returncode == 0, gate.stdout + gate.stderr
-        assert "gate: advance 0% -> 1%" in gate.stdout
+        assert "gate: advance 0% -> 1% (instant weight)" in gate.stdout
         assert rollout["variants"] == {"instant": 1, "shadow": 99}
