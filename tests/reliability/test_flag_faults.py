@@ -30,6 +30,7 @@ from tests.integration.routing import (
     create_in_legacy,
     expected_outcome,
     mixed_orders,
+    terminal_transitions,
     write_flags,
 )
 from tests.integration.sidecar_support import AUTH, Sidecar, running_sidecar
@@ -109,7 +110,7 @@ def routed_by(
 
 
 def all_end_right(sidecar: Sidecar, orders: list[OrderNotification]) -> None:
-    """Wait until every order is terminal, then check each has its rules' outcome."""
+    """Wait until every order is terminal; each has its rules' outcome, and ended once."""
     wait_until(
         lambda: all((story(sidecar, o.order_id) or {}).get("status") in TERMINAL for o in orders),
         60,
@@ -117,6 +118,8 @@ def all_end_right(sidecar: Sidecar, orders: list[OrderNotification]) -> None:
     )
     ended = {o.order_id: (story(sidecar, o.order_id) or {}).get("status") for o in orders}
     assert ended == {o.order_id: expected_outcome(o) for o in orders}
+    endings = terminal_transitions(f"sqlite:///{sidecar.data_dir / 'ledger.sqlite3'}")
+    assert {endings[o.order_id] for o in orders} == {1}
 
 
 def test_embedded_flags_missing_then_good_then_corrupt(sim: RunningSim, tmp_path: Path) -> None:
