@@ -405,12 +405,16 @@ def _over_time(
     conn: sa.Connection, dialect: str, window: Window, buckets: int
 ) -> tuple[tuple[str, datetime, datetime, int, int], ...]:
     shadow = sa.and_(_cs.c.kind == "shadow", _in_window(_cs.c.routed_at, window))
-    start = window.effective_since
-    if start is None:
-        start = conn.execute(sa.select(sa.func.min(_cs.c.routed_at)).where(shadow)).scalar()
-        if start is None:
-            return ()
-    width = max((window.until - start).total_seconds() / buckets, 1e-6)
+    first, last = conn.execute(
+        sa.select(sa.func.min(_cs.c.routed_at), sa.func.max(_cs.c.routed_at)).where(shadow)
+    ).one()
+    if first is None:
+        return ()
+    # Buckets span the comparisons themselves, not the whole window (which may be a month
+    # around a few minutes of traffic); a millisecond of slack each side absorbs rounding.
+    slack = timedelta(milliseconds=1)
+    start = first - slack
+    width = ((last + slack) - start).total_seconds() / buckets
     offset = _epoch(dialect, _cs.c.routed_at) - start.timestamp()
     bucket = _floor_int(dialect, offset / width).label("bucket")
     rows = conn.execute(

@@ -131,6 +131,7 @@ def test_mismatch_series_adds_up(report: Report) -> None:
     fraud = [p for p in report.shadow.over_time if p.step == "fraud_scan"]
     assert (sum(p.rate.successes for p in fraud), sum(p.rate.total for p in fraud)) == (2, 10)
     assert all(T0 <= p.start < p.end <= UNTIL for p in fraud)
+    assert len(fraud) > 1  # buckets span the comparisons, not the whole hour
 
 
 def test_examples_show_both_sides_and_the_story(report: Report) -> None:
