@@ -42,9 +42,7 @@ def load_record(conn: sa.Connection, order_id: str) -> OrderRecord | None:
     if row is None:
         return None
     steps = conn.execute(
-        sa.select(step_results)
-        .where(_s.order_id == order_id)
-        .order_by(_s.started_at, _s.id)
+        sa.select(step_results).where(_s.order_id == order_id).order_by(_s.started_at, _s.id)
     ).mappings()
     return OrderRecord(
         order_id=row.order_id,
