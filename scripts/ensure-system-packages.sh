@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
 # Install the Debian packages the tests and benches use when they are missing:
-# nginx (front mode), wrk (benches), chromium + chromium-driver (the dashboard test).
+# nginx (front mode), wrk (benches), chromium + chromium-driver (the dashboard test),
+# systemd (systemd-analyze verify checks the units in docs/deploy.md).
 # Safe to run again. Without apt or root (a laptop), it says what is missing and exits 0:
 # the tests that need a package skip, except under CI=true, where they fail.
 set -euo pipefail
 declare -A binary=([nginx]=/usr/sbin/nginx [wrk]=/usr/bin/wrk [chromium]=/usr/bin/chromium
-                   [chromium-driver]=/usr/bin/chromedriver)
+                   [chromium-driver]=/usr/bin/chromedriver [systemd]=/usr/bin/systemd-analyze)
 missing=()
 for package in "${!binary[@]}"; do
   [ -x "${binary[$package]}" ] || missing+=("$package")
 done
 if [ ${#missing[@]} -eq 0 ]; then
-  echo "ensure-system-packages: nginx, wrk, chromium and chromium-driver are installed"
+  echo "ensure-system-packages: nginx, wrk, chromium, chromium-driver and systemd are installed"
   exit 0
 fi
 if ! command -v apt-get >/dev/null 2>&1 || [ "$(id -u)" != 0 ]; then
