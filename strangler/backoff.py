@@ -3,8 +3,8 @@
 A frozen value: ``first_s`` after the first failure, doubling after each further one, at
 most ``max_s``, each delay multiplied by a uniform draw from ``jitter`` (``(1, 1)``: none).
 The loops that use it (legacy calls, the Unleash Admin API, instant-path retries across
-leases, the dispatcher's feeder, the legacy follower) count their own failures and bound
-their own attempts; this type only says how long to wait.
+leases, the dispatcher's feeder, the role loop of the follower and retention) count their
+own failures and bound their own attempts; this type only says how long to wait.
 """
 
 from __future__ import annotations

@@ -10,8 +10,6 @@ gives up, with their reason, orders that are still missing a side after
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -22,6 +20,7 @@ from strangler.compare.comparators import DEFAULT_COMPARATORS, Comparator
 from strangler.compare.config import CompareConfig
 from strangler.compare.pairing import OrderRecord, kinds_of, plan
 from strangler.compare.records import Comparison, ComparisonKind
+from strangler.role_loop import Cadence
 
 __all__ = ["Comparer", "ComparisonLedger"]
 
@@ -63,8 +62,7 @@ class Comparer:
         self.sweep_interval_s = sweep_interval_s
         self.batch = batch
         self._clock = clock
-        self._lock = threading.Lock()
-        self._next_sweep = 0.0
+        self._sweeps = Cadence(sweep_interval_s)
 
     def compare_order(self, order_id: str, kind: ComparisonKind | None = None) -> list[Comparison]:
         """Compare ``order_id`` (every kind it takes part in, or ``kind``) if it can be now.
@@ -112,11 +110,8 @@ class Comparer:
 
     def sweep_if_due(self) -> None:
         """Run :meth:`sweep` when ``sweep_interval_s`` has passed since the last; never raises."""
-        with self._lock:
-            now = time.monotonic()
-            if now < self._next_sweep:
-                return
-            self._next_sweep = now + self.sweep_interval_s
+        if not self._sweeps.due():
+            return
         try:
             self.sweep()
         except Exception as exc:  # the next sweep tries again

@@ -12,7 +12,6 @@ role, each poll ends with the reconciliation sweep (strangler.reconciler), when 
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
@@ -27,6 +26,7 @@ from strangler.legacy_adapter.exceptions import LegacyUnavailable, OrderNotFound
 from strangler.legacy_adapter.models import LegacyOrder, LegacyStepRecord
 from strangler.orders import Route, StepResult
 from strangler.protocols import LegacyPath
+from strangler.role_loop import RoleLedger, RoleLoop
 
 __all__ = ["CURSOR_KEY", "ROLE", "Follower", "FollowerLedger", "legacy_steps"]
 
@@ -74,14 +74,8 @@ def _compared_facts(order: LegacyOrder, record: LegacyStepRecord) -> dict[str, A
     return payload
 
 
-class FollowerLedger(Protocol):
+class FollowerLedger(RoleLedger, Protocol):
     """The part of the ledger the follower reads and writes (SqlLedger in production)."""
-
-    def hold_role(self, name: str, owner: str, *, seconds: float) -> bool:
-        """Take or keep a role one process at a time plays; True while ``owner`` has it."""
-        ...
-
-    def give_up_role(self, name: str, owner: str) -> None: ...
 
     def open_orders(self, order_ids: Sequence[str]) -> set[str]:
         """Which of ``order_ids`` the ledger has and are not terminal yet."""
@@ -161,29 +155,24 @@ class Follower:
         self._reconcile = reconcile
         self._on_legacy_terminal = on_legacy_terminal
         self._sweep = sweep
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = RoleLoop(
+            ledger,
+            ROLE,
+            owner=self.owner,
+            role_seconds=self.role_seconds,
+            work=self.poll_once,
+            backoff=Backoff(interval_s, max_backoff_s),
+            failed=_poll_failed,
+            name="follower",
+        )
 
     def start(self) -> None:
         """Poll on a background thread until :meth:`stop`."""
-        if self._thread is not None:
-            raise RuntimeError("this follower was started already; build a new one")
-        self._thread = threading.Thread(target=self._run, name="strangler-follower", daemon=True)
-        self._thread.start()
+        self._loop.start()
 
     def stop(self, timeout: float = 10.0) -> bool:
         """Stop polling and give up the role; False when the poll did not end in time."""
-        self._stopping.set()
-        if self._thread is None:
-            return True
-        self._thread.join(timeout)
-        if self._thread.is_alive():
-            return False
-        try:
-            self.ledger.give_up_role(ROLE, self.owner)
-        except LedgerError as exc:
-            _log.warning("follower_role_not_given_up", error=str(exc))
-        return True
+        return self._loop.stop(timeout)
 
     def poll_once(self) -> int:
         """One bulk poll (draining full pages), one look-up of stale orders, and the
@@ -265,27 +254,11 @@ class Follower:
             if self._on_legacy_terminal is not None:
                 self._on_legacy_terminal(order.order_id)
 
-    def _run(self) -> None:
-        backoff = Backoff(self.interval_s, self.max_backoff_s)
-        failures = 0
-        while not self._stopping.is_set():
-            # After n failures in a row the pause is interval_s * 2**(n-1), capped.
-            try:
-                if self.ledger.hold_role(ROLE, self.owner, seconds=self.role_seconds):
-                    self.poll_once()
-            except LegacyUnavailable as exc:
-                failures += 1
-                _log.warning(
-                    "legacy_unavailable", error=str(exc), retry_in_s=backoff.delay_s(failures)
-                )
-            except (StranglerError, LedgerError) as exc:
-                failures += 1
-                _log.error(
-                    "follower_poll_failed", error=str(exc), retry_in_s=backoff.delay_s(failures)
-                )
-            except Exception:  # the follower outlives any one bad poll
-                failures += 1
-                _log.exception("follower_poll_crashed", retry_in_s=backoff.delay_s(failures))
-            else:
-                failures = 0
-            self._stopping.wait(backoff.delay_s(failures))
+
+def _poll_failed(exc: Exception, retry_in_s: float) -> None:
+    if isinstance(exc, LegacyUnavailable):
+        _log.warning("legacy_unavailable", error=str(exc), retry_in_s=retry_in_s)
+    elif isinstance(exc, (StranglerError, LedgerError)):
+        _log.error("follower_poll_failed", error=str(exc), retry_in_s=retry_in_s)
+    else:  # the follower outlives any one bad poll
+        _log.exception("follower_poll_crashed", retry_in_s=retry_in_s)

@@ -28,6 +28,7 @@ from strangler.ledger.sql_ledger import UNKNOWN_TO_LEGACY_KEY
 from strangler.legacy_adapter.models import LegacyOrder
 from strangler.orders import Decision, OrderNotification, Route
 from strangler.protocols import LegacyPath
+from strangler.role_loop import Cadence
 
 __all__ = ["CURSOR_KEY", "MISSED_INTAKE", "RECONCILED_SOURCE", "Reconciler", "Sweep"]
 
@@ -85,16 +86,11 @@ class Reconciler:
         self.batch_limit = batch_limit
         self.max_pages = max_pages
         self._clock = clock
-        self._monotonic = monotonic
-        self._last_sweep: float | None = None
+        self._sweeps = Cadence(interval_s, monotonic=monotonic)
 
     def maybe_sweep(self) -> Sweep | None:
         """Sweep when ``interval_s`` has passed since the last sweep (or never swept)."""
-        now = self._monotonic()
-        if self._last_sweep is not None and now - self._last_sweep < self.interval_s:
-            return None
-        self._last_sweep = now
-        return self.sweep()
+        return self.sweep() if self._sweeps.due() else None
 
     def sweep(self) -> Sweep:
         """Adopt what the ledger missed, then report what the legacy app never had.

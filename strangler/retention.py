@@ -16,7 +16,6 @@ import gzip
 import json
 import os
 import sqlite3
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,9 +26,11 @@ from typing import Any
 import sqlalchemy as sa
 import structlog
 
+from strangler.backoff import Backoff
 from strangler.exceptions import LedgerError
 from strangler.ledger import SqlLedger, default_owner, utc_now
 from strangler.ledger import schema as s
+from strangler.role_loop import RoleLoop
 
 __all__ = ["HORIZON_KEY", "ROLE", "Retention", "RetentionRun", "read_archive"]
 
@@ -89,8 +90,17 @@ class Retention:
         self.interval_s = interval_s
         self.owner = owner or default_owner()
         self._clock = clock
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = RoleLoop(
+            ledger,
+            ROLE,
+            owner=self.owner,
+            role_seconds=2 * interval_s,
+            work=self.run_once,
+            backoff=Backoff(interval_s, interval_s),
+            failed=_run_failed,
+            survives=(LedgerError, OSError),
+            name="retention",
+        )
 
     def run_once(self) -> RetentionRun | None:
         """Archive then delete what is past the horizon; None when retention is off.
@@ -114,33 +124,11 @@ class Retention:
 
     def start(self) -> None:
         """Run every ``interval_s`` seconds on a background thread until :meth:`stop`."""
-        if self._thread is not None:
-            raise RuntimeError("this retention was started already; build a new one")
-        self._thread = threading.Thread(target=self._run, name="strangler-retention", daemon=True)
-        self._thread.start()
+        self._loop.start()
 
     def stop(self, timeout: float = 10.0) -> bool:
         """Stop the background thread and give up the role; False when a run did not end."""
-        self._stopping.set()
-        if self._thread is None:
-            return True
-        self._thread.join(timeout)
-        if self._thread.is_alive():
-            return False
-        try:
-            self.ledger.give_up_role(ROLE, self.owner)
-        except LedgerError as exc:
-            _log.warning("retention_role_not_given_up", error=str(exc))
-        return True
-
-    def _run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                if self.ledger.hold_role(ROLE, self.owner, seconds=2 * self.interval_s):
-                    self.run_once()
-            except (LedgerError, OSError) as exc:  # the next run tries again
-                _log.warning("retention_failed", error=str(exc))
-            self._stopping.wait(self.interval_s)
+        return self._loop.stop(timeout)
 
     def _advance_horizon(self, horizon: datetime) -> None:
         # Only forward: a run with a longer retention must not claim older orders exist.
@@ -203,6 +191,10 @@ class Retention:
                     yield conn
         except (sa.exc.SQLAlchemyError, sqlite3.Error) as exc:
             raise LedgerError(f"ledger {self.ledger.url}: could not {operation}: {exc}") from exc
+
+
+def _run_failed(exc: Exception, _retry_in_s: float) -> None:  # the next run tries again
+    _log.warning("retention_failed", error=str(exc))
 
 
 def read_archive(path: Path) -> Iterator[dict[str, Any]]:
