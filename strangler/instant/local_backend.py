@@ -2,19 +2,21 @@
 
 The definition's Lambda resources are filled with local ARNs that map to the handlers
 of :func:`~strangler.instant.handlers.make_handlers`, so what runs here is the same
-definition the template deploys. Executions run on a bounded thread pool, so a router
-can hand over many orders at once, and are kept (the most recent ``max_kept`` finished
-ones, plus every running one) under their execution name: a second ``run`` for the same
-order and mode joins or returns the first execution instead of starting another.
+definition the template deploys. Executions run on the executor's worker threads, at
+most ``max_workers`` at once (the others wait their turn in order), so a router can hand
+over many orders at once; the thread that calls :meth:`LocalBackend.run` only waits.
+They are kept (the most recent ``max_kept`` finished ones, plus every running or waiting
+one) under their execution name: a second ``run`` for the same order and mode joins or
+returns the first execution instead of starting another.
 """
 
 from __future__ import annotations
 
 import random
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import UTC, datetime
 
@@ -54,7 +56,7 @@ class LocalBackend:
     ``max_workers`` bounds how many executions run at once (more wait their turn);
     ``max_kept`` bounds how many finished executions are remembered. ``clock``,
     ``sleeper`` and ``rng`` go to the executor, so tests never really wait for a Retry's
-    backoff. Call :meth:`close` (or use ``with``) to stop the pool.
+    backoff. Call :meth:`close` (or use ``with``) to stop taking executions.
     """
 
     def __init__(
@@ -86,9 +88,13 @@ class LocalBackend:
             region=LOCAL_REGION,
             account_id=LOCAL_ACCOUNT,
         )
-        self._pool = ThreadPoolExecutor(max_workers, thread_name_prefix="strangler-instant")
+        self._max_workers = max_workers
         self._max_kept = max_kept
         self._runs: OrderedDict[str, Future[ExecutionResult]] = OrderedDict()
+        self._waiting: deque[tuple[str, str, bool]] = deque()
+        self._running = 0
+        self._closed = False
+        self._idle = threading.Condition()
         self._lock = threading.Lock()
 
     def submit(self, order: OrderNotification, *, dry_run: bool = False) -> Future[ExecutionResult]:
@@ -96,12 +102,21 @@ class LocalBackend:
         name = execution_name(order.order_id, dry_run=dry_run)
         with self._lock:
             future = self._runs.get(name)
-            if future is None:
-                future = self._pool.submit(self._execute, order.order_id, name, dry_run)
-                self._runs[name] = future
-                self._evict()
-            else:
+            if future is not None:
                 self._runs.move_to_end(name)
+                return future
+            if self._closed:
+                raise RuntimeError("this LocalBackend is closed; it takes no more executions")
+            future = Future()
+            self._runs[name] = future
+            self._evict()
+            start_now = self._running < self._max_workers
+            if start_now:
+                self._running += 1
+            else:
+                self._waiting.append((order.order_id, name, dry_run))
+        if start_now:
+            self._start(order.order_id, name, dry_run)
         return future
 
     def run(
@@ -135,8 +150,23 @@ class LocalBackend:
         return future.result()
 
     def close(self, *, wait: bool = True) -> None:
-        """Stop taking executions; with ``wait``, let the running ones finish."""
-        self._pool.shutdown(wait=wait, cancel_futures=not wait)
+        """Stop taking executions; with ``wait``, let the running and waiting ones finish.
+
+        Without ``wait``, the waiting ones are cancelled and the running ones left to end.
+        """
+        with self._lock:
+            self._closed = True
+            cancelled = [] if wait else list(self._waiting)
+            if not wait:
+                self._waiting.clear()
+        for _order_id, name, _dry_run in cancelled:
+            with self._lock:
+                future = self._runs.pop(name, None)
+            if future is not None:
+                future.cancel()
+        if wait:
+            with self._idle:
+                self._idle.wait_for(lambda: self._running == 0)
 
     def __enter__(self) -> LocalBackend:
         return self
@@ -144,17 +174,56 @@ class LocalBackend:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _execute(self, order_id: str, name: str, dry_run: bool) -> ExecutionResult:
+    def _start(self, order_id: str, name: str, dry_run: bool) -> None:
+        """Start one execution on an executor worker; its end starts the next waiting one."""
+        future = self._runs_future(name)
         try:
-            execution = self.machine.execute(pipeline_input(order_id, dry_run=dry_run), name=name)
+            started = self.machine.start(pipeline_input(order_id, dry_run=dry_run), name=name)
         except Exception as exc:
-            with self._lock:
-                self._runs.pop(name, None)  # let a later run() try again
-            log.exception("instant_local_execution_broke", order_id=order_id, execution=name)
-            raise ExecutionError(
-                f"local execution {name} of order {order_id} could not run: {exc}"
-            ) from exc
-        return _result(execution, order_id, dry_run)
+            self._broke(future, order_id, name, exc)
+            self._next()
+            return
+
+        def finished(execution: Future[Execution]) -> None:
+            error = execution.exception()
+            if error is not None:
+                self._broke(future, order_id, name, error)
+            else:
+                future.set_result(_result(execution.result(), order_id, dry_run))
+            self._next()
+
+        started.add_done_callback(finished)
+
+    def _runs_future(self, name: str) -> Future[ExecutionResult]:
+        with self._lock:
+            future = self._runs[name]
+        future.set_running_or_notify_cancel()
+        return future
+
+    def _broke(
+        self, future: Future[ExecutionResult], order_id: str, name: str, exc: BaseException
+    ) -> None:
+        with self._lock:
+            if self._runs.get(name) is future:
+                del self._runs[name]  # let a later run() try again
+        log.error(
+            "instant_local_execution_broke", order_id=order_id, execution=name, error=repr(exc)
+        )
+        error = ExecutionError(f"local execution {name} of order {order_id} could not run: {exc}")
+        error.__cause__ = exc
+        future.set_exception(error)
+
+    def _next(self) -> None:
+        """Start the next waiting execution in this slot, or give the slot up."""
+        with self._lock:
+            following = self._waiting.popleft() if self._waiting else None
+            if following is None:
+                self._running -= 1
+        if following is not None:
+            self._start(*following)
+            return
+        with self._idle:
+            self._idle.notify_all()
 
     def _evict(self) -> None:
         """Forget the least recently used finished executions beyond ``max_kept``."""

@@ -28,7 +28,7 @@ from typing import Any
 
 from strangler.instant.asl import workers
 
-__all__ = ["Call", "Loop", "drive", "run"]
+__all__ = ["Call", "Loop", "drive", "run", "start"]
 
 Done = Callable[[Any, BaseException | None], None]
 _RUNNING, _FINISHED, _EXPIRED = 0, 1, 2
@@ -99,10 +99,15 @@ def run(loop: Loop, *, on_worker: bool) -> Any:
     """
     outcome = _Outcome()
     if on_worker:
-        workers.submit(partial(drive, loop, outcome.set))
+        start(loop, outcome.set)
     else:
         drive(loop, outcome.set)
     return outcome.get()
+
+
+def start(loop: Loop, done: Done) -> None:
+    """Drive ``loop`` on a worker thread; ``done`` receives its end (it must not raise)."""
+    workers.submit(partial(drive, loop, done))
 
 
 class _Outcome:

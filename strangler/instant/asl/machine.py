@@ -7,6 +7,7 @@ import random
 import re
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
@@ -130,7 +131,7 @@ class StateMachine:
         context: Mapping[str, Any] | None = None,
         timeout_seconds: float | None = None,
     ) -> Execution:
-        """Run one execution to its end in the calling thread and return its record.
+        """Run one execution to its end and return its record.
 
         ``input`` is any JSON value. ``name`` defaults to a random UUID; names follow
         Step Functions' rules (1 to 80 characters, no whitespace or ``<>{}[]?*"#%\\^|~`$&,;:/``).
@@ -140,6 +141,53 @@ class StateMachine:
         not an exception; ExecutionError means the execution could not start (bad input
         or name). Exceptions that are not ``Exception`` (KeyboardInterrupt) propagate.
         """
+        run, thread, loop, seconds = self._begin(input, name, context, timeout_seconds)
+        # Handler calls can be timed out only on a thread this one does not wait in.
+        on_worker = not self._inline_tasks and (self._timed_tasks or run.deadline is not None)
+        try:
+            output = driver.run(loop, on_worker=on_worker)
+        except (StatesFailure, ExecutionTimedOut) as failure:
+            return self._end(run, thread, seconds, None, failure)
+        return self._end(run, thread, seconds, output, None)
+
+    def start(
+        self,
+        input: Any,
+        *,
+        name: str | None = None,
+        context: Mapping[str, Any] | None = None,
+        timeout_seconds: float | None = None,
+    ) -> Future[Execution]:
+        """Start one execution on a worker thread; the future gets its record at the end.
+
+        The arguments are :meth:`execute`'s, and ExecutionError (bad input or name) is
+        raised here. The calling thread goes on at once: a caller that waits on the
+        future with a timeout is never held by a handler, whatever the definition says.
+        """
+        run, thread, loop, seconds = self._begin(input, name, context, timeout_seconds)
+        future: Future[Execution] = Future()
+        future.set_running_or_notify_cancel()
+
+        def finish(output: Any, error: BaseException | None) -> None:
+            if error is not None and not isinstance(error, StatesFailure | ExecutionTimedOut):
+                future.set_exception(error)
+                return
+            try:
+                future.set_result(self._end(run, thread, seconds, output, error))
+            except Exception as exc:  # handed to the waiter, never lost in a worker
+                future.set_exception(exc)
+
+        driver.start(loop, finish)
+        return future
+
+    def _begin(
+        self,
+        input: Any,
+        name: str | None,
+        context: Mapping[str, Any] | None,
+        timeout_seconds: float | None,
+    ) -> tuple[Run, Thread, driver.Loop, float | None]:
+        """Check the name and input, record ExecutionStarted; the loop is not run yet."""
         name = self._new_name() if name is None else name
         if not isinstance(name, str) or not _NAME.fullmatch(name):
             raise ExecutionError(
@@ -175,15 +223,27 @@ class StateMachine:
         seconds = self._definition.timeout_seconds if timeout_seconds is None else timeout_seconds
         if seconds is not None:
             run.deadline = run.start_time + timedelta(seconds=seconds)
-        status, output, error, cause = self._run(run, value, thread, seconds)
+        return run, thread, run.run_machine(self._definition.machine, value, thread, None), seconds
+
+    def _end(
+        self,
+        run: Run,
+        thread: Thread,
+        seconds: float | None,
+        output: Any,
+        failure: StatesFailure | ExecutionTimedOut | None,
+    ) -> Execution:
+        """Record how the execution ended and return its record."""
+        status, result, error, cause = self._outcome(run, thread, seconds, output, failure)
         history = run.history.close()
+        assert run.start_time is not None  # set by _begin
         return Execution(
-            name=name,
+            name=run.name,
             execution_arn=run.execution_arn,
             state_machine_arn=self.arn,
             status=status,
-            input=value,
-            output=output,
+            input=run.input_value,
+            output=result,
             error=error,
             cause=cause,
             start_date=run.start_time,
@@ -191,21 +251,21 @@ class StateMachine:
             history=history,
         )
 
-    def _run(
-        self, run: Run, value: Any, thread: Thread, seconds: float | None
+    def _outcome(
+        self,
+        run: Run,
+        thread: Thread,
+        seconds: float | None,
+        output: Any,
+        failure: StatesFailure | ExecutionTimedOut | None,
     ) -> tuple[str, Any, str | None, str | None]:
         history = run.history
-        # Handler calls can be timed out only on a thread this one does not wait in.
-        on_worker = not self._inline_tasks and (self._timed_tasks or run.deadline is not None)
-        try:
-            loop = run.run_machine(self._definition.machine, value, thread, None)
-            output = driver.run(loop, on_worker=on_worker)
-        except StatesFailure as failure:
+        if isinstance(failure, StatesFailure):
             details = {"error": failure.error, "cause": failure.cause}
             details = {key: text for key, text in details.items() if text is not None}
             history.add(thread, "ExecutionFailed", "executionFailedEventDetails", details)
             return "FAILED", None, failure.error, failure.cause
-        except ExecutionTimedOut:
+        if isinstance(failure, ExecutionTimedOut):
             cause = f"The execution ran longer than its TimeoutSeconds ({seconds:g} s)."
             history.add(
                 thread,

@@ -245,7 +245,7 @@ def test_a_broken_executor_is_an_execution_error_and_can_be_retried(
         raise RuntimeError("executor bug")
 
     with monkeypatch.context() as patch:
-        patch.setattr(backend.machine, "execute", broken)
+        patch.setattr(backend.machine, "start", broken)
         with pytest.raises(ExecutionError, match="executor bug"):
             backend.run(_order())
     assert backend.run(_order()).outcome == "fulfilled"
