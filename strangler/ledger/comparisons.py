@@ -16,6 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from strangler.compare.pairing import BUSINESS_OUTCOMES, LEGACY_TERMINAL, OrderRecord
 from strangler.compare.records import Comparison, ComparisonKind
+from strangler.ledger.driver import WriteConnection
 from strangler.ledger.schema import comparison_steps, comparisons, orders, step_results
 from strangler.orders import Route, StepResult
 
@@ -56,7 +57,7 @@ def load_record(conn: sa.Connection, order_id: str) -> OrderRecord | None:
     )
 
 
-def insert_comparison(conn: sa.Connection, comparison: Comparison) -> bool:
+def insert_comparison(conn: WriteConnection, comparison: Comparison) -> bool:
     """Store ``comparison`` unless its (order_id, kind) is stored; True when new."""
     insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     statement = (

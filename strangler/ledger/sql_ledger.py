@@ -25,7 +25,7 @@ from strangler.compare.records import Comparison, ComparisonKind
 from strangler.exceptions import LedgerError
 from strangler.ledger import comparisons as comparison_store
 from strangler.ledger import schema, statements
-from strangler.ledger.driver_insert import DriverInsert
+from strangler.ledger.driver import DriverWrites, WriteConnection
 from strangler.ledger.engine import (
     BUSY_TIMEOUT_MS,
     READ_ONLY,
@@ -103,17 +103,9 @@ class SqlLedger:
         )
         with self._translated("migrate the schema"):
             self.schema_version = ensure_schema(engine)
-        # SQLite: the intake's INSERT skips SQLAlchemy's per-call cost (see DriverInsert).
-        self._insert_order = (
-            DriverInsert(
-                engine,
-                _orders,
-                statements.ORDER_COLUMNS,
-                key=("order_id",),
-                busy_timeout_s=BUSY_TIMEOUT_MS / 1000,
-            )
-            if is_sqlite
-            else None
+        # SQLite: writes skip SQLAlchemy's per-call cost (see strangler.ledger.driver).
+        self._driver = (
+            DriverWrites(engine, busy_timeout_s=BUSY_TIMEOUT_MS / 1000) if is_sqlite else None
         )
 
     @property
@@ -128,9 +120,9 @@ class SqlLedger:
 
     def close(self) -> None:
         """Close every pooled connection."""
-        if self._insert_order is not None:
+        if self._driver is not None:
             with self._write_guard:
-                self._insert_order.close()
+                self._driver.close()
         self._engine.dispose()
 
     # -- intake ---------------------------------------------------------------------
@@ -149,9 +141,9 @@ class SqlLedger:
             "next_attempt_at": now,
             "attempts": 0,
         }
-        if self._insert_order is not None:
+        if self._driver is not None:  # one statement: its own transaction, no BEGIN
             with self._write_guard, self._translated("record a received order"):
-                return self._insert_order.execute(row) == 1
+                return self._driver.execute_alone(statements.INSERT_ORDER, row).rowcount == 1
         with self._write("record a received order") as conn:
             return conn.execute(statements.INSERT_ORDER, row).rowcount == 1
 
@@ -698,7 +690,7 @@ class SqlLedger:
 
     def _move(
         self,
-        conn: sa.Connection,
+        conn: WriteConnection,
         order_id: str,
         status: OrderStatus,
         *,
@@ -721,7 +713,7 @@ class SqlLedger:
             raise LedgerError(f"cannot move unknown order {order_id!r} to {status}")
         return False
 
-    def _end_as_legacy_did(self, conn: sa.Connection, order_id: str) -> bool:
+    def _end_as_legacy_did(self, conn: WriteConnection, order_id: str) -> bool:
         """End a followed order the legacy app reported terminal; True when it ended now."""
         row = conn.execute(statements.LEGACY_END, statements.params(order_id=order_id)).first()
         if row is None:
@@ -730,7 +722,7 @@ class SqlLedger:
 
     def _end_as(
         self,
-        conn: sa.Connection,
+        conn: WriteConnection,
         order_id: str,
         legacy_status: str | None,
         legacy_terminal_at: datetime | None,
@@ -748,7 +740,7 @@ class SqlLedger:
             extra={"outcome": status.value},
         )
 
-    def _insert_steps(self, conn: sa.Connection, steps: Sequence[tuple[StepResult, int]]) -> int:
+    def _insert_steps(self, conn: WriteConnection, steps: Sequence[tuple[StepResult, int]]) -> int:
         if not steps:
             return 0
         now = self._clock()
@@ -782,14 +774,14 @@ class SqlLedger:
             ) from exc
 
     @contextmanager
-    def _write(self, operation: str) -> Iterator[sa.Connection]:
-        with (
-            self._write_guard,
-            self._translated(operation),
-            self._engine.connect() as conn,
-            conn.begin(),
-        ):
-            yield conn
+    def _write(self, operation: str) -> Iterator[WriteConnection]:
+        with self._write_guard, self._translated(operation):
+            if self._driver is not None:
+                with self._driver.transaction() as driver:
+                    yield driver
+                return
+            with self._engine.connect() as conn, conn.begin():
+                yield conn
 
     @contextmanager
     def _read(self, operation: str) -> Iterator[sa.Connection]:

@@ -1,0 +1,184 @@
+"""SQLite writes on the driver connection store and read what SQLAlchemy would."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from strangler.exceptions import LedgerError
+from strangler.ledger import SqlLedger, ledger_from_url, statements
+from strangler.ledger.driver import DriverWrites
+from strangler.ledger.schema import orders
+from tests.unit.ledger.support import make_order
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Iterator[SqlLedger]:
+    """A SQLite ledger in a temporary file."""
+    opened = ledger_from_url(f"sqlite:///{tmp_path / 'ledger.sqlite3'}")
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def writes(ledger: SqlLedger) -> Iterator[DriverWrites]:
+    """A driver connection of its own on the ledger's database."""
+    driver = DriverWrites(ledger.engine, busy_timeout_s=1.0)
+    yield driver
+    driver.close()
+
+
+def _row(path: Path, order_id: str) -> tuple[str, ...]:
+    with sqlite3.connect(path) as conn:
+        row = conn.execute("SELECT * FROM orders WHERE order_id = ?", (order_id,)).fetchone()
+    return tuple(row)
+
+
+def test_driver_row_equals_the_sqlalchemy_row(ledger: SqlLedger, tmp_path: Path) -> None:
+    """The same order written both ways is stored identically (times, JSON, booleans)."""
+    fixed = ledger._clock()
+    ledger._clock = lambda: fixed  # one instant for both rows
+    ledger.record_received(make_order("a", user_guid="u", city="nyc"), source="s")
+    ledger._driver = None  # the SQLAlchemy path
+    ledger.record_received(make_order("b", user_guid="u", city="nyc"), source="s")
+    driver, through_sa = (_row(tmp_path / "ledger.sqlite3", o) for o in ("a", "b"))
+    assert (driver[1].replace('"a"', '"b"'), *driver[2:]) == through_sa[1:]
+    assert (ledger.story("a") or {})["status"] == "received"
+
+
+def test_returned_rows_are_converted_by_the_column_types(
+    ledger: SqlLedger, writes: DriverWrites
+) -> None:
+    """RETURNING rows come back as SQLAlchemy reads them: aware datetimes, JSON, booleans."""
+    ledger.record_received(make_order("o-1", unit_id="u-9"), source="s")
+    now = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
+    values = statements.params(now=now, limit=5, owner="me", expires=now + timedelta(days=3650))
+    with writes.transaction() as conn:
+        claimed = list(conn.execute(statements.CLAIM_DUE, values))
+    with ledger.engine.connect() as conn:
+        through_sa = conn.execute(statements.ORDER_BY_ID, statements.params(order_id="o-1")).one()
+    row = claimed[0]._mapping
+    assert row == {**through_sa._mapping, "lease_owner": "me"} | {
+        "lease_expires_at": row["lease_expires_at"],
+        "attempts": 1,
+    }
+    assert row["notification"]["unit_id"] == "u-9"
+    assert row["needs_dispatch"] is True
+    assert row["lease_expires_at"] == now + timedelta(days=3650)
+
+
+def test_an_expanding_in_and_executemany(ledger: SqlLedger, writes: DriverWrites) -> None:
+    """``IN`` lists are rendered per call; a list of parameters runs as one executemany."""
+    for order_id in ("a", "b", "c"):
+        ledger.record_received(make_order(order_id), source="s")
+    update = orders.update().where(orders.c.order_id == sa.bindparam("id")).values(attempts=7)
+    with writes.transaction() as conn:
+        changed = conn.execute(update, [{"id": "a"}, {"id": "b"}]).rowcount
+        found = conn.execute(
+            sa.select(orders.c.order_id).where(
+                orders.c.order_id.in_(sa.bindparam("ids", expanding=True)),
+                orders.c.attempts == 7,
+            ),
+            {"ids": ["a", "b", "c"]},
+        ).scalars()
+    assert (changed, sorted(found)) == (2, ["a", "b"])
+
+
+def test_a_failing_statement_rolls_the_transaction_back(
+    ledger: SqlLedger, writes: DriverWrites
+) -> None:
+    """Nothing of a transaction that raised is kept, and the connection works on."""
+    ledger.record_received(make_order("a"), source="s")
+    update = orders.update().where(orders.c.order_id == "a").values(attempts=5)
+
+    def update_then_fail() -> None:
+        with writes.transaction() as conn:
+            conn.execute(update)
+            conn.execute(orders.insert(), {"order_id": "a"})
+
+    with pytest.raises(sqlite3.IntegrityError):
+        update_then_fail()
+    with writes.transaction() as conn:
+        attempts = conn.execute(sa.select(orders.c.attempts)).scalars()
+    assert attempts == [0]
+
+
+def test_duplicate_changes_nothing(ledger: SqlLedger) -> None:
+    """A second insert of one order_id reports a duplicate and keeps the first row."""
+    first = ledger.record_received(make_order("o-1", unit_id="first"), source="a")
+    second = ledger.record_received(make_order("o-1", unit_id="second"), source="b")
+    story = ledger.story("o-1") or {}
+    assert (first, second, story["notification"]["unit_id"]) == (True, False, "first")
+
+
+def test_driver_error_is_a_ledger_error_and_the_next_call_reconnects(
+    ledger: SqlLedger, tmp_path: Path
+) -> None:
+    """A failing INSERT raises LedgerError naming the operation; later calls work again."""
+    with sqlite3.connect(tmp_path / "ledger.sqlite3") as conn:
+        conn.execute(
+            "CREATE TRIGGER refuse BEFORE INSERT ON orders BEGIN SELECT RAISE(ABORT, 'no'); END"
+        )
+    with pytest.raises(LedgerError, match="could not record a received order"):
+        ledger.record_received(make_order("o-1"), source="s")
+    with sqlite3.connect(tmp_path / "ledger.sqlite3") as conn:
+        conn.execute("DROP TRIGGER refuse")
+    assert ledger.record_received(make_order("o-1"), source="s") is True
+
+
+def test_refuses_other_databases() -> None:
+    """DriverWrites is for SQLite only and says so."""
+    engine = sa.create_engine("postgresql+psycopg://u@h/db")
+    with pytest.raises(ValueError, match="SQLite only"):
+        DriverWrites(engine)
+
+
+@pytest.mark.parametrize("alone", [True, False], ids=["statement", "transaction"])
+def test_waits_for_another_process_lock_then_writes(
+    ledger: SqlLedger, tmp_path: Path, alone: bool
+) -> None:
+    """While another connection holds the write lock the write retries, then succeeds."""
+    other = sqlite3.connect(
+        tmp_path / "ledger.sqlite3", isolation_level=None, check_same_thread=False
+    )
+    other.execute("BEGIN IMMEDIATE")
+    released = threading.Event()
+
+    def commit_soon() -> None:
+        released.wait(0.05)
+        other.execute("COMMIT")
+
+    committer = threading.Thread(target=commit_soon)
+    committer.start()
+    try:
+        if alone:
+            assert ledger.record_received(make_order("o-1"), source="s") is True
+        else:
+            ledger.set_value("k", "v")
+            assert ledger.get_value("k") == "v"
+    finally:
+        released.set()
+        committer.join()
+        other.close()
+
+
+def test_a_lock_held_past_the_busy_timeout_is_a_driver_error(
+    ledger: SqlLedger, tmp_path: Path
+) -> None:
+    """A lock that outlasts the busy timeout ends the wait with SQLITE_BUSY."""
+    writes = DriverWrites(ledger.engine, busy_timeout_s=0.01)
+    other = sqlite3.connect(tmp_path / "ledger.sqlite3", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(sqlite3.OperationalError, match="locked"), writes.transaction():
+            pass
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+        writes.close()
