@@ -6,8 +6,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 
 from tests.integration.legacy_sim import RunningSim, SimOptions, start_legacy_sim
+from tests.integration.sidecar_support import running_upstream
 
 
 @pytest.fixture
@@ -30,3 +32,17 @@ def legacy_sim_process(tmp_path: Path, legacy_sim_options: SimOptions) -> Iterat
 def legacy_sim(legacy_sim_process: RunningSim) -> str:
     """The base URL of a running ``strangler legacy-sim`` with a fresh database."""
     return legacy_sim_process.url
+
+
+@pytest.fixture(scope="module")
+def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The base URL of the echoing test upstream (upstream_app.py), one per module."""
+    with running_upstream(tmp_path_factory.mktemp("upstream")) as url:
+        yield url
+
+
+@pytest.fixture
+def session() -> Iterator[requests.Session]:
+    """A keep-alive client session."""
+    with requests.Session() as session:
+        yield session

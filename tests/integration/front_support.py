@@ -7,8 +7,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.helpers import REPO_ROOT, free_port, require, running_process, strangler_cmd
-from tests.integration.sidecar_support import ADMIN_TOKEN, Sidecar
+from tests.helpers import require
+from tests.integration.sidecar_support import Sidecar, running_sidecar
 
 
 def require_nginx() -> None:
@@ -26,33 +26,17 @@ def running_front(
     args: Sequence[str] = ("--front", "nginx"),
     **settings: str,
 ) -> Iterator[Sidecar]:
-    """``strangler serve <args>`` on a free port, with its own data dir and flag file."""
+    """``strangler serve <args>`` (nginx in front) as :func:`running_sidecar` starts it."""
     require_nginx()
-    port = free_port()
-    data_dir = workdir / f"front-{port}"
-    data_dir.mkdir()
-    flags = data_dir / "flags.json"
-    shutil.copy(REPO_ROOT / "flags" / "city_orders_instant_processing.json", flags)
-    env = {
-        "STRANGLER_DATA_DIR": str(data_dir),
-        "STRANGLER_FLAGS_FILE": str(flags),
-        "STRANGLER_UPSTREAM_URL": upstream_url,
-        "STRANGLER_LEGACY_URL": legacy_url,
-        "STRANGLER_ADMIN_TOKEN": ADMIN_TOKEN,
-        "STRANGLER_SERVE_PORT": str(port),
-        "STRANGLER_LOG_FORMAT": "json",
-        **{f"STRANGLER_{name.upper()}": value for name, value in settings.items()},
-    }
-    url = f"http://127.0.0.1:{port}"
-    log = data_dir / "sidecar.log"
-    with running_process(
-        [*strangler_cmd("serve"), *args],
-        ready_url=f"{url}/_strangler/healthz",
-        env=env,
-        log_path=log,
-        timeout=90.0,  # three processes start on a shared, busy machine
-    ) as process:
-        yield Sidecar(url=url, data_dir=data_dir, log=log, process=process)
+    with running_sidecar(
+        workdir,
+        upstream_url=upstream_url,
+        legacy_url=legacy_url,
+        args=args,
+        ready_timeout_s=90.0,  # three processes start on a shared, busy machine
+        **settings,
+    ) as sidecar:
+        yield sidecar
 
 
 def _stat(pid: int) -> tuple[str, int] | None:

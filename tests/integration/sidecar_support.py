@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,9 +53,15 @@ class Sidecar:
 
 @contextmanager
 def running_sidecar(
-    workdir: Path, *, upstream_url: str, legacy_url: str, **settings: str
+    workdir: Path,
+    *,
+    upstream_url: str,
+    legacy_url: str,
+    args: Sequence[str] = (),
+    ready_timeout_s: float = 30.0,
+    **settings: str,
 ) -> Iterator[Sidecar]:
-    """``strangler serve`` on a free port with its own data dir and a copy of the flag file.
+    """``strangler serve <args>`` on a free port with its own data dir and a copy of the flag file.
 
     ``settings`` are extra STRANGLER_* variables by lower-case name (``sns_topic_arns``).
     """
@@ -76,6 +83,15 @@ def running_sidecar(
     url = f"http://127.0.0.1:{port}"
     log = data_dir / "sidecar.log"
     with running_process(
-        strangler_cmd("serve"), ready_url=f"{url}/_strangler/healthz", env=env, log_path=log
+        [*strangler_cmd("serve"), *args],
+        ready_url=f"{url}/_strangler/healthz",
+        env=env,
+        log_path=log,
+        timeout=ready_timeout_s,
     ) as process:
         yield Sidecar(url=url, data_dir=data_dir, log=log, process=process)
+
+
+def sha256(data: bytes) -> str:
+    """Hex digest of ``data``, as the test upstream reports a body's."""
+    return hashlib.sha256(data).hexdigest()

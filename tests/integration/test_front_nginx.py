@@ -8,7 +8,6 @@ answers once the order is in the ledger.
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import re
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ import requests
 from tests.helpers import free_port, wait_until
 from tests.integration.front_support import running_front
 from tests.integration.legacy_sim import RunningSim, SimOptions, start_legacy_sim
-from tests.integration.sidecar_support import Sidecar, running_upstream
+from tests.integration.sidecar_support import Sidecar, sha256
 from tests.integration.upstream_app import payload
 
 pytestmark = pytest.mark.slow
@@ -37,13 +36,6 @@ NEW_ORDER = {
 
 
 @pytest.fixture(scope="module")
-def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The echoing test upstream, shared by this module."""
-    with running_upstream(tmp_path_factory.mktemp("upstream")) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
 def front(tmp_path_factory: pytest.TempPathFactory, upstream: str) -> Iterator[Sidecar]:
     """Front mode before the test upstream; its order route is ``POST /echo/orders``."""
     with running_front(
@@ -54,18 +46,6 @@ def front(tmp_path_factory: pytest.TempPathFactory, upstream: str) -> Iterator[S
         upstream_timeout_s="1",
     ) as running:
         yield running
-
-
-@pytest.fixture
-def session() -> Iterator[requests.Session]:
-    """A keep-alive client session."""
-    with requests.Session() as session:
-        yield session
-
-
-def sha256(data: bytes) -> str:
-    """Hex digest of ``data``."""
-    return hashlib.sha256(data).hexdigest()
 
 
 def proxied_count(sidecar: Sidecar) -> float:

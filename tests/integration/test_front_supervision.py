@@ -15,18 +15,11 @@ import pytest
 
 from tests.helpers import free_port, wait_until
 from tests.integration.front_support import alive, descendants, running_front
-from tests.integration.sidecar_support import Sidecar, running_upstream
+from tests.integration.sidecar_support import Sidecar
 
 pytestmark = pytest.mark.slow
 
 FRONT_AND_ROUTING = ("--front", "nginx", "--routing", "process")
-
-
-@pytest.fixture(scope="module")
-def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The echoing test upstream, shared by this module."""
-    with running_upstream(tmp_path_factory.mktemp("upstream")) as url:
-        yield url
 
 
 @pytest.fixture

@@ -13,17 +13,10 @@ import pytest
 import requests
 
 from tests.helpers import free_port
-from tests.integration.sidecar_support import Sidecar, running_sidecar, running_upstream
+from tests.integration.sidecar_support import Sidecar, running_sidecar, sha256
 from tests.integration.upstream_app import payload
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The test upstream, shared by this module."""
-    with running_upstream(tmp_path_factory.mktemp("upstream")) as url:
-        yield url
 
 
 @pytest.fixture(scope="module")
@@ -33,18 +26,6 @@ def sidecar(tmp_path_factory: pytest.TempPathFactory, upstream: str) -> Iterator
     legacy = f"http://127.0.0.1:{free_port()}"
     with running_sidecar(workdir, upstream_url=upstream, legacy_url=legacy) as running:
         yield running
-
-
-@pytest.fixture
-def session() -> Iterator[requests.Session]:
-    """A keep-alive client session."""
-    with requests.Session() as session:
-        yield session
-
-
-def sha256(data: bytes) -> str:
-    """Hex digest of ``data``."""
-    return hashlib.sha256(data).hexdigest()
 
 
 @pytest.mark.parametrize("method", ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
