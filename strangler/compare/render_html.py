@@ -6,9 +6,15 @@ from collections.abc import Sequence
 from html import escape
 
 from strangler.compare.charts import mismatch_chart, rollout_chart, time_chart
-from strangler.compare.render_text import format_seconds
 from strangler.compare.report import AB_METRICS, Report
 from strangler.compare.stats import Interval
+from strangler.compare.tables import (
+    HANDOFF_HEADERS,
+    PATH_HEADERS,
+    format_seconds,
+    handoff_rows,
+    path_rows,
+)
 
 __all__ = ["render_html"]
 
@@ -92,24 +98,9 @@ def _verdict(report: Report) -> str:
 
 
 def _paths(report: Report) -> str:
-    rows = [
-        [
-            p.group,
-            p.orders,
-            p.in_flight,
-            ", ".join(f"{k} {v}" for k, v in p.outcomes.items()) or "-",
-            *(format_seconds(v) for v in (p.times.p50, p.times.p90, p.times.p99, p.times.max)),
-            p.fallbacks,
-            p.legacy_owned,
-            p.errored_orders,
-        ]
-        for p in report.paths
-    ]
-    headers = ["path", "orders", "in flight", "outcomes", "p50", "p90", "p99", "max"]
-    causes = [[p.group, c.handoff, c.orders, c.cause] for p in report.paths for c in p.causes]
-    html = "<h2>Per path</h2>" + _table([*headers, "fallbacks", "claim lost", "errors"], rows)
-    if causes:
-        html += "<h3>Hand-offs by cause</h3>" + _table(["path", "kind", "orders", "cause"], causes)
+    html = "<h2>Per path</h2>" + _table(PATH_HEADERS, path_rows(report))
+    if causes := handoff_rows(report):
+        html += "<h3>Hand-offs by cause</h3>" + _table(HANDOFF_HEADERS, causes)
     return html
 
 

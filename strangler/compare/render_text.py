@@ -5,10 +5,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from strangler.compare.report import AB_METRICS, Report, TimeStats
+from strangler.compare.report import AB_METRICS, Report
 from strangler.compare.stats import Interval
+from strangler.compare.tables import (
+    HANDOFF_HEADERS,
+    PATH_HEADERS,
+    format_seconds,
+    handoff_rows,
+    path_rows,
+)
 
-__all__ = ["format_seconds", "render_text"]
+__all__ = ["render_text"]
 
 
 def render_text(report: Report) -> str:
@@ -23,17 +30,6 @@ def render_text(report: Report) -> str:
         _verdict(report),
     )
     return "\n\n".join(section for section in sections if section) + "\n"
-
-
-def format_seconds(value: float | None) -> str:
-    """``value`` seconds in a readable unit (ms below one second, min above ten minutes)."""
-    if value is None:
-        return "-"
-    if value < 1:
-        return f"{value * 1000:.1f} ms"
-    if value < 600:
-        return f"{value:.2f} s"
-    return f"{value / 60:.1f} min"
 
 
 def _pct(rate: float) -> str:
@@ -74,37 +70,15 @@ def _header(report: Report) -> str:
     return "\n".join(lines)
 
 
-def _times(times: TimeStats) -> list[str]:
-    return [format_seconds(v) for v in (times.p50, times.p90, times.p99, times.max)]
-
-
 def _paths(report: Report) -> str:
-    rows = [
-        [
-            p.group,
-            p.orders,
-            p.in_flight,
-            ", ".join(f"{k} {v}" for k, v in p.outcomes.items()) or "-",
-            *_times(p.times),
-            p.fallbacks,
-            p.legacy_owned,
-            p.errored_orders,
-        ]
-        for p in report.paths
-    ]
-    headers = ["path", "orders", "in flight", "outcomes", "p50", "p90", "p99", "max"]
-    return "Per path (time = notification to terminal)\n" + _table(
-        [*headers, "fallbacks", "claim lost", "errors"], rows
-    )
+    return "Per path (time = notification to terminal)\n" + _table(PATH_HEADERS, path_rows(report))
 
 
 def _handoffs(report: Report) -> str:
-    rows = [[p.group, c.handoff, c.orders, c.cause] for p in report.paths for c in p.causes]
+    rows = handoff_rows(report)
     if not rows:
         return ""
-    return "Hand-offs to the batch jobs, by cause\n" + _table(
-        ["path", "kind", "orders", "cause"], rows
-    )
+    return "Hand-offs to the batch jobs, by cause\n" + _table(HANDOFF_HEADERS, rows)
 
 
 def _shadow(report: Report) -> str:
@@ -139,7 +113,10 @@ def _arms(report: Report) -> str:
     rows.append(
         [
             "p50 / p99 time",
-            *(" / ".join(_times(t)[::2]) for t in (ab.instant_times, ab.legacy_times)),
+            *(
+                f"{format_seconds(t.p50)} / {format_seconds(t.p99)}"
+                for t in (ab.instant_times, ab.legacy_times)
+            ),
             "",
         ]
     )
