@@ -260,10 +260,7 @@ class Report:
 
     def path(self, group: str) -> PathReport:
         """The figures of ``group`` (one of :data:`GROUPS`); KeyError for another name."""
-        for item in self.paths:
-            if item.group == group:
-                return item
-        raise KeyError(f"no group {group!r}; groups are {', '.join(GROUPS)}")
+        return _path_named(self.paths, group)
 
 
 def story_url(order_id: str) -> str:
@@ -275,7 +272,7 @@ def build_report(aggregates: Aggregates, thresholds: Thresholds | None = None) -
     """The report for ``aggregates`` judged against ``thresholds`` (defaults when None)."""
     thresholds = thresholds if thresholds is not None else Thresholds()
     paths = tuple(_path_report(group, aggregates.groups.get(group)) for group in GROUPS)
-    shadow = _shadow_report(aggregates.shadow, _orders_of(paths, "shadow"))
+    shadow = _shadow_report(aggregates.shadow, _path_named(paths, "shadow").orders)
     unjudged = Report(
         schema_version=REPORT_SCHEMA_VERSION,
         generated_at=aggregates.generated_at,
@@ -290,8 +287,11 @@ def build_report(aggregates: Aggregates, thresholds: Thresholds | None = None) -
     return dataclasses.replace(unjudged, verdict=judge(unjudged, thresholds))
 
 
-def _orders_of(paths: tuple[PathReport, ...], group: str) -> int:
-    return next(item.orders for item in paths if item.group == group)
+def _path_named(paths: tuple[PathReport, ...], group: str) -> PathReport:
+    for item in paths:
+        if item.group == group:
+            return item
+    raise KeyError(f"no group {group!r}; groups are {', '.join(GROUPS)}")
 
 
 _EMPTY_GROUP = GroupAggregates(
@@ -379,8 +379,7 @@ def _difference(instant: PathReport, legacy: PathReport, metric: str) -> ArmDiff
 
 
 def _arms(paths: tuple[PathReport, ...]) -> ArmComparison:
-    instant = next(item for item in paths if item.group == "instant")
-    legacy = next(item for item in paths if item.group == "legacy")
+    instant, legacy = _path_named(paths, "instant"), _path_named(paths, "legacy")
     return ArmComparison(
         instant_orders=instant.orders,
         legacy_orders=legacy.orders,
