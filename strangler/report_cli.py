@@ -11,7 +11,6 @@ from pathlib import Path
 import click
 import sqlalchemy as sa
 
-from strangler.compare.render_html import render_html
 from strangler.compare.render_json import render_json
 from strangler.compare.render_text import render_text
 from strangler.compare.report import Report
@@ -25,7 +24,15 @@ __all__ = ["parse_when", "report"]
 
 _LEDGER_FAILED = 1
 _BAD_INPUT = 2
-_RENDERERS = {"text": render_text, "json": render_json, "html": render_html}
+
+
+def _render_html(built: Report) -> str:
+    from strangler.compare.render_html import render_html  # noqa: PLC0415 (matplotlib loads ~1 s)
+
+    return render_html(built)
+
+
+_RENDERERS = {"text": render_text, "json": render_json, "html": _render_html}
 
 
 def parse_when(value: str, option: str) -> datetime:

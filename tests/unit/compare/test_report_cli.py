@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -104,3 +105,12 @@ def test_report_as_a_real_process(env: dict[str, str]) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["paths"][1]["orders"] == 21
+
+
+def test_the_cli_starts_without_matplotlib() -> None:
+    """A fresh process importing the CLI leaves matplotlib (a second to load) until HTML."""
+    probe = "import sys, strangler.cli; print('matplotlib' in sys.modules)"
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    ).stdout.strip()
+    assert loaded == "False"
