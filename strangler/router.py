@@ -49,7 +49,12 @@ class RouterLedger(Protocol):
     def record_rejected(self, raw_body: bytes | str, *, reason: str, source: str) -> None: ...
 
     def pin_decision(
-        self, order_id: str, decision: Decision, *, release_owner: str | None = None
+        self,
+        order_id: str,
+        decision: Decision,
+        *,
+        release_owner: str | None = None,
+        start_running: bool = False,
     ) -> Decision:
         """Pin the decision unless one is pinned already; returns the pinned one."""
         ...
@@ -72,6 +77,18 @@ class RouterLedger(Protocol):
     def record_step(self, step: StepResult, *, seq: int = 0) -> bool: ...
 
     def record_steps(self, steps: Sequence[tuple[StepResult, int]]) -> int: ...
+
+    def finish(
+        self,
+        order_id: str,
+        status: OrderStatus,
+        steps: Sequence[tuple[StepResult, int]],
+        *,
+        at: datetime,
+        release_owner: str,
+    ) -> bool:
+        """Record the steps, move to terminal ``status`` and release the lease, at once."""
+        ...
 
     def record_dry_run_outcome(self, order_id: str, outcome: str | None) -> None: ...
 
@@ -215,8 +232,9 @@ class Router:
         """
         log = _log.bind(order_id=order.order_id, attempt=order.attempts)
         decision = order.decision
+        running = False
         if decision is None:
-            decision = self._route(order, lease, log)
+            decision, running = self._route(order, lease, log)
             if decision.path is Route.LEGACY and self.on_legacy_routed is not None:
                 self.on_legacy_routed(order.order_id)
             if lease.released.is_set():
@@ -226,15 +244,20 @@ class Router:
             return DONE
         if decision.path is Route.SHADOW:
             return self._shadow(order, log)
-        return self._instant(order, lease, log)
+        return self._instant(order, lease, log, running=running)
 
     def _route(
         self, order: LeasedOrder, lease: Lease, log: structlog.typing.FilteringBoundLogger
-    ) -> Decision:
-        """Decide and pin; on the legacy path the lease goes with it (``lease.released``)."""
+    ) -> tuple[Decision, bool]:
+        """Decide and pin; True with it when the order moved on to ``running`` too.
+
+        On the instant path the order starts running in the same transaction; on the
+        legacy path the lease goes with it (``lease.released``).
+        """
         decision = self._decide(order.notification, log)
+        instant = decision.path is Route.INSTANT
         if decision.path is not Route.LEGACY:
-            pinned = self.ledger.pin_decision(order.order_id, decision)
+            pinned = self.ledger.pin_decision(order.order_id, decision, start_running=instant)
         else:
             # Set first, so that a renewal running meanwhile does not take it for a loss.
             lease.released.set()
@@ -242,7 +265,7 @@ class Router:
             if pinned is not decision:  # an earlier decision: nothing was released
                 lease.released.clear()
         log.info("order_routed", **pinned.to_dict())
-        return pinned
+        return pinned, instant and pinned is decision
 
     def _decide(
         self, order: OrderNotification, log: structlog.typing.FilteringBoundLogger
@@ -282,7 +305,12 @@ class Router:
         return DONE
 
     def _instant(
-        self, order: LeasedOrder, lease: Lease, log: structlog.typing.FilteringBoundLogger
+        self,
+        order: LeasedOrder,
+        lease: Lease,
+        log: structlog.typing.FilteringBoundLogger,
+        *,
+        running: bool,
     ) -> Disposition:
         if order.status.is_terminal or order.handoff is not None:
             return DONE
@@ -293,7 +321,8 @@ class Router:
                 f"{order.last_error}",
                 log,
             )
-        self.ledger.transition(order.order_id, OrderStatus.RUNNING)
+        if not running:
+            self.ledger.transition(order.order_id, OrderStatus.RUNNING)
         log.info("instant_run_started", dry_run=False)
         try:
             result = self.instant.run(order.notification, timeout_s=self.run_timeout_s)
@@ -303,8 +332,31 @@ class Router:
         except StranglerError as exc:
             return self._retry(order, f"instant pipeline failed: {exc}", log)
         lease.check()
+        if result.outcome in _TERMINAL_OUTCOMES:
+            return self._finish(order, lease, result, log)
         self._record_steps(result)
         return self._conclude(order, result, log)
+
+    def _finish(
+        self,
+        order: LeasedOrder,
+        lease: Lease,
+        result: ExecutionResult,
+        log: structlog.typing.FilteringBoundLogger,
+    ) -> Disposition:
+        """Steps, terminal status and the lease's release in one write."""
+        status = _TERMINAL_OUTCOMES[str(result.outcome)]
+        # Set first, so that a renewal running meanwhile does not take it for a loss.
+        lease.released.set()
+        self.ledger.finish(
+            order.order_id,
+            status,
+            _numbered(result),
+            at=result.finished_at or self._clock(),
+            release_owner=lease.owner,
+        )
+        log.info("order_terminal", path=Route.INSTANT.value, status=status.value)
+        return RELEASED
 
     def _conclude(
         self,
@@ -313,11 +365,6 @@ class Router:
         log: structlog.typing.FilteringBoundLogger,
     ) -> Disposition:
         outcome = result.outcome
-        if outcome in _TERMINAL_OUTCOMES:
-            status = _TERMINAL_OUTCOMES[outcome]
-            self.ledger.transition(order.order_id, status, at=result.finished_at)
-            log.info("order_terminal", path=Route.INSTANT.value, status=status.value)
-            return DONE
         if outcome == "fell_back":
             reason = _describe(result) or "the pipeline released the order to the batch jobs"
             self.ledger.hand_off(order.order_id, Handoff.FALLBACK, reason=reason)
@@ -379,12 +426,17 @@ class Router:
         return Disposition(done=False, retry_in_s=delay, error=error)
 
     def _record_steps(self, result: ExecutionResult) -> None:
-        seen: Counter[tuple[str, bool]] = Counter()
-        numbered = []
-        for step in result.steps:
-            numbered.append((step, seen[step.step, step.dry_run]))
-            seen[step.step, step.dry_run] += 1
-        self.ledger.record_steps(numbered)
+        self.ledger.record_steps(_numbered(result))
+
+
+def _numbered(result: ExecutionResult) -> list[tuple[StepResult, int]]:
+    """Each step with its repeat number within its name and mode (the ledger's ``seq``)."""
+    seen: Counter[tuple[str, bool]] = Counter()
+    numbered = []
+    for step in result.steps:
+        numbered.append((step, seen[step.step, step.dry_run]))
+        seen[step.step, step.dry_run] += 1
+    return numbered
 
 
 def _describe(result: ExecutionResult) -> str:

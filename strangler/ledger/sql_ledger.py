@@ -169,7 +169,12 @@ class SqlLedger:
     # -- routing and recording --------------------------------------------------------
 
     def pin_decision(
-        self, order_id: str, decision: Decision, *, release_owner: str | None = None
+        self,
+        order_id: str,
+        decision: Decision,
+        *,
+        release_owner: str | None = None,
+        start_running: bool = False,
     ) -> Decision:
         """Pin the decision and move the order to ``routed``, unless one is pinned already.
 
@@ -177,7 +182,9 @@ class SqlLedger:
         keeps its path for its whole life. With ``release_owner``, when the decision is
         pinned now, that owner's lease is also released as done in the same transaction
         (for a worker with nothing more to do, such as on the legacy path); a lease the
-        owner no longer holds is left as it is.
+        owner no longer holds is left as it is. With ``start_running``, an order pinned
+        now also moves on to ``running`` in the same transaction (an instant-path worker
+        about to run the pipeline).
         """
         now = self._clock()
         values = statements.params(
@@ -193,6 +200,8 @@ class SqlLedger:
             pinned_now = conn.execute(statements.PIN_DECISION, values).first()
             if pinned_now is not None:
                 self._move(conn, order_id, OrderStatus.ROUTED, reason=decision.reason, at=now)
+                if start_running:
+                    self._move(conn, order_id, OrderStatus.RUNNING, reason=None, at=now)
                 followed = decision.path in _FOLLOWED_PATHS or pinned_now.handoff is not None
                 if followed and pinned_now.terminal_at is None:
                     self._end_as(
@@ -237,6 +246,42 @@ class SqlLedger:
             return self._move(
                 conn, order_id, status, reason=reason, at=at or self._clock(), extra=extra
             )
+
+    def finish(
+        self,
+        order_id: str,
+        status: OrderStatus,
+        steps: Sequence[tuple[StepResult, int]],
+        *,
+        at: datetime,
+        release_owner: str,
+    ) -> bool:
+        """Record the steps, end the order at terminal ``status``, release the lease: at once.
+
+        One transaction for what an instant-path worker does after the pipeline ended:
+        :meth:`record_steps`, :meth:`transition` to ``status`` at ``at``, and
+        :meth:`release_lease` of ``release_owner``'s lease as done (left as it is when that
+        owner no longer holds it). Idempotent like each of them; returns whether the order
+        moved now. Raises ValueError for a status that is not terminal.
+        """
+        if not status.is_terminal:
+            raise ValueError(f"finish() ends an order; {status} is not a terminal status")
+        now = self._clock()
+        done = statements.params(
+            order_id=order_id,
+            owner=release_owner,
+            needs_dispatch=False,
+            retry_at=now,
+            now=now,
+            error=None,
+        )
+        with self._write(f"finish an order as {status}") as conn:
+            self._insert_steps(conn, steps)
+            moved = self._move(
+                conn, order_id, status, reason=None, at=at, extra={"outcome": status.value}
+            )
+            conn.execute(statements.RELEASE_LEASE, done)
+            return moved
 
     def hand_off(
         self, order_id: str, kind: Handoff, *, reason: str, at: datetime | None = None
@@ -760,6 +805,8 @@ class SqlLedger:
             }
             for step, seq in steps
         ]
+        if self._driver is not None:  # SQLite counts what an executemany inserted
+            return conn.execute(statements.INSERT_STEP_QUIETLY, rows).rowcount
         insert = statements.INSERT_STEP
         return sum(conn.execute(insert, row).first() is not None for row in rows)
 

@@ -24,6 +24,7 @@ __all__ = [
     "HOLD_ROLE",
     "INSERT_ORDER",
     "INSERT_STEP",
+    "INSERT_STEP_QUIETLY",
     "INSERT_TRANSITION",
     "LEGACY_END",
     "LEGACY_SEEN",
@@ -105,26 +106,25 @@ INSERT_TRANSITION = insert_ignoring_duplicates(
     transitions, ("order_id", "status", "at", "reason"), key=("order_id", "status")
 )
 
+_STEP_COLUMNS = (
+    "order_id",
+    "path",
+    "step",
+    "dry_run",
+    "seq",
+    "decision",
+    "payload",
+    "started_at",
+    "finished_at",
+    "error",
+    "recorded_at",
+)
+_STEP_KEY = ("order_id", "path", "step", "dry_run", "seq")
 # RETURNING tells a new row from a duplicate on both databases (rowcount does not when
 # PostgreSQL reports the generated id).
-INSERT_STEP = insert_ignoring_duplicates(
-    step_results,
-    (
-        "order_id",
-        "path",
-        "step",
-        "dry_run",
-        "seq",
-        "decision",
-        "payload",
-        "started_at",
-        "finished_at",
-        "error",
-        "recorded_at",
-    ),
-    key=("order_id", "path", "step", "dry_run", "seq"),
-    returning="id",
-)
+INSERT_STEP = insert_ignoring_duplicates(step_results, _STEP_COLUMNS, key=_STEP_KEY, returning="id")
+# For one executemany of many steps, where the driver's rowcount is their sum (SQLite).
+INSERT_STEP_QUIETLY = insert_ignoring_duplicates(step_results, _STEP_COLUMNS, key=_STEP_KEY)
 
 # Take or keep a role: a row is returned only when ``owner`` holds it afterwards.
 HOLD_ROLE = sa.text(
@@ -166,9 +166,13 @@ def move(status: OrderStatus, extra: tuple[str, ...] = ()) -> sa.Update:
     """
     behind = [s.value for s, rank in _RANK.items() if rank < _RANK[status]]
     timestamp = _TIMESTAMP_COLUMN[status]
+    # OR of equalities rather than IN: a literal IN list is rendered anew on every call.
     return (
         orders.update()
-        .where(_o.order_id == _p("order_id", _o.order_id), _o.status.in_(behind))
+        .where(
+            _o.order_id == _p("order_id", _o.order_id),
+            sa.or_(*(_o.status == value for value in behind)),
+        )
         .values(
             status=status.value,
             updated_at=_p("now", _o.updated_at),

@@ -130,6 +130,48 @@ class LedgerContract:
             0,
         )
 
+    def test_pinning_can_start_the_order_running(self, ledger: SqlLedger) -> None:
+        """With start_running, a decision pinned now moves the order on to running too."""
+        ledger.record_received(make_order("o-1"), source="api")
+        ledger.pin_decision("o-1", make_decision(Route.INSTANT), start_running=True)
+        story = ledger.story("o-1") or {}
+        moves = [t["status"] for t in story["transitions"]]
+        assert (story["status"], moves[-2:]) == ("running", ["routed", "running"])
+        ledger.pin_decision("o-1", make_decision(), start_running=True)
+        assert [t["status"] for t in (ledger.story("o-1") or {})["transitions"]] == moves
+
+    def test_finish_records_steps_ends_the_order_and_releases_the_lease_at_once(
+        self, ledger: SqlLedger, clock: Clock
+    ) -> None:
+        """finish() is record_steps, a terminal transition and the lease's release, in one."""
+        ledger.record_received(make_order("o-1"), source="api")
+        ledger.claim_due("a", limit=1, lease_seconds=10)
+        ledger.pin_decision("o-1", make_decision(Route.INSTANT), start_running=True)
+        steps = [(make_step(step="claim"), 0), (make_step(step="fraud_scan"), 0)]
+        ended_at = clock.advance(5)
+        assert ledger.finish("o-1", OrderStatus.FULFILLED, steps, at=ended_at, release_owner="a")
+        again = ledger.finish("o-1", OrderStatus.FULFILLED, steps, at=ended_at, release_owner="a")
+        story = ledger.story("o-1") or {}
+        assert (again, story["status"], len(story["steps"])) == (False, "fulfilled", 2)
+        assert story["timestamps"]["terminal"] == ended_at.isoformat()
+        clock.advance(3600)
+        assert (
+            ledger.claim_due("b", limit=1, lease_seconds=10),
+            ledger.counts().dispatch_queue,
+        ) == (
+            [],
+            0,
+        )
+
+    def test_finish_leaves_another_owners_lease_alone(self, ledger: SqlLedger) -> None:
+        """A worker that lost its lease still ends the order, but releases nothing of b's."""
+        ledger.record_received(make_order("o-1"), source="api")
+        ledger.claim_due("b", limit=1, lease_seconds=10)
+        ledger.finish("o-1", OrderStatus.FULFILLED, [], at=T0, release_owner="a")
+        assert ledger.renew_leases("b", ["o-1"], lease_seconds=10) == {"o-1"}
+        with pytest.raises(ValueError, match="not a terminal status"):
+            ledger.finish("o-1", OrderStatus.RUNNING, [], at=T0, release_owner="b")
+
     def test_an_earlier_decision_releases_nothing(self, ledger: SqlLedger) -> None:
         """When a decision was pinned before, asking for a release leaves the lease held."""
         ledger.record_received(make_order("o-1"), source="api")

@@ -121,17 +121,33 @@ def test_a_legacy_decision_gives_the_lease_up_with_it(
     assert (ledger.counts().dispatch_queue, held) == (0, set())
 
 
-def test_an_instant_decision_keeps_the_lease(
-    router: Router, ledger: SqlLedger, flags: FakeFlags
+def test_an_instant_order_keeps_its_lease_while_the_pipeline_runs(
+    router: Router,
+    ledger: SqlLedger,
+    flags: FakeFlags,
+    instant: FakeInstant,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """An order routed to the instant path keeps its lease until the dispatcher releases it."""
+    """The lease is held while the pipeline runs; a terminal end gives it up in one write."""
     flags.path = Route.INSTANT
     router.intake(make_order("o-1"), source="api")
     [order] = ledger.claim_due(OWNER, limit=1, lease_seconds=30)
     lease = Lease(order.order_id, OWNER)
+    held_while_running = []
+    play = instant.run
+
+    def run_and_look(order: Any, **kwargs: Any) -> Any:
+        held_while_running.append(ledger.renew_leases(OWNER, ["o-1"], lease_seconds=30))
+        held_while_running.append(story(ledger)["status"])
+        return play(order, **kwargs)
+
+    monkeypatch.setattr(instant, "run", run_and_look)
     disposition = router.process(order, lease)
-    assert (disposition.released, lease.released.is_set()) == (False, False)
-    assert ledger.renew_leases(OWNER, ["o-1"], lease_seconds=30) == {"o-1"}
+    assert held_while_running == [{"o-1"}, "running"]
+    assert (disposition.released, lease.released.is_set()) == (True, True)
+    assert story(ledger)["status"] == "fulfilled"
+    held = ledger.renew_leases(OWNER, ["o-1"], lease_seconds=30)
+    assert (held, ledger.counts().dispatch_queue) == (set(), 0)
 
 
 # -- the instant path ------------------------------------------------------------------------------
@@ -289,19 +305,32 @@ def test_a_refused_release_still_hands_the_order_over(
 
 
 def test_a_resumed_order_records_its_steps_once(
-    router: Router, ledger: SqlLedger, instant: FakeInstant, clock: Clock
+    router: Router,
+    ledger: SqlLedger,
+    instant: FakeInstant,
+    clock: Clock,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Processing the same order again (after a crash) re-joins it and duplicates nothing."""
     router.intake(make_order("o-1"), source="api")
     [order] = ledger.claim_due(OWNER, limit=1, lease_seconds=30)
-    router.process(order, Lease("o-1", OWNER))
-    # The worker died before releasing its lease; the order is taken up again.
+    with monkeypatch.context() as patch:
+        # The worker dies after the pipeline ended, before its last write.
+        patch.setattr(ledger, "finish", _killed)
+        with pytest.raises(SystemExit):
+            router.process(order, Lease("o-1", OWNER))
+    assert story(ledger)["status"] == "running"
+    # Its lease expires and the order is taken up again.
     clock.advance(31)
     [again] = ledger.claim_due("other", limit=1, lease_seconds=30)
     assert router.process(again, Lease("o-1", "other")).done is True
     told = story(ledger)
     assert (told["status"], len(told["steps"])) == ("fulfilled", 4)
     assert [t["status"] for t in told["transitions"]].count("fulfilled") == 1
+
+
+def _killed(*_args: Any, **_kwargs: Any) -> None:
+    raise SystemExit("killed")
 
 
 def test_repeated_steps_are_numbered(
