@@ -82,18 +82,20 @@ def steps_from_history(
     current: _OpenStep | None = None
     for event in history:
         kind = str(event.get("type", ""))
-        at = event_time(event)
-        details = event_details(event)
+        # Only the events that open, feed or close a step are looked into (most are not).
         if current is not None and (
             kind == "TaskStateExited" or kind.endswith("StateEntered") or kind in _EXECUTION_END
         ):
-            results.append(current.close(order_id, at, dry_run))
+            results.append(current.close(order_id, event_time(event), dry_run))
             current = None
-        if kind == "TaskStateEntered" and details.get("name") in STEP_OF_STATE:
-            current = _OpenStep(step=STEP_OF_STATE[details["name"]], started_at=at)
+        if kind == "TaskStateEntered":
+            name = event_details(event).get("name")
+            if name in STEP_OF_STATE:
+                current = _OpenStep(step=STEP_OF_STATE[name], started_at=event_time(event))
         elif current is not None and kind in _SUCCEEDED:
-            current.output = _task_output(details.get("output"))
+            current.output = _task_output(event_details(event).get("output"))
         elif current is not None and kind in _FAILED:
+            details = event_details(event)
             current.errors.append(
                 {
                     "error": str(details.get("error") or "Unknown"),
@@ -106,7 +108,7 @@ def steps_from_history(
 def event_details(event: Mapping[str, Any]) -> Mapping[str, Any]:
     """The ``...EventDetails`` member of a history event (empty when it has none)."""
     for key, value in event.items():
-        if key.endswith("EventDetails") and isinstance(value, Mapping):
+        if key.endswith("EventDetails") and isinstance(value, dict | Mapping):
             return value
     return {}
 
