@@ -2,7 +2,7 @@
 
 Orders are put in a fresh SQLite ledger first (intake is bench/intake.py's business);
 then a Runtime (dispatcher, 4 workers by default, as ``strangler worker`` runs it)
-starts, and the clock runs until no order waits for dispatch. Three cases, one after
+starts, and the clock runs until no order waits for dispatch. Four cases, one after
 the other in one run, each for a few rounds (median and min-max shown):
 
 - ``legacy``: the flag sends every order down the legacy path (decision pinned, order
@@ -11,13 +11,16 @@ the other in one run, each for a few rounds (median and min-max shown):
   claim, fraud scan, authorize, fulfil) against the simulator;
 - ``instant-fake``: the instant path against a zero-latency legacy fake in this
   process, so the figure is the strangler's own cost. ``--profile`` records it with
-  py-spy (bench/results/routing-profile.txt, top functions by own time).
+  py-spy (bench/results/routing-profile.txt, top functions by own time);
+- ``instant-fake-procs``: the same with ``--processes`` routing processes (2 by
+  default, one per core) sharing the one ledger, as several ``strangler worker``
+  processes would; leases keep each order with one of them.
 
-CPU per order is this process's CPU time (all threads) over the orders: the
-simulator's CPU is not in it. Target: instant-fake at least 1,000 orders/s.
+CPU per order is the routing processes' CPU time (all threads) over the orders: the
+simulator's CPU is not in it. Target: instant-fake at least 1,000 orders/s on 2 cores.
 Results also go to bench/results/routing.json.
 
-    .venv/bin/python bench/routing.py [--orders 1000] [--rounds 3] [--profile]
+    .venv/bin/python bench/routing.py [--orders 1000] [--rounds 3] [--processes 2] [--profile]
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import argparse
 import json
 import os
 import shutil
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -33,10 +37,11 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, closing, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import IO
 
 import requests
 import structlog
@@ -57,7 +62,8 @@ RESULTS = BENCH / "results" / "routing.json"
 PROFILE = BENCH / "results" / "routing-profile.txt"
 TIME_CAP_S = 120.0
 TARGET_PER_S = 1000.0
-CASES = ("legacy", "instant-sim", "instant-fake")
+CASES = ("legacy", "instant-sim", "instant-fake", "instant-fake-procs")
+POLL_S = 0.005
 _DECISIONS = {"fraud_scan": "pass", "authorize_payment": "authorized", "fulfill": "fulfilled"}
 
 
@@ -130,21 +136,21 @@ class Run:
 def main() -> None:
     """Run every case for every round, print the table, write the results."""
     args = _parse_args()
+    if args.child:
+        _child(Path(args.child), args.workers)
+        return
     runs: dict[str, list[Run]] = {case: [] for case in args.cases}
     with (
         tempfile.TemporaryDirectory(prefix="strangler-routing-") as tmp,
         (Path(tmp) / "routing.log").open("w") as log,
     ):
         work = Path(tmp)
-        # JSON logs as a deployed worker writes them, to a file rather than the terminal.
-        configure_logging("json")
-        structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=log))
+        _log_to(log)
         sim = _simulator(work) if {"legacy", "instant-sim"} & set(args.cases) else None
         with sim or _nothing() as sim_url:
             for round_ in range(args.rounds):
                 for case in args.cases:
-                    data = work / f"{case}-{round_}"
-                    runs[case].append(_round(data, case, sim_url, args.orders, args.workers))
+                    runs[case].append(_round(work / f"{case}-{round_}", case, sim_url, args))
         if args.profile and "instant-fake" in args.cases:
             _profile(work / "profile", args.orders)
     _report(runs, args)
@@ -155,9 +161,19 @@ def _parse_args() -> argparse.Namespace:
     parser.add_argument("--orders", type=int, default=1000, help="orders per round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workers", type=int, default=4, help="dispatcher worker threads")
+    parser.add_argument(
+        "--processes", type=int, default=2, help="routing processes of instant-fake-procs"
+    )
     parser.add_argument("--cases", nargs="+", choices=CASES, default=list(CASES))
     parser.add_argument("--profile", action="store_true", help="py-spy the instant-fake case")
+    parser.add_argument("--child", help=argparse.SUPPRESS)  # a routing process's data dir
     return parser.parse_args()
+
+
+def _log_to(log: IO[str]) -> None:
+    # JSON logs as a deployed worker writes them, to a file rather than the terminal.
+    configure_logging("json")
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=log))
 
 
 @contextmanager
@@ -186,16 +202,18 @@ def _simulator(work: Path) -> Iterator[str]:
         yield base
 
 
-def _flags(data: Path, rollout: int) -> Path:
-    document = json.loads((REPO / "flags" / "city_orders_instant_processing.json").read_text())
-    document["features"][0]["strategies"][0]["parameters"]["rollout"] = str(rollout)
+def _flags(data: Path, case: str) -> Path:
     path = data / "flags.json"
-    path.write_text(json.dumps(document))
+    if not path.exists():  # written once per round, before any routing process reads it
+        document = json.loads((REPO / "flags" / "city_orders_instant_processing.json").read_text())
+        rollout = 0 if case == "legacy" else 100
+        document["features"][0]["strategies"][0]["parameters"]["rollout"] = str(rollout)
+        path.write_text(json.dumps(document))
     return path
 
 
 def _orders(case: str, sim_url: str, count: int) -> list[OrderNotification]:
-    if case == "instant-fake":
+    if case.startswith("instant-fake"):
         return [_notification(f"rt-{uuid.uuid4().hex}") for _ in range(count)]
     made = []
     with requests.Session() as session:
@@ -227,33 +245,92 @@ def _notification(order_id: str) -> OrderNotification:
 def _runtime(data: Path, case: str, sim_url: str, workers: int) -> Runtime:
     settings = Settings(
         data_dir=data,
-        flags_file=_flags(data, 0 if case == "legacy" else 100),
+        flags_file=_flags(data, case),
         legacy_url=sim_url or "http://127.0.0.1:9",
         workers=workers,
         retention_days=0,
         log_format="json",
     )
-    legacy = ZeroLatencyLegacy() if case == "instant-fake" else None
+    legacy = ZeroLatencyLegacy() if case.startswith("instant-fake") else None
     return Runtime.from_settings(settings, legacy=legacy)
 
 
-def _round(data: Path, case: str, sim_url: str, count: int, workers: int) -> Run:
+def _round(data: Path, case: str, sim_url: str, args: argparse.Namespace) -> Run:
     data.mkdir(parents=True)
-    orders = _orders(case, sim_url, count)
+    orders = _orders(case, sim_url, args.orders)
     ledger = ledger_from_url(f"sqlite:///{data / 'ledger.sqlite3'}")
     for order in orders:
         ledger.record_received(order, source="bench")
     ledger.close()
-    runtime = _runtime(data, case, sim_url, workers)
+    _flags(data, case)
+    if case == "instant-fake-procs":
+        return _round_in_processes(data, args.orders, args.processes, args.workers)
+    runtime = _runtime(data, case, sim_url, args.workers)
     cpu, start = time.process_time(), time.perf_counter()
     runtime.start()
-    deadline = start + TIME_CAP_S
-    while runtime.ledger.counts().dispatch_queue and time.perf_counter() < deadline:
-        time.sleep(0.005)
+    _wait_dispatched(data, start + TIME_CAP_S)
     seconds, cpu_s = time.perf_counter() - start, time.process_time() - cpu
-    left = runtime.ledger.counts().dispatch_queue
     runtime.stop(10)
-    return Run(orders=count - left, seconds=seconds, cpu_s=cpu_s)
+    return Run(orders=args.orders - _waiting(data), seconds=seconds, cpu_s=cpu_s)
+
+
+def _round_in_processes(data: Path, count: int, processes: int, workers: int) -> Run:
+    """Route the round's orders with ``processes`` routing processes on the one ledger."""
+    command = [sys.executable, __file__, "--child", str(data), "--workers", str(workers)]
+    with ExitStack() as stack:
+        children = [
+            stack.enter_context(
+                subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            )
+            for _ in range(processes)
+        ]
+        for child in children:  # built and ready before the clock starts
+            if _line(child) != "ready":
+                raise RuntimeError(f"a routing process ended before it was ready: {command}")
+        start = time.perf_counter()
+        for child in children:
+            assert child.stdin is not None
+            child.stdin.write("go\n")
+            child.stdin.flush()
+        reports = [json.loads(_line(child) or "{}") for child in children]
+        seconds = time.perf_counter() - start
+    cpu_s = sum(float(report.get("cpu_s", 0.0)) for report in reports)
+    return Run(orders=count - _waiting(data), seconds=seconds, cpu_s=cpu_s)
+
+
+def _line(child: subprocess.Popen[str]) -> str:
+    assert child.stdout is not None
+    return child.stdout.readline().strip()
+
+
+def _child(data: Path, workers: int) -> None:
+    """One routing process of instant-fake-procs: ready, then route until nothing waits."""
+    with (data / f"routing-{os.getpid()}.log").open("w") as log:
+        _log_to(log)
+        runtime = _runtime(data, "instant-fake-procs", "", workers)
+        print("ready", flush=True)
+        sys.stdin.readline()
+        cpu = time.process_time()
+        runtime.start()
+        _wait_dispatched(data, time.perf_counter() + TIME_CAP_S)
+        print(json.dumps({"cpu_s": time.process_time() - cpu}), flush=True)
+        runtime.stop(10)
+
+
+def _wait_dispatched(data: Path, deadline: float) -> None:
+    """Until no order waits for dispatch (or the deadline): a cheap read every 5 ms."""
+    while _waiting(data, any_at_all=True) and time.perf_counter() < deadline:
+        time.sleep(POLL_S)
+
+
+def _waiting(data: Path, *, any_at_all: bool = False) -> int:
+    """Orders waiting for dispatch, read straight from the SQLite file (read-only)."""
+    query = "SELECT count(*) FROM orders WHERE needs_dispatch = 1"
+    if any_at_all:
+        query = "SELECT EXISTS (SELECT 1 FROM orders WHERE needs_dispatch = 1)"
+    uri = f"file:{data / 'ledger.sqlite3'}?mode=ro"
+    with closing(sqlite3.connect(uri, uri=True, timeout=5)) as db:
+        return int(db.execute(query).fetchone()[0])
 
 
 def _profile(work: Path, count: int) -> None:
@@ -295,10 +372,11 @@ def _top_frames(raw: Path, top: int = 25) -> str:
 def _report(runs: dict[str, list[Run]], args: argparse.Namespace) -> None:
     print(
         f"routing benchmark ({os.cpu_count()} CPUs): {args.orders} orders per round, "
-        f"{args.rounds} rounds, {args.workers} dispatcher workers, SQLite ledger; "
+        f"{args.rounds} rounds, {args.workers} dispatcher workers per routing process, "
+        f"{args.processes} processes in instant-fake-procs, SQLite ledger; "
         f"load average {' '.join(Path('/proc/loadavg').read_text().split()[:3])}"
     )
-    print(f"{'case':<14}{'orders/s':>10}{'min-max':>16}{'CPU ms/order':>14}{'routed':>8}")
+    print(f"{'case':<20}{'orders/s':>10}{'min-max':>16}{'CPU ms/order':>14}{'routed':>8}")
     summary = {}
     for case, case_runs in runs.items():
         rates = [r.per_s for r in case_runs]
@@ -306,17 +384,18 @@ def _report(runs: dict[str, list[Run]], args: argparse.Namespace) -> None:
         cpu = statistics.median(r.cpu_ms_per_order for r in case_runs)
         routed = min(r.orders for r in case_runs)
         span = f"{min(rates):.0f}-{max(rates):.0f}"
-        print(f"{case:<14}{median:>10.0f}{span:>16}{cpu:>14.2f}{routed:>8}")
+        print(f"{case:<20}{median:>10.0f}{span:>16}{cpu:>14.2f}{routed:>8}")
         summary[case] = {
             "orders_per_s": round(median),
             "min": round(min(rates)),
             "max": round(max(rates)),
             "cpu_ms_per_order": round(cpu, 3),
         }
-    if "instant-fake" in summary:
-        rate = summary["instant-fake"]["orders_per_s"]
-        verdict = "met" if rate >= TARGET_PER_S else "MISSED"
-        print(f"instant-fake: {rate} orders/s (target >= {TARGET_PER_S:.0f}, {verdict})")
+    for case in ("instant-fake", "instant-fake-procs"):
+        if case in summary:
+            rate = summary[case]["orders_per_s"]
+            verdict = "met" if rate >= TARGET_PER_S else "MISSED"
+            print(f"{case}: {rate} orders/s (target >= {TARGET_PER_S:.0f}, {verdict})")
     if os.environ.get("ROUTING_BENCH_NO_RESULTS"):
         return
     RESULTS.parent.mkdir(exist_ok=True)
