@@ -90,7 +90,7 @@ def steps_from_history(
             current = None
         if kind == "TaskStateEntered":
             name = event_details(event).get("name")
-            if name in STEP_OF_STATE:
+            if isinstance(name, str) and name in STEP_OF_STATE:
                 current = _OpenStep(step=STEP_OF_STATE[name], started_at=event_time(event))
         elif current is not None and kind in _SUCCEEDED:
             current.output = _task_output(event_details(event).get("output"))
