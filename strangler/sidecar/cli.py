@@ -83,7 +83,7 @@ def serve(
         code = supervise(
             settings,
             front=None if front == "python" else front,
-            routing_process=routing == "process" and not intake_only,
+            routing="none" if intake_only else "process" if routing == "process" else "inline",
         )
     except ConfigurationError as exc:
         raise click.ClickException(str(exc)) from exc

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 from types import FrameType
+from typing import Literal
 
 import structlog
 
@@ -45,6 +46,8 @@ _NGINX_STOP_S = 10.0
 _HTTP_STOP_S = 40.0
 _ROUTING_STOP_S = 40.0
 _SOCKET_WAIT_S = 60.0
+# Where orders are routed: a child process, the HTTP workers, or not here at all.
+Routing = Literal["process", "inline", "none"]
 
 
 def find_nginx() -> str:
@@ -157,12 +160,14 @@ def _wait_for_socket(path: Path, http: _Child) -> None:
         time.sleep(0.05)
 
 
-def supervise(settings: Settings, *, front: str | None, routing_process: bool) -> int:
+def supervise(settings: Settings, *, front: str | None, routing: Routing) -> int:
     """Run the sidecar's children until a signal (returns 0) or a child's death (returns 1).
 
-    ``front`` is None (Python serves the public port) or ``"nginx"``; with
-    ``routing_process`` the dispatcher and follower run in their own child process.
-    Raises ConfigurationError when nginx is missing or rejects its config.
+    ``front`` is None (Python serves the public port) or ``"nginx"``. ``routing`` says
+    where the dispatcher and follower run: ``"process"`` in a child process of their
+    own, ``"inline"`` in the HTTP worker processes, ``"none"`` nowhere here (intake
+    only; a ``strangler worker`` routes). Raises ConfigurationError when nginx is
+    missing or rejects its config.
     """
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     binary = find_nginx() if front == "nginx" else None
@@ -184,10 +189,10 @@ def supervise(settings: Settings, *, front: str | None, routing_process: bool) -
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     try:
-        if routing_process:
+        if routing == "process":
             children.append(_forked("routing", _routing_main, settings, grace_s=_ROUTING_STOP_S))
         http = _forked(
-            "http", _http_main, settings, not routing_process, bind, grace_s=_HTTP_STOP_S
+            "http", _http_main, settings, routing == "inline", bind, grace_s=_HTTP_STOP_S
         )
         children.append(http)
         if binary is not None:
