@@ -59,7 +59,7 @@ BENCHES = (
     ),
     Bench(
         "routing",
-        ("--orders", "500", "--rounds", "3", "--profile"),
+        ("--orders", "1000", "--rounds", "3", "--profile"),
         900,
         "the zero-latency legacy fake (the strangler's own cost)",
     ),

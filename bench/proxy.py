@@ -4,7 +4,8 @@ Targets, each answering GET /bench with the same small JSON body:
 
 1. the upstream directly: nginx returning a fixed body (or, without nginx, a raw WSGI
    app under gunicorn);
-2. nginx as a reverse proxy to it (the C anchor), with a keep-alive upstream pool;
+2. nginx as a reverse proxy to it (the C anchor), in a process of its own as in front
+   mode, with a keep-alive upstream pool;
 3. a minimal Python pass-through (bench/_passthrough.py: raw WSGI + requests) under the
    same gunicorn settings as the sidecar;
 4. the sidecar, ``strangler serve`` (the Python proxy);
@@ -125,15 +126,43 @@ def _upstream_and_nginx(work: Path) -> Iterator[tuple[str, str | None]]:
             yield url, None
         return
     up, proxy = free_port(), free_port()
-    conf = work / "nginx.conf"
-    conf.write_text(_nginx_conf(work, up, proxy))
-    args = ["nginx", "-c", str(conf), "-p", str(work), "-e", str(work / "nginx-error.log")]
     upstream = f"http://127.0.0.1:{up}"
-    with running(args, ready_url=f"{upstream}{PATH}", log_path=work / "nginx.log"):
+    # Two nginx processes, as in front mode: one nginx worker serving both ends would
+    # skip the hand-off between processes that every real proxy pays.
+    serve = f"""
+  server {{
+    listen 127.0.0.1:{up};
+    location / {{ default_type application/json; return 200 '{{"ok":true}}'; }}
+  }}"""
+    forward = f"""
+  upstream backend {{ server 127.0.0.1:{up}; keepalive 64; }}
+  server {{
+    listen 127.0.0.1:{proxy};
+    location / {{
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }}
+  }}"""
+    with (
+        _nginx(work / "nginx-upstream", serve, ready_url=f"{upstream}{PATH}"),
+        _nginx(work / "nginx-proxy", forward, ready_url=f"http://127.0.0.1:{proxy}{PATH}"),
+    ):
         yield upstream, f"http://127.0.0.1:{proxy}"
 
 
-def _nginx_conf(work: Path, upstream_port: int, proxy_port: int) -> str:
+@contextmanager
+def _nginx(root: Path, servers: str, *, ready_url: str) -> Iterator[None]:
+    """One nginx process (one worker) with ``servers`` in its http block, in ``root``."""
+    root.mkdir()
+    conf = root / "nginx.conf"
+    conf.write_text(_nginx_conf(root, servers))
+    args = ["nginx", "-c", str(conf), "-p", str(root), "-e", str(root / "nginx-error.log")]
+    with running(args, ready_url=ready_url, log_path=root / "nginx.log"):
+        yield
+
+
+def _nginx_conf(work: Path, servers: str) -> str:
     user = "user root;" if os.geteuid() == 0 else ""
     temp = " ".join(
         f"{kind}_temp_path {work / kind};" for kind in ("client_body", "proxy", "fastcgi")
@@ -146,20 +175,7 @@ events {{ worker_connections 1024; }}
 http {{
   access_log off;
   {temp} uwsgi_temp_path {work / "uwsgi"}; scgi_temp_path {work / "scgi"};
-  keepalive_requests 1000000;
-  upstream backend {{ server 127.0.0.1:{upstream_port}; keepalive 64; }}
-  server {{
-    listen 127.0.0.1:{upstream_port};
-    location / {{ default_type application/json; return 200 '{{"ok":true}}'; }}
-  }}
-  server {{
-    listen 127.0.0.1:{proxy_port};
-    location / {{
-      proxy_pass http://backend;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-    }}
-  }}
+  keepalive_requests 1000000;{servers}
 }}
 """
 
