@@ -208,15 +208,7 @@ class SqlLedger:
                         conn, order_id, pinned_now.legacy_status, pinned_now.legacy_terminal_at
                     )
                 if release_owner is not None:
-                    done = statements.params(
-                        order_id=order_id,
-                        owner=release_owner,
-                        needs_dispatch=False,
-                        retry_at=now,
-                        now=now,
-                        error=None,
-                    )
-                    conn.execute(statements.RELEASE_LEASE, done)
+                    _release_as_done(conn, order_id, release_owner, now)
                 return decision
             row = conn.execute(statements.ORDER_BY_ID, statements.params(order_id=order_id)).first()
         if row is None:
@@ -266,21 +258,12 @@ class SqlLedger:
         """
         if not status.is_terminal:
             raise ValueError(f"finish() ends an order; {status} is not a terminal status")
-        now = self._clock()
-        done = statements.params(
-            order_id=order_id,
-            owner=release_owner,
-            needs_dispatch=False,
-            retry_at=now,
-            now=now,
-            error=None,
-        )
         with self._write(f"finish an order as {status}") as conn:
             self._insert_steps(conn, steps)
             moved = self._move(
                 conn, order_id, status, reason=None, at=at, extra={"outcome": status.value}
             )
-            conn.execute(statements.RELEASE_LEASE, done)
+            _release_as_done(conn, order_id, release_owner, self._clock())
             return moved
 
     def hand_off(
@@ -835,6 +818,14 @@ class SqlLedger:
         with self._guard, self._translated(operation), self._engine.connect() as conn:
             conn.execution_options(**{READ_ONLY: True})
             yield conn
+
+
+def _release_as_done(conn: WriteConnection, order_id: str, owner: str, now: datetime) -> None:
+    """Release ``owner``'s lease with nothing left to do (left as it is if not held)."""
+    done = statements.params(
+        order_id=order_id, owner=owner, needs_dispatch=False, retry_at=now, now=now, error=None
+    )
+    conn.execute(statements.RELEASE_LEASE, done)
 
 
 def _terminal(status: str) -> bool:

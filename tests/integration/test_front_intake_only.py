@@ -9,18 +9,9 @@ import requests
 
 from tests.helpers import wait_until
 from tests.integration.front_support import descendants, running_front
+from tests.integration.test_front_nginx import NEW_ORDER
 
 pytestmark = pytest.mark.slow
-
-NEW_ORDER = {
-    "user_guid": "u-front-io",
-    "unit_id": "unit-1",
-    "city": "new-york",
-    "amount_cents": 2500,
-    "currency": "USD",
-    "quantity": 1,
-    "payment_token": "tok_front_4242",
-}
 
 
 def test_intake_only_front_mode_runs_no_routing(tmp_path: Path, legacy_sim: str) -> None:
