@@ -84,14 +84,25 @@ def require_node() -> str:
     return node
 
 
-def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
-    """Poll ``check`` every 50 ms until it is true; fail the test after ``timeout`` seconds."""
+def wait_until(
+    check: Callable[[], bool],
+    timeout: float,
+    what: str,
+    *,
+    detail: Callable[[], object] | None = None,
+) -> None:
+    """Poll ``check`` every 50 ms until it is true; fail the test after ``timeout`` seconds.
+
+    ``detail`` says what was seen instead (the state waited on, a log tail); it is shown
+    with the failure, so that a timeout explains itself.
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if check():
             return
         time.sleep(0.05)
-    pytest.fail(f"timed out after {timeout}s waiting for {what}")
+    seen = f"\n{detail()}" if detail is not None else ""
+    pytest.fail(f"timed out after {timeout}s waiting for {what}{seen}")
 
 
 def http_ok(url: str) -> Callable[[], bool]:

@@ -8,7 +8,10 @@ restarts the whole sidecar. On SIGTERM or SIGINT nginx stops first (no new reque
 then the HTTP server (in-flight requests finish), then routing; ``serve`` exits 0.
 
 Every child is told by the kernel (PR_SET_PDEATHSIG) to stop if the supervisor dies, so
-that no process is left behind even after a SIGKILL. The Python children share the
+that no process is left behind even after a SIGKILL; a child that finds its supervisor
+already gone when it asks (it died in between) stops by itself. SIGTERM and SIGINT are
+held while a child is forked, so that one arriving before the child has its own handlers
+is neither lost nor taken by the supervisor's inherited one. The Python children share the
 supervisor's process group (a SIGKILL to the group is a crash of the whole sidecar);
 nginx has a group of its own, so that its workers can be stopped with it if its master
 is killed alone.
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import multiprocessing
 import os
 import shutil
@@ -25,7 +29,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
 from pathlib import Path
@@ -46,6 +50,7 @@ _NGINX_STOP_S = 10.0
 _HTTP_STOP_S = 40.0
 _ROUTING_STOP_S = 40.0
 _SOCKET_WAIT_S = 60.0
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 # Where orders are routed: a child process, the HTTP workers, or not here at all.
 Routing = Literal["process", "inline", "none"]
 
@@ -73,27 +78,44 @@ class _Child:
     own_group: bool = False
 
 
-def _die_with_parent() -> None:
+@contextlib.contextmanager
+def _stop_signals_held() -> Iterator[None]:
+    """Hold SIGTERM and SIGINT while a child is forked; they arrive when the block ends."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
+
+
+def _child_setup(supervisor_pid: int) -> None:
+    """First thing in a child forked under :func:`_stop_signals_held`.
+
+    The stop signals get their default action back before they are let in (one that
+    arrived since the fork then stops the child), and the kernel is asked to send
+    SIGTERM when the supervisor dies. If it died before the asking, no signal will come:
+    the child stops itself as that signal would have stopped it.
+    """
+    for signum in _STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_DFL)
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
+    if os.getppid() != supervisor_pid:
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
-def _reset_signals() -> None:
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, signal.SIG_DFL)
-
-
-def _http_main(settings: Settings, process_orders: bool, bind: str | None) -> None:
-    _die_with_parent()
-    _reset_signals()
+def _http_main(
+    supervisor_pid: int, settings: Settings, process_orders: bool, bind: str | None
+) -> None:
+    _child_setup(supervisor_pid)
     from strangler.sidecar.server import serve  # noqa: PLC0415  (in the child)
 
     serve(settings, process_orders=process_orders, bind=bind)
 
 
-def _routing_main(settings: Settings) -> None:
-    _die_with_parent()
-    _reset_signals()
+def _routing_main(supervisor_pid: int, settings: Settings) -> None:
+    _child_setup(supervisor_pid)
     from strangler.runtime import Runtime  # noqa: PLC0415  (in the child)
 
     stopping = threading.Event()
@@ -110,9 +132,10 @@ def _routing_main(settings: Settings) -> None:
 
 def _forked(name: str, target: Callable[..., None], *args: object, grace_s: float) -> _Child:
     process: BaseProcess = multiprocessing.get_context("fork").Process(
-        target=target, args=args, name=f"strangler-{name}", daemon=False
+        target=target, args=(os.getpid(), *args), name=f"strangler-{name}", daemon=False
     )
-    process.start()
+    with _stop_signals_held():
+        process.start()
     assert process.pid is not None
 
     def join(timeout: float) -> None:
@@ -134,11 +157,13 @@ def _nginx(binary: str, settings: Settings) -> _Child:
     )
     if check.returncode != 0:
         raise ConfigurationError(f"nginx rejected the generated config: {check.stderr.strip()}")
-    process = subprocess.Popen(
-        [binary, "-p", str(paths.root), "-c", str(paths.config), "-e", str(paths.error_log)],
-        preexec_fn=_die_with_parent,  # noqa: PLW1509  (no threads exist yet)
-        process_group=0,
-    )
+    setup = functools.partial(_child_setup, os.getpid())
+    with _stop_signals_held():
+        process = subprocess.Popen(
+            [binary, "-p", str(paths.root), "-c", str(paths.config), "-e", str(paths.error_log)],
+            preexec_fn=setup,  # noqa: PLW1509  (no threads exist yet)
+            process_group=0,
+        )
 
     def join(timeout: float) -> None:
         try:

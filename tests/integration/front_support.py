@@ -10,6 +10,11 @@ from pathlib import Path
 from tests.helpers import require
 from tests.integration.sidecar_support import Sidecar, running_sidecar
 
+# How long serve's children may take to stop once told to: the routing process has 40 s
+# and gunicorn's graceful timeout is 30 s (strangler.sidecar.supervisor and .server).
+# They take about a second; a tighter bound would fail a stop that is only slow.
+CHILDREN_STOP_S = 60.0
+
 
 def require_nginx() -> None:
     """Skip without nginx (fail under CI=true, where `make test` installs it)."""
@@ -70,6 +75,11 @@ def _cmdline(pid: int) -> str:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
     except OSError:
         return ""
+
+
+def nginx_workers(pid: int) -> list[int]:
+    """The live nginx worker processes among the descendants of ``pid``."""
+    return [child for child, cmd in descendants(pid).items() if "nginx: worker" in cmd]
 
 
 def alive(pids: Sequence[int]) -> list[int]:

@@ -50,6 +50,10 @@ class Sidecar:
     log: Path
     process: subprocess.Popen[bytes]
 
+    def log_tail(self, chars: int = 4000) -> str:
+        """The end of its log (children included), to explain a failure."""
+        return self.log.read_text(errors="replace")[-chars:]
+
 
 @contextmanager
 def running_sidecar(

@@ -198,13 +198,17 @@ def test_order_is_in_the_ledger_when_its_answer_arrives(tmp_path: Path, sim: Run
         order_id = created.json()["order_id"]
         known = requests.get(f"{sidecar.url}/_strangler/orders/{order_id}", timeout=5)
         assert (known.status_code, known.json()["source"]) == (200, "proxy")
+        seen: dict[str, object] = {}
+
+        def fulfilled() -> bool:
+            seen.update(
+                requests.get(f"{sidecar.url}/_strangler/orders/{order_id}", timeout=5).json()
+            )
+            return seen.get("status") == "fulfilled"
+
         wait_until(
-            lambda: (
-                requests.get(f"{sidecar.url}/_strangler/orders/{order_id}", timeout=5)
-                .json()
-                .get("status")
-                == "fulfilled"
-            ),
+            fulfilled,
             timeout=30,
             what=f"order {order_id} to be fulfilled by the routing process",
+            detail=lambda: f"last seen: {seen}\nsidecar log:\n{sidecar.log_tail()}",
         )

@@ -12,9 +12,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 
 from tests.helpers import free_port, wait_until
-from tests.integration.front_support import alive, descendants, running_front
+from tests.integration.front_support import (
+    CHILDREN_STOP_S,
+    alive,
+    descendants,
+    nginx_workers,
+    running_front,
+)
 from tests.integration.sidecar_support import Sidecar
 
 pytestmark = pytest.mark.slow
@@ -33,17 +40,17 @@ def sidecar(tmp_path: Path, upstream: str) -> Iterator[Sidecar]:
 
 
 def tree(sidecar: Sidecar) -> dict[int, str]:
-    """The sidecar's descendants, once nginx's worker and gunicorn's worker are up."""
-    wait_until(
-        lambda: (
-            sum("nginx: worker" in cmd for cmd in descendants(sidecar.process.pid).values()) == 1
-        ),
-        timeout=10,
-        what="nginx's worker process",
-    )
-    found = descendants(sidecar.process.pid)
-    assert len(found) == 5, found  # routing, gunicorn master and worker, nginx and its worker
-    return found
+    """The sidecar's descendants, once all five are up: routing, gunicorn's master and
+    worker, nginx's master and its worker (named so once it has set its title)."""
+    found: dict[int, str] = {}
+
+    def complete() -> bool:
+        found.clear()
+        found.update(descendants(sidecar.process.pid))
+        return len(found) == 5 and sum("nginx: worker" in cmd for cmd in found.values()) == 1
+
+    wait_until(complete, 10, "serve's five processes", detail=lambda: found)
+    return dict(found)
 
 
 def pid_of(found: dict[int, str], marker: str) -> int:
@@ -64,9 +71,19 @@ def test_sigterm_stops_every_child_and_exits_zero(sidecar: Sidecar) -> None:
 def test_nginx_dying_takes_the_sidecar_down_non_zero(sidecar: Sidecar, child: str) -> None:
     """nginx's master SIGKILLed (or its only worker, which the master replaces): handled."""
     children = tree(sidecar)
-    os.kill(pid_of(children, child), signal.SIGKILL)
+    killed = pid_of(children, child)
+    os.kill(killed, signal.SIGKILL)
     if child == "nginx: worker":
-        wait_until(lambda: len(descendants(sidecar.process.pid)) == 5, 10, "a new nginx worker")
+        # The killed worker counts until it is gone, so wait for the one replacing it.
+        wait_until(
+            lambda: (
+                len(workers := nginx_workers(sidecar.process.pid)) == 1 and killed not in workers
+            ),
+            10,
+            "a new nginx worker",
+            detail=lambda: descendants(sidecar.process.pid),
+        )
+        assert requests.get(f"{sidecar.url}/_strangler/healthz", timeout=10).status_code == 200
         assert sidecar.process.poll() is None
         return
     assert sidecar.process.wait(60) == 1
@@ -81,7 +98,13 @@ def test_http_server_dying_takes_the_sidecar_down_non_zero(sidecar: Sidecar) -> 
     ]
     os.kill(gunicorn_master, signal.SIGKILL)
     assert sidecar.process.wait(60) == 1
-    wait_until(lambda: alive(list(children)) == [], 15, "every child to be gone")
+    # gunicorn's worker, orphaned, notices within a second and then stops gracefully.
+    wait_until(
+        lambda: alive(list(children)) == [],
+        CHILDREN_STOP_S,
+        "every child to be gone",
+        detail=lambda: {pid: children[pid] for pid in alive(list(children))},
+    )
 
 
 def test_sigkilled_serve_leaves_no_process_behind(sidecar: Sidecar) -> None:
@@ -89,4 +112,9 @@ def test_sigkilled_serve_leaves_no_process_behind(sidecar: Sidecar) -> None:
     children = tree(sidecar)
     sidecar.process.kill()
     sidecar.process.wait(10)
-    wait_until(lambda: alive(list(children)) == [], 30, "every child to be gone")
+    wait_until(
+        lambda: alive(list(children)) == [],
+        CHILDREN_STOP_S,
+        "every child to be gone",
+        detail=lambda: {pid: children[pid] for pid in alive(list(children))},
+    )
