@@ -150,7 +150,9 @@ class _Compiled:
         if cursor.description is None:
             return []
         names = [column[0] for column in cursor.description]
-        processors = self.result if len(self.result) == len(names) else (None,) * len(names)
+        processors = self.result or (None,) * len(names)  # text() declares no columns
+        if len(processors) != len(names):
+            raise TypeError(f"{len(names)} columns came back where {len(processors)} were built")
         return [
             DriverRow(
                 {
