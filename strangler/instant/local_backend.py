@@ -50,6 +50,10 @@ LOCAL_STATE_MACHINE_ARN = (
 log = structlog.get_logger()
 
 
+# An execution waiting for a slot: its future, order_id, execution name and mode.
+_Waiting = tuple[Future[ExecutionResult], str, str, bool]
+
+
 class LocalBackend:
     """Runs the pipeline in this process (an :class:`InstantBackend`).
 
@@ -91,7 +95,7 @@ class LocalBackend:
         self._max_workers = max_workers
         self._max_kept = max_kept
         self._runs: OrderedDict[str, Future[ExecutionResult]] = OrderedDict()
-        self._waiting: deque[tuple[str, str, bool]] = deque()
+        self._waiting: deque[_Waiting] = deque()
         self._running = 0
         self._closed = False
         self._idle = threading.Condition()
@@ -114,9 +118,9 @@ class LocalBackend:
             if start_now:
                 self._running += 1
             else:
-                self._waiting.append((order.order_id, name, dry_run))
+                self._waiting.append((future, order.order_id, name, dry_run))
         if start_now:
-            self._start(order.order_id, name, dry_run)
+            self._start(future, order.order_id, name, dry_run)
         return future
 
     def run(
@@ -159,11 +163,10 @@ class LocalBackend:
             cancelled = [] if wait else list(self._waiting)
             if not wait:
                 self._waiting.clear()
-        for _order_id, name, _dry_run in cancelled:
+        for future, _order_id, name, _dry_run in cancelled:
             with self._lock:
-                future = self._runs.pop(name, None)
-            if future is not None:
-                future.cancel()
+                self._runs.pop(name, None)
+            future.cancel()
         if wait:
             with self._idle:
                 self._idle.wait_for(lambda: self._running == 0)
@@ -174,9 +177,11 @@ class LocalBackend:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _start(self, order_id: str, name: str, dry_run: bool) -> None:
+    def _start(
+        self, future: Future[ExecutionResult], order_id: str, name: str, dry_run: bool
+    ) -> None:
         """Start one execution on an executor worker; its end starts the next waiting one."""
-        future = self._runs_future(name)
+        future.set_running_or_notify_cancel()
         try:
             started = self.machine.start(pipeline_input(order_id, dry_run=dry_run), name=name)
         except Exception as exc:
@@ -193,12 +198,6 @@ class LocalBackend:
             self._next()
 
         started.add_done_callback(finished)
-
-    def _runs_future(self, name: str) -> Future[ExecutionResult]:
-        with self._lock:
-            future = self._runs[name]
-        future.set_running_or_notify_cancel()
-        return future
 
     def _broke(
         self, future: Future[ExecutionResult], order_id: str, name: str, exc: BaseException
