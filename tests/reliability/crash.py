@@ -206,8 +206,9 @@ class BurstLoad:
                 )
                 try:
                     connection.connect()
-                except ConnectionRefusedError:
-                    # Nothing was sent: trying again is safe (the sidecar is restarting).
+                except (ConnectionRefusedError, ConnectionResetError):
+                    # Nothing was sent: trying again is safe (the sidecar is restarting, or
+                    # died with this connection still in its listen backlog).
                     connection = None
                     with self.result.lock:
                         self.result.refused_retries += 1
