@@ -232,14 +232,13 @@ class LeaseDispatcher:
                 self._wake.set()
 
     def _process(self, order: LeasedOrder, lease: Lease) -> None:
-        log = _log.bind(order_id=order.order_id, owner=self.owner, attempt=order.attempts)
         try:
             disposition = self.router.process(order, lease)
         except LeaseLost:
-            log.warning("order_abandoned_lease_lost")
+            self._order_log(order).warning("order_abandoned_lease_lost")
             return
         except Exception as exc:  # a worker survives any one order's failure
-            log.exception("order_processing_crashed")
+            self._order_log(order).exception("order_processing_crashed")
             disposition = Disposition(
                 done=False,
                 retry_in_s=self.router.retry.delay_s(order.attempts),
@@ -247,14 +246,16 @@ class LeaseDispatcher:
             )
         lease.released.set()
         if not disposition.released:
-            self._release(order, disposition, log)
+            self._release(order, disposition)
 
-    def _release(
-        self,
-        order: LeasedOrder,
-        disposition: Disposition,
-        log: structlog.typing.FilteringBoundLogger,
-    ) -> None:
+    def _order_log(self, order: LeasedOrder) -> structlog.typing.FilteringBoundLogger:
+        """A logger bound to the order (bound only when a line is written: most write none)."""
+        bound: structlog.typing.FilteringBoundLogger = _log.bind(
+            order_id=order.order_id, owner=self.owner, attempt=order.attempts
+        )
+        return bound
+
+    def _release(self, order: LeasedOrder, disposition: Disposition) -> None:
         retry_at = self._clock() + timedelta(seconds=disposition.retry_in_s)
         try:
             released = self.ledger.release_lease(
@@ -266,7 +267,7 @@ class LeaseDispatcher:
             )
         except LedgerError as exc:
             # The lease expires on its own and another worker resumes the order.
-            log.error("lease_release_failed", error=str(exc))
+            self._order_log(order).error("lease_release_failed", error=str(exc))
             return
         if not released:
-            log.warning("lease_lost_before_release")
+            self._order_log(order).warning("lease_lost_before_release")

@@ -105,7 +105,7 @@ class _Steps:
         step = StepEvent.parse("claim", event)
         claimed = True if step.dry_run else self._legacy.claim(step.order_id)
         decision = "claimed" if claimed else "legacy_owned"
-        _logger(step, "claim", context).info("instant_step_done", decision=decision)
+        log.info("instant_step_done", **_log_fields(step, "claim", context), decision=decision)
         return {"step": "claim", "decision": decision, "claimed": claimed, "dry_run": step.dry_run}
 
     def fraud_scan(self, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
@@ -133,7 +133,8 @@ class _Steps:
         reason = fallback_reason(error, event.get("cause"))
         if not step.dry_run:
             self._legacy.release(step.order_id, reason)
-        _logger(step, "release", context).warning("instant_released_to_legacy", error=error)
+        fields = _log_fields(step, "release", context)
+        log.warning("instant_released_to_legacy", **fields, error=error)
         return {
             "step": "release",
             "decision": "released",
@@ -175,7 +176,7 @@ def fallback_reason(error: str, cause: Any) -> str:
 
 
 def _step_output(name: str, step: StepEvent, outcome: StepOutcome, context: Any) -> dict[str, Any]:
-    _logger(step, name, context).info("instant_step_done", decision=outcome.decision)
+    log.info("instant_step_done", **_log_fields(step, name, context), decision=outcome.decision)
     return {
         "step": name,
         "decision": outcome.decision,
@@ -186,13 +187,14 @@ def _step_output(name: str, step: StepEvent, outcome: StepOutcome, context: Any)
     }
 
 
-def _logger(step: StepEvent, name: str, context: Any) -> Any:
-    return log.bind(
-        order_id=step.order_id,
-        step=name,
-        dry_run=step.dry_run,
-        request_id=getattr(context, "aws_request_id", None),
-    )
+def _log_fields(step: StepEvent, name: str, context: Any) -> dict[str, Any]:
+    """The fields of a step's log line (passed with the event: no logger bound per step)."""
+    return {
+        "order_id": step.order_id,
+        "step": name,
+        "dry_run": step.dry_run,
+        "request_id": getattr(context, "aws_request_id", None),
+    }
 
 
 # Lambda entry points: the client is built once per container, on first use.

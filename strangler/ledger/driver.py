@@ -130,6 +130,12 @@ class _Compiled:
             for name, bind in ((name, compiled.binds.get(name)) for name in self.names)
             if bind is not None
         }
+        # Where each converted parameter sits in the positional tuple, with its converter.
+        self.converters: tuple[tuple[int, Callable[[Any], Any]], ...] = tuple(
+            (index, process)
+            for index, process in enumerate(self.bind.get(name) for name in self.names)
+            if process is not None
+        )
         columns = list(getattr(statement, "exported_columns", ()))
         self.result: tuple[Processor, ...] = tuple(
             column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
@@ -139,12 +145,15 @@ class _Compiled:
         """The SQL and its positional parameters for one call."""
         if self.expanding:
             state = self.compiled.construct_expanded_state(values)
-            sql, names, merged = state.statement, state.positiontup or (), state.parameters
             processors = {**self.bind, **state.processors}
-        else:
-            sql, names, merged = self.sql, self.names, self.compiled.construct_params(values)
-            processors = self.bind
-        return sql, tuple(_converted(merged[name], processors.get(name)) for name in names)
+            names = state.positiontup or ()
+            converted = (_converted(state.parameters[name], processors.get(name)) for name in names)
+            return state.statement, tuple(converted)
+        merged = self.compiled.construct_params(values)
+        params = [merged[name] for name in self.names]
+        for index, process in self.converters:
+            params[index] = process(params[index])
+        return self.sql, tuple(params)
 
     def rows(self, cursor: sqlite3.Cursor) -> list[DriverRow]:
         if cursor.description is None:

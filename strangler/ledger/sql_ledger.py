@@ -199,9 +199,10 @@ class SqlLedger:
         with self._write("pin a decision") as conn:
             pinned_now = conn.execute(statements.PIN_DECISION, values).first()
             if pinned_now is not None:
-                self._move(conn, order_id, OrderStatus.ROUTED, reason=decision.reason, at=now)
                 if start_running:
-                    self._move(conn, order_id, OrderStatus.RUNNING, reason=None, at=now)
+                    self._route_and_start(conn, order_id, reason=decision.reason, at=now)
+                else:
+                    self._move(conn, order_id, OrderStatus.ROUTED, reason=decision.reason, at=now)
                 followed = decision.path in _FOLLOWED_PATHS or pinned_now.handoff is not None
                 if followed and pinned_now.terminal_at is None:
                     self._end_as(
@@ -740,6 +741,35 @@ class SqlLedger:
         ):
             raise LedgerError(f"cannot move unknown order {order_id!r} to {status}")
         return False
+
+    def _route_and_start(
+        self, conn: WriteConnection, order_id: str, *, reason: str, at: datetime
+    ) -> None:
+        """Move an order to ``routed`` and on to ``running``, both at ``at``.
+
+        Two statements for an order still ``received`` (the usual case), else one move
+        at a time, each skipped when the order is there already or beyond.
+        """
+        values = statements.params(order_id=order_id, at=at, now=self._clock())
+        if conn.execute(statements.ROUTE_AND_START, values).rowcount == 1:
+            transitions = [
+                {
+                    "order_id": order_id,
+                    "status": OrderStatus.ROUTED.value,
+                    "at": at,
+                    "reason": reason,
+                },
+                {
+                    "order_id": order_id,
+                    "status": OrderStatus.RUNNING.value,
+                    "at": at,
+                    "reason": None,
+                },
+            ]
+            conn.execute(statements.INSERT_TRANSITION, transitions)
+            return
+        self._move(conn, order_id, OrderStatus.ROUTED, reason=reason, at=at)
+        self._move(conn, order_id, OrderStatus.RUNNING, reason=None, at=at)
 
     def _end_as_legacy_did(self, conn: WriteConnection, order_id: str) -> bool:
         """End a followed order the legacy app reported terminal; True when it ended now."""

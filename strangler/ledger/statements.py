@@ -182,6 +182,23 @@ def move(status: OrderStatus, extra: tuple[str, ...] = ()) -> sa.Update:
     )
 
 
+_AT = _p("at", _o.routed_at)
+# An order just routed moves straight on to ``running``: both statuses at ``at``, in one
+# statement (parameters: ``order_id``, ``at``, ``now``). Only from ``received``.
+ROUTE_AND_START = (
+    orders.update()
+    .where(
+        _o.order_id == _p("order_id", _o.order_id),
+        _o.status == OrderStatus.RECEIVED.value,
+    )
+    .values(
+        status=OrderStatus.RUNNING.value,
+        updated_at=_p("now", _o.updated_at),
+        routed_at=_AT,
+        running_at=_AT,
+    )
+)
+
 SET_DRY_RUN_OUTCOME = (
     orders.update()
     .where(_o.order_id == _p("order_id", _o.order_id))
