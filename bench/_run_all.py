@@ -53,7 +53,7 @@ BENCHES = (
     ),
     Bench(
         "intake",
-        ("--seconds", "4", "--connections", "1", "4", "16"),
+        ("--seconds", "4", "--workers", "2", "--connections", "1", "4", "16"),
         600,
         "the ledger alone (record_received with no HTTP)",
     ),
