@@ -140,6 +140,40 @@ class LedgerContract:
         ledger.pin_decision("o-1", make_decision(), start_running=True)
         assert [t["status"] for t in (ledger.story("o-1") or {})["transitions"]] == moves
 
+    def test_starting_records_both_transitions_at_the_pin_time(
+        self, ledger: SqlLedger, clock: Clock
+    ) -> None:
+        """Routed and running share the pin's time; the decision's reason goes with routed."""
+        ledger.record_received(make_order("o-1"), source="api")
+        pinned_at = clock.advance(2)
+        decision = make_decision(Route.INSTANT)
+        ledger.pin_decision("o-1", decision, start_running=True)
+        story = ledger.story("o-1") or {}
+        assert story["transitions"][1:] == [
+            {"status": "routed", "at": pinned_at.isoformat(), "reason": decision.reason},
+            {"status": "running", "at": pinned_at.isoformat(), "reason": None},
+        ]
+        assert (story["timestamps"]["routed"], story["timestamps"]["running"]) == (
+            pinned_at.isoformat(),
+            pinned_at.isoformat(),
+        )
+
+    @pytest.mark.parametrize("reached", [OrderStatus.RUNNING, OrderStatus.FULFILLED])
+    def test_starting_an_order_already_further_on_moves_it_no_way_back(
+        self, ledger: SqlLedger, reached: OrderStatus
+    ) -> None:
+        """An order past ``received`` before its pin keeps its status; nothing is repeated."""
+        ledger.record_received(make_order("o-1"), source="api")
+        ledger.transition("o-1", reached)
+        before = [t["status"] for t in (ledger.story("o-1") or {})["transitions"]]
+        decision = make_decision(Route.INSTANT)
+        assert ledger.pin_decision("o-1", decision, start_running=True) is decision
+        story = ledger.story("o-1") or {}
+        assert (story["status"], [t["status"] for t in story["transitions"]]) == (
+            reached.value,
+            before,
+        )
+
     def test_finish_records_steps_ends_the_order_and_releases_the_lease_at_once(
         self, ledger: SqlLedger, clock: Clock
     ) -> None:
