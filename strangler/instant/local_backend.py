@@ -2,12 +2,21 @@
 
 The definition's Lambda resources are filled with local ARNs that map to the handlers
 of :func:`~strangler.instant.handlers.make_handlers`, so what runs here is the same
-definition the template deploys. Executions run on the executor's worker threads, at
-most ``max_workers`` at once (the others wait their turn in order), so a router can hand
-over many orders at once; the thread that calls :meth:`LocalBackend.run` only waits.
-They are kept (the most recent ``max_kept`` finished ones, plus every running or waiting
-one) under their execution name: a second ``run`` for the same order and mode joins or
-returns the first execution instead of starting another.
+definition the template deploys. :meth:`LocalBackend.run` runs an execution on the
+thread that asks for it (a dispatcher worker, whose job is exactly that), with no hand-off
+to another thread; :meth:`LocalBackend.submit` starts one on the executor's worker
+threads, at most ``max_workers`` at once (the others wait their turn in order).
+Executions are kept (the most recent ``max_kept`` finished ones, plus every running or
+waiting one) under their execution name: a second ``run`` or ``submit`` for the same
+order and mode joins or returns the first execution instead of starting another.
+
+Task timeouts are checked when a handler returns (the executor's ``inline`` mode): a
+call that took longer than its TimeoutSeconds fails its state with States.Timeout, so
+the definition's Retry and Catch see what Step Functions would show, only at the call's
+end rather than at its deadline. That is safe for the shipped handlers: each makes one
+legacy call, bounded by the adapter's connect and read timeouts (1 s + 5 s by default), well inside
+the Tasks' 30 s; a LocalBackend refuses a client whose timeouts reach a Task's. What is
+given up is the faithful case of a handler that never returns: it holds its thread.
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import UTC, datetime
+from typing import Any
 
 import structlog
 
@@ -39,6 +49,7 @@ from strangler.instant.exceptions import ExecutionError
 from strangler.instant.handlers import LegacySteps, make_handlers
 from strangler.instant.results import ExecutionResult
 from strangler.instant.steps import steps_from_history
+from strangler.legacy_adapter import LegacyClient
 from strangler.orders import OrderNotification
 
 __all__ = ["LOCAL_STATE_MACHINE_ARN", "LocalBackend"]
@@ -57,7 +68,8 @@ _Waiting = tuple[Future[ExecutionResult], str, str, bool]
 class LocalBackend:
     """Runs the pipeline in this process (an :class:`InstantBackend`).
 
-    ``max_workers`` bounds how many executions run at once (more wait their turn);
+    ``max_workers`` bounds how many submitted executions run at once (more wait their
+    turn; :meth:`run` executes on its caller's thread, so the callers bound those);
     ``max_kept`` bounds how many finished executions are remembered. ``clock``,
     ``sleeper`` and ``rng`` go to the executor, so tests never really wait for a Retry's
     backoff. Call :meth:`close` (or use ``with``) to stop taking executions.
@@ -82,6 +94,7 @@ class LocalBackend:
             load_definition(),
             {key: local_function_arn(step) for key, step in FUNCTION_PLACEHOLDERS.items()},
         )
+        _check_bounded(legacy, definition)
         self.machine = StateMachine(
             definition,
             {local_function_arn(step): handler for step, handler in handlers.items()},
@@ -91,6 +104,7 @@ class LocalBackend:
             name=STATE_MACHINE_NAME,
             region=LOCAL_REGION,
             account_id=LOCAL_ACCOUNT,
+            task_timeouts="inline",
         )
         self._max_workers = max_workers
         self._max_kept = max_kept
@@ -102,41 +116,34 @@ class LocalBackend:
         self._lock = threading.Lock()
 
     def submit(self, order: OrderNotification, *, dry_run: bool = False) -> Future[ExecutionResult]:
-        """Start the order's execution, or return the one already started (idempotent)."""
-        name = execution_name(order.order_id, dry_run=dry_run)
-        with self._lock:
-            future = self._runs.get(name)
-            if future is not None:
-                self._runs.move_to_end(name)
-                return future
-            if self._closed:
-                raise RuntimeError("this LocalBackend is closed; it takes no more executions")
-            future = Future()
-            self._runs[name] = future
-            self._evict()
-            start_now = self._running < self._max_workers
-            if start_now:
-                self._running += 1
-            else:
-                self._waiting.append((future, order.order_id, name, dry_run))
-        if start_now:
-            self._start(future, order.order_id, name, dry_run)
+        """Start the order's execution on a worker, or return the one already started
+        (idempotent)."""
+        future, mine = self._claim(execution_name(order.order_id, dry_run=dry_run))
+        if mine:
+            self._start_or_wait(future, order.order_id, dry_run)
         return future
 
     def run(
         self, order: OrderNotification, *, dry_run: bool = False, timeout_s: float = 60.0
     ) -> ExecutionResult:
-        """Start (or join) the order's execution and wait until it ends or ``timeout_s`` passes.
+        """Run the order's execution on this thread, or join the one already started.
 
-        Returns a RUNNING result (no steps yet) on timeout; calling again joins the same
-        execution. Raises ExecutionError if the executor itself broke down.
+        An execution started here runs to its end (``timeout_s`` bounds only the wait for
+        one started elsewhere: a RUNNING result, no steps yet, when it passes; calling
+        again joins the same execution). Raises ExecutionError if the executor itself
+        broke down.
         """
         started_at = datetime.now(UTC)
-        future = self.submit(order, dry_run=dry_run)
+        name = execution_name(order.order_id, dry_run=dry_run)
+        future, mine = self._claim(name)
+        if mine:
+            with self._lock:
+                self._running += 1
+            self._execute(future, order.order_id, name, dry_run)
+            return future.result()
         try:
             return future.result(timeout=timeout_s)
         except FutureTimeout:
-            name = execution_name(order.order_id, dry_run=dry_run)
             return ExecutionResult(
                 execution_id=execution_arn(LOCAL_STATE_MACHINE_ARN, name),
                 order_id=order.order_id,
@@ -176,6 +183,47 @@ class LocalBackend:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+    def _claim(self, name: str) -> tuple[Future[ExecutionResult], bool]:
+        """The execution kept under ``name``, and True when it is new (the caller runs it)."""
+        with self._lock:
+            future = self._runs.get(name)
+            if future is not None:
+                self._runs.move_to_end(name)
+                return future, False
+            if self._closed:
+                raise RuntimeError("this LocalBackend is closed; it takes no more executions")
+            future = Future()
+            self._runs[name] = future
+            self._evict()
+            return future, True
+
+    def _start_or_wait(self, future: Future[ExecutionResult], order_id: str, dry_run: bool) -> None:
+        """Start a submitted execution in a free slot, or queue it for the next one."""
+        name = execution_name(order_id, dry_run=dry_run)
+        with self._lock:
+            start_now = self._running < self._max_workers
+            if start_now:
+                self._running += 1
+            else:
+                self._waiting.append((future, order_id, name, dry_run))
+        if start_now:
+            self._start(future, order_id, name, dry_run)
+
+    def _execute(
+        self, future: Future[ExecutionResult], order_id: str, name: str, dry_run: bool
+    ) -> None:
+        """Run one execution on this thread, in a slot taken by the caller."""
+        future.set_running_or_notify_cancel()
+        try:
+            execution = self.machine.execute(pipeline_input(order_id, dry_run=dry_run), name=name)
+            future.set_result(_result(execution, order_id, dry_run))
+        except BaseException as exc:
+            self._broke(future, order_id, name, exc)
+            if not isinstance(exc, Exception):
+                raise
+        finally:
+            self._next()
 
     def _start(
         self, future: Future[ExecutionResult], order_id: str, name: str, dry_run: bool
@@ -232,6 +280,23 @@ class LocalBackend:
         finished = [name for name, future in self._runs.items() if future.done()]
         for name in finished[:excess]:
             del self._runs[name]
+
+
+def _check_bounded(legacy: LegacySteps, definition: Mapping[str, Any]) -> None:
+    """Refuse a legacy client that could keep a Task's handler past its TimeoutSeconds."""
+    if not isinstance(legacy, LegacyClient):
+        return
+    timeouts = [
+        state["TimeoutSeconds"]
+        for state in definition["States"].values()
+        if isinstance(state.get("TimeoutSeconds"), int | float)
+    ]
+    if timeouts and legacy.silent_attempt_s >= min(timeouts):
+        raise ValueError(
+            f"the legacy client's connect and read timeouts add up to "
+            f"{legacy.silent_attempt_s:g}s, not less than the pipeline's shortest Task "
+            f"TimeoutSeconds ({min(timeouts)}s): lower them so that a step's call ends first"
+        )
 
 
 def _result(execution: Execution, order_id: str, dry_run: bool) -> ExecutionResult:

@@ -121,6 +121,11 @@ class Transport:
         if self._owns_session:
             self._session.close()
 
+    @property
+    def silent_attempt_s(self) -> float:
+        """The longest one attempt waits on a silent legacy app: connect plus read timeout."""
+        return self._timeout[0] + self._timeout[1]
+
     def single_attempt(self) -> Transport:
         """A transport sharing this one's session and breaker that never retries a call."""
         view = copy.copy(self)

@@ -135,6 +135,15 @@ class LegacyClient:
         """The circuit breaker guarding this client's calls."""
         return self._transport.breaker
 
+    @property
+    def silent_attempt_s(self) -> float:
+        """The longest one HTTP attempt waits on a legacy app that stops answering (seconds).
+
+        The connect timeout plus the read timeout; the read timeout applies to each wait
+        for data, so an app that keeps sending a few bytes can hold an attempt longer.
+        """
+        return self._transport.silent_attempt_s
+
     def close(self) -> None:
         """Release pooled connections (an injected session is left open)."""
         self._transport.close()

@@ -14,7 +14,7 @@ from strangler.instant.backends import instant_backend_from_settings
 from strangler.instant.exceptions import ExecutionError
 from strangler.instant.local_backend import LocalBackend
 from strangler.instant.stepfunctions_backend import StepFunctionsBackend
-from strangler.legacy_adapter import CircuitOpen, ClaimConflict, LegacyUnavailable
+from strangler.legacy_adapter import CircuitOpen, ClaimConflict, LegacyClient, LegacyUnavailable
 from strangler.orders import OrderNotification
 from strangler.settings import Settings
 from tests.unit.instant.fakes import FakeLegacy
@@ -208,15 +208,48 @@ class _Gate:
 
 
 def test_a_timeout_returns_running_and_a_later_run_joins() -> None:
-    """When the wait ends first the result is RUNNING; the next run() joins the same execution."""
+    """Waiting on an execution started elsewhere ends RUNNING at the timeout; the next
+    run() joins the same execution."""
     gate = _Gate()
     with LocalBackend(gate, max_workers=1) as backend:  # type: ignore[arg-type]
+        backend.submit(_order())
         running = backend.run(_order(), timeout_s=0.01)
         assert (running.status, running.steps, backend.get("o-1")) == ("RUNNING", (), None)
         gate.open.set()
         done = backend.run(_order(), timeout_s=10)
     assert (done.status, done.execution_id) == ("SUCCEEDED", running.execution_id)
     assert [call[0] for call in gate.inner.calls].count("claim") == 1
+
+
+class _Threads(FakeLegacy):
+    """A legacy fake that notes which thread each call came from."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.threads: set[str] = set()
+
+    def claim(self, order_id: str) -> bool:
+        self.threads.add(threading.current_thread().name)
+        return super().claim(order_id)
+
+
+def test_run_executes_on_the_calling_thread() -> None:
+    """run() hands nothing to another thread: the handlers run on its caller's."""
+    legacy = _Threads()
+    with LocalBackend(legacy) as backend:
+        assert backend.run(_order()).outcome == "fulfilled"
+        backend.submit(_order("o-2")).result(timeout=10)
+    assert threading.current_thread().name in legacy.threads
+    assert len(legacy.threads) == 2  # the submitted one ran on an executor worker
+
+
+def test_a_legacy_client_slower_than_a_task_timeout_is_refused() -> None:
+    """A step's call must end before its Task's TimeoutSeconds: run() waits for it."""
+    slow = LegacyClient("http://127.0.0.1:9", connect_timeout=5, read_timeout=25)
+    with slow, pytest.raises(ValueError, match=r"add up to 30s.*TimeoutSeconds \(30s\)"):
+        LocalBackend(slow)
+    with LegacyClient("http://127.0.0.1:9") as default, LocalBackend(default) as backend:
+        assert backend.machine is not None
 
 
 def test_many_orders_run_concurrently(legacy: FakeLegacy) -> None:
@@ -239,16 +272,21 @@ def test_only_the_most_recent_finished_executions_are_kept(legacy: FakeLegacy) -
 def test_a_broken_executor_is_an_execution_error_and_can_be_retried(
     backend: LocalBackend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """If the executor itself raises, run() raises ExecutionError and forgets the attempt."""
+    """If the executor itself raises, run() and submit() give ExecutionError and forget
+    the attempt."""
 
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("executor bug")
 
     with monkeypatch.context() as patch:
+        patch.setattr(backend.machine, "execute", broken)
         patch.setattr(backend.machine, "start", broken)
         with pytest.raises(ExecutionError, match="executor bug"):
             backend.run(_order())
+        with pytest.raises(ExecutionError, match="executor bug"):
+            backend.submit(_order("o-2")).result(timeout=10)
     assert backend.run(_order()).outcome == "fulfilled"
+    assert backend.submit(_order("o-2")).result(timeout=10).outcome == "fulfilled"
 
 
 @pytest.mark.parametrize(
