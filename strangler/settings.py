@@ -22,6 +22,7 @@ __all__ = ["ENV_PREFIX", "Settings"]
 ENV_PREFIX = "STRANGLER_"
 _INSTANT_BACKENDS = ("local", "stepfunctions")
 _LOG_FORMATS = ("auto", "json", "console")
+_LOG_LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +63,7 @@ class Settings:
     reconcile_interval_s: int = 10
     reconcile_unknown_age_s: int = 3600
     log_format: str = "auto"
+    log_level: str = "info"
     compare_max_age_s: int = 3600
     compare_sweep_interval_s: int = 30
     compare_ignore: tuple[str, ...] = ()
@@ -78,6 +80,11 @@ class Settings:
             raise ConfigurationError(
                 f"STRANGLER_LOG_FORMAT must be one of {', '.join(_LOG_FORMATS)}, "
                 f"got {self.log_format!r}"
+            )
+        if self.log_level not in _LOG_LEVELS:
+            raise ConfigurationError(
+                f"STRANGLER_LOG_LEVEL must be one of {', '.join(_LOG_LEVELS)}, "
+                f"got {self.log_level!r}"
             )
         if self.workers < 1:
             raise ConfigurationError(f"STRANGLER_WORKERS must be at least 1, got {self.workers}")
@@ -101,6 +108,11 @@ class Settings:
     def effective_ledger_url(self) -> str:
         """The ledger URL, defaulting to a SQLite file in the data dir."""
         return self.ledger_url or f"sqlite:///{self.data_dir / 'ledger.sqlite3'}"
+
+    @property
+    def logging_level(self) -> int:
+        """``log_level`` as a :mod:`logging` level number."""
+        return _LOG_LEVELS[self.log_level]
 
     @property
     def audit_log(self) -> Path:

@@ -63,7 +63,7 @@ def worker(
             poll_interval_ms=poll_interval_ms,
             log_format=log_format,
         )
-        configure_logging(settings.log_format)
+        configure_logging(settings.log_format, settings.logging_level)
         runtime = Runtime.from_settings(settings)
     except ConfigurationError as exc:
         click.echo(f"error: {exc}", err=True)

@@ -59,7 +59,7 @@ def deploy_command(
     line. Dependencies are vendored into the bundle with pip (Lambda's wheels).
     """
     settings = Settings.from_env(aws_region=region, legacy_url=legacy_url)
-    configure_logging(settings.log_format)
+    configure_logging(settings.log_format, settings.logging_level)
     parameters = DeployParameters(
         order_topic_arn=topic_arn,
         legacy_url=settings.legacy_url,
@@ -89,7 +89,7 @@ def deploy_command(
 def rollback_command(stack: str, region: str | None, dry_run: bool) -> None:
     """Point STACK's `live` aliases back at the previous versions, and report what moved."""
     settings = Settings.from_env(aws_region=region)
-    configure_logging(settings.log_format)
+    configure_logging(settings.log_format, settings.logging_level)
     rollback = Rollback(
         cloudformation=_client("cloudformation", settings.aws_region),
         lambda_client=_client("lambda", settings.aws_region),

@@ -99,7 +99,7 @@ def _sns_message(index: int, record: Any) -> tuple[str, str | None]:
 @functools.cache
 def _lambda_dispatcher() -> NotificationDispatcher:
     settings = Settings.from_env()
-    configure_logging(settings.log_format)
+    configure_logging(settings.log_format, settings.logging_level)
     if not settings.state_machine_arn:
         raise ConfigurationError(
             "STRANGLER_STATE_MACHINE_ARN is not set; the dispatcher needs the state machine "

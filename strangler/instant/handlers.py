@@ -105,7 +105,7 @@ class _Steps:
         step = StepEvent.parse("claim", event)
         claimed = True if step.dry_run else self._legacy.claim(step.order_id)
         decision = "claimed" if claimed else "legacy_owned"
-        log.info("instant_step_done", **_log_fields(step, "claim", context), decision=decision)
+        log.debug("instant_step_done", **_log_fields(step, "claim", context), decision=decision)
         return {"step": "claim", "decision": decision, "claimed": claimed, "dry_run": step.dry_run}
 
     def fraud_scan(self, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
@@ -176,7 +176,7 @@ def fallback_reason(error: str, cause: Any) -> str:
 
 
 def _step_output(name: str, step: StepEvent, outcome: StepOutcome, context: Any) -> dict[str, Any]:
-    log.info("instant_step_done", **_log_fields(step, name, context), decision=outcome.decision)
+    log.debug("instant_step_done", **_log_fields(step, name, context), decision=outcome.decision)
     return {
         "step": name,
         "decision": outcome.decision,
@@ -203,7 +203,7 @@ def _log_fields(step: StepEvent, name: str, context: Any) -> dict[str, Any]:
 @functools.cache
 def _lambda_handlers() -> Mapping[str, Handler]:
     settings = Settings.from_env()
-    configure_logging(settings.log_format)
+    configure_logging(settings.log_format, settings.logging_level)
     return make_handlers(LegacyClient.from_settings(settings))
 
 

@@ -71,7 +71,7 @@ def serve(
         _check_ranges(settings)
     except ConfigurationError as exc:
         raise click.ClickException(str(exc)) from exc
-    configure_logging(settings.log_format)
+    configure_logging(settings.log_format, settings.logging_level)
     if front == "python" and (routing == "inline" or intake_only):
         from strangler.sidecar.server import serve as run  # noqa: PLC0415  (server's docstring)
 

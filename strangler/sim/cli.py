@@ -102,7 +102,7 @@ def legacy_sim(
     Business rules and faults: docs/legacy.md. HTTP contract: docs/legacy-api.yaml.
     """
     settings = Settings.from_env()
-    configure_logging(log_format or settings.log_format)
+    configure_logging(log_format or settings.log_format, settings.logging_level)
     if token and basic_auth:
         raise click.UsageError("give --token or --basic-auth, not both")
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -61,6 +62,7 @@ def test_toml_file_is_read_and_environment_wins(tmp_path: Path) -> None:
             {"STRANGLER_INSTANT_BACKEND": "lambda"}, "STRANGLER_INSTANT_BACKEND", id="backend"
         ),
         pytest.param({"STRANGLER_CONFIG": "/nonexistent.toml"}, "STRANGLER_CONFIG", id="no-file"),
+        pytest.param({"STRANGLER_LOG_LEVEL": "verbose"}, "STRANGLER_LOG_LEVEL", id="log-level"),
     ],
 )
 def test_bad_settings_name_the_variable(environ: dict[str, str], named: str) -> None:
@@ -75,3 +77,9 @@ def test_unknown_keys_in_toml_are_refused(tmp_path: Path) -> None:
     config.write_text("wrokers = 3\n")
     with pytest.raises(ConfigurationError, match="wrokers"):
         Settings.from_env({"STRANGLER_CONFIG": str(config)})
+
+
+def test_the_log_level_is_a_logging_level() -> None:
+    """STRANGLER_LOG_LEVEL (default info) is handed to logging as its number."""
+    assert Settings.from_env({}).logging_level == logging.INFO
+    assert Settings.from_env({"STRANGLER_LOG_LEVEL": "debug"}).logging_level == logging.DEBUG

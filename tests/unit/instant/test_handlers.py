@@ -126,13 +126,14 @@ def test_invalid_events_are_rejected_naming_the_field(event: object, field: str)
 
 
 def test_handlers_log_the_order_and_request_id() -> None:
-    """Each step logs its decision with the order id and the Lambda request id bound."""
+    """Each step logs its decision at debug level (the ledger and the execution history
+    keep every step), with the order id and the Lambda request id."""
     context = SimpleNamespace(aws_request_id="req-1")
     with capture_logs() as logs:
         make_handlers(FakeLegacy())["fraud_scan"](EVENT, context)
-    assert [(e["event"], e["order_id"], e["request_id"], e["decision"]) for e in logs] == [
-        ("instant_step_done", "o-1", "req-1", "pass")
-    ]
+    assert [
+        (e["event"], e["log_level"], e["order_id"], e["request_id"], e["decision"]) for e in logs
+    ] == [("instant_step_done", "debug", "o-1", "req-1", "pass")]
 
 
 @pytest.mark.parametrize(
