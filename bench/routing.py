@@ -271,7 +271,7 @@ def _round(data: Path, case: str, sim_url: str, args: argparse.Namespace) -> Run
     _wait_dispatched(data, start + TIME_CAP_S)
     seconds, cpu_s = time.perf_counter() - start, time.process_time() - cpu
     runtime.stop(10)
-    return Run(orders=args.orders - _waiting(data), seconds=seconds, cpu_s=cpu_s)
+    return Run(orders=args.orders - _left(data), seconds=seconds, cpu_s=cpu_s)
 
 
 def _round_in_processes(data: Path, count: int, processes: int, workers: int) -> Run:
@@ -295,7 +295,7 @@ def _round_in_processes(data: Path, count: int, processes: int, workers: int) ->
         reports = [json.loads(_line(child) or "{}") for child in children]
         seconds = time.perf_counter() - start
     cpu_s = sum(float(report.get("cpu_s", 0.0)) for report in reports)
-    return Run(orders=count - _waiting(data), seconds=seconds, cpu_s=cpu_s)
+    return Run(orders=count - _left(data), seconds=seconds, cpu_s=cpu_s)
 
 
 def _line(child: subprocess.Popen[str]) -> str:
@@ -318,19 +318,30 @@ def _child(data: Path, workers: int) -> None:
 
 
 def _wait_dispatched(data: Path, deadline: float) -> None:
-    """Until no order waits for dispatch (or the deadline): a cheap read every 5 ms."""
-    while _waiting(data, any_at_all=True) and time.perf_counter() < deadline:
-        time.sleep(POLL_S)
+    """Until no order waits for dispatch (or the deadline): a cheap read every 5 ms, on one
+    read-only connection kept open (opening one per read cost the routing process ~4 %)."""
+    with closing(_read_only(data)) as db:
+        while _waiting(db, any_at_all=True) and time.perf_counter() < deadline:
+            time.sleep(POLL_S)
 
 
-def _waiting(data: Path, *, any_at_all: bool = False) -> int:
-    """Orders waiting for dispatch, read straight from the SQLite file (read-only)."""
+def _left(data: Path) -> int:
+    """Orders still waiting for dispatch at the end of a round."""
+    with closing(_read_only(data)) as db:
+        return _waiting(db)
+
+
+def _read_only(data: Path) -> sqlite3.Connection:
+    uri = f"file:{data / 'ledger.sqlite3'}?mode=ro"
+    return sqlite3.connect(uri, uri=True, timeout=5, isolation_level=None)
+
+
+def _waiting(db: sqlite3.Connection, *, any_at_all: bool = False) -> int:
+    """Orders waiting for dispatch (with ``any_at_all``, 1 if there is any)."""
     query = "SELECT count(*) FROM orders WHERE needs_dispatch = 1"
     if any_at_all:
         query = "SELECT EXISTS (SELECT 1 FROM orders WHERE needs_dispatch = 1)"
-    uri = f"file:{data / 'ledger.sqlite3'}?mode=ro"
-    with closing(sqlite3.connect(uri, uri=True, timeout=5)) as db:
-        return int(db.execute(query).fetchone()[0])
+    return int(db.execute(query).fetchone()[0])
 
 
 def _profile(work: Path, count: int) -> None:

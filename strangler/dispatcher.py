@@ -1,8 +1,11 @@
 """The dispatcher: a bounded pool of worker threads taking due orders from the ledger.
 
-One feeder thread claims due orders under leases (only as many as there are idle
-workers), renews the leases of orders in flight, and hands each order to a worker, which
-calls :meth:`Router.process` and then releases the lease as the router says. Started, it
+One feeder thread claims due orders under leases, renews the leases of the orders it
+holds, and hands each order to a worker, which calls :meth:`Router.process` and then
+releases the lease as the router says. The feeder claims in batches: once no more than
+``workers`` orders are held it claims enough to hold twice that, so a worker that ends an
+order finds the next one waiting, and one claim serves several orders. Orders claimed
+but not started when the dispatcher stops are given back at once, their claim uncounted. Started, it
 resumes every order that needs processing and whose lease is free or expired, so a
 process that died mid-way loses nothing; several dispatchers (threads, processes or
 hosts) may share one ledger, and leases keep each order with one worker at a time.
@@ -56,6 +59,10 @@ class LeaseQueue(Protocol):
         """Give up ``owner``'s lease: the order is done, or due again at ``retry_at``."""
         ...
 
+    def return_unstarted(self, owner: str, order_ids: Sequence[str]) -> int:
+        """Give back claims on orders not started: due again at once, attempts uncounted."""
+        ...
+
 
 class LeaseDispatcher:
     """Processes due orders from the ledger on ``workers`` threads, under leases.
@@ -100,7 +107,7 @@ class LeaseDispatcher:
 
     @property
     def in_flight(self) -> int:
-        """How many orders this dispatcher is processing now."""
+        """How many orders this dispatcher holds: being processed or waiting for a worker."""
         with self._lock:
             return len(self._in_flight)
 
@@ -135,6 +142,7 @@ class LeaseDispatcher:
         self._wake.set()
         deadline = time.monotonic() + timeout
         self._feeder.join(timeout)
+        self._return_queued()
         next_renewal = time.monotonic()
         while self.in_flight and time.monotonic() < deadline:
             if time.monotonic() >= next_renewal:
@@ -174,27 +182,55 @@ class LeaseDispatcher:
                 self._stopping.wait(delay)
                 continue
             failures = 0
-            if claimed and self._idle() > 0:
+            if claimed and self._room() > 0:
                 continue
             wait = min(self.poll_interval_s, max(0.0, next_renewal - time.monotonic()))
             self._wake.wait(wait)
             self._wake.clear()
 
-    def _idle(self) -> int:
+    def _room(self) -> int:
+        """How many orders to claim now: none while more than ``workers`` are held."""
         with self._lock:
-            return self.workers - len(self._in_flight)
+            held = len(self._in_flight)
+        return 2 * self.workers - held if held <= self.workers else 0
 
     def _claim(self) -> int:
-        idle = self._idle()
-        if idle <= 0 or self._stopping.is_set():
+        room = self._room()
+        if room <= 0 or self._stopping.is_set():
             return 0
-        orders = self.ledger.claim_due(self.owner, limit=idle, lease_seconds=self.lease_seconds)
+        orders = self.ledger.claim_due(self.owner, limit=room, lease_seconds=self.lease_seconds)
         with self._lock:
             for order in orders:
                 self._in_flight[order.order_id] = Lease(order.order_id, self.owner)
         for order in orders:
             self._jobs.put(order)
         return len(orders)
+
+    def _return_queued(self) -> None:
+        """Give back the orders claimed but not taken by a worker yet (stopping)."""
+        queued: list[str] = []
+        while True:
+            try:
+                order = self._jobs.get_nowait()
+            except queue.Empty:
+                break
+            if order is not None:
+                queued.append(order.order_id)
+        self._give_back(queued)
+
+    def _give_back(self, order_ids: list[str]) -> None:
+        """Return claimed orders no worker started (stopping): due again, claims uncounted."""
+        if not order_ids:
+            return
+        try:
+            self.ledger.return_unstarted(self.owner, order_ids)
+        except LedgerError as exc:
+            # Their leases expire on their own, and another worker takes them then.
+            _log.error("dispatcher_ledger_error", error=str(exc), orders=order_ids)
+        with self._lock:
+            for order_id in order_ids:
+                del self._in_flight[order_id]
+        _log.info("dispatcher_returned_unstarted", owner=self.owner, orders=order_ids)
 
     def _renew_quietly(self) -> None:
         try:
@@ -222,6 +258,9 @@ class LeaseDispatcher:
             order = self._jobs.get()
             if order is None:
                 return
+            if self._stopping.is_set():
+                self._give_back([order.order_id])
+                continue
             with self._lock:
                 lease = self._in_flight[order.order_id]
             try:
@@ -229,7 +268,9 @@ class LeaseDispatcher:
             finally:
                 with self._lock:
                     del self._in_flight[order.order_id]
-                self._wake.set()
+                    claim_more = len(self._in_flight) <= self.workers
+                if claim_more:
+                    self._wake.set()
 
     def _process(self, order: LeasedOrder, lease: Lease) -> None:
         try:

@@ -364,6 +364,15 @@ class SqlLedger:
         with self._write("release a lease") as conn:
             return conn.execute(statements.RELEASE_LEASE, values).rowcount == 1
 
+    def return_unstarted(self, owner: str, order_ids: Sequence[str]) -> int:
+        """Give back ``owner``'s claims on orders it has not started: due again at once,
+        and the claims' attempts uncounted. Returns how many it still held."""
+        if not order_ids:
+            return 0
+        values = statements.params(order_ids=list(order_ids), owner=owner)
+        with self._write("return unstarted orders") as conn:
+            return conn.execute(statements.RETURN_UNSTARTED, values).rowcount
+
     def hold_role(self, name: str, owner: str, *, seconds: float) -> bool:
         """Take or keep a role one process at a time plays; True while ``owner`` has it.
 

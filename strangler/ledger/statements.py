@@ -34,6 +34,7 @@ __all__ = [
     "PIN_DECISION",
     "RELEASE_LEASE",
     "RENEW_LEASES",
+    "RETURN_UNSTARTED",
     "SET_DRY_RUN_OUTCOME",
     "move",
     "params",
@@ -257,6 +258,16 @@ RELEASE_LEASE = (
         updated_at=_p("now", _o.updated_at),
         last_error=sa.func.coalesce(_p("error", _o.last_error), _o.last_error),
     )
+)
+
+# A claim given back before any work: the lease goes and the claim's attempt is not counted.
+RETURN_UNSTARTED = (
+    orders.update()
+    .where(
+        _o.order_id.in_(sa.bindparam("p_order_ids", expanding=True)),
+        _o.lease_owner == _p("owner", _o.lease_owner),
+    )
+    .values(lease_owner=None, lease_expires_at=None, attempts=_o.attempts - 1)
 )
 
 OPEN_ORDERS = sa.select(_o.order_id).where(

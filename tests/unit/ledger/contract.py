@@ -379,6 +379,19 @@ class LedgerContract:
         [again] = ledger.claim_due("a", limit=1, lease_seconds=10)
         assert (again.attempts, again.last_error) == (2, "legacy down")
 
+    def test_unstarted_claims_are_given_back_uncounted(self, ledger: SqlLedger) -> None:
+        """Claims returned before any work are due again at once, their attempt undone;
+        another owner's claims are left alone."""
+        for n in range(3):
+            ledger.record_received(make_order(f"o-{n}"), source="api")
+        ledger.claim_due("a", limit=2, lease_seconds=30)
+        ledger.claim_due("b", limit=1, lease_seconds=30)
+        assert ledger.return_unstarted("a", ["o-0", "o-1", "o-2"]) == 2
+        assert ledger.return_unstarted("a", []) == 0
+        again = ledger.claim_due("c", limit=5, lease_seconds=30)
+        assert [(o.order_id, o.attempts) for o in again] == [("o-0", 1), ("o-1", 1)]
+        assert ledger.renew_leases("b", ["o-2"], lease_seconds=30) == {"o-2"}
+
     def test_claims_come_oldest_first_up_to_the_limit(
         self, ledger: SqlLedger, clock: Clock
     ) -> None:

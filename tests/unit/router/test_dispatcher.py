@@ -146,6 +146,55 @@ def test_stop_lets_orders_in_flight_finish(
     assert (first["status"], second["status"]) == (OrderStatus.FULFILLED, OrderStatus.RECEIVED)
 
 
+def test_orders_are_claimed_in_batches(
+    router: Router, ledger: SqlLedger, instant: FakeInstant, dispatchers: list[LeaseDispatcher]
+) -> None:
+    """The feeder claims up to twice ``workers`` at once, and again only once no more than
+    ``workers`` are held: one claim serves several orders."""
+    limits: list[int] = []
+    real_claim = ledger.claim_due
+
+    def counted(owner: str, *, limit: int, lease_seconds: float) -> list[LeasedOrder]:
+        claimed = real_claim(owner, limit=limit, lease_seconds=lease_seconds)
+        if claimed:
+            limits.append(limit)
+        return claimed
+
+    ledger.claim_due = counted  # type: ignore[method-assign]
+    for n in range(30):
+        router.intake(make_order(f"o-{n}"), source="api")
+    start(dispatchers, router, workers=3)
+    wait_until(lambda: all_terminal(ledger), 10, "every order to be terminal")
+    assert (len(instant.runs), set(instant.runs.values())) == (30, {1})
+    assert limits[0] == 6
+    assert min(limits) >= 3
+    assert len(limits) <= 10
+
+
+def test_stop_gives_back_orders_no_worker_started(
+    router: Router, ledger: SqlLedger, instant: FakeInstant
+) -> None:
+    """Orders claimed but still waiting for a worker at stop are due again at once, their
+    claim not counted as an attempt; the one being processed ends first."""
+    instant.delay_s = 0.3
+    for n in range(3):
+        router.intake(make_order(f"o-{n}"), source="api")
+    dispatcher = LeaseDispatcher(router, ledger, workers=1, lease_seconds=30, poll_interval_s=0.02)
+    dispatcher.start()
+    wait_until(lambda: dispatcher.in_flight == 2, 5, "two orders to be held")
+    with capture_logs() as logs:
+        assert dispatcher.stop(5) is True
+    stories = [ledger.story(f"o-{n}") for n in range(3)]
+    assert [(s["status"], s["attempts"]) for s in stories if s] == [
+        (OrderStatus.FULFILLED, 1),
+        (OrderStatus.RECEIVED, 0),
+        (OrderStatus.RECEIVED, 0),
+    ]
+    assert [e["orders"] for e in logs if e["event"] == "dispatcher_returned_unstarted"] == [["o-1"]]
+    taken = ledger.claim_due("someone-else", limit=5, lease_seconds=30)
+    assert [order.order_id for order in taken] == ["o-1", "o-2"]
+
+
 def test_stop_leaves_a_stuck_order_to_its_lease(
     router: Router, ledger: SqlLedger, instant: FakeInstant
 ) -> None:
