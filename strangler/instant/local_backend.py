@@ -6,9 +6,11 @@ definition the template deploys. :meth:`LocalBackend.run` runs an execution on t
 thread that asks for it (a dispatcher worker, whose job is exactly that), with no hand-off
 to another thread; :meth:`LocalBackend.submit` starts one on the executor's worker
 threads, at most ``max_workers`` at once (the others wait their turn in order).
-Executions are kept (the most recent ``max_kept`` finished ones, plus every running or
-waiting one) under their execution name: a second ``run`` or ``submit`` for the same
-order and mode joins or returns the first execution instead of starting another.
+Executions are kept under their execution name (the ``max_kept`` most recently used;
+one running or waiting is never forgotten): a second ``run`` or ``submit`` for the same
+order and mode joins or returns the first execution instead of starting another. A
+finished record is kept pickled, as one bytes object: ten thousand records as live
+objects made every full garbage collection walk a million of them.
 
 Task timeouts are checked when a handler returns (the executor's ``inline`` mode): a
 call that took longer than its TimeoutSeconds fails its state with States.Timeout, so
@@ -21,6 +23,7 @@ given up is the faithful case of a handler that never returns: it holds its thre
 
 from __future__ import annotations
 
+import pickle
 import random
 import threading
 from collections import OrderedDict, deque
@@ -63,6 +66,8 @@ log = structlog.get_logger()
 
 # An execution waiting for a slot: its future, order_id, execution name and mode.
 _Waiting = tuple[Future[ExecutionResult], str, str, bool]
+# A kept execution: its future while it runs, its pickled record once it has finished.
+_Kept = Future[ExecutionResult] | bytes
 
 
 class LocalBackend:
@@ -70,7 +75,8 @@ class LocalBackend:
 
     ``max_workers`` bounds how many submitted executions run at once (more wait their
     turn; :meth:`run` executes on its caller's thread, so the callers bound those);
-    ``max_kept`` bounds how many finished executions are remembered. ``clock``,
+    ``max_kept`` bounds how many executions are remembered (finished ones are forgotten
+    least recently used first). ``clock``,
     ``sleeper`` and ``rng`` go to the executor, so tests never really wait for a Retry's
     backoff. Call :meth:`close` (or use ``with``) to stop taking executions.
     """
@@ -108,7 +114,7 @@ class LocalBackend:
         )
         self._max_workers = max_workers
         self._max_kept = max_kept
-        self._runs: OrderedDict[str, Future[ExecutionResult]] = OrderedDict()
+        self._runs: OrderedDict[str, _Kept] = OrderedDict()
         self._waiting: deque[_Waiting] = deque()
         self._running = 0
         self._closed = False
@@ -155,10 +161,12 @@ class LocalBackend:
     def get(self, order_id: str, *, dry_run: bool = False) -> ExecutionResult | None:
         """The kept record of the order's finished execution, or None (unknown or running)."""
         with self._lock:
-            future = self._runs.get(execution_name(order_id, dry_run=dry_run))
-        if future is None or not future.done() or future.exception() is not None:
+            kept = self._runs.get(execution_name(order_id, dry_run=dry_run))
+        if isinstance(kept, bytes):
+            return _unpickled(kept)
+        if kept is None or not kept.done() or kept.exception() is not None:
             return None
-        return future.result()
+        return kept.result()
 
     def close(self, *, wait: bool = True) -> None:
         """Stop taking executions; with ``wait``, let the running and waiting ones finish.
@@ -187,16 +195,19 @@ class LocalBackend:
     def _claim(self, name: str) -> tuple[Future[ExecutionResult], bool]:
         """The execution kept under ``name``, and True when it is new (the caller runs it)."""
         with self._lock:
-            future = self._runs.get(name)
-            if future is not None:
+            kept = self._runs.get(name)
+            if kept is not None:
                 self._runs.move_to_end(name)
-                return future, False
-            if self._closed:
+            elif self._closed:
                 raise RuntimeError("this LocalBackend is closed; it takes no more executions")
-            future = Future()
-            self._runs[name] = future
-            self._evict()
-            return future, True
+            else:
+                future: Future[ExecutionResult] = Future()
+                self._runs[name] = future
+                self._evict()
+                return future, True
+        if isinstance(kept, bytes):
+            return _finished(_unpickled(kept)), False
+        return kept, False
 
     def _start_or_wait(self, future: Future[ExecutionResult], order_id: str, dry_run: bool) -> None:
         """Start a submitted execution in a free slot, or queue it for the next one."""
@@ -217,7 +228,7 @@ class LocalBackend:
         future.set_running_or_notify_cancel()
         try:
             execution = self.machine.execute(pipeline_input(order_id, dry_run=dry_run), name=name)
-            future.set_result(_result(execution, order_id, dry_run))
+            self._finished(future, name, _result(execution, order_id, dry_run))
         except BaseException as exc:
             self._broke(future, order_id, name, exc)
             if not isinstance(exc, Exception):
@@ -242,10 +253,20 @@ class LocalBackend:
             if error is not None:
                 self._broke(future, order_id, name, error)
             else:
-                future.set_result(_result(execution.result(), order_id, dry_run))
+                self._finished(future, name, _result(execution.result(), order_id, dry_run))
             self._next()
 
         started.add_done_callback(finished)
+
+    def _finished(
+        self, future: Future[ExecutionResult], name: str, result: ExecutionResult
+    ) -> None:
+        """Hand the record to whoever waits, and keep it pickled from now on."""
+        future.set_result(result)
+        record = pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
+        with self._lock:
+            if self._runs.get(name) is future:
+                self._runs[name] = record
 
     def _broke(
         self, future: Future[ExecutionResult], order_id: str, name: str, exc: BaseException
@@ -273,13 +294,32 @@ class LocalBackend:
             self._idle.notify_all()
 
     def _evict(self) -> None:
-        """Forget the least recently used finished executions beyond ``max_kept``."""
+        """Forget the least recently used finished executions while more than ``max_kept``
+        are kept."""
         excess = len(self._runs) - self._max_kept
         if excess <= 0:
             return
-        finished = [name for name, future in self._runs.items() if future.done()]
-        for name in finished[:excess]:
+        # Oldest first, and no further than needed: a full store costs O(1) per new run,
+        # not a look at every kept execution (running ones are passed over).
+        evicted: list[str] = []
+        for name, kept in self._runs.items():
+            if isinstance(kept, bytes) or kept.done():
+                evicted.append(name)
+                if len(evicted) == excess:
+                    break
+        for name in evicted:
             del self._runs[name]
+
+
+def _unpickled(record: bytes) -> ExecutionResult:
+    result: ExecutionResult = pickle.loads(record)  # noqa: S301 - pickled by _finished above
+    return result
+
+
+def _finished(result: ExecutionResult) -> Future[ExecutionResult]:
+    future: Future[ExecutionResult] = Future()
+    future.set_result(result)
+    return future
 
 
 def _check_bounded(legacy: LegacySteps, definition: Mapping[str, Any]) -> None:

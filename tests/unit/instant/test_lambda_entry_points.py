@@ -6,6 +6,7 @@ The legacy app is faked at the HTTP layer with ``responses``, so the real adapte
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from types import SimpleNamespace
 
@@ -20,7 +21,7 @@ LEGACY = "http://legacy.test"
 
 
 @pytest.fixture(autouse=True)
-def lambda_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+def lambda_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, int]]]:
     """A Lambda-like environment; each test starts from a cold container.
 
     The entry points configure structlog, which caches loggers process-wide on first
@@ -28,9 +29,14 @@ def lambda_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     """
     monkeypatch.setenv("STRANGLER_LEGACY_URL", LEGACY)
     monkeypatch.setenv("STRANGLER_LOG_FORMAT", "json")
-    configured: list[str] = []
-    monkeypatch.setattr(handlers, "configure_logging", configured.append)
-    monkeypatch.setattr(dispatcher, "configure_logging", configured.append)
+    monkeypatch.setenv("STRANGLER_LOG_LEVEL", "debug")
+    configured: list[tuple[str, int]] = []
+
+    def configure(log_format: str, level: int) -> None:
+        configured.append((log_format, level))
+
+    monkeypatch.setattr(handlers, "configure_logging", configure)
+    monkeypatch.setattr(dispatcher, "configure_logging", configure)
     handlers._lambda_handlers.cache_clear()
     dispatcher._lambda_dispatcher.cache_clear()
     yield configured
@@ -60,8 +66,11 @@ def test_fraud_scan_entry_point_calls_the_legacy_app() -> None:
 
 
 @responses.activate
-def test_the_client_is_built_once_per_container(lambda_environment: list[str]) -> None:
-    """Warm invocations reuse the first invocation's client and logging set-up."""
+def test_the_client_is_built_once_per_container(
+    lambda_environment: list[tuple[str, int]],
+) -> None:
+    """Warm invocations reuse the first invocation's client and logging set-up (at
+    STRANGLER_LOG_LEVEL)."""
     body = {
         "order_id": "o-1",
         "decision": "claimed",
@@ -75,7 +84,7 @@ def test_the_client_is_built_once_per_container(lambda_environment: list[str]) -
     first = handlers._lambda_handlers()
     handlers.claim({"order_id": "o-1", "dry_run": False}, None)
     assert handlers._lambda_handlers() is first
-    assert lambda_environment == ["json"]
+    assert lambda_environment == [("json", logging.DEBUG)]
 
 
 @responses.activate

@@ -180,7 +180,7 @@ def test_dry_run_writes_nothing(legacy: FakeLegacy, backend: LocalBackend) -> No
 def test_a_second_run_returns_the_same_execution(legacy: FakeLegacy, backend: LocalBackend) -> None:
     """run() is idempotent per order: the legacy app is called once per step."""
     first, second = backend.run(_order()), backend.run(_order())
-    assert first is second
+    assert first == second
     assert len(legacy.calls) == 4
 
 
@@ -188,8 +188,8 @@ def test_dry_run_and_real_runs_are_distinct_executions(backend: LocalBackend) ->
     """A shadow run of an order does not stand in for its real run, nor the reverse."""
     real, dry = backend.run(_order()), backend.run(_order(), dry_run=True)
     assert real.execution_id != dry.execution_id
-    assert backend.get("o-1") is real
-    assert backend.get("o-1", dry_run=True) is dry
+    assert backend.get("o-1") == real
+    assert backend.get("o-1", dry_run=True) == dry
 
 
 class _Gate:
@@ -267,6 +267,34 @@ def test_only_the_most_recent_finished_executions_are_kept(legacy: FakeLegacy) -
         for n in range(3):
             backend.run(_order(f"o-{n}"))
         assert [backend.get(f"o-{n}") is not None for n in range(3)] == [False, True, True]
+
+
+class _HeldOrder(FakeLegacy):
+    """A legacy fake whose claim of one order blocks until released."""
+
+    def __init__(self, held: str) -> None:
+        super().__init__()
+        self.held = held
+        self.open = threading.Event()
+
+    def claim(self, order_id: str) -> bool:
+        if order_id == self.held:
+            self.open.wait(10)
+        return super().claim(order_id)
+
+
+def test_a_full_store_forgets_finished_executions_never_running_ones() -> None:
+    """Beyond max_kept the least recently used finished records go; a running execution
+    stays joinable however old, and a kept record reads back equal to what run() returned."""
+    legacy = _HeldOrder("slow")
+    with LocalBackend(legacy, max_kept=3) as backend:
+        backend.submit(_order("slow"))
+        results = [backend.run(_order(f"o-{n}")) for n in range(4)]
+        assert [backend.get(f"o-{n}") for n in range(4)] == [None, None, *results[2:]]
+        assert backend.run(_order("slow"), timeout_s=0.01).status == "RUNNING"
+        legacy.open.set()
+        assert backend.run(_order("slow"), timeout_s=10).status == "SUCCEEDED"
+    assert [call[1] for call in legacy.calls if call[0] == "claim"].count("slow") == 1
 
 
 def test_a_broken_executor_is_an_execution_error_and_can_be_retried(
