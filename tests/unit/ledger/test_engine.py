@@ -49,17 +49,24 @@ def test_passwords_are_hidden_in_displayed_urls() -> None:
 
 
 def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(tmp_path: Path) -> None:
-    """A SQLite ledger file is in WAL mode, synchronous NORMAL, with a busy timeout."""
+    """A SQLite ledger file is in WAL mode, synchronous NORMAL, with a busy timeout and a
+    WAL checkpointed every 10,000 pages."""
     engine = create_ledger_engine(f"sqlite:///{tmp_path / 'deep' / 'ledger.sqlite3'}")
     try:
         with engine.connect() as conn:
             settings = [
                 conn.exec_driver_sql(f"PRAGMA {name}").scalar()
-                for name in ("journal_mode", "synchronous", "busy_timeout", "foreign_keys")
+                for name in (
+                    "journal_mode",
+                    "synchronous",
+                    "busy_timeout",
+                    "foreign_keys",
+                    "wal_autocheckpoint",
+                )
             ]
     finally:
         engine.dispose()
-    assert settings == ["wal", 1, 5000, 1]
+    assert settings == ["wal", 1, 5000, 1, 10_000]
 
 
 def test_an_in_memory_ledger_serves_several_threads() -> None:
