@@ -5,10 +5,11 @@ holds, and hands each order to a worker, which calls :meth:`Router.process` and 
 releases the lease as the router says. The feeder claims in batches: once no more than
 ``workers`` orders are held it claims enough to hold twice that, so a worker that ends an
 order finds the next one waiting, and one claim serves several orders. Orders claimed
-but not started when the dispatcher stops are given back at once, their claim uncounted. Started, it
-resumes every order that needs processing and whose lease is free or expired, so a
-process that died mid-way loses nothing; several dispatchers (threads, processes or
-hosts) may share one ledger, and leases keep each order with one worker at a time.
+but not started when the dispatcher stops are given back at once, their claim uncounted.
+Started, it resumes every order that needs processing and whose lease is free or
+expired, so a process that died mid-way loses nothing; several dispatchers (threads,
+processes or hosts) may share one ledger, and leases keep each order with one worker at
+a time.
 """
 
 from __future__ import annotations

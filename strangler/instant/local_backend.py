@@ -16,9 +16,10 @@ Task timeouts are checked when a handler returns (the executor's ``inline`` mode
 call that took longer than its TimeoutSeconds fails its state with States.Timeout, so
 the definition's Retry and Catch see what Step Functions would show, only at the call's
 end rather than at its deadline. That is safe for the shipped handlers: each makes one
-legacy call, bounded by the adapter's connect and read timeouts (1 s + 5 s by default), well inside
-the Tasks' 30 s; a LocalBackend refuses a client whose timeouts reach a Task's. What is
-given up is the faithful case of a handler that never returns: it holds its thread.
+legacy call, bounded by the adapter's connect and read timeouts (1 s + 5 s by default),
+well inside the Tasks' 30 s; a LocalBackend refuses a client whose timeouts reach a
+Task's. What is given up is the faithful case of a handler that never returns: it holds
+its thread.
 """
 
 from __future__ import annotations
@@ -76,9 +77,9 @@ class LocalBackend:
     ``max_workers`` bounds how many submitted executions run at once (more wait their
     turn; :meth:`run` executes on its caller's thread, so the callers bound those);
     ``max_kept`` bounds how many executions are remembered (finished ones are forgotten
-    least recently used first). ``clock``,
-    ``sleeper`` and ``rng`` go to the executor, so tests never really wait for a Retry's
-    backoff. Call :meth:`close` (or use ``with``) to stop taking executions.
+    least recently used first). ``clock``, ``sleeper`` and ``rng`` go to the executor, so
+    tests never really wait for a Retry's backoff. Call :meth:`close` (or use ``with``)
+    to stop taking executions.
     """
 
     def __init__(
@@ -124,7 +125,7 @@ class LocalBackend:
     def submit(self, order: OrderNotification, *, dry_run: bool = False) -> Future[ExecutionResult]:
         """Start the order's execution on a worker, or return the one already started
         (idempotent)."""
-        future, mine = self._claim(execution_name(order.order_id, dry_run=dry_run))
+        future, mine = self._claim(execution_name(order.order_id, dry_run=dry_run), here=False)
         if mine:
             self._start_or_wait(future, order.order_id, dry_run)
         return future
@@ -141,10 +142,8 @@ class LocalBackend:
         """
         started_at = datetime.now(UTC)
         name = execution_name(order.order_id, dry_run=dry_run)
-        future, mine = self._claim(name)
+        future, mine = self._claim(name, here=True)
         if mine:
-            with self._lock:
-                self._running += 1
             self._execute(future, order.order_id, name, dry_run)
             return future.result()
         try:
@@ -192,8 +191,9 @@ class LocalBackend:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _claim(self, name: str) -> tuple[Future[ExecutionResult], bool]:
-        """The execution kept under ``name``, and True when it is new (the caller runs it)."""
+    def _claim(self, name: str, *, here: bool) -> tuple[Future[ExecutionResult], bool]:
+        """The execution kept under ``name``, and True when it is new (the caller runs it;
+        ``here``: on this thread, taking a slot now, so that close() waits for it)."""
         with self._lock:
             kept = self._runs.get(name)
             if kept is not None:
@@ -204,6 +204,8 @@ class LocalBackend:
                 future: Future[ExecutionResult] = Future()
                 self._runs[name] = future
                 self._evict()
+                if here:
+                    self._running += 1
                 return future, True
         if isinstance(kept, bytes):
             return _finished(_unpickled(kept)), False
@@ -262,8 +264,8 @@ class LocalBackend:
         self, future: Future[ExecutionResult], name: str, result: ExecutionResult
     ) -> None:
         """Hand the record to whoever waits, and keep it pickled from now on."""
-        future.set_result(result)
         record = pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
+        future.set_result(result)
         with self._lock:
             if self._runs.get(name) is future:
                 self._runs[name] = record
