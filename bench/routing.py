@@ -64,6 +64,10 @@ TIME_CAP_S = 120.0
 TARGET_PER_S = 1000.0
 CASES = ("legacy", "instant-sim", "instant-fake", "instant-fake-procs")
 POLL_S = 0.005
+# py-spy's default 100 samples/s gave about a hundred samples of a round, too few to rank;
+# faster sampling must not pause the process (--nonblocking), or it slows routing 50-fold.
+PROFILE_RATE_HZ = 500
+PROFILE_ORDERS_FACTOR = 3
 _DECISIONS = {"fraud_scan": "pass", "authorize_payment": "authorized", "fulfill": "fulfilled"}
 
 
@@ -351,10 +355,11 @@ def _profile(work: Path, count: int) -> None:
         return
     work.mkdir()
     command = [sys.executable, __file__, "--cases", "instant-fake", "--rounds", "1"]
-    command += ["--orders", str(count)]
+    command += ["--orders", str(count * PROFILE_ORDERS_FACTOR)]
     raw = work / "profile.txt"
+    spy_options = ["--gil", "--nonblocking", "--rate", str(PROFILE_RATE_HZ), "--format", "raw"]
     subprocess.run(
-        [spy, "record", "--gil", "--format", "raw", "--output", str(raw), "--", *command],
+        [spy, "record", *spy_options, "--output", str(raw), "--", *command],
         check=True,
         timeout=TIME_CAP_S * 2,
         env={**os.environ, "ROUTING_BENCH_NO_RESULTS": "1"},
