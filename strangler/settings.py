@@ -53,6 +53,7 @@ class Settings:
     serve_port: int = 8080
     serve_workers: int = 1
     serve_threads: int = 16
+    routing_processes: int = 1
     workers: int = 4
     lease_seconds: int = 30
     max_attempts: int = 5

@@ -47,6 +47,12 @@ __all__ = ["front_config", "serve"]
     help="Route orders in a child process of their own (faster intake), or in the HTTP "
     "worker processes.",
 )
+@click.option(
+    "--routing-processes",
+    type=int,
+    help="How many routing child processes (--routing process) share the ledger; one "
+    "uses about one core at most. [default: STRANGLER_ROUTING_PROCESSES or 1]",
+)
 def serve(
     host: str | None,
     port: int | None,
@@ -56,6 +62,7 @@ def serve(
     intake_only: bool,
     front: str,
     routing: str,
+    routing_processes: int | None,
 ) -> None:
     """Run the sidecar: proxy to the order service, take orders in, route and record them."""
     try:
@@ -65,6 +72,7 @@ def serve(
             serve_workers=workers,
             serve_threads=threads,
             upstream_url=upstream_url,
+            routing_processes=routing_processes,
         )
         OrderRoute.parse(settings.order_route)
         FieldMapping.parse(settings.order_fields)
@@ -108,6 +116,7 @@ _RANGES = {
     "serve_port": (0, 65535),
     "serve_workers": (1, 64),
     "serve_threads": (1, 1024),
+    "routing_processes": (1, 64),
     "upstream_timeout_s": (1, 3600),
 }
 

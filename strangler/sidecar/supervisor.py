@@ -1,11 +1,12 @@
 """``strangler serve`` as a supervisor of child processes: HTTP, routing and nginx.
 
 The children are the Python HTTP server (gunicorn, strangler.sidecar.server), optionally
-the routing process (dispatcher and follower, as ``strangler worker``), and in front mode
-nginx. The supervisor forwards nothing itself; it waits. If any child exits on its own,
-the others are stopped and ``serve`` exits non-zero, so that systemd or Kubernetes
-restarts the whole sidecar. On SIGTERM or SIGINT nginx stops first (no new requests),
-then the HTTP server (in-flight requests finish), then routing; ``serve`` exits 0.
+the routing processes (dispatcher and follower, as ``strangler worker``; one by default),
+and in front mode nginx. The supervisor forwards nothing itself; it waits. If any child
+exits on its own, the others are stopped and ``serve`` exits non-zero, so that systemd
+or Kubernetes restarts the whole sidecar. On SIGTERM or SIGINT nginx stops first (no new
+requests), then the HTTP server (in-flight requests finish), then routing; ``serve``
+exits 0.
 
 Every child is told by the kernel (PR_SET_PDEATHSIG) to stop if the supervisor dies, so
 that no process is left behind even after a SIGKILL; a child that finds its supervisor
@@ -123,7 +124,7 @@ def _routing_main(supervisor_pid: int, settings: Settings) -> None:
     signal.signal(signal.SIGINT, lambda _s, _f: stopping.set())
     runtime = Runtime.from_settings(settings)
     runtime.start()
-    _log.info("routing_process_started")
+    _log.info("routing_process_started", owner=runtime.dispatcher.owner)
     while not stopping.wait(0.5):
         pass
     runtime.stop(_ROUTING_STOP_S - 5)
@@ -189,10 +190,11 @@ def supervise(settings: Settings, *, front: str | None, routing: Routing) -> int
     """Run the sidecar's children until a signal (returns 0) or a child's death (returns 1).
 
     ``front`` is None (Python serves the public port) or ``"nginx"``. ``routing`` says
-    where the dispatcher and follower run: ``"process"`` in a child process of their
-    own, ``"inline"`` in the HTTP worker processes, ``"none"`` nowhere here (intake
-    only; a ``strangler worker`` routes). Raises ConfigurationError when nginx is
-    missing or rejects its config.
+    where the dispatcher and follower run: ``"process"`` in child processes of their own
+    (``settings.routing_processes`` of them, sharing the ledger under leases as several
+    ``strangler worker`` processes do), ``"inline"`` in the HTTP worker processes,
+    ``"none"`` nowhere here (intake only; a ``strangler worker`` routes). Raises
+    ConfigurationError when nginx is missing or rejects its config.
     """
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     binary = find_nginx() if front == "nginx" else None
@@ -215,7 +217,10 @@ def supervise(settings: Settings, *, front: str | None, routing: Routing) -> int
     signal.signal(signal.SIGINT, request_stop)
     try:
         if routing == "process":
-            children.append(_forked("routing", _routing_main, settings, grace_s=_ROUTING_STOP_S))
+            count = settings.routing_processes
+            for number in range(1, count + 1):
+                name = "routing" if count == 1 else f"routing-{number}"
+                children.append(_forked(name, _routing_main, settings, grace_s=_ROUTING_STOP_S))
         http = _forked(
             "http", _http_main, settings, routing == "inline", bind, grace_s=_HTTP_STOP_S
         )

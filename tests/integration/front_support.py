@@ -70,6 +70,11 @@ def descendants(pid: int) -> dict[int, str]:
     return found
 
 
+def children(pid: int) -> list[int]:
+    """The live direct children of ``pid``."""
+    return [child for child in descendants(pid) if (_stat(child) or ("", 0))[1] == pid]
+
+
 def _cmdline(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()

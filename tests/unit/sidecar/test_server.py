@@ -93,8 +93,9 @@ def test_several_workers_switch_on_multiprocess_metrics(
         ({"STRANGLER_SERVE_PORT": "http"}, "STRANGLER_SERVE_PORT must be an integer"),
         ({"STRANGLER_SERVE_THREADS": "0"}, "STRANGLER_SERVE_THREADS must be between 1 and"),
         ({"STRANGLER_UPSTREAM_TIMEOUT_S": "0"}, "STRANGLER_UPSTREAM_TIMEOUT_S must be between"),
+        ({"STRANGLER_ROUTING_PROCESSES": "0"}, "STRANGLER_ROUTING_PROCESSES must be between"),
     ],
-    ids=["route", "fields", "port", "threads", "timeout"],
+    ids=["route", "fields", "port", "threads", "timeout", "routing-processes"],
 )
 def test_serve_refuses_bad_settings_before_starting(env: dict[str, str], message: str) -> None:
     """A wrong setting stops ``strangler serve`` at once with the setting named."""

@@ -1,0 +1,90 @@
+"""``strangler serve --routing-processes 2``: two routing children sharing one ledger.
+
+Both route (each with its own dispatcher under leases, as two ``strangler worker``
+processes would), and each is supervised like the other children.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.helpers import wait_until
+from tests.integration.front_support import CHILDREN_STOP_S, alive, children, descendants
+from tests.integration.legacy_sim import RunningSim, SimOptions, start_legacy_sim
+from tests.integration.sidecar_support import Sidecar, running_sidecar
+
+pytestmark = pytest.mark.slow
+
+ORDER = {
+    "user_guid": "u-routing",
+    "unit_id": "unit-1",
+    "city": "nyc",
+    "amount_cents": 2500,
+    "currency": "USD",
+    "quantity": 1,
+    "payment_token": "tok_visa_4242",
+}
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSim]:
+    """The legacy simulator (order service and legacy app), batch jobs every second."""
+    with start_legacy_sim(tmp_path_factory.mktemp("sim"), SimOptions(job_interval=1.0)) as running:
+        yield running
+
+
+def routing_owners(sidecar: Sidecar) -> set[str]:
+    """The dispatcher owners of the routing processes that have started, from the log."""
+    owners = set()
+    for line in sidecar.log.read_text(errors="replace").splitlines():
+        if '"routing_process_started"' in line:
+            owners.add(json.loads(line)["owner"])
+    return owners
+
+
+def test_two_routing_processes_route_and_each_is_supervised(
+    tmp_path: Path, sim: RunningSim
+) -> None:
+    """Both children start with their own owner, orders are fulfilled, and a routing
+    child SIGKILLed takes serve down with exit 1 and nothing left behind."""
+    with running_sidecar(
+        tmp_path,
+        upstream_url=sim.url,
+        legacy_url=sim.url,
+        args=("--routing", "process", "--routing-processes", "2"),
+    ) as sidecar:
+        wait_until(lambda: len(routing_owners(sidecar)) == 2, 30, "two routing processes")
+        order_ids = []
+        for _ in range(6):
+            created = requests.post(f"{sidecar.url}/orders", json=ORDER, timeout=10)
+            assert created.status_code == 201
+            order_ids.append(created.json()["order_id"])
+
+        def status(order_id: str) -> str:
+            answer = requests.get(f"{sidecar.url}/_strangler/orders/{order_id}", timeout=5)
+            return str(answer.json().get("status"))
+
+        wait_until(
+            lambda: {status(order_id) for order_id in order_ids} == {"fulfilled"},
+            60,
+            "every order to be fulfilled",
+            detail=lambda: {order_id: status(order_id) for order_id in order_ids},
+        )
+        everyone = descendants(sidecar.process.pid)
+        routing = [pid for pid in children(sidecar.process.pid) if not descendants(pid)]
+        assert len(routing) == 2
+        os.kill(routing[0], signal.SIGKILL)
+        assert sidecar.process.wait(60) == 1
+        wait_until(
+            lambda: alive(list(everyone)) == [],
+            CHILDREN_STOP_S,
+            "every child to be gone",
+            detail=lambda: {pid: everyone[pid] for pid in alive(list(everyone))},
+        )
