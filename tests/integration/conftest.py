@@ -35,6 +35,15 @@ def legacy_sim(legacy_sim_process: RunningSim) -> str:
 
 
 @pytest.fixture(scope="module")
+def sim_with_jobs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSim]:
+    """The legacy simulator (order service and legacy app), batch jobs every second, one
+    per module."""
+    options = SimOptions(job_interval=1.0)
+    with start_legacy_sim(tmp_path_factory.mktemp("sim"), options) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
 def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The base URL of the echoing test upstream (upstream_app.py), one per module."""
     with running_upstream(tmp_path_factory.mktemp("upstream")) as url:

@@ -118,6 +118,19 @@ class RunningSim:
             stop(self.process, grace_s=10.0)
 
 
+def new_order(user_guid: str) -> dict[str, object]:
+    """A body for the simulator's ``POST /orders`` (through a sidecar or not)."""
+    return {
+        "user_guid": user_guid,
+        "unit_id": "unit-1",
+        "city": "nyc",
+        "amount_cents": 2500,
+        "currency": "USD",
+        "quantity": 1,
+        "payment_token": "tok_visa_4242",
+    }
+
+
 @contextmanager
 def start_legacy_sim(
     workdir: Path, options: SimOptions | None = None, *, db: Path | None = None

@@ -18,21 +18,13 @@ import requests
 
 from tests.helpers import free_port, wait_until
 from tests.integration.front_support import running_front
-from tests.integration.legacy_sim import RunningSim, SimOptions, start_legacy_sim
+from tests.integration.legacy_sim import RunningSim, SimOptions, new_order, start_legacy_sim
 from tests.integration.sidecar_support import Sidecar, sha256
 from tests.integration.upstream_app import payload
 
 pytestmark = pytest.mark.slow
 
-NEW_ORDER = {
-    "user_guid": "u-front",
-    "unit_id": "unit-1",
-    "city": "nyc",
-    "amount_cents": 2500,
-    "currency": "USD",
-    "quantity": 1,
-    "payment_token": "tok_visa_4242",
-}
+NEW_ORDER = new_order("u-front")
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,27 +16,10 @@ import requests
 
 from tests.helpers import wait_until
 from tests.integration.front_support import CHILDREN_STOP_S, alive, children, descendants
-from tests.integration.legacy_sim import RunningSim, SimOptions, start_legacy_sim
+from tests.integration.legacy_sim import RunningSim, new_order
 from tests.integration.sidecar_support import Sidecar, running_sidecar
 
 pytestmark = pytest.mark.slow
-
-ORDER = {
-    "user_guid": "u-routing",
-    "unit_id": "unit-1",
-    "city": "nyc",
-    "amount_cents": 2500,
-    "currency": "USD",
-    "quantity": 1,
-    "payment_token": "tok_visa_4242",
-}
-
-
-@pytest.fixture(scope="module")
-def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSim]:
-    """The legacy simulator (order service and legacy app), batch jobs every second."""
-    with start_legacy_sim(tmp_path_factory.mktemp("sim"), SimOptions(job_interval=1.0)) as running:
-        yield running
 
 
 def routing_owners(sidecar: Sidecar) -> set[str]:
@@ -50,20 +32,22 @@ def routing_owners(sidecar: Sidecar) -> set[str]:
 
 
 def test_two_routing_processes_route_and_each_is_supervised(
-    tmp_path: Path, sim: RunningSim
+    tmp_path: Path, sim_with_jobs: RunningSim
 ) -> None:
     """Both children start with their own owner, orders are fulfilled, and a routing
     child SIGKILLed takes serve down with exit 1 and nothing left behind."""
     with running_sidecar(
         tmp_path,
-        upstream_url=sim.url,
-        legacy_url=sim.url,
+        upstream_url=sim_with_jobs.url,
+        legacy_url=sim_with_jobs.url,
         args=("--routing", "process", "--routing-processes", "2"),
     ) as sidecar:
         wait_until(lambda: len(routing_owners(sidecar)) == 2, 30, "two routing processes")
         order_ids = []
         for _ in range(6):
-            created = requests.post(f"{sidecar.url}/orders", json=ORDER, timeout=10)
+            created = requests.post(
+                f"{sidecar.url}/orders", json=new_order("u-routing"), timeout=10
+            )
             assert created.status_code == 201
             order_ids.append(created.json()["order_id"])
 

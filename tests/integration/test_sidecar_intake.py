@@ -24,7 +24,7 @@ from strangler.settings import Settings
 from strangler.sidecar.app import create_app
 from strangler.sidecar.state import sidecar_state
 from tests.helpers import REPO_ROOT, free_port, wait_until
-from tests.integration.legacy_sim import RunningSim, SimOptions, start_legacy_sim
+from tests.integration.legacy_sim import RunningSim, SimOptions, new_order, start_legacy_sim
 from tests.integration.sidecar_support import AUTH, Sidecar, running_sidecar
 from tests.unit.sidecar.sns_signing import SUBSCRIBE_URL, TOPIC_ARN, SnsSigner
 
@@ -32,15 +32,7 @@ pytestmark = pytest.mark.slow
 
 PLAIN_HTTP_CERT_URL = "http://sns.us-east-1.amazonaws.com/cert.pem"
 TERMINAL = {"fulfilled", "rejected_fraud", "payment_declined", "failed"}
-NEW_ORDER = {
-    "user_guid": "u-intake",
-    "unit_id": "unit-1",
-    "city": "nyc",
-    "amount_cents": 2500,
-    "currency": "USD",
-    "quantity": 1,
-    "payment_token": "tok_visa_4242",
-}
+NEW_ORDER = new_order("u-intake")
 
 
 @pytest.fixture(scope="module")
