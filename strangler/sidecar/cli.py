@@ -77,6 +77,12 @@ def serve(
         OrderRoute.parse(settings.order_route)
         FieldMapping.parse(settings.order_fields)
         _check_ranges(settings)
+        if settings.routing_processes > 1 and (routing != "process" or intake_only):
+            raise ConfigurationError(
+                f"STRANGLER_ROUTING_PROCESSES (--routing-processes) is "
+                f"{settings.routing_processes}, but only --routing process without "
+                "--intake-only starts routing processes"
+            )
     except ConfigurationError as exc:
         raise click.ClickException(str(exc)) from exc
     configure_logging(settings.log_format, settings.logging_level)

@@ -101,3 +101,13 @@ def test_serve_refuses_bad_settings_before_starting(env: dict[str, str], message
     """A wrong setting stops ``strangler serve`` at once with the setting named."""
     result = CliRunner().invoke(main, ["serve"], env=env)
     assert (result.exit_code, message in result.output) == (1, True)
+
+
+@pytest.mark.parametrize(
+    "args", [["--routing", "inline"], ["--intake-only"]], ids=["inline", "intake"]
+)
+def test_routing_processes_need_routing_in_processes(args: list[str]) -> None:
+    """More than one routing process with nothing to run them in is refused, named."""
+    result = CliRunner().invoke(main, ["serve", "--routing-processes", "2", *args])
+    assert result.exit_code == 1
+    assert "--routing-processes" in result.output
