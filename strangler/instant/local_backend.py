@@ -32,6 +32,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import structlog
@@ -125,9 +126,10 @@ class LocalBackend:
     def submit(self, order: OrderNotification, *, dry_run: bool = False) -> Future[ExecutionResult]:
         """Start the order's execution on a worker, or return the one already started
         (idempotent)."""
-        future, mine = self._claim(execution_name(order.order_id, dry_run=dry_run), here=False)
+        name = execution_name(order.order_id, dry_run=dry_run)
+        future, mine = self._claim(name, here=False)
         if mine:
-            self._start_or_wait(future, order.order_id, dry_run)
+            self._start_or_wait(future, order.order_id, name, dry_run)
         return future
 
     def run(
@@ -140,12 +142,15 @@ class LocalBackend:
         again joins the same execution). Raises ExecutionError if the executor itself
         broke down.
         """
-        started_at = datetime.now(UTC)
         name = execution_name(order.order_id, dry_run=dry_run)
         future, mine = self._claim(name, here=True)
         if mine:
-            self._execute(future, order.order_id, name, dry_run)
+            future.set_running_or_notify_cancel()
+            pipeline = pipeline_input(order.order_id, dry_run=dry_run)
+            execute = partial(self.machine.execute, pipeline, name=name)
+            self._settle(future, order.order_id, name, dry_run, execute)
             return future.result()
+        started_at = datetime.now(UTC)
         try:
             return future.result(timeout=timeout_s)
         except FutureTimeout:
@@ -208,12 +213,13 @@ class LocalBackend:
                     self._running += 1
                 return future, True
         if isinstance(kept, bytes):
-            return _finished(_unpickled(kept)), False
+            return _done_future(_unpickled(kept)), False
         return kept, False
 
-    def _start_or_wait(self, future: Future[ExecutionResult], order_id: str, dry_run: bool) -> None:
+    def _start_or_wait(
+        self, future: Future[ExecutionResult], order_id: str, name: str, dry_run: bool
+    ) -> None:
         """Start a submitted execution in a free slot, or queue it for the next one."""
-        name = execution_name(order_id, dry_run=dry_run)
         with self._lock:
             start_now = self._running < self._max_workers
             if start_now:
@@ -223,14 +229,18 @@ class LocalBackend:
         if start_now:
             self._start(future, order_id, name, dry_run)
 
-    def _execute(
-        self, future: Future[ExecutionResult], order_id: str, name: str, dry_run: bool
+    def _settle(
+        self,
+        future: Future[ExecutionResult],
+        order_id: str,
+        name: str,
+        dry_run: bool,
+        execution: Callable[[], Execution],
     ) -> None:
-        """Run one execution on this thread, in a slot taken by the caller."""
-        future.set_running_or_notify_cancel()
+        """Settle ``future`` with the record of ``execution()`` (or its failure), then hand
+        the slot on. Exceptions that are not ``Exception`` still propagate."""
         try:
-            execution = self.machine.execute(pipeline_input(order_id, dry_run=dry_run), name=name)
-            self._finished(future, name, _result(execution, order_id, dry_run))
+            self._finished(future, name, _result(execution(), order_id, dry_run))
         except BaseException as exc:
             self._broke(future, order_id, name, exc)
             if not isinstance(exc, Exception):
@@ -250,15 +260,9 @@ class LocalBackend:
             self._next()
             return
 
-        def finished(execution: Future[Execution]) -> None:
-            error = execution.exception()
-            if error is not None:
-                self._broke(future, order_id, name, error)
-            else:
-                self._finished(future, name, _result(execution.result(), order_id, dry_run))
-            self._next()
-
-        started.add_done_callback(finished)
+        started.add_done_callback(
+            lambda execution: self._settle(future, order_id, name, dry_run, execution.result)
+        )
 
     def _finished(
         self, future: Future[ExecutionResult], name: str, result: ExecutionResult
@@ -318,7 +322,7 @@ def _unpickled(record: bytes) -> ExecutionResult:
     return result
 
 
-def _finished(result: ExecutionResult) -> Future[ExecutionResult]:
+def _done_future(result: ExecutionResult) -> Future[ExecutionResult]:
     future: Future[ExecutionResult] = Future()
     future.set_result(result)
     return future
