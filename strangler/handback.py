@@ -23,6 +23,7 @@ import structlog
 
 from strangler.exceptions import LedgerError, StranglerError
 from strangler.ledger import Handoff, SqlLedger, default_owner, schema, utc_now
+from strangler.ledger.engine import read_snapshot
 from strangler.legacy_adapter.exceptions import LegacyRejected
 from strangler.orders import OrderStatus, Route
 from strangler.protocols import LegacyPath
@@ -156,8 +157,11 @@ def _take_lease(
 
 
 def _ids(ledger: SqlLedger, operation: str, statement: sa.Select[tuple[str]]) -> list[str]:
-    with _connection(ledger, operation) as conn:
-        return list(conn.execute(statement).scalars())
+    try:
+        with read_snapshot(ledger.engine) as conn:
+            return list(conn.execute(statement).scalars())
+    except sa.exc.SQLAlchemyError as exc:
+        raise LedgerError(f"ledger {ledger.url}: could not {operation}: {exc}") from exc
 
 
 @contextmanager

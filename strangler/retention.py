@@ -30,6 +30,7 @@ from strangler.backoff import Backoff
 from strangler.exceptions import LedgerError
 from strangler.ledger import SqlLedger, default_owner, utc_now
 from strangler.ledger import schema as s
+from strangler.ledger.engine import read_snapshot
 from strangler.role_loop import RoleLoop
 
 __all__ = ["HORIZON_KEY", "ROLE", "Retention", "RetentionRun", "read_archive"]
@@ -183,11 +184,11 @@ class Retention:
     @contextmanager
     def _connection(self, operation: str, *, write: bool = False) -> Iterator[sa.Connection]:
         try:
-            with self.ledger.engine.connect() as conn:
-                if write:
-                    with conn.begin():
-                        yield conn
-                else:
+            if write:
+                with self.ledger.engine.begin() as conn:
+                    yield conn
+            else:
+                with read_snapshot(self.ledger.engine) as conn:
                     yield conn
         except (sa.exc.SQLAlchemyError, sqlite3.Error) as exc:
             raise LedgerError(f"ledger {self.ledger.url}: could not {operation}: {exc}") from exc

@@ -251,13 +251,14 @@ class DriverWrites:
         self._cache: _Cache = OrderedDict()
 
     @contextmanager
-    def transaction(self) -> Iterator[DriverConnection]:
+    def transaction(self, *, deadline: float | None = None) -> Iterator[DriverConnection]:
         """A ``BEGIN IMMEDIATE`` transaction, committed on a clean exit, else rolled back.
 
-        Raises sqlite3.Error when the database fails or stays locked for the busy timeout.
+        Raises sqlite3.Error when the database fails or stays locked for the busy timeout,
+        or past ``deadline`` (a ``time.monotonic()`` value) when that comes first.
         """
         connection = self._connection()
-        self._when_unlocked(lambda: connection.execute("BEGIN IMMEDIATE"))
+        self._when_unlocked(lambda: connection.execute("BEGIN IMMEDIATE"), deadline)
         try:
             yield DriverConnection(connection, self._engine.dialect, self._cache)
             connection.execute("COMMIT")
@@ -265,12 +266,21 @@ class DriverWrites:
             self._roll_back(connection)
             raise
 
-    def execute_alone(self, statement: sa.ClauseElement, values: Mapping[str, Any]) -> DriverResult:
-        """Run one statement as its own transaction (committed when this returns)."""
+    def execute_alone(
+        self,
+        statement: sa.ClauseElement,
+        values: Mapping[str, Any],
+        *,
+        deadline: float | None = None,
+    ) -> DriverResult:
+        """Run one statement as its own transaction (committed when this returns).
+
+        Waits for the lock as :meth:`transaction` does, up to ``deadline`` when given.
+        """
         connection = self._connection()
         driver = DriverConnection(connection, self._engine.dialect, self._cache)
         try:
-            return self._when_unlocked(lambda: driver.execute(statement, values))
+            return self._when_unlocked(lambda: driver.execute(statement, values), deadline)
         except sqlite3.Error:
             self.close()
             raise
@@ -288,8 +298,9 @@ class DriverWrites:
             return
         pooled.close()
 
-    def _when_unlocked(self, attempt: Callable[[], _T]) -> _T:
-        deadline = time.monotonic() + self._busy_timeout_s
+    def _when_unlocked(self, attempt: Callable[[], _T], deadline: float | None) -> _T:
+        busy_deadline = time.monotonic() + self._busy_timeout_s
+        deadline = busy_deadline if deadline is None else min(deadline, busy_deadline)
         while True:
             try:
                 return attempt()

@@ -33,6 +33,7 @@ from strangler.compare.report import (
 )
 from strangler.compare.verdict import Thresholds
 from strangler.ledger import schema
+from strangler.ledger.engine import read_snapshot
 
 __all__ = ["HISTOGRAM_EDGES_S", "RETENTION_KEY", "load_report", "read_aggregates"]
 
@@ -79,11 +80,11 @@ def read_aggregates(
     buckets: int = 24,
     now: datetime | None = None,
 ) -> Aggregates:
-    """Read every aggregate of the report in one read transaction."""
+    """Read every aggregate of the report in one read-only snapshot (never a write lock)."""
     now = now or datetime.now(UTC)
     until = until or now
     _check_window(since, until, examples)
-    with engine.connect() as conn:
+    with read_snapshot(engine) as conn:
         window = _window(conn, since, until)
         dialect = conn.dialect.name
         scope = _o.c.routed_at < until

@@ -12,10 +12,11 @@ import hashlib
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -28,9 +29,9 @@ from strangler.ledger import schema, statements
 from strangler.ledger.driver import DriverWrites, WriteConnection
 from strangler.ledger.engine import (
     BUSY_TIMEOUT_MS,
-    READ_ONLY,
     create_ledger_engine,
     display_url,
+    read_snapshot,
 )
 from strangler.ledger.migrate import ensure_schema
 from strangler.ledger.records import (
@@ -66,6 +67,14 @@ _FOLLOWED = statements.FOLLOWED
 _FOLLOWED_PATHS = frozenset({Route.LEGACY, Route.SHADOW})
 
 
+class _Lock(Protocol):
+    """A threading.Lock or RLock."""
+
+    def acquire(self, blocking: bool = ..., timeout: float = ...) -> bool: ...
+
+    def release(self) -> None: ...
+
+
 def ledger_from_url(url: str, *, clock: Callable[[], datetime] = utc_now) -> SqlLedger:
     """Open (and create or migrate) the ledger at a SQLAlchemy URL.
 
@@ -84,10 +93,18 @@ class SqlLedger:
     """The order ledger: what the router, dispatcher, follower and sidecar each declare.
 
     Thread-safe; several processes may share one database (leases keep one worker per
-    order). Every method raises LedgerError when the database fails.
+    order). Every method raises LedgerError when the database fails. On SQLite a write
+    waits at most ``busy_timeout_s`` in all for the write lock (behind this process's
+    other writers and other processes alike); reads never wait for it.
     """
 
-    def __init__(self, engine: sa.Engine, *, clock: Callable[[], datetime] = utc_now) -> None:
+    def __init__(
+        self,
+        engine: sa.Engine,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        busy_timeout_s: float = BUSY_TIMEOUT_MS / 1000,
+    ) -> None:
         self._engine = engine
         self._clock = clock
         self._url = display_url(engine.url)
@@ -97,15 +114,17 @@ class SqlLedger:
         # In memory: one shared connection, so every use is serialised. A SQLite file:
         # writers of this process queue on a lock rather than in SQLite's busy handler,
         # whose sleeps (1, 2, 5, 10... ms) made the intake's p99 grow with threads.
-        self._guard: AbstractContextManager[Any] = threading.RLock() if in_memory else nullcontext()
-        self._write_guard: AbstractContextManager[Any] = (
-            self._guard if in_memory or not is_sqlite else threading.Lock()
-        )
+        memory_lock = threading.RLock() if in_memory else None
+        self._guard: AbstractContextManager[Any] = memory_lock or nullcontext()
+        # Waiting for this lock counts against the busy timeout too: a write waits at most
+        # one busy timeout in all, not one behind this process's other writers plus its own.
+        self._write_lock: _Lock | None = memory_lock or (threading.Lock() if is_sqlite else None)
+        self._busy_timeout_s = busy_timeout_s
         with self._translated("migrate the schema"):
             self.schema_version = ensure_schema(engine)
         # SQLite: writes skip SQLAlchemy's per-call cost (see strangler.ledger.driver).
         self._driver = (
-            DriverWrites(engine, busy_timeout_s=BUSY_TIMEOUT_MS / 1000) if is_sqlite else None
+            DriverWrites(engine, busy_timeout_s=self._busy_timeout_s) if is_sqlite else None
         )
 
     @property
@@ -121,7 +140,7 @@ class SqlLedger:
     def close(self) -> None:
         """Close every pooled connection."""
         if self._driver is not None:
-            with self._write_guard:
+            with self._write_turn("close the ledger", time.monotonic() + self._busy_timeout_s):
                 self._driver.close()
         self._engine.dispose()
 
@@ -142,8 +161,11 @@ class SqlLedger:
             "attempts": 0,
         }
         if self._driver is not None:  # one statement: its own transaction, no BEGIN
-            with self._write_guard, self._translated("record a received order"):
-                return self._driver.execute_alone(statements.INSERT_ORDER, row).rowcount == 1
+            operation = "record a received order"
+            deadline = time.monotonic() + self._busy_timeout_s
+            with self._write_turn(operation, deadline), self._translated(operation):
+                insert = self._driver.execute_alone
+                return insert(statements.INSERT_ORDER, row, deadline=deadline).rowcount == 1
         with self._write("record a received order") as conn:
             return conn.execute(statements.INSERT_ORDER, row).rowcount == 1
 
@@ -720,6 +742,14 @@ class SqlLedger:
             unknown_to_legacy=int(json.loads(unknown)["count"]) if unknown else 0,
         )
 
+    def probe(self) -> None:
+        """Check the ledger answers a read, in a read-only snapshot that never waits on writers.
+
+        Raises LedgerError when it cannot be read.
+        """
+        with self._read("read the ledger") as conn:
+            conn.execute(sa.select(schema.kv.c.name).limit(1)).all()
+
     def ping(self) -> None:
         """Check the ledger is writable (one small write); raises LedgerError when not."""
         self.set_value("ping", self._clock().isoformat())
@@ -843,10 +873,28 @@ class SqlLedger:
             ) from exc
 
     @contextmanager
+    def _write_turn(self, operation: str, deadline: float) -> Iterator[None]:
+        """This process's turn to write, waited for until ``deadline`` at most."""
+        lock = self._write_lock
+        if lock is None:
+            yield
+            return
+        if not lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            raise LedgerError(
+                f"ledger {self._url}: could not {operation}: this process's other writes "
+                f"held the ledger for the whole busy timeout ({self._busy_timeout_s:g} s)"
+            )
+        try:
+            yield
+        finally:
+            lock.release()
+
+    @contextmanager
     def _write(self, operation: str) -> Iterator[WriteConnection]:
-        with self._write_guard, self._translated(operation):
+        deadline = time.monotonic() + self._busy_timeout_s
+        with self._write_turn(operation, deadline), self._translated(operation):
             if self._driver is not None:
-                with self._driver.transaction() as driver:
+                with self._driver.transaction(deadline=deadline) as driver:
                     yield driver
                 return
             with self._engine.connect() as conn, conn.begin():
@@ -854,8 +902,7 @@ class SqlLedger:
 
     @contextmanager
     def _read(self, operation: str) -> Iterator[sa.Connection]:
-        with self._guard, self._translated(operation), self._engine.connect() as conn:
-            conn.execution_options(**{READ_ONLY: True})
+        with self._guard, self._translated(operation), read_snapshot(self._engine) as conn:
             yield conn
 
 

@@ -29,7 +29,7 @@ blueprint.before_app_request(refuse_cross_site_writes)
 REFRESH_MS = 3000
 ENDPOINTS = (
     ("GET", "/_strangler/healthz", "the process is up"),
-    ("GET", "/_strangler/readyz", "ledger writable, flag loaded, upstream reachable"),
+    ("GET", "/_strangler/readyz", "ledger answers, flag loaded, upstream reachable"),
     ("GET", "/_strangler/decide?order_id=&user_guid=&unit_id=", "what the flag says now"),
     ("GET", "/_strangler/orders/<order_id>", "the ledger's story of one order"),
     ("POST", "/_strangler/notifications", "take an order notification in (token)"),

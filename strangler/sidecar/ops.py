@@ -20,7 +20,7 @@ def healthz() -> Response:
 
 @blueprint.get("/_strangler/readyz")
 def readyz() -> Response:
-    """200 when the ledger is writable, the flag is loaded and the upstream reachable; else 503."""
+    """200 when the ledger answers, the flag is loaded and the upstream reachable; else 503."""
     report = sidecar_state().readiness.report()
     response = jsonify({"ready": report.ready, "checks": report.checks, "routing": report.routing})
     response.status_code = 200 if report.ready else 503

@@ -18,6 +18,7 @@ from prometheus_client.core import HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
+from strangler.ledger.engine import read_snapshot
 from strangler.ledger.schema import orders
 
 __all__ = ["ORDER_BUCKETS_S", "OrderDurations"]
@@ -43,7 +44,7 @@ class OrderDurations(Collector):
             labels=["path", "outcome"],
         )
         try:
-            with self._engine.connect() as conn:
+            with read_snapshot(self._engine) as conn:
                 rows = conn.execute(self._query).all()
         except sa.exc.SQLAlchemyError as exc:
             _log.warning("order_durations_unreadable", error=str(exc))

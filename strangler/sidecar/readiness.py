@@ -1,7 +1,11 @@
-"""Readiness: the ledger is writable, the flag source is loaded, the upstream is reachable.
+"""Readiness: the ledger answers, the flag source is loaded, the upstream is reachable.
 
+Readiness answers within a second, always. The ledger check is one read in a read-only
+snapshot (it never waits on a writer), run on a thread of its own and waited for at
+most :data:`LEDGER_PROBE_TIMEOUT_S`: a ledger that does not answer in time is a failed
+check that says so, and a probe still running is waited on again rather than doubled.
 The upstream probe is a TCP connect (no request reaches the order service), cached for
-a second so that frequent probes cost nothing.
+a second so that frequent probes cost nothing; it runs while the ledger probe does.
 """
 
 from __future__ import annotations
@@ -10,6 +14,8 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -17,8 +23,10 @@ from strangler.exceptions import StranglerError
 from strangler.protocols import FlagSource, FlagStatus
 from strangler.sidecar.seams import SidecarLedger
 
-__all__ = ["Readiness", "ReadinessReport", "tcp_probe"]
+__all__ = ["LEDGER_PROBE_TIMEOUT_S", "Readiness", "ReadinessReport", "tcp_probe"]
 
+# With the upstream probe's 0.5 s running beside it, readiness answers well inside 1 s.
+LEDGER_PROBE_TIMEOUT_S = 0.8
 _PROBE_TIMEOUT_S = 0.5
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -64,6 +72,7 @@ class Readiness:
         probe: Callable[[str], str | None] = tcp_probe,
         cache_s: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
+        ledger_timeout_s: float = LEDGER_PROBE_TIMEOUT_S,
     ) -> None:
         self._ledger = ledger
         self._flags = flags
@@ -71,23 +80,50 @@ class Readiness:
         self._probe = probe
         self._cache_s = cache_s
         self._clock = clock
+        self._ledger_timeout_s = ledger_timeout_s
         self._lock = threading.Lock()
         self._upstream: tuple[float, str] | None = None
+        self._ledger_probe: Future[str] | None = None
 
     def report(self) -> ReadinessReport:
-        """Check now (the upstream from cache when fresh)."""
+        """Check now (the upstream from cache when fresh); returns within about a second."""
+        started = time.monotonic()
+        ledger = self._start_ledger_probe()
         flags = self._flags.status()
+        upstream = self._up()
+        remaining = self._ledger_timeout_s - (time.monotonic() - started)
         return ReadinessReport(
-            {"ledger": self._ledger_check(), "flags": _flags_check(flags), "upstream": self._up()},
+            {
+                "ledger": _verdict(ledger, remaining, self._ledger_timeout_s),
+                "flags": _flags_check(flags),
+                "upstream": upstream,
+            },
             routing=_routing(flags),
         )
 
-    def _ledger_check(self) -> str:
+    def _start_ledger_probe(self) -> Future[str]:
+        """The probe in flight, or a new one on a thread of its own."""
+        with self._lock:
+            pending = self._ledger_probe
+            if pending is not None and not pending.done():
+                return pending
+            future: Future[str] = Future()
+            self._ledger_probe = future
+        thread = threading.Thread(
+            target=self._probe_ledger, args=(future,), name="readiness-ledger", daemon=True
+        )
+        thread.start()
+        return future
+
+    def _probe_ledger(self, future: Future[str]) -> None:
         try:
-            self._ledger.ping()
+            self._ledger.probe()
         except StranglerError as exc:
-            return f"not writable: {exc}"
-        return "ok"
+            future.set_result(f"not readable: {exc}")
+        except Exception as exc:  # a readiness verdict, never a crashed probe thread
+            future.set_result(f"not readable: {type(exc).__name__}: {exc}")
+        else:
+            future.set_result("ok")
 
     def _up(self) -> str:
         now = self._clock()
@@ -99,6 +135,16 @@ class Readiness:
         with self._lock:
             self._upstream = (now, verdict)
         return verdict
+
+
+def _verdict(probe: Future[str], wait_s: float, timeout_s: float) -> str:
+    try:
+        return probe.result(timeout=max(wait_s, 0.0))
+    except FutureTimeout:
+        return (
+            f"no answer within {timeout_s:g} s: the ledger did not answer a read "
+            "(database unreachable, or its connections all busy)"
+        )
 
 
 def _flags_check(status: FlagStatus) -> str:

@@ -50,8 +50,8 @@ class SidecarLedger(Protocol):
 
     def counts(self) -> LedgerCounts: ...
 
-    def ping(self) -> None:
-        """Raise unless the ledger can be written now."""
+    def probe(self) -> None:
+        """Raise unless the ledger answers a read now (a read-only snapshot)."""
         ...
 
     def record_rollout_event(self, event: RolloutEventFields) -> bool: ...

@@ -11,12 +11,15 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
 from strangler.exceptions import LedgerError
-from strangler.ledger import Handoff, RolloutEvent, SqlLedger, ledger_from_url
+from strangler.ledger import Handoff, RolloutEvent, SqlLedger, ledger_from_url, schema
+from strangler.ledger.engine import read_snapshot
+from strangler.ledger.report_queries import load_report
 from strangler.ledger.schema import SCHEMA_VERSION, schema_version
 from strangler.orders import OrderStatus, Route
 from tests.unit.ledger.support import T0, Clock, make_decision, make_order, make_step
@@ -570,6 +573,40 @@ class LedgerContract:
         assert ledger.record_rollout_event(first) is True
         assert ledger.record_rollout_event(later) is False
         assert ledger.rollout_events() == [first, later]
+
+    def test_a_read_snapshot_lets_writes_through_and_keeps_its_view(
+        self, ledger: SqlLedger
+    ) -> None:
+        """A write commits while a read snapshot is open; the snapshot keeps the state it saw."""
+        ledger.record_received(make_order("o-1"), source="test")
+        count = sa.select(sa.func.count()).select_from(schema.orders)
+        with read_snapshot(ledger.engine) as conn:
+            before = conn.execute(count).scalar_one()
+            written = ledger.record_received(make_order("o-2"), source="test")
+            during = conn.execute(count).scalar_one()
+        assert (before, written, during, ledger.counts().total) == (1, True, 1, 2)
+
+    def test_a_report_runs_in_a_read_snapshot(self, ledger: SqlLedger) -> None:
+        """The report takes no write lock: an intake commits while its snapshot is open."""
+        ledger.record_received(make_order("o-1"), source="test")
+        written: list[bool] = []
+
+        def intake_midway(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+            if not written and statement.lstrip().upper().startswith("SELECT"):
+                written.append(ledger.record_received(make_order("o-2"), source="test"))
+
+        sa.event.listen(ledger.engine, "after_cursor_execute", intake_midway)
+        try:
+            load_report(ledger.engine)
+        finally:
+            sa.event.remove(ledger.engine, "after_cursor_execute", intake_midway)
+        assert (written, ledger.counts().total) == ([True], 2)
+
+    def test_probe_reads(self, ledger: SqlLedger) -> None:
+        """The readiness probe is a read: it answers while a writer holds the ledger elsewhere."""
+        with ledger.engine.begin() as writer:
+            writer.execute(schema.kv.insert().values(name="held", value="1", updated_at=T0))
+            ledger.probe()
 
     def test_ping_writes(self, ledger: SqlLedger, clock: Clock) -> None:
         """A ping is a real write."""

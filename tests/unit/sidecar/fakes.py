@@ -68,7 +68,7 @@ class FakeLedger:
             handoffs={"fallback": 1},
         )
 
-    def ping(self) -> None:
+    def probe(self) -> None:
         self._check()
 
 

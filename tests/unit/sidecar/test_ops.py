@@ -22,7 +22,7 @@ def test_healthz(client: FlaskClient) -> None:
 
 
 def test_readyz_when_everything_is_fine(client: FlaskClient) -> None:
-    """Ready when the ledger is writable, the flag loaded and the upstream reachable."""
+    """Ready when the ledger answers, the flag loaded and the upstream reachable."""
     response = client.get("/_strangler/readyz")
     assert (response.status_code, response.json) == (
         200,
@@ -37,7 +37,7 @@ def test_readyz_when_everything_is_fine(client: FlaskClient) -> None:
 @pytest.mark.parametrize(
     ("breakage", "check", "verdict"),
     [
-        ("ledger", "ledger", "not writable: the ledger is down (fake)"),
+        ("ledger", "ledger", "not readable: the ledger is down (fake)"),
         ("flags", "flags", "not loaded (embedded): flag file missing"),
     ],
     ids=["ledger-down", "flags-not-loaded"],
