@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from strangler.compare.gate import (
     Action,
@@ -32,7 +33,7 @@ from strangler.compare.gate import (
 from strangler.compare.report import Report
 from strangler.compare.verdict import Thresholds
 from strangler.handback import HandBack, hand_back_in_flight
-from strangler.ledger import SqlLedger
+from strangler.ledger import RolloutEvent, SqlLedger
 from strangler.ledger.report_queries import load_report
 from strangler.protocols import LegacyPath
 from strangler.rollout import (
@@ -42,7 +43,7 @@ from strangler.rollout import (
     UnleashRolloutController,
 )
 
-__all__ = ["GateRound", "current_step", "gate_round", "window_start"]
+__all__ = ["GateRound", "RolloutTimeline", "current_step", "gate_round", "window_start"]
 
 _NEW_SIDE = ("instant", "shadow")
 _SHADOW_ONLY = {"instant": 0, "shadow": 100}
@@ -65,7 +66,13 @@ class GateRound:
     hand_back: HandBack | None = None
 
 
-def window_start(ledger: SqlLedger, state: RolloutState) -> datetime | None:
+class RolloutTimeline(Protocol):
+    """A ledger's rollout timeline (SqlLedger has one)."""
+
+    def rollout_events(self) -> list[RolloutEvent]: ...
+
+
+def window_start(ledger: RolloutTimeline, state: RolloutState) -> datetime | None:
     """When the current step began: the first rollout event with the flag's revision.
 
     Falls back to the latest event when none carries it (a change made outside strangler),

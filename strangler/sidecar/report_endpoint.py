@@ -2,35 +2,48 @@
 
 Read-only and open like the order story (no admin token): it carries counts, rates, order
 ids and step decisions, never payment data. Query parameters: ``since``, ``until`` (ISO
-8601, UTC when no zone), ``examples`` (0..100); verdict thresholds are the defaults.
+8601, UTC when no zone), ``examples`` (0..100), or ``window=step`` for the window the
+rollout gate judges (orders routed since the current step began: the dashboard's view);
+verdict thresholds are the defaults. The report is read in one read-only snapshot (it
+never blocks the intake), and the same query within :data:`REPORT_CACHE_S` seconds gets
+the same report, computed once however many ask at the same time.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import sqlalchemy as sa
 from flask import Blueprint, Response, jsonify, request
 
 from strangler.compare.render_json import report_to_dict
+from strangler.exceptions import FlagFileError, UnleashAdminError
+from strangler.ledger import RolloutEvent
 from strangler.ledger.report_queries import load_report
+from strangler.rollout_gate import window_start
 from strangler.sidecar.errors import json_error
+from strangler.sidecar.report_cache import REPORT_CACHE_S
+from strangler.sidecar.seams import RolloutController
 from strangler.sidecar.state import sidecar_state
 
 __all__ = ["REPORT_PATH", "ReportingLedger", "blueprint"]
 
 REPORT_PATH = "/_strangler/report"
 MAX_EXAMPLES = 100
+WINDOWS = ("all", "step")
 blueprint = Blueprint("report", __name__)
+_Query = tuple[str, datetime | None, datetime | None, int]
 
 
 @runtime_checkable
 class ReportingLedger(Protocol):
-    """A ledger the report can read: it exposes its SQLAlchemy engine."""
+    """A ledger the report can read: its SQLAlchemy engine and its rollout timeline."""
 
     @property
     def engine(self) -> sa.Engine: ...
+
+    def rollout_events(self) -> list[RolloutEvent]: ...
 
 
 class _BadQuery(ValueError):
@@ -57,20 +70,42 @@ def _examples() -> int:
     return int(value)
 
 
+def _query() -> _Query:
+    window = request.args.get("window", "all")
+    if window not in WINDOWS:
+        raise _BadQuery(f"window={window!r} must be one of {', '.join(WINDOWS)}")
+    since = _when("since")
+    if window == "step" and since is not None:
+        raise _BadQuery("give since or window=step, not both: the step window has its own start")
+    return window, since, _when("until"), _examples()
+
+
+def _build(rollout: RolloutController, ledger: ReportingLedger, query: _Query) -> dict[str, Any]:
+    window, since, until, examples = query
+    if window == "step":
+        since = window_start(ledger, rollout.show())
+    return report_to_dict(load_report(ledger.engine, since=since, until=until, examples=examples))
+
+
 @blueprint.get(REPORT_PATH)
 def report() -> Response:
     """The report over orders routed in ``[since, until)``, as the JSON of docs/reports.md."""
     try:
-        since, until, examples = _when("since"), _when("until"), _examples()
+        query = _query()
     except _BadQuery as exc:
         return json_error(400, "invalid_query", str(exc))
-    ledger = sidecar_state().runtime.ledger
+    state = sidecar_state()
+    ledger = state.runtime.ledger
     if not isinstance(ledger, ReportingLedger):
         return json_error(503, "report_unavailable", "this ledger cannot be reported on")
     try:
-        built = load_report(ledger.engine, since=since, until=until, examples=examples)
+        body = state.report_cache.get(query, lambda: _build(state.rollout, ledger, query))
     except ValueError as exc:
         return json_error(400, "invalid_query", str(exc))
     except sa.exc.SQLAlchemyError as exc:
         return json_error(503, "ledger_unavailable", f"could not read the ledger: {exc}")
-    return jsonify(report_to_dict(built))
+    except (UnleashAdminError, FlagFileError) as exc:
+        return json_error(502, "flag_store_unavailable", f"the step window needs the flag: {exc}")
+    response = jsonify(body)
+    response.headers["Cache-Control"] = f"max-age={REPORT_CACHE_S:g}"
+    return response

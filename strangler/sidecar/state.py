@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from flask import Flask, current_app
@@ -13,6 +13,7 @@ from strangler.settings import Settings
 from strangler.sidecar.access_log import AccessLog
 from strangler.sidecar.metrics import SidecarMetrics
 from strangler.sidecar.readiness import Readiness
+from strangler.sidecar.report_cache import ReportCache
 from strangler.sidecar.seams import RolloutController, SidecarRuntime
 from strangler.sidecar.sns import SnsVerifier
 
@@ -39,6 +40,7 @@ class SidecarState:
     confirm_subscription: Callable[[str], None]
     readiness: Readiness
     started: bool = False
+    report_cache: ReportCache[dict[str, Any]] = field(default_factory=ReportCache)
 
     def start(self, *, process_orders: bool = True) -> None:
         """Start the runtime's workers (idempotent).

@@ -98,17 +98,6 @@
       : "(all orders: the current step's start is not on the rollout timeline)");
   }
 
-  // The gate judges the current step: orders routed since the change that produced the
-  // flag's current revision (the earliest rollout event carrying it).
-  function stepStart(report, rollout) {
-    if (!rollout) return null;
-    const stamps = (report.rollout || [])
-      .filter((e) => e.flag_revision === rollout.revision)
-      .map((e) => e.at)
-      .sort();
-    return stamps.length ? stamps[0] : null;
-  }
-
   function showReport(report) {
 
     const paths = report.paths || [];
@@ -136,19 +125,17 @@
       [e.at, e.actor, e.from_rollout === null ? "-" : `${e.from_rollout}%`, `${e.to_rollout}%`, e.reason]));
   }
 
-  async function refresh() {
+  // The figures are the window the gate judges: orders routed since the current step
+  // began (the sidecar finds it, and keeps the report for a few seconds).
+  async function poll() {
     const [rollout, report] = await Promise.all([
       api("GET", "/_strangler/rollout"),
-      api("GET", "/_strangler/report"),
+      api("GET", "/_strangler/report?window=step"),
     ]);
     if (rollout.ok) showRollout(rollout.json);
     if (report.ok) {
       showReport(report.json);
-      const since = stepStart(report.json, rollout.ok ? rollout.json : null);
-      const step = since
-        ? await api("GET", `/_strangler/report?examples=0&since=${encodeURIComponent(since)}`)
-        : report;
-      showVerdict(step.ok ? step.json : report.json);
+      showVerdict(report.json);
     }
     const problems = [];
     if (!rollout.ok) problems.push(`rollout ${refusal(rollout)}`);
@@ -156,6 +143,34 @@
     text("refresh-state", problems.length
       ? problems.join("; ")
       : `figures as of ${new Date().toLocaleTimeString()}`);
+  }
+
+  // At most one poll in flight: asked again meanwhile (after a change), it polls once
+  // more when the current poll ends. The timer polls refreshMs after the last poll ended,
+  // so a slow report never stacks polls.
+  let inFlight = null;
+  let again = false;
+  function refresh() {
+    if (inFlight) {
+      again = true;
+      return inFlight;
+    }
+    inFlight = poll().finally(() => {
+      inFlight = null;
+      if (again) {
+        again = false;
+        refresh();
+      }
+    });
+    return inFlight;
+  }
+
+  async function tick() {
+    try {
+      await refresh();
+    } finally {
+      setTimeout(tick, refreshMs);
+    }
   }
 
   async function change(body, describe) {
@@ -201,6 +216,5 @@
   });
 
   showTokenState();
-  refresh();
-  setInterval(refresh, refreshMs);
+  tick();
 })();

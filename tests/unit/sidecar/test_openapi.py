@@ -112,7 +112,7 @@ def exchanges(
     with make_app(admin_token=None).test_client() as unset:
         yield unset.get("/_strangler/rollout", headers=AUTH)
         yield unset.put("/_strangler/rollout", json={}, headers=AUTH)
-    yield from flag_store_down(client, rollout)
+    yield from flag_store_down(client, runtime, rollout)
     runtime.ledger.broken = True
     yield client.get("/_strangler/readyz")
     yield client.get("/_strangler/orders/o-1")
@@ -142,8 +142,10 @@ def test_real_answers_fit_the_documented_schemas(
     assert produced == documented
 
 
-def flag_store_down(client: FlaskClient, rollout: FakeRollout) -> Iterator[TestResponse]:
-    """502s from /_strangler/rollout: the Unleash Admin API cannot be reached."""
+def flag_store_down(
+    client: FlaskClient, runtime: FakeRuntime, rollout: FakeRollout
+) -> Iterator[TestResponse]:
+    """502s from /_strangler/rollout and the step report: Unleash cannot be reached."""
 
     def fail(*_args: Any, **_kwargs: Any) -> None:
         raise UnleashAdminError("cannot reach Unleash", url="http://unleash/api", status=None)
@@ -152,6 +154,7 @@ def flag_store_down(client: FlaskClient, rollout: FakeRollout) -> Iterator[TestR
     rollout.set_percentage = fail  # type: ignore[method-assign]
     yield client.get("/_strangler/rollout", headers=AUTH)
     yield client.put("/_strangler/rollout", json={"percentage": 30, "reason": "r"}, headers=AUTH)
+    yield report_from_real_ledger(client, runtime, {"window": "step"})
 
 
 def certificate_unavailable(make_app: Callable[..., Flask], signer: SnsSigner) -> TestResponse:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
 import pytest
@@ -11,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from strangler.sidecar.dispatch import is_own_path
 from strangler.sidecar.readiness import Readiness, tcp_probe
-from tests.helpers import free_port
+from tests.helpers import free_port, wait_until
 from tests.unit.sidecar.fakes import FakePool, FakeRuntime
 
 
@@ -79,6 +80,40 @@ def test_upstream_probe_is_cached_for_a_second() -> None:
     now[0] += 1.5
     readiness.report()
     assert (verdicts, len(probes)) == (["refused"] * 3, 2)
+
+
+class _HangingLedger:
+    """A ledger whose read probe waits until released (a database that does not answer)."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.probes = 0
+
+    def probe(self) -> None:
+        self.probes += 1
+        self.release.wait(timeout=10)
+
+
+def test_readiness_does_not_wait_for_a_ledger_that_does_not_answer() -> None:
+    """A hung ledger read is a failed check naming the cause; the next asks share that probe."""
+    runtime = FakeRuntime()
+    ledger = _HangingLedger()
+    readiness = Readiness(
+        ledger,  # type: ignore[arg-type]
+        runtime.flags,
+        "http://upstream.test",
+        probe=lambda _url: None,
+        ledger_timeout_s=0.05,
+    )
+    try:
+        verdicts = [readiness.report().checks["ledger"] for _ in range(2)]
+        wait_until(lambda: ledger.probes > 0, 10, "the probe thread")
+        shared = ledger.probes
+    finally:
+        ledger.release.set()
+    assert all(verdict.startswith("no answer within 0.05 s") for verdict in verdicts), verdicts
+    assert shared == 1
+    wait_until(lambda: readiness.report().checks["ledger"] == "ok", 10, "the released probe")
 
 
 def test_tcp_probe_reports_a_closed_port() -> None:

@@ -2,27 +2,32 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from strangler.ledger import ledger_from_url
 from tests.unit.compare.known_ledger import T0, UNTIL, build_known_ledger
-from tests.unit.sidecar.fakes import FakeRuntime
+from tests.unit.sidecar.fakes import FakeRollout, FakeRuntime
 
 WINDOW = {"since": T0.isoformat(), "until": UNTIL.isoformat()}
 
 
-def report_from_real_ledger(client: FlaskClient, runtime: FakeRuntime) -> TestResponse:
-    """A 200 from /_strangler/report, with a real in-memory SQLite ledger in ``runtime``."""
+def report_from_real_ledger(
+    client: FlaskClient, runtime: FakeRuntime, query: dict[str, str] | None = None
+) -> TestResponse:
+    """/_strangler/report (over WINDOW by default) on a real in-memory SQLite ledger."""
     ledger = ledger_from_url("sqlite://")
     build_known_ledger(ledger.engine)
     fake, runtime.ledger = runtime.ledger, ledger  # type: ignore[assignment]
     try:
-        return client.get("/_strangler/report", query_string=WINDOW)
+        return client.get("/_strangler/report", query_string=query or WINDOW)
     finally:
         runtime.ledger = fake
         ledger.close()
@@ -83,3 +88,56 @@ def test_a_ledger_without_an_engine_is_a_503(client: FlaskClient, runtime: FakeR
     runtime.ledger = object()  # type: ignore[assignment]
     answer = client.get("/_strangler/report")
     assert (answer.status_code, answer.get_json()["error"]) == (503, "report_unavailable")
+
+
+@pytest.mark.parametrize(
+    ("revision", "since"),
+    [
+        ("r1", T0 + timedelta(minutes=30)),
+        ("r0", T0 - timedelta(days=1)),
+        ("rev-7", T0 + timedelta(minutes=30)),
+    ],
+    ids=["current-step", "first-step", "revision-not-on-the-timeline"],
+)
+def test_window_step_reports_the_step_the_gate_judges(
+    client: FlaskClient, rollout: FakeRollout, revision: str, since: datetime
+) -> None:
+    """``window=step`` starts at the first event of the flag's revision (else the latest)."""
+    rollout.state = dataclasses.replace(rollout.state, revision=revision)
+    answer = client.get(
+        "/_strangler/report", query_string={"window": "step", "until": WINDOW["until"]}
+    )
+    assert answer.status_code == 200
+    assert datetime.fromisoformat(answer.get_json()["window"]["since"]) == since
+
+
+@pytest.mark.parametrize(
+    ("query", "names"),
+    [
+        ({"window": "week"}, "window='week'"),
+        ({"window": "step", "since": WINDOW["since"]}, "not both"),
+    ],
+    ids=["unknown-window", "step-and-since"],
+)
+def test_a_bad_window_is_a_400(client: FlaskClient, query: dict[str, str], names: str) -> None:
+    """An unknown window, or a step window with its own since, is a 400 naming the problem."""
+    answer = client.get("/_strangler/report", query_string=query)
+    assert (answer.status_code, names in answer.get_json()["message"]) == (400, True)
+
+
+def test_the_same_report_asked_again_is_not_computed_again(
+    client: FlaskClient, runtime: FakeRuntime
+) -> None:
+    """A dashboard polling every few seconds gets the kept report: no new read of the ledger."""
+    reads: list[str] = []
+    engine = runtime.ledger.engine  # type: ignore[attr-defined]
+    sa.event.listen(engine, "begin", lambda _conn: reads.append("begin"))
+    query = {"window": "step", "until": WINDOW["until"]}
+    first = client.get("/_strangler/report", query_string=query)
+    after_first = len(reads)
+    second = client.get("/_strangler/report", query_string=query)
+    assert (first.status_code, second.status_code) == (200, 200)
+    assert after_first > 0
+    assert len(reads) == after_first
+    assert second.get_json() == first.get_json()
+    assert second.headers["Cache-Control"] == "max-age=5"
