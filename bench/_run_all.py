@@ -68,6 +68,12 @@ BENCHES = (
     Bench("executor", ("--quick",), 600, "see the bench's own table"),
     Bench("lambda_imports", (), 600, "a bare interpreter"),
     Bench("report", ("--orders", "100000", "--rounds", "3"), 900, "see the bench's own table"),
+    Bench(
+        "report_load",
+        ("--orders", "1000000", "--rounds", "2", "--seconds", "10"),
+        900,
+        "the intake with no report, and the report as it was (holding the write lock)",
+    ),
 )
 
 

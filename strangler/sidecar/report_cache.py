@@ -4,21 +4,26 @@ A report over a big ledger takes seconds. Every open dashboard asks for one ever
 seconds, so without a cache the reports pile up. Here the same question (the same
 query) asked within ``ttl_s`` gets the answer already computed, and a question asked
 while its answer is being computed waits for that computation instead of starting
-another one.
+another one. Answers are computed one at a time on a thread of their own at a lower CPU
+priority (nice +:data:`NICENESS`, Linux): a report is background work, and on a busy
+machine the intake's threads come first.
 """
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Generic, TypeVar
 
-__all__ = ["REPORT_CACHE_S", "ReportCache"]
+__all__ = ["NICENESS", "REPORT_CACHE_S", "ReportCache"]
 
 REPORT_CACHE_S = 5.0
+NICENESS = 10
 _MAX_ENTRIES = 32
 _T = TypeVar("_T")
 
@@ -43,6 +48,8 @@ class ReportCache(Generic[_T]):
         self._lock = threading.Lock()
         self._fresh: OrderedDict[Hashable, tuple[float, _T]] = OrderedDict()
         self._pending: dict[Hashable, Future[_T]] = {}
+        # Made on first use: under gunicorn, in the worker process, after the fork.
+        self._runner: ThreadPoolExecutor | None = None
 
     def get(self, key: Hashable, compute: Callable[[], _T]) -> _T:
         """The answer for ``key``: kept, being computed by another caller, or computed now."""
@@ -60,7 +67,7 @@ class ReportCache(Generic[_T]):
 
     def _compute(self, key: Hashable, compute: Callable[[], _T], future: Future[_T]) -> _T:
         try:
-            value = compute()
+            value = self._background().submit(compute).result()
         except BaseException as exc:
             with self._lock:
                 del self._pending[key]
@@ -74,3 +81,17 @@ class ReportCache(Generic[_T]):
                 self._fresh.popitem(last=False)
         future.set_result(value)
         return value
+
+    def _background(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._runner is None:
+                self._runner = ThreadPoolExecutor(
+                    max_workers=1, thread_name_prefix="report", initializer=_lower_priority
+                )
+            return self._runner
+
+
+def _lower_priority() -> None:
+    """Lower this thread's CPU priority (Linux schedules threads one by one)."""
+    if sys.platform == "linux":
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICENESS)

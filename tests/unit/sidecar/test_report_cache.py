@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 
 import pytest
 
-from strangler.sidecar.report_cache import ReportCache
+from strangler.sidecar.report_cache import NICENESS, ReportCache
 
 
 def test_a_fresh_answer_is_kept_and_an_old_one_computed_again() -> None:
@@ -76,3 +78,18 @@ def test_old_questions_make_room() -> None:
     for n in range(3):
         cache.get(n, lambda n=n: n)  # type: ignore[misc]
     assert cache.get(0, lambda: 99) == 99
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="per-thread priority is Linux's")
+def test_answers_are_computed_at_a_lower_cpu_priority() -> None:
+    """The computation runs on a thread of its own, niced, so the intake's threads come first."""
+    cache: ReportCache[tuple[int, int]] = ReportCache()
+    caller = (threading.get_native_id(), os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+
+    def where() -> tuple[int, int]:
+        me = threading.get_native_id()
+        return me, os.getpriority(os.PRIO_PROCESS, me)
+
+    thread, priority = cache.get("q", where)
+    assert thread != caller[0]
+    assert priority == min(caller[1] + NICENESS, 19)
