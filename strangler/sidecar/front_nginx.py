@@ -11,8 +11,9 @@ What nginx does as the Python proxy does: method, raw path, query, body, status 
 headers preserved; Keep-Alive, TE, Upgrade, Expect, Proxy-Authorization and
 Proxy-Connection dropped on the way in; Date and Server replaced by nginx's own;
 X-Forwarded-For, -Proto and -Host appended to; bodies streamed both ways, chunked ones
-too; a failed upstream is a JSON 502, a slow one a JSON 504. One difference: headers
-named in a request's Connection header are not dropped (nginx cannot name them).
+too; a failed upstream is a JSON 502, a slow one a JSON 504; every answer carries
+``X-Content-Type-Options: nosniff``. One difference: headers named in a request's
+Connection header are not dropped (nginx cannot name them).
 """
 
 from __future__ import annotations
@@ -153,6 +154,9 @@ http {{
     proxy_read_timeout {timeout}s;
     proxy_send_timeout {timeout}s;
     proxy_next_upstream off;
+    # Every answer says nosniff, whoever made it: one header, never two.
+    proxy_hide_header X-Content-Type-Options;
+    add_header X-Content-Type-Options nosniff always;
 {tls}
     # Everything else: straight to the order service.
     location / {{

@@ -53,7 +53,8 @@ def error_answer(exc: BaseException) -> bytes:
     body = (json.dumps({"error": code, "message": message}, sort_keys=True) + "\n").encode()
     head = (
         f"HTTP/1.1 {status.value} {status.phrase}\r\nConnection: close\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        f"Content-Type: application/json\r\nX-Content-Type-Options: nosniff\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
     )
     return head.encode("latin-1") + body
 

@@ -2,9 +2,10 @@
 
 The intake is the sidecar's hot write path: Flask's request and response objects, its
 context and its hooks cost more CPU than the ledger write itself. This callable gives
-the same answers as the Flask route in :mod:`strangler.sidecar.intake` (the bearer
-token, 413 over the size limit, 400 naming the fields with the body kept, 503 when the
-ledger is down, 202/200 once the order is durable) and writes the same access-log line.
+the same answers as the Flask route in :mod:`strangler.sidecar.intake` (403 for a
+cross-site write as :mod:`strangler.sidecar.same_origin` says, the bearer token, 413
+over the size limit, 400 naming the fields with the body kept, 503 when the ledger is
+down, 202/200 once the order is durable) and writes the same access-log line.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from http import HTTPStatus
 from typing import Any
 
 import structlog
+from werkzeug.wsgi import get_host
 
 from strangler.exceptions import LedgerError
 from strangler.orders import OrderNotification
@@ -26,6 +28,7 @@ from strangler.sidecar.intake import (
     accept_notification,
     parse_or_reject,
 )
+from strangler.sidecar.same_origin import CROSS_SITE_ERROR, cross_site_refusal
 from strangler.sidecar.state import SidecarState
 
 __all__ = ["NotificationEndpoint"]
@@ -64,9 +67,9 @@ class NotificationEndpoint:
         return [body]
 
     def _answer(self, environ: dict[str, Any]) -> tuple[IntakeAnswer, str | None, _Headers]:
-        refused = self._state.admin_token.check(environ.get("HTTP_AUTHORIZATION"))
+        refused = self._refusal(environ)
         if refused is not None:
-            return _error(refused.status, refused.error, refused.message), None, refused.headers
+            return refused[0], None, refused[1]
         raw = _read_body(environ, self._limit)
         if isinstance(raw, IntakeAnswer):
             return raw, None, ()
@@ -82,6 +85,26 @@ class NotificationEndpoint:
         except Exception:  # answered in JSON like every /_strangler/ error, and logged
             _log.exception("intake_failed", order_id=order_id)
             return _error(500, "internal_server_error", _CRASHED), order_id, ()
+
+    def _refusal(self, environ: dict[str, Any]) -> tuple[IntakeAnswer, _Headers] | None:
+        """A cross-site write (403), or no valid token (401/503): the answer; else None."""
+        cross_site = cross_site_refusal(
+            "POST",
+            site=environ.get("HTTP_SEC_FETCH_SITE"),
+            origin=environ.get("HTTP_ORIGIN"),
+            host=_host(environ),
+        )
+        if cross_site is not None:
+            return _error(403, CROSS_SITE_ERROR, cross_site), ()
+        refused = self._state.admin_token.check(environ.get("HTTP_AUTHORIZATION"))
+        if refused is not None:
+            return _error(refused.status, refused.error, refused.message), refused.headers
+        return None
+
+
+def _host(environ: dict[str, Any]) -> str:
+    """The Host the request was sent to, as werkzeug reads it (Flask's ``request.host``)."""
+    return str(get_host(environ))
 
 
 def _read_body(environ: dict[str, Any], limit: int) -> bytes | IntakeAnswer:
