@@ -170,6 +170,26 @@ def test_admin_api_and_metrics_are_served_by_python(
     assert "strangler_proxy_request_duration_seconds" in metrics.text
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "server"),
+    [
+        ("GET", "/echo/anything", "nginx to the upstream"),
+        ("GET", "/status/404", "nginx to the upstream, an error"),
+        ("GET", "/slow/3000", "nginx's own 504"),
+        ("POST", "/echo/orders", "Python's order route"),
+        ("GET", "/_strangler/healthz", "Python's own API"),
+        ("GET", "/metrics", "Python's metrics"),
+    ],
+    ids=["proxied", "proxied-error", "nginx-504", "order-route", "own-api", "metrics"],
+)
+def test_every_answer_says_nosniff_once(
+    front: Sidecar, session: requests.Session, method: str, path: str, server: str
+) -> None:
+    """Whoever answers (upstream, nginx, Python), X-Content-Type-Options is nosniff, once."""
+    answer = session.request(method, f"{front.url}{path}", data=b"{}", timeout=10)
+    assert answer.raw.headers.getlist("X-Content-Type-Options") == ["nosniff"], server
+
+
 @pytest.fixture(scope="module")
 def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSim]:
     """The legacy simulator (order service and legacy app), batch jobs every second."""
