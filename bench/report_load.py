@@ -8,6 +8,10 @@ Three set-ups, interleaved round by round so that the machine's drift hits each 
 - ``no report``: the intake alone;
 - ``report loop``: ``GET /_strangler/report?until=<now>`` back to back (a new query each
   time, so never from the sidecar's cache): the report in its read-only snapshot;
+- ``report loop, other process``: the same report from this process (as ``strangler
+  report`` runs it), through the ledger's own engine: the same snapshot, in another
+  process, which separates what the report costs the sidecar's process from what it
+  costs SQLite;
 - ``locked report loop (before)``: the same report from this process through an engine
   that opens its transactions with ``BEGIN IMMEDIATE``, as every report did before
   (holding SQLite's write lock for the whole report): the anchor.
@@ -46,6 +50,7 @@ import sqlalchemy as sa
 from _load import Result, have, python_load, wrk
 
 from strangler.ledger import ledger_from_url
+from strangler.ledger.engine import create_ledger_engine
 from strangler.ledger.report_queries import load_report
 from strangler.ledger.synthetic import fill_history
 from strangler.processes import free_port, running
@@ -62,7 +67,12 @@ GRACE_S = 10.0
 UNSENT = 0
 SATURATE_CONNECTIONS = 4
 P99_TARGET_MS = 20.0
-SETUPS = ("no report", "report loop", "locked report loop (before)")
+SETUPS = (
+    "no report",
+    "report loop",
+    "report loop, other process",
+    "locked report loop (before)",
+)
 _LUA = """
 local counter = 0
 request = function()
@@ -118,13 +128,14 @@ def main() -> None:
         fill_s = _fill(url, args.orders)
         with _sidecar(work, url) as base:
             alone_s = [_sidecar_report(base) for _ in range(2)]
-            locked = _locked_engine(url)
+            engines = (create_ledger_engine(url), _locked_engine(url))
             try:
                 for round_no in range(args.rounds):
                     for name in SETUPS:
-                        _one(setups[name], name, base, locked, args, f"r{round_no}")
+                        _one(setups[name], name, base, engines, args, f"r{round_no}")
             finally:
-                locked.dispose()
+                for engine in engines:
+                    engine.dispose()
     _print(args, fill_s, alone_s, setups)
 
 
@@ -212,7 +223,7 @@ def _sidecar_report(base: str) -> float:
     return time.perf_counter() - started
 
 
-def _locked_report(engine: sa.Engine) -> float:
+def _report_here(engine: sa.Engine) -> float:
     started = time.perf_counter()
     load_report(engine, examples=0)
     return time.perf_counter() - started
@@ -241,12 +252,19 @@ def _loop(report: Callable[[], float] | None, times: list[float]) -> Iterator[No
 
 
 def _one(
-    setup: Setup, name: str, base: str, locked: sa.Engine, args: argparse.Namespace, tag: str
+    setup: Setup,
+    name: str,
+    base: str,
+    engines: tuple[sa.Engine, sa.Engine],
+    args: argparse.Namespace,
+    tag: str,
 ) -> None:
+    ledger, locked = engines
     report = {
         "no report": None,
         "report loop": lambda: _sidecar_report(base),
-        "locked report loop (before)": lambda: _locked_report(locked),
+        "report loop, other process": lambda: _report_here(ledger),
+        "locked report loop (before)": lambda: _report_here(locked),
     }[name]
     prefix = f"{tag}-{SETUPS.index(name)}-{secrets.token_hex(3)}"
     with _loop(report, setup.reports_s):
@@ -325,7 +343,7 @@ def _print(
     print(f"a report alone (nothing else running): {_median(alone_s):.2f} s median")
     print()
     print(
-        f"{'set-up':<29}{'p50 ms':>8}{'p99 ms':>8}{'max ms':>9}{'refused':>8}{'unsent':>8}"
+        f"{'set-up':<31}{'p50 ms':>8}{'p99 ms':>8}{'max ms':>9}{'refused':>8}{'unsent':>8}"
         f"{'sat/s':>8}{'sat p99':>9}{'reports':>8}{'report s':>9}"
     )
     summary: dict[str, Any] = {}
@@ -337,7 +355,7 @@ def _print(
         sat_p99 = _median([r.p99_ms for r in setup.saturated])
         report_s = _median(setup.reports_s)
         print(
-            f"{name:<29}{paced['p50_ms']:>8.1f}{paced['p99_ms']:>8.1f}{paced['max_ms']:>9.0f}"
+            f"{name:<31}{paced['p50_ms']:>8.1f}{paced['p99_ms']:>8.1f}{paced['max_ms']:>9.0f}"
             f"{refused:>8}{unsent:>8}{sat:>8.0f}{sat_p99:>9.1f}{len(setup.reports_s):>8}{report_s:>9.2f}"
         )
         summary[name] = {

@@ -19,18 +19,33 @@ from typing import Any
 from strangler.exceptions import InvalidNotification
 
 __all__ = [
+    "ISO_TIMESTAMP",
     "TERMINAL_STATUSES",
+    "VISIBLE",
     "Decision",
     "OrderNotification",
     "OrderStatus",
     "Outcome",
     "Route",
     "StepResult",
+    "integral",
 ]
 
 MAX_ID_LENGTH = 128
 MAX_EXTRA_DEPTH = 32
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+# One character that is neither a control character nor whitespace; spelled out (not \s)
+# so that docs/sidecar-api.yaml's patterns say exactly the same in every regex dialect.
+VISIBLE = re.compile(
+    r"[^\x00-\x20\x7f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]"
+)
+# The ISO 8601 shapes a timestamp may take: a date, or a date and time with an optional
+# fraction (up to microseconds) and an optional zone (docs/sidecar-api.yaml: IsoTimestamp).
+ISO_TIMESTAMP = re.compile(
+    r"[1-9][0-9]{3}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"
+    r"(?:[T ](?:[01][0-9]|2[0-3]):[0-5][0-9](?::[0-5][0-9](?:\.[0-9]{1,6})?)?"
+    r"(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])?)?"
+)
 # Lone UTF-16 surrogates decode from JSON escapes but cannot be stored as UTF-8 text.
 _SURROGATES = re.compile(r"[\ud800-\udfff]")
 _TOO_DEEP = "is nested too deeply to be an order notification"
@@ -130,8 +145,7 @@ class OrderNotification:
             _check_id(name, data.get(name), errors)
         for name in _OPTIONAL_STRINGS:
             _check_optional_string(name, data.get(name), errors)
-        for name in _OPTIONAL_COUNTS:
-            _check_optional_count(name, data.get(name), errors)
+        counts = {name: _optional_count(name, data.get(name), errors) for name in _OPTIONAL_COUNTS}
         _check_currency(data.get("currency"), errors)
         created_at = _parse_created_at(data.get("created_at"), errors)
         extra = {k: v for k, v in data.items() if k not in _KNOWN_FIELDS}
@@ -144,9 +158,9 @@ class OrderNotification:
             user_guid=data["user_guid"],
             unit_id=data["unit_id"],
             city=data.get("city"),
-            amount_cents=data.get("amount_cents"),
+            amount_cents=counts["amount_cents"],
             currency=data.get("currency"),
-            quantity=data.get("quantity"),
+            quantity=counts["quantity"],
             payment_token=data.get("payment_token"),
             created_at=created_at,
             extra=MappingProxyType(extra),
@@ -225,7 +239,7 @@ def _check_id(name: str, value: Any, errors: dict[str, str]) -> None:
         errors[name] = "is required"
     elif not isinstance(value, str):
         errors[name] = f"must be a string, got {type(value).__name__}"
-    elif not value.strip():
+    elif not VISIBLE.search(value):
         errors[name] = "must not be empty"
     elif len(value) > MAX_ID_LENGTH:
         errors[name] = f"must be at most {MAX_ID_LENGTH} characters, got {len(value)}"
@@ -279,13 +293,29 @@ def _json_problem(value: Any, *, depth: int) -> str | None:
     return None
 
 
-def _check_optional_count(name: str, value: Any, errors: dict[str, str]) -> None:
+def integral(value: Any) -> int | None:
+    """``value`` as an int when JSON Schema calls it an integer (``5``, ``5.0``), else None.
+
+    Booleans are not integers here, whatever Python says.
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
+def _optional_count(name: str, value: Any, errors: dict[str, str]) -> int | None:
     if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int):
-        errors[name] = f"must be an integer, got {type(value).__name__}"
-    elif value < 0:
+        return None
+    count = integral(value)
+    if count is None:
+        errors[name] = f"must be a whole number, got {value!r}"
+    elif count < 0:
         errors[name] = f"must not be negative, got {value}"
+    return count
 
 
 def _check_currency(value: Any, errors: dict[str, str]) -> None:
@@ -296,15 +326,20 @@ def _check_currency(value: Any, errors: dict[str, str]) -> None:
 
 
 def _parse_created_at(value: Any, errors: dict[str, str]) -> datetime | None:
-    if value is None:
+    """None when left out, null or "" (no value); else an ISO 8601 timestamp of a real date."""
+    if value is None or value == "":
         return None
     if not isinstance(value, str):
         errors["created_at"] = f"must be an ISO-8601 string, got {type(value).__name__}"
         return None
     try:
+        if not ISO_TIMESTAMP.fullmatch(value):
+            raise ValueError(value)
         return datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        errors["created_at"] = f"must be an ISO-8601 timestamp, got {value!r}"
+        errors["created_at"] = (
+            f"must be an ISO-8601 timestamp such as 2030-01-31T12:00:00Z, got {value!r}"
+        )
         return None
 
 

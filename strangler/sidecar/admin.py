@@ -17,6 +17,7 @@ import structlog
 from flask import Blueprint, Response, jsonify, request
 
 from strangler.exceptions import FlagFileError, LedgerError, RolloutError, UnleashAdminError
+from strangler.orders import VISIBLE, integral
 from strangler.rollout import RolloutChange, check_audit_text
 from strangler.sidecar.auth import require_admin
 from strangler.sidecar.bodies import read_body
@@ -107,25 +108,30 @@ def _apply(controller: RolloutController, body: Mapping[str, Any]) -> RolloutCha
     if len(changes) != 1:
         raise _BadChange(f"give exactly one of {', '.join(_CHANGES)}, got {changes or 'none'}")
     reason = body.get("reason")
-    if not isinstance(reason, str) or not reason.strip():
+    if not isinstance(reason, str) or not VISIBLE.search(reason):
         raise _BadChange('"reason" is required: say why, for the audit log')
     actor = body.get("actor", f"admin-api ({request.remote_addr})")
-    if not isinstance(actor, str) or not actor.strip():
+    if not isinstance(actor, str) or not VISIBLE.search(actor):
         raise _BadChange('"actor" must be a non-empty string, or left out')
     check_audit_text("reason", reason)
     check_audit_text("actor", actor)
     value = body[changes[0]]
     if changes[0] == "percentage":
-        if isinstance(value, bool) or not isinstance(value, int):
+        percentage = integral(value)
+        if percentage is None:
             raise _BadChange(f'"percentage" must be a whole number 0-100, got {value!r}')
-        return controller.set_percentage(value, actor=actor, reason=reason)
+        return controller.set_percentage(percentage, actor=actor, reason=reason)
     if changes[0] == "enabled":
         if not isinstance(value, bool):
             raise _BadChange(f'"enabled" must be true or false, got {value!r}')
         switch = controller.enable if value else controller.kill
         return switch(actor=actor, reason=reason)
-    if not isinstance(value, dict) or not all(
-        isinstance(w, int) and not isinstance(w, bool) for w in value.values()
-    ):
-        raise _BadChange(f'"variants" must map variant names to whole weights, got {value!r}')
-    return controller.set_variants(value, actor=actor, reason=reason)
+    weights = {name: integral(w) for name, w in value.items()} if isinstance(value, dict) else {}
+    if not weights or any(w is None for w in weights.values()):
+        raise _BadChange(
+            '"variants" must map variant names to whole weights adding up to 100, '
+            f'such as {{"instant": 70, "shadow": 30}}; got {value!r}'
+        )
+    return controller.set_variants(
+        {name: w for name, w in weights.items() if w is not None}, actor=actor, reason=reason
+    )

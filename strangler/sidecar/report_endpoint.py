@@ -2,9 +2,9 @@
 
 Read-only and open like the order story (no admin token): it carries counts, rates, order
 ids and step decisions, never payment data. Query parameters: ``since``, ``until`` (ISO
-8601, UTC when no zone), ``examples`` (0..100), or ``window=step`` for the window the
-rollout gate judges (orders routed since the current step began: the dashboard's view);
-verdict thresholds are the defaults. The report is read in one read-only snapshot (it
+8601, UTC when no zone), ``examples`` (0..100); ``since=step`` is the window the rollout
+gate judges (orders routed since the current step began: the dashboard's view). Verdict
+thresholds are the defaults. The report is read in one read-only snapshot (it
 never blocks the intake), and the same query within :data:`REPORT_CACHE_S` seconds gets
 the same report, computed once however many ask at the same time.
 """
@@ -21,6 +21,7 @@ from strangler.compare.render_json import report_to_dict
 from strangler.exceptions import FlagFileError, UnleashAdminError
 from strangler.ledger import RolloutEvent
 from strangler.ledger.report_queries import load_report
+from strangler.orders import ISO_TIMESTAMP
 from strangler.rollout_gate import window_start
 from strangler.sidecar.errors import json_error
 from strangler.sidecar.report_cache import REPORT_CACHE_S
@@ -31,9 +32,10 @@ __all__ = ["REPORT_PATH", "ReportingLedger", "blueprint"]
 
 REPORT_PATH = "/_strangler/report"
 MAX_EXAMPLES = 100
-WINDOWS = ("all", "step")
+STEP = "step"
 blueprint = Blueprint("report", __name__)
-_Query = tuple[str, datetime | None, datetime | None, int]
+# since (a time, "step" or None), until, examples: the cache's key.
+_Query = tuple[datetime | str | None, datetime | None, int]
 
 
 @runtime_checkable
@@ -55,10 +57,13 @@ def _when(name: str) -> datetime | None:
     if not value:
         return None
     try:
-        parsed = datetime.fromisoformat(value)
+        if not ISO_TIMESTAMP.fullmatch(value):
+            raise ValueError(value)
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError as exc:
+        since_step = " or step" if name == "since" else ""
         raise _BadQuery(
-            f"{name}={value!r} is not an ISO 8601 time such as 2030-01-31T12:00:00Z"
+            f"{name}={value!r} is not an ISO 8601 time such as 2030-01-31T12:00:00Z{since_step}"
         ) from exc
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
@@ -71,20 +76,15 @@ def _examples() -> int:
 
 
 def _query() -> _Query:
-    window = request.args.get("window", "all")
-    if window not in WINDOWS:
-        raise _BadQuery(f"window={window!r} must be one of {', '.join(WINDOWS)}")
-    since = _when("since")
-    if window == "step" and since is not None:
-        raise _BadQuery("give since or window=step, not both: the step window has its own start")
-    return window, since, _when("until"), _examples()
+    since = STEP if request.args.get("since") == STEP else _when("since")
+    return since, _when("until"), _examples()
 
 
 def _build(rollout: RolloutController, ledger: ReportingLedger, query: _Query) -> dict[str, Any]:
-    window, since, until, examples = query
-    if window == "step":
-        since = window_start(ledger, rollout.show())
-    return report_to_dict(load_report(ledger.engine, since=since, until=until, examples=examples))
+    since, until, examples = query
+    start = window_start(ledger, rollout.show()) if since == STEP else since
+    assert not isinstance(start, str)
+    return report_to_dict(load_report(ledger.engine, since=start, until=until, examples=examples))
 
 
 @blueprint.get(REPORT_PATH)

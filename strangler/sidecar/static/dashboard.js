@@ -130,7 +130,7 @@
   async function poll() {
     const [rollout, report] = await Promise.all([
       api("GET", "/_strangler/rollout"),
-      api("GET", "/_strangler/report?window=step"),
+      api("GET", "/_strangler/report?since=step"),
     ]);
     if (rollout.ok) showRollout(rollout.json);
     if (report.ok) {

@@ -154,7 +154,7 @@ def flag_store_down(
     rollout.set_percentage = fail  # type: ignore[method-assign]
     yield client.get("/_strangler/rollout", headers=AUTH)
     yield client.put("/_strangler/rollout", json={"percentage": 30, "reason": "r"}, headers=AUTH)
-    yield report_from_real_ledger(client, runtime, {"window": "step"})
+    yield report_from_real_ledger(client, runtime, {"since": "step"})
 
 
 def certificate_unavailable(make_app: Callable[..., Flask], signer: SnsSigner) -> TestResponse:
