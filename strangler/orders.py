@@ -263,8 +263,15 @@ def _check_optional_string(name: str, value: Any, errors: dict[str, str]) -> Non
 
 
 def _check_extra(name: str, value: Any, errors: dict[str, str]) -> None:
-    """An extra field is kept as JSON: no NaN/Infinity, no lone surrogates, bounded depth."""
+    """An extra field is kept as JSON: finite numbers, storable text, bounded depth.
+
+    Storable text has no lone surrogates and no NUL: PostgreSQL's jsonb cannot hold a
+    NUL character in any string or key.
+    """
     problem = _json_problem(value, depth=0)
+    if "\x00" in name:
+        name = name.replace("\x00", "\\u0000")  # the error names it; the ledger keeps it
+        problem = "the field name must not contain NUL (\\u0000)"
     if _SURROGATES.search(name):
         name = name.encode("utf-8", "backslashreplace").decode()
         problem = "the field name must not contain lone UTF-16 surrogates"
@@ -272,17 +279,27 @@ def _check_extra(name: str, value: Any, errors: dict[str, str]) -> None:
         errors[name] = problem
 
 
+def _text_problem(text: str) -> str | None:
+    if _SURROGATES.search(text):
+        return "lone UTF-16 surrogates (\\ud800-\\udfff)"
+    if "\x00" in text:
+        return "NUL (\\u0000)"
+    return None
+
+
 def _json_problem(value: Any, *, depth: int) -> str | None:
     if depth > MAX_EXTRA_DEPTH:
         return f"is nested deeper than {MAX_EXTRA_DEPTH} levels"
     if isinstance(value, float) and not math.isfinite(value):
         return f"must be a finite number, got {value!r} (not valid JSON)"
-    if isinstance(value, str) and _SURROGATES.search(value):
-        return "must not contain lone UTF-16 surrogates (\\ud800-\\udfff)"
+    if isinstance(value, str):
+        bad = _text_problem(value)
+        return None if bad is None else f"must not contain {bad}"
     items: list[Any] = []
     if isinstance(value, dict):
-        if any(_SURROGATES.search(str(key)) for key in value):
-            return "has a key with lone UTF-16 surrogates (\\ud800-\\udfff)"
+        bad = next(filter(None, (_text_problem(str(key)) for key in value)), None)
+        if bad is not None:
+            return f"has a key with {bad}"
         items = list(value.values())
     elif isinstance(value, list):
         items = value

@@ -76,6 +76,9 @@ def test_round_trip_through_json() -> None:
         pytest.param({"currency": "EURO"}, "currency", id="four-letter-currency"),
         pytest.param({"city": 7}, "city", id="int-city"),
         pytest.param({"created_at": "yesterday"}, "created_at", id="bad-timestamp"),
+        pytest.param({"note": "a\x00b"}, "note", id="nul-in-extra-text"),
+        pytest.param({"note": {"k\x00": 1}}, "note", id="nul-in-extra-key"),
+        pytest.param({"n\x00te": 1}, "n\\u0000te", id="nul-in-extra-name"),
     ],
 )
 def test_each_invalid_field_is_named(changes: dict[str, object], bad_field: str) -> None:
