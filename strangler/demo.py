@@ -134,7 +134,7 @@ def _judge(
         report = load_report(ledger.engine, thresholds=thresholds)
     finally:
         ledger.close()
-    options.report_path.write_text(render_html(report), encoding="utf-8")
+    options.report_path.write_text(render_html(report, gate.report), encoding="utf-8")
     echo(f"HTML report: {options.report_path.resolve()}")
     return report, gate
 
