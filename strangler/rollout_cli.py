@@ -188,8 +188,8 @@ def variants(weights: str, reason: str, actor: str | None) -> None:
     "--max-hold",
     multiple=True,
     metavar="ORDERS|TIME",
-    help="Hold budget, orders (5000) or time (30m, 6h, 1d), repeatable; past it a hold "
-    "fails. Default 5000 orders or 24h, whichever comes first; none lifts it.",
+    help="Hold budget, orders (10000) or time (30m, 6h, 1d), repeatable; past it a hold "
+    "fails. Default 10000 orders or 24h, whichever comes first; none lifts it.",
 )
 @click.option(
     "--min-noise",
