@@ -237,8 +237,9 @@ def advance(
 ) -> None:
     """Advance the rollout one plan step while the report's verdict passes.
 
-    Exit codes: 0 advanced, 3 held, 4 a check failed, 5 rolled back, 2 bad input,
-    1 the flag store or the ledger failed.
+    Exit codes: 0 advanced, 3 held, 4 a check failed (or the verdict could not be
+    computed), 5 rolled back, 2 bad input, 1 the flag store failed or a decision could
+    not be recorded.
     """
     from strangler.rollout_gate_cli import run_advance  # noqa: PLC0415 (loads the reports)
 
