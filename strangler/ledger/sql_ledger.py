@@ -33,6 +33,7 @@ from strangler.ledger.engine import (
     display_url,
 )
 from strangler.ledger.migrate import ensure_schema
+from strangler.ledger.ops_queries import OpsFigures, load_ops_figures
 from strangler.ledger.records import (
     Handoff,
     LeasedOrder,
@@ -719,6 +720,14 @@ class SqlLedger:
             by_source=by_source,
             unknown_to_legacy=int(json.loads(unknown)["count"]) if unknown else 0,
         )
+
+    def ops_figures(self) -> OpsFigures:
+        """Backlog, in-flight orders, gate decisions, role heartbeats and recent comparisons.
+
+        One read-only snapshot of bounded aggregate queries (strangler.ledger.ops_queries).
+        """
+        with self._read("read the alerting figures") as conn:
+            return load_ops_figures(conn, now=self._clock())
 
     def ping(self) -> None:
         """Check the ledger is writable (one small write); raises LedgerError when not."""

@@ -59,7 +59,10 @@ def create_app(
     mapping = FieldMapping.parse(settings.order_fields)
     runtime = runtime if runtime is not None else _runtime_from(settings)
     metrics = metrics if metrics is not None else SidecarMetrics()
-    metrics.watch(runtime.ledger, runtime.flags)
+    readiness = Readiness(
+        runtime.ledger, runtime.flags, settings.upstream_url, probe=readiness_probe or tcp_probe
+    )
+    metrics.watch(runtime.ledger, runtime.flags, readiness=readiness)
     state = SidecarState(
         settings=settings,
         runtime=runtime,
@@ -71,9 +74,7 @@ def create_app(
             topic_arns=settings.sns_topic_arns, cert_fetcher=cert_fetcher or HttpCertFetcher()
         ),
         confirm_subscription=subscription_confirmer or HttpSubscriptionConfirmer(),
-        readiness=Readiness(
-            runtime.ledger, runtime.flags, settings.upstream_url, probe=readiness_probe or tcp_probe
-        ),
+        readiness=readiness,
     )
     proxy = ProxyApp(
         settings.upstream_url,
