@@ -176,7 +176,8 @@ class _LedgerCollector(Collector):
             "Orders in the ledger by how they came in (reconciled: adopted after a missed intake).",
             labels=["source"],
         )
-        for source, count in sorted(counts.by_source.items()):
+        # "reconciled" is exported at 0 too, so that the first adoption is an increase.
+        for source, count in sorted({"reconciled": 0, **counts.by_source}.items()):
             sources.add_metric([source], count)
         yield sources
         yield GaugeMetricFamily(
