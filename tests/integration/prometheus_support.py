@@ -74,7 +74,7 @@ def running_prometheus(workdir: Path, targets: Sequence[str]) -> Iterator[str]:
 
 
 def query(prometheus: str, expr: str) -> list[dict[str, Any]]:
-    """The instant vector (or scalar, as one sample) ``expr`` gives now; PromQueryError if refused."""
+    """The instant vector (a scalar as one sample) ``expr`` gives now; PromQueryError if refused."""
     answer = requests.get(f"{prometheus}/api/v1/query", params={"query": expr}, timeout=10)
     body = answer.json()
     if answer.status_code != 200 or body.get("status") != "success":
