@@ -186,6 +186,7 @@ def _groups(
             causes=causes.get(group, ()),
             errored_orders=errored.get(group, 0),
             step_errors=step_errors.get(group, {}),
+            failed_or_fell_back=count["failed_or_fell_back"],
         )
         for group, count in counts.items()
     }
@@ -207,9 +208,13 @@ def _counts(conn: sa.Connection, scope: ColumnElement[bool]) -> dict[str, dict[s
     result: dict[str, dict[str, Any]] = {}
     for row in rows:
         entry = result.setdefault(
-            row.grp, {"orders": 0, "terminal": 0, "outcomes": {}, "handoffs": {}}
+            row.grp,
+            {"orders": 0, "terminal": 0, "outcomes": {}, "handoffs": {}, "failed_or_fell_back": 0},
         )
         entry["orders"] += row.n
+        if row.outcome == "failed" or row.handoff == "fallback":
+            # One row per (outcome, handoff): an order that fell back and failed counts once.
+            entry["failed_or_fell_back"] += row.n
         entry["terminal"] += row.terminal
         if row.outcome is not None:
             entry["outcomes"][row.outcome] = entry["outcomes"].get(row.outcome, 0) + row.n
