@@ -18,7 +18,16 @@ from collections.abc import Callable
 from flask import Flask, Response, g, request
 
 from strangler.settings import Settings
-from strangler.sidecar import admin, dashboard, intake, ops, reads, report_endpoint, sns_endpoint
+from strangler.sidecar import (
+    admin,
+    dashboard,
+    gate_endpoint,
+    intake,
+    ops,
+    reads,
+    report_endpoint,
+    sns_endpoint,
+)
 from strangler.sidecar.access_log import AccessLog
 from strangler.sidecar.auth import AdminToken
 from strangler.sidecar.dispatch import SidecarDispatch
@@ -96,7 +105,8 @@ def _flask_app(state: SidecarState, proxy: ProxyApp) -> Flask:
     """The /_strangler/ API in Flask, with ``proxy`` taking every other path."""
     app = Flask("strangler.sidecar", static_folder=None)
     app.extensions[EXTENSION] = state
-    for part in (dashboard, ops, reads, report_endpoint, intake, sns_endpoint, admin):
+    parts = (dashboard, ops, reads, report_endpoint, gate_endpoint, intake, sns_endpoint, admin)
+    for part in parts:
         app.register_blueprint(part.blueprint)
     register_error_handlers(app)
     app.before_request(_started)
