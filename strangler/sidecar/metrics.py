@@ -79,6 +79,7 @@ class SidecarMetrics:
         )
         # Exported at 0 from the start, so that the first miss is an increase to alert on.
         self.intake_missed.labels("proxy")
+        self.intake.labels("proxy", "failed")
         self._scraped: list[Collector] = []
 
     def watch(

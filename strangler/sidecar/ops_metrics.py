@@ -184,8 +184,7 @@ class RolloutShareCollector(Collector):
 class ReadinessCollector(Collector):
     """``strangler_readiness_ok{check}``: what ``/_strangler/readyz`` answers, per check.
 
-    Each scrape runs the checks, as a readiness probe does (the ledger check is one small
-    write, the upstream check a cached TCP connect).
+    Each scrape runs the checks, as a readiness probe does.
     """
 
     def __init__(self, readiness: Readiness) -> None:
@@ -196,8 +195,7 @@ class ReadinessCollector(Collector):
         report = self._readiness.report()
         family = GaugeMetricFamily(
             "strangler_readiness_ok",
-            "1 when a /_strangler/readyz check (ledger writable, flags loaded, upstream "
-            "reachable) passes, else 0.",
+            "1 when a /_strangler/readyz check (ledger, flags, upstream) passes, else 0.",
             labels=["check"],
         )
         for check, verdict in sorted(report.checks.items()):
