@@ -2,11 +2,11 @@
 
 Real processes: the legacy simulator (order service and legacy app, batch jobs every
 second), ``strangler serve`` in front of it with half of the orders in the rollout
-(instant and shadow half each), ``strangler rollout advance`` once (a hold), and
-Prometheus scraping the sidecar every second with deploy/prometheus/strangler-rules.yml.
-Orders go through the proxy; a short spell of legacy errors opens the circuit breaker. Then every
-series, rule, dashboard query and docs/operations.md query is read back through
-Prometheus's HTTP API.
+(instant and shadow half each), ``strangler rollout advance`` twice (a hold, then a
+failure: a hold budget of one order), and Prometheus scraping the sidecar every second
+with deploy/prometheus/strangler-rules.yml. Orders go through the proxy; a short spell
+of legacy errors opens the circuit breaker. Then every series, rule, alert, dashboard
+query and docs/operations.md query is read back through Prometheus's HTTP API.
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ def _send(sidecar: Sidecar, count: int) -> None:
         list(pool.map(send, synthetic_orders(count, seed=5, prefix="prom")))
 
 
-def _gate_hold(sidecar: Sidecar, sim: RunningSim) -> subprocess.CompletedProcess[str]:
+def _gate(sidecar: Sidecar, sim: RunningSim, *options: str) -> subprocess.CompletedProcess[str]:
     env = {
         "PATH": "/usr/bin:/bin",
         "STRANGLER_DATA_DIR": str(sidecar.data_dir),
@@ -112,7 +112,9 @@ def _gate_hold(sidecar: Sidecar, sim: RunningSim) -> subprocess.CompletedProcess
         "STRANGLER_LEGACY_URL": sim.url,
         "STRANGLER_LOG_FORMAT": "json",
     }
-    command = strangler_cmd("rollout", "advance", "--plan", "60,100", "--min-orders", "100000")
+    command = strangler_cmd(
+        "rollout", "advance", "--plan", "60,100", "--min-orders", "100000", *options
+    )
     return subprocess.run(
         command, env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=60, check=False
     )
@@ -120,7 +122,8 @@ def _gate_hold(sidecar: Sidecar, sim: RunningSim) -> subprocess.CompletedProcess
 
 @pytest.fixture(scope="module")
 def traffic(prometheus: str, sidecar: Sidecar, sim: RunningSim) -> str:
-    """Orders through the proxy until all are terminal, one gate round, a legacy outage."""
+    """Orders through the proxy until all are terminal, a gate hold and a gate failure, a
+    spell of legacy errors."""
     _send(sidecar, ORDERS)
     finished = "sum(max by (path, outcome) (strangler_order_processing_seconds_count))"
     wait_until(
@@ -129,8 +132,11 @@ def traffic(prometheus: str, sidecar: Sidecar, sim: RunningSim) -> str:
         f"Prometheus to see {ORDERS} orders terminal",
         detail=lambda: (_values(prometheus, finished), sidecar.log_tail()),
     )
-    gate = _gate_hold(sidecar, sim)
-    assert gate.returncode == 3, gate.stdout + gate.stderr
+    held = _gate(sidecar, sim)
+    assert held.returncode == 3, held.stdout + held.stderr
+    # A hold budget of one order: the hold is past it, so the gate fails the step.
+    failed = _gate(sidecar, sim, "--max-hold", "1")
+    assert failed.returncode == 4, failed.stdout + failed.stderr
     sim.set_faults(error_rate=1.0)
     try:
         wait_until(
@@ -173,7 +179,7 @@ def test_the_sidecar_series_reach_prometheus(traffic: str) -> None:
     assert _by(prometheus, "strangler_gate_decisions_total", "decision") == {
         "advance": 0,
         "hold": 1,
-        "fail": 0,
+        "fail": 1,
         "roll_back": 0,
     }
     assert set(_by(prometheus, heartbeat_age, "role")) == {"follower", "reconciler"}
@@ -227,3 +233,15 @@ def test_every_query_in_the_operations_doc_runs(traffic: str) -> None:
             failures.append(str(exc))
 
     assert (len(doc_queries()) >= 8, failures) == (True, [])
+
+
+def test_the_gate_failure_fires_its_alert_and_nothing_else_fires(traffic: str) -> None:
+    """StranglerGateFailed (no for: clause) fires in the real Prometheus; no other alert does."""
+
+    def firing() -> set[str]:
+        alerts = requests.get(f"{traffic}/api/v1/alerts", timeout=10).json()["data"]["alerts"]
+        return {alert["labels"]["alertname"] for alert in alerts if alert["state"] == "firing"}
+
+    wait_until(lambda: "StranglerGateFailed" in firing(), 30, "the gate alert to fire")
+
+    assert firing() == {"StranglerGateFailed"}
