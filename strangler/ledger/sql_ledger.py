@@ -649,6 +649,14 @@ class SqlLedger:
 
     # -- reads ----------------------------------------------------------------------------
 
+    def ops_figures(self) -> OpsFigures:
+        """Backlog, in-flight orders, gate decisions, role heartbeats and recent comparisons.
+
+        One read-only snapshot of bounded aggregate queries (strangler.ledger.ops_queries).
+        """
+        with self._read("read the alerting figures") as conn:
+            return load_ops_figures(conn, now=self._clock())
+
     def story(self, order_id: str) -> dict[str, Any] | None:
         """The JSON story of one order (see docs/ledger.md), or None when unknown."""
         with self._read("read an order's story") as conn:
@@ -720,14 +728,6 @@ class SqlLedger:
             by_source=by_source,
             unknown_to_legacy=int(json.loads(unknown)["count"]) if unknown else 0,
         )
-
-    def ops_figures(self) -> OpsFigures:
-        """Backlog, in-flight orders, gate decisions, role heartbeats and recent comparisons.
-
-        One read-only snapshot of bounded aggregate queries (strangler.ledger.ops_queries).
-        """
-        with self._read("read the alerting figures") as conn:
-            return load_ops_figures(conn, now=self._clock())
 
     def ping(self) -> None:
         """Check the ledger is writable (one small write); raises LedgerError when not."""
