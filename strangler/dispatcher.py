@@ -235,6 +235,9 @@ class LeaseDispatcher:
             return 0
         orders = self.ledger.claim_due(self.owner, limit=room, lease_seconds=self.lease_seconds)
         with self._lock:
+            # An order held here whose lease ran out before a renewal (a stalled process)
+            # comes back to its owner: it is being processed or parked, not started again.
+            orders = [order for order in orders if order.order_id not in self._in_flight]
             for order in orders:
                 self._in_flight[order.order_id] = Lease(order.order_id, self.owner)
         for order in orders:
