@@ -16,7 +16,11 @@ import threading
 import time
 from collections.abc import Callable
 
-__all__ = ["after", "pending"]
+import structlog
+
+__all__ = ["after"]
+
+_log = structlog.get_logger()
 
 
 class _Timer:
@@ -38,10 +42,6 @@ class _Timer:
                     self._thread.start()
                 self._wakeup.notify()
 
-    def pending(self) -> int:
-        with self._lock:
-            return len(self._heap)
-
     def _run(self) -> None:
         while True:
             with self._lock:
@@ -56,7 +56,10 @@ class _Timer:
                     self._wake_at = -math.inf  # looking now: no need to be woken
                     continue
             for job in due:
-                job()
+                try:
+                    job()
+                except Exception:  # the timer outlives one job's failure (no thread left)
+                    _log.exception("asl_timer_job_failed")
 
 
 _TIMER = _Timer()
@@ -66,11 +69,6 @@ def after(seconds: float, job: Callable[[], None]) -> None:
     """Run ``job`` on the timer thread in ``seconds`` (monotonic); it must be quick and
     must not raise (hand real work to a worker)."""
     _TIMER.after(seconds, job)
-
-
-def pending() -> int:
-    """How many jobs wait for their time (parked executions, mostly)."""
-    return _TIMER.pending()
 
 
 def _forget_after_fork() -> None:
