@@ -16,7 +16,7 @@ from strangler.exceptions import LedgerError
 from strangler.instant.local_backend import LocalBackend
 from strangler.ledger import LeasedOrder, SqlLedger, ledger_from_url
 from strangler.legacy_adapter import LegacyUnavailable, StepOutcome
-from strangler.orders import OrderStatus
+from strangler.orders import OrderStatus, Route
 from strangler.router import RetryPolicy, Router
 from tests.helpers import wait_until
 from tests.unit.instant.fakes import FakeLegacy as InstantFakeLegacy
@@ -315,3 +315,35 @@ def test_orders_waiting_for_a_retry_are_parked_not_held(
     payments = [order_id for step, order_id, _ in steps.calls if step == "authorize_payment"]
     assert all(payments.count(order_id) == 4 for order_id in bad)
     assert dispatcher.parked == 0
+
+
+def test_shadow_dry_runs_waiting_for_a_retry_are_parked_too(
+    ledger: SqlLedger, dispatchers: list[LeaseDispatcher]
+) -> None:
+    """A shadow order's dry run that waits for its Retry frees the worker as well."""
+    steps = _GatewayDown()
+    with LocalBackend(steps, rng=_Fraction(0.3)) as backend:
+        router = Router(
+            ledger, FakeFlags(path=Route.SHADOW), FakeLegacy(), backend, retry=FAST_RETRY
+        )
+        dispatcher = start(dispatchers, router, workers=1)
+        router.on_intake = dispatcher.wake
+        ids = ["bad-0", "good-0", "good-1", "good-2"]
+        for order_id in ids:
+            router.intake(make_order(order_id), source="api")
+
+        def outcomes() -> dict[str, Any]:
+            return {o: ledger.story(o)["dry_run_outcome"] for o in ids}  # type: ignore[index]
+
+        wait_until(lambda: None not in outcomes().values(), 20, "every dry run recorded")
+        assert outcomes() == {
+            "bad-0": "fell_back",
+            "good-0": "fulfilled",
+            "good-1": "fulfilled",
+            "good-2": "fulfilled",
+        }
+        ended = {
+            o: max(step["finished_at"] for step in ledger.story(o)["steps"])  # type: ignore[index]
+            for o in ids
+        }
+    assert max(ended[o] for o in ids[1:]) < ended["bad-0"]
