@@ -15,12 +15,13 @@ from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
 
 import sqlalchemy as sa
+import structlog
 from flask import Blueprint, Response, jsonify, request
 
 from strangler.compare.render_json import report_to_dict
 from strangler.exceptions import FlagFileError, UnleashAdminError
 from strangler.ledger import RolloutEvent
-from strangler.ledger.report_queries import load_report
+from strangler.ledger.report_queries import check_window, load_report
 from strangler.orders import ISO_TIMESTAMP
 from strangler.rollout_gate import window_start
 from strangler.sidecar.errors import json_error
@@ -30,6 +31,7 @@ from strangler.sidecar.state import sidecar_state
 
 __all__ = ["REPORT_PATH", "ReportingLedger", "blueprint"]
 
+_log = structlog.get_logger()
 REPORT_PATH = "/_strangler/report"
 MAX_EXAMPLES = 100
 STEP = "step"
@@ -76,14 +78,20 @@ def _examples() -> int:
 
 
 def _query() -> _Query:
-    since = STEP if request.args.get("since") == STEP else _when("since")
-    return since, _when("until"), _examples()
+    """The query, checked before any read; raises ValueError saying what is wrong."""
+    step = request.args.get("since") == STEP
+    since = None if step else _when("since")
+    until, examples = _when("until"), _examples()
+    check_window(since, until, examples)
+    return STEP if step else since, until, examples
 
 
 def _build(rollout: RolloutController, ledger: ReportingLedger, query: _Query) -> dict[str, Any]:
     since, until, examples = query
     start = window_start(ledger, rollout.show()) if since == STEP else since
     assert not isinstance(start, str)
+    if start is not None and start >= (until or datetime.now(UTC)):
+        raise _BadQuery(f"the current step began at {start.isoformat()}, not before until")
     return report_to_dict(load_report(ledger.engine, since=start, until=until, examples=examples))
 
 
@@ -92,7 +100,7 @@ def report() -> Response:
     """The report over orders routed in ``[since, until)``, as the JSON of docs/reports.md."""
     try:
         query = _query()
-    except _BadQuery as exc:
+    except ValueError as exc:
         return json_error(400, "invalid_query", str(exc))
     state = sidecar_state()
     ledger = state.runtime.ledger
@@ -100,12 +108,21 @@ def report() -> Response:
         return json_error(503, "report_unavailable", "this ledger cannot be reported on")
     try:
         body = state.report_cache.get(query, lambda: _build(state.rollout, ledger, query))
-    except ValueError as exc:
-        return json_error(400, "invalid_query", str(exc))
-    except sa.exc.SQLAlchemyError as exc:
-        return json_error(503, "ledger_unavailable", f"could not read the ledger: {exc}")
-    except (UnleashAdminError, FlagFileError) as exc:
-        return json_error(502, "flag_store_unavailable", f"the step window needs the flag: {exc}")
+    except Exception as exc:  # mapped to its answer in _failed
+        return _failed(exc)
     response = jsonify(body)
     response.headers["Cache-Control"] = f"max-age={REPORT_CACHE_S:g}"
     return response
+
+
+def _failed(exc: Exception) -> Response:
+    """The answer to a report that could not be computed."""
+    if isinstance(exc, _BadQuery):
+        return json_error(400, "invalid_query", str(exc))
+    if isinstance(exc, sa.exc.SQLAlchemyError):
+        return json_error(503, "ledger_unavailable", f"could not read the ledger: {exc}")
+    if isinstance(exc, UnleashAdminError | FlagFileError):
+        return json_error(502, "flag_store_unavailable", f"the step window needs the flag: {exc}")
+    # The request was valid: a failure here is the server's.
+    _log.error("report_failed", exc_info=exc)
+    return json_error(500, "report_failed", f"the report could not be computed: {exc}")

@@ -3,9 +3,10 @@ what it forbids is refused (400), and every answer fits its schema.
 
 Each operation that takes input is fed cases generated from the document by schemathesis
 (positive: valid by the document; negative: invalid by it), in process, against the app
-on fakes (a real SQLite ledger for the report). Three rules the document cannot state in
+on fakes (a real SQLite ledger for the report). Rules the document cannot state in
 JSON Schema are kept by mapping the generated cases: variant weights add up to 100, a
-report's ``since`` is before its ``until``, and a timestamp names a real calendar day.
+report's ``since`` is before its ``until``, a timestamp names a real calendar day; and
+one it states only in words: no NUL in strings or keys nested inside extra fields.
 tests/unit/sidecar/test_openapi.py checks the routes and one real answer per documented
 status; the tables below pin each disagreement issue 18 found, as decided.
 """
@@ -96,6 +97,23 @@ def real_days(case: schemathesis.Case) -> schemathesis.Case:
     return case
 
 
+def no_nul_inside(case: schemathesis.Case) -> schemathesis.Case:
+    """No NUL in strings and keys nested inside extra fields (the document says so in words)."""
+    if isinstance(case.body, dict):
+        case.body = {key: _without_nul(value, nested=False) for key, value in case.body.items()}
+    return case
+
+
+def _without_nul(value: Any, *, nested: bool) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "") if nested else value
+    if isinstance(value, list):
+        return [_without_nul(item, nested=True) for item in value]
+    if isinstance(value, dict):
+        return {k.replace("\x00", ""): _without_nul(v, nested=True) for k, v in value.items()}
+    return value
+
+
 def _real_day(value: Any) -> Any:
     if not isinstance(value, str) or not ISO_TIMESTAMP.fullmatch(value):
         return value
@@ -114,7 +132,7 @@ def _utc(value: str) -> datetime:
 FIXES: dict[str, Callable[[schemathesis.Case], schemathesis.Case]] = {
     "PUT /_strangler/rollout": balanced,
     "GET /_strangler/report": lambda case: ordered_window(real_days(case)),
-    "POST /_strangler/notifications": real_days,
+    "POST /_strangler/notifications": lambda case: no_nul_inside(real_days(case)),
 }
 
 

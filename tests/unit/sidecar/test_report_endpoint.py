@@ -129,3 +129,20 @@ def test_the_same_report_asked_again_is_not_computed_again(
     assert len(reads) == after_first
     assert second.get_json() == first.get_json()
     assert second.headers["Cache-Control"] == "max-age=5"
+
+
+def test_a_report_that_cannot_be_computed_is_a_500_not_bad_input(
+    client: FlaskClient, runtime: FakeRuntime
+) -> None:
+    """A request with no query never gets a 400: a failure on the server's side is a 500."""
+    ledger = ledger_from_url("sqlite://")
+    build_known_ledger(ledger.engine)
+    ledger.set_value("retention.horizon", "not a time")
+    fake, runtime.ledger = runtime.ledger, ledger  # type: ignore[assignment]
+    try:
+        answer = client.get("/_strangler/report")
+    finally:
+        runtime.ledger = fake
+        ledger.close()
+    assert answer.status_code == 500
+    assert answer.get_json()["error"] == "report_failed"
