@@ -1,6 +1,7 @@
 """``strangler report``: the comparison report from the ledger, as text, HTML or JSON.
 
-Exit codes: 0 the report was written; 1 the ledger could not be read; 2 bad input.
+Exit codes: 0 the report was written; 1 the ledger could not be read or the report could
+not be computed (a failure on our side, never bad input); 2 bad input.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from strangler.compare.report import Report
 from strangler.compare.verdict import Thresholds
 from strangler.exceptions import ConfigurationError, LedgerError
 from strangler.ledger import ledger_from_url
-from strangler.ledger.report_queries import load_report
+from strangler.ledger.report_queries import check_window, load_report
 from strangler.settings import Settings
 
 __all__ = ["parse_when", "report"]
@@ -126,6 +127,10 @@ def report(
         parse_when(since, "--since") if since else None,
         parse_when(until, "--until") if until else None,
     )
+    try:
+        check_window(*window, examples)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
     built = _build(window, thresholds, examples)
     text = _RENDERERS[fmt](built)
     if out is None:
@@ -155,10 +160,11 @@ def _build(
             thresholds=thresholds,
             examples=examples,
         )
-    except ValueError as exc:
-        raise click.UsageError(str(exc)) from exc
     except sa.exc.SQLAlchemyError as exc:
         click.echo(f"error: could not read the ledger {ledger.url}: {exc}", err=True)
+        raise click.exceptions.Exit(_LEDGER_FAILED) from exc
+    except ValueError as exc:  # the input was checked: this is a failure on our side
+        click.echo(f"error: the report could not be computed: {exc}", err=True)
         raise click.exceptions.Exit(_LEDGER_FAILED) from exc
     finally:
         ledger.close()

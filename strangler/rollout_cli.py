@@ -184,6 +184,31 @@ def variants(weights: str, reason: str, actor: str | None) -> None:
     metavar="SECONDS",
     help="Judge again every SECONDS while the gate holds or advances; stop on a failure.",
 )
+@click.option(
+    "--max-hold",
+    multiple=True,
+    metavar="ORDERS|TIME",
+    help="Hold budget, orders (5000) or time (30m, 6h, 1d), repeatable; past it a hold "
+    "fails. Default 5000 orders or 24h, whichever comes first; none lifts it.",
+)
+@click.option(
+    "--min-noise",
+    type=click.IntRange(min=0),
+    default=200,
+    show_default=True,
+    help="Noise sample size below which the noise baseline excuses nothing.",
+)
+@click.option(
+    "--ab-tolerance",
+    default="1%",
+    show_default=True,
+    help="A/B: an outcome rate difference whose interval lies beyond this fails.",
+)
+@click.option(
+    "--no-evidence",
+    is_flag=True,
+    help="Let a window without compared shadow orders pass (by default it holds).",
+)
 @click.option("--rollback-on-fail", is_flag=True, help="On a failed check, roll back.")
 @click.option(
     "--rollback-to",
@@ -202,6 +227,10 @@ def advance(
     max_p99: float | None,
     dry_run: bool,
     watch: float | None,
+    max_hold: tuple[str, ...],
+    min_noise: int,
+    ab_tolerance: str,
+    no_evidence: bool,
     rollback_on_fail: bool,
     rollback_to: str,
     actor: str | None,
@@ -225,6 +254,10 @@ def advance(
             rollback_on_fail=rollback_on_fail,
             rollback_to=rollback_to,
             actor=actor or f"rollout-gate ({_default_actor()})",
+            max_hold=max_hold,
+            min_noise=min_noise,
+            ab_tolerance=ab_tolerance,
+            no_evidence=no_evidence,
         )
     )
 

@@ -7,8 +7,14 @@ import time
 import click
 import sqlalchemy as sa
 
-from strangler.compare.gate import Action, GatePolicy, RollbackTarget, parse_plan
-from strangler.compare.verdict import Thresholds
+from strangler.compare.gate import (
+    Action,
+    GatePolicy,
+    RollbackTarget,
+    parse_hold_budget,
+    parse_plan,
+)
+from strangler.compare.verdict import Check, Thresholds
 from strangler.exceptions import FlagFileError, LedgerError, RolloutError
 from strangler.ledger import ledger_from_url
 from strangler.legacy_adapter import LegacyClient
@@ -44,23 +50,34 @@ def run_advance(
     rollback_on_fail: bool,
     rollback_to: str,
     actor: str,
+    max_hold: tuple[str, ...] = (),
+    min_noise: int = Thresholds().min_noise,
+    ab_tolerance: str = "1%",
+    no_evidence: bool = False,
 ) -> int:
     """Run the gate once, or every ``watch`` seconds until it fails or the plan is done.
 
+    The hold budget (``max_hold``) bounds a watch: a hold past it is a failure.
     Returns the exit code; bad input raises RolloutError (exit 2 in the command).
     """
     try:
+        hold_orders, hold_s = parse_hold_budget(max_hold)
         policy = GatePolicy(
             plan=parse_plan(plan),
             min_orders=min_orders,
             rollback_on_fail=rollback_on_fail,
             rollback_to=RollbackTarget(rollback_to),
+            max_hold_orders=hold_orders,
+            max_hold_s=hold_s,
         )
         thresholds = Thresholds(
             min_orders=min_orders,
             max_mismatch=parse_rate(max_mismatch, "--max-mismatch"),
             max_error_rate=parse_rate(max_error_rate, "--max-error-rate"),
             max_p99_s=max_p99,
+            min_noise=min_noise,
+            ab_tolerance=parse_rate(ab_tolerance, "--ab-tolerance"),
+            require_shadow=not no_evidence,
         )
     except ValueError as exc:
         raise RolloutError(str(exc)) from exc
@@ -108,10 +125,22 @@ def _print(done: GateRound) -> None:
     }[decision.action]
     prefix = "dry run, would " if not done.applied else ""
     click.echo(f"gate: {prefix}{verb} ({done.steps}): {decision.reason}")
-    click.echo(f"window: orders routed since {window}; verdict {done.report.verdict.status}")
-    for check in done.report.verdict.checks:
-        click.echo(f"  {check.status:<4} {check.name}: {check.reason}")
+    click.echo(f"window: orders routed since {window}; verdict {done.evaluation.verdict}")
+    for check in done.evaluation.checks:
+        progress = f" [{check.compared} of {check.needed}]" if _needs_more(check) else ""
+        click.echo(f"  {check.status:<4} {check.name}{progress}: {check.reason}")
     if done.change is not None and done.change.changed:
         click.echo(f"flag revision {done.change.before.revision} -> {done.change.after.revision}")
     if done.hand_back is not None:
         click.echo(done.hand_back.summary())
+    if done.not_recorded is not None:
+        click.echo(f"warning: rolled back, but the ledger did not record it: {done.not_recorded}")
+
+
+def _needs_more(check: Check) -> bool:
+    return (
+        check.status == "hold"
+        and check.compared is not None
+        and check.needed is not None
+        and check.compared < check.needed
+    )

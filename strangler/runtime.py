@@ -85,7 +85,13 @@ class Runtime:
         )
         self.router.on_dry_run = self.comparer.notify
         self.noise = (
-            NoiseProbe(ledger, legacy, share=settings.noise_sample)
+            NoiseProbe(
+                ledger,
+                legacy,
+                share=settings.noise_sample,
+                config=self.comparer.config,
+                sweep_interval_s=settings.compare_sweep_interval_s,
+            )
             if isinstance(legacy, LegacyDryRun)
             else None
         )
@@ -97,8 +103,8 @@ class Runtime:
             interval_s=poll_interval_s,
             owner=self.dispatcher.owner,
             reconcile=self.reconciler.maybe_sweep,
-            on_legacy_terminal=self.comparer.notify,
-            sweep=self.comparer.sweep_if_due,
+            on_legacy_terminal=self._legacy_terminal,
+            sweep=self._sweeps,
         )
         self.retention = Retention(
             ledger,
@@ -157,6 +163,17 @@ class Runtime:
             instant=instant,
             closers=closers,
         )
+
+    def _legacy_terminal(self, order_id: str) -> None:
+        """The batch jobs finished an order: compare it, and judge it again for noise."""
+        self.comparer.notify(order_id)
+        if self.noise is not None:
+            self.noise.repeat(order_id)
+
+    def _sweeps(self) -> None:
+        self.comparer.sweep_if_due()
+        if self.noise is not None:
+            self.noise.sweep_if_due()
 
     def start(self) -> None:
         """Start the dispatcher (which resumes unfinished orders), follower and retention."""

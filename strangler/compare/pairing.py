@@ -1,10 +1,11 @@
-"""When an order's comparison can run, and when it is given up (pure; no IO).
+"""When an order's shadow comparison can run, and when it is given up (pure; no IO).
 
 A comparison runs when its second side arrives, whichever comes first: the candidate (the
-instant dry run, or legacy's own API dry run for the noise baseline) or the baseline (the
-batch jobs' steps, known once legacy reports the order terminal). :func:`plan` looks at
-what the ledger has for one order and returns the Comparison to store now, or None to
-wait. The rules, in order:
+instant dry run) or the baseline (the batch jobs' steps, known once legacy reports the
+order terminal). Noise comparisons (the same side judged twice) are made by
+:mod:`strangler.noise`, which reads the first run with :meth:`OrderRecord.candidate_steps`.
+:func:`plan` looks at what the ledger has for one order and returns the Comparison to
+store now, or None to wait. The rules, in order:
 
 1. the order was handed off: not compared, ``handed_off``;
 2. the candidate's dry run failed or gave up: ``dry_run_failed``;
@@ -25,7 +26,7 @@ from strangler.compare.comparators import DEFAULT_COMPARATORS, Comparator
 from strangler.compare.config import CompareConfig
 from strangler.compare.engine import compare, not_compared
 from strangler.compare.records import Comparison, ComparisonKind, NotComparedReason, Side
-from strangler.compare.sides import outcome_from_steps, side_from_steps
+from strangler.compare.sides import side_from_steps
 from strangler.orders import Route, StepResult
 
 __all__ = ["BUSINESS_OUTCOMES", "LEGACY_TERMINAL", "OrderRecord", "kinds_of", "plan"]
@@ -52,7 +53,7 @@ class OrderRecord:
     steps: tuple[StepResult, ...]
 
     def candidate_steps(self, kind: ComparisonKind) -> tuple[StepResult, ...]:
-        """The dry-run steps: the instant path's (shadow) or legacy's own API's (noise)."""
+        """The dry-run steps: the instant path's (shadow) or the noise probe's first run."""
         path = Route.INSTANT if kind is ComparisonKind.SHADOW else Route.LEGACY
         return tuple(s for s in self.steps if s.dry_run and s.path is path)
 
@@ -62,11 +63,9 @@ class OrderRecord:
 
 
 def kinds_of(record: OrderRecord) -> tuple[ComparisonKind, ...]:
-    """The comparisons this order takes part in: shadow orders, and sampled legacy ones."""
+    """The comparisons the comparer makes for this order: shadow orders only."""
     if record.path == Route.SHADOW.value:
         return (ComparisonKind.SHADOW,)
-    if record.path == Route.LEGACY.value and record.candidate_steps(ComparisonKind.NOISE):
-        return (ComparisonKind.NOISE,)
     return ()
 
 
@@ -78,7 +77,12 @@ def plan(
     config: CompareConfig,
     comparators: Mapping[str, Comparator] = DEFAULT_COMPARATORS,
 ) -> Comparison | None:
-    """The Comparison to store for ``record`` now, or None while a side may still arrive."""
+    """The Comparison to store for ``record`` now, or None while a side may still arrive.
+
+    Raises ValueError for kind ``noise``, which :mod:`strangler.noise` compares.
+    """
+    if kind is not ComparisonKind.SHADOW:
+        raise ValueError(f"plan compares shadow orders; {kind.value} is strangler.noise's")
     if record.routed_at is None:
         return None
     candidate, candidate_failed = _candidate(record, kind)
@@ -130,16 +134,11 @@ def _reason(record: OrderRecord, candidate_failed: bool) -> NotComparedReason | 
 def _candidate(record: OrderRecord, kind: ComparisonKind) -> tuple[Side | None, bool]:
     """(the candidate side or None while unknown, whether its dry run failed)."""
     steps = record.candidate_steps(kind)
-    if kind is ComparisonKind.SHADOW:
-        outcome = record.dry_run_outcome
-        if outcome in BUSINESS_OUTCOMES:
-            return side_from_steps(steps, outcome), False
-        failed = outcome is not None or record.dry_run_settled
-        return (side_from_steps(steps, outcome) if failed else None), failed
-    if not steps:
-        return None, False
-    outcome = outcome_from_steps(steps)
-    return side_from_steps(steps, outcome), outcome is None
+    outcome = record.dry_run_outcome
+    if outcome in BUSINESS_OUTCOMES:
+        return side_from_steps(steps, outcome), False
+    failed = outcome is not None or record.dry_run_settled
+    return (side_from_steps(steps, outcome) if failed else None), failed
 
 
 def _baseline(record: OrderRecord) -> Side | None:

@@ -112,6 +112,7 @@ class GroupAggregates:
     causes: tuple[Cause, ...]
     errored_orders: int
     step_errors: Mapping[str, int]
+    failed_or_fell_back: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,7 +179,11 @@ class Aggregates:
 
 @dataclass(frozen=True, slots=True)
 class PathReport:
-    """One group's figures: orders, outcome mix, times, hand-offs with causes, errors."""
+    """One group's figures: orders, outcome mix, times, hand-offs with causes, errors.
+
+    ``failed_or_fell_back`` counts each order once: an order that fell back and then
+    ended ``failed`` is one order, not two (the error rate's numerator).
+    """
 
     group: str
     orders: int
@@ -192,11 +197,12 @@ class PathReport:
     causes: tuple[Cause, ...]
     errored_orders: int
     step_errors: Mapping[str, int]
+    failed_or_fell_back: int
 
 
 @dataclass(frozen=True, slots=True)
 class StepMismatch:
-    """Shadow mismatches of one step beside the noise baseline (legacy against itself)."""
+    """Shadow mismatches of one step beside the noise baseline (a side against itself)."""
 
     step: str
     shadow: Interval
@@ -304,6 +310,7 @@ _EMPTY_GROUP = GroupAggregates(
     causes=(),
     errored_orders=0,
     step_errors={},
+    failed_or_fell_back=0,
 )
 
 
@@ -322,6 +329,7 @@ def _path_report(group: str, found: GroupAggregates | None) -> PathReport:
         causes=agg.causes,
         errored_orders=agg.errored_orders,
         step_errors=dict(sorted(agg.step_errors.items())),
+        failed_or_fell_back=agg.failed_or_fell_back,
     )
 
 

@@ -1,4 +1,4 @@
-"""Report maths: nearest-rank percentiles, Wilson 95 % intervals, two-proportion differences.
+"""Report maths: percentiles, Wilson 95 % intervals, two-proportion differences, sample sizes.
 
 Pure functions, no IO. Rates are fractions in [0, 1]; ``Z95`` is the two-sided 95 % normal
 quantile. The SQL in :mod:`strangler.ledger.report_queries` picks percentiles with
@@ -16,6 +16,7 @@ __all__ = [
     "Difference",
     "Interval",
     "nearest_rank",
+    "orders_needed",
     "percentile",
     "two_proportion_difference",
     "wilson_interval",
@@ -99,3 +100,41 @@ def two_proportion_difference(first: Interval, second: Interval) -> Difference:
     return Difference(
         first=first, second=second, difference=diff, low=max(-1.0, low), high=min(1.0, high)
     )
+
+
+_MAX_NEEDED = 10**8
+
+
+def _wilson_bounds(rate: float, total: int, z: float) -> tuple[float, float]:
+    z2 = z * z
+    centre = (rate + z2 / (2 * total)) / (1 + z2 / total)
+    half = z * math.sqrt(rate * (1 - rate) / total + z2 / (4 * total * total)) / (1 + z2 / total)
+    return centre - half, centre + half
+
+
+def _decisive(rate: float, total: int, limit: float, z: float) -> bool:
+    low, high = _wilson_bounds(rate, total, z)
+    return high <= limit if rate < limit else low > limit
+
+
+def orders_needed(rate: float, limit: float, z: float = Z95) -> int | None:
+    """How many orders a sample at ``rate`` needs for its Wilson interval to clear ``limit``.
+
+    Cleared means the interval lies entirely at or below ``limit`` (``rate < limit``) or
+    entirely above it (``rate > limit``). None when no sample size will do: ``rate`` equals
+    ``limit``, or it would take more than 10**8 orders. A rate of 0 against 0.5 % needs 765.
+    """
+    if not (0.0 <= rate <= 1.0 and 0.0 <= limit <= 1.0):
+        raise ValueError(f"rate and limit are fractions in [0, 1], got {rate!r} and {limit!r}")
+    if rate == limit or not _decisive(rate, _MAX_NEEDED, limit, z):
+        return None
+    low, high = 0, 1
+    while not _decisive(rate, high, limit, z):
+        low, high = high, high * 2
+    while high - low > 1:
+        middle = (low + high) // 2
+        if _decisive(rate, middle, limit, z):
+            high = middle
+        else:
+            low = middle
+    return high

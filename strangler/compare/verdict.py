@@ -1,40 +1,71 @@
 """The verdict: a report judged against thresholds, pass / hold / fail with a reason per check.
 
-Pure, no IO. The rules (docs/reports.md):
+Pure, no IO. The rules (docs/reports.md, "The gate's rules"):
 
 - ``orders``: fewer than ``min_orders`` orders on the new side (instant + shadow paths)
   holds: not enough data.
-- ``mismatch:<step>`` (one per compared step): the shadow mismatch rate's Wilson 95 %
-  interval lies entirely above ``max_mismatch`` and entirely above the noise baseline's
-  interval: fail. Entirely at or below ``max_mismatch``: pass. Otherwise (it straddles the
-  threshold, or overlaps the noise baseline): hold, inconclusive. No shadow comparisons at
-  all: hold when ``require_shadow``, else pass (nothing to judge).
-- ``error_rate``: instant orders that ended ``failed`` or fell back, over instant orders,
-  judged like a mismatch (without a noise baseline). No instant orders: pass.
+- ``mismatch:<step>`` (one per compared step), against ``max_mismatch``. The noise baseline
+  is repeatability: how often the same side disagrees with itself when the same order is
+  judged again. Its rate is subtracted only when it can vouch for itself: at least
+  ``min_noise`` orders and its own upper bound at or below ``max_mismatch``.
+
+  - the shadow rate's Wilson interval lies at or below the threshold: pass;
+  - the noise baseline disagrees with itself and its upper bound lies above the threshold:
+    fail, "the comparison cannot vouch";
+  - noise usable: the excess (shadow minus noise, Newcombe 95 % interval) above the
+    threshold fails, at or below passes, straddling holds;
+  - noise unusable (too small, or not precise enough): it excuses nothing; the shadow rate
+    alone above the threshold fails, straddling holds.
+
+  No compared shadow orders at all: hold, "no comparisons yet" (``require_shadow``, the
+  default); pass only when ``require_shadow`` is off.
+- ``error_rate``: instant orders that fell back or ended ``failed``, each order once, over
+  instant orders; above ``max_error_rate`` fails, at or below passes, straddling holds. No
+  instant orders: pass.
+- ``ab:<metric>`` (fraud_reject, decline, failure, fallback): instant minus legacy outcome
+  rates; a difference whose 95 % interval lies entirely beyond ``ab_tolerance`` fails
+  (fraud_reject and decline in either direction, failure and fallback when instant is
+  worse). An empty arm: pass, n/a.
 - ``p99``: only with ``max_p99_s``; the instant path's p99 time to terminal above it fails.
 
+Each rate check also says how many compared orders it has and how many it needs at the
+observed rate for its interval to clear the threshold (``compared`` of ``needed``).
 The overall status is ``fail`` if any check fails, else ``hold`` if any holds, else ``pass``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from strangler.compare.stats import Interval, wilson_interval
+from strangler.compare.stats import (
+    Interval,
+    orders_needed,
+    two_proportion_difference,
+    wilson_interval,
+)
 
 if TYPE_CHECKING:
-    from strangler.compare.report import Report
+    from strangler.compare.report import ArmDifference, Report, StepMismatch
 
-__all__ = ["Check", "Status", "Thresholds", "Verdict", "judge"]
+__all__ = ["NOISE_SIDE", "Check", "Status", "Thresholds", "Verdict", "judge"]
 
 Status = Literal["pass", "hold", "fail"]
+
+#: The side the noise probe judges twice (strangler.noise).
+NOISE_SIDE = "the per-order API"
+# A/B metrics where a change in either direction is a behaviour change customers receive.
+_TWO_SIDED = frozenset({"fraud_reject", "decline"})
 
 
 @dataclass(frozen=True, slots=True)
 class Thresholds:
     """What the verdict judges against; rates are fractions (0.005 is 0.5 %).
 
+    ``min_noise``: the noise sample size below which the baseline excuses nothing.
+    ``ab_tolerance``: how far an A/B outcome rate may move (0.01 = 1 point).
+    ``require_shadow``: hold, rather than pass, when nothing was compared.
     Raises ValueError for a negative count or a rate outside [0, 1].
     """
 
@@ -42,12 +73,15 @@ class Thresholds:
     max_mismatch: float = 0.005
     max_error_rate: float = 0.01
     max_p99_s: float | None = None
-    require_shadow: bool = False
+    require_shadow: bool = True
+    min_noise: int = 200
+    ab_tolerance: float = 0.01
 
     def __post_init__(self) -> None:
-        if self.min_orders < 0:
-            raise ValueError(f"min_orders must be >= 0, got {self.min_orders!r}")
-        for name in ("max_mismatch", "max_error_rate"):
+        for name in ("min_orders", "min_noise"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        for name in ("max_mismatch", "max_error_rate", "ab_tolerance"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} is a fraction in [0, 1] (0.005 = 0.5 %), got {value!r}")
@@ -57,13 +91,23 @@ class Thresholds:
 
 @dataclass(frozen=True, slots=True)
 class Check:
-    """One check's status and why; ``observed`` and ``threshold`` as the reason quotes them."""
+    """One check's status and why; ``observed`` and ``threshold`` as the reason quotes them.
+
+    ``compared`` is the sample the check judged and ``needed`` the sample its interval
+    needs, at the observed rate, to clear the threshold (None: not a rate check, or no
+    sample size will do).
+    """
 
     name: str
     status: Status
     reason: str
     observed: float | None = None
     threshold: float | None = None
+    compared: int | None = None
+    needed: int | None = None
+
+
+_CheckMaker = Callable[[Status, str], Check]
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +129,7 @@ def judge(report: Report, thresholds: Thresholds) -> Verdict:
         _orders_check(report, thresholds),
         *_mismatch_checks(report, thresholds),
         _error_rate_check(report, thresholds),
+        *_ab_checks(report, thresholds),
         *_p99_checks(report, thresholds),
     )
     return Verdict(status=_overall(checks), checks=checks)
@@ -107,6 +152,12 @@ def _interval(rate: Interval) -> str:
     )
 
 
+def _progress(compared: int, needed: int | None) -> str:
+    if needed is None:
+        return f"{compared} compared; no sample size settles it at this rate"
+    return f"{compared} of {needed} compared orders needed"
+
+
 def _orders_check(report: Report, t: Thresholds) -> Check:
     orders = report.path("instant").orders + report.path("shadow").orders
     status: Status = "pass" if orders >= t.min_orders else "hold"
@@ -117,55 +168,145 @@ def _orders_check(report: Report, t: Thresholds) -> Check:
         reason=f"{orders} instant+shadow orders {relation} min_orders {t.min_orders}",
         observed=float(orders),
         threshold=float(t.min_orders),
+        compared=orders,
+        needed=t.min_orders,
     )
 
 
 def _mismatch_checks(report: Report, t: Thresholds) -> tuple[Check, ...]:
     steps = [step for step in report.shadow.steps if step.shadow.total > 0]
-    if not steps:
-        status: Status = "hold" if t.require_shadow else "pass"
-        need = "required" if t.require_shadow else "not required"
-        reason = f"no compared shadow orders in the window (shadow {need})"
-        return (Check(name="mismatch", status=status, reason=reason),)
-    return tuple(
-        _rate_check(f"mismatch:{step.step}", step.shadow, t.max_mismatch, step.noise)
-        for step in steps
+    if steps:
+        return tuple(_mismatch_check(step, t) for step in steps)
+    needed = orders_needed(0.0, t.max_mismatch)
+    if not t.require_shadow:
+        reason = "no compared shadow orders in the window (comparisons not required)"
+        return (Check(name="mismatch", status="pass", reason=reason, compared=0, needed=needed),)
+    return (
+        Check(
+            name="mismatch",
+            status="hold",
+            reason=f"no comparisons yet: {_progress(0, needed)} per step",
+            threshold=t.max_mismatch,
+            compared=0,
+            needed=needed,
+        ),
     )
+
+
+def _mismatch_check(step: StepMismatch, t: Thresholds) -> Check:
+    shadow, noise, limit = step.shadow, step.noise, t.max_mismatch
+    needed = orders_needed(shadow.rate, limit)
+
+    def check(status: Status, reason: str) -> Check:
+        return Check(
+            name=f"mismatch:{step.step}",
+            status=status,
+            reason=reason,
+            observed=shadow.rate,
+            threshold=limit,
+            compared=shadow.total,
+            needed=needed,
+        )
+
+    shown = _interval(shadow)
+    if shadow.high <= limit:
+        return check("pass", f"{shown} lies at or below {_pct(limit)}")
+    sized = noise.total >= t.min_noise
+    if sized and noise.successes > 0 and noise.high > limit:
+        return check(
+            "fail",
+            f"the comparison cannot vouch: {NOISE_SIDE} disagrees with itself at "
+            f"{_interval(noise)}, above {_pct(limit)} (shadow {shown})",
+        )
+    if sized and noise.high <= limit:
+        return _excess_check(check, shadow, noise, limit, _progress(shadow.total, needed))
+    excuse = (
+        f"the noise sample {noise.total} is below the minimum {t.min_noise} and excuses nothing"
+        if not sized
+        else f"the noise baseline {_interval(noise)} reaches above {_pct(limit)} "
+        "and excuses nothing"
+    )
+    if shadow.low > limit:
+        return check("fail", f"{shown} lies above {_pct(limit)}; {excuse}")
+    return check(
+        "hold", f"{shown} straddles {_pct(limit)}: inconclusive, {_progress(shadow.total, needed)}"
+    )
+
+
+def _excess_check(
+    check: _CheckMaker, shadow: Interval, noise: Interval, limit: float, progress: str
+) -> Check:
+    excess = two_proportion_difference(shadow, noise)
+    shown = (
+        f"{_interval(shadow)} less noise {_interval(noise)}: excess "
+        f"{_pct(excess.difference)} [{_pct(excess.low)}, {_pct(excess.high)}]"
+    )
+    if excess.low > limit:
+        return check("fail", f"{shown} lies above {_pct(limit)}")
+    if excess.high <= limit:
+        return check("pass", f"{shown} lies at or below {_pct(limit)}")
+    return check("hold", f"{shown} straddles {_pct(limit)}: inconclusive, {progress}")
 
 
 def _error_rate_check(report: Report, t: Thresholds) -> Check:
     instant = report.path("instant")
     if instant.orders == 0:
         return Check(name="error_rate", status="pass", reason="no instant orders in the window")
-    errors = instant.outcomes.get("failed", 0) + instant.fallbacks
-    return _rate_check("error_rate", wilson_interval(errors, instant.orders), t.max_error_rate)
-
-
-def _rate_check(name: str, rate: Interval, limit: float, noise: Interval | None = None) -> Check:
-    shown = _interval(rate)
-    above_noise = noise is None or noise.total == 0 or rate.low > noise.high
+    rate = wilson_interval(instant.failed_or_fell_back, instant.orders)
+    limit = t.max_error_rate
+    needed = orders_needed(rate.rate, limit)
+    shown = f"{_interval(rate)} instant orders fell back or failed"
     if rate.high <= limit:
         status: Status = "pass"
-        reason = f"{shown} lies at or below {_pct(limit)}"
-    elif rate.low > limit and above_noise:
-        status = "fail"
-        reason = f"{shown} lies above {_pct(limit)}" + _noise_note(noise, above=True)
+        reason = f"{shown}, at or below {_pct(limit)}"
     elif rate.low > limit:
-        status = "hold"
-        reason = f"{shown} lies above {_pct(limit)}" + _noise_note(noise, above=False)
+        status = "fail"
+        reason = f"{shown}, above {_pct(limit)}"
     else:
         status = "hold"
-        reason = f"{shown} straddles {_pct(limit)}: inconclusive, more orders needed"
-    return Check(name=name, status=status, reason=reason, observed=rate.rate, threshold=limit)
+        reason = f"{shown}, straddles {_pct(limit)}: inconclusive, {_progress(rate.total, needed)}"
+    return Check(
+        name="error_rate",
+        status=status,
+        reason=reason,
+        observed=rate.rate,
+        threshold=limit,
+        compared=rate.total,
+        needed=needed,
+    )
 
 
-def _noise_note(noise: Interval | None, *, above: bool) -> str:
-    if noise is None:
-        return ""
-    if noise.total == 0:
-        return " (no noise baseline in the window)"
-    where = "above" if above else "but overlaps"
-    return f", {where} the noise baseline {_interval(noise)}"
+def _ab_checks(report: Report, t: Thresholds) -> tuple[Check, ...]:
+    return tuple(
+        _ab_check(metric, found, t.ab_tolerance) for metric, found in report.ab.differences.items()
+    )
+
+
+def _points(value: float) -> str:
+    return f"{value * 100:+.2f} pts"
+
+
+def _ab_check(metric: str, found: ArmDifference, tolerance: float) -> Check:
+    name = f"ab:{metric}"
+    arms = (("instant", found.instant), ("legacy", found.legacy))
+    empty = [arm for arm, rate in arms if not rate.total]
+    if empty:
+        return Check(name=name, status="pass", reason=f"n/a (no {' or '.join(empty)} orders)")
+    shown = (
+        f"instant {_pct(found.instant.rate)} vs legacy {_pct(found.legacy.rate)}: "
+        f"{_points(found.difference)} [{_points(found.low)}, {_points(found.high)}]"
+    )
+    worse = found.low > tolerance
+    better = metric in _TWO_SIDED and found.high < -tolerance
+    status: Status = "fail" if worse or better else "pass"
+    where = "lies beyond" if status == "fail" else "does not lie beyond"
+    return Check(
+        name=name,
+        status=status,
+        reason=f"{shown} {where} the tolerance of {tolerance * 100:.2f} pts",
+        observed=found.difference,
+        threshold=tolerance,
+    )
 
 
 def _p99_checks(report: Report, t: Thresholds) -> tuple[Check, ...]:

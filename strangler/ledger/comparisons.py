@@ -103,7 +103,8 @@ def due_for_comparison(
 
     Shadow: the dry run settled and legacy is terminal (or the dry run failed), handed
     off, legacy failed, or routed at or before ``older_than``. Noise: legacy-path orders whose
-    API dry-run steps are recorded, once legacy is terminal or routed at or before ``older_than``.
+    first probe run is recorded, due for their second run once legacy is terminal or routed
+    at or before ``older_than``.
     """
     stored = sa.exists().where(_c.order_id == _o.order_id, _c.kind == kind.value)
     overdue = _o.routed_at <= older_than

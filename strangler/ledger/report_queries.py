@@ -34,7 +34,7 @@ from strangler.compare.report import (
 from strangler.compare.verdict import Thresholds
 from strangler.ledger import schema
 
-__all__ = ["HISTOGRAM_EDGES_S", "RETENTION_KEY", "load_report", "read_aggregates"]
+__all__ = ["HISTOGRAM_EDGES_S", "RETENTION_KEY", "check_window", "load_report", "read_aggregates"]
 
 RETENTION_KEY = "retention.horizon"
 # Log-spaced bin edges for the time-to-terminal histogram, 1 ms to 4 h.
@@ -62,7 +62,8 @@ def load_report(
 ) -> Report:
     """The report over orders routed in ``[since, until)`` (``until`` defaults to now).
 
-    Raises ValueError for naive datetimes, ``since >= until`` or a negative ``examples``.
+    Raises ValueError for naive datetimes, ``since >= until`` or a negative ``examples``
+    (check them first with :func:`check_window` to tell bad input from a failure).
     """
     return build_report(
         read_aggregates(engine, since=since, until=until, examples=examples, now=now),
@@ -82,7 +83,7 @@ def read_aggregates(
     """Read every aggregate of the report in one read transaction."""
     now = now or datetime.now(UTC)
     until = until or now
-    _check_window(since, until, examples)
+    check_window(since, until, examples)
     with engine.connect() as conn:
         window = _window(conn, since, until)
         dialect = conn.dialect.name
@@ -97,7 +98,12 @@ def read_aggregates(
     )
 
 
-def _check_window(since: datetime | None, until: datetime, examples: int) -> None:
+def check_window(since: datetime | None, until: datetime | None, examples: int) -> None:
+    """Refuse a bad request before any read: ValueError saying what is wrong.
+
+    Naive datetimes, ``since`` not before ``until`` (now when None), negative examples.
+    """
+    until = until or datetime.now(UTC)
     for name, value in (("since", since), ("until", until)):
         if value is not None and value.tzinfo is None:
             raise ValueError(f"--{name} {value.isoformat()} has no time zone; add Z or +00:00")
@@ -186,6 +192,7 @@ def _groups(
             causes=causes.get(group, ()),
             errored_orders=errored.get(group, 0),
             step_errors=step_errors.get(group, {}),
+            failed_or_fell_back=count["failed_or_fell_back"],
         )
         for group, count in counts.items()
     }
@@ -207,9 +214,13 @@ def _counts(conn: sa.Connection, scope: ColumnElement[bool]) -> dict[str, dict[s
     result: dict[str, dict[str, Any]] = {}
     for row in rows:
         entry = result.setdefault(
-            row.grp, {"orders": 0, "terminal": 0, "outcomes": {}, "handoffs": {}}
+            row.grp,
+            {"orders": 0, "terminal": 0, "outcomes": {}, "handoffs": {}, "failed_or_fell_back": 0},
         )
         entry["orders"] += row.n
+        if row.outcome == "failed" or row.handoff == "fallback":
+            # One row per (outcome, handoff): an order that fell back and failed counts once.
+            entry["failed_or_fell_back"] += row.n
         entry["terminal"] += row.terminal
         if row.outcome is not None:
             entry["outcomes"][row.outcome] = entry["outcomes"].get(row.outcome, 0) + row.n

@@ -11,15 +11,17 @@ from datetime import UTC, datetime
 from typing import Protocol, runtime_checkable
 
 import sqlalchemy as sa
+import structlog
 from flask import Blueprint, Response, jsonify, request
 
 from strangler.compare.render_json import report_to_dict
-from strangler.ledger.report_queries import load_report
+from strangler.ledger.report_queries import check_window, load_report
 from strangler.sidecar.errors import json_error
 from strangler.sidecar.state import sidecar_state
 
 __all__ = ["REPORT_PATH", "ReportingLedger", "blueprint"]
 
+_log = structlog.get_logger()
 REPORT_PATH = "/_strangler/report"
 MAX_EXAMPLES = 100
 blueprint = Blueprint("report", __name__)
@@ -62,15 +64,17 @@ def report() -> Response:
     """The report over orders routed in ``[since, until)``, as the JSON of docs/reports.md."""
     try:
         since, until, examples = _when("since"), _when("until"), _examples()
-    except _BadQuery as exc:
+        check_window(since, until, examples)
+    except ValueError as exc:
         return json_error(400, "invalid_query", str(exc))
     ledger = sidecar_state().runtime.ledger
     if not isinstance(ledger, ReportingLedger):
         return json_error(503, "report_unavailable", "this ledger cannot be reported on")
     try:
         built = load_report(ledger.engine, since=since, until=until, examples=examples)
-    except ValueError as exc:
-        return json_error(400, "invalid_query", str(exc))
     except sa.exc.SQLAlchemyError as exc:
         return json_error(503, "ledger_unavailable", f"could not read the ledger: {exc}")
+    except Exception as exc:  # the request was valid: a failure here is the server's
+        _log.exception("report_failed")
+        return json_error(500, "report_failed", f"the report could not be computed: {exc}")
     return jsonify(report_to_dict(built))

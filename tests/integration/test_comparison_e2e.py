@@ -1,8 +1,9 @@
 """Shadow and noise comparisons end to end, against the real simulator with a known divergence.
 
 The simulator's per-order API diverges at fraud_scan for 5 % of orders (by order id), so
-the orders that must mismatch are known in advance: exactly those, on fraud_scan and
-the outcome, and none on any other step.
+the orders that must mismatch are known in advance: exactly the diverging shadow orders,
+on fraud_scan and the outcome, and none on any other step. The divergence repeats for its
+orders, so the noise baseline (the same dry run judged twice) shows none of it.
 """
 
 from __future__ import annotations
@@ -61,8 +62,8 @@ def _path(runtime: Runtime, order_id: str) -> str:
 
 
 def test_the_known_divergence_is_found_on_fraud_scan_only(legacy_sim: str, tmp_path: Path) -> None:
-    """Shadow and noise comparisons find exactly the diverging orders, on fraud_scan and the
-    outcome; every other order and step matches, and none is left uncompared."""
+    """Shadow comparisons find exactly the diverging orders, on fraud_scan and the outcome;
+    noise (the same side twice) finds none; none is left uncompared."""
     settings = Settings(
         data_dir=tmp_path / "data",
         legacy_url=legacy_sim,
@@ -90,14 +91,13 @@ def test_the_known_divergence_is_found_on_fraud_scan_only(legacy_sim: str, tmp_p
     assert {status for status, _, _ in rows.values()} == {"compared"}
     diverging = {o.order_id for o in orders if diverges(o.order_id, "fraud_scan", SHARE)}
     mismatched = {order_id for (order_id, _), (_, _, mismatch) in rows.items() if mismatch}
-    assert mismatched == diverging
+    assert mismatched == {o for o in diverging if paths[o] == "shadow"}
     assert 0 < len(diverging) < ORDERS // 5
-    for kind in ("shadow", "noise"):
-        expected = sum(
-            1 for o in diverging if paths[o] == ("shadow" if kind == "shadow" else "legacy")
-        )
-        assert steps[kind, "fraud_scan", "mismatch"] == expected
-        assert steps[kind, "outcome", "mismatch"] == expected
-        assert steps[kind, "authorize_payment", "mismatch"] == 0
-        assert steps[kind, "fulfill", "mismatch"] == 0
-        assert steps[kind, "fulfill", "match"] > 0
+    expected = sum(1 for o in diverging if paths[o] == "shadow")
+    assert steps["shadow", "fraud_scan", "mismatch"] == expected
+    assert steps["shadow", "outcome", "mismatch"] == expected
+    assert any(paths[o] == "legacy" for o in diverging)
+    for step in ("fraud_scan", "authorize_payment", "fulfill", "outcome"):
+        assert steps["noise", step, "mismatch"] == 0
+        assert steps["shadow", step, "match"] > 0
+    assert steps["noise", "fraud_scan", "match"] == kinds["noise"]

@@ -10,6 +10,8 @@ from strangler.compare.gate import (
     GatePolicy,
     RollbackTarget,
     decide,
+    fail_safe,
+    parse_hold_budget,
     parse_plan,
 )
 
@@ -116,3 +118,71 @@ def test_unknown_verdict_is_refused() -> None:
     """Evidence with a verdict other than pass, hold or fail is refused."""
     with pytest.raises(ValueError, match="verdict must be one of"):
         Evidence(verdict="ok", reasons=(), orders=1)
+
+
+@pytest.mark.parametrize(
+    ("evidence", "policy"),
+    [
+        (Evidence("hold", ("mismatch: straddles",), orders=6000), GatePolicy(PLAN)),
+        (Evidence("hold", (), orders=500, age_s=90_000), GatePolicy(PLAN)),
+        (Evidence("pass", (), orders=30, age_s=600), GatePolicy(PLAN, max_hold_s=300)),
+    ],
+    ids=["orders", "time", "time-short-of-data"],
+)
+def test_a_hold_past_its_budget_fails(evidence: Evidence, policy: GatePolicy) -> None:
+    """A hold waiting for evidence beyond --max-hold (orders or time) is a failure, exit 4."""
+    decision = decide(policy, enabled=True, rollout=5, evidence=evidence)
+    assert (decision.action, decision.exit_code) == (Action.FAIL, 4)
+    assert decision.reason.startswith("held past the budget (")
+
+
+def test_a_hold_past_its_budget_rolls_back_when_asked() -> None:
+    """With rollback on failure, an exhausted hold budget rolls back, so a watch always ends."""
+    policy = GatePolicy(PLAN, rollback_on_fail=True, max_hold_orders=1000)
+    decision = decide(policy, enabled=True, rollout=50, evidence=_evidence("hold", 1000))
+    assert (decision.action, decision.rollback_to) == (Action.ROLL_BACK, RollbackTarget.LEGACY)
+
+
+def test_holds_that_wait_for_nothing_have_no_budget() -> None:
+    """The plan's last step and a killed flag hold whatever the budget."""
+    policy = GatePolicy(PLAN, max_hold_orders=10)
+    last = decide(policy, enabled=True, rollout=100, evidence=_evidence("pass", 500))
+    killed = decide(policy, enabled=False, rollout=5, evidence=_evidence("hold", 500))
+    assert (last.action, killed.action) == (Action.HOLD, Action.HOLD)
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ((), (5000, 86400.0)),
+        (("2000",), (2000, 86400.0)),
+        (("30m",), (5000, 1800.0)),
+        (("100", "1.5h"), (100, 5400.0)),
+        (("none",), (None, None)),
+    ],
+    ids=["default", "orders", "minutes", "both", "none"],
+)
+def test_parse_hold_budget(
+    values: tuple[str, ...], expected: tuple[int | None, float | None]
+) -> None:
+    """--max-hold takes orders, a time with a unit, or none; unset kinds keep the default."""
+    assert parse_hold_budget(values) == expected
+
+
+def test_bad_hold_budget_is_refused_naming_the_option() -> None:
+    """A --max-hold that is neither orders nor a time is a ValueError naming the option."""
+    with pytest.raises(ValueError, match="--max-hold must be a number of orders"):
+        parse_hold_budget(("soon",))
+
+
+@pytest.mark.parametrize(
+    ("rollback", "action"),
+    [(False, Action.FAIL), (True, Action.ROLL_BACK)],
+    ids=["fail", "roll-back"],
+)
+def test_a_verdict_that_cannot_be_computed_fails_safe(rollback: bool, action: Action) -> None:
+    """An unknown verdict is a failure (a rollback when asked), never a pass or a hold."""
+    policy = GatePolicy(PLAN, rollback_on_fail=rollback)
+    decision = fail_safe(policy, enabled=True, rollout=100, cause="ValueError: boom")
+    assert decision.action is action
+    assert "the gate could not compute its verdict: ValueError: boom" in decision.reason

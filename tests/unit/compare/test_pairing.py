@@ -96,22 +96,17 @@ def test_reasons_known_at_once(order: OrderRecord, expected: str) -> None:
     assert expected == _reason(order)
 
 
-def test_noise_compares_the_api_dry_run_with_the_batch_jobs() -> None:
-    """A sampled legacy order's API dry-run steps are the candidate of a noise comparison."""
+def test_noise_is_never_paired_with_the_batch_jobs() -> None:
+    """A probed legacy order is not the comparer's: noise is the same side judged twice."""
     api = [
         step(s.step, s.decision, path=Route.LEGACY, dry_run=True, **dict(s.payload))
         for s in dry_run_steps(fraud="reject", reason="blocked_user")
         if s.step != "claim"
     ]
     order = record(path="legacy", steps=api + batch_steps(), legacy_status="fulfilled")
-    assert kinds_of(order) == (ComparisonKind.NOISE,)
-    result = plan(order, ComparisonKind.NOISE, now=SOON, config=CONFIG)
-    assert result is not None
-    assert result.candidate.outcome == "rejected_fraud"
-    assert {v.step: v.verdict for v in result.steps} == {
-        "fraud_scan": "mismatch",
-        "outcome": "mismatch",
-    }
+    assert kinds_of(order) == ()
+    with pytest.raises(ValueError, match="noise is strangler\\.noise's"):
+        plan(order, ComparisonKind.NOISE, now=SOON, config=CONFIG)
 
 
 def test_an_unsampled_legacy_order_takes_part_in_nothing() -> None:

@@ -15,7 +15,7 @@ from strangler.compare.verdict import Thresholds
 from strangler.ledger import SqlLedger, ledger_from_url
 from strangler.orders import OrderStatus, Route
 from strangler.rollout import FileRolloutController
-from strangler.rollout_gate import GateRound, gate_round, window_start
+from strangler.rollout_gate import GateRound, evaluate_gate, gate_round, window_start
 from tests.helpers import REPO_ROOT
 from tests.unit.ledger.support import make_decision, make_order
 from tests.unit.router.fakes import FakeLegacy
@@ -65,7 +65,7 @@ def _round(
         controller,
         ledger,
         GatePolicy(PLAN, min_orders=min_orders, **policy),  # type: ignore[arg-type]
-        Thresholds(min_orders=min_orders, max_error_rate=LENIENT),
+        Thresholds(min_orders=min_orders, max_error_rate=LENIENT, require_shadow=False),
         actor="gate-test",
         legacy=FakeLegacy,
     )
@@ -143,7 +143,7 @@ def test_dry_run_changes_and_records_nothing(
         controller,
         ledger,
         GatePolicy(PLAN, min_orders=3),
-        Thresholds(min_orders=3, max_error_rate=LENIENT),
+        Thresholds(min_orders=3, max_error_rate=LENIENT, require_shadow=False),
         actor="gate-test",
         dry_run=True,
     )
@@ -180,7 +180,10 @@ def test_command_exit_codes(
     monkeypatch.setenv("STRANGLER_FLAGS_FILE", str(flags))
     monkeypatch.setenv("STRANGLER_LEDGER_URL", f"sqlite:///{tmp_path / 'ledger.sqlite3'}")
     monkeypatch.setenv("STRANGLER_LEGACY_URL", "http://127.0.0.1:9")
-    command = ["rollout", "advance", "--plan", "1,5,25,50,100", "--max-error-rate", "60%"]
+    command = [
+        *("rollout", "advance", "--plan", "1,5,25,50,100", "--max-error-rate", "60%"),
+        "--no-evidence",
+    ]
     result = CliRunner().invoke(main, [*command, *args])
     assert result.exit_code == code, result.output
     if code == 2:
@@ -205,3 +208,50 @@ def test_shadow_first_advances_the_instant_weight(
     state = controller.show()
     assert (done.decision.from_rollout, done.decision.to_rollout) == (0, 1)
     assert (state.rollout, state.variants["instant"], state.variants["shadow"]) == (100, 1, 99)
+
+
+def test_no_comparisons_hold_by_default(
+    controller: FileRolloutController, ledger: SqlLedger
+) -> None:
+    """Without --no-evidence, a live step with no compared shadow orders holds, saying why."""
+    _instant(ledger, 3, OrderStatus.FULFILLED)
+    done = gate_round(
+        controller,
+        ledger,
+        GatePolicy(PLAN, min_orders=3),
+        Thresholds(min_orders=3, max_error_rate=LENIENT),
+        actor="gate-test",
+    )
+    assert (done.decision.action, controller.show().rollout) == (Action.HOLD, 5)
+    assert "no comparisons yet: 0 of 765 compared orders needed per step" in done.decision.reason
+
+
+def test_evaluate_gate_judges_without_acting(
+    controller: FileRolloutController, ledger: SqlLedger
+) -> None:
+    """evaluate_gate says what a round would do and changes no flag, audit or timeline."""
+    _instant(ledger, 20, OrderStatus.FAILED)
+    audited, events = len(controller.audit.records()), len(ledger.rollout_events())
+    policy = GatePolicy(PLAN, min_orders=3, rollback_on_fail=True)
+    evaluation = evaluate_gate(controller, ledger, policy, Thresholds(min_orders=3))
+    found = evaluation.to_json()
+    assert (found["decision"]["action"], found["decision"]["exit_code"]) == ("roll_back", 5)
+    assert (found["verdict"], found["comparison_passes"], found["step"]) == ("fail", False, 5)
+    error_rate = next(c for c in found["checks"] if c["name"] == "error_rate")
+    assert (error_rate["status"], error_rate["compared"]) == ("fail", 20)
+    assert found["window"]["since"] == evaluation.since.isoformat()  # type: ignore[union-attr]
+    assert (controller.show().enabled, controller.show().rollout) == (True, 5)
+    assert (len(controller.audit.records()), len(ledger.rollout_events())) == (audited, events)
+
+
+def test_a_verdict_that_cannot_be_computed_rolls_back(
+    controller: FileRolloutController, ledger: SqlLedger
+) -> None:
+    """A ledger the report cannot read is a failure: with rollback the flag is killed."""
+    _instant(ledger, 3, OrderStatus.FULFILLED)
+    with ledger.engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE comparison_steps")
+    done = _round(controller, ledger, rollback_on_fail=True)
+    assert (done.decision.action, controller.show().enabled) == (Action.ROLL_BACK, False)
+    assert done.report is None
+    assert "the gate could not compute its verdict: OperationalError" in done.decision.reason

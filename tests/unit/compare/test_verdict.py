@@ -22,18 +22,29 @@ STEPS = ("fraud_scan", "authorize_payment", "fulfill", "outcome")
 
 
 def _group(
-    orders: int, *, failed: int = 0, fallbacks: int = 0, p99: float = 0.01
+    orders: int,
+    *,
+    failed: int = 0,
+    fallbacks: int = 0,
+    fell_back_then_failed: int = 0,
+    p99: float = 0.01,
+    rejected: int = 0,
 ) -> GroupAggregates:
     return GroupAggregates(
         orders=orders,
         terminal=orders,
-        outcomes={"fulfilled": orders - failed, "failed": failed},
+        outcomes={
+            "fulfilled": orders - failed - rejected,
+            "failed": failed,
+            "rejected_fraud": rejected,
+        },
         times=TimeStats(count=orders, p50=p99 / 2, p90=p99, p99=p99, max=p99),
         histogram=(),
         handoffs={"fallback": fallbacks},
         causes=(),
         errored_orders=failed,
         step_errors={},
+        failed_or_fell_back=failed + fallbacks - fell_back_then_failed,
     )
 
 
@@ -42,9 +53,12 @@ def _report(
     instant: int = 500,
     shadow: int = 1000,
     fraud_mismatches: int = 0,
-    noise: tuple[int, int] = (0, 200),
+    noise: tuple[int, int] = (0, 1000),
     failed: int = 0,
+    fallbacks: int = 0,
+    fell_back_then_failed: int = 0,
     p99: float = 0.01,
+    rejected: tuple[int, int] = (0, 0),
     thresholds: Thresholds | None = None,
 ) -> Report:
     counts = dict.fromkeys(STEPS, (0, shadow)) | {"fraud_scan": (fraud_mismatches, shadow)}
@@ -52,9 +66,16 @@ def _report(
         generated_at=NOW,
         window=Window(since=None, until=NOW, retention_horizon=None, effective_since=None),
         groups={
-            "instant": _group(instant, failed=failed, p99=p99),
+            "instant": _group(
+                instant,
+                failed=failed,
+                fallbacks=fallbacks,
+                fell_back_then_failed=fell_back_then_failed,
+                p99=p99,
+                rejected=rejected[0],
+            ),
             "shadow": _group(shadow),
-            "legacy": _group(200),
+            "legacy": _group(500, rejected=rejected[1]),
         },
         shadow=ShadowAggregates(
             compared=shadow,
@@ -90,28 +111,48 @@ def test_too_few_orders_holds() -> None:
     assert _check(report, "orders") == ("hold", "150 instant+shadow orders < min_orders 200")
 
 
-def test_interval_straddling_the_threshold_holds() -> None:
-    """3/1000 mismatches: [0.10 %, 0.88 %] straddles 0.5 %, inconclusive."""
+def test_interval_straddling_the_threshold_holds_saying_how_many_are_needed() -> None:
+    """3/1000 mismatches: [0.10 %, 0.88 %] straddles 0.5 %, inconclusive, with a sample size."""
     report = _report(fraud_mismatches=3)
     status, reason = _check(report, "mismatch:fraud_scan")
     assert (report.verdict.status, status) == ("hold", "hold")
     assert "straddles 0.50 %" in reason
+    found = next(c for c in report.verdict.checks if c.name == "mismatch:fraud_scan")
+    assert (found.compared, found.needed) == (1000, 4778)
 
 
-def test_interval_above_threshold_and_noise_fails() -> None:
-    """50/1000 mismatches against a quiet noise baseline (0/200) fail, quoting both."""
+def test_excess_over_a_usable_noise_baseline_fails() -> None:
+    """50/1000 mismatches over a quiet noise baseline (0/1000) fail on the Newcombe excess."""
     report = _report(fraud_mismatches=50)
     status, reason = _check(report, "mismatch:fraud_scan")
     assert (report.verdict.status, status) == ("fail", "fail")
-    assert "above the noise baseline 0/200" in reason
+    assert "less noise 0/1000 = 0.00 %" in reason
+    assert "excess 5.00 % [" in reason
 
 
-def test_interval_above_threshold_but_within_noise_holds() -> None:
-    """50/1000 mismatches when legacy disagrees with itself as often (10/200) hold, not fail."""
-    report = _report(fraud_mismatches=50, noise=(10, 200))
+def test_noise_above_the_threshold_cannot_vouch() -> None:
+    """A side that disagrees with itself beyond the threshold excuses nothing: fail."""
+    report = _report(fraud_mismatches=50, noise=(50, 1000))
     status, reason = _check(report, "mismatch:fraud_scan")
-    assert (report.verdict.status, status) == ("hold", "hold")
-    assert "overlaps the noise baseline 10/200" in reason
+    assert (report.verdict.status, status) == ("fail", "fail")
+    assert reason.startswith(
+        "the comparison cannot vouch: the per-order API disagrees with itself at 50/1000 = 5.00 %"
+    )
+
+
+def test_a_small_clean_noise_sample_excuses_nothing() -> None:
+    """Noise 0/22 (upper bound 14.87 %) does not excuse fraud 4/90 = 4.44 %: fail."""
+    report = _report(shadow=90, fraud_mismatches=4, noise=(0, 22))
+    status, reason = _check(report, "mismatch:fraud_scan")
+    assert status == "fail"
+    assert "the noise sample 22 is below the minimum 200 and excuses nothing" in reason
+
+
+def test_small_noise_excess_under_the_threshold_passes() -> None:
+    """Shadow 8/1000 against noise 3/1000 leaves an excess under a 2 % threshold: pass."""
+    thresholds = Thresholds(max_mismatch=0.02)
+    report = _report(fraud_mismatches=8, noise=(3, 1000), thresholds=thresholds)
+    assert _check(report, "mismatch:fraud_scan")[0] == "pass"
 
 
 def test_error_rate_above_threshold_fails() -> None:
@@ -121,6 +162,37 @@ def test_error_rate_above_threshold_fails() -> None:
     assert report.verdict.status == "fail"
 
 
+def test_error_rate_counts_an_order_that_fell_back_and_failed_once() -> None:
+    """4 instant orders that fell back and then failed are 4/4, not 8/4 (which would raise)."""
+    report = _report(instant=4, failed=4, fallbacks=4, fell_back_then_failed=4)
+    status, reason = _check(report, "error_rate")
+    assert status == "fail"
+    assert reason.startswith("4/4 = 100.00 %")
+
+
+def test_error_rate_counts_one_such_order_in_ten_as_one() -> None:
+    """1 fall-back-then-fail order among 10 reads 1/10."""
+    report = _report(instant=10, failed=1, fallbacks=1, fell_back_then_failed=1)
+    assert _check(report, "error_rate")[1].startswith("1/10 = 10.00 %")
+
+
+@pytest.mark.parametrize(
+    ("rejected", "status"),
+    [((60, 25), "fail"), ((30, 25), "pass"), ((5, 40), "fail")],
+    ids=["more-rejects", "within", "fewer-rejects"],
+)
+def test_ab_difference_beyond_the_tolerance_fails(rejected: tuple[int, int], status: str) -> None:
+    """Fraud rejects instant vs legacy (500 orders each): beyond 1 point either way fails."""
+    report = _report(rejected=rejected)
+    assert _check(report, "ab:fraud_reject")[0] == status
+
+
+def test_ab_with_an_empty_arm_is_not_applicable() -> None:
+    """No instant orders: every A/B check passes as n/a, naming the empty arm."""
+    report = _report(instant=0)
+    assert _check(report, "ab:decline") == ("pass", "n/a (no instant orders)")
+
+
 def test_p99_is_judged_only_when_asked() -> None:
     """Without max_p99_s there is no p99 check; with it, a slower p99 fails."""
     assert "p99" not in {c.name for c in _report(p99=2.0).verdict.checks}
@@ -128,13 +200,19 @@ def test_p99_is_judged_only_when_asked() -> None:
     assert _check(slow, "p99") == ("fail", "instant p99 2.000 s > 1 s")
 
 
-@pytest.mark.parametrize(
-    ("require", "status"), [(False, "pass"), (True, "hold")], ids=["optional", "required"]
-)
-def test_no_shadow_comparisons(require: bool, status: str) -> None:
-    """With no shadow orders the mismatch check passes, or holds when shadow is required."""
-    report = _report(instant=500, shadow=0, thresholds=Thresholds(require_shadow=require))
-    assert _check(report, "mismatch")[0] == status
+def test_no_comparisons_holds_by_default() -> None:
+    """With no shadow orders the mismatch check holds, saying how many comparisons it needs."""
+    report = _report(instant=500, shadow=0)
+    assert _check(report, "mismatch") == (
+        "hold",
+        "no comparisons yet: 0 of 765 compared orders needed per step",
+    )
+
+
+def test_no_comparisons_passes_only_when_opted_out() -> None:
+    """require_shadow=False (--no-evidence) lets a window without comparisons pass."""
+    report = _report(instant=500, shadow=0, thresholds=Thresholds(require_shadow=False))
+    assert _check(report, "mismatch")[0] == "pass"
 
 
 @pytest.mark.parametrize(

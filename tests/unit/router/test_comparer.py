@@ -232,20 +232,66 @@ def test_a_dry_run_that_gave_up_is_counted_at_once(
     assert stored(ledger) == [("o-1", "shadow", "not_compared", "dry_run_failed", None)]
 
 
-def test_the_noise_probe_compares_legacy_with_itself(
-    ledger: SqlLedger, instant: FakeInstant, clock: Clock, comparer: Comparer
+def _probed_and_finished(
+    ledger: SqlLedger, legacy: ApiLegacy, instant: FakeInstant, clock: Clock, comparer: Comparer
 ) -> None:
-    """A sampled legacy order is dry-run through the per-order API and compared as noise."""
-    legacy = ApiLegacy(fraud="reject")
+    """Route o-1 to legacy with the probe's first run, then let the batch jobs finish it."""
     probe = NoiseProbe(ledger, legacy, share=1.0, clock=clock)
     router = make_router(ledger, legacy, instant, clock, Route.LEGACY, on_legacy_routed=probe.probe)
     router.intake(make_order("o-1"), source="api")
     process(router, ledger)
-    assert legacy.dry_runs == ["fraud_scan"]
     finish_in_legacy(legacy)
-    make_follower(ledger, legacy, clock, comparer).poll_once()
+
+    def terminal(order_id: str) -> None:
+        comparer.notify(order_id)
+        probe.repeat(order_id)
+
+    follower = Follower(ledger, legacy, clock=clock, on_legacy_terminal=terminal)  # type: ignore[arg-type]
+    follower.poll_once()
+
+
+def test_a_divergence_that_repeats_is_not_noise(
+    ledger: SqlLedger, instant: FakeInstant, clock: Clock, comparer: Comparer
+) -> None:
+    """An API that rejects where the batch jobs fulfilled, every time, has no noise."""
+    legacy = ApiLegacy(fraud="reject")
+    _probed_and_finished(ledger, legacy, instant, clock, comparer)
+    assert legacy.dry_runs == ["fraud_scan", "fraud_scan"]
+    assert stored(ledger) == [("o-1", "noise", "compared", None, False)]
+    assert step_verdicts(ledger) == {"fraud_scan": "match", "outcome": "match"}
+
+
+class FlakyLegacy(ApiLegacy):
+    """An API whose fraud verdict changes between two runs on the same order."""
+
+    def fraud_scan(self, order_id: str, *, dry_run: bool = False) -> StepOutcome:
+        self.fraud = "reject" if not self.dry_runs else "pass"
+        return super().fraud_scan(order_id, dry_run=dry_run)
+
+
+def test_a_disagreement_that_does_not_repeat_is_noise(
+    ledger: SqlLedger, instant: FakeInstant, clock: Clock, comparer: Comparer
+) -> None:
+    """An API that answers differently the second time on the same order is noise."""
+    legacy = FlakyLegacy()
+    _probed_and_finished(ledger, legacy, instant, clock, comparer)
     assert stored(ledger) == [("o-1", "noise", "compared", None, True)]
-    assert step_verdicts(ledger) == {"fraud_scan": "mismatch", "outcome": "mismatch"}
+    assert step_verdicts(ledger)["fraud_scan"] == "mismatch"
+
+
+def test_the_noise_sweep_repeats_orders_the_hook_missed(
+    ledger: SqlLedger, instant: FakeInstant, clock: Clock
+) -> None:
+    """A probed order whose batch jobs finished is judged again by the sweep."""
+    legacy = ApiLegacy()
+    probe = NoiseProbe(ledger, legacy, share=1.0, clock=clock)
+    router = make_router(ledger, legacy, instant, clock, Route.LEGACY, on_legacy_routed=probe.probe)
+    router.intake(make_order("o-1"), source="api")
+    process(router, ledger)
+    finish_in_legacy(legacy)
+    Follower(ledger, legacy, clock=clock).poll_once()  # type: ignore[arg-type]
+    assert probe.sweep() == 1
+    assert stored(ledger) == [("o-1", "noise", "compared", None, False)]
 
 
 def test_a_failing_noise_probe_is_counted(
