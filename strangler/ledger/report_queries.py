@@ -497,6 +497,12 @@ def _rollout(conn: sa.Connection, window: Window) -> tuple[RolloutPoint, ...]:
             to_rollout=row.to_rollout,
             reason=row.reason,
             flag_revision=row.flag_revision,
+            kind=row.kind,
+            enabled=row.enabled,
+            instant_weight=row.instant_weight,
+            shadow_weight=row.shadow_weight,
+            stage=row.stage,
+            no_evidence=bool(row.no_evidence),
         )
         for row in [*before, *inside]
     )

@@ -82,6 +82,33 @@ def test_passing_step_advances_and_records_the_change(
     assert (events[-1].from_rollout, events[-1].to_rollout) == (5, 25)
     assert events[-1].reason.startswith("rollout gate advance: every check passed on 3 orders")
     assert controller.audit.records()[-1]["action"] == "set_percentage"
+    assert (events[-1].kind, events[-1].changed) == ("gate_advance", True)
+
+
+def test_going_back_to_an_earlier_configuration_starts_a_new_window(
+    controller: FileRolloutController, ledger: SqlLedger
+) -> None:
+    """50 % -> 60 % -> kill -> enable -> 50 %: the step starts at the last change, not the
+    first 50 % (whose window held orders routed at 60 % and while killed)."""
+    changes = [
+        controller.set_percentage(50, actor="ana", reason="50"),
+        controller.set_percentage(60, actor="ana", reason="60"),
+        controller.kill(actor="ana", reason="incident"),
+        controller.enable(actor="ana", reason="fixed"),
+        controller.set_percentage(50, actor="ana", reason="back to 50"),
+    ]
+    for change in changes:
+        ledger.record_rollout_event(change)
+    assert changes[0].flag_revision == changes[-1].flag_revision
+    assert window_start(ledger, controller.show()) == changes[-1].at
+    kinds = [(e.kind, e.enabled) for e in ledger.rollout_events()[-5:]]
+    assert kinds == [
+        ("set", True),
+        ("set", True),
+        ("kill", False),
+        ("enable", True),
+        ("set", True),
+    ]
 
 
 def test_hold_is_recorded_without_restarting_the_window(

@@ -27,6 +27,8 @@ def test_show_rollout(client: FlaskClient) -> None:
             "enabled": True,
             "rollout": 10,
             "variants": {"instant": 100},
+            "stage": "live",
+            "shares": {"instant": 10.0, "shadow": 0.0},
             "revision": "rev-7",
         },
     )
