@@ -14,6 +14,7 @@ from strangler.compare.tables import (
     handoff_rows,
     path_rows,
 )
+from strangler.compare.timeline import describe_change
 
 __all__ = ["render_text"]
 
@@ -131,7 +132,7 @@ def _rollout(report: Report) -> str:
         [
             _when(e.at),
             e.actor,
-            f"{'-' if e.from_rollout is None else e.from_rollout} -> {e.to_rollout} %",
+            describe_change(e),
             e.reason,
         ]
         for e in report.rollout
