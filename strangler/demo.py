@@ -110,7 +110,8 @@ def run_demo(options: DemoOptions, settings: Settings, echo: Callable[[str], Non
     summary = summarize(order_ids, stories, legacy_orders)
     for line in summary.lines():
         echo(line)
-    line = headline(summary, _shadow_counts(report))
+    judged = (gate.decision, gate.evaluation.checks) if gate is not None else None
+    line = headline(summary, _shadow_counts(report), judged)
     echo(line)
     return DemoRun(summary, stories, legacy_orders, report, gate, line)
 
@@ -124,14 +125,16 @@ def _judge(
         controller = FileRolloutController(
             settings.flags_file, settings.audit_log, flag_name=settings.flag_name
         )
-        policy = GatePolicy(options.gate_plan, min_orders=options.gate_min_orders)
+        policy = GatePolicy(
+            options.gate_plan, min_orders=options.gate_min_orders, rollback_on_fail=True
+        )
         thresholds = Thresholds(min_orders=options.gate_min_orders)
         gate = gate_round(controller, ledger, policy, thresholds, actor="demo")
         echo(f"rollout gate: {gate.decision.action}: {gate.decision.reason}")
         report = load_report(ledger.engine, thresholds=thresholds)
     finally:
         ledger.close()
-    options.report_path.write_text(render_html(report), encoding="utf-8")
+    options.report_path.write_text(render_html(report, gate.report), encoding="utf-8")
     echo(f"HTML report: {options.report_path.resolve()}")
     return report, gate
 

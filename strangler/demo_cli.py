@@ -79,6 +79,12 @@ def demo(
         settings = Settings.from_env()
     except ConfigurationError as exc:
         raise click.ClickException(str(exc)) from exc
+    if not settings.flags_file.is_file():
+        raise click.ClickException(
+            f"the flag file {settings.flags_file} was not found (looked in {Path.cwd()}): run "
+            "`strangler demo` from the project root, where flags/ is, or set "
+            "STRANGLER_FLAGS_FILE to the flag file"
+        )
     configure_logging("console")
     if workdir is not None:
         workdir.mkdir(parents=True, exist_ok=True)

@@ -12,7 +12,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["DemoSummary", "PathStats", "ShadowCounts", "headline", "nearest_rank", "summarize"]
+from strangler.compare.gate import Action, GateDecision
+from strangler.compare.verdict import Check
+
+__all__ = [
+    "DemoSummary",
+    "PathStats",
+    "ShadowCounts",
+    "gate_clause",
+    "headline",
+    "nearest_rank",
+    "summarize",
+]
 
 _OUTCOMES = ("fulfilled", "rejected_fraud", "payment_declined", "failed")
 _HEADLINE_STEPS = (("fraud_scan", "fraud"), ("authorize_payment", "payment"), ("fulfill", "fulfil"))
@@ -99,8 +110,12 @@ class ShadowCounts:
     steps: Mapping[str, tuple[int, int]]
 
 
-def headline(summary: DemoSummary, shadow: ShadowCounts | None) -> str:
-    """The demo's last line: speed-up, accounting and the shadow comparison."""
+def headline(
+    summary: DemoSummary,
+    shadow: ShadowCounts | None,
+    gate: tuple[GateDecision, Sequence[Check]] | None = None,
+) -> str:
+    """The demo's last line: speed-up, accounting, the shadow comparison and the gate."""
     instant, batch = _p50(summary, "instant"), _p50(summary, "legacy")
     if instant is not None and batch is not None:
         ratio = f"{batch / instant:,.0f}x faster" if instant > 0 else "faster"
@@ -111,7 +126,26 @@ def headline(summary: DemoSummary, shadow: ShadowCounts | None) -> str:
         f"{summary.terminal}/{summary.orders_in} accounted for, {len(summary.lost)} lost, "
         f"{len(summary.processed_twice)} processed twice"
     )
-    return f"{speed}; {accounting}; {_shadow_clause(shadow)}"
+    line = f"{speed}; {accounting}; {_shadow_clause(shadow)}"
+    return line if gate is None else f"{line}; {gate_clause(*gate)}"
+
+
+def gate_clause(gate: GateDecision, checks: Sequence[Check]) -> str:
+    """What the gate decided and did, with the first check that decided it."""
+    done = {
+        Action.ADVANCE: f"gate passed: advanced {gate.from_rollout}% -> {gate.to_rollout}%",
+        Action.HOLD: f"gate held at {gate.from_rollout}% (rollout unchanged)",
+        Action.FAIL: f"gate FAILED at {gate.from_rollout}% (rollout left as it was)",
+        Action.ROLL_BACK: f"gate FAILED at {gate.from_rollout}% and rolled back to "
+        f"{gate.rollback_to}"
+        + (" (flag killed: every order goes to legacy)" if gate.rollback_to == "legacy" else ""),
+    }[gate.action]
+    wanted = {Action.FAIL: "fail", Action.ROLL_BACK: "fail", Action.HOLD: "hold"}
+    deciding = [c for c in checks if c.status == wanted.get(gate.action)]
+    if not deciding:
+        return f"{done}: {gate.reason}"
+    more = f" (and {len(deciding) - 1} more)" if len(deciding) > 1 else ""
+    return f"{done}: {deciding[0].name}: {deciding[0].reason}{more}"
 
 
 def _shadow_clause(shadow: ShadowCounts | None) -> str:

@@ -16,9 +16,11 @@ from strangler.compare.render_json import render_json
 from strangler.compare.render_text import render_text
 from strangler.compare.report import Report
 from strangler.compare.verdict import Thresholds
-from strangler.exceptions import ConfigurationError, LedgerError
-from strangler.ledger import ledger_from_url
+from strangler.exceptions import ConfigurationError, LedgerError, StranglerError
+from strangler.ledger import SqlLedger, ledger_from_url
 from strangler.ledger.report_queries import check_window, load_report
+from strangler.rollout import rollout_controller_from_settings
+from strangler.rollout_gate import window_start
 from strangler.settings import Settings
 
 __all__ = ["parse_when", "report"]
@@ -27,13 +29,7 @@ _LEDGER_FAILED = 1
 _BAD_INPUT = 2
 
 
-def _render_html(built: Report) -> str:
-    from strangler.compare.render_html import render_html  # noqa: PLC0415 (matplotlib loads ~1 s)
-
-    return render_html(built)
-
-
-_RENDERERS = {"text": render_text, "json": render_json, "html": _render_html}
+_FORMATS = ("html", "json", "text")
 
 
 def parse_when(value: str, option: str) -> datetime:
@@ -61,8 +57,10 @@ def _fraction(value: str, option: str) -> float:
 @click.command("report")
 @click.option("--since", help="Orders routed at or after this ISO time (UTC if no zone).")
 @click.option("--until", help="Orders routed before this ISO time (default: now).")
+@click.option("--format", "fmt", type=click.Choice(_FORMATS), default="text", show_default=True)
 @click.option(
-    "--format", "fmt", type=click.Choice(sorted(_RENDERERS)), default="text", show_default=True
+    "--base-url",
+    help="HTML: the sidecar's URL, for absolute links to order stories (default: plain text).",
 )
 @click.option(
     "--out", type=click.Path(dir_okay=False, path_type=Path), help="Write here, not stdout."
@@ -99,11 +97,17 @@ def _fraction(value: str, option: str) -> float:
     default=None,
     help="Verdict: highest instant p99 time to terminal, seconds.",
 )
-@click.option("--require-shadow", is_flag=True, help="Verdict: hold when nothing was compared.")
+@click.option(
+    "--require-shadow/--no-require-shadow",
+    default=True,
+    show_default=True,
+    help="Verdict: hold when nothing was compared (--no-require-shadow: pass).",
+)
 def report(
     since: str | None,
     until: str | None,
     fmt: str,
+    base_url: str | None,
     out: Path | None,
     examples: int,
     min_orders: int,
@@ -131,8 +135,8 @@ def report(
         check_window(*window, examples)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
-    built = _build(window, thresholds, examples)
-    text = _RENDERERS[fmt](built)
+    built, step, note = _build(window, thresholds, examples, with_step=fmt != "json")
+    text = _render(fmt, built, step, note, base_url)
     if out is None:
         click.echo(text, nl=False)
         return
@@ -140,9 +144,31 @@ def report(
     click.echo(f"report written to {out} (verdict {built.verdict.status})", err=True)
 
 
+def _render(fmt: str, built: Report, step: Report | None, note: str, base_url: str | None) -> str:
+    if fmt == "json":
+        return render_json(built)
+    if fmt == "text":
+        return render_text(built, step, note)
+    from strangler.compare.render_html import render_html  # noqa: PLC0415 (matplotlib loads ~1 s)
+
+    return render_html(built, step, note, base_url=base_url)
+
+
+def _step_report(ledger: SqlLedger, settings: Settings, thresholds: Thresholds) -> Report:
+    """The report of the gate's current step: orders routed since the latest change."""
+    state = rollout_controller_from_settings(settings).show()
+    since = window_start(ledger, state)
+    return load_report(ledger.engine, since=since, thresholds=thresholds, examples=0)
+
+
 def _build(
-    window: tuple[datetime | None, datetime | None], thresholds: Thresholds, examples: int
-) -> Report:
+    window: tuple[datetime | None, datetime | None],
+    thresholds: Thresholds,
+    examples: int,
+    *,
+    with_step: bool,
+) -> tuple[Report, Report | None, str]:
+    """The report, the gate's current step's report (None, with why, when unknown)."""
     try:
         settings = Settings.from_env()
         ledger = ledger_from_url(settings.effective_ledger_url)
@@ -153,13 +179,19 @@ def _build(
         click.echo(f"error: {exc}", err=True)
         raise click.exceptions.Exit(_LEDGER_FAILED) from exc
     try:
-        return load_report(
+        built = load_report(
             ledger.engine,
             since=window[0],
             until=window[1],
             thresholds=thresholds,
             examples=examples,
         )
+        if not with_step:
+            return built, None, ""
+        try:
+            return built, _step_report(ledger, settings, thresholds), ""
+        except (StranglerError, ValueError) as exc:
+            return built, None, f"the gate's step could not be judged: {exc}"
     except sa.exc.SQLAlchemyError as exc:
         click.echo(f"error: could not read the ledger {ledger.url}: {exc}", err=True)
         raise click.exceptions.Exit(_LEDGER_FAILED) from exc

@@ -1,7 +1,8 @@
 """Ledger retention: archive terminal orders older than N days, then delete them.
 
 One run (:meth:`Retention.run_once`) moves the horizon (kv ``retention.horizon``: orders
-received before it may have been archived, so reports can say which window they hold),
+received before it may have been archived, so reports can say which window they hold;
+moved only by a run that archives something),
 writes every terminal order received before the horizon, with its steps, transitions and
 comparisons, to one gzip JSON-lines file in the data dir (written, fsynced and renamed
 into place before any row is deleted), then deletes those rows in bounded batches,
@@ -112,10 +113,11 @@ class Retention:
             return None
         now = self._clock()
         horizon = now - timedelta(days=self.days)
-        self._advance_horizon(horizon)
         ids = self._expired_ids(horizon)
         if not ids:
             return RetentionRun(horizon=horizon, archived=0, archive=None)
+        # Moved only when something goes: a report shows a horizon only when it hides orders.
+        self._advance_horizon(horizon)
         archive = self._write_archive(ids, now)
         for start in range(0, len(ids), self.batch_size):
             self._delete(ids[start : start + self.batch_size])

@@ -231,9 +231,11 @@ def evaluate_gate(
         _log.warning("gate_verdict_failed", error=cause)
         decision = fail_safe(policy, enabled=state.enabled, rollout=step, cause=cause)
         return GateEvaluation(decision, state, step, steps, since, now, None, error=cause)
+    status = report.verdict.status
     evidence = Evidence(
-        verdict=report.verdict.status,
-        reasons=report.verdict.reasons,
+        verdict=status,
+        # The checks that decided: the failing ones on a failure, else the holding ones.
+        reasons=tuple(f"{c.name}: {c.reason}" for c in report.verdict.checks if c.status == status),
         orders=sum(report.path(group).orders for group in _NEW_SIDE),
         age_s=(now - since).total_seconds() if since is not None else None,
     )

@@ -15,6 +15,7 @@ from matplotlib import rc_context
 from matplotlib.figure import Figure
 
 from strangler.compare.report import Report
+from strangler.compare.stats import wilson_interval
 
 __all__ = ["mismatch_chart", "rollout_chart", "time_chart"]
 
@@ -60,27 +61,43 @@ def time_chart(report: Report) -> str:
 
 
 def mismatch_chart(report: Report) -> str:
-    """Shadow mismatch rate per step over time, with its Wilson 95 % band."""
+    """Cumulative shadow mismatch rate per step over time with its Wilson 95 % band.
+
+    Each point counts every compared order up to the end of its bucket, so the band
+    narrows as evidence grows; the threshold (dashed) and the highest per-step noise rate
+    (dotted) are drawn as lines for scale.
+    """
     figure = _figure()
     axes = figure.add_subplot()
     steps = sorted({point.step for point in report.shadow.over_time})
     for index, step in enumerate(steps):
         points = [p for p in report.shadow.over_time if p.step == step]
-        middle = [_days(_middle(p.start, p.end)) for p in points]
+        ends, rates = [], []
+        bad = total = 0
+        for point in points:
+            bad, total = bad + point.rate.successes, total + point.rate.total
+            if total:
+                ends.append(_days(point.end))
+                rates.append(wilson_interval(bad, total))
         color = f"C{index}"
-        axes.plot(middle, [p.rate.rate * 100 for p in points], marker="o", color=color, label=step)
+        axes.plot(ends, [r.rate * 100 for r in rates], marker="o", color=color, label=step)
         axes.fill_between(
-            middle,
-            [p.rate.low * 100 for p in points],
-            [p.rate.high * 100 for p in points],
+            ends,
+            [r.low * 100 for r in rates],
+            [r.high * 100 for r in rates],
             color=color,
             alpha=0.15,
         )
+    threshold = report.thresholds.max_mismatch * 100
+    axes.axhline(threshold, color="C3", linestyle="--", label=f"threshold {threshold:.2f} %")
+    noise = max((s.noise.rate for s in report.shadow.steps if s.noise.total), default=None)
+    if noise is not None:
+        axes.axhline(noise * 100, color="0.4", linestyle=":", label=f"noise {noise * 100:.2f} %")
+    axes.set_ylim(bottom=0)
     axes.xaxis_date()
-    axes.set_ylabel("mismatch rate (%)")
+    axes.set_ylabel("cumulative mismatch rate (%)")
     axes.set_xlabel("routed at (UTC)")
-    if steps:
-        axes.legend()
+    axes.legend()
     figure.autofmt_xdate()
     return _svg(figure)
 

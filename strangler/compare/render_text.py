@@ -5,13 +5,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from strangler.compare.report import AB_METRICS, Report
+from strangler.compare.report import Report
 from strangler.compare.stats import Interval
 from strangler.compare.tables import (
+    AB_HEADERS,
+    CHECK_HEADERS,
     HANDOFF_HEADERS,
     PATH_HEADERS,
+    ab_rows,
+    check_rows,
     format_seconds,
     handoff_rows,
+    headline,
     path_rows,
 )
 from strangler.compare.timeline import describe_change
@@ -19,10 +24,16 @@ from strangler.compare.timeline import describe_change
 __all__ = ["render_text"]
 
 
-def render_text(report: Report) -> str:
-    """The report as aligned text tables, ending in a newline."""
+def render_text(report: Report, step: Report | None = None, step_note: str = "") -> str:
+    """The report as aligned text tables, ending in a newline.
+
+    ``step``: the report of the gate's current step, shown first beside this report's
+    verdict (None: unknown, ``step_note`` says why).
+    """
     sections = (
         _header(report),
+        "\n".join(headline(report, step, step_note)),
+        _step(step),
         _paths(report),
         _handoffs(report),
         _shadow(report),
@@ -63,7 +74,7 @@ def _header(report: Report) -> str:
         f"generated {_when(report.generated_at)}",
         f"window: orders routed from {_when(window.effective_since)} to {_when(window.until)}",
     ]
-    if window.retention_horizon is not None:
+    if window.retention_horizon is not None and window.effective_since == window.retention_horizon:
         lines.append(
             f"retention horizon: orders received before {_when(window.retention_horizon)} "
             "are archived and not counted"
@@ -102,14 +113,8 @@ def _shadow(report: Report) -> str:
 def _arms(report: Report) -> str:
     ab = report.ab
     rows = [
-        [
-            metric,
-            _interval(ab.differences[metric].instant),
-            _interval(ab.differences[metric].legacy),
-            f"{ab.differences[metric].difference * 100:+.2f} pts "
-            f"[{ab.differences[metric].low * 100:+.2f}, {ab.differences[metric].high * 100:+.2f}]",
-        ]
-        for metric in AB_METRICS
+        [metric, instant, legacy, f"{diff} *" if shifted else diff]
+        for metric, instant, legacy, diff, shifted in ab_rows(report)
     ]
     rows.append(
         [
@@ -122,7 +127,8 @@ def _arms(report: Report) -> str:
         ]
     )
     title = f"A/B arms: instant ({ab.instant_orders} orders) vs legacy ({ab.legacy_orders} orders)"
-    return title + "\n" + _table(["metric", "instant", "legacy", "difference [95% CI]"], rows)
+    note = "* the 95% interval excludes 0: the arms differ"
+    return f"{title}\n{_table(AB_HEADERS, rows)}\n{note}"
 
 
 def _rollout(report: Report) -> str:
@@ -142,5 +148,14 @@ def _rollout(report: Report) -> str:
 
 def _verdict(report: Report) -> str:
     verdict = report.verdict
-    rows = [[c.name, c.status.upper(), c.reason] for c in verdict.checks]
-    return f"Verdict: {verdict.status.upper()}\n" + _table(["check", "status", "reason"], rows)
+    return f"Verdict over this report's window: {verdict.status.upper()}\n" + _table(
+        CHECK_HEADERS, check_rows(verdict.checks)
+    )
+
+
+def _step(step: Report | None) -> str:
+    if step is None:
+        return ""
+    return "Gate's current step, check by check\n" + _table(
+        CHECK_HEADERS, check_rows(step.verdict.checks)
+    )

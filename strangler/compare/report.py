@@ -20,6 +20,8 @@ Conventions every renderer and the rollout gate rely on:
 from __future__ import annotations
 
 import dataclasses
+import re
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -49,6 +51,7 @@ __all__ = [
     "TimeStats",
     "Window",
     "build_report",
+    "public_cause",
     "story_url",
 ]
 
@@ -297,6 +300,37 @@ class Report:
         return _path_named(self.paths, group)
 
 
+# A file path of two or more segments, not part of a URL (nothing word-like right before).
+_PATH = re.compile(r"""(?<![\w:/.])(?:[A-Za-z]:)?(?:[/\\][\w.@+-]+){2,}[/\\]?""")
+_TRACEBACK = "Traceback (most recent call last)"
+_CAUSE_CHARS = 200
+
+
+def public_cause(text: str) -> str:
+    """A cause fit for an open report: one line, no stack trace, no server file paths.
+
+    A traceback is cut out, keeping what came before it and its last line (the error
+    itself); file paths read ``<path>``; the line is cut to 200 characters.
+    """
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines:
+        return "unrecorded"
+    line = lines[0]
+    if _TRACEBACK in text:
+        head = text.split(_TRACEBACK, 1)[0].strip()
+        line = f"{head} {lines[-1]}".strip() if lines[-1] != head else head
+    line = re.sub(r'File "[^"]*", line \d+(, in \S+)?', "<path>", line)
+    return _PATH.sub("<path>", line)[:_CAUSE_CHARS]
+
+
+def _public_causes(causes: tuple[Cause, ...]) -> tuple[Cause, ...]:
+    merged: Counter[tuple[str, str]] = Counter()
+    for cause in causes:
+        merged[cause.handoff, public_cause(cause.cause)] += cause.orders
+    ordered = sorted(merged.items(), key=lambda item: (-item[1], item[0]))
+    return tuple(Cause(handoff, cause, orders) for (handoff, cause), orders in ordered)
+
+
 def story_url(order_id: str) -> str:
     """The sidecar path of an order's story."""
     return f"/_strangler/orders/{order_id}"
@@ -354,7 +388,7 @@ def _path_report(group: str, found: GroupAggregates | None) -> PathReport:
         histogram=agg.histogram,
         fallbacks=agg.handoffs.get("fallback", 0),
         legacy_owned=agg.handoffs.get("legacy_owned", 0),
-        causes=agg.causes,
+        causes=_public_causes(agg.causes),
         errored_orders=agg.errored_orders,
         step_errors=dict(sorted(agg.step_errors.items())),
         failed_or_fell_back=agg.failed_or_fell_back,

@@ -220,17 +220,24 @@ def _mismatch_check(step: StepMismatch, t: Thresholds) -> Check:
         )
     if sized and noise.high <= limit:
         return _excess_check(check, shadow, noise, limit, _progress(shadow.total, needed))
-    excuse = (
-        f"the noise sample {noise.total} is below the minimum {t.min_noise} and excuses nothing"
-        if not sized
-        else f"the noise baseline {_interval(noise)} reaches above {_pct(limit)} "
-        "and excuses nothing"
-    )
+    excuse = _no_excuse(noise, t)
     if shadow.low > limit:
         return check("fail", f"{shown} lies above {_pct(limit)}; {excuse}")
     return check(
         "hold", f"{shown} straddles {_pct(limit)}: inconclusive, {_progress(shadow.total, needed)}"
     )
+
+
+def _no_excuse(noise: Interval, t: Thresholds) -> str:
+    """Why a noise baseline excuses nothing: too small, absent, or not precise enough."""
+    if not noise.total:
+        return "there is no noise sample: nothing is excused"
+    if noise.total < t.min_noise:
+        return (
+            f"the noise sample {noise.total} is below the minimum {t.min_noise} and excuses nothing"
+        )
+    above = _pct(t.max_mismatch)
+    return f"the noise baseline {_interval(noise)} reaches above {above} and excuses nothing"
 
 
 def _excess_check(

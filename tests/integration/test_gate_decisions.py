@@ -226,6 +226,8 @@ def test_a_mixed_run_with_a_divergence_is_rolled_back(tmp_path: Path) -> None:
             while watch.poll() is None and sent < MAX_ORDERS:
                 _send(stack.sidecar, _orders(BATCH, f"a{sent}"))
                 sent += BATCH
+                # Traffic judged as it comes: the next batch once this one is compared.
+                wait_until(lambda n=sent: _settled(stack.sidecar, n), 30, "the batch settled")
             wait_until(lambda: watch.poll() is not None, 30, "the watching gate to end")
         output = (tmp_path / "watch.out").read_text()
         state = stack.rollout()

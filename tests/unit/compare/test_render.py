@@ -15,7 +15,7 @@ from strangler.compare.render_html import render_html
 from strangler.compare.render_json import render_json
 from strangler.compare.render_text import render_text
 from strangler.compare.report import Report
-from strangler.compare.tables import format_seconds
+from strangler.compare.tables import ab_rows, format_seconds
 from strangler.ledger.report_queries import load_report
 from tests.unit.compare.known_ledger import T0, UNTIL, build_known_ledger
 
@@ -76,11 +76,44 @@ def test_html_has_no_external_references(report: Report) -> None:
     assert page.count("<svg") == 3
 
 
-def test_html_shows_verdict_and_example_with_story_link(report: Report) -> None:
-    """The page shows the verdict and links the example mismatch to its order's story."""
-    page = render_html(report)
-    assert "<p class='verdict fail'>FAIL</p>" in page
-    assert "<a href='/_strangler/orders/S7'>S7</a>" in page
+def test_html_story_links_are_absolute_with_a_base_url_else_plain_text(report: Report) -> None:
+    """Saved HTML works offline: an absolute story link with --base-url, else plain text."""
+    plain = render_html(report)
+    linked = render_html(report, base_url="https://sidecar.example:8080/")
+    assert "<p class='verdict fail'>FAIL</p>" in plain
+    assert "<li>S7: " in plain
+    assert "<a href='/_strangler/orders/" not in plain
+    assert "<a href='https://sidecar.example:8080/_strangler/orders/S7'>S7</a>" in linked
+
+
+def test_a_b_differences_excluding_zero_are_highlighted(report: Report) -> None:
+    """An A/B difference whose interval excludes 0 is marked in text and highlighted in HTML."""
+    assert [row[0] for row in ab_rows(report) if row[4]] == [
+        m for m, d in report.ab.differences.items() if d.low > 0 or d.high < 0
+    ]
+    text = render_text(report)
+    assert "* the 95% interval excludes 0" in text
+
+
+def test_an_empty_arm_reads_not_applicable() -> None:
+    """With no legacy orders, each A/B difference reads n/a, not an interval."""
+    engine = sa.create_engine("sqlite://")
+    build_known_ledger(engine)
+    try:
+        empty = load_report(engine, until=T0.replace(year=2000))
+    finally:
+        engine.dispose()
+    assert {row[3] for row in ab_rows(empty)} == {"n/a (no instant or legacy orders)"}
+
+
+def test_the_gate_step_is_the_headline_beside_the_window(report: Report) -> None:
+    """The text leads with the gate's current step, then this report's window, labelled."""
+    text = render_text(report, step=report)
+    lines = text.splitlines()
+    assert lines[3].startswith("Gate (current step, orders routed since 2030-01-01 ")
+    assert lines[4].startswith("All orders in this report's window: FAIL (mismatch:fraud_scan")
+    unknown = render_text(report, step_note="the rollout could not be read: no flag file")
+    assert "Gate (current step): unknown: the rollout could not be read" in unknown
 
 
 def test_text_tables(report: Report) -> None:
@@ -88,7 +121,7 @@ def test_text_tables(report: Report) -> None:
     text = render_text(report)
     assert re.search(r"^instant\s+21\s+1\s+failed 1, fulfilled 19\s+10\.0 ms", text, re.M)
     assert re.search(r"^fraud_scan\s+2/10 20\.00% \[5\.67%, 50\.98%\]", text, re.M)
-    assert "Verdict: FAIL" in text
+    assert "Verdict over this report's window: FAIL" in text
 
 
 def html_without_charts(report: Report) -> str:

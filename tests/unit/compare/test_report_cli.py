@@ -33,7 +33,7 @@ def test_text_report_to_stdout(env: dict[str, str]) -> None:
     """The default format is the text tables, on stdout, exit 0."""
     result = CliRunner().invoke(main, ["report", *WINDOW], env=env)
     assert result.exit_code == 0, result.output
-    assert "Verdict: FAIL" in result.output
+    assert "Verdict over this report's window: FAIL" in result.output
 
 
 def test_json_report_to_a_file(env: dict[str, str], tmp_path: Path) -> None:
@@ -114,3 +114,17 @@ def test_the_cli_starts_without_matplotlib() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
     ).stdout.strip()
     assert loaded == "False"
+
+
+def test_a_report_that_cannot_be_computed_exits_1_not_2(env: dict[str, str]) -> None:
+    """A failure on our side (here a corrupt retention horizon) is exit 1, never bad input."""
+    engine = create_ledger_engine(env["STRANGLER_LEDGER_URL"])
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO kv (name, value, updated_at) VALUES "
+            "('retention.horizon', 'not a time', '2030-01-01 00:00:00')"
+        )
+    engine.dispose()
+    result = CliRunner().invoke(main, ["report", *WINDOW], env=env)
+    assert result.exit_code == 1, result.output
+    assert "error: the report could not be computed" in result.output

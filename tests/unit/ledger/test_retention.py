@@ -181,12 +181,27 @@ def test_zero_days_keeps_everything(ledger: SqlLedger, clock: Clock, tmp_path: P
 
 def test_the_horizon_never_moves_back(ledger: SqlLedger, clock: Clock, tmp_path: Path) -> None:
     """A later run with a longer retention leaves the earlier, later horizon in place."""
+    finished_order(ledger, "old")
     clock.advance(100 * DAY)
     short = Retention(ledger, archive_dir=tmp_path, days=10, clock=clock).run_once()
-    Retention(ledger, archive_dir=tmp_path, days=60, clock=clock).run_once()
+    finished_order(ledger, "recent")
+    clock.advance(100 * DAY)
+    Retention(ledger, archive_dir=tmp_path, days=160, clock=clock).run_once()
 
     assert short is not None
+    assert short.archived == 1
     assert ledger.get_value(HORIZON_KEY) == short.horizon.isoformat()
+
+
+def test_a_run_that_archives_nothing_sets_no_horizon(
+    ledger: SqlLedger, clock: Clock, tmp_path: Path
+) -> None:
+    """On a ledger with nothing old enough, no horizon is set: reports claim no archive."""
+    finished_order(ledger, "new")
+    run = Retention(ledger, archive_dir=tmp_path, days=30, clock=clock).run_once()
+
+    assert run is not None
+    assert (run.archived, ledger.get_value(HORIZON_KEY)) == (0, None)
 
 
 @pytest.mark.parametrize(

@@ -83,3 +83,20 @@ def test_a_ledger_without_an_engine_is_a_503(client: FlaskClient, runtime: FakeR
     runtime.ledger = object()  # type: ignore[assignment]
     answer = client.get("/_strangler/report")
     assert (answer.status_code, answer.get_json()["error"]) == (503, "report_unavailable")
+
+
+def test_a_report_that_cannot_be_computed_is_a_500_not_bad_input(
+    client: FlaskClient, runtime: FakeRuntime
+) -> None:
+    """A request with no query never gets a 400: a failure on the server's side is a 500."""
+    ledger = ledger_from_url("sqlite://")
+    build_known_ledger(ledger.engine)
+    ledger.set_value("retention.horizon", "not a time")
+    fake, runtime.ledger = runtime.ledger, ledger  # type: ignore[assignment]
+    try:
+        answer = client.get("/_strangler/report")
+    finally:
+        runtime.ledger = fake
+        ledger.close()
+    assert answer.status_code == 500
+    assert answer.get_json()["error"] == "report_failed"
