@@ -237,6 +237,25 @@ def test_shadow_first_advances_the_instant_weight(
     assert (state.rollout, state.variants["instant"], state.variants["shadow"]) == (100, 1, 99)
 
 
+def test_a_gate_advance_that_goes_live_without_comparisons_is_recorded_as_such(
+    controller: FileRolloutController, ledger: SqlLedger
+) -> None:
+    """advance --no-evidence from all-shadow to instant: the timeline says no evidence."""
+    for change in (
+        controller.set_percentage(100, actor="ana", reason="all in"),
+        controller.set_variants({"shadow": 100}, actor="ana", reason="shadow first"),
+    ):
+        ledger.record_rollout_event(change)
+    for n in range(3):
+        ledger.record_received(make_order(f"s-{n}"), source="test")
+        ledger.pin_decision(f"s-{n}", make_decision(Route.SHADOW, rollout=100))
+    done = _round(controller, ledger)
+    last = ledger.rollout_events()[-1]
+    assert done.decision.action is Action.ADVANCE
+    assert (last.kind, last.stage, last.no_evidence) == ("gate_advance", "live", True)
+    assert controller.audit.records()[-1]["no_evidence"] is True
+
+
 def test_no_comparisons_hold_by_default(
     controller: FileRolloutController, ledger: SqlLedger
 ) -> None:
