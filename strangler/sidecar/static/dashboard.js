@@ -79,6 +79,7 @@
 
   const variants = (weights) =>
     Object.entries(weights || {}).map(([n, w]) => `${n}=${w}%`).join(" ") || "none";
+  let shownWeight = null;
   const shadowFirst = (state) => state.rollout === 100 && (state.variants || {}).shadow > 0;
 
   function showRollout(state) {
@@ -99,9 +100,10 @@
     text("stage-state", `stage: ${state.stage || "?"}${killed ? " (killed)" : ""}`);
     const weight = $("weight-form");
     weight.hidden = !shadowFirst(state);
-    if (!weight.hidden && document.activeElement !== $("weight-input")) {
-      $("weight-input").value = (state.variants || {}).instant || 0;
-    }
+    // Fill the control only when the flag's weight changes, never over what is being typed.
+    const instant = (state.variants || {}).instant || 0;
+    if (!weight.hidden && instant !== shownWeight) $("weight-input").value = instant;
+    shownWeight = weight.hidden ? null : instant;
   }
 
   function rolloutUnknown(result) {
