@@ -12,7 +12,7 @@ from typing import Any
 
 import urllib3
 
-from strangler.exceptions import LedgerError, RolloutError
+from strangler.exceptions import EvidenceRequired, LedgerError, RolloutError
 from strangler.ledger.records import LedgerCounts, RolloutEventFields
 from strangler.orders import Decision, OrderNotification, Route
 from strangler.protocols import FlagStatus
@@ -158,6 +158,8 @@ class FakeRollout:
         )
     )
     calls: list[tuple[str, Any, str, str]] = field(default_factory=list)
+    #: When set, a set/variants/stage change without no_evidence is refused with it.
+    evidence_missing: str | None = None
 
     def show(self) -> RolloutState:
         return self.state
@@ -165,6 +167,8 @@ class FakeRollout:
     def _change(
         self, action: str, arg: Any, actor: str, reason: str, no_evidence: bool = False, **new: Any
     ) -> RolloutChange:
+        if self.evidence_missing and action not in {"kill", "enable"} and not no_evidence:
+            raise EvidenceRequired(self.evidence_missing)
         self.calls.append((action, arg, actor, reason))
         before, self.state = self.state, dataclasses.replace(self.state, revision="rev-8", **new)
         return RolloutChange(

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from strangler.exceptions import EvidenceRequired, FlagFileError, UnleashAdminError
+from strangler.exceptions import FlagFileError, UnleashAdminError
 from tests.unit.sidecar.conftest import AUTH
 from tests.unit.sidecar.fakes import FakeRollout, FakeRuntime
 
@@ -197,15 +197,22 @@ def test_a_ledger_failure_does_not_undo_the_answer(
 
 
 def test_going_live_without_evidence_is_409_saying_what_is_missing(
-    client: FlaskClient, rollout: FakeRollout, monkeypatch: pytest.MonkeyPatch
+    client: FlaskClient, rollout: FakeRollout
 ) -> None:
-    """A controller refusing for want of evidence answers 409 and says how to override."""
+    """A controller refusing for want of evidence answers 409 and says how to override;
+    with no_evidence the same change goes through and the answer says so."""
 
-    def refuse(*_: object, **__: object) -> None:
-        raise EvidenceRequired("mismatch: no comparisons yet: 0 of 765 needed per step")
-
-    monkeypatch.setattr(rollout, "set_stage", refuse)
+    rollout.evidence_missing = "mismatch: no comparisons yet: 0 of 765 needed per step"
     response = client.put(URL, json={"stage": "live", "reason": "go"}, headers=AUTH)
     assert (response.status_code, response.json["error"]) == (409, "evidence_required")
     assert "no comparisons yet" in response.json["message"]
     assert '"no_evidence": true' in response.json["message"]
+    assert rollout.calls == []
+    forced = client.put(
+        URL, json={"stage": "live", "reason": "go", "no_evidence": True}, headers=AUTH
+    )
+    assert (forced.status_code, forced.json["stage"], forced.json["no_evidence"]) == (
+        200,
+        "live",
+        True,
+    )
