@@ -106,6 +106,13 @@ def _routes_as(sidecar: Sidecar, paths: set[str]) -> bool:
     return seen == paths
 
 
+def _routing_rollout(sidecar: Sidecar) -> int:
+    """The rollout percentage the sidecar's flag source decides with now."""
+    probe = {"order_id": "p", "user_guid": "probe", "unit_id": "p"}
+    answer = requests.get(f"{sidecar.url}/_strangler/decide", params=probe, timeout=5)
+    return int(answer.json()["rollout"])
+
+
 def _report(sidecar: Sidecar) -> dict[str, Any]:
     answer = requests.get(f"{sidecar.url}/_strangler/report?examples=0", timeout=10)
     answer.raise_for_status()
@@ -113,9 +120,9 @@ def _report(sidecar: Sidecar) -> dict[str, Any]:
     return report
 
 
-def _send_step(sidecar: Sidecar, prefix: str) -> None:
+def _send_step(sidecar: Sidecar, prefix: str, count: int = ORDERS_PER_STEP) -> None:
     """Send a step's orders and wait until each is terminal and each shadow one compared."""
-    bodies = list(synthetic_orders(ORDERS_PER_STEP, seed=23, prefix=prefix))
+    bodies = list(synthetic_orders(count, seed=23, prefix=prefix))
 
     def send(body: dict[str, Any]) -> None:
         requests.post(f"{sidecar.url}/orders", json=body, timeout=10).raise_for_status()
@@ -184,9 +191,12 @@ def test_walk_off_shadow_live_complete(sidecar: Sidecar, legacy: str) -> None:
     assert not any(e["no_evidence"] for e in report["rollout"])
 
 
-def test_set_goes_live_only_with_evidence_or_no_evidence(sidecar: Sidecar, legacy: str) -> None:
+def test_set_and_advance_go_live_only_with_evidence_or_no_evidence(
+    sidecar: Sidecar, legacy: str
+) -> None:
     """`rollout set` from 0 % instant to a live share is refused without comparisons, and
-    --no-evidence goes live, recorded on the timeline the report reads."""
+    --no-evidence goes live, recorded on the timeline the report reads; `advance` on
+    instant orders with nothing compared holds ("no comparisons yet") unless told."""
     weights = _cli(sidecar, legacy, "variants", "instant=100", "--reason", "old shape")
     assert weights.returncode == 0, weights.stderr
     refused = _cli(sidecar, legacy, "set", "10", "--reason", "first step")
@@ -198,3 +208,13 @@ def test_set_goes_live_only_with_evidence_or_no_evidence(sidecar: Sidecar, legac
     assert _show(sidecar, legacy)["stage"] == "live"
     last = _report(sidecar)["rollout"][-1]
     assert (last["kind"], last["stage"], last["no_evidence"]) == ("set", "live", True)
+
+    wait_until(lambda: _routing_rollout(sidecar) == 10, 15, "routing at 10 %")
+    _send_step(sidecar, "unseen", count=100)
+    lenient = ("--plan", "20", "--min-orders", "1", "--max-error-rate", "60%")
+    held = _cli(sidecar, legacy, "advance", *lenient)
+    assert held.returncode == 3, held.stdout + held.stderr
+    assert "mismatch: no comparisons yet" in held.stdout
+    told = _cli(sidecar, legacy, "advance", *lenient, "--no-evidence")
+    assert told.returncode == 0, told.stdout + told.stderr
+    assert _show(sidecar, legacy)["rollout"] == 20
