@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from strangler.compare.gate import GatePolicy
 from strangler.compare.verdict import Thresholds
+from strangler.exceptions import ConfigurationError, LedgerError
 from strangler.ledger import SqlLedger
 from strangler.rollout import EvidenceCheck
 from strangler.rollout_gate import RolloutReader, evaluate_gate
@@ -57,7 +58,7 @@ def evidence_from(
     def check() -> EvidenceCheck:
         try:
             ledger = open_ledger()
-        except Exception as exc:  # no ledger, no evidence: refuse (the user may override)
+        except (LedgerError, ConfigurationError) as exc:  # no ledger, no evidence: refuse
             return EvidenceCheck(False, f"the ledger cannot be read: {exc}")
         try:
             return comparison_evidence(controller, ledger)

@@ -268,3 +268,11 @@ def test_show_names_the_stage(env: dict[str, str]) -> None:
     out = _run(env, "show")[1].splitlines()
     assert "stage     shadow" in out
     assert "orders    instant 0%, shadow 30%, legacy only 70%" in out
+
+
+def test_an_unreadable_ledger_is_no_evidence(env: dict[str, str]) -> None:
+    """Going live with the ledger unreachable is refused, saying why; --no-evidence goes."""
+    broken = {**env, "STRANGLER_LEDGER_URL": "postgresql+psycopg://nobody:x@127.0.0.1:9/none"}
+    code, _, err = _run(broken, "stage", "live", "--reason", "r")
+    assert (code, "the ledger cannot be read" in err) == (3, True)
+    assert _run(broken, "stage", "live", "--reason", "r", "--no-evidence")[0] == 0
