@@ -63,6 +63,12 @@ BENCHES = (
         900,
         "the zero-latency legacy fake (the strangler's own cost)",
     ),
+    Bench(
+        "head_of_line",
+        ("--good", "100", "--rounds", "2"),
+        600,
+        "the same run without failing orders in flight",
+    ),
     Bench("flags", ("--orders", "10000", "--repeats", "3"), 600, "the bare Unleash SDK call"),
     Bench("legacy", ("--calls", "300", "--orders", "2000"), 600, "none (absolute figures)"),
     Bench("executor", ("--quick",), 600, "see the bench's own table"),

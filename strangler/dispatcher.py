@@ -10,6 +10,13 @@ Started, it resumes every order that needs processing and whose lease is free or
 expired, so a process that died mid-way loses nothing; several dispatchers (threads,
 processes or hosts) may share one ledger, and leases keep each order with one worker at
 a time.
+
+An order whose execution waits (a Retry interval) is parked, not held by its worker: the
+router returns a :class:`~strangler.router.Parked` disposition, the dispatcher keeps the
+order's lease (renewed with the others) and hands the order back to a worker when the
+execution has ended. Parked orders do not count against the claims (up to
+``max_parked`` of them), so a dependency that keeps failing for some orders delays no
+other order.
 """
 
 from __future__ import annotations
@@ -19,7 +26,8 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Protocol
+from functools import partial
+from typing import NamedTuple, Protocol
 
 import structlog
 
@@ -27,7 +35,7 @@ from strangler.backoff import Backoff
 from strangler.exceptions import LedgerError
 from strangler.ledger.exceptions import LeaseLost
 from strangler.ledger.records import LeasedOrder, default_owner, utc_now
-from strangler.router import Disposition, Lease, Router
+from strangler.router import Disposition, Lease, Parked, Router
 
 __all__ = ["LeaseDispatcher", "LeaseQueue"]
 
@@ -65,12 +73,22 @@ class LeaseQueue(Protocol):
         ...
 
 
+class _Resume(NamedTuple):
+    """A parked order whose execution has ended, for a worker to finish."""
+
+    order: LeasedOrder
+    lease: Lease
+    resume: Callable[[], Disposition]
+
+
 class LeaseDispatcher:
     """Processes due orders from the ledger on ``workers`` threads, under leases.
 
     ``lease_seconds`` is how long a claim holds without renewal (renewed every third of
-    it while an order is processed); ``poll_interval_s`` bounds how long a due retry or
-    another process's order waits when nobody calls :meth:`wake`.
+    it while an order is processed or parked); ``poll_interval_s`` bounds how long a due
+    retry or another process's order waits when nobody calls :meth:`wake`;
+    ``max_parked`` bounds how many parked orders are held without counting against the
+    claims (beyond it they count as if a worker held them).
     """
 
     def __init__(
@@ -83,9 +101,12 @@ class LeaseDispatcher:
         poll_interval_s: float = 1.0,
         owner: str | None = None,
         clock: Callable[[], datetime] = utc_now,
+        max_parked: int = 1_000,
     ) -> None:
         if workers < 1:
             raise ValueError(f"a dispatcher needs at least 1 worker, got {workers}")
+        if max_parked < 0:
+            raise ValueError(f"max_parked must be 0 or more, got {max_parked}")
         if lease_seconds <= 0 or poll_interval_s <= 0:
             raise ValueError(
                 "lease_seconds and poll_interval_s must be positive, got "
@@ -97,20 +118,28 @@ class LeaseDispatcher:
         self.lease_seconds = lease_seconds
         self.poll_interval_s = poll_interval_s
         self.owner = owner or default_owner()
+        self.max_parked = max_parked
         self._clock = clock
+        self._parked = 0
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._in_flight: dict[str, Lease] = {}
-        self._jobs: queue.SimpleQueue[LeasedOrder | None] = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[LeasedOrder | _Resume | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._feeder: threading.Thread | None = None
 
     @property
     def in_flight(self) -> int:
-        """How many orders this dispatcher holds: being processed or waiting for a worker."""
+        """How many orders this dispatcher holds: processed, parked or waiting for a worker."""
         with self._lock:
             return len(self._in_flight)
+
+    @property
+    def parked(self) -> int:
+        """How many of them are parked (their execution waits, no worker holds them)."""
+        with self._lock:
+            return self._parked
 
     def wake(self) -> None:
         """Look for due orders now (called after each new intake)."""
@@ -190,10 +219,15 @@ class LeaseDispatcher:
             self._wake.clear()
 
     def _room(self) -> int:
-        """How many orders to claim now: none while more than ``workers`` are held."""
+        """How many orders to claim now: none while more than ``workers`` are held (parked
+        orders aside, up to ``max_parked``)."""
         with self._lock:
-            held = len(self._in_flight)
+            held = self._held()
         return 2 * self.workers - held if held <= self.workers else 0
+
+    def _held(self) -> int:
+        """Orders held that count against the claims (call under the lock)."""
+        return len(self._in_flight) - min(self._parked, self.max_parked)
 
     def _claim(self) -> int:
         room = self._room()
@@ -201,6 +235,9 @@ class LeaseDispatcher:
             return 0
         orders = self.ledger.claim_due(self.owner, limit=room, lease_seconds=self.lease_seconds)
         with self._lock:
+            # An order held here whose lease ran out before a renewal (a stalled process)
+            # comes back to its owner: it is being processed or parked, not started again.
+            orders = [order for order in orders if order.order_id not in self._in_flight]
             for order in orders:
                 self._in_flight[order.order_id] = Lease(order.order_id, self.owner)
         for order in orders:
@@ -210,13 +247,18 @@ class LeaseDispatcher:
     def _return_queued(self) -> None:
         """Give back the orders claimed but not taken by a worker yet (stopping)."""
         queued: list[str] = []
+        resumed: list[_Resume] = []
         while True:
             try:
                 order = self._jobs.get_nowait()
             except queue.Empty:
                 break
-            if order is not None:
+            if isinstance(order, _Resume):
+                resumed.append(order)  # started already: a worker finishes it
+            elif order is not None:
                 queued.append(order.order_id)
+        for job in resumed:
+            self._jobs.put(job)
         self._give_back(queued)
 
     def _give_back(self, order_ids: list[str]) -> None:
@@ -256,29 +298,39 @@ class LeaseDispatcher:
 
     def _work(self) -> None:
         while True:
-            order = self._jobs.get()
-            if order is None:
+            job = self._jobs.get()
+            if job is None:
                 return
-            if self._stopping.is_set():
-                self._give_back([order.order_id])
-                continue
-            with self._lock:
-                lease = self._in_flight[order.order_id]
+            if isinstance(job, _Resume):
+                order, lease, step = job
+                with self._lock:
+                    self._parked -= 1
+            else:
+                order = job
+                if self._stopping.is_set():
+                    self._give_back([order.order_id])
+                    continue
+                with self._lock:
+                    lease = self._in_flight[order.order_id]
+                step = partial(self.router.process, order, lease)
+            parked = False
             try:
-                self._process(order, lease)
+                parked = self._process(order, lease, step)
             finally:
                 with self._lock:
-                    del self._in_flight[order.order_id]
-                    claim_more = len(self._in_flight) <= self.workers
+                    if not parked:
+                        del self._in_flight[order.order_id]
+                    claim_more = self._held() <= self.workers
                 if claim_more:
                     self._wake.set()
 
-    def _process(self, order: LeasedOrder, lease: Lease) -> None:
+    def _process(self, order: LeasedOrder, lease: Lease, step: Callable[[], Disposition]) -> bool:
+        """Take the order a step further and release its lease as told; True if parked."""
         try:
-            disposition = self.router.process(order, lease)
+            disposition = step()
         except LeaseLost:
             self._order_log(order).warning("order_abandoned_lease_lost")
-            return
+            return False
         except Exception as exc:  # a worker survives any one order's failure
             self._order_log(order).exception("order_processing_crashed")
             disposition = Disposition(
@@ -286,9 +338,20 @@ class LeaseDispatcher:
                 retry_in_s=self.router.retry.delay_s(order.attempts),
                 error=f"processing crashed: {type(exc).__name__}: {exc}",
             )
+        if disposition.parked is not None:
+            self._park(order, lease, disposition.parked)
+            return True
         lease.released.set()
         if not disposition.released:
             self._release(order, disposition)
+        return False
+
+    def _park(self, order: LeasedOrder, lease: Lease, parked: Parked) -> None:
+        """Keep the order's lease while its execution waits; a worker finishes it after."""
+        with self._lock:
+            self._parked += 1
+        job = _Resume(order, lease, parked.resume)
+        parked.until.add_done_callback(lambda _ended: self._jobs.put(job))
 
     def _order_log(self, order: LeasedOrder) -> structlog.typing.FilteringBoundLogger:
         """A logger bound to the order (bound only when a line is written: most write none)."""

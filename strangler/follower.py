@@ -21,12 +21,13 @@ import structlog
 
 from strangler.backoff import Backoff
 from strangler.exceptions import LedgerError, StranglerError
+from strangler.ledger.ops_queries import HEARTBEAT_KEYS
 from strangler.ledger.records import default_owner, utc_now
 from strangler.legacy_adapter.exceptions import LegacyUnavailable, OrderNotFound
 from strangler.legacy_adapter.models import LegacyOrder, LegacyStepRecord
 from strangler.orders import Route, StepResult
 from strangler.protocols import LegacyPath
-from strangler.role_loop import RoleLedger, RoleLoop
+from strangler.role_loop import Cadence, RoleLedger, RoleLoop
 
 __all__ = ["CURSOR_KEY", "ROLE", "Follower", "FollowerLedger", "legacy_steps"]
 
@@ -35,6 +36,7 @@ _log = structlog.get_logger()
 CURSOR_KEY = "legacy_follower.cursor"
 ROLE = "legacy_follower"
 BATCH_ACTOR = "batch"
+_HEARTBEAT_S = 5.0
 
 
 def legacy_steps(order: LegacyOrder) -> list[tuple[StepResult, int]]:
@@ -155,6 +157,8 @@ class Follower:
         self._reconcile = reconcile
         self._on_legacy_terminal = on_legacy_terminal
         self._sweep = sweep
+        # The pass that succeeded, for /metrics; written at most every few seconds.
+        self._heartbeats = Cadence(max(interval_s, _HEARTBEAT_S))
         self._loop = RoleLoop(
             ledger,
             ROLE,
@@ -178,6 +182,9 @@ class Follower:
         """One bulk poll (draining full pages), one look-up of stale orders, and the
         reconciliation sweep when one is due; returns orders seen by the first two.
 
+        A pass that succeeds is noted in the ledger (``HEARTBEAT_KEYS["follower"]``, at
+        most every 5 s), where ``/metrics`` reads the follower's last successful pass.
+
         Raises LegacyError when the legacy app fails and LedgerError when the ledger does.
         """
         seen = 0
@@ -191,6 +198,8 @@ class Follower:
             self._reconcile()
         if self._sweep is not None:
             self._sweep()
+        if self._heartbeats.due():
+            self.ledger.set_value(HEARTBEAT_KEYS["follower"], self._clock().isoformat())
         return seen
 
     def look_up_stale(self) -> int:

@@ -2,7 +2,8 @@
 
 - FlagSource: asks the flag which path an order takes (strangler.flags).
 - LegacyPath: what the router needs from the legacy app (strangler.legacy_adapter).
-- InstantBackend: runs the instant pipeline for one order (strangler.instant).
+- InstantBackend: runs the instant pipeline for one order (strangler.instant);
+  ParkingBackend: one whose executions can wait without holding the caller's thread.
 
 The ledger has no single Protocol: each consumer declares the part it uses
 (strangler.router.RouterLedger, strangler.dispatcher.LeaseQueue,
@@ -13,15 +14,16 @@ strangler.ledger.SqlLedger satisfies them all.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from strangler.instant.results import ExecutionResult
 from strangler.legacy_adapter.models import LegacyOrder
 from strangler.orders import Decision, OrderNotification
 
-__all__ = ["FlagSource", "FlagStatus", "InstantBackend", "LegacyPath"]
+__all__ = ["FlagSource", "FlagStatus", "InstantBackend", "LegacyPath", "ParkingBackend"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,4 +70,14 @@ class InstantBackend(Protocol):
         self, order: OrderNotification, *, dry_run: bool = False, timeout_s: float = 60.0
     ) -> ExecutionResult:
         """Start (or re-attach to) the order's execution and wait until it ends or times out."""
+        ...
+
+
+@runtime_checkable
+class ParkingBackend(InstantBackend, Protocol):
+    """An InstantBackend whose executions wait (Retry intervals) without holding a thread."""
+
+    def begin(self, order: OrderNotification, *, dry_run: bool = False) -> Future[ExecutionResult]:
+        """Start (or re-attach to) the order's execution on this thread until it ends or
+        waits; the future settles at its end, from another thread if it waited."""
         ...

@@ -24,6 +24,7 @@ import structlog
 
 from strangler.follower import legacy_steps
 from strangler.ledger import SqlLedger, utc_now
+from strangler.ledger.ops_queries import HEARTBEAT_KEYS
 from strangler.ledger.sql_ledger import UNKNOWN_TO_LEGACY_KEY
 from strangler.legacy_adapter.models import LegacyOrder
 from strangler.orders import Decision, OrderNotification, Route
@@ -97,6 +98,7 @@ class Reconciler:
 
         Raises LegacyError when the legacy app fails and LedgerError when the ledger does;
         what was adopted before stays adopted, and the cursor only moves past what is done.
+        A sweep that succeeds is noted in the ledger (``HEARTBEAT_KEYS["reconciler"]``).
         """
         now = self._clock()
         read = adopted = 0
@@ -107,6 +109,7 @@ class Reconciler:
             if not more:
                 break
         unknown = self._report_unknown(now)
+        self.ledger.set_value(HEARTBEAT_KEYS["reconciler"], self._clock().isoformat())
         if adopted:
             _log.info("reconciled_orders_adopted", adopted=adopted, reason=MISSED_INTAKE)
         return Sweep(read=read, adopted=adopted, unknown_to_legacy=unknown)

@@ -98,6 +98,19 @@ def _fraction(value: str, option: str) -> float:
     help="Verdict: highest instant p99 time to terminal, seconds.",
 )
 @click.option(
+    "--min-noise",
+    type=click.IntRange(min=0),
+    default=Thresholds().min_noise,
+    show_default=True,
+    help="Verdict: noise sample size below which the noise baseline excuses nothing.",
+)
+@click.option(
+    "--ab-tolerance",
+    default="1%",
+    show_default=True,
+    help="Verdict: an A/B outcome difference whose interval lies beyond this fails.",
+)
+@click.option(
     "--require-shadow/--no-require-shadow",
     default=True,
     show_default=True,
@@ -114,6 +127,8 @@ def report(
     max_mismatch: str,
     max_error_rate: str,
     max_p99: float | None,
+    min_noise: int,
+    ab_tolerance: str,
     require_shadow: bool,
 ) -> None:
     """Report on the orders routed in a window: paths, shadow mismatches, A/B arms, verdict."""
@@ -123,6 +138,8 @@ def report(
             max_mismatch=_fraction(max_mismatch, "--max-mismatch"),
             max_error_rate=_fraction(max_error_rate, "--max-error-rate"),
             max_p99_s=max_p99,
+            min_noise=min_noise,
+            ab_tolerance=_fraction(ab_tolerance, "--ab-tolerance"),
             require_shadow=require_shadow,
         )
     except ValueError as exc:

@@ -272,8 +272,8 @@ def variants(weights: str, reason: str, actor: str | None, no_evidence: bool) ->
     "--max-hold",
     multiple=True,
     metavar="ORDERS|TIME",
-    help="Hold budget, orders (5000) or time (30m, 6h, 1d), repeatable; past it a hold "
-    "fails. Default 5000 orders or 24h, whichever comes first; none lifts it.",
+    help="Hold budget, orders (10000) or time (30m, 6h, 1d), repeatable; past it a hold "
+    "fails. Default 10000 orders or 24h, whichever comes first; none lifts it.",
 )
 @click.option(
     "--min-noise",
@@ -321,8 +321,9 @@ def advance(
 ) -> None:
     """Advance the rollout one plan step while the report's verdict passes.
 
-    Exit codes: 0 advanced, 3 held, 4 a check failed, 5 rolled back, 2 bad input,
-    1 the flag store or the ledger failed.
+    Exit codes: 0 advanced, 3 held, 4 a check failed (or the verdict could not be
+    computed), 5 rolled back, 2 bad input, 1 the flag store failed or a decision could
+    not be recorded.
     """
     from strangler.rollout_gate_cli import run_advance  # noqa: PLC0415 (loads the reports)
 

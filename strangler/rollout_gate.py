@@ -53,6 +53,7 @@ __all__ = [
     "GateEvaluation",
     "GateRound",
     "RolloutReader",
+    "blind_round",
     "current_step",
     "evaluate_gate",
     "gate_round",
@@ -279,6 +280,32 @@ def gate_round(
         failure = f"{type(exc).__name__}: {exc}"
         _log.warning("gate_rollback_not_recorded", error=failure)
     return GateRound(evaluation, applied=True, change=change, hand_back=moved, not_recorded=failure)
+
+
+def blind_round(
+    controller: FileRolloutController | UnleashRolloutController,
+    policy: GatePolicy,
+    *,
+    actor: str,
+    cause: str,
+    dry_run: bool = False,
+) -> GateRound:
+    """A round without a ledger (it could not be opened): the verdict is unknown, a failure.
+
+    Rolls back when the policy says so; nothing can be recorded on the ledger's timeline,
+    which ``not_recorded`` says. Raises what reading or changing the flag raises.
+    """
+    state = controller.show()
+    step = current_step(state)
+    steps = "instant weight" if _shadow_first(state) else "rollout"
+    decision = fail_safe(policy, enabled=state.enabled, rollout=step, cause=cause)
+    evaluation = GateEvaluation(
+        decision, state, step, steps, None, datetime.now(UTC), None, error=cause
+    )
+    if dry_run:
+        return GateRound(evaluation, applied=False)
+    change = _act(controller, state, decision, actor)
+    return GateRound(evaluation, applied=True, change=change, not_recorded=cause)
 
 
 def _act(

@@ -19,7 +19,7 @@ from strangler.exceptions import FlagFileError, LedgerError, RolloutError
 from strangler.ledger import ledger_from_url
 from strangler.legacy_adapter import LegacyClient
 from strangler.rollout import rollout_controller_from_settings
-from strangler.rollout_gate import GateRound, gate_round
+from strangler.rollout_gate import GateRound, blind_round, gate_round
 from strangler.settings import Settings
 
 __all__ = ["parse_rate", "run_advance"]
@@ -86,8 +86,17 @@ def run_advance(
     try:
         ledger = ledger_from_url(settings.effective_ledger_url)
     except LedgerError as exc:
+        # No ledger, no verdict: a failure (rolled back when asked), never a pass.
         click.echo(f"error: {exc}", err=True)
-        return _STORE_FAILED
+        blind = blind_round(
+            controller,
+            policy,
+            actor=actor,
+            cause=f"the ledger could not be opened: {exc}",
+            dry_run=dry_run,
+        )
+        _print(blind)
+        return blind.decision.exit_code
     try:
         while True:
             done = gate_round(
@@ -133,8 +142,8 @@ def _print(done: GateRound) -> None:
         click.echo(f"flag revision {done.change.before.revision} -> {done.change.after.revision}")
     if done.hand_back is not None:
         click.echo(done.hand_back.summary())
-    if done.not_recorded is not None:
-        click.echo(f"warning: rolled back, but the ledger did not record it: {done.not_recorded}")
+    if done.not_recorded is not None and done.change is not None:
+        click.echo(f"warning: the ledger did not record this decision: {done.not_recorded}")
 
 
 def _needs_more(check: Check) -> bool:

@@ -3,7 +3,10 @@
 :meth:`Router.intake` only writes the durable row and wakes the dispatcher; the work
 happens in :meth:`Router.process`, which a dispatcher worker calls while it holds the
 order's lease (see strangler.dispatcher). Every step of processing is idempotent, so an
-order resumed after a crash, or retried, is safe to process again.
+order resumed after a crash, or retried, is safe to process again. An instant execution
+that has to wait (a Retry interval) is parked: :meth:`Router.process` returns a
+:class:`Parked` disposition, the worker goes on with other orders while the lease stays
+held, and the dispatcher calls ``resume`` when the execution has ended.
 """
 
 from __future__ import annotations
@@ -11,9 +14,11 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from functools import partial
+from typing import Any, Protocol
 
 import structlog
 
@@ -24,9 +29,17 @@ from strangler.ledger.exceptions import LeaseLost
 from strangler.ledger.records import Handoff, LeasedOrder, utc_now
 from strangler.legacy_adapter.exceptions import LegacyRejected
 from strangler.orders import Decision, OrderNotification, OrderStatus, Route, StepResult
-from strangler.protocols import FlagSource, InstantBackend, LegacyPath
+from strangler.protocols import FlagSource, InstantBackend, LegacyPath, ParkingBackend
 
-__all__ = ["Disposition", "IntakeResult", "Lease", "RetryPolicy", "Router", "RouterLedger"]
+__all__ = [
+    "Disposition",
+    "IntakeResult",
+    "Lease",
+    "Parked",
+    "RetryPolicy",
+    "Router",
+    "RouterLedger",
+]
 
 _log = structlog.get_logger()
 
@@ -102,19 +115,30 @@ class IntakeResult:
 
 
 @dataclass(frozen=True, slots=True)
+class Parked:
+    """An order whose execution waits: keep its lease, and call ``resume`` (on a worker)
+    once ``until`` is done; it returns the order's disposition."""
+
+    until: Future[Any]
+    resume: Callable[[], Disposition]
+
+
+@dataclass(frozen=True, slots=True)
 class Disposition:
     """What the dispatcher does with an order's lease after processing it.
 
     ``done``: nothing more to do here (the order is terminal, or the batch jobs have it
     and the follower records the rest). Otherwise the order is due again after
     ``retry_in_s`` seconds; ``error`` is kept as its last error. ``released``: the lease
-    was given up already, so the dispatcher has nothing to release.
+    was given up already, so the dispatcher has nothing to release. ``parked``: the
+    order waits for its execution, lease held (``done`` and the rest do not apply).
     """
 
     done: bool
     retry_in_s: float = 0.0
     error: str | None = None
     released: bool = False
+    parked: Parked | None = None
 
 
 DONE = Disposition(done=True)
@@ -202,6 +226,7 @@ class Router:
         self.on_dry_run = on_dry_run
         self.on_legacy_routed = on_legacy_routed
         self._clock = clock
+        self._begin = instant.begin if isinstance(instant, ParkingBackend) else None
 
     # -- intake -----------------------------------------------------------------------
 
@@ -282,14 +307,49 @@ class Router:
                 reason=f"flag source raised {type(exc).__name__}: {exc}; legacy by default",
             )
 
+    def _execution(self, order: LeasedOrder, *, dry_run: bool) -> Future[ExecutionResult]:
+        """The order's execution, begun on this thread: done unless it waits (parked).
+
+        A backend that cannot park runs it here to its end (or ``run_timeout_s``).
+        """
+        if self._begin is not None:
+            return self._begin(order.notification, dry_run=dry_run)
+        future: Future[ExecutionResult] = Future()
+        try:
+            result = self.instant.run(
+                order.notification, dry_run=dry_run, timeout_s=self.run_timeout_s
+            )
+        except StranglerError as exc:
+            future.set_exception(exc)
+        else:
+            future.set_result(result)
+        return future
+
+    @staticmethod
+    def _when_ended(
+        execution: Future[ExecutionResult],
+        then: Callable[[Future[ExecutionResult]], Disposition],
+    ) -> Disposition:
+        """``then(execution)`` now if it has ended, else a parked disposition that will."""
+        if execution.done():
+            return then(execution)
+        return Disposition(done=False, parked=Parked(execution, partial(then, execution)))
+
     def _shadow(
         self, order: LeasedOrder, log: structlog.typing.FilteringBoundLogger
     ) -> Disposition:
         log.info("instant_run_started", dry_run=True)
+        execution = self._execution(order, dry_run=True)
+        return self._when_ended(execution, partial(self._shadow_ended, order, log))
+
+    def _shadow_ended(
+        self,
+        order: LeasedOrder,
+        log: structlog.typing.FilteringBoundLogger,
+        execution: Future[ExecutionResult],
+    ) -> Disposition:
         try:
-            result = self.instant.run(
-                order.notification, dry_run=True, timeout_s=self.run_timeout_s
-            )
+            result = execution.result()
         except StranglerError as exc:
             if order.attempts >= self.retry.max_attempts:
                 log.warning("shadow_dry_run_gave_up", error=str(exc))
@@ -324,8 +384,19 @@ class Router:
         if not running:
             self.ledger.transition(order.order_id, OrderStatus.RUNNING)
         log.info("instant_run_started", dry_run=False)
+        execution = self._execution(order, dry_run=False)
+        return self._when_ended(execution, partial(self._instant_ended, order, lease, log))
+
+    def _instant_ended(
+        self,
+        order: LeasedOrder,
+        lease: Lease,
+        log: structlog.typing.FilteringBoundLogger,
+        execution: Future[ExecutionResult],
+    ) -> Disposition:
+        """Record what the order's execution did (on a worker, parked or not)."""
         try:
-            result = self.instant.run(order.notification, timeout_s=self.run_timeout_s)
+            result = execution.result()
         except LegacyRejected as exc:
             # The legacy app refused a call (4xx): trying again would be refused again.
             return self._fall_back(order, f"the legacy app refused the instant path: {exc}", log)

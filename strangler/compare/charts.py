@@ -89,7 +89,7 @@ def mismatch_chart(report: Report) -> str:
             alpha=0.15,
         )
     threshold = report.thresholds.max_mismatch * 100
-    axes.axhline(threshold, color="C3", linestyle="--", label=f"threshold {threshold:.2f} %")
+    axes.axhline(threshold, color="black", linestyle="--", label=f"threshold {threshold:.2f} %")
     noise = max((s.noise.rate for s in report.shadow.steps if s.noise.total), default=None)
     if noise is not None:
         axes.axhline(noise * 100, color="0.4", linestyle=":", label=f"noise {noise * 100:.2f} %")

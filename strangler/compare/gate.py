@@ -54,7 +54,7 @@ EXIT_CODES = {Action.ADVANCE: 0, Action.HOLD: 3, Action.FAIL: 4, Action.ROLL_BAC
 
 _VERDICTS = frozenset({"pass", "hold", "fail"})
 #: The default hold budget: a step may wait this many new-side orders, or this long.
-DEFAULT_MAX_HOLD_ORDERS = 5000
+DEFAULT_MAX_HOLD_ORDERS = 10_000
 DEFAULT_MAX_HOLD_S = 24 * 3600.0
 _UNITS_S = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
@@ -161,7 +161,7 @@ def parse_hold_budget(values: Sequence[str]) -> tuple[int | None, float | None]:
             seconds = float(text[:-1]) * _UNITS_S[text[-1]]
         else:
             raise ValueError(
-                f"--max-hold must be a number of orders (5000), a time (30m, 6h, 1d) "
+                f"--max-hold must be a number of orders (10000), a time (30m, 6h, 1d) "
                 f"or none, got {value!r}"
             )
     return orders, seconds

@@ -174,6 +174,10 @@ class SdkFlagSource:
             last_error=self._current_problem(),
         )
 
+    def definition(self) -> FlagDefinition | None:
+        """The flag's routing state as loaded now (None before the first load), for metrics."""
+        return self._snapshot.definition
+
     @property
     def client(self) -> UnleashClient | None:
         """The UnleashClient underneath (None once closed), for benchmarks and diagnostics."""

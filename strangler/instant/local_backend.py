@@ -2,10 +2,13 @@
 
 The definition's Lambda resources are filled with local ARNs that map to the handlers
 of :func:`~strangler.instant.handlers.make_handlers`, so what runs here is the same
-definition the template deploys. :meth:`LocalBackend.run` runs an execution on the
+definition the template deploys. :meth:`LocalBackend.begin` runs an execution on the
 thread that asks for it (a dispatcher worker, whose job is exactly that), with no hand-off
-to another thread; :meth:`LocalBackend.submit` starts one on the executor's worker
-threads, at most ``max_workers`` at once (the others wait their turn in order).
+to another thread, until it ends or has to wait (a Retry interval): then the execution is
+parked, the thread goes back to its caller with a future, and a timer resumes the
+execution on an executor worker when the wait is over. :meth:`LocalBackend.run` does the
+same and waits for the end; :meth:`LocalBackend.submit` starts one on the executor's
+worker threads, at most ``max_workers`` at once (the others wait their turn in order).
 Executions are kept under their execution name (the ``max_kept`` most recently used;
 one running or waiting is never forgotten): a second ``run`` or ``submit`` for the same
 order and mode joins or returns the first execution instead of starting another. A
@@ -32,7 +35,6 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import UTC, datetime
-from functools import partial
 from typing import Any
 
 import structlog
@@ -132,23 +134,36 @@ class LocalBackend:
             self._start_or_wait(future, order.order_id, name, dry_run)
         return future
 
-    def run(
-        self, order: OrderNotification, *, dry_run: bool = False, timeout_s: float = 60.0
-    ) -> ExecutionResult:
-        """Run the order's execution on this thread, or join the one already started.
+    def begin(self, order: OrderNotification, *, dry_run: bool = False) -> Future[ExecutionResult]:
+        """Run the order's execution on this thread until it ends or waits, or join the
+        one already started (idempotent).
 
-        An execution started here runs to its end (``timeout_s`` bounds only the wait for
-        one started elsewhere: a RUNNING result, no steps yet, when it passes; calling
-        again joins the same execution). Raises ExecutionError if the executor itself
-        broke down.
+        The future is done when this returns unless the execution is parked (waiting for
+        a Retry interval) or running elsewhere: it then settles from another thread, and
+        this thread is free meanwhile. The future's exception is ExecutionError if the
+        executor itself broke down.
         """
         name = execution_name(order.order_id, dry_run=dry_run)
         future, mine = self._claim(name, here=True)
         if mine:
-            future.set_running_or_notify_cancel()
-            pipeline = pipeline_input(order.order_id, dry_run=dry_run)
-            execute = partial(self.machine.execute, pipeline, name=name)
-            self._settle(future, order.order_id, name, dry_run, execute)
+            self._start(future, order.order_id, name, dry_run, here=True)
+        return future
+
+    def run(
+        self, order: OrderNotification, *, dry_run: bool = False, timeout_s: float = 60.0
+    ) -> ExecutionResult:
+        """Run the order's execution (see :meth:`begin`), or join the one already
+        started, and wait for its end.
+
+        An execution started here is waited for to its end (``timeout_s`` bounds only the
+        wait for one started elsewhere: a RUNNING result, no steps yet, when it passes;
+        calling again joins the same execution). Raises ExecutionError if the executor
+        itself broke down.
+        """
+        name = execution_name(order.order_id, dry_run=dry_run)
+        future, mine = self._claim(name, here=True)
+        if mine:
+            self._start(future, order.order_id, name, dry_run, here=True)
             return future.result()
         started_at = datetime.now(UTC)
         try:
@@ -249,12 +264,21 @@ class LocalBackend:
             self._next()
 
     def _start(
-        self, future: Future[ExecutionResult], order_id: str, name: str, dry_run: bool
+        self,
+        future: Future[ExecutionResult],
+        order_id: str,
+        name: str,
+        dry_run: bool,
+        *,
+        here: bool = False,
     ) -> None:
-        """Start one execution on an executor worker; its end starts the next waiting one."""
+        """Start one execution on an executor worker (``here``: on this thread until it
+        ends or waits); its end settles ``future`` and starts the next waiting one."""
         future.set_running_or_notify_cancel()
         try:
-            started = self.machine.start(pipeline_input(order_id, dry_run=dry_run), name=name)
+            started = self.machine.start(
+                pipeline_input(order_id, dry_run=dry_run), name=name, on_this_thread=here
+            )
         except Exception as exc:
             self._broke(future, order_id, name, exc)
             self._next()

@@ -33,6 +33,7 @@ from strangler.ledger.engine import (
     display_url,
 )
 from strangler.ledger.migrate import ensure_schema
+from strangler.ledger.ops_queries import OpsFigures, load_ops_figures
 from strangler.ledger.records import (
     Handoff,
     LeasedOrder,
@@ -661,6 +662,14 @@ class SqlLedger:
         ]
 
     # -- reads ----------------------------------------------------------------------------
+
+    def ops_figures(self) -> OpsFigures:
+        """Backlog, in-flight orders, gate decisions, role heartbeats and recent comparisons.
+
+        One read-only snapshot of bounded aggregate queries (strangler.ledger.ops_queries).
+        """
+        with self._read("read the alerting figures") as conn:
+            return load_ops_figures(conn, now=self._clock())
 
     def story(self, order_id: str) -> dict[str, Any] | None:
         """The JSON story of one order (see docs/ledger.md), or None when unknown."""

@@ -26,10 +26,14 @@ from strangler.legacy_adapter.exceptions import (
     LegacyUnavailable,
 )
 
-__all__ = ["Answer", "BearerAuth", "Transport"]
+__all__ = ["ORDER_SCOPED_ERRORS", "Answer", "BearerAuth", "Transport"]
 
 _log = structlog.get_logger()
 _MAX_BACKOFF_S = 2.0
+# 5xx error codes with which the app says that one order's own dependency failed (the
+# payment gateway for that card): the app answered, so they do not count against it in
+# the circuit breaker, or a gateway failing for some cards would stop every order.
+ORDER_SCOPED_ERRORS = frozenset({"payment_gateway_error"})
 
 
 class BearerAuth(requests.auth.AuthBase):
@@ -155,6 +159,12 @@ class Transport:
         self.breaker.before_call()
         try:
             answer = self._attempts(request)
+        except LegacyUnavailable as exc:
+            if exc.code in ORDER_SCOPED_ERRORS:
+                self.breaker.record_success()  # the app answered: it is up
+            else:
+                self.breaker.record_failure()
+            raise
         except LegacyError:
             self.breaker.record_failure()
             raise
@@ -192,11 +202,13 @@ class Transport:
             else:
                 if response.status_code < 500:
                     return _decode(what, response)
+                code = _error_code(response)
                 failure = LegacyUnavailable(
                     f"legacy app unavailable: {what}: HTTP {response.status_code}"
-                    f"{_error_summary(response)}",
+                    f"{f' ({code})' if code else ''}",
                     status=response.status_code,
                     attempts=attempt,
+                    code=code,
                 )
             if attempt < attempts:
                 _log.warning(
@@ -252,14 +264,15 @@ def _decode(what: str, response: requests.Response) -> Answer:
     return Answer(response.status_code, body)
 
 
-def _error_summary(response: requests.Response) -> str:
+def _error_code(response: requests.Response) -> str | None:
+    """The app's own error code (``{"error": "..."}``), or None."""
     try:
         body = response.json()
     except ValueError:
-        return ""
+        return None
     if isinstance(body, dict) and isinstance(body.get("error"), str):
-        return f" ({body['error']})"
-    return ""
+        return str(body["error"])
+    return None
 
 
 def _describe(exc: requests.RequestException, timeout: tuple[float, float]) -> str:

@@ -36,13 +36,23 @@ class LegacyUnavailable(LegacyError):
     """The legacy app did not answer usefully (refused, timeout, 5xx); worth retrying later.
 
     ``status`` is the HTTP status for a 5xx answer, None when there was no answer;
-    ``attempts`` counts the HTTP attempts made before giving up.
+    ``code`` is the app's own error code from the answer's JSON body (e.g.
+    ``payment_gateway_error``), if any; ``attempts`` counts the HTTP attempts made
+    before giving up.
     """
 
-    def __init__(self, message: str, *, status: int | None = None, attempts: int = 0) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        attempts: int = 0,
+        code: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.attempts = attempts
+        self.code = code
 
 
 class CircuitOpen(LegacyUnavailable):

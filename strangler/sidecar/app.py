@@ -18,7 +18,16 @@ from collections.abc import Callable
 from flask import Flask, Response, g, request
 
 from strangler.settings import Settings
-from strangler.sidecar import admin, dashboard, intake, ops, reads, report_endpoint, sns_endpoint
+from strangler.sidecar import (
+    admin,
+    dashboard,
+    gate_endpoint,
+    intake,
+    ops,
+    reads,
+    report_endpoint,
+    sns_endpoint,
+)
 from strangler.sidecar.access_log import AccessLog
 from strangler.sidecar.auth import AdminToken
 from strangler.sidecar.dispatch import SidecarDispatch
@@ -59,7 +68,10 @@ def create_app(
     mapping = FieldMapping.parse(settings.order_fields)
     runtime = runtime if runtime is not None else _runtime_from(settings)
     metrics = metrics if metrics is not None else SidecarMetrics()
-    metrics.watch(runtime.ledger, runtime.flags)
+    readiness = Readiness(
+        runtime.ledger, runtime.flags, settings.upstream_url, probe=readiness_probe or tcp_probe
+    )
+    metrics.watch(runtime.ledger, runtime.flags, readiness=readiness)
     state = SidecarState(
         settings=settings,
         runtime=runtime,
@@ -71,9 +83,7 @@ def create_app(
             topic_arns=settings.sns_topic_arns, cert_fetcher=cert_fetcher or HttpCertFetcher()
         ),
         confirm_subscription=subscription_confirmer or HttpSubscriptionConfirmer(),
-        readiness=Readiness(
-            runtime.ledger, runtime.flags, settings.upstream_url, probe=readiness_probe or tcp_probe
-        ),
+        readiness=readiness,
     )
     proxy = ProxyApp(
         settings.upstream_url,
@@ -95,7 +105,8 @@ def _flask_app(state: SidecarState, proxy: ProxyApp) -> Flask:
     """The /_strangler/ API in Flask, with ``proxy`` taking every other path."""
     app = Flask("strangler.sidecar", static_folder=None)
     app.extensions[EXTENSION] = state
-    for part in (dashboard, ops, reads, report_endpoint, intake, sns_endpoint, admin):
+    parts = (dashboard, ops, reads, report_endpoint, gate_endpoint, intake, sns_endpoint, admin)
+    for part in parts:
         app.register_blueprint(part.blueprint)
     register_error_handlers(app)
     app.before_request(_started)

@@ -28,7 +28,15 @@ from strangler.breaker_report import KeyValues, read_breaker
 from strangler.exceptions import StranglerError
 from strangler.legacy_adapter import BreakerState
 from strangler.protocols import FlagSource
+from strangler.sidecar.ops_metrics import (
+    DefinedFlags,
+    LedgerOpsCollector,
+    OpsLedger,
+    ReadinessCollector,
+    RolloutShareCollector,
+)
 from strangler.sidecar.order_durations import OrderDurations
+from strangler.sidecar.readiness import Readiness
 from strangler.sidecar.seams import SidecarLedger
 
 __all__ = ["CONTENT_TYPE", "SidecarMetrics"]
@@ -69,16 +77,29 @@ class SidecarMetrics:
             ["source"],
             registry=self.registry,
         )
+        # Exported at 0 from the start, so that the first miss is an increase to alert on.
+        self.intake_missed.labels("proxy")
+        self.intake.labels("proxy", "failed")
         self._scraped: list[Collector] = []
 
-    def watch(self, ledger: SidecarLedger, flags: FlagSource) -> None:
+    def watch(
+        self, ledger: SidecarLedger, flags: FlagSource, *, readiness: Readiness | None = None
+    ) -> None:
         """Report ledger-wide figures, order durations and flag freshness at scrape time.
 
-        Order durations need the SQL ledger (its ``engine``) and the legacy breaker's
-        state its kv values (see strangler.breaker_report); with another ledger they
-        are left out.
+        Order durations need the SQL ledger (its ``engine``), the legacy breaker's state
+        its kv values (see strangler.breaker_report), and the alerting figures its
+        ``ops_figures`` (strangler.sidecar.ops_metrics); with another ledger they are left
+        out, as the rollout shares are with a flag source that shows no definition.
+        ``readiness`` adds each readiness check as a gauge.
         """
         self._scraped = [_LedgerCollector(ledger, flags)]
+        if isinstance(ledger, OpsLedger):
+            self._scraped.append(LedgerOpsCollector(ledger))
+        if isinstance(flags, DefinedFlags):
+            self._scraped.append(RolloutShareCollector(flags))
+        if readiness is not None:
+            self._scraped.append(ReadinessCollector(readiness))
         engine = getattr(ledger, "engine", None)
         if isinstance(engine, sa.Engine):
             self._scraped.append(OrderDurations(engine))
@@ -156,7 +177,8 @@ class _LedgerCollector(Collector):
             "Orders in the ledger by how they came in (reconciled: adopted after a missed intake).",
             labels=["source"],
         )
-        for source, count in sorted(counts.by_source.items()):
+        # "reconciled" is exported at 0 too, so that the first adoption is an increase.
+        for source, count in sorted({"reconciled": 0, **counts.by_source}.items()):
             sources.add_metric([source], count)
         yield sources
         yield GaugeMetricFamily(

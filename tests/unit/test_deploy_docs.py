@@ -1,4 +1,8 @@
-"""docs/deploy.md's examples, each checked by a tool: systemd-analyze, kubernetes-validate, YAML."""
+"""docs/deploy.md's examples, each checked by a tool: systemd-analyze, kubernetes-validate, YAML.
+
+The CD controllers' configurations are also called against a real sidecar by
+tests/integration/test_gate_webhook.py.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +12,13 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import kubernetes_validate
 import pytest
 import yaml
 
+from strangler.sidecar.gate_endpoint import GateQuery
 from tests.helpers import REPO_ROOT, require
 
 DOC = REPO_ROOT / "docs" / "deploy.md"
@@ -32,6 +38,8 @@ def test_the_doc_has_every_example() -> None:
         "strangler-worker.service",
         "pod.yaml",
         "envoy-routes.yaml",
+        "flagger-canary.yaml",
+        "argo-analysis-template.yaml",
     }
 
 
@@ -113,3 +121,49 @@ def test_envoy_routes_send_three_things_to_the_sidecar() -> None:
         "strangler_sidecar",
         "order_service",
     }
+
+
+def flagger_webhooks() -> dict[str, dict[str, Any]]:
+    """The Flagger Canary's webhooks in docs/deploy.md, by type."""
+    canary = yaml.safe_load(blocks()["flagger-canary.yaml"])
+    assert (canary["apiVersion"], canary["kind"]) == ("flagger.app/v1beta1", "Canary")
+    return {hook["type"]: hook for hook in canary["spec"]["analysis"]["webhooks"]}
+
+
+def argo_metric() -> dict[str, Any]:
+    """The Argo Rollouts AnalysisTemplate's one metric in docs/deploy.md."""
+    template = yaml.safe_load(blocks()["argo-analysis-template.yaml"])
+    assert (template["apiVersion"], template["kind"]) == (
+        "argoproj.io/v1alpha1",
+        "AnalysisTemplate",
+    )
+    (metric,) = template["spec"]["metrics"]
+    return metric  # type: ignore[no-any-return]
+
+
+def test_flagger_webhooks_ask_the_gate_with_valid_options() -> None:
+    """Both confirm hooks want a pass, the rollback hook a failure; every option parses."""
+    hooks = flagger_webhooks()
+
+    assert set(hooks) == {"confirm-traffic-increase", "confirm-promotion", "rollback"}
+    assert {urlsplit(hook["url"]).path for hook in hooks.values()} == {"/_strangler/gate"}
+    assert [GateQuery.parse(hook["metadata"]).ok_when for hook in hooks.values()] == [
+        "pass",
+        "pass",
+        "fail",
+    ]
+
+
+def test_argo_template_reads_the_outcome_of_an_always_200_gate() -> None:
+    """Argo counts non-2xx as errors, so the URL asks for ok_when=any; conditions on outcome."""
+    metric = argo_metric()
+    web = metric["provider"]["web"]
+    url = urlsplit(web["url"])
+    query = GateQuery.parse(dict(parse_qsl(url.query)))
+
+    assert (url.path, query.ok_when, web["jsonPath"]) == ("/_strangler/gate", "any", "{$.outcome}")
+    assert query.thresholds.max_mismatch == 0.005
+    assert (metric["successCondition"], metric["failureCondition"]) == (
+        'result == "pass"',
+        'result == "fail"',
+    )

@@ -12,6 +12,10 @@ its result when (if ever) the handler returns, since Python cannot stop a thread
 A loop whose calls may time out must therefore not be driven by a thread that has to
 return on time: :func:`run` with ``on_worker=True`` drives it on a worker while the
 calling thread waits for the end.
+
+A loop that has to wait (a Retry interval, a Wait state) yields a :class:`Park`: the
+driving thread lets go of it, and the timer (:mod:`~strangler.instant.asl.timers`) hands
+it to a worker when the wait is over, where it carries on. Waiting holds no thread.
 """
 
 from __future__ import annotations
@@ -26,9 +30,9 @@ from collections.abc import Callable, Generator
 from functools import partial
 from typing import Any
 
-from strangler.instant.asl import workers
+from strangler.instant.asl import timers, workers
 
-__all__ = ["Call", "Loop", "drive", "run", "start"]
+__all__ = ["Call", "Loop", "Park", "drive", "run", "start"]
 
 Done = Callable[[Any, BaseException | None], None]
 _RUNNING, _FINISHED, _EXPIRED = 0, 1, 2
@@ -60,11 +64,20 @@ class Call:
         self.done: Done | None = None
 
 
-Loop = Generator[Call, Any, Any]
+class Park:
+    """A wait a loop asks its driver for: resume me in ``seconds``, on any thread."""
+
+    __slots__ = ("seconds",)
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+
+Loop = Generator[Call | Park, Any, Any]
 
 
 def drive(loop: Loop, done: Done, error: BaseException | None = None) -> None:
-    """Run ``loop`` in this thread, making its calls, until it ends or a call expires.
+    """Run ``loop`` in this thread, making its calls, until it ends, parks or a call expires.
 
     ``done(value, None)`` or ``done(None, exception)`` receives the loop's end, from
     whichever thread reaches it. ``error`` is thrown into the loop first (a resumed loop).
@@ -79,6 +92,9 @@ def drive(loop: Loop, done: Done, error: BaseException | None = None) -> None:
         except BaseException as exc:  # the loop's own failure, handed to its waiter
             done(None, exc)
             return
+        if isinstance(call, Park):
+            timers.after(call.seconds, partial(workers.submit, partial(drive, loop, done)))
+            return  # parked: a worker carries the loop on when the wait is over
         call.loop = loop
         call.done = done
         _WATCHDOG.arm(call)

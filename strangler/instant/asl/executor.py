@@ -78,7 +78,7 @@ class RunSettings:
         self,
         *,
         clock: Callable[[], datetime],
-        sleeper: Callable[[float], None],
+        sleeper: Callable[[float], None] | None,
         rng: random.Random | None,
         max_workers: int,
         state_machine_arn: str,
@@ -89,7 +89,7 @@ class RunSettings:
     ) -> None:
         self.clock = clock
         self.inline_tasks = inline_tasks
-        self.sleeper = sleeper
+        self.sleeper = sleeper  # None: waits park the execution on the timer (see _sleep)
         self.rng = rng
         self.max_workers = max_workers
         self.state_machine_arn = state_machine_arn
@@ -211,13 +211,14 @@ class Run:
         self._steps: dict[type, _Step] = {
             PassSpec: self._pass,
             ChoiceSpec: self._choice,
-            WaitSpec: self._wait,
             SucceedSpec: self._succeed,
             FailSpec: self._fail,
         }
-        # States that call handlers: loops, so that the driver can make the calls.
+        # States that call handlers or wait: loops, so that the driver can make the calls
+        # and park the execution while it waits.
         self._loop_steps: dict[type, _LoopStep] = {
             TaskSpec: self._task,
+            WaitSpec: self._wait,
             ParallelSpec: self._parallel,
             MapSpec: self._map,
         }
@@ -299,12 +300,20 @@ class Run:
             raise ExecutionTimedOut
         return remaining
 
-    def _sleep(self, seconds: float) -> None:
+    def _sleep(self, seconds: float) -> driver.Loop:
+        """Wait ``seconds`` (a loop): parked on the timer, holding no thread, unless a
+        sleeper was injected (then it waits in this thread). Past the execution's
+        deadline, waits until it and raises ExecutionTimedOut."""
         remaining = self._remaining()
-        if remaining is not None and seconds >= remaining:
-            self.settings.sleeper(remaining)
+        timed_out = remaining is not None and seconds >= remaining
+        wait = remaining if timed_out and remaining is not None else seconds
+        sleeper = self.settings.sleeper
+        if sleeper is not None:
+            sleeper(wait)
+        elif wait > 0:
+            yield driver.Park(wait)
+        if timed_out:
             raise ExecutionTimedOut
-        self.settings.sleeper(seconds)
 
     def _request_id(self) -> str:
         return random_uuid(self.settings.rng)
@@ -366,12 +375,13 @@ class Run:
         counts: list[int],
         failure: StatesFailure,
         scope: _Scope,
-    ) -> bool:
+    ) -> driver.Loop:
+        """Wait for the next retry (a loop); returns False when no retry is left."""
         rng = self.settings.rng or _RNG
         delay = next_retry_delay(retriers, counts, failure, rng)
         if delay is None:
             return False
-        self._sleep(delay)
+        yield from self._sleep(delay)
         scope.retried()
         return True
 
@@ -423,7 +433,7 @@ class Run:
             try:
                 result = yield from resource.invoke(params, attempt)
             except StatesFailure as failure:
-                if self._retry(spec.retry, counts, failure, scope):
+                if (yield from self._retry(spec.retry, counts, failure, scope)):
                     continue
                 return self._catch(spec.catch, spec, raw, failure, thread)
             return self._finish(spec, raw, result, thread, scope)
@@ -462,9 +472,9 @@ class Run:
         self._exit(spec, output, thread)
         return next_state, output
 
-    def _wait(self, spec: WaitSpec, raw: Any, thread: Thread, scope: _Scope) -> _Outcome:
+    def _wait(self, spec: WaitSpec, raw: Any, thread: Thread, scope: _Scope) -> driver.Loop:
         effective = self._select(spec.input_path, raw, scope)
-        self._sleep(max(0.0, self._wait_seconds(spec, effective, scope)))
+        yield from self._sleep(max(0.0, self._wait_seconds(spec, effective, scope)))
         output = self._select(spec.output_path, effective, scope)
         self._exit(spec, output, thread)
         return spec.next, output
@@ -527,7 +537,7 @@ class Run:
             try:
                 results = yield from self._concurrently(len(spec.branches), 0, branch, scope.cancel)
             except StatesFailure as failure:
-                if self._retry(spec.retry, counts, failure, scope):
+                if (yield from self._retry(spec.retry, counts, failure, scope)):
                     continue
                 self.history.add(thread, "ParallelStateFailed")
                 return self._catch(spec.catch, spec, raw, failure, thread)
@@ -564,7 +574,7 @@ class Run:
                 iteration = self._iteration(spec, effective, items, thread, scope)
                 results = yield from self._concurrently(len(items), limit, iteration, scope.cancel)
             except StatesFailure as failure:
-                if self._retry(spec.retry, counts, failure, scope):
+                if (yield from self._retry(spec.retry, counts, failure, scope)):
                     continue
                 self.history.add(thread, "MapStateFailed")
                 return self._catch(spec.catch, spec, raw, failure, thread)

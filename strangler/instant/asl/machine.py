@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import random
 import re
-import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from datetime import UTC, datetime, timedelta
@@ -52,11 +51,14 @@ class StateMachine:
     resource must resolve to one of ``resources``, keyed by Lambda function ARN, function
     name, or the exact resource string. Otherwise DefinitionError names the state and
     field. ``clock`` (aware UTC datetimes) stamps events and drives Wait states and the
-    execution's TimeoutSeconds; ``sleeper`` does the waiting for Wait and Retry (inject
-    both so tests never sleep); ``rng`` draws FULL jitter, request ids, default
-    execution names, ``States.UUID`` and ``States.MathRandom`` (inject a seeded one for
-    repeatable runs). ``max_workers`` bounds how many branches or iterations of one
-    Parallel or Map state run at once.
+    execution's TimeoutSeconds. Waiting (a Wait state, a Retry interval) holds no
+    thread: the execution is parked and a timer resumes it on a worker thread when the
+    wait is over, as in Step Functions, so one waiting execution never delays another.
+    A ``sleeper``, when given, does the waiting instead, in the execution's thread
+    (inject it with the clock so that tests never sleep). ``rng`` draws FULL jitter,
+    request ids, default execution names, ``States.UUID`` and ``States.MathRandom``
+    (inject a seeded one for repeatable runs). ``max_workers`` bounds how many branches
+    or iterations of one Parallel or Map state run at once.
 
     ``task_timeouts`` says how a Task's TimeoutSeconds (and the execution's deadline
     while a handler runs) is enforced: ``"worker"`` (faithful) fails the state at the
@@ -102,7 +104,7 @@ class StateMachine:
         )
         self._settings = RunSettings(
             clock=clock or partial(datetime.now, UTC),
-            sleeper=sleeper or time.sleep,
+            sleeper=sleeper,
             rng=rng,
             max_workers=max_workers,
             state_machine_arn=self.arn,
@@ -157,12 +159,16 @@ class StateMachine:
         name: str | None = None,
         context: Mapping[str, Any] | None = None,
         timeout_seconds: float | None = None,
+        on_this_thread: bool = False,
     ) -> Future[Execution]:
         """Start one execution on a worker thread; the future gets its record at the end.
 
         The arguments are :meth:`execute`'s, and ExecutionError (bad input or name) is
         raised here. The calling thread goes on at once: a caller that waits on the
         future with a timeout is never held by a handler, whatever the definition says.
+        ``on_this_thread``: run the execution on the calling thread until it ends or
+        waits (then a worker carries it on after the wait), with no hand-off; meant for
+        ``task_timeouts="inline"``, where no handler call is left behind at a deadline.
         """
         run, thread, loop, seconds = self._begin(input, name, context, timeout_seconds)
         future: Future[Execution] = Future()
@@ -177,7 +183,10 @@ class StateMachine:
             except Exception as exc:  # handed to the waiter, never lost in a worker
                 future.set_exception(exc)
 
-        driver.start(loop, finish)
+        if on_this_thread:
+            driver.drive(loop, finish)
+        else:
+            driver.start(loop, finish)
         return future
 
     def _begin(

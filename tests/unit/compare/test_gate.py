@@ -123,7 +123,7 @@ def test_unknown_verdict_is_refused() -> None:
 @pytest.mark.parametrize(
     ("evidence", "policy"),
     [
-        (Evidence("hold", ("mismatch: straddles",), orders=6000), GatePolicy(PLAN)),
+        (Evidence("hold", ("mismatch: straddles",), orders=12_000), GatePolicy(PLAN)),
         (Evidence("hold", (), orders=500, age_s=90_000), GatePolicy(PLAN)),
         (Evidence("pass", (), orders=30, age_s=600), GatePolicy(PLAN, max_hold_s=300)),
     ],
@@ -154,9 +154,9 @@ def test_holds_that_wait_for_nothing_have_no_budget() -> None:
 @pytest.mark.parametrize(
     ("values", "expected"),
     [
-        ((), (5000, 86400.0)),
+        ((), (10_000, 86400.0)),
         (("2000",), (2000, 86400.0)),
-        (("30m",), (5000, 1800.0)),
+        (("30m",), (10_000, 1800.0)),
         (("100", "1.5h"), (100, 5400.0)),
         (("none",), (None, None)),
     ],

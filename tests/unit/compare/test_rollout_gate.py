@@ -301,3 +301,31 @@ def test_a_verdict_that_cannot_be_computed_rolls_back(
     assert (done.decision.action, controller.show().enabled) == (Action.ROLL_BACK, False)
     assert done.report is None
     assert "the gate could not compute its verdict: OperationalError" in done.decision.reason
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "enabled"),
+    [([], 4, True), (["--rollback-on-fail"], 5, False)],
+    ids=["fails", "rolls-back"],
+)
+def test_a_ledger_that_cannot_be_opened_fails_safe(
+    controller: FileRolloutController,
+    flags: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    args: list[str],
+    code: int,
+    enabled: bool,
+) -> None:
+    """No ledger, no verdict: `rollout advance` fails (4) or rolls back (5), never crashes."""
+    controller.set_percentage(50, actor="ana", reason="half")
+    monkeypatch.setenv("STRANGLER_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("STRANGLER_FLAGS_FILE", str(flags))
+    monkeypatch.setenv(
+        "STRANGLER_LEDGER_URL", "postgresql+psycopg://nobody:x@127.0.0.1:1/none?connect_timeout=2"
+    )
+    command = ["rollout", "advance", "--plan", "1,5,25,50,100", *args]
+    result = CliRunner().invoke(main, command)
+    assert result.exit_code == code, result.output
+    assert "the gate could not compute its verdict: the ledger could not be opened" in result.output
+    assert controller.show().enabled is enabled

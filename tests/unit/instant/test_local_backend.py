@@ -14,7 +14,13 @@ from strangler.instant.backends import instant_backend_from_settings
 from strangler.instant.exceptions import ExecutionError
 from strangler.instant.local_backend import LocalBackend
 from strangler.instant.stepfunctions_backend import StepFunctionsBackend
-from strangler.legacy_adapter import CircuitOpen, ClaimConflict, LegacyClient, LegacyUnavailable
+from strangler.legacy_adapter import (
+    CircuitOpen,
+    ClaimConflict,
+    LegacyClient,
+    LegacyUnavailable,
+    StepOutcome,
+)
 from strangler.orders import OrderNotification
 from strangler.settings import Settings
 from tests.unit.instant.fakes import FakeLegacy
@@ -350,3 +356,35 @@ def test_factory_refuses_a_missing_or_wrong_arn(arn: str | None) -> None:
     settings = Settings(instant_backend="stepfunctions", state_machine_arn=arn)
     with pytest.raises(ConfigurationError, match="STRANGLER_STATE_MACHINE_ARN"):
         instant_backend_from_settings(settings, FakeLegacy())
+
+
+class _FixedJitter(random.Random):
+    """Full jitter always draws 0.05: the shipped Retry waits 0.05, 0.1 and 0.2 s."""
+
+    def random(self) -> float:
+        return 0.05
+
+
+class _GatewayDown(FakeLegacy):
+    """The payment gateway errs for order o-waits, every time."""
+
+    def authorize_payment(self, order_id: str, *, dry_run: bool = False) -> StepOutcome:
+        if order_id == "o-waits":
+            raise LegacyUnavailable("gateway down")
+        return super().authorize_payment(order_id, dry_run=dry_run)
+
+
+def test_begin_parks_a_waiting_execution_and_frees_the_thread() -> None:
+    """begin() returns while an execution waits for its Retry; the same thread runs another."""
+    legacy = _GatewayDown()
+    with LocalBackend(legacy, rng=_FixedJitter(1)) as backend:
+        waiting = backend.begin(_order("o-waits"))
+        assert not waiting.done()
+        other = backend.begin(_order("o-other"))
+        assert other.done()
+        assert other.result().outcome == "fulfilled"
+        result = waiting.result(timeout=10)
+        assert backend.begin(_order("o-waits")).result() == result  # joined, not run again
+    assert result.outcome == "fell_back"
+    payments = [e for e in result.history if e["type"] == "LambdaFunctionScheduled"]
+    assert len(payments) == 2 + 4 + 1  # claim, fraud scan, 4 payment attempts, release

@@ -134,6 +134,27 @@ def test_rejections_do_not_open_the_breaker(clock: FakeClock) -> None:
     assert (cb.state, cb.consecutive_failures) == (BreakerState.CLOSED, 0)
 
 
+@pytest.mark.parametrize(
+    ("code", "state"),
+    [("payment_gateway_error", BreakerState.CLOSED), ("internal", BreakerState.OPEN)],
+    ids=["order-scoped-gateway-error", "app-error"],
+)
+def test_only_app_failures_open_the_breaker(
+    clock: FakeClock, code: str, state: BreakerState
+) -> None:
+    """A 502 saying one order's payment gateway failed is retryable but leaves the breaker
+    closed (the app answered); any other 5xx counts against the app."""
+    cb = CircuitBreaker(failure_threshold=2, clock=clock)
+    pay_url = f"{ORDER_URL}/authorize_payment"
+    with responses.RequestsMock() as mock, LegacyClient(BASE, retries=0, breaker=cb) as legacy:
+        mock.post(pay_url, json=error_json(code), status=502)
+        for _ in range(2):
+            with pytest.raises(LegacyUnavailable) as raised:
+                legacy.authorize_payment("ord-1")
+            assert (raised.value.status, raised.value.code) == (502, code)
+    assert cb.state is state
+
+
 def test_a_retried_success_counts_once_as_success(clock: FakeClock) -> None:
     """The breaker hears one outcome per call: failures inside a call's retries don't count."""
     cb = CircuitBreaker(failure_threshold=2, clock=clock)

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import random
 import threading
 from collections.abc import Iterator
 from pathlib import Path as FsPath
+from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
 
 from strangler.dispatcher import LeaseDispatcher
 from strangler.exceptions import LedgerError
+from strangler.instant.local_backend import LocalBackend
 from strangler.ledger import LeasedOrder, SqlLedger, ledger_from_url
-from strangler.orders import OrderStatus
+from strangler.legacy_adapter import LegacyUnavailable, StepOutcome
+from strangler.orders import OrderStatus, Route
 from strangler.router import RetryPolicy, Router
 from tests.helpers import wait_until
+from tests.unit.instant.fakes import FakeLegacy as InstantFakeLegacy
 from tests.unit.ledger.support import make_order
 from tests.unit.router.fakes import FakeFlags, FakeInstant, FakeLegacy
 
@@ -247,3 +252,98 @@ def test_the_dispatcher_waits_out_a_ledger_outage(
         wait_until(lambda: all_terminal(ledger), 10, "the order to be terminal")
     outages = [event["retry_in_s"] for event in logs if event["event"] == "dispatcher_ledger_error"]
     assert outages == [0.01, 0.02]
+
+
+class _GatewayDown(InstantFakeLegacy):
+    """The legacy app's payment gateway errs for every order whose id starts with "bad"."""
+
+    def authorize_payment(self, order_id: str, *, dry_run: bool = False) -> StepOutcome:
+        if order_id.startswith("bad"):
+            self.calls.append(("authorize_payment", order_id, dry_run))
+            raise LegacyUnavailable(f"POST /orders/{order_id}/authorize_payment: HTTP 502")
+        return super().authorize_payment(order_id, dry_run=dry_run)
+
+
+class _Fraction(random.Random):
+    """Full jitter always draws ``fraction``: the shipped Retry waits fraction x 1, 2, 4 s."""
+
+    def __init__(self, fraction: float) -> None:
+        super().__init__(5)
+        self.fraction = fraction
+
+    def random(self) -> float:
+        return self.fraction
+
+
+def test_orders_waiting_for_a_retry_are_parked_not_held(
+    ledger: SqlLedger, dispatchers: list[LeaseDispatcher]
+) -> None:
+    """On one worker, good orders end while failing ones wait out their Retry, leases kept."""
+    steps = _GatewayDown()
+    with LocalBackend(steps, rng=_Fraction(0.3)) as backend:
+        router = Router(ledger, FakeFlags(), FakeLegacy(), backend, retry=FAST_RETRY)
+        dispatcher = start(dispatchers, router, workers=1, lease_seconds=1.0)
+        router.on_intake = dispatcher.wake
+        bad = [f"bad-{n}" for n in range(4)]
+        good = [f"good-{n}" for n in range(8)]
+        for order_id in bad + good:
+            router.intake(make_order(order_id), source="api")
+
+        def stories() -> dict[str, Any]:
+            return {order_id: ledger.story(order_id) for order_id in bad + good}
+
+        def ended() -> bool:
+            told = stories()
+            return all(told[o]["handoff"] for o in bad) and all(
+                told[o]["status"] == "fulfilled" for o in good
+            )
+
+        wait_until(ended, 20, "good orders to end and failing ones to be handed back")
+
+    told = stories()
+    assert {order_id: told[order_id]["status"] for order_id in good} == dict.fromkeys(
+        good, "fulfilled"
+    )
+    assert {order_id: told[order_id]["handoff"] for order_id in bad} == dict.fromkeys(
+        bad, "fallback"
+    )
+    last_good = max(told[order_id]["timestamps"]["terminal"] for order_id in good)
+    assert all(last_good < told[order_id]["timestamps"]["fell_back"] for order_id in bad)
+    # Parked past the lease (2.1 s of backoff against 1 s): renewed, never re-claimed.
+    claims = [order_id for step, order_id, _ in steps.calls if step == "claim"]
+    assert sorted(claims) == sorted(bad + good)
+    payments = [order_id for step, order_id, _ in steps.calls if step == "authorize_payment"]
+    assert all(payments.count(order_id) == 4 for order_id in bad)
+    assert dispatcher.parked == 0
+
+
+def test_shadow_dry_runs_waiting_for_a_retry_are_parked_too(
+    ledger: SqlLedger, dispatchers: list[LeaseDispatcher]
+) -> None:
+    """A shadow order's dry run that waits for its Retry frees the worker as well."""
+    steps = _GatewayDown()
+    with LocalBackend(steps, rng=_Fraction(0.3)) as backend:
+        router = Router(
+            ledger, FakeFlags(path=Route.SHADOW), FakeLegacy(), backend, retry=FAST_RETRY
+        )
+        dispatcher = start(dispatchers, router, workers=1)
+        router.on_intake = dispatcher.wake
+        ids = ["bad-0", "good-0", "good-1", "good-2"]
+        for order_id in ids:
+            router.intake(make_order(order_id), source="api")
+
+        def outcomes() -> dict[str, Any]:
+            return {o: ledger.story(o)["dry_run_outcome"] for o in ids}  # type: ignore[index]
+
+        wait_until(lambda: None not in outcomes().values(), 20, "every dry run recorded")
+        assert outcomes() == {
+            "bad-0": "fell_back",
+            "good-0": "fulfilled",
+            "good-1": "fulfilled",
+            "good-2": "fulfilled",
+        }
+        ended = {
+            o: max(step["finished_at"] for step in ledger.story(o)["steps"])  # type: ignore[index]
+            for o in ids
+        }
+    assert max(ended[o] for o in ids[1:]) < ended["bad-0"]

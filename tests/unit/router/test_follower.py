@@ -9,6 +9,7 @@ from structlog.testing import capture_logs
 
 from strangler.follower import CURSOR_KEY, ROLE, Follower, legacy_steps
 from strangler.ledger import Handoff, SqlLedger
+from strangler.ledger.ops_queries import HEARTBEAT_KEYS
 from strangler.legacy_adapter.exceptions import LegacyUnavailable
 from strangler.orders import Route
 from tests.helpers import wait_until
@@ -182,3 +183,17 @@ def test_one_follower_at_a_time_polls(ledger: SqlLedger, legacy: FakeLegacy) -> 
     finally:
         assert second.stop(5) is True
     assert ledger.hold_role(ROLE, "someone", seconds=5) is True
+
+
+def test_a_successful_poll_is_noted_for_metrics(
+    ledger: SqlLedger, legacy: FakeLegacy, clock: Clock
+) -> None:
+    """The heartbeat is written after a poll that succeeded, and not after one that failed."""
+    legacy.poll_errors = [LegacyUnavailable("legacy app timed out")]
+    polls = follower(ledger, legacy, clock)
+    with pytest.raises(LegacyUnavailable):
+        polls.poll_once()
+    before = ledger.get_value(HEARTBEAT_KEYS["follower"])
+    polls.poll_once()
+
+    assert (before, ledger.get_value(HEARTBEAT_KEYS["follower"])) == (None, T0.isoformat())

@@ -11,6 +11,7 @@ from structlog.testing import capture_logs
 
 from strangler.follower import Follower
 from strangler.ledger import SqlLedger
+from strangler.ledger.ops_queries import HEARTBEAT_KEYS
 from strangler.ledger.sql_ledger import UNKNOWN_TO_LEGACY_KEY
 from strangler.reconciler import CURSOR_KEY, Reconciler, Sweep
 from tests.unit.ledger.support import T0, Clock, make_order
@@ -135,3 +136,10 @@ def test_the_follower_runs_the_sweep_at_its_interval(
         follower.poll_once()
     assert [sweep is not None for sweep in sweeps] == [True, False, True]
     assert ledger.known_orders(["o-1"]) == {"o-1"}
+
+
+def test_a_sweep_is_noted_for_metrics(ledger: SqlLedger, legacy: FakeLegacy, clock: Clock) -> None:
+    """Each sweep that ends writes the reconciler's heartbeat with the ledger's time."""
+    reconciler(ledger, legacy, clock).sweep()
+
+    assert ledger.get_value(HEARTBEAT_KEYS["reconciler"]) == T0.isoformat()

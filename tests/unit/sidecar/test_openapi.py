@@ -23,6 +23,7 @@ from strangler.sidecar.exceptions import SnsCertificateUnavailable
 from tests.unit.sidecar.conftest import AUTH
 from tests.unit.sidecar.fakes import FakeRollout, FakeRuntime
 from tests.unit.sidecar.sns_signing import SnsSigner
+from tests.unit.sidecar.test_gate_endpoint import gate_answers
 from tests.unit.sidecar.test_report_endpoint import report_from_real_ledger
 
 DOC_PATH = Path(__file__).resolve().parents[3] / "docs" / "sidecar-api.yaml"
@@ -76,6 +77,7 @@ def exchanges(
     signer: SnsSigner,
     story: dict[str, Any],
     rollout: FakeRollout,
+    tmp_path: Path,
 ) -> Iterator[TestResponse]:
     """One request for each documented answer of each operation."""
     runtime.ledger.stories["o-1"] = story
@@ -91,6 +93,7 @@ def exchanges(
     yield client.get("/_strangler/report")  # 503: the fake ledger has no SQL engine
     yield client.get("/_strangler/report?since=yesterday")
     yield report_from_real_ledger(client, runtime)
+    yield from gate_answers(client, runtime, tmp_path)
     yield client.post("/_strangler/notifications", json=ORDER, headers=AUTH)
     yield client.post("/_strangler/notifications", json=ORDER, headers=AUTH)
     yield client.post("/_strangler/notifications", json={"order_id": "x"}, headers=AUTH)
@@ -132,9 +135,10 @@ def test_real_answers_fit_the_documented_schemas(
     signer: SnsSigner,
     story: dict[str, Any],
     rollout: FakeRollout,
+    tmp_path: Path,
 ) -> None:
     """Every documented answer is produced, and each real answer validates against its schema."""
-    answers = exchanges(make_app, client, runtime, signer, story, rollout)
+    answers = exchanges(make_app, client, runtime, signer, story, rollout, tmp_path)
     produced = {check(response) for response in answers}
     produced.add(check(certificate_unavailable(make_app, signer)))
     documented = {

@@ -1,0 +1,281 @@
+"""Benchmark head-of-line blocking: good orders' latency while failing orders wait to retry.
+
+A Runtime (dispatcher with 4 workers, local instant backend, shipped defaults) routes
+orders against the legacy simulator as a real process, rollout 100 % instant. Good
+orders arrive at 20/s; meanwhile ``--failing`` orders (0, 8 and 64 by default) whose
+payment gateway always errs (``payment_token: error_gw``) are kept in flight: each one
+retries AuthorizePayment on the shipped Retry schedule (1 s, 2 s, 4 s, full jitter),
+then falls back, and is replaced by a new one. Before parking, each such retry held a
+dispatcher worker for its whole wait (issue 18: good orders' p50 9.6 s with 8 of them).
+
+Figures per case: good orders received -> terminal p50 / p99 (ms, from the ledger's
+timestamps) and the ratio to the case without failing orders (target: at most 1.2), and
+for the failing orders the Retry schedule as their execution histories show it: attempts
+per execution (the shipped definition allows 4) and each wait against its ceiling
+(IntervalSeconds x BackoffRate^n, at most MaxDelaySeconds; full jitter draws 0 to it).
+Cases are interleaved round by round; medians over rounds.
+
+    .venv/bin/python bench/head_of_line.py [--good 100] [--rate 20] [--failing 0 8 64] [--rounds 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import requests
+import structlog
+
+from strangler.instant.local_backend import LocalBackend
+from strangler.logs import configure_logging
+from strangler.orders import OrderNotification
+from strangler.processes import free_port, running
+from strangler.runtime import Runtime
+from strangler.settings import Settings
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+RESULTS = BENCH / "results" / "head_of_line.json"
+TICK_S = 0.01
+END_CAP_S = 60.0
+TARGET_RATIO = 1.2
+# The shipped AuthorizePayment Retry for LegacyUnavailable: ceilings of the 3 waits.
+CEILINGS_S = (1.0, 2.0, 4.0)
+SLACK_S = 0.25  # how late a resumed attempt may start on a loaded 2-core VM
+
+
+@dataclass(frozen=True)
+class Case:
+    """One round of one case."""
+
+    failing: int
+    good_ms: list[float]
+    attempts: list[int]
+    waits: list[tuple[float, float]]  # (seconds waited, ceiling)
+
+    def pct(self, q: float) -> float:
+        """The q-th percentile of good orders' received -> terminal, in ms."""
+        ordered = sorted(self.good_ms)
+        return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
+
+
+def main() -> None:
+    """Run every case for every round, print the table, write the results."""
+    args = _parse_args()
+    rounds: dict[int, list[Case]] = {n: [] for n in args.failing}
+    with (
+        tempfile.TemporaryDirectory(prefix="strangler-hol-") as tmp,
+        (Path(tmp) / "head_of_line.log").open("w") as log,
+    ):
+        work = Path(tmp)
+        # JSON logs as a deployed worker writes them, to a file rather than the terminal.
+        configure_logging("json")
+        structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=log))
+        with _simulator(work) as sim_url:
+            for round_ in range(args.rounds):
+                for failing in args.failing:
+                    data = work / f"case-{failing}-{round_}"
+                    rounds[failing].append(_case(data, sim_url, failing, args))
+    _report(rounds, args)
+
+
+def _parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--good", type=int, default=100, help="good orders per case")
+    parser.add_argument("--rate", type=float, default=20.0, help="good orders per second")
+    parser.add_argument("--failing", type=int, nargs="+", default=[0, 8, 64])
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=4, help="dispatcher worker threads")
+    return parser.parse_args()
+
+
+@contextmanager
+def _simulator(work: Path) -> Iterator[str]:
+    port = free_port()
+    command = [sys.executable, "-m", "strangler", "legacy-sim", "--port", str(port)]
+    command += ["--db", str(work / "sim.sqlite3"), "--no-scheduler", "--log-format", "json"]
+    base = f"http://127.0.0.1:{port}"
+    with running(command, ready_url=f"{base}/healthz", log_path=work / "sim.log", grace_s=15):
+        yield base
+
+
+def _flags(data: Path) -> Path:
+    document = json.loads((REPO / "flags" / "city_orders_instant_processing.json").read_text())
+    document["features"][0]["strategies"][0]["parameters"]["rollout"] = "100"
+    path = data / "flags.json"
+    path.write_text(json.dumps(document))
+    return path
+
+
+def _create(session: requests.Session, sim_url: str, token: str) -> OrderNotification:
+    """An order created in the simulator, as the order service does, and its notification."""
+    body = {
+        "user_guid": f"hol-{uuid.uuid4().hex[:8]}",
+        "unit_id": "unit-1",
+        "city": "new-york",
+        "amount_cents": 2500,
+        "currency": "USD",
+        "quantity": 1,
+        "payment_token": token,
+    }
+    answer = session.post(f"{sim_url}/orders", json=body, timeout=10)
+    answer.raise_for_status()
+    return OrderNotification.from_dict({**body, "order_id": answer.json()["order_id"]})
+
+
+def _case(data: Path, sim_url: str, failing: int, args: argparse.Namespace) -> Case:
+    """Good orders at ``args.rate`` while ``failing`` failing orders stay in flight."""
+    data.mkdir(parents=True)
+    duration_s = args.good / args.rate
+    with requests.Session() as session:
+        good = [_create(session, sim_url, "tok_bench_4242") for _ in range(args.good)]
+        # Each failing order lasts 3.5 s on average (half of 1 + 2 + 4 s): enough spares.
+        spares = failing * (int(duration_s / 2) + 3)
+        bad = [_create(session, sim_url, "error_gw") for _ in range(spares)]
+    settings = Settings(
+        data_dir=data,
+        flags_file=_flags(data),
+        legacy_url=sim_url,
+        workers=args.workers,
+        retention_days=0,
+        log_format="json",
+    )
+    with Runtime.from_settings(settings) as runtime:
+        backend = runtime.instant
+        assert isinstance(backend, LocalBackend)
+        sent_bad: list[str] = []
+        _top_up(runtime, backend, bad, sent_bad, failing)
+        _wait(lambda: _in_flight(backend, sent_bad) == failing, 10, "failing orders started")
+        started = time.monotonic()
+        for n, order in enumerate(good):
+            while time.monotonic() < started + n / args.rate:
+                _top_up(runtime, backend, bad, sent_bad, failing)
+                time.sleep(TICK_S)
+            runtime.router.intake(order, source="bench")
+        ids = [order.order_id for order in good]
+        _wait(lambda: not runtime.ledger.open_orders(ids), END_CAP_S, "good orders to end")
+        _wait(lambda: _in_flight(backend, sent_bad) == 0, END_CAP_S, "failing orders to end")
+        good_ms = [_latency_ms(runtime.ledger.story(order_id)) for order_id in ids]
+        attempts, waits = _schedule(backend, sent_bad)
+    return Case(failing, good_ms, attempts, waits)
+
+
+def _top_up(
+    runtime: Runtime, backend: LocalBackend, bad: list[OrderNotification], sent: list[str], n: int
+) -> None:
+    """Take in failing orders until ``n`` are in flight (while spares last)."""
+    for _ in range(n - _in_flight(backend, sent)):
+        if len(sent) == len(bad):
+            return
+        order = bad[len(sent)]
+        sent.append(order.order_id)
+        runtime.router.intake(order, source="bench")
+
+
+def _in_flight(backend: LocalBackend, sent: list[str]) -> int:
+    return sum(1 for order_id in sent if backend.get(order_id) is None)
+
+
+def _wait(condition: Any, cap_s: float, what: str) -> None:
+    deadline = time.monotonic() + cap_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"head_of_line: timed out after {cap_s}s waiting for {what}")
+        time.sleep(TICK_S)
+
+
+def _latency_ms(story: dict[str, Any] | None) -> float:
+    assert story is not None
+    stamps = story["timestamps"]
+    received = datetime.fromisoformat(stamps["received"])
+    terminal = datetime.fromisoformat(stamps["terminal"])
+    return (terminal - received).total_seconds() * 1000
+
+
+def _schedule(
+    backend: LocalBackend, order_ids: list[str]
+) -> tuple[list[int], list[tuple[float, float]]]:
+    """AuthorizePayment attempts per execution, and each wait with its ceiling."""
+    attempts, waits = [], []
+    for order_id in order_ids:
+        result = backend.get(order_id)
+        assert result is not None
+        assert result.history is not None
+        failed_at = None
+        tries = 0
+        in_payment = False
+        for event in result.history:
+            if event["type"] == "TaskStateEntered":
+                in_payment = event["stateEnteredEventDetails"]["name"] == "AuthorizePayment"
+            if not in_payment:
+                continue
+            if event["type"] == "LambdaFunctionScheduled":
+                if failed_at is not None:
+                    waited = (event["timestamp"] - failed_at).total_seconds()
+                    waits.append((waited, CEILINGS_S[tries - 1]))
+                tries += 1
+            elif event["type"] == "LambdaFunctionFailed":
+                failed_at = event["timestamp"]
+        attempts.append(tries)
+    return attempts, waits
+
+
+def _report(rounds: dict[int, list[Case]], args: argparse.Namespace) -> None:
+    load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    print(
+        f"head-of-line benchmark ({os.cpu_count()} CPUs): {args.good} good orders at "
+        f"{args.rate:g}/s per case, {args.workers} dispatcher workers, simulator at zero "
+        f"added latency, SQLite ledger, {args.rounds} rounds interleaved; load average {load}"
+    )
+    print(
+        f"{'failing in flight':>18}{'good p50 ms':>13}{'good p99 ms':>13}"
+        f"{'p50 ratio':>11}{'p99 ratio':>11}{'attempts':>10}{'waits <= ceiling':>18}"
+    )
+    base = rounds.get(0) or rounds[min(rounds)]
+    base50 = statistics.median(case.pct(50) for case in base)
+    base99 = statistics.median(case.pct(99) for case in base)
+    summary = {}
+    for failing, cases in rounds.items():
+        p50 = statistics.median(case.pct(50) for case in cases)
+        p99 = statistics.median(case.pct(99) for case in cases)
+        attempts = sorted({n for case in cases for n in case.attempts})
+        waits = [w for case in cases for w in case.waits]
+        within = sum(1 for waited, ceiling in waits if 0 <= waited <= ceiling + SLACK_S)
+        tries = ",".join(map(str, attempts)) or "-"
+        kept = f"{within}/{len(waits)}" if waits else "-"
+        print(
+            f"{failing:>18}{p50:>13.1f}{p99:>13.1f}{p50 / base50:>11.2f}{p99 / base99:>11.2f}"
+            f"{tries:>10}{kept:>18}"
+        )
+        summary[str(failing)] = {
+            "good_p50_ms": p50,
+            "good_p99_ms": p99,
+            "p50_ratio": p50 / base50,
+            "p99_ratio": p99 / base99,
+            "attempts": attempts,
+            "waits_within_ceiling": within,
+            "waits": len(waits),
+        }
+    print(
+        f"target: good orders' p50 and p99 at most {TARGET_RATIO:g}x the case without "
+        "failing orders; every failing execution 4 attempts, every wait within its ceiling "
+        f"(+{SLACK_S:g} s for a late timer)"
+    )
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()
