@@ -21,12 +21,13 @@ import requests
 
 from strangler.sim.traffic import synthetic_orders
 from tests.helpers import REPO_ROOT, free_port, running_process, strangler_cmd, wait_until
-from tests.integration.sidecar_support import Sidecar, running_sidecar
+from tests.integration.sidecar_support import AUTH, Sidecar, running_sidecar
 
 ORDERS_PER_STEP = 300
 PLAN = "10,50,100"
 # Lenient enough for a few hundred orders per step; the defaults need ~800 compared orders.
-GATE = ("--min-orders", "250", "--max-mismatch", "5%", "--max-error-rate", "15%")
+STEP_ORDERS = 250
+GATE = ("--min-orders", str(STEP_ORDERS), "--max-mismatch", "5%", "--max-error-rate", "15%")
 
 pytestmark = pytest.mark.timeout(420)
 
@@ -120,8 +121,7 @@ def _report(sidecar: Sidecar) -> dict[str, Any]:
     return report
 
 
-def _send_step(sidecar: Sidecar, prefix: str, count: int = ORDERS_PER_STEP) -> None:
-    """Send a step's orders and wait until each is terminal and each shadow one compared."""
+def _send(sidecar: Sidecar, prefix: str, count: int) -> None:
     bodies = list(synthetic_orders(count, seed=23, prefix=prefix))
 
     def send(body: dict[str, Any]) -> None:
@@ -130,16 +130,45 @@ def _send_step(sidecar: Sidecar, prefix: str, count: int = ORDERS_PER_STEP) -> N
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(send, bodies))
 
-    def settled() -> bool:
-        report = _report(sidecar)
-        paths = report["paths"]
-        routed = sum(int(p["orders"]) for p in paths)
-        terminal = sum(int(p["terminal"]) for p in paths)
-        shadow = report["shadow"]
-        compared = shadow["compared"] + shadow["not_compared"] >= shadow["orders"]
-        return routed == terminal and compared
 
-    wait_until(settled, 120, f"{prefix}: every order terminal and compared")
+def _settled(sidecar: Sidecar) -> bool:
+    """Every routed order is terminal and every shadow order compared (or given up)."""
+    report = _report(sidecar)
+    paths = report["paths"]
+    routed = sum(int(p["orders"]) for p in paths)
+    terminal = sum(int(p["terminal"]) for p in paths)
+    shadow = report["shadow"]
+    return routed == terminal and shadow["compared"] + shadow["not_compared"] >= shadow["orders"]
+
+
+def _new_side_in_step(sidecar: Sidecar) -> int:
+    """Instant and shadow orders routed in the gate's current step (since step_since)."""
+    rollout = requests.get(f"{sidecar.url}/_strangler/rollout", headers=AUTH, timeout=5).json()
+    since = rollout["step_since"]
+    query = {"examples": 0, **({"since": since} if since else {})}
+    answer = requests.get(f"{sidecar.url}/_strangler/report", params=query, timeout=10)
+    answer.raise_for_status()
+    paths = answer.json()["paths"]
+    return sum(int(p["orders"]) for p in paths if p["group"] in ("instant", "shadow"))
+
+
+def _send_step(
+    sidecar: Sidecar, prefix: str, count: int = ORDERS_PER_STEP, need: int = STEP_ORDERS
+) -> None:
+    """Send a step's orders and wait until each is terminal and each shadow one compared.
+
+    The routing process's flag source picks a change up within about a second, so orders
+    sent at once may still be routed by the previous configuration (to legacy): top up,
+    bounded, until the step holds ``need`` new-side orders.
+    """
+    _send(sidecar, prefix, count)
+    for round_ in range(5):
+        wait_until(lambda: _settled(sidecar), 120, f"{prefix}: every order terminal and compared")
+        missing = need - _new_side_in_step(sidecar)
+        if missing <= 0:
+            return
+        _send(sidecar, f"{prefix}-topup{round_}", missing)
+    pytest.fail(f"{prefix}: fewer than {need} new-side orders in the step after 5 top-ups")
 
 
 def test_walk_off_shadow_live_complete(sidecar: Sidecar, legacy: str) -> None:
@@ -210,7 +239,7 @@ def test_set_and_advance_go_live_only_with_evidence_or_no_evidence(
     assert (last["kind"], last["stage"], last["no_evidence"]) == ("set", "live", True)
 
     wait_until(lambda: _routing_rollout(sidecar) == 10, 15, "routing at 10 %")
-    _send_step(sidecar, "unseen", count=100)
+    _send_step(sidecar, "unseen", count=100, need=1)
     lenient = ("--plan", "20", "--min-orders", "1", "--max-error-rate", "60%")
     held = _cli(sidecar, legacy, "advance", *lenient)
     assert held.returncode == 3, held.stdout + held.stderr
