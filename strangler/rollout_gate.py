@@ -304,7 +304,7 @@ def blind_round(
     )
     if dry_run:
         return GateRound(evaluation, applied=False)
-    change = _act(controller, state, decision, actor)
+    change = _act(controller, evaluation, actor)
     return GateRound(evaluation, applied=True, change=change, not_recorded=cause)
 
 
