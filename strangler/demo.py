@@ -185,15 +185,24 @@ def _set_rollout(
     echo: Callable[[str], None],
 ) -> None:
     headers = {"Authorization": f"Bearer {token}"}
+    # The demo's ledger is new, so there is no comparison evidence to go live on: it says
+    # so (no_evidence, recorded on the timeline) where a real rollout walks off -> shadow
+    # -> live with the gate (README, "Your first rollout").
     changes = (
-        {"variants": dict(options.variants), "reason": "demo: split of the instant side"},
-        {"percentage": options.rollout, "reason": "demo: raise the rollout"},
+        {"variants": dict(options.variants), "reason": "demo: split of the new side"},
+        {
+            "percentage": options.rollout,
+            "reason": "demo: raise the rollout (new ledger, nothing compared yet)",
+            "no_evidence": True,
+        },
     )
+    stage = "?"
     for change in changes:
         answer = session.put(
             f"{sidecar_url}/_strangler/rollout", json=change, headers=headers, timeout=5
         )
         answer.raise_for_status()
+        stage = answer.json().get("stage", stage)
     probe = {"order_id": "probe", "user_guid": "probe", "unit_id": "probe"}
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
@@ -204,7 +213,11 @@ def _set_rollout(
     else:
         raise RuntimeError("the sidecar did not pick up the rollout change within 10 s")
     weights = ", ".join(f"{name} {weight}%" for name, weight in options.variants.items())
-    echo(f"rollout: {options.rollout}% of users on the new side ({weights}), via the admin API")
+    echo(
+        f"rollout: shipped flag at stage off (shadow-first); the demo sets stage {stage}: "
+        f"{options.rollout}% of users on the new side ({weights}), via the admin API, "
+        "without comparison evidence (a new ledger)"
+    )
 
 
 def _send_orders(session: requests.Session, sidecar_url: str, options: DemoOptions) -> list[str]:

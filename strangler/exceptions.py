@@ -10,6 +10,7 @@ with ``raise ... from exc`` so that none leaks to callers::
      +-- FlagError
      |    +-- FlagFileError                      the flag file is unreadable or invalid
      |    +-- RolloutError (also ValueError)     a rollout change was refused
+     |    |    +-- EvidenceRequired               going live without a passing comparison
      |    +-- UnleashAdminError                  the Unleash Admin API refused or failed
      +-- LegacyError                             (strangler.legacy_adapter.exceptions)
      |    +-- LegacyUnavailable                  retryable: down, timing out, 5xx, breaker open
@@ -47,6 +48,7 @@ from collections.abc import Mapping
 
 __all__ = [
     "ConfigurationError",
+    "EvidenceRequired",
     "FlagError",
     "FlagFileError",
     "InvalidNotification",
@@ -94,6 +96,15 @@ class FlagFileError(FlagError):
 
 class RolloutError(FlagError, ValueError):
     """A rollout change was refused because its input is wrong; nothing was written."""
+
+
+class EvidenceRequired(RolloutError):
+    """A change would put orders on instant where none were, and the current window has
+    no passing comparison verdict; the message says what is missing. Nothing was written.
+
+    Repeat the change with ``no_evidence`` (``--no-evidence``) to go live anyway; the
+    audit log and the rollout timeline record that it went live without evidence.
+    """
 
 
 class UnleashAdminError(FlagError):

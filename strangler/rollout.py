@@ -33,7 +33,13 @@ from typing import Any, ClassVar, NamedTuple, Protocol
 
 import requests
 
-from strangler.exceptions import ConfigurationError, FlagFileError, RolloutError, UnleashAdminError
+from strangler.exceptions import (
+    ConfigurationError,
+    EvidenceRequired,
+    FlagFileError,
+    RolloutError,
+    UnleashAdminError,
+)
 from strangler.flags import (
     FLAG_NAME,
     ROUTED_VARIANTS,
@@ -43,11 +49,21 @@ from strangler.flags import (
     read_flag,
     rollout_strategy,
 )
+from strangler.rollout_stage import (
+    DEFAULT_LIVE_SHADOW_SHARE,
+    Shares,
+    Stage,
+    goes_live,
+    shares,
+    stage_of,
+    stage_shape,
+)
 from strangler.settings import Settings
 from strangler.unleash_admin import UnleashAdminClient
 
 __all__ = [
     "AuditLog",
+    "EvidenceCheck",
     "FileRolloutController",
     "RolloutChange",
     "RolloutController",
@@ -62,6 +78,13 @@ __all__ = [
 _LOCK_TIMEOUT_S = 10.0
 _PER_MILLE = WEIGHT_TOTAL // 100  # Unleash weights are per mille; ours are percent
 # NUL and lone surrogates cannot be stored as PostgreSQL text; other controls forge lines.
+_KINDS = {
+    "set_percentage": "set",
+    "set_variants": "variants",
+    "set_stage": "stage",
+    "kill": "kill",
+    "enable": "enable",
+}
 _BAD_AUDIT_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 
 
@@ -86,17 +109,30 @@ class RolloutState:
         """Variant weights in percent (whole numbers when they are whole)."""
         return {name: _percent(weight) for name, weight in self.variant_weights.items()}
 
+    @property
+    def stage(self) -> Stage:
+        """The migration stage the rollout and variants make (the kill switch aside)."""
+        return stage_of(self.rollout, self.variants)
+
+    @property
+    def shares(self) -> Shares:
+        """Percent of new orders on instant and on shadow now (both 0 when killed)."""
+        return shares(self.rollout, self.variants, enabled=self.enabled)
+
     def routing(self) -> dict[str, Any]:
         """What decides routing: enabled, rollout %, variant %; the audit's from and to."""
         return {"enabled": self.enabled, "rollout": self.rollout, "variants": self.variants}
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form, as the CLI and the admin endpoint show it."""
+        now = self.shares
         return {
             "flag": self.flag,
             "mode": self.mode,
             "source": self.source,
             **self.routing(),
+            "stage": self.stage.value,
+            "shares": {"instant": now.instant, "shadow": now.shadow},
             "revision": self.revision,
         }
 
@@ -111,6 +147,32 @@ class RolloutChange:
     before: RolloutState
     after: RolloutState
     at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    no_evidence: bool = False
+
+    @property
+    def kind(self) -> str:
+        """What kind of change: set, kill, enable, variants, stage, or gate_<decision>."""
+        return _KINDS.get(self.action, self.action)
+
+    @property
+    def enabled(self) -> bool:
+        """Whether the flag is enabled after the change."""
+        return self.after.enabled
+
+    @property
+    def instant_weight(self) -> float:
+        """The instant variant's weight after the change, in percent."""
+        return float(self.after.variants.get("instant", 0))
+
+    @property
+    def shadow_weight(self) -> float:
+        """The shadow variant's weight after the change, in percent."""
+        return float(self.after.variants.get("shadow", 0))
+
+    @property
+    def stage(self) -> str:
+        """The migration stage after the change."""
+        return self.after.stage.value
 
     @property
     def changed(self) -> bool:
@@ -147,7 +209,18 @@ class RolloutChange:
             "changed": self.changed,
             "revision_from": self.before.revision,
             "revision_to": self.after.revision,
+            "stage_from": self.before.stage.value,
+            "stage_to": self.after.stage.value,
+            "no_evidence": self.no_evidence,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class EvidenceCheck:
+    """Whether the current window has a passing comparison verdict, and why not."""
+
+    passes: bool
+    why: str
 
 
 class RolloutController(Protocol):
@@ -159,14 +232,32 @@ class RolloutController(Protocol):
 
     def show(self) -> RolloutState: ...
 
-    def set_percentage(self, pct: int, *, actor: str, reason: str = "") -> RolloutChange: ...
+    def set_percentage(
+        self, pct: int, *, actor: str, reason: str = "", no_evidence: bool = False
+    ) -> RolloutChange: ...
 
     def kill(self, *, actor: str, reason: str = "") -> RolloutChange: ...
 
     def enable(self, *, actor: str, reason: str = "") -> RolloutChange: ...
 
     def set_variants(
-        self, weights: Mapping[str, int], *, actor: str, reason: str = ""
+        self,
+        weights: Mapping[str, int],
+        *,
+        actor: str,
+        reason: str = "",
+        no_evidence: bool = False,
+    ) -> RolloutChange: ...
+
+    def set_stage(
+        self,
+        stage: Stage,
+        *,
+        actor: str,
+        reason: str = "",
+        percent: int | None = None,
+        shadow_share: int = DEFAULT_LIVE_SHADOW_SHARE,
+        no_evidence: bool = False,
     ) -> RolloutChange: ...
 
 
@@ -239,24 +330,43 @@ class _Target(NamedTuple):
     def of(cls, state: RolloutState) -> _Target:
         return cls(state.enabled, state.rollout, dict(state.variant_weights))
 
+    def shares(self) -> Shares:
+        percent = {name: _percent(weight) for name, weight in self.weights.items()}
+        return shares(self.rollout, percent)
+
 
 class _AuditedController(abc.ABC):
-    """The commands, shared: check the input, read, change what differs, audit."""
+    """The commands, shared: check the input, read, change what differs, audit.
+
+    ``evidence``, when set, is asked before a change that puts orders on instant where
+    none were (:func:`~strangler.rollout_stage.goes_live`); unless the command says
+    ``no_evidence``, a verdict that does not pass refuses the change
+    (:class:`~strangler.exceptions.EvidenceRequired`). Kill and enable are never gated.
+    """
 
     mode: ClassVar[str]
 
     def __init__(self, flag_name: str, audit_log: Path) -> None:
         self.flag_name = flag_name
         self.audit = AuditLog(audit_log)
+        self.evidence: Callable[[], EvidenceCheck] | None = None
 
     def show(self) -> RolloutState:
         """The flag's current state."""
         return self._read()
 
-    def set_percentage(self, pct: int, *, actor: str, reason: str = "") -> RolloutChange:
+    def set_percentage(
+        self, pct: int, *, actor: str, reason: str = "", no_evidence: bool = False
+    ) -> RolloutChange:
         """Set the rollout percentage (0..100); users already in the rollout stay in it."""
         rollout = _checked_percentage(pct)
-        return self._change("set_percentage", actor, reason, lambda t: t._replace(rollout=rollout))
+        return self._change(
+            "set_percentage",
+            actor,
+            reason,
+            lambda t: t._replace(rollout=rollout),
+            no_evidence=no_evidence,
+        )
 
     def kill(self, *, actor: str, reason: str = "") -> RolloutChange:
         """Disable the flag: every new order goes to legacy at once."""
@@ -267,18 +377,61 @@ class _AuditedController(abc.ABC):
         return self._change("enable", actor, reason, lambda t: t._replace(enabled=True))
 
     def set_variants(
-        self, weights: Mapping[str, int], *, actor: str, reason: str = ""
+        self,
+        weights: Mapping[str, int],
+        *,
+        actor: str,
+        reason: str = "",
+        no_evidence: bool = False,
     ) -> RolloutChange:
         """Split the rollout between variants, in percent adding up to 100.
 
         Routed variants left out get weight 0.
         """
-        checked = _checked_weights(weights)
-        per_mille = {name: checked.get(name, 0) * _PER_MILLE for name in ROUTED_VARIANTS}
-        return self._change("set_variants", actor, reason, lambda t: t._replace(weights=per_mille))
+        per_mille = _per_mille(_checked_weights(weights))
+        return self._change(
+            "set_variants",
+            actor,
+            reason,
+            lambda t: t._replace(weights=per_mille),
+            no_evidence=no_evidence,
+        )
+
+    def set_stage(
+        self,
+        stage: Stage,
+        *,
+        actor: str,
+        reason: str = "",
+        percent: int | None = None,
+        shadow_share: int = DEFAULT_LIVE_SHADOW_SHARE,
+        no_evidence: bool = False,
+    ) -> RolloutChange:
+        """Move to a migration stage: its rollout and weights in one change (see rollout_stage).
+
+        ``percent`` is the share shadowed (``shadow``) or on instant (``live``).
+        """
+        try:
+            shape = stage_shape(Stage(stage), percent=percent, shadow_share=shadow_share)
+        except ValueError as exc:
+            raise RolloutError(str(exc)) from exc
+        per_mille = _per_mille(shape.variants)
+        return self._change(
+            "set_stage",
+            actor,
+            reason,
+            lambda t: t._replace(rollout=shape.rollout, weights=per_mille),
+            no_evidence=no_evidence,
+        )
 
     def _change(
-        self, action: str, actor: str, reason: str, target_of: Callable[[_Target], _Target]
+        self,
+        action: str,
+        actor: str,
+        reason: str,
+        target_of: Callable[[_Target], _Target],
+        *,
+        no_evidence: bool = False,
     ) -> RolloutChange:
         if not isinstance(actor, str) or not actor.strip():
             raise RolloutError("a rollout change needs an actor (who is making it)")
@@ -289,14 +442,27 @@ class _AuditedController(abc.ABC):
         with self._locked():
             before = self._read()
             target = target_of(_Target.of(before))
+            # Judged on rollout and weights alone: enabling again after a kill is not gated.
+            live = goes_live(_Target.of(before).shares(), target.shares())
+            if live and not no_evidence:
+                self._require_evidence()
             if target != _Target.of(before):
                 self._write(before, target)
                 after = self._read()
             else:
                 after = before
-            change = RolloutChange(action, actor.strip(), reason, before, after)
+            change = RolloutChange(
+                action, actor.strip(), reason, before, after, no_evidence=live and no_evidence
+            )
             self.audit.append(change)
         return change
+
+    def _require_evidence(self) -> None:
+        if self.evidence is None:
+            return
+        check = self.evidence()
+        if not check.passes:
+            raise EvidenceRequired(check.why)
 
     def _locked(self) -> contextlib.AbstractContextManager[None]:
         return contextlib.nullcontext()
@@ -552,6 +718,10 @@ def _checked_weights(weights: Mapping[str, object]) -> dict[str, int]:
             f"({', '.join(f'{n}={w}' for n, w in checked.items())})"
         )
     return checked
+
+
+def _per_mille(weights: Mapping[str, int]) -> dict[str, int]:
+    return {name: weights.get(name, 0) * _PER_MILLE for name in ROUTED_VARIANTS}
 
 
 def _file_variants(existing: list[dict[str, Any]], weights: Mapping[str, int]) -> list[Any]:

@@ -4,7 +4,8 @@ Embedded mode rewrites the flag file (``STRANGLER_FLAGS_FILE``); server mode
 (``STRANGLER_UNLEASH_URL`` set) goes through the Unleash Admin API
 (``STRANGLER_UNLEASH_ADMIN_TOKEN``). Every change is appended to the audit log in
 ``STRANGLER_DATA_DIR``. Exit codes: 0 done, 1 Unleash unreachable or refusing, 2 bad input
-or configuration (nothing was written).
+or configuration (nothing was written), 3 refused for want of comparison evidence (nothing
+was written; ``--no-evidence`` overrides, and is recorded).
 """
 
 from __future__ import annotations
@@ -17,7 +18,13 @@ from typing import Any, ParamSpec, TypeVar
 
 import click
 
-from strangler.exceptions import ConfigurationError, LedgerError, RolloutError, UnleashAdminError
+from strangler.exceptions import (
+    ConfigurationError,
+    EvidenceRequired,
+    LedgerError,
+    RolloutError,
+    UnleashAdminError,
+)
 from strangler.ledger import ledger_from_url
 from strangler.rollout import (
     FileRolloutController,
@@ -28,6 +35,8 @@ from strangler.rollout import (
     parse_variant_weights,
     rollout_controller_from_settings,
 )
+from strangler.rollout_evidence import evidence_from
+from strangler.rollout_stage import Stage
 from strangler.settings import Settings
 
 __all__ = ["rollout"]
@@ -36,10 +45,17 @@ _P = ParamSpec("_P")
 _R = TypeVar("_R")
 _BAD_INPUT = 2
 _UNLEASH_FAILED = 1
+_NO_EVIDENCE = 3
 
 
 def _controller() -> FileRolloutController | UnleashRolloutController:
-    return rollout_controller_from_settings(Settings.from_env())
+    """The settings' controller, asking the gate before a change goes live."""
+    settings = Settings.from_env()
+    controller = rollout_controller_from_settings(settings)
+    controller.evidence = evidence_from(
+        controller, lambda: ledger_from_url(settings.effective_ledger_url)
+    )
+    return controller
 
 
 def _default_actor() -> str:
@@ -56,6 +72,15 @@ def _reporting_errors(command: Callable[_P, _R]) -> Callable[_P, _R]:
     def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
         try:
             return command(*args, **kwargs)
+        except EvidenceRequired as exc:
+            click.echo(
+                f"refused: going live needs comparison evidence: {exc}\n"
+                "Keep the rollout in shadow until `strangler rollout advance --dry-run` passes "
+                "its mismatch checks, or repeat with --no-evidence to go live anyway (recorded "
+                "in the audit log and on the timeline). Nothing was changed.",
+                err=True,
+            )
+            raise click.exceptions.Exit(_NO_EVIDENCE) from exc
         except (RolloutError, ConfigurationError) as exc:
             click.echo(f"error: {exc}\nnothing was changed", err=True)
             raise click.exceptions.Exit(_BAD_INPUT) from exc
@@ -71,6 +96,12 @@ _reason = click.option(
 )
 _actor = click.option(
     "--actor", default=None, help="Who is making the change (default: your login name)."
+)
+_no_evidence = click.option(
+    "--no-evidence",
+    is_flag=True,
+    help="Go live without a passing comparison verdict (recorded in the audit log and the "
+    "timeline). Only a change that puts orders on instant where none were asks for it.",
 )
 
 
@@ -92,14 +123,65 @@ def show(as_json: bool) -> None:
 @click.argument("percentage")
 @_reason
 @_actor
+@_no_evidence
 @_reporting_errors
-def set_percentage(percentage: str, reason: str, actor: str | None) -> None:
-    """Set the rollout to PERCENTAGE (0..100) of users; users already in stay in."""
+def set_percentage(percentage: str, reason: str, actor: str | None, no_evidence: bool) -> None:
+    """Set the rollout to PERCENTAGE (0..100) of users; users already in stay in.
+
+    From no order on instant to some, the current step needs a passing comparison
+    verdict, or --no-evidence.
+    """
     pct = parse_percentage(percentage)
     controller = _controller()
-    _report(
-        controller, controller.set_percentage(pct, actor=actor or _default_actor(), reason=reason)
+    change = controller.set_percentage(
+        pct, actor=actor or _default_actor(), reason=reason, no_evidence=no_evidence
     )
+    _report(controller, change)
+
+
+@rollout.command("stage")
+@click.argument("stage", type=click.Choice([s.value for s in Stage]))
+@click.option(
+    "--percent",
+    type=click.IntRange(1, 100),
+    help="shadow: the share of orders shadowed (default 100); live: the share on instant "
+    "(default 1). off and complete take none.",
+)
+@click.option(
+    "--shadow-share",
+    type=click.IntRange(0, 99),
+    help="live: the share of orders kept in shadow at least "
+    "(default STRANGLER_LIVE_SHADOW_SHARE, 10).",
+)
+@_reason
+@_actor
+@_no_evidence
+@_reporting_errors
+def stage(
+    stage: str,
+    percent: int | None,
+    shadow_share: int | None,
+    reason: str,
+    actor: str | None,
+    no_evidence: bool,
+) -> None:
+    """Move to a migration stage: off, shadow, live or complete (docs/flags.md).
+
+    Sets the rollout and the variant weights in one audited change. Going live (or
+    complete) from no order on instant needs a passing comparison verdict, or
+    --no-evidence. The kill switch is apart: `rollout kill` is never gated.
+    """
+    settings = Settings.from_env()
+    controller = _controller()
+    change = controller.set_stage(
+        Stage(stage),
+        actor=actor or _default_actor(),
+        reason=reason,
+        percent=percent,
+        shadow_share=settings.live_shadow_share if shadow_share is None else shadow_share,
+        no_evidence=no_evidence,
+    )
+    _report(controller, change)
 
 
 @rollout.command("kill")
@@ -153,14 +235,16 @@ def enable(reason: str, actor: str | None) -> None:
 @click.argument("weights")
 @_reason
 @_actor
+@_no_evidence
 @_reporting_errors
-def variants(weights: str, reason: str, actor: str | None) -> None:
+def variants(weights: str, reason: str, actor: str | None, no_evidence: bool) -> None:
     """Split the rollout between variants, e.g. instant=70,shadow=30 (adds up to 100)."""
     parsed = parse_variant_weights(weights)
     controller = _controller()
-    _report(
-        controller, controller.set_variants(parsed, actor=actor or _default_actor(), reason=reason)
+    change = controller.set_variants(
+        parsed, actor=actor or _default_actor(), reason=reason, no_evidence=no_evidence
     )
+    _report(controller, change)
 
 
 @rollout.command("advance")
@@ -278,12 +362,19 @@ def push() -> None:
 
 
 def _describe(state: RolloutState) -> str:
+    now = state.shares
     rows: list[tuple[str, Any]] = [
         ("flag", state.flag),
         ("mode", f"{state.mode} ({state.source})"),
+        ("stage", _stage(state)),
         ("enabled", "yes" if state.enabled else "no (killed: every order goes to legacy)"),
         ("rollout", f"{state.rollout}%"),
         ("variants", _variants(state)),
+        (
+            "orders",
+            f"instant {now.instant:g}%, shadow {now.shadow:g}%, legacy only "
+            f"{100 - now.instant - now.shadow:g}%",
+        ),
         ("revision", state.revision),
     ]
     return "\n".join(f"{name:<9} {value}" for name, value in rows)
@@ -298,8 +389,12 @@ def _report(
         for label, show in _FIELDS
         if show(before) != show(after)
     ]
+    if before.stage is not after.stage:
+        moved.insert(0, f"stage {before.stage} -> {after.stage}")
     if moved:
         click.echo(f"{', '.join(moved)} (revision {before.revision} -> {after.revision})")
+        if change.no_evidence:
+            click.echo("warning: went live without a passing comparison verdict (--no-evidence)")
         _record_in_ledger(change)
     else:
         click.echo(f"no change: the flag was already so ({change.action})")
@@ -325,6 +420,11 @@ def _record_in_ledger(change: RolloutChange) -> None:
         click.echo(f"warning: the ledger did not record this change: {exc}", err=True)
     finally:
         ledger.close()
+
+
+def _stage(state: RolloutState) -> str:
+    killed = "" if state.enabled else " (killed: legacy only until enabled again)"
+    return f"{state.stage}{killed}"
 
 
 def _variants(state: RolloutState) -> str:

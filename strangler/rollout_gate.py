@@ -2,7 +2,7 @@
 
 :func:`evaluate_gate` is the read-only half, shared by the CLI, the demo and HTTP
 readers: read the rollout, find the current step's window (orders routed since the
-change that produced the flag's current revision, from ``rollout_events``), load the
+latest change that produced the flag's current revision, from ``rollout_events``), load the
 report for that window and let the pure gate decide; a verdict that cannot be computed
 is a failure (:func:`strangler.compare.gate.fail_safe`), never a pass or a crash.
 :func:`gate_round` then acts: move one plan step, or on a
@@ -21,7 +21,7 @@ path stay in shadow and comparisons keep running.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -189,16 +189,18 @@ class RolloutTimeline(Protocol):
 
 
 def window_start(ledger: RolloutTimeline, state: RolloutState) -> datetime | None:
-    """When the current step began: the first rollout event with the flag's revision.
+    """When the current step began: the latest change that produced the flag's revision.
 
-    Falls back to the latest event when none carries it (a change made outside strangler),
-    and to None (every order) when there are no events.
+    Records that changed nothing (a gate hold or failure) do not start a step, and going
+    back to an earlier configuration (50 % -> 60 % -> 50 %) starts a new one. Falls back
+    to the latest change when none carries the revision (a change made outside
+    strangler), and to None (every order) when there are none.
     """
-    events = ledger.rollout_events()
-    current = [event.at for event in events if event.flag_revision == state.revision]
+    changes = [event for event in ledger.rollout_events() if event.changed is not False]
+    current = [event.at for event in changes if event.flag_revision == state.revision]
     if current:
-        return min(current)
-    return events[-1].at if events else None
+        return max(current)
+    return changes[-1].at if changes else None
 
 
 def current_step(state: RolloutState) -> int:
@@ -272,7 +274,7 @@ def gate_round(
     decision = evaluation.decision
     if dry_run:
         return GateRound(evaluation, applied=False)
-    change = _act(controller, evaluation.state, decision, actor)
+    change = _act(controller, evaluation, actor)
     if decision.action is not Action.ROLL_BACK:
         ledger.record_rollout_event(change)
         return GateRound(evaluation, applied=True, change=change)
@@ -309,28 +311,37 @@ def blind_round(
     )
     if dry_run:
         return GateRound(evaluation, applied=False)
-    change = _act(controller, state, decision, actor)
+    change = _act(controller, evaluation, actor)
     return GateRound(evaluation, applied=True, change=change, not_recorded=cause)
 
 
 def _act(
     controller: FileRolloutController | UnleashRolloutController,
-    state: RolloutState,
-    decision: GateDecision,
+    evaluation: GateEvaluation,
     actor: str,
 ) -> RolloutChange:
+    state, decision = evaluation.state, evaluation.decision
     reason = f"rollout gate {decision.action}: {decision.reason}"
+    # A gate advance is judged by the gate's own rules; going live on it without a passing
+    # comparison (rollout advance --no-evidence) is recorded as such.
+    unproven = not evaluation.comparison_passes
     if decision.action is Action.ADVANCE and _shadow_first(state):
         to = decision.to_rollout
-        return controller.set_variants(
-            {"instant": to, "shadow": 100 - to}, actor=actor, reason=reason
+        change = controller.set_variants(
+            {"instant": to, "shadow": 100 - to}, actor=actor, reason=reason, no_evidence=unproven
         )
+        return replace(change, action="gate_advance")
     if decision.action is Action.ADVANCE:
-        return controller.set_percentage(decision.to_rollout, actor=actor, reason=reason)
+        change = controller.set_percentage(
+            decision.to_rollout, actor=actor, reason=reason, no_evidence=unproven
+        )
+        return replace(change, action="gate_advance")
     if decision.action is Action.ROLL_BACK:
         if decision.rollback_to is RollbackTarget.SHADOW:
-            return controller.set_variants(_SHADOW_ONLY, actor=actor, reason=reason)
-        return controller.kill(actor=actor, reason=reason)
+            change = controller.set_variants(_SHADOW_ONLY, actor=actor, reason=reason)
+        else:
+            change = controller.kill(actor=actor, reason=reason)
+        return replace(change, action="gate_rollback")
     record = RolloutChange(f"gate_{decision.action}", actor, reason, state, state)
     controller.audit.append(record)
     return record

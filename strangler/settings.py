@@ -70,6 +70,7 @@ class Settings:
     compare_ignore: tuple[str, ...] = ()
     compare_tolerances: tuple[str, ...] = ()
     noise_sample: float = 0.05
+    live_shadow_share: int = 10
 
     def __post_init__(self) -> None:
         if self.instant_backend not in _INSTANT_BACKENDS:
@@ -98,12 +99,18 @@ class Settings:
             ("reconcile_grace_s", 0),
             ("reconcile_interval_s", 1),
             ("reconcile_unknown_age_s", 1),
+            ("live_shadow_share", 0),
         ):
             value = getattr(self, name)
             if value < least:
                 raise ConfigurationError(
                     f"STRANGLER_{name.upper()} must be at least {least}, got {value}"
                 )
+
+        if self.live_shadow_share > 99:
+            raise ConfigurationError(
+                f"STRANGLER_LIVE_SHADOW_SHARE must be at most 99, got {self.live_shadow_share}"
+            )
 
     @property
     def effective_ledger_url(self) -> str:

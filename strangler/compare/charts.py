@@ -103,7 +103,10 @@ def mismatch_chart(report: Report) -> str:
 
 
 def rollout_chart(report: Report) -> str:
-    """The rollout percentage over the window, as a step line through each change."""
+    """The share of orders on instant and on shadow over the window, a step at each change.
+
+    A kill drops both to 0; a shadow-first step moves the instant share, not the rollout.
+    """
     figure = _figure()
     axes = figure.add_subplot()
     events = report.rollout
@@ -112,11 +115,14 @@ def rollout_chart(report: Report) -> str:
         # The change before the window only says which level the window starts at.
         times = [_days(max(e.at, start) if start else e.at) for e in events]
         times.append(_days(report.window.until))
-        levels = [event.to_rollout for event in events] + [events[-1].to_rollout]
-        axes.step(times, levels, where="post", color="C0")
+        shares = [event.shares for event in events]
+        shares.append(shares[-1])
+        axes.step(times, [s[0] for s in shares], where="post", color="C0", label="instant")
+        axes.step(times, [s[1] for s in shares], where="post", color="C1", label="shadow")
+        axes.legend(loc="upper left")
     axes.xaxis_date()
     axes.set_ylim(0, 105)
-    axes.set_ylabel("rollout (%)")
+    axes.set_ylabel("share of orders (%)")
     axes.set_xlabel("time (UTC)")
     figure.autofmt_xdate()
     return _svg(figure)

@@ -24,6 +24,7 @@ from strangler.compare.tables import (
     headline,
     path_rows,
 )
+from strangler.compare.timeline import describe_change
 
 __all__ = ["render_html"]
 
@@ -65,7 +66,7 @@ def render_html(
             ),
             _arms(report),
             _rollout(report),
-            _figure(rollout_chart(report), "Rollout percentage over time"),
+            _figure(rollout_chart(report), "Share of orders on instant and on shadow over time"),
         )
     )
     return (
@@ -197,7 +198,7 @@ def _rollout(report: Report) -> str:
         [
             e.at.isoformat(),
             e.actor,
-            f"{'-' if e.from_rollout is None else e.from_rollout} -> {e.to_rollout} %",
+            describe_change(e),
             e.reason,
         ]
         for e in report.rollout

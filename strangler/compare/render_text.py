@@ -19,6 +19,7 @@ from strangler.compare.tables import (
     headline,
     path_rows,
 )
+from strangler.compare.timeline import describe_change
 
 __all__ = ["render_text"]
 
@@ -137,7 +138,7 @@ def _rollout(report: Report) -> str:
         [
             _when(e.at),
             e.actor,
-            f"{'-' if e.from_rollout is None else e.from_rollout} -> {e.to_rollout} %",
+            describe_change(e),
             e.reason,
         ]
         for e in report.rollout

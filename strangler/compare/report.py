@@ -159,7 +159,11 @@ class ShadowAggregates:
 
 @dataclass(frozen=True, slots=True)
 class RolloutPoint:
-    """One change on the rollout timeline (``rollout_events``)."""
+    """One change on the rollout timeline (``rollout_events``).
+
+    ``kind``, ``enabled``, the weights (percent) and ``stage`` describe the flag after the
+    change; None on events recorded before the ledger kept them.
+    """
 
     at: datetime
     actor: str
@@ -167,6 +171,30 @@ class RolloutPoint:
     to_rollout: int
     reason: str
     flag_revision: str
+    kind: str | None = None
+    enabled: bool | None = None
+    instant_weight: float | None = None
+    shadow_weight: float | None = None
+    stage: str | None = None
+    no_evidence: bool = False
+
+    @property
+    def shares(self) -> tuple[float, float]:
+        """Percent of orders on (instant, shadow) after the change.
+
+        An event from before the weights were recorded counts its rollout as instant.
+        """
+        if self.enabled is False:
+            return (0.0, 0.0)
+        if self.instant_weight is None or self.shadow_weight is None:
+            return (float(self.to_rollout), 0.0)
+        total = self.instant_weight + self.shadow_weight
+        if total <= 0:
+            return (0.0, 0.0)
+        return (
+            self.to_rollout * self.instant_weight / total,
+            self.to_rollout * self.shadow_weight / total,
+        )
 
 
 @dataclass(frozen=True, slots=True)

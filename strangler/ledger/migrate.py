@@ -5,7 +5,8 @@ several processes starting together do not race: a new database gets every table
 the current version; an older one is brought up one version at a time by the steps in
 :data:`MIGRATIONS`, each recorded in ``schema_version``; a newer one, or one older than
 the first step knows, is refused with a message saying what to do. Every step so far
-only adds tables; Alembic will earn its place with the first step that alters one.
+only adds tables or nullable columns; Alembic will earn its place with the first step
+that rewrites one.
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ import structlog
 
 from strangler.exceptions import LedgerError
 from strangler.ledger.schema import (
+    ROLLOUT_EVENT_V3_COLUMNS,
     SCHEMA_VERSION,
     comparison_steps,
     comparisons,
     metadata,
+    rollout_events,
     schema_version,
 )
 
@@ -40,8 +43,38 @@ def _v1_to_v2(conn: sa.Connection) -> None:
     comparison_steps.create(conn, checkfirst=True)
 
 
+def _v2_to_v3(conn: sa.Connection) -> None:
+    """v3 records what each rollout change was: kind, enabled, weights, stage, evidence.
+
+    Older events get what their reason says: the gate's own records start "rollout gate
+    <decision>"; a hold or a failure changed nothing. The rest stay NULL (unknown).
+    """
+    table = rollout_events.name
+    present = {column["name"] for column in sa.inspect(conn).get_columns(table)}
+    for name, type_ in ROLLOUT_EVENT_V3_COLUMNS.items():
+        if name not in present:
+            kind = type_.compile(dialect=conn.dialect)
+            conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {name} {kind}"))
+    events = rollout_events
+    for decision, kind in _GATE_KINDS.items():
+        conn.execute(
+            events.update()
+            .where(events.c.kind.is_(None), events.c.reason.like(f"rollout gate {decision}:%"))
+            .values(kind=kind, changed=kind in ("gate_advance", "gate_rollback"))
+        )
+
+
+_GATE_KINDS = {
+    "advance": "gate_advance",
+    "roll_back": "gate_rollback",
+    "hold": "gate_hold",
+    "fail": "gate_fail",
+}
+
 # The step that brings a database at version N to N + 1.
-MIGRATIONS: Mapping[int, Callable[[sa.Connection], None]] = MappingProxyType({1: _v1_to_v2})
+MIGRATIONS: Mapping[int, Callable[[sa.Connection], None]] = MappingProxyType(
+    {1: _v1_to_v2, 2: _v2_to_v3}
+)
 
 
 def ensure_schema(engine: sa.Engine) -> int:

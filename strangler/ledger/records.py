@@ -102,10 +102,37 @@ class RolloutEventFields(Protocol):
     @property
     def flag_revision(self) -> str: ...
 
+    @property
+    def kind(self) -> str | None: ...
+
+    @property
+    def enabled(self) -> bool | None: ...
+
+    @property
+    def instant_weight(self) -> float | None: ...
+
+    @property
+    def shadow_weight(self) -> float | None: ...
+
+    @property
+    def stage(self) -> str | None: ...
+
+    @property
+    def changed(self) -> bool | None: ...
+
+    @property
+    def no_evidence(self) -> bool: ...
+
 
 @dataclass(frozen=True, slots=True)
 class RolloutEvent:
-    """One audited rollout change: who moved the percentage, from what, to what, and why."""
+    """One audited rollout change: who changed what, from what, to what, and why.
+
+    ``kind`` is set, kill, enable, variants, stage or gate_<decision>; ``enabled``, the
+    weights (percent) and ``stage`` describe the flag after the change; ``changed`` is
+    False for a record that changed nothing (a gate hold). These are None on events kept
+    before schema v3, where the ledger did not record them.
+    """
 
     at: datetime
     actor: str
@@ -113,3 +140,10 @@ class RolloutEvent:
     to_rollout: int
     reason: str
     flag_revision: str
+    kind: str | None = None
+    enabled: bool | None = None
+    instant_weight: float | None = None
+    shadow_weight: float | None = None
+    stage: str | None = None
+    changed: bool | None = None
+    no_evidence: bool = False

@@ -34,6 +34,7 @@ from strangler.compare.report import (
 from strangler.compare.verdict import Thresholds
 from strangler.ledger import schema
 from strangler.ledger.engine import read_snapshot
+from strangler.ledger.durations import seconds_between
 
 __all__ = ["HISTOGRAM_EDGES_S", "RETENTION_KEY", "check_window", "load_report", "read_aggregates"]
 
@@ -135,12 +136,6 @@ def _parse_horizon(value: str) -> datetime:
 # -- expressions ------------------------------------------------------------------------
 
 
-def _sqlite_parts(column: Any) -> tuple[ColumnElement[int], ColumnElement[float]]:
-    """Whole seconds and the fraction of a stored 'YYYY-MM-DD HH:MM:SS.ffffff' (naive UTC)."""
-    whole = sa.cast(sa.func.strftime("%s", column), sa.Integer)
-    return whole, sa.func.coalesce(sa.cast(sa.func.substr(column, 20), sa.Float), 0.0)
-
-
 def _epoch(dialect: str, column: Any) -> ColumnElement[float]:
     """Seconds since 1970 as a float (to the millisecond on SQLite: enough for buckets)."""
     if dialect == "sqlite":
@@ -150,12 +145,7 @@ def _epoch(dialect: str, column: Any) -> ColumnElement[float]:
 
 def _duration(dialect: str) -> ColumnElement[float]:
     """Seconds from received_at to terminal_at, exact to the microsecond."""
-    if dialect == "sqlite":
-        # Whole seconds and fractions apart, so no float ever holds a 10-digit epoch.
-        end, end_fraction = _sqlite_parts(_o.c.terminal_at)
-        start, start_fraction = _sqlite_parts(_o.c.received_at)
-        return sa.cast(end - start, sa.Float) + (end_fraction - start_fraction)
-    return sa.cast(sa.extract("epoch", _o.c.terminal_at - _o.c.received_at), sa.Float)
+    return seconds_between(dialect, _o.c.received_at, _o.c.terminal_at)
 
 
 def _floor_int(dialect: str, value: ColumnElement[float]) -> ColumnElement[int]:
@@ -508,6 +498,12 @@ def _rollout(conn: sa.Connection, window: Window) -> tuple[RolloutPoint, ...]:
             to_rollout=row.to_rollout,
             reason=row.reason,
             flag_revision=row.flag_revision,
+            kind=row.kind,
+            enabled=row.enabled,
+            instant_weight=row.instant_weight,
+            shadow_weight=row.shadow_weight,
+            stage=row.stage,
+            no_evidence=bool(row.no_evidence),
         )
         for row in [*before, *inside]
     )

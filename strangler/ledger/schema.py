@@ -14,6 +14,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 
 __all__ = [
+    "ROLLOUT_EVENT_V3_COLUMNS",
     "SCHEMA_VERSION",
     "UTCDateTime",
     "comparison_steps",
@@ -29,7 +30,7 @@ __all__ = [
     "worker_leases",
 ]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 ID_LENGTH = 128
 
 
@@ -167,6 +168,17 @@ rejected_intake = sa.Table(
     sa.UniqueConstraint("source", "body_sha256", name="uq_rejected_intake_body"),
 )
 
+#: The columns v3 added to rollout_events (the migration adds them to an older ledger).
+ROLLOUT_EVENT_V3_COLUMNS: dict[str, sa.types.TypeEngine[Any]] = {
+    "kind": sa.String(24),
+    "enabled": sa.Boolean(),
+    "instant_weight": sa.Float(),
+    "shadow_weight": sa.Float(),
+    "stage": sa.String(16),
+    "changed": sa.Boolean(),
+    "no_evidence": sa.Boolean(),
+}
+
 rollout_events = sa.Table(
     "rollout_events",
     metadata,
@@ -177,6 +189,9 @@ rollout_events = sa.Table(
     sa.Column("to_rollout", sa.Integer, nullable=False),
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("flag_revision", sa.String(128), nullable=False),
+    # v3: what the change was and the flag after it, so a kill, an enable or a variant
+    # change is told apart from a percentage change; NULL on events kept before v3.
+    *(sa.Column(name, type_) for name, type_ in ROLLOUT_EVENT_V3_COLUMNS.items()),
     sa.UniqueConstraint("at", "flag_revision", name="uq_rollout_events_change"),
 )
 

@@ -644,6 +644,13 @@ class SqlLedger:
                 to_rollout=event.to_rollout,
                 reason=event.reason,
                 flag_revision=event.flag_revision,
+                kind=event.kind,
+                enabled=event.enabled,
+                instant_weight=event.instant_weight,
+                shadow_weight=event.shadow_weight,
+                stage=event.stage,
+                changed=event.changed,
+                no_evidence=event.no_evidence,
             )
             .on_conflict_do_nothing(index_elements=["at", "flag_revision"])
             .returning(schema.rollout_events.c.id)
@@ -665,6 +672,13 @@ class SqlLedger:
                 to_rollout=row["to_rollout"],
                 reason=row["reason"],
                 flag_revision=row["flag_revision"],
+                kind=row["kind"],
+                enabled=row["enabled"],
+                instant_weight=row["instant_weight"],
+                shadow_weight=row["shadow_weight"],
+                stage=row["stage"],
+                changed=row["changed"],
+                no_evidence=bool(row["no_evidence"]),
             )
             for row in rows
         ]

@@ -1,10 +1,14 @@
 """``GET/PUT /_strangler/rollout``: the rollout controller the CLI uses, over HTTP.
 
 PUT takes exactly one change, ``{"percentage": 25}``, ``{"enabled": false}`` (the kill
-switch) or ``{"variants": {"instant": 70, "shadow": 30}}``, plus a ``reason`` for the
-audit log and optionally an ``actor``, and answers the rollout after the change with
-``changed`` (false when the flag was already so). Both methods need the admin bearer
-token.
+switch), ``{"variants": {"instant": 70, "shadow": 30}}`` or a migration stage
+(``{"stage": "shadow"}``, ``{"stage": {"name": "live", "percent": 5, "shadow_share": 10}}``),
+plus a ``reason`` for the audit log and optionally an ``actor``, and answers the rollout
+after the change with ``changed`` (false when the flag was already so). A change that
+puts orders on instant where none were needs a passing comparison verdict in the current
+step's window, else 409 ``evidence_required`` saying what is missing; ``"no_evidence":
+true`` goes live anyway (recorded). Kill and enable are never gated. Both methods need the
+admin bearer token; GET also says where the gate's current step began (``step_since``).
 """
 
 from __future__ import annotations
@@ -16,9 +20,18 @@ from typing import Any
 import structlog
 from flask import Blueprint, Response, jsonify, request
 
-from strangler.exceptions import FlagFileError, LedgerError, RolloutError, UnleashAdminError
+from strangler.exceptions import (
+    EvidenceRequired,
+    FlagFileError,
+    LedgerError,
+    RolloutError,
+    UnleashAdminError,
+)
+from strangler.ledger import SqlLedger
 from strangler.orders import VISIBLE, integral
-from strangler.rollout import RolloutChange, check_audit_text
+from strangler.rollout import RolloutChange, RolloutState, check_audit_text
+from strangler.rollout_gate import window_start
+from strangler.rollout_stage import Stage
 from strangler.sidecar.auth import require_admin
 from strangler.sidecar.bodies import read_body
 from strangler.sidecar.errors import json_error
@@ -29,8 +42,9 @@ __all__ = ["blueprint"]
 
 _log = structlog.get_logger()
 blueprint = Blueprint("admin", __name__)
-_CHANGES = ("percentage", "enabled", "variants")
-_ALLOWED_KEYS = frozenset({*_CHANGES, "reason", "actor"})
+_CHANGES = ("percentage", "enabled", "variants", "stage")
+_ALLOWED_KEYS = frozenset({*_CHANGES, "reason", "actor", "no_evidence"})
+_STAGE_KEYS = frozenset({"name", "percent", "shadow_share"})
 _MAX_BODY = 16 * 1024
 
 
@@ -42,11 +56,24 @@ class _BadChange(ValueError):
 @require_admin
 def show_rollout() -> Response:
     """The flag's rollout now: enabled, percentage, variants, revision."""
+    sidecar = sidecar_state()
     try:
-        state = sidecar_state().rollout.show()
+        state = sidecar.rollout.show()
     except (UnleashAdminError, FlagFileError) as exc:
         return _unavailable(exc)
-    return jsonify(state.to_dict())
+    return jsonify({**state.to_dict(), "step_since": _step_since(sidecar.runtime.ledger, state)})
+
+
+def _step_since(ledger: object, state: RolloutState) -> str | None:
+    """Where the gate's current step began (ISO), or None: no change recorded, or unread."""
+    if not isinstance(ledger, SqlLedger):
+        return None
+    try:
+        since = window_start(ledger, state)
+    except LedgerError as exc:
+        _log.warning("rollout_step_unread", error=str(exc))
+        return None
+    return since.isoformat() if since is not None else None
 
 
 @blueprint.put("/_strangler/rollout")
@@ -55,14 +82,27 @@ def change_rollout() -> Response:
     """Apply one audited rollout change and answer with the rollout after it."""
     state = sidecar_state()
     try:
-        change = _apply(state.rollout, _body())
+        change = _apply(state.rollout, _body(), state.settings.live_shadow_share)
+    except EvidenceRequired as exc:
+        return json_error(
+            409,
+            "evidence_required",
+            f"going live needs comparison evidence: {exc}; keep the rollout in shadow until "
+            'the gate\'s mismatch checks pass, or send "no_evidence": true (recorded)',
+        )
     except (_BadChange, RolloutError) as exc:
         return json_error(400, "invalid_rollout_change", str(exc))
     except (UnleashAdminError, FlagFileError) as exc:
         return _unavailable(exc)
     recorded = _record_in_ledger(state.runtime.ledger, change) if change.changed else True
     return jsonify(
-        {**change.after.to_dict(), "changed": change.changed, "timeline_recorded": recorded}
+        {
+            **change.after.to_dict(),
+            "step_since": _step_since(state.runtime.ledger, change.after),
+            "changed": change.changed,
+            "no_evidence": change.no_evidence,
+            "timeline_recorded": recorded,
+        }
     )
 
 
@@ -103,7 +143,9 @@ def _body() -> Mapping[str, Any]:
     return body
 
 
-def _apply(controller: RolloutController, body: Mapping[str, Any]) -> RolloutChange:
+def _apply(
+    controller: RolloutController, body: Mapping[str, Any], shadow_share: int
+) -> RolloutChange:
     changes = [name for name in _CHANGES if name in body]
     if len(changes) != 1:
         raise _BadChange(f"give exactly one of {', '.join(_CHANGES)}, got {changes or 'none'}")
@@ -115,12 +157,27 @@ def _apply(controller: RolloutController, body: Mapping[str, Any]) -> RolloutCha
         raise _BadChange('"actor" must be a non-empty string, or left out')
     check_audit_text("reason", reason)
     check_audit_text("actor", actor)
+    no_evidence = body.get("no_evidence", False)
+    if not isinstance(no_evidence, bool):
+        raise _BadChange(f'"no_evidence" must be true or false, got {no_evidence!r}')
     value = body[changes[0]]
     if changes[0] == "percentage":
         percentage = integral(value)
         if percentage is None:
             raise _BadChange(f'"percentage" must be a whole number 0-100, got {value!r}')
-        return controller.set_percentage(percentage, actor=actor, reason=reason)
+        return controller.set_percentage(
+            percentage, actor=actor, reason=reason, no_evidence=no_evidence
+        )
+    if changes[0] == "stage":
+        name, percent, share = _stage(value, shadow_share)
+        return controller.set_stage(
+            name,
+            actor=actor,
+            reason=reason,
+            percent=percent,
+            shadow_share=share,
+            no_evidence=no_evidence,
+        )
     if changes[0] == "enabled":
         if not isinstance(value, bool):
             raise _BadChange(f'"enabled" must be true or false, got {value!r}')
@@ -133,5 +190,35 @@ def _apply(controller: RolloutController, body: Mapping[str, Any]) -> RolloutCha
             f'such as {{"instant": 70, "shadow": 30}}; got {value!r}'
         )
     return controller.set_variants(
-        {name: w for name, w in weights.items() if w is not None}, actor=actor, reason=reason
+        {name: w for name, w in weights.items() if w is not None},
+        actor=actor,
+        reason=reason,
+        no_evidence=no_evidence,
     )
+
+
+def _stage(value: object, default_share: int) -> tuple[Stage, int | None, int]:
+    """``"live"`` or ``{"name": "live", "percent": 5, "shadow_share": 10}``, checked."""
+    spec = {"name": value} if isinstance(value, str) else value
+    if not isinstance(spec, dict) or set(spec) - _STAGE_KEYS or "name" not in spec:
+        raise _BadChange(
+            '"stage" must be a stage name or {"name": ..., "percent": ..., "shadow_share": ...}'
+            f", got {value!r}"
+        )
+    names = [stage.value for stage in Stage]
+    if spec["name"] not in names:
+        raise _BadChange(f'"stage" must be one of {", ".join(names)}, got {spec["name"]!r}')
+    percent = _whole("percent", spec.get("percent"), optional=True)
+    share = _whole("shadow_share", spec.get("shadow_share", default_share), optional=False)
+    assert share is not None  # _whole refuses a missing required number
+    return Stage(spec["name"]), percent, share
+
+
+def _whole(key: str, value: object, *, optional: bool) -> int | None:
+    """A whole percentage (``5`` or ``5.0``), or None when ``optional`` and left out."""
+    if value is None and optional:
+        return None
+    number = integral(value)
+    if number is None:
+        raise _BadChange(f'"{key}" must be a whole percentage, got {value!r}')
+    return number

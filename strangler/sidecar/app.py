@@ -75,7 +75,7 @@ def create_app(
     state = SidecarState(
         settings=settings,
         runtime=runtime,
-        rollout=rollout if rollout is not None else _rollout_from(settings),
+        rollout=rollout if rollout is not None else _rollout_from(settings, runtime.ledger),
         metrics=metrics,
         access_log=AccessLog(),
         admin_token=AdminToken(settings.admin_token),
@@ -137,7 +137,13 @@ def _runtime_from(settings: Settings) -> SidecarRuntime:
     return Runtime.from_settings(settings)
 
 
-def _rollout_from(settings: Settings) -> RolloutController:
+def _rollout_from(settings: Settings, ledger: object) -> RolloutController:
+    """The settings' controller; going live asks the gate about the sidecar's ledger."""
+    from strangler.ledger import SqlLedger  # noqa: PLC0415
     from strangler.rollout import rollout_controller_from_settings  # noqa: PLC0415
+    from strangler.rollout_evidence import comparison_evidence  # noqa: PLC0415
 
-    return rollout_controller_from_settings(settings)
+    controller = rollout_controller_from_settings(settings)
+    if isinstance(ledger, SqlLedger):
+        controller.evidence = lambda: comparison_evidence(controller, ledger)
+    return controller

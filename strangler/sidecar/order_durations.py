@@ -19,12 +19,12 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from strangler.ledger.engine import read_snapshot
+from strangler.ledger.durations import seconds_between
 from strangler.ledger.schema import orders
 
 __all__ = ["ORDER_BUCKETS_S", "OrderDurations"]
 
 ORDER_BUCKETS_S = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600)
-_SECONDS_PER_DAY = 86400.0
 _log = structlog.get_logger(__name__)
 
 
@@ -68,10 +68,7 @@ def _le(bound: float) -> str:
 
 
 def _seconds(dialect: str) -> sa.ColumnElement[float]:
-    if dialect == "sqlite":
-        days = sa.func.julianday(orders.c.terminal_at) - sa.func.julianday(orders.c.received_at)
-        return days * _SECONDS_PER_DAY
-    return sa.cast(sa.extract("epoch", orders.c.terminal_at - orders.c.received_at), sa.Float)
+    return seconds_between(dialect, orders.c.received_at, orders.c.terminal_at)
 
 
 def _histogram_query(seconds: sa.ColumnElement[float], bounds: Sequence[float]) -> sa.Select[Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -105,6 +106,8 @@ def test_dashboard_sets_the_rollout_kills_it_and_refuses_without_the_token(
     browser.get(f"{sidecar.url}/_strangler/")
     _wait_text(browser, "refresh-state", "rollout refused (401)")
     assert _text(browser, "rollout-percentage") == "?"
+    _wait_text(browser, "kill-state", "kill switch: unknown: the rollout needs the admin token")
+    assert "no change is on the rollout timeline yet" in _text(browser, "report-window")
     assert _put_from_page(browser, '{"percentage": 90, "reason": "no token"}') == 401
 
     _fill(browser, "token-input", ADMIN_TOKEN)
@@ -119,7 +122,7 @@ def test_dashboard_sets_the_rollout_kills_it_and_refuses_without_the_token(
     _wait_text(browser, "rollout-percentage", "37%")
     assert _rollout(sidecar)["rollout"] == 37
     _wait_text(browser, "report-window", "the current step: orders routed since")
-    assert _text(browser, "verdict-status") in {"pass", "hold", "fail"}
+    assert _text(browser, "verdict-status").lower() in {"pass", "hold", "fail"}
     _wait_text(browser, "events-body", "browser test: raise to 37")
 
     _fill(browser, "kill-reason", "browser test: kill")
@@ -132,7 +135,15 @@ def test_dashboard_sets_the_rollout_kills_it_and_refuses_without_the_token(
     WebDriverWait(browser, WAIT_S).until(lambda d: d.switch_to.alert).accept()
     _wait_text(browser, "control-result", "rollout killed")
     _wait_text(browser, "rollout-enabled", "no (killed")
+    _wait_text(browser, "kill-state", "KILLED")
     assert (_rollout(sidecar)["enabled"], _rollout(sidecar)["rollout"]) == (False, 37)
+
+    _fill(browser, "enable-reason", "browser test: enable again")
+    browser.find_element(By.ID, "enable-apply").click()
+    _wait_text(browser, "control-result", "rollout enabled again at 37%")
+    _wait_text(browser, "kill-state", "kill switch: off")
+    _wait_text(browser, "events-body", "browser test: enable again")
+    assert _last_audit(sidecar)[:2] == ("enable", "browser test: enable again")
 
     browser.find_element(By.ID, "token-forget").click()
     _fill(browser, "percentage-input", "50")
@@ -140,6 +151,69 @@ def test_dashboard_sets_the_rollout_kills_it_and_refuses_without_the_token(
     browser.find_element(By.ID, "percentage-apply").click()
     _wait_text(browser, "control-result", "refused (401)")
     assert _rollout(sidecar)["rollout"] == 37
+
+
+def _last_audit(sidecar: Sidecar) -> tuple[str, str]:
+    lines = (sidecar.data_dir / "rollout-audit.jsonl").read_text().splitlines()
+    record = json.loads(lines[-1])
+    return record["action"], record["reason"]
+
+
+def _use_token(browser: Any, sidecar: Sidecar) -> None:
+    browser.get(f"{sidecar.url}/_strangler/")
+    _fill(browser, "token-input", ADMIN_TOKEN)
+    browser.find_element(By.ID, "token-save").click()
+    _wait_text(browser, "rollout-stage", "off")
+
+
+def test_dashboard_walks_the_stages_and_shows_the_gate(sidecar: Sidecar, browser: Any) -> None:
+    """Stage and kill state in the banner; going live without evidence is refused, then
+    forced; in shadow-first mode the instant weight control moves the weight; the A/B
+    arms, the noise n and both charts are drawn."""
+    _use_token(browser, sidecar)
+    _wait_text(browser, "stage-state", "stage: off")
+    assert not browser.find_element(By.ID, "weight-form").is_displayed()
+
+    browser.find_element(By.CSS_SELECTOR, "#stage-select option[value=shadow]").click()
+    _fill(browser, "stage-reason", "browser test: shadow")
+    browser.find_element(By.ID, "stage-apply").click()
+    _wait_text(browser, "control-result", "stage shadow")
+    _wait_text(browser, "rollout-shares", "instant 0%, shadow 100%")
+    _wait_text(browser, "weight-form", "Shadow-first: instant weight")
+
+    browser.find_element(By.CSS_SELECTOR, "#stage-select option[value=live]").click()
+    _fill(browser, "stage-percent", "5")
+    _fill(browser, "stage-reason", "browser test: live")
+    browser.find_element(By.ID, "stage-apply").click()
+    _wait_text(browser, "control-result", "refused (409)")
+    assert "no comparisons yet" in _text(browser, "control-result")
+    assert _rollout(sidecar)["stage"] == "shadow"
+
+    browser.find_element(By.ID, "stage-no-evidence").click()
+    browser.find_element(By.ID, "stage-apply").click()
+    _wait_text(browser, "control-result", "went live without comparison evidence")
+    _wait_text(browser, "stage-state", "stage: live")
+    _wait_text(browser, "events-body", "(no evidence)")
+
+    _fill(browser, "weight-input", "20")
+    _fill(browser, "weight-reason", "browser test: instant 20")
+    browser.find_element(By.ID, "weight-apply").click()
+    _wait_text(browser, "control-result", "instant weight set to 20%")
+    assert _rollout(sidecar)["variants"] == {"instant": 20, "shadow": 80}
+
+    _wait_text(browser, "verdict-status", "")
+    assert _text(browser, "verdict-status").lower() in {"pass", "hold", "fail"}
+    assert "the current step: orders routed since" in _text(browser, "report-window")
+    _wait_text(browser, "noise-summary", "noise sample: n = ")
+    _wait_text(browser, "ab-body", "fraud_reject")
+    drawn = browser.find_elements(By.CSS_SELECTOR, "#share-chart polyline")
+    assert {line.get_attribute("data-series") for line in drawn} == {"instant", "shadow"}
+    (threshold,) = browser.find_elements(By.CSS_SELECTOR, "#mismatch-chart line")
+    # The report's default threshold, 0.5 %, on a 0..1 % axis: halfway up the plot.
+    assert (threshold.get_attribute("data-line"), threshold.get_attribute("y1")) == (
+        "threshold",
+        "100",
+    )
 
 
 def test_cross_site_write_is_refused_even_with_the_token(sidecar: Sidecar) -> None:

@@ -125,7 +125,8 @@ def _set_rollout(sidecar: Sidecar, rollout: int, variants: dict[str, int]) -> No
     for change in ({"variants": variants}, {"percentage": rollout}):
         answer = requests.put(
             f"{sidecar.url}/_strangler/rollout",
-            json={**change, "reason": "gate decisions"},
+            # A new ledger has no comparisons: going live says so (issue 21's evidence rule).
+            json={**change, "reason": "gate decisions", "no_evidence": True},
             headers=AUTH,
             timeout=5,
         )

@@ -47,7 +47,8 @@ def sidecar(tmp_path_factory: pytest.TempPathFactory, sim: RunningSim) -> Iterat
         for change in ({"variants": {"instant": 100}}, {"percentage": 100}):
             requests.put(
                 f"{running.url}/_strangler/rollout",
-                json={**change, "reason": "gate webhook test"},
+                # A new ledger has no comparisons: going live says so (issue 21).
+                json={**change, "reason": "gate webhook test", "no_evidence": True},
                 headers=AUTH,
                 timeout=5,
             ).raise_for_status()

@@ -65,7 +65,8 @@ def sidecar(workdir: Path, sim: RunningSim) -> Iterator[Sidecar]:
         for change in ({"variants": {"instant": 50, "shadow": 50}}, {"percentage": 50}):
             answer = requests.put(
                 f"{running.url}/_strangler/rollout",
-                json={**change, "reason": "prometheus test"},
+                # A new ledger has no comparisons: going live says so (issue 21).
+                json={**change, "reason": "prometheus test", "no_evidence": True},
                 headers=AUTH,
                 timeout=5,
             )

@@ -82,6 +82,33 @@ def test_passing_step_advances_and_records_the_change(
     assert (events[-1].from_rollout, events[-1].to_rollout) == (5, 25)
     assert events[-1].reason.startswith("rollout gate advance: every check passed on 3 orders")
     assert controller.audit.records()[-1]["action"] == "set_percentage"
+    assert (events[-1].kind, events[-1].changed) == ("gate_advance", True)
+
+
+def test_going_back_to_an_earlier_configuration_starts_a_new_window(
+    controller: FileRolloutController, ledger: SqlLedger
+) -> None:
+    """50 % -> 60 % -> kill -> enable -> 50 %: the step starts at the last change, not the
+    first 50 % (whose window held orders routed at 60 % and while killed)."""
+    changes = [
+        controller.set_percentage(50, actor="ana", reason="50"),
+        controller.set_percentage(60, actor="ana", reason="60"),
+        controller.kill(actor="ana", reason="incident"),
+        controller.enable(actor="ana", reason="fixed"),
+        controller.set_percentage(50, actor="ana", reason="back to 50"),
+    ]
+    for change in changes:
+        ledger.record_rollout_event(change)
+    assert changes[0].flag_revision == changes[-1].flag_revision
+    assert window_start(ledger, controller.show()) == changes[-1].at
+    kinds = [(e.kind, e.enabled) for e in ledger.rollout_events()[-5:]]
+    assert kinds == [
+        ("set", True),
+        ("set", True),
+        ("kill", False),
+        ("enable", True),
+        ("set", True),
+    ]
 
 
 def test_hold_is_recorded_without_restarting_the_window(
@@ -208,6 +235,25 @@ def test_shadow_first_advances_the_instant_weight(
     state = controller.show()
     assert (done.decision.from_rollout, done.decision.to_rollout) == (0, 1)
     assert (state.rollout, state.variants["instant"], state.variants["shadow"]) == (100, 1, 99)
+
+
+def test_a_gate_advance_that_goes_live_without_comparisons_is_recorded_as_such(
+    controller: FileRolloutController, ledger: SqlLedger
+) -> None:
+    """advance --no-evidence from all-shadow to instant: the timeline says no evidence."""
+    for change in (
+        controller.set_percentage(100, actor="ana", reason="all in"),
+        controller.set_variants({"shadow": 100}, actor="ana", reason="shadow first"),
+    ):
+        ledger.record_rollout_event(change)
+    for n in range(3):
+        ledger.record_received(make_order(f"s-{n}"), source="test")
+        ledger.pin_decision(f"s-{n}", make_decision(Route.SHADOW, rollout=100))
+    done = _round(controller, ledger)
+    last = ledger.rollout_events()[-1]
+    assert done.decision.action is Action.ADVANCE
+    assert (last.kind, last.stage, last.no_evidence) == ("gate_advance", "live", True)
+    assert controller.audit.records()[-1]["no_evidence"] is True
 
 
 def test_no_comparisons_hold_by_default(

@@ -35,7 +35,7 @@ def _file_state(path: Path) -> tuple[bool, int, dict[str, int]]:
 
 
 def test_show_reads_the_file(controller: FileRolloutController, flag_file: Path) -> None:
-    """show() gives the shipped state: enabled, 0%, instant=100, mode and source."""
+    """show() gives the shipped state: enabled, 0% shadow-first (stage off), mode, source."""
     state = controller.show()
     assert state.to_dict() == {
         "flag": "city_orders_instant_processing",
@@ -43,7 +43,9 @@ def test_show_reads_the_file(controller: FileRolloutController, flag_file: Path)
         "source": str(flag_file),
         "enabled": True,
         "rollout": 0,
-        "variants": {"instant": 100, "shadow": 0},
+        "variants": {"instant": 0, "shadow": 100},
+        "stage": "off",
+        "shares": {"instant": 0.0, "shadow": 0.0},
         "revision": state.revision,
     }
 
@@ -53,12 +55,12 @@ def test_show_reads_the_file(controller: FileRolloutController, flag_file: Path)
     [
         pytest.param(
             lambda c: c.set_percentage(25, actor="ana", reason="step"),
-            (True, 25, {"instant": 1000, "shadow": 0}),
+            (True, 25, {"instant": 0, "shadow": 1000}),
             id="set",
         ),
         pytest.param(
             lambda c: c.kill(actor="ana", reason="incident"),
-            (False, 0, {"instant": 1000, "shadow": 0}),
+            (False, 0, {"instant": 0, "shadow": 1000}),
             id="kill",
         ),
         pytest.param(
@@ -67,8 +69,8 @@ def test_show_reads_the_file(controller: FileRolloutController, flag_file: Path)
             id="variants",
         ),
         pytest.param(
-            lambda c: c.set_variants({"shadow": 100}, actor="ana", reason="shadow only"),
-            (True, 0, {"instant": 0, "shadow": 1000}),
+            lambda c: c.set_variants({"instant": 100}, actor="ana", reason="instant only"),
+            (True, 0, {"instant": 1000, "shadow": 0}),
             id="variants-missing-is-zero",
         ),
     ],
@@ -110,13 +112,18 @@ def test_audit_log_records_each_change(controller: FileRolloutController) -> Non
     assert first["from"] == {
         "enabled": True,
         "rollout": 0,
-        "variants": {"instant": 100, "shadow": 0},
+        "variants": {"instant": 0, "shadow": 100},
     }
     assert first["to"] == {
         "enabled": True,
         "rollout": 25,
-        "variants": {"instant": 100, "shadow": 0},
+        "variants": {"instant": 0, "shadow": 100},
     }
+    assert (first["stage_from"], first["stage_to"], first["no_evidence"]) == (
+        "off",
+        "shadow",
+        False,
+    )
     assert (first["flag"], first["mode"], first["changed"]) == (
         "city_orders_instant_processing",
         "embedded",

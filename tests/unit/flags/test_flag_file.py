@@ -19,14 +19,18 @@ def _strategy(document: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_shipped_flag_file_is_valid_and_routes_nothing() -> None:
-    """The shipped file validates and ships at rollout 0, enabled, instant=100%."""
+    """The shipped file validates and ships shadow-first at rollout 0 (stage off).
+
+    Raising the rollout shadows orders first; nothing reaches instant until a change
+    that goes live, which asks for comparison evidence.
+    """
     document = load_flag_document(SHIPPED_FLAG_FILE.read_text(), source="shipped")
     definition = read_flag(document)
     assert definition is not None
     assert (definition.enabled, definition.rollout, dict(definition.variant_weights)) == (
         True,
         0,
-        {"instant": 1000, "shadow": 0},
+        {"instant": 0, "shadow": 1000},
     )
 
 

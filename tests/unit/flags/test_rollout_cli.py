@@ -35,7 +35,10 @@ def _run(env: dict[str, str], *args: str) -> tuple[int, str, str]:
 def test_set_then_show(env: dict[str, str], tmp_path: Path) -> None:
     """`set 25` then `show` shows 25%, and the audit log holds the entry with the reason."""
     code, out, _ = _run(env, "set", "25", "--reason", "first step", "--actor", "ana")
-    assert (code, out.splitlines()[0].split(" (")[0]) == (0, "rollout 0% -> 25%")
+    assert (code, out.splitlines()[0].split(" (")[0]) == (
+        0,
+        "stage off -> shadow, rollout 0% -> 25%",
+    )
     code, out, _ = _run(env, "show")
     assert code == 0
     assert "rollout   25%" in out.splitlines()
@@ -62,8 +65,9 @@ def test_show_json(env: dict[str, str]) -> None:
         0,
         "embedded",
         0,
-        {"instant": 100, "shadow": 0},
+        {"instant": 0, "shadow": 100},
     )
+    assert (state["stage"], state["shares"]) == ("off", {"instant": 0.0, "shadow": 0.0})
 
 
 @pytest.mark.parametrize(
@@ -183,5 +187,92 @@ def test_an_unreachable_ledger_warns_but_the_change_stands(env: dict[str, str]) 
     broken = {**env, "STRANGLER_LEDGER_URL": "postgresql+psycopg://nobody:x@127.0.0.1:9/none"}
     code, out, err = _run(broken, "set", "20", "--reason", "r")
     assert code == 0
-    assert out.startswith("rollout 0% -> 20%")
+    assert out.startswith("stage off -> shadow, rollout 0% -> 20%")
     assert "warning: the ledger did not record this change" in err
+
+
+def _ledger_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'data/ledger.sqlite3'}"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["stage", "live", "--percent", "5"],
+        ["stage", "complete"],
+        ["variants", "instant=10,shadow=90"],
+    ],
+    ids=["stage-live", "stage-complete", "variants"],
+)
+def test_going_live_without_evidence_is_refused(
+    env: dict[str, str], tmp_path: Path, args: list[str]
+) -> None:
+    """From shadow (nothing compared) to live exits 3, says why, and changes nothing."""
+    assert _run(env, "set", "40", "--reason", "shadow 40%")[0] == 0
+    before = _run(env, "show", "--json")[1]
+    code, _, err = _run(env, *args, "--reason", "go live")
+    assert code == 3
+    assert "no comparisons yet" in err
+    assert "--no-evidence" in err
+    assert _run(env, "show", "--json")[1] == before
+
+
+def test_set_from_no_instant_to_live_asks_for_evidence(env: dict[str, str]) -> None:
+    """`set` from 0 % with instant weight to a live share is refused without evidence."""
+    assert _run(env, "variants", "instant=100", "--reason", "old shape")[0] == 0
+    code, _, err = _run(env, "set", "10", "--reason", "first step")
+    assert (code, "no comparisons yet" in err) == (3, True)
+
+
+def test_no_evidence_goes_live_and_is_recorded(env: dict[str, str], tmp_path: Path) -> None:
+    """--no-evidence goes live; the audit log and the ledger timeline say so."""
+    _run(env, "set", "100", "--reason", "shadow all")
+    code, out, _ = _run(
+        env, "stage", "live", "--percent", "5", "--reason", "hotfix", "--no-evidence"
+    )
+    assert code == 0
+    assert "stage shadow -> live" in out
+    assert "without a passing comparison verdict" in out
+    audit = (tmp_path / "data/rollout-audit.jsonl").read_text().splitlines()
+    assert json.loads(audit[-1])["no_evidence"] is True
+    ledger = ledger_from_url(_ledger_url(tmp_path))
+    try:
+        last = ledger.rollout_events()[-1]
+    finally:
+        ledger.close()
+    assert (last.kind, last.stage, last.no_evidence, last.instant_weight) == (
+        "stage",
+        "live",
+        True,
+        5.0,
+    )
+
+
+def test_kill_and_enable_are_never_gated(env: dict[str, str]) -> None:
+    """A live rollout killed and enabled again needs no evidence either way."""
+    _run(env, "stage", "live", "--percent", "5", "--reason", "r", "--no-evidence")
+    assert _run(env, "kill", "--reason", "incident")[0] == 0
+    code, out, _ = _run(env, "enable", "--reason", "fixed")
+    assert (code, "enabled no -> yes" in out) == (0, True)
+
+
+def test_stage_refuses_a_live_share_that_leaves_too_little_shadow(env: dict[str, str]) -> None:
+    """`stage live --percent 95` keeps less than the 10 % shadow share: exit 2, why."""
+    code, _, err = _run(env, "stage", "live", "--percent", "95", "--no-evidence")
+    assert (code, "shadow share of 10%" in err) == (2, True)
+
+
+def test_show_names_the_stage(env: dict[str, str]) -> None:
+    """`show` prints the stage and the shares of orders on each path."""
+    _run(env, "stage", "shadow", "--percent", "30", "--reason", "compare 30%")
+    out = _run(env, "show")[1].splitlines()
+    assert "stage     shadow" in out
+    assert "orders    instant 0%, shadow 30%, legacy only 70%" in out
+
+
+def test_an_unreadable_ledger_is_no_evidence(env: dict[str, str]) -> None:
+    """Going live with the ledger unreachable is refused, saying why; --no-evidence goes."""
+    broken = {**env, "STRANGLER_LEDGER_URL": "postgresql+psycopg://nobody:x@127.0.0.1:9/none"}
+    code, _, err = _run(broken, "stage", "live", "--reason", "r")
+    assert (code, "the ledger cannot be read" in err) == (3, True)
+    assert _run(broken, "stage", "live", "--reason", "r", "--no-evidence")[0] == 0

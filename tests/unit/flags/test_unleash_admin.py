@@ -15,6 +15,7 @@ from responses import matchers
 from strangler.exceptions import RolloutError, UnleashAdminError
 from strangler.flags import FLAG_NAME
 from strangler.rollout import UnleashRolloutController
+from strangler.rollout_stage import Stage
 from strangler.unleash_admin import UnleashAdminClient
 
 API = "http://unleash.test/api"
@@ -196,6 +197,23 @@ def test_set_variants_marks_one_variable_variant(
         ("instant", 700, "fix"),
         ("shadow", 300, "variable"),
     ]
+
+
+def test_set_stage_patches_rollout_and_variants_in_one_request(
+    api: responses.RequestsMock, server_controller: UnleashRolloutController
+) -> None:
+    """stage shadow on the server: one JSON patch for the rollout and the variants."""
+    api.get(FEATURE, json=_feature(rollout="0"))
+    api.patch(f"{ENV}/strategies/{STRATEGY_ID}", json={})
+    api.get(FEATURE, json=_feature(rollout="100"))
+    server_controller.set_stage(Stage.SHADOW, actor="ana", reason="compare first")
+    rollout, variants = _patched(api)
+    assert rollout == {"op": "replace", "path": "/parameters/rollout", "value": "100"}
+    assert [(v["name"], v["weight"]) for v in variants["value"]] == [
+        ("instant", 0),
+        ("shadow", 1000),
+    ]
+    assert server_controller.audit.records()[-1]["action"] == "set_stage"
 
 
 @pytest.mark.parametrize(

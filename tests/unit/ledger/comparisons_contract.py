@@ -20,7 +20,14 @@ from strangler.compare.sides import side_from_steps
 from strangler.exceptions import LedgerError
 from strangler.ledger import SqlLedger, ledger_from_url
 from strangler.ledger.engine import create_ledger_engine
-from strangler.ledger.schema import SCHEMA_VERSION, comparisons, metadata, schema_version
+from strangler.ledger.schema import (
+    ROLLOUT_EVENT_V3_COLUMNS,
+    SCHEMA_VERSION,
+    comparisons,
+    metadata,
+    rollout_events,
+    schema_version,
+)
 from strangler.orders import Route
 from tests.unit.compare.support import batch_steps, dry_run_steps
 from tests.unit.ledger.support import T0, Clock, make_decision, make_order
@@ -182,10 +189,28 @@ class ComparisonStoreContract:
                 versions = conn.execute(
                     sa.select(schema_version.c.version).order_by(schema_version.c.version)
                 ).scalars()
-                assert list(versions) == [1, 2]
+                assert list(versions) == [1, 2, 3]
                 assert all(sa.inspect(conn).has_table(name) for name in _V2_TABLES)
         finally:
             ledger.close()
+
+    def test_a_v2_ledger_gets_the_rollout_event_columns(self, ledger_url: str) -> None:
+        """v3 adds kind, enabled, weights, stage, changed and no_evidence to old events;
+        the gate's old records get their kind from their reason, the rest stay unknown."""
+        _write_v1_database(ledger_url)
+        ledger = ledger_from_url(ledger_url)
+        try:
+            old_set, old_hold = ledger.rollout_events()
+        finally:
+            ledger.close()
+        assert (old_set.kind, old_set.changed, old_set.stage, old_set.no_evidence) == (
+            None,
+            None,
+            None,
+            False,
+        )
+        assert (old_set.from_rollout, old_set.to_rollout) == (0, 10)
+        assert (old_hold.kind, old_hold.changed) == ("gate_hold", False)
 
     def test_a_version_it_cannot_migrate_is_refused(self, ledger_url: str) -> None:
         """A ledger older than the first migration step is refused with a clear message."""
@@ -200,13 +225,54 @@ class ComparisonStoreContract:
             engine.dispose()
 
 
+def _v2_rollout_events() -> sa.Table:
+    """rollout_events as schema v1 and v2 had it (before the v3 columns)."""
+    new = set(ROLLOUT_EVENT_V3_COLUMNS)
+    old = sa.MetaData()
+    return sa.Table(
+        rollout_events.name,
+        old,
+        *(
+            sa.Column(c.name, c.type, primary_key=c.primary_key, nullable=c.nullable)
+            for c in rollout_events.columns
+            if c.name not in new
+        ),
+        sa.UniqueConstraint("at", "flag_revision", name="uq_rollout_events_change"),
+    )
+
+
 def _write_v1_database(url: str, *, version: int = 1) -> None:
-    """A ledger as strangler 0.1 left it: every table but the comparisons, one order."""
+    """A ledger as strangler 0.1 left it: every table but the comparisons, one order,
+    and two rollout events (a change and a gate hold) without the v3 columns."""
     engine = create_ledger_engine(url)
     try:
         with engine.begin() as conn:
-            tables = [t for t in metadata.sorted_tables if t.name not in _V2_TABLES]
+            skip = {*_V2_TABLES, rollout_events.name}
+            tables = [t for t in metadata.sorted_tables if t.name not in skip]
             metadata.create_all(conn, tables=tables)
+            old_events = _v2_rollout_events()
+            old_events.create(conn)
+            conn.execute(
+                old_events.insert(),
+                [
+                    {
+                        "at": T0,
+                        "actor": "ana",
+                        "from_rollout": 0,
+                        "to_rollout": 10,
+                        "reason": "first step",
+                        "flag_revision": "rev-1",
+                    },
+                    {
+                        "at": T0 + timedelta(minutes=5),
+                        "actor": "gate",
+                        "from_rollout": 10,
+                        "to_rollout": 10,
+                        "reason": "rollout gate hold: not enough data",
+                        "flag_revision": "rev-1",
+                    },
+                ],
+            )
             conn.execute(schema_version.insert().values(version=version, applied_at=T0))
             conn.execute(
                 sa.text(

@@ -20,6 +20,7 @@ from strangler.exceptions import LedgerError
 from strangler.ledger import Handoff, RolloutEvent, SqlLedger, ledger_from_url, schema
 from strangler.ledger.engine import read_snapshot
 from strangler.ledger.report_queries import load_report
+from strangler.ledger.durations import seconds_between
 from strangler.ledger.schema import SCHEMA_VERSION, schema_version
 from strangler.orders import OrderStatus, Route
 from tests.unit.ledger.support import T0, Clock, make_decision, make_order, make_step
@@ -607,6 +608,33 @@ class LedgerContract:
         with ledger.engine.begin() as writer:
             writer.execute(schema.kv.insert().values(name="held", value="1", updated_at=T0))
             ledger.probe()
+    @pytest.mark.parametrize(
+        ("start_us", "end_us"),
+        [
+            (999_500, 50_000),
+            (999_999, 999_500),
+            (999_700, 0),
+            (0, 999_999),
+            (999_999, 999_999),
+        ],
+        ids=["start-.9995", "start-.999999", "start-.9997-end-whole", "end-.999999", "both-max"],
+    )
+    def test_durations_are_exact_at_fractions_near_a_whole_second(
+        self, ledger: SqlLedger, start_us: int, end_us: int
+    ) -> None:
+        """Received-to-terminal seconds are exact to the microsecond at .9995-.999999 s."""
+        received = T0.replace(microsecond=start_us)
+        terminal = T0.replace(microsecond=end_us) + timedelta(seconds=3)
+        ledger.record_received(make_order("edge"), source="api")
+        orders = schema.orders
+        seconds = seconds_between(
+            ledger.engine.dialect.name, orders.c.received_at, orders.c.terminal_at
+        )
+        with ledger.engine.begin() as conn:
+            conn.execute(orders.update().values(received_at=received, terminal_at=terminal))
+            measured = conn.execute(sa.select(seconds)).scalar_one()
+        expected = (terminal - received).total_seconds()
+        assert round(expected, 6) == round(measured, 6)
 
     def test_ping_writes(self, ledger: SqlLedger, clock: Clock) -> None:
         """A ping is a real write."""

@@ -12,11 +12,12 @@ from typing import Any
 
 import urllib3
 
-from strangler.exceptions import LedgerError, RolloutError
+from strangler.exceptions import EvidenceRequired, LedgerError, RolloutError
 from strangler.ledger.records import LedgerCounts, RolloutEventFields
 from strangler.orders import Decision, OrderNotification, Route
 from strangler.protocols import FlagStatus
 from strangler.rollout import RolloutChange, RolloutState
+from strangler.rollout_stage import Stage, stage_shape
 
 NOW = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
 
@@ -157,21 +158,34 @@ class FakeRollout:
         )
     )
     calls: list[tuple[str, Any, str, str]] = field(default_factory=list)
+    #: When set, a set/variants/stage change without no_evidence is refused with it.
+    evidence_missing: str | None = None
 
     def show(self) -> RolloutState:
         return self.state
 
-    def _change(self, action: str, arg: Any, actor: str, reason: str, **new: Any) -> RolloutChange:
+    def _change(
+        self, action: str, arg: Any, actor: str, reason: str, no_evidence: bool = False, **new: Any
+    ) -> RolloutChange:
+        if self.evidence_missing and action not in {"kill", "enable"} and not no_evidence:
+            raise EvidenceRequired(self.evidence_missing)
         self.calls.append((action, arg, actor, reason))
         before, self.state = self.state, dataclasses.replace(self.state, revision="rev-8", **new)
         return RolloutChange(
-            action=action, actor=actor, reason=reason, before=before, after=self.state
+            action=action,
+            actor=actor,
+            reason=reason,
+            before=before,
+            after=self.state,
+            no_evidence=no_evidence,
         )
 
-    def set_percentage(self, pct: int, *, actor: str, reason: str = "") -> RolloutChange:
+    def set_percentage(
+        self, pct: int, *, actor: str, reason: str = "", no_evidence: bool = False
+    ) -> RolloutChange:
         if not 0 <= pct <= 100:
             raise RolloutError(f"the percentage must be 0-100, got {pct}")
-        return self._change("set_percentage", pct, actor, reason, rollout=pct)
+        return self._change("set_percentage", pct, actor, reason, no_evidence, rollout=pct)
 
     def kill(self, *, actor: str, reason: str = "") -> RolloutChange:
         return self._change("kill", None, actor, reason, enabled=False)
@@ -180,12 +194,44 @@ class FakeRollout:
         return self._change("enable", None, actor, reason, enabled=True)
 
     def set_variants(
-        self, weights: Mapping[str, int], *, actor: str, reason: str = ""
+        self,
+        weights: Mapping[str, int],
+        *,
+        actor: str,
+        reason: str = "",
+        no_evidence: bool = False,
     ) -> RolloutChange:
         if sum(weights.values()) != 100:
             raise RolloutError(f"variant weights must add up to 100, got {dict(weights)}")
         per_mille = {name: weight * 10 for name, weight in weights.items()}
-        return self._change("set_variants", dict(weights), actor, reason, variant_weights=per_mille)
+        return self._change(
+            "set_variants", dict(weights), actor, reason, no_evidence, variant_weights=per_mille
+        )
+
+    def set_stage(
+        self,
+        stage: Stage,
+        *,
+        actor: str,
+        reason: str = "",
+        percent: int | None = None,
+        shadow_share: int = 10,
+        no_evidence: bool = False,
+    ) -> RolloutChange:
+        try:
+            shape = stage_shape(stage, percent=percent, shadow_share=shadow_share)
+        except ValueError as exc:
+            raise RolloutError(str(exc)) from exc
+        per_mille = {name: weight * 10 for name, weight in shape.variants.items()}
+        return self._change(
+            "set_stage",
+            (stage.value, percent, shadow_share),
+            actor,
+            reason,
+            no_evidence,
+            rollout=shape.rollout,
+            variant_weights=per_mille,
+        )
 
 
 @dataclass

@@ -27,7 +27,10 @@ def test_show_rollout(client: FlaskClient) -> None:
             "enabled": True,
             "rollout": 10,
             "variants": {"instant": 100},
+            "stage": "live",
+            "shares": {"instant": 10.0, "shadow": 0.0},
             "revision": "rev-7",
+            "step_since": None,
         },
     )
 
@@ -39,8 +42,14 @@ def test_show_rollout(client: FlaskClient) -> None:
         ({"enabled": False}, ("kill", None), True),
         ({"enabled": True}, ("enable", None), False),
         ({"variants": SPLIT}, ("set_variants", SPLIT), True),
+        ({"stage": "shadow"}, ("set_stage", ("shadow", None, 10)), True),
+        (
+            {"stage": {"name": "live", "percent": 5, "shadow_share": 20}},
+            ("set_stage", ("live", 5, 20)),
+            True,
+        ),
     ],
-    ids=["percentage", "kill", "enable", "variants"],
+    ids=["percentage", "kill", "enable", "variants", "stage-name", "stage-live"],
 )
 def test_changes_go_through_the_controller(
     client: FlaskClient,
@@ -56,7 +65,12 @@ def test_changes_go_through_the_controller(
     assert response.status_code == 200
     assert rollout.calls == [(*call, "ana", "numbers hold")]
     after = client.get(URL, headers=AUTH).json
-    assert response.json == {**after, "changed": changed, "timeline_recorded": True}
+    assert response.json == {
+        **after,
+        "changed": changed,
+        "no_evidence": False,
+        "timeline_recorded": True,
+    }
 
 
 def test_actor_defaults_to_the_admin_api_and_caller(
@@ -82,6 +96,11 @@ def test_actor_defaults_to_the_admin_api_and_caller(
         ({"variants": ["instant"], "reason": "r"}, "variant names"),
         ({"percent": 5, "reason": "r"}, "unknown field"),
         ({"percentage": 5, "reason": "r", "actor": 7}, "actor"),
+        ({"stage": "on", "reason": "r"}, "off, shadow, live, complete"),
+        ({"stage": {"name": "live", "pct": 5}, "reason": "r"}, "stage name"),
+        ({"stage": {"name": "live", "percent": "5"}, "reason": "r"}, "whole percentage"),
+        ({"stage": {"name": "live", "percent": 95}, "reason": "r"}, "shadow share"),
+        ({"percentage": 5, "reason": "r", "no_evidence": "yes"}, "true or false"),
         ([25], "JSON object"),
     ],
     ids=[
@@ -97,6 +116,11 @@ def test_actor_defaults_to_the_admin_api_and_caller(
         "list-variants",
         "typo",
         "actor-type",
+        "unknown-stage",
+        "stage-typo",
+        "stage-percent-type",
+        "stage-too-little-shadow",
+        "no-evidence-type",
         "not-object",
     ],
 )
@@ -170,3 +194,25 @@ def test_a_ledger_failure_does_not_undo_the_answer(
     runtime.ledger.broken = True
     response = client.put(URL, json={"percentage": 40, "reason": "r"}, headers=AUTH)
     assert (response.status_code, response.json["rollout"]) == (200, 40)
+
+
+def test_going_live_without_evidence_is_409_saying_what_is_missing(
+    client: FlaskClient, rollout: FakeRollout
+) -> None:
+    """A controller refusing for want of evidence answers 409 and says how to override;
+    with no_evidence the same change goes through and the answer says so."""
+
+    rollout.evidence_missing = "mismatch: no comparisons yet: 0 of 765 needed per step"
+    response = client.put(URL, json={"stage": "live", "reason": "go"}, headers=AUTH)
+    assert (response.status_code, response.json["error"]) == (409, "evidence_required")
+    assert "no comparisons yet" in response.json["message"]
+    assert '"no_evidence": true' in response.json["message"]
+    assert rollout.calls == []
+    forced = client.put(
+        URL, json={"stage": "live", "reason": "go", "no_evidence": True}, headers=AUTH
+    )
+    assert (forced.status_code, forced.json["stage"], forced.json["no_evidence"]) == (
+        200,
+        "live",
+        True,
+    )

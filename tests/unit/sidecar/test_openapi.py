@@ -115,6 +115,11 @@ def exchanges(
     with make_app(admin_token=None).test_client() as unset:
         yield unset.get("/_strangler/rollout", headers=AUTH)
         yield unset.put("/_strangler/rollout", json={}, headers=AUTH)
+    rollout.evidence_missing = "mismatch: no comparisons yet: 0 of 765 needed per step"
+    live = {"stage": {"name": "live", "percent": 5}, "reason": "r"}
+    yield client.put("/_strangler/rollout", json=live, headers=AUTH)
+    yield client.put("/_strangler/rollout", json={**live, "no_evidence": True}, headers=AUTH)
+    rollout.evidence_missing = None
     yield from flag_store_down(client, runtime, rollout)
     runtime.ledger.broken = True
     yield client.get("/_strangler/readyz")
