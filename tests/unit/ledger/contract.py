@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from strangler.exceptions import LedgerError
 from strangler.ledger import Handoff, RolloutEvent, SqlLedger, ledger_from_url
+from strangler.ledger.report_queries import load_report
 from strangler.ledger.schema import SCHEMA_VERSION, schema_version
 from strangler.orders import OrderStatus, Route
 from tests.unit.ledger.support import T0, Clock, make_decision, make_order, make_step
@@ -267,6 +268,28 @@ class LedgerContract:
         assert (story["status"], story["handoff"]) == ("fell_back", kind.value)
         assert story["transitions"][-1]["reason"] == "legacy down"
         assert ledger.counts().handoffs == {kind.value: 1}
+
+    def test_instant_errors_count_each_order_once_as_the_gate_does(self, ledger: SqlLedger) -> None:
+        """counts().instant_errors (the metrics' strangler_instant_errors) is the report's
+        instant failed_or_fell_back: an order that fell back and then failed is one error."""
+        ends = {
+            "fell-back-then-failed": (OrderStatus.FELL_BACK, OrderStatus.FAILED),
+            "fell-back-then-fulfilled": (OrderStatus.FELL_BACK, OrderStatus.FULFILLED),
+            "failed": (OrderStatus.FAILED,),
+            "fulfilled": (OrderStatus.FULFILLED,),
+        }
+        for order_id, moves in ends.items():
+            ledger.record_received(make_order(order_id), source="api")
+            ledger.pin_decision(order_id, make_decision())
+            for status in moves:
+                ledger.transition(order_id, status)
+        ledger.record_received(make_order("legacy-failed"), source="api")
+        ledger.pin_decision("legacy-failed", make_decision(Route.LEGACY))
+        ledger.transition("legacy-failed", OrderStatus.FAILED)
+        report = load_report(ledger.engine, until=T0 + timedelta(days=1), now=T0)
+
+        assert ledger.counts().instant_errors == 3
+        assert report.path("instant").failed_or_fell_back == 3
 
     # -- steps ------------------------------------------------------------------------------
 
