@@ -141,6 +141,11 @@ class LeaseDispatcher:
         with self._lock:
             return self._parked
 
+    @property
+    def stopping(self) -> bool:
+        """True once :meth:`stop` has begun: no order is claimed or started after it."""
+        return self._stopping.is_set()
+
     def wake(self) -> None:
         """Look for due orders now (called after each new intake)."""
         self._wake.set()
@@ -168,7 +173,8 @@ class LeaseDispatcher:
         """
         if self._feeder is None:
             return True
-        self._stopping.set()
+        with self._lock:  # a claim registers its orders before this, or gives them back
+            self._stopping.set()
         self._wake.set()
         deadline = time.monotonic() + timeout
         self._feeder.join(timeout)
@@ -238,10 +244,17 @@ class LeaseDispatcher:
             # An order held here whose lease ran out before a renewal (a stalled process)
             # comes back to its owner: it is being processed or parked, not started again.
             orders = [order for order in orders if order.order_id not in self._in_flight]
-            for order in orders:
-                self._in_flight[order.order_id] = Lease(order.order_id, self.owner)
-        for order in orders:
-            self._jobs.put(order)
+            stopping = self._stopping.is_set()
+            if not stopping:
+                # Queued under the lock, so that a stop that begins next finds them queued.
+                for order in orders:
+                    self._in_flight[order.order_id] = Lease(order.order_id, self.owner)
+                    self._jobs.put(order)
+        if stopping:
+            # The claim outlasted the stop's wait for the feeder: no worker may be left to
+            # take these, so they go back at once rather than stay leased until expiry.
+            self._return_to_ledger([order.order_id for order in orders])
+            return 0
         return len(orders)
 
     def _return_queued(self) -> None:
@@ -265,14 +278,19 @@ class LeaseDispatcher:
         """Return claimed orders no worker started (stopping): due again, claims uncounted."""
         if not order_ids:
             return
+        self._return_to_ledger(order_ids)
+        with self._lock:
+            for order_id in order_ids:
+                del self._in_flight[order_id]
+
+    def _return_to_ledger(self, order_ids: list[str]) -> None:
+        if not order_ids:
+            return
         try:
             self.ledger.return_unstarted(self.owner, order_ids)
         except LedgerError as exc:
             # Their leases expire on their own, and another worker takes them then.
             _log.error("dispatcher_ledger_error", error=str(exc), orders=order_ids)
-        with self._lock:
-            for order_id in order_ids:
-                del self._in_flight[order_id]
         _log.info("dispatcher_returned_unstarted", owner=self.owner, orders=order_ids)
 
     def _renew_quietly(self) -> None:

@@ -69,6 +69,8 @@ class LedgerCounts:
     ``by_source`` counts orders by how they came in (``reconciled``: adopted from the
     legacy app after a missed intake); ``unknown_to_legacy`` is how many open orders the
     last reconciliation sweep found that the legacy app has never reported.
+    ``instant_errors`` counts instant orders that fell back or ended failed, each order
+    once: the numerator of the gate's error_rate check.
     """
 
     total: int
@@ -79,6 +81,7 @@ class LedgerCounts:
     handoffs: Mapping[str, int]
     by_source: Mapping[str, int] = field(default_factory=dict)
     unknown_to_legacy: int = 0
+    instant_errors: int = 0
 
 
 class RolloutEventFields(Protocol):

@@ -33,8 +33,9 @@ from strangler.compare.report import (
 )
 from strangler.compare.verdict import Thresholds
 from strangler.ledger import schema
-from strangler.ledger.engine import read_snapshot
 from strangler.ledger.durations import seconds_between
+from strangler.ledger.engine import read_snapshot
+from strangler.ledger.statements import FAILED_OR_FELL_BACK
 
 __all__ = ["HISTOGRAM_EDGES_S", "RETENTION_KEY", "check_window", "load_report", "read_aggregates"]
 
@@ -198,6 +199,7 @@ def _counts(conn: sa.Connection, scope: ColumnElement[bool]) -> dict[str, dict[s
             _o.c.handoff,
             sa.func.count().label("n"),
             sa.func.count(_o.c.terminal_at).label("terminal"),
+            sa.func.max(sa.case((FAILED_OR_FELL_BACK, 1), else_=0)).label("errored"),
         )
         .where(scope)
         .group_by(group, _o.c.outcome, _o.c.handoff)
@@ -209,7 +211,7 @@ def _counts(conn: sa.Connection, scope: ColumnElement[bool]) -> dict[str, dict[s
             {"orders": 0, "terminal": 0, "outcomes": {}, "handoffs": {}, "failed_or_fell_back": 0},
         )
         entry["orders"] += row.n
-        if row.outcome == "failed" or row.handoff == "fallback":
+        if row.errored:
             # One row per (outcome, handoff): an order that fell back and failed counts once.
             entry["failed_or_fell_back"] += row.n
         entry["terminal"] += row.terminal

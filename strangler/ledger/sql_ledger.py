@@ -754,6 +754,7 @@ class SqlLedger:
             unknown = conn.execute(
                 sa.select(schema.kv.c.value).where(schema.kv.c.name == UNKNOWN_TO_LEGACY_KEY)
             ).scalar()
+            instant_errors = conn.execute(statements.COUNT_INSTANT_ERRORS).scalar_one()
         return LedgerCounts(
             total=sum(by_path_status.values()),
             backlog=sum(n for (_, status), n in by_path_status.items() if not _terminal(status)),
@@ -763,6 +764,7 @@ class SqlLedger:
             handoffs=handoffs,
             by_source=by_source,
             unknown_to_legacy=int(json.loads(unknown)["count"]) if unknown else 0,
+            instant_errors=int(instant_errors),
         )
 
     def probe(self) -> None:

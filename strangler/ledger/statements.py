@@ -15,11 +15,14 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 
+from strangler.ledger.records import Handoff
 from strangler.ledger.schema import orders, step_results, transitions, worker_leases
-from strangler.orders import TERMINAL_STATUSES, OrderStatus, Route
+from strangler.orders import TERMINAL_STATUSES, OrderStatus, Outcome, Route
 
 __all__ = [
     "CLAIM_DUE",
+    "COUNT_INSTANT_ERRORS",
+    "FAILED_OR_FELL_BACK",
     "FOLLOWED",
     "HOLD_ROLE",
     "INSERT_ORDER",
@@ -88,6 +91,16 @@ def insert_ignoring_duplicates(
 
 # Orders whose progress the legacy follower records: the batch jobs run them.
 FOLLOWED = sa.or_(_o.path.in_([Route.LEGACY.value, Route.SHADOW.value]), _o.handoff.is_not(None))
+
+# The gate's error (its error_rate check): the order fell back to the batch jobs or ended
+# failed. An order that did both is one error: the report and the metrics both count it so.
+FAILED_OR_FELL_BACK = sa.or_(
+    _o.outcome == Outcome.FAILED.value, _o.handoff == Handoff.FALLBACK.value
+)
+# The gate's errors among instant orders (adopted orders are reported apart, as "reconciled").
+COUNT_INSTANT_ERRORS = sa.select(sa.func.count()).where(
+    _o.path == Route.INSTANT.value, _o.source != "reconciled", FAILED_OR_FELL_BACK
+)
 
 # The columns a received order is written with (also the SQLite intake's driver INSERT).
 ORDER_COLUMNS = (

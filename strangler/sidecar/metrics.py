@@ -167,6 +167,12 @@ class _LedgerCollector(Collector):
             handoffs.add_metric([kind], count)
         yield handoffs
         yield GaugeMetricFamily(
+            "strangler_instant_errors",
+            "Instant-path orders that fell back or ended failed, each order once "
+            "(the gate's error_rate numerator).",
+            value=counts.instant_errors,
+        )
+        yield GaugeMetricFamily(
             "strangler_ledger_backlog", "Orders not yet terminal.", value=counts.backlog
         )
         yield GaugeMetricFamily(

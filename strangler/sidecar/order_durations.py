@@ -18,8 +18,8 @@ from prometheus_client.core import HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-from strangler.ledger.engine import read_snapshot
 from strangler.ledger.durations import seconds_between
+from strangler.ledger.engine import read_snapshot
 from strangler.ledger.schema import orders
 
 __all__ = ["ORDER_BUCKETS_S", "OrderDurations"]

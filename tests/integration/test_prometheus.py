@@ -155,9 +155,13 @@ def traffic(prometheus: str, sidecar: Sidecar, sim: RunningSim) -> str:
     return prometheus
 
 
-def test_the_sidecar_series_reach_prometheus(traffic: str) -> None:
-    """Backlog, in-flight, shares, kill switch, gate, heartbeats, readiness, comparisons."""
+def test_the_sidecar_series_reach_prometheus(traffic: str, sidecar: Sidecar) -> None:
+    """Backlog, in-flight, shares, kill switch, gate, heartbeats, readiness, comparisons,
+    and the instant errors counted as the gate's report counts them."""
     prometheus = traffic
+    report = requests.get(f"{sidecar.url}/_strangler/report", timeout=30)
+    report.raise_for_status()
+    instant = next(path for path in report.json()["paths"] if path["group"] == "instant")
     wait_until(
         lambda: _values(prometheus, "strangler_comparison_steps_last_hour") != [],
         60,
@@ -190,6 +194,7 @@ def test_the_sidecar_series_reach_prometheus(traffic: str) -> None:
         "flags": 1,
         "upstream": 1,
     }
+    assert _values(prometheus, "strangler_instant_errors") == [instant["failed_or_fell_back"]]
     assert set(_by(prometheus, "strangler:orders_terminal_per_second:rate5m", "path")) == {
         "legacy",
         "instant",

@@ -18,9 +18,9 @@ import sqlalchemy as sa
 
 from strangler.exceptions import LedgerError
 from strangler.ledger import Handoff, RolloutEvent, SqlLedger, ledger_from_url, schema
+from strangler.ledger.durations import seconds_between
 from strangler.ledger.engine import read_snapshot
 from strangler.ledger.report_queries import load_report
-from strangler.ledger.durations import seconds_between
 from strangler.ledger.schema import SCHEMA_VERSION, schema_version
 from strangler.orders import OrderStatus, Route
 from tests.unit.ledger.support import T0, Clock, make_decision, make_order, make_step
@@ -271,6 +271,28 @@ class LedgerContract:
         assert (story["status"], story["handoff"]) == ("fell_back", kind.value)
         assert story["transitions"][-1]["reason"] == "legacy down"
         assert ledger.counts().handoffs == {kind.value: 1}
+
+    def test_instant_errors_count_each_order_once_as_the_gate_does(self, ledger: SqlLedger) -> None:
+        """counts().instant_errors (the metrics' strangler_instant_errors) is the report's
+        instant failed_or_fell_back: an order that fell back and then failed is one error."""
+        ends = {
+            "fell-back-then-failed": (OrderStatus.FELL_BACK, OrderStatus.FAILED),
+            "fell-back-then-fulfilled": (OrderStatus.FELL_BACK, OrderStatus.FULFILLED),
+            "failed": (OrderStatus.FAILED,),
+            "fulfilled": (OrderStatus.FULFILLED,),
+        }
+        for order_id, moves in ends.items():
+            ledger.record_received(make_order(order_id), source="api")
+            ledger.pin_decision(order_id, make_decision())
+            for status in moves:
+                ledger.transition(order_id, status)
+        ledger.record_received(make_order("legacy-failed"), source="api")
+        ledger.pin_decision("legacy-failed", make_decision(Route.LEGACY))
+        ledger.transition("legacy-failed", OrderStatus.FAILED)
+        report = load_report(ledger.engine, until=T0 + timedelta(days=1), now=T0)
+
+        assert ledger.counts().instant_errors == 3
+        assert report.path("instant").failed_or_fell_back == 3
 
     # -- steps ------------------------------------------------------------------------------
 
@@ -608,6 +630,7 @@ class LedgerContract:
         with ledger.engine.begin() as writer:
             writer.execute(schema.kv.insert().values(name="held", value="1", updated_at=T0))
             ledger.probe()
+
     @pytest.mark.parametrize(
         ("start_us", "end_us"),
         [

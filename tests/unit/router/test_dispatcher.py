@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path as FsPath
 from typing import Any
 
@@ -62,6 +62,28 @@ def start(dispatchers: list[LeaseDispatcher], router: Router, **options: float) 
 
 def all_terminal(ledger: SqlLedger) -> bool:
     return ledger.backlog() == 0
+
+
+class HeldRuns:
+    """Holds every run of the fake instant backend until the test releases it.
+
+    ``started`` is set when a run begins, so a test knows an order is being processed
+    (not merely claimed), and the run ends only after ``release``: what happens in
+    between is up to the test, not to how fast the machine is.
+    """
+
+    def __init__(self, instant: FakeInstant) -> None:
+        self.started = threading.Event()
+        self.release = threading.Event()
+        self.stopped: list[bool] = []
+        original = instant.run
+
+        def held(*args: Any, **kwargs: Any) -> Any:
+            self.started.set()
+            self.release.wait(10)
+            return original(*args, **kwargs)
+
+        instant.run = held  # type: ignore[method-assign]
 
 
 def test_every_order_is_processed_once(
@@ -139,12 +161,17 @@ def test_stop_lets_orders_in_flight_finish(
     router: Router, ledger: SqlLedger, instant: FakeInstant, dispatchers: list[LeaseDispatcher]
 ) -> None:
     """A graceful stop waits for the order being processed, and takes no new ones."""
-    instant.delay_s = 0.3
+    run = HeldRuns(instant)
     router.intake(make_order("o-1"), source="api")
     dispatcher = start(dispatchers, router, workers=1)
-    wait_until(lambda: dispatcher.in_flight == 1, 5, "the order to be taken")
+    wait_until(run.started.is_set, 5, "the order to start")
     router.intake(make_order("o-2"), source="api")
-    assert dispatcher.stop(5) is True
+    stopper = threading.Thread(target=lambda: run.stopped.append(dispatcher.stop(5)))
+    stopper.start()
+    wait_until(lambda: dispatcher.stopping, 5, "the stop to begin")
+    run.release.set()
+    stopper.join(10)
+    assert run.stopped == [True]
     first, second = ledger.story("o-1"), ledger.story("o-2")
     assert first is not None
     assert second is not None
@@ -181,11 +208,20 @@ def test_stop_gives_back_orders_no_worker_started(
 ) -> None:
     """Orders claimed but still waiting for a worker at stop are due again at once, their
     claim not counted as an attempt; the one being processed ends first."""
-    instant.delay_s = 0.3
+    run = HeldRuns(instant)
+    real_return = ledger.return_unstarted
+
+    def return_then_release(owner: str, order_ids: Sequence[str]) -> int:
+        returned = real_return(owner, order_ids)
+        run.release.set()  # the order being processed ends only once the others are back
+        return returned
+
+    ledger.return_unstarted = return_then_release  # type: ignore[method-assign]
     for n in range(3):
         router.intake(make_order(f"o-{n}"), source="api")
     dispatcher = LeaseDispatcher(router, ledger, workers=1, lease_seconds=30, poll_interval_s=0.02)
     dispatcher.start()
+    wait_until(run.started.is_set, 5, "the first order to start")
     wait_until(lambda: dispatcher.in_flight == 2, 5, "two orders to be held")
     with capture_logs() as logs:
         assert dispatcher.stop(5) is True
@@ -200,28 +236,55 @@ def test_stop_gives_back_orders_no_worker_started(
     assert [order.order_id for order in taken] == ["o-1", "o-2"]
 
 
+def test_stop_gives_back_what_a_claim_in_progress_takes(
+    router: Router, ledger: SqlLedger, instant: FakeInstant
+) -> None:
+    """A claim that was still running when the stop gave up waiting for the feeder gives
+    its orders back at once, instead of leaving them leased with no worker to run them."""
+    claiming, answer = threading.Event(), threading.Event()
+    real_claim = ledger.claim_due
+
+    def slow_claim(owner: str, *, limit: int, lease_seconds: float) -> list[LeasedOrder]:
+        claiming.set()
+        answer.wait(10)  # a claim query the ledger answers only after the stop's deadline
+        return real_claim(owner, limit=limit, lease_seconds=lease_seconds)
+
+    ledger.claim_due = slow_claim  # type: ignore[method-assign]
+    for n in range(2):
+        router.intake(make_order(f"o-{n}"), source="api")
+    dispatcher = LeaseDispatcher(router, ledger, workers=1, lease_seconds=30, poll_interval_s=0.02)
+    dispatcher.start()
+    wait_until(claiming.is_set, 5, "the feeder to claim")
+    with capture_logs() as logs:
+        assert dispatcher.stop(0.1) is True
+        answer.set()
+        wait_until(
+            lambda: any(e["event"] == "dispatcher_returned_unstarted" for e in logs),
+            5,
+            "the claimed orders to be given back",
+        )
+    assert [e["orders"] for e in logs if e["event"] == "dispatcher_returned_unstarted"] == [
+        ["o-0", "o-1"]
+    ]
+    assert sum(instant.runs.values()) == 0
+    taken = real_claim("someone-else", limit=5, lease_seconds=30)
+    assert [(order.order_id, order.attempts) for order in taken] == [("o-0", 1), ("o-1", 1)]
+
+
 def test_stop_leaves_a_stuck_order_to_its_lease(
     router: Router, ledger: SqlLedger, instant: FakeInstant
 ) -> None:
     """An order still running at the stop deadline keeps its lease, so no one runs it twice."""
-    release = threading.Event()
-    instant.delay_s = 0.0
-    original = instant.run
-
-    def stuck(*args: object, **kwargs: object) -> object:
-        release.wait(10)
-        return original(*args, **kwargs)  # type: ignore[arg-type]
-
-    instant.run = stuck  # type: ignore[method-assign]
+    run = HeldRuns(instant)
     router.intake(make_order("stuck"), source="api")
     dispatcher = LeaseDispatcher(router, ledger, workers=1, lease_seconds=30, poll_interval_s=0.02)
     dispatcher.start()
-    wait_until(lambda: dispatcher.in_flight == 1, 5, "the order to be taken")
+    wait_until(run.started.is_set, 5, "the order to start")
     try:
         assert dispatcher.stop(0.2) is False
         assert ledger.claim_due("someone-else", limit=1, lease_seconds=30) == []
     finally:
-        release.set()
+        run.release.set()
         wait_until(lambda: dispatcher.in_flight == 0, 5, "the stuck order to end")
 
 

@@ -67,6 +67,7 @@ class FakeLedger:
             rejected=len(self.rejected),
             by_path_status={("instant", "fulfilled"): 3, ("legacy", "routed"): 2},
             handoffs={"fallback": 1},
+            instant_errors=1,
         )
 
     def probe(self) -> None:

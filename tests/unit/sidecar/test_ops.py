@@ -140,6 +140,7 @@ def test_metrics_expose_proxy_intake_and_ledger_figures(
     assert samples[("strangler_proxy_request_duration_seconds_count", ())] == 1.0
     assert samples[("strangler_orders", (("path", "instant"), ("status", "fulfilled")))] == 3.0
     assert samples[("strangler_handoffs", (("kind", "fallback"),))] == 1.0
+    assert samples[("strangler_instant_errors", ())] == 1.0
     assert samples[("strangler_ledger_backlog", ())] == 2.0
     assert samples[("strangler_ledger_up", ())] == 1.0
     assert samples[("strangler_flag_revision_age_seconds", ())] > 0
