@@ -289,6 +289,13 @@ def variants(weights: str, reason: str, actor: str | None, no_evidence: bool) ->
     help="A/B: an outcome rate difference whose interval lies beyond this fails.",
 )
 @click.option(
+    "--min-ab-orders",
+    type=click.IntRange(min=0),
+    default=100,
+    show_default=True,
+    help="A/B: orders each arm needs before a difference can fail.",
+)
+@click.option(
     "--no-evidence",
     is_flag=True,
     help="Let a window without compared shadow orders pass (by default it holds).",
@@ -314,6 +321,7 @@ def advance(
     max_hold: tuple[str, ...],
     min_noise: int,
     ab_tolerance: str,
+    min_ab_orders: int,
     no_evidence: bool,
     rollback_on_fail: bool,
     rollback_to: str,
@@ -342,6 +350,7 @@ def advance(
             max_hold=max_hold,
             min_noise=min_noise,
             ab_tolerance=ab_tolerance,
+            min_ab_orders=min_ab_orders,
             no_evidence=no_evidence,
         )
     )

@@ -53,6 +53,7 @@ def run_advance(
     max_hold: tuple[str, ...] = (),
     min_noise: int = Thresholds().min_noise,
     ab_tolerance: str = "1%",
+    min_ab_orders: int = Thresholds().min_ab_orders,
     no_evidence: bool = False,
 ) -> int:
     """Run the gate once, or every ``watch`` seconds until it fails or the plan is done.
@@ -77,6 +78,7 @@ def run_advance(
             max_p99_s=max_p99,
             min_noise=min_noise,
             ab_tolerance=parse_rate(ab_tolerance, "--ab-tolerance"),
+            min_ab_orders=min_ab_orders,
             require_shadow=not no_evidence,
         )
     except ValueError as exc:

@@ -25,7 +25,7 @@ Pure, no IO. The rules (docs/reports.md, "The gate's rules"):
 - ``ab:<metric>`` (fraud_reject, decline, failure, fallback): instant minus legacy outcome
   rates; a difference whose 95 % interval lies entirely beyond ``ab_tolerance`` fails
   (fraud_reject and decline in either direction, failure and fallback when instant is
-  worse). An empty arm: pass, n/a.
+  worse). An empty arm, or one below ``min_ab_orders`` (100): pass, n/a.
 - ``p99``: only with ``max_p99_s``; the instant path's p99 time to terminal above it fails.
 
 Each rate check also says how many compared orders it has and how many it needs at the
@@ -65,6 +65,8 @@ class Thresholds:
 
     ``min_noise``: the noise sample size below which the baseline excuses nothing.
     ``ab_tolerance``: how far an A/B outcome rate may move (0.01 = 1 point).
+    ``min_ab_orders``: the orders each A/B arm needs before a difference can fail (fewer
+    make a 95 % interval that lies beyond the tolerance by chance on a clean rollout).
     ``require_shadow``: hold, rather than pass, when nothing was compared.
     Raises ValueError for a negative count or a rate outside [0, 1].
     """
@@ -76,9 +78,10 @@ class Thresholds:
     require_shadow: bool = True
     min_noise: int = 200
     ab_tolerance: float = 0.01
+    min_ab_orders: int = 100
 
     def __post_init__(self) -> None:
-        for name in ("min_orders", "min_noise"):
+        for name in ("min_orders", "min_noise", "min_ab_orders"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
         for name in ("max_mismatch", "max_error_rate", "ab_tolerance"):
@@ -284,21 +287,30 @@ def _error_rate_check(report: Report, t: Thresholds) -> Check:
 
 
 def _ab_checks(report: Report, t: Thresholds) -> tuple[Check, ...]:
-    return tuple(
-        _ab_check(metric, found, t.ab_tolerance) for metric, found in report.ab.differences.items()
-    )
+    return tuple(_ab_check(metric, found, t) for metric, found in report.ab.differences.items())
 
 
 def _points(value: float) -> str:
     return f"{value * 100:+.2f} pts"
 
 
-def _ab_check(metric: str, found: ArmDifference, tolerance: float) -> Check:
+def _ab_check(metric: str, found: ArmDifference, t: Thresholds) -> Check:
     name = f"ab:{metric}"
+    tolerance = t.ab_tolerance
     arms = (("instant", found.instant), ("legacy", found.legacy))
     empty = [arm for arm, rate in arms if not rate.total]
     if empty:
         return Check(name=name, status="pass", reason=f"n/a (no {' or '.join(empty)} orders)")
+    small = [f"{arm} {rate.total}" for arm, rate in arms if rate.total < t.min_ab_orders]
+    if small:
+        return Check(
+            name=name,
+            status="pass",
+            reason=f"n/a (too few orders to judge: {', '.join(small)} of "
+            f"{t.min_ab_orders} needed per arm)",
+            compared=min(found.instant.total, found.legacy.total),
+            needed=t.min_ab_orders,
+        )
     shown = (
         f"instant {_pct(found.instant.rate)} vs legacy {_pct(found.legacy.rate)}: "
         f"{_points(found.difference)} [{_points(found.low)}, {_points(found.high)}]"

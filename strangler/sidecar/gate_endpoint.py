@@ -57,6 +57,7 @@ _KNOWN = frozenset(
         "max_hold",
         "min_noise",
         "ab_tolerance",
+        "min_ab_orders",
         "rollback_to",
         "ok_when",
         *_FLAGS,
@@ -109,6 +110,7 @@ class GateQuery:
                 max_p99_s=float(params["max_p99"]) if params.get("max_p99") else None,
                 min_noise=_count(params, "min_noise", Thresholds().min_noise),
                 ab_tolerance=_rate(params, "ab_tolerance", "1%"),
+                min_ab_orders=_count(params, "min_ab_orders", Thresholds().min_ab_orders),
                 require_shadow=not _flag(params, "no_evidence"),
             )
         except (ValueError, StranglerError) as exc:
