@@ -13,6 +13,7 @@ import json
 import subprocess
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -114,8 +115,16 @@ def _routing_rollout(sidecar: Sidecar) -> int:
     return int(answer.json()["rollout"])
 
 
+def _fresh() -> dict[str, str]:
+    """An ``until`` a day ahead, new on every call: the sidecar keeps a report for 5 s per
+    query, and a test waiting on the figures must see them as they are now."""
+    return {"until": (datetime.now(UTC) + timedelta(days=1)).isoformat()}
+
+
 def _report(sidecar: Sidecar) -> dict[str, Any]:
-    answer = requests.get(f"{sidecar.url}/_strangler/report?examples=0", timeout=10)
+    answer = requests.get(
+        f"{sidecar.url}/_strangler/report", params={"examples": 0, **_fresh()}, timeout=10
+    )
     answer.raise_for_status()
     report: dict[str, Any] = answer.json()
     return report
@@ -145,7 +154,7 @@ def _new_side_in_step(sidecar: Sidecar) -> int:
     """Instant and shadow orders routed in the gate's current step (since step_since)."""
     rollout = requests.get(f"{sidecar.url}/_strangler/rollout", headers=AUTH, timeout=5).json()
     since = rollout["step_since"]
-    query = {"examples": 0, **({"since": since} if since else {})}
+    query = {"examples": 0, **_fresh(), **({"since": since} if since else {})}
     answer = requests.get(f"{sidecar.url}/_strangler/report", params=query, timeout=10)
     answer.raise_for_status()
     paths = answer.json()["paths"]
