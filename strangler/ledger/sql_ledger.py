@@ -33,6 +33,7 @@ from strangler.ledger.engine import (
     display_url,
 )
 from strangler.ledger.migrate import ensure_schema
+from strangler.ledger.notify import IntakeListener
 from strangler.ledger.records import (
     Handoff,
     LeasedOrder,
@@ -128,7 +129,11 @@ class SqlLedger:
     # -- intake ---------------------------------------------------------------------
 
     def record_received(self, order: OrderNotification, *, source: str) -> bool:
-        """Write the order if new (one INSERT, committed on return); False for a duplicate."""
+        """Write the order if new (committed on return); False for a duplicate.
+
+        On PostgreSQL a new order's transaction also sends the intake notification
+        (see :meth:`intake_listener`), delivered only if it commits.
+        """
         now = self._clock()
         row = {
             "order_id": order.order_id,
@@ -145,7 +150,20 @@ class SqlLedger:
             with self._write_guard, self._translated("record a received order"):
                 return self._driver.execute_alone(statements.INSERT_ORDER, row).rowcount == 1
         with self._write("record a received order") as conn:
-            return conn.execute(statements.INSERT_ORDER, row).rowcount == 1
+            new = conn.execute(statements.INSERT_ORDER, row).rowcount == 1
+            if new and conn.dialect.name == "postgresql":
+                conn.execute(statements.NOTIFY_INTAKE)
+            return new
+
+    def intake_listener(self, on_intake: Callable[[], None]) -> IntakeListener | None:
+        """A listener calling ``on_intake`` for each order taken in by any process, or None.
+
+        PostgreSQL only (LISTEN/NOTIFY); None on SQLite, where routing processes share a
+        host and are woken by :mod:`strangler.wakeups`. Not started yet.
+        """
+        if self._engine.dialect.name != "postgresql":
+            return None
+        return IntakeListener(self._engine, on_intake)
 
     def record_rejected(self, raw_body: bytes | str, *, reason: str, source: str) -> None:
         """Keep a rejected intake body (payment values masked); the same body is kept once."""

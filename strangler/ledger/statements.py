@@ -26,8 +26,10 @@ __all__ = [
     "INSERT_STEP",
     "INSERT_STEP_QUIETLY",
     "INSERT_TRANSITION",
+    "INTAKE_CHANNEL",
     "LEGACY_END",
     "LEGACY_SEEN",
+    "NOTIFY_INTAKE",
     "OPEN_ORDERS",
     "ORDER_BY_ID",
     "ORDER_COLUMNS",
@@ -102,6 +104,10 @@ ORDER_COLUMNS = (
     "attempts",
 )
 INSERT_ORDER = insert_ignoring_duplicates(orders, ORDER_COLUMNS, key=("order_id",))
+
+# PostgreSQL only: sent in the intake's transaction, heard by strangler.ledger.notify.
+INTAKE_CHANNEL = "strangler_intake"
+NOTIFY_INTAKE = sa.select(sa.func.pg_notify(INTAKE_CHANNEL, ""))
 
 INSERT_TRANSITION = insert_ignoring_duplicates(
     transitions, ("order_id", "status", "at", "reason"), key=("order_id", "status")
