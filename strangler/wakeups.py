@@ -81,7 +81,7 @@ class WakeupSender:
         """Wake every other routing process here; returns how many were sent a datagram."""
         try:
             return self._send_all()
-        except OSError as exc:  # a wake-up is only a hint: the poll finds the order
+        except Exception as exc:  # a hint only: the order is durable and the poll finds it
             _log.warning("wakeup_send_failed", directory=str(self._directory.path), error=str(exc))
             return 0
 

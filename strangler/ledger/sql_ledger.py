@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+import structlog
 from sqlalchemy.dialects import postgresql, sqlite
 
 from strangler.compare.pairing import OrderRecord
@@ -65,6 +66,9 @@ _TERMINAL_VALUES = frozenset(status.value for status in TERMINAL_STATUSES)
 _FOLLOWED = statements.FOLLOWED
 # The paths whose orders the batch jobs run (statements.FOLLOWED, also with a hand-off).
 _FOLLOWED_PATHS = frozenset({Route.LEGACY, Route.SHADOW})
+# PostgreSQL's SQLSTATE for a full NOTIFY queue ("too many notifications").
+_PROGRAM_LIMIT_EXCEEDED = "54000"
+_log = structlog.get_logger()
 
 
 def ledger_from_url(url: str, *, clock: Callable[[], datetime] = utc_now) -> SqlLedger:
@@ -149,9 +153,19 @@ class SqlLedger:
         if self._driver is not None:  # one statement: its own transaction, no BEGIN
             with self._write_guard, self._translated("record a received order"):
                 return self._driver.execute_alone(statements.INSERT_ORDER, row).rowcount == 1
+        try:
+            return self._insert_received(row, notify=True)
+        except LedgerError as exc:
+            if not _notify_refused(exc):
+                raise
+            # The wake-up is a hint: the order goes in without it, and a poll finds it.
+            _log.warning("intake_notification_refused", order_id=order.order_id, error=str(exc))
+        return self._insert_received(row, notify=False)
+
+    def _insert_received(self, row: dict[str, Any], *, notify: bool) -> bool:
         with self._write("record a received order") as conn:
             new = conn.execute(statements.INSERT_ORDER, row).rowcount == 1
-            if new and conn.dialect.name == "postgresql":
+            if new and notify and conn.dialect.name == "postgresql":
                 conn.execute(statements.NOTIFY_INTAKE)
             return new
 
@@ -883,6 +897,16 @@ def _release_as_done(conn: WriteConnection, order_id: str, owner: str, now: date
         order_id=order_id, owner=owner, needs_dispatch=False, retry_at=now, now=now, error=None
     )
     conn.execute(statements.RELEASE_LEASE, done)
+
+
+def _notify_refused(exc: LedgerError) -> bool:
+    """True when PostgreSQL refused the intake's NOTIFY: its queue is full (SQLSTATE 54000).
+
+    The queue fills only while a listening session stops reading (8 GB by default); the
+    error comes at commit, with the order's INSERT rolled back.
+    """
+    cause = getattr(exc.__cause__, "orig", None)
+    return getattr(cause, "sqlstate", None) == _PROGRAM_LIMIT_EXCEEDED
 
 
 def _terminal(status: str) -> bool:
