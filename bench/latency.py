@@ -86,14 +86,15 @@ def main() -> None:
         baseline = args.baseline.resolve()
         versions.insert(0, Version(f"baseline {baseline}", str(_python(baseline)), baseline))
     runs: list[Run] = []
-    with tempfile.TemporaryDirectory(prefix="strangler-latency-") as tmp:
+    with ExitStack() as stack:
+        tmp = str(args.keep) if args.keep else stack.enter_context(_temporary())
         for round_number in range(args.rounds):
             # Alternate who goes first, so that neither always meets a warmer machine.
             ordered = versions if round_number % 2 == 0 else versions[::-1]
             for case in args.cases:
                 for version in ordered:
                     work = Path(tmp) / f"{case}-{round_number}-{len(runs)}"
-                    work.mkdir()
+                    work.mkdir(parents=True)
                     runs.append(_run(case, version, work, args))
     _print(runs, args, versions)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
@@ -110,6 +111,7 @@ def _parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--baseline", type=Path, help="another checkout to compare with (its .venv is used)"
     )
+    parser.add_argument("--keep", type=Path, help="keep the runs' logs and data in this folder")
     args = parser.parse_args()
     if args.orders < 1 or args.rate <= 0 or args.rounds < 1:
         parser.error("--orders, --rate and --rounds must be positive")
@@ -146,6 +148,12 @@ def _run(case: str, version: Version, work: Path, args: argparse.Namespace) -> R
             _stories(session, routing, warm)
             order_ids = _send(session, receiving, args.orders, args.rate)
             return _measured(case, version.label, _stories(session, routing, order_ids))
+
+
+@contextmanager
+def _temporary() -> Iterator[str]:
+    with tempfile.TemporaryDirectory(prefix="strangler-latency-") as tmp:
+        yield tmp
 
 
 @contextmanager

@@ -172,7 +172,7 @@ class LeaseDispatcher:
                 if time.monotonic() >= next_renewal:
                     self._renew_due_leases()
                     next_renewal = time.monotonic() + renew_every
-                claimed = self._claim()
+                more_due = self._claim()
             except Exception as exc:  # the feeder outlives the ledger being down, or a bug
                 failures += 1
                 delay = backoff.delay_s(failures)
@@ -183,7 +183,7 @@ class LeaseDispatcher:
                 self._stopping.wait(delay)
                 continue
             failures = 0
-            if claimed and self._room() > 0:
+            if more_due and self._room() > 0:
                 continue
             wait = min(self.poll_interval_s, max(0.0, next_renewal - time.monotonic()))
             self._wake.wait(wait)
@@ -195,17 +195,22 @@ class LeaseDispatcher:
             held = len(self._in_flight)
         return 2 * self.workers - held if held <= self.workers else 0
 
-    def _claim(self) -> int:
+    def _claim(self) -> bool:
+        """Claim what there is room for; True when the room was filled (more may be due).
+
+        A claim that came back short found every due order: claiming again at once would
+        find none, so the feeder waits for the next wake-up instead.
+        """
         room = self._room()
         if room <= 0 or self._stopping.is_set():
-            return 0
+            return False
         orders = self.ledger.claim_due(self.owner, limit=room, lease_seconds=self.lease_seconds)
         with self._lock:
             for order in orders:
                 self._in_flight[order.order_id] = Lease(order.order_id, self.owner)
         for order in orders:
             self._jobs.put(order)
-        return len(orders)
+        return len(orders) == room
 
     def _return_queued(self) -> None:
         """Give back the orders claimed but not taken by a worker yet (stopping)."""
