@@ -31,7 +31,7 @@ from strangler.reconciler import Reconciler
 from strangler.retention import Retention
 from strangler.router import RetryPolicy, Router
 from strangler.settings import Settings
-from strangler.wakeups import WAKEUP_DIR, WakeupReceiver, WakeupSender
+from strangler.wakeups import WakeupReceiver, WakeupSender, wakeup_directory
 
 __all__ = ["LegacyApp", "Runtime"]
 
@@ -71,10 +71,11 @@ class Runtime:
             lease_seconds=settings.lease_seconds,
             poll_interval_s=poll_interval_s,
         )
-        # Intake wakes this process's dispatcher and every routing process on the data dir.
-        self.wakeups = WakeupSender(settings.data_dir / WAKEUP_DIR)
+        # Intake wakes this process's dispatcher and every routing process on this host.
+        wakeup_dir = wakeup_directory(settings, ledger)
+        self.wakeups = WakeupSender(wakeup_dir)
         self.router.on_intake = self._on_intake
-        self._receiver = WakeupReceiver(settings.data_dir / WAKEUP_DIR, self.dispatcher.wake)
+        self._receiver = WakeupReceiver(wakeup_dir, self.dispatcher.wake)
         self._listener = ledger.intake_listener(self.dispatcher.wake)
         self.reconciler = Reconciler(
             ledger,

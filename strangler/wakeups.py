@@ -1,11 +1,12 @@
-"""Same-host wake-ups: intake tells every routing process on the data dir at once.
+"""Same-host wake-ups: intake tells every routing process on the same ledger at once.
 
 Each routing process (a ``strangler serve`` routing child, an HTTP worker routing
-inline, a ``strangler worker``) binds a unix datagram socket of its own in
-``<data dir>/wakeup/``, named ``<pid>-<token>.sock``. After each new order is durable,
-intake sends one empty datagram to every socket there (:class:`WakeupSender`); the
-routing process's thread (:class:`WakeupReceiver`) wakes its dispatcher, which claims the
-order at once. No process owns the channel: whoever shares the data dir shares it, so the
+inline, a ``strangler worker``) binds a unix datagram socket of its own, named
+``<pid>-<token>.sock``, in the directory :func:`wakeup_directory` names: beside the
+SQLite file, or in the data dir on PostgreSQL. After each new order is durable, intake
+sends one empty datagram to every socket there (:class:`WakeupSender`); the routing
+process's thread (:class:`WakeupReceiver`) wakes its dispatcher, which claims the order
+at once. No process owns the channel: whoever shares the directory shares it, so the
 supervisor's children, gunicorn's workers behind nginx, several routing processes and
 separately started workers all take part without being told about each other.
 
@@ -25,18 +26,40 @@ import socket
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 import structlog
 
-__all__ = ["WAKEUP_DIR", "WakeupReceiver", "WakeupSender"]
+from strangler.settings import Settings
+
+__all__ = ["WAKEUP_DIR", "WakeupReceiver", "WakeupSender", "wakeup_directory"]
 
 WAKEUP_DIR = "wakeup"
+_BESIDE_SQLITE = "-wakeup"
 _SUFFIX = ".sock"
 # sun_path holds 108 bytes with its final NUL; longer paths go through the directory's fd.
 _MAX_SOCKET_PATH = 107
 _RECEIVE_TIMEOUT_S = 1.0
 _DRAIN_LIMIT = 1024
 _log = structlog.get_logger()
+
+
+class _LedgerFile(Protocol):
+    @property
+    def sqlite_file(self) -> Path | None: ...
+
+
+def wakeup_directory(settings: Settings, ledger: _LedgerFile) -> Path:
+    """Where the routing processes sharing ``ledger`` on this host bind their sockets.
+
+    Beside a SQLite file (``<file>-wakeup/``, as SQLite keeps ``-wal`` and ``-shm``), so
+    that every process on that file takes part whatever its data dir; otherwise (on
+    PostgreSQL, or in memory) ``<data dir>/wakeup/``.
+    """
+    sqlite_file = ledger.sqlite_file
+    if sqlite_file is not None:
+        return sqlite_file.with_name(sqlite_file.name + _BESIDE_SQLITE)
+    return settings.data_dir / WAKEUP_DIR
 
 
 class _Directory:

@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -117,6 +118,14 @@ class SqlLedger:
     def url(self) -> str:
         """The database URL, password hidden."""
         return self._url
+
+    @property
+    def sqlite_file(self) -> Path | None:
+        """The SQLite database file (resolved); None in memory or on PostgreSQL."""
+        url = self._engine.url
+        if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+            return None
+        return Path(str(url.database)).expanduser().resolve()
 
     @property
     def engine(self) -> sa.Engine:

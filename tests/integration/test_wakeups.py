@@ -40,8 +40,13 @@ def status(sidecar: Sidecar, order_id: str) -> str:
 
 
 def sockets(data_dir: Path) -> list[Path]:
-    """The wake-up sockets bound in a data dir."""
-    return sorted((data_dir / "wakeup").glob("*.sock"))
+    """The wake-up sockets bound for a data dir's SQLite ledger, or in it (PostgreSQL)."""
+    return sorted(
+        [
+            *(data_dir / "ledger.sqlite3-wakeup").glob("*.sock"),
+            *(data_dir / "wakeup").glob("*.sock"),
+        ]
+    )
 
 
 def take_in_and_see_routed(receiving: Sidecar, observer: Sidecar | None = None) -> None:
@@ -64,7 +69,8 @@ def take_in_and_see_routed(receiving: Sidecar, observer: Sidecar | None = None) 
 
 @contextmanager
 def running_worker(data_dir: Path, env: dict[str, str], log: Path) -> Iterator[None]:
-    """``strangler worker`` on ``data_dir``, until the block ends."""
+    """``strangler worker`` with its own ``data_dir``, until the block ends."""
+    data_dir.mkdir()
     with log.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "strangler", "worker"],
@@ -111,8 +117,9 @@ def test_intake_wakes_a_routing_process_on_the_same_host(
         take_in_and_see_routed(sidecar)
 
 
-def test_intake_wakes_a_worker_on_the_same_data_dir(tmp_path: Path, legacy_sim: str) -> None:
-    """An intake-only sidecar wakes a ``strangler worker`` started apart on its data dir."""
+def test_intake_wakes_a_worker_on_the_same_sqlite_file(tmp_path: Path, legacy_sim: str) -> None:
+    """An intake-only sidecar wakes a ``strangler worker`` started apart on its SQLite
+    ledger, though the worker's data dir is another."""
     with running_sidecar(
         tmp_path,
         upstream_url=legacy_sim,
@@ -125,8 +132,9 @@ def test_intake_wakes_a_worker_on_the_same_data_dir(tmp_path: Path, legacy_sim: 
             "STRANGLER_FLAGS_FILE": str(sidecar.data_dir / "flags.json"),
             "STRANGLER_POLL_INTERVAL_MS": POLL_MS,
             "STRANGLER_LOG_FORMAT": "json",
+            "STRANGLER_LEDGER_URL": f"sqlite:///{sidecar.data_dir / 'ledger.sqlite3'}",
         }
-        with running_worker(sidecar.data_dir, env, tmp_path / "worker.log"):
+        with running_worker(tmp_path / "worker-data", env, tmp_path / "worker.log"):
             wait_until(lambda: len(sockets(sidecar.data_dir)) == 1, 30, "the worker's socket")
             take_in_and_see_routed(sidecar)
 

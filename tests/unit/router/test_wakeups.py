@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from strangler.wakeups import WakeupReceiver, WakeupSender
+from strangler.settings import Settings
+from strangler.wakeups import WakeupReceiver, WakeupSender, wakeup_directory
 from tests.helpers import wait_until
 
 
@@ -149,3 +150,27 @@ def test_stop_removes_the_socket_and_is_quick(tmp_path: Path) -> None:
     assert receiver.path.exists()
     receiver.stop(timeout=0.5)
     assert not receiver.path.exists()
+
+
+class LedgerAt:
+    """A ledger as wakeup_directory sees it: its SQLite file, or None."""
+
+    def __init__(self, sqlite_file: Path | None) -> None:
+        self.sqlite_file = sqlite_file
+
+
+@pytest.mark.parametrize(
+    ("sqlite_file", "expected"),
+    [
+        pytest.param(
+            Path("/srv/ledger/orders.sqlite3"), "/srv/ledger/orders.sqlite3-wakeup", id="sqlite"
+        ),
+        pytest.param(None, "/var/lib/strangler/wakeup", id="postgresql-or-memory"),
+    ],
+)
+def test_the_directory_is_beside_the_sqlite_file_or_in_the_data_dir(
+    sqlite_file: Path | None, expected: str
+) -> None:
+    """Processes on one SQLite file share its directory whatever their data dirs."""
+    settings = Settings(data_dir=Path("/var/lib/strangler"))
+    assert wakeup_directory(settings, LedgerAt(sqlite_file)) == Path(expected)
