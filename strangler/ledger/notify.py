@@ -1,8 +1,8 @@
 """Across hosts on PostgreSQL: a routing process hears of each new order by LISTEN/NOTIFY.
 
-Intake sends ``NOTIFY strangler_intake`` in the transaction that writes the order
-(:data:`strangler.ledger.statements.NOTIFY_INTAKE`), so the notification goes out when,
-and only when, the order is committed. :class:`IntakeListener` holds one connection of its
+Intake sends ``NOTIFY strangler_intake`` in the statement that writes the order
+(:data:`strangler.ledger.statements.INSERT_ORDER_NOTIFYING`), so the notification goes
+out when, and only when, the order is committed. :class:`IntakeListener` holds one connection of its
 own in ``LISTEN`` and calls ``on_intake`` for each notification. When the connection
 fails it reconnects with a bounded backoff and calls ``on_intake`` once connected again,
 since notifications sent meanwhile are lost; the dispatcher's poll covers the gap.

@@ -173,10 +173,10 @@ class SqlLedger:
 
     def _insert_received(self, row: dict[str, Any], *, notify: bool) -> bool:
         with self._write("record a received order") as conn:
-            new = conn.execute(statements.INSERT_ORDER, row).rowcount == 1
-            if new and notify and conn.dialect.name == "postgresql":
-                conn.execute(statements.NOTIFY_INTAKE)
-            return new
+            if notify and conn.dialect.name == "postgresql":
+                # One statement: a row comes back (and the NOTIFY goes) only when inserted.
+                return conn.execute(statements.INSERT_ORDER_NOTIFYING, row).first() is not None
+            return conn.execute(statements.INSERT_ORDER, row).rowcount == 1
 
     def intake_listener(self, on_intake: Callable[[], None]) -> IntakeListener | None:
         """A listener calling ``on_intake`` for each order taken in by any process, or None.

@@ -23,13 +23,13 @@ __all__ = [
     "FOLLOWED",
     "HOLD_ROLE",
     "INSERT_ORDER",
+    "INSERT_ORDER_NOTIFYING",
     "INSERT_STEP",
     "INSERT_STEP_QUIETLY",
     "INSERT_TRANSITION",
     "INTAKE_CHANNEL",
     "LEGACY_END",
     "LEGACY_SEEN",
-    "NOTIFY_INTAKE",
     "OPEN_ORDERS",
     "ORDER_BY_ID",
     "ORDER_COLUMNS",
@@ -107,7 +107,14 @@ INSERT_ORDER = insert_ignoring_duplicates(orders, ORDER_COLUMNS, key=("order_id"
 
 # PostgreSQL only: sent in the intake's transaction, heard by strangler.ledger.notify.
 INTAKE_CHANNEL = "strangler_intake"
-NOTIFY_INTAKE = sa.select(sa.func.pg_notify(INTAKE_CHANNEL, ""))
+# The INSERT and its NOTIFY in one statement (one round trip): a row back when inserted.
+_INSERT_ORDER_RETURNING = insert_ignoring_duplicates(
+    orders, ORDER_COLUMNS, key=("order_id",), returning="order_id"
+)
+INSERT_ORDER_NOTIFYING = sa.text(
+    f"WITH inserted AS ({_INSERT_ORDER_RETURNING.text}) "  # noqa: S608  (no input in it)
+    f"SELECT pg_notify('{INTAKE_CHANNEL}', '') FROM inserted"
+).bindparams(*(sa.bindparam(name, type_=orders.c[name].type) for name in ORDER_COLUMNS))
 
 INSERT_TRANSITION = insert_ignoring_duplicates(
     transitions, ("order_id", "status", "at", "reason"), key=("order_id", "status")

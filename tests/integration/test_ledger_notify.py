@@ -67,7 +67,7 @@ def test_a_refused_notification_does_not_refuse_the_order(
         "DO $$ BEGIN RAISE EXCEPTION 'too many notifications in the NOTIFY queue' "
         "USING ERRCODE = '54000'; END $$"
     )
-    monkeypatch.setattr(statements, "NOTIFY_INTAKE", full_queue)
+    monkeypatch.setattr(statements, "INSERT_ORDER_NOTIFYING", full_queue)
     assert ledger.record_received(make_order("o-1"), source="test")
     assert ledger.known_orders(["o-1"]) == {"o-1"}
 
