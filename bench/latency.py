@@ -81,7 +81,7 @@ class Run:
 def main() -> None:
     """Run every case for every round (interleaving versions), print the table."""
     args = _parse_args()
-    versions = [Version("this change", sys.executable, REPO)]
+    versions = [Version("this checkout", sys.executable, REPO)]
     if args.baseline is not None:
         baseline = args.baseline.resolve()
         versions.insert(0, Version(f"baseline {baseline}", str(_python(baseline)), baseline))
