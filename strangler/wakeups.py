@@ -24,6 +24,7 @@ import secrets
 import select
 import socket
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
@@ -40,6 +41,7 @@ _SUFFIX = ".sock"
 # sun_path holds 108 bytes with its final NUL; longer paths go through the directory's fd.
 _MAX_SOCKET_PATH = 107
 _RECEIVE_TIMEOUT_S = 1.0
+_RELIST_S = 1.0
 _DRAIN_LIMIT = 1024
 _log = structlog.get_logger()
 
@@ -68,18 +70,21 @@ class _Directory:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._fd: int | None = None
+        self._lock = threading.Lock()
 
     def address(self, name: str) -> str:
         """The path to give bind() or sendto() for the socket ``name`` in this directory."""
         full = str(self.path / name)
         if len(os.fsencode(full)) <= _MAX_SOCKET_PATH:
             return full
-        if self._fd is None:
-            self._fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
-        return f"/proc/self/fd/{self._fd}/{name}"
+        with self._lock:
+            if self._fd is None:
+                self._fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
+            return f"/proc/self/fd/{self._fd}/{name}"
 
     def close(self) -> None:
-        fd, self._fd = self._fd, None
+        with self._lock:
+            fd, self._fd = self._fd, None
         if fd is not None:
             os.close(fd)
 
@@ -88,8 +93,9 @@ class WakeupSender:
     """Sends a wake-up to every routing process bound in ``directory``; never raises.
 
     Sockets of this process are skipped (its own dispatcher is woken directly). The
-    listing is read again only when the directory changes (its mtime), so a send costs
-    one stat and one datagram per routing process. Thread-safe.
+    listing is read again when the directory changes (its mtime) and at least every
+    second (two changes within one clock tick leave the mtime as it was), so a send
+    costs one stat and one datagram per routing process. Thread-safe.
     """
 
     def __init__(self, directory: Path) -> None:
@@ -98,6 +104,7 @@ class WakeupSender:
         self._lock = threading.Lock()
         self._socket: socket.socket | None = None
         self._seen_mtime_ns = -1
+        self._listed_at = 0.0
         self._targets: tuple[str, ...] = ()
 
     def send(self) -> int:
@@ -130,8 +137,9 @@ class WakeupSender:
             mtime_ns = os.stat(self._directory.path).st_mtime_ns
         except FileNotFoundError:
             return ()
+        now = time.monotonic()
         with self._lock:
-            if mtime_ns != self._seen_mtime_ns:
+            if mtime_ns != self._seen_mtime_ns or now - self._listed_at > _RELIST_S:
                 self._targets = tuple(
                     sorted(
                         name
@@ -140,6 +148,7 @@ class WakeupSender:
                     )
                 )
                 self._seen_mtime_ns = mtime_ns
+                self._listed_at = now
             if self._socket is None:
                 self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
                 self._socket.setblocking(False)

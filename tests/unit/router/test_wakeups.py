@@ -92,6 +92,24 @@ def test_a_sender_sees_a_receiver_started_after_its_first_send(
         later.stop()
 
 
+def test_a_receiver_added_within_one_mtime_tick_is_seen_within_seconds(
+    tmp_path: Path, sender: WakeupSender, other_pid_receiver: tuple[WakeupReceiver, Counter]
+) -> None:
+    """A socket added without a visible mtime change is found by the periodic relisting."""
+    directory = tmp_path / "wakeup"
+    _, counter = other_pid_receiver
+    assert sender.send() == 1
+    seen = os.stat(directory)
+    later = WakeupReceiver(directory, counter)
+    later.name = f"{os.getpid() + 2}-same-tick.sock"
+    assert later.start()
+    os.utime(directory, ns=(seen.st_atime_ns, seen.st_mtime_ns))  # as if in the same tick
+    try:
+        wait_until(lambda: sender.send() == 2, 5, "the relisting to find the second socket")
+    finally:
+        later.stop()
+
+
 def test_a_missing_directory_sends_nothing(tmp_path: Path) -> None:
     """No routing process has bound a socket here yet: nothing to send, no error."""
     assert send_once(tmp_path / "nobody") == 0
