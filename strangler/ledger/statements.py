@@ -20,6 +20,7 @@ from strangler.orders import TERMINAL_STATUSES, OrderStatus, Route
 
 __all__ = [
     "CLAIM_DUE",
+    "CLAIM_WITHOUT_FLUSH_WAIT",
     "FOLLOWED",
     "HOLD_ROLE",
     "INSERT_ORDER",
@@ -225,6 +226,8 @@ _DUE = sa.and_(
     _o.next_attempt_at <= _NOW,
     sa.or_(_o.lease_owner.is_(None), _o.lease_expires_at < _NOW),
 )
+# PostgreSQL: a claim's commit does not wait for its WAL flush (see SqlLedger.claim_due).
+CLAIM_WITHOUT_FLUSH_WAIT = sa.text("SET LOCAL synchronous_commit = off")
 CLAIM_DUE = (
     orders.update()
     .where(
