@@ -69,6 +69,13 @@ BENCHES = (
         600,
         "the same run without failing orders in flight",
     ),
+    Bench(
+        "latency",
+        ("--orders", "200", "--rate", "20"),
+        900,
+        "graphile-worker: a PostgreSQL job queue starting a job ~2 ms after it is queued "
+        "(LISTEN/NOTIFY); targets routed p50/p99 3/10 ms, terminal 15/40 ms",
+    ),
     Bench("flags", ("--orders", "10000", "--repeats", "3"), 600, "the bare Unleash SDK call"),
     Bench("legacy", ("--calls", "300", "--orders", "2000"), 600, "none (absolute figures)"),
     Bench("executor", ("--quick",), 600, "see the bench's own table"),

@@ -207,7 +207,7 @@ class LeaseDispatcher:
                 if time.monotonic() >= next_renewal:
                     self._renew_due_leases()
                     next_renewal = time.monotonic() + renew_every
-                claimed = self._claim()
+                more_due = self._claim()
             except Exception as exc:  # the feeder outlives the ledger being down, or a bug
                 failures += 1
                 delay = backoff.delay_s(failures)
@@ -218,7 +218,7 @@ class LeaseDispatcher:
                 self._stopping.wait(delay)
                 continue
             failures = 0
-            if claimed and self._room() > 0:
+            if more_due and self._room() > 0:
                 continue
             wait = min(self.poll_interval_s, max(0.0, next_renewal - time.monotonic()))
             self._wake.wait(wait)
@@ -235,14 +235,20 @@ class LeaseDispatcher:
         """Orders held that count against the claims (call under the lock)."""
         return len(self._in_flight) - min(self._parked, self.max_parked)
 
-    def _claim(self) -> int:
+    def _claim(self) -> bool:
+        """Claim what there is room for; True when the room was filled (more may be due).
+
+        A claim that came back short found every due order: claiming again at once would
+        find none, so the feeder waits for the next wake-up instead.
+        """
         room = self._room()
         if room <= 0 or self._stopping.is_set():
-            return 0
+            return False
         orders = self.ledger.claim_due(self.owner, limit=room, lease_seconds=self.lease_seconds)
         with self._lock:
             # An order held here whose lease ran out before a renewal (a stalled process)
             # comes back to its owner: it is being processed or parked, not started again.
+            claimed = len(orders)
             orders = [order for order in orders if order.order_id not in self._in_flight]
             stopping = self._stopping.is_set()
             if not stopping:
@@ -254,8 +260,8 @@ class LeaseDispatcher:
             # The claim outlasted the stop's wait for the feeder: no worker may be left to
             # take these, so they go back at once rather than stay leased until expiry.
             self._return_to_ledger([order.order_id for order in orders])
-            return 0
-        return len(orders)
+            return False
+        return claimed == room
 
     def _return_queued(self) -> None:
         """Give back the orders claimed but not taken by a worker yet (stopping)."""

@@ -31,6 +31,7 @@ from strangler.reconciler import Reconciler
 from strangler.retention import Retention
 from strangler.router import RetryPolicy, Router
 from strangler.settings import Settings
+from strangler.wakeups import WakeupReceiver, WakeupSender, wakeup_directory
 
 __all__ = ["LegacyApp", "Runtime"]
 
@@ -70,7 +71,12 @@ class Runtime:
             lease_seconds=settings.lease_seconds,
             poll_interval_s=poll_interval_s,
         )
-        self.router.on_intake = self.dispatcher.wake
+        # Intake wakes this process's dispatcher and every routing process on this host.
+        wakeup_dir = wakeup_directory(settings, ledger)
+        self.wakeups = WakeupSender(wakeup_dir)
+        self.router.on_intake = self._on_intake
+        self._receiver = WakeupReceiver(wakeup_dir, self.dispatcher.wake)
+        self._listener = ledger.intake_listener(self.dispatcher.wake)
         self.reconciler = Reconciler(
             ledger,
             legacy,
@@ -116,7 +122,7 @@ class Runtime:
         self._breaker = legacy.breaker if isinstance(legacy, LegacyClient) else None
         if self._breaker is not None:
             self._breaker.add_listener(BreakerRecorder(ledger))
-        self._closers = closers or []
+        self._closers = [*(closers or []), self.wakeups.close]
         self._started = False
 
     @classmethod
@@ -176,12 +182,16 @@ class Runtime:
             self.noise.sweep_if_due()
 
     def start(self) -> None:
-        """Start the dispatcher (which resumes unfinished orders), follower and retention."""
+        """Start the dispatcher (resuming unfinished orders), its wake-ups, follower, retention."""
         if self._started:
             raise RuntimeError("this runtime was started already; build a new one")
         self._started = True
         if self._breaker is not None:  # /metrics shows the breaker from the start
             BreakerRecorder(self.ledger)(self._breaker.state, self._breaker.times_opened)
+        # Listening before the first claim: no order falls between the two.
+        self._receiver.start()
+        if self._listener is not None:
+            self._listener.start()
         self.dispatcher.start()
         self.follower.start()
         if self.settings.retention_days:
@@ -196,6 +206,9 @@ class Runtime:
         """
         deadline = time.monotonic() + timeout
         if self._started:
+            self._receiver.stop()
+            if self._listener is not None:
+                self._listener.stop()
             self.dispatcher.stop(timeout)
             self.follower.stop(max(0.1, deadline - time.monotonic()))
             if self.settings.retention_days:
@@ -203,6 +216,10 @@ class Runtime:
         _run_closers(self._closers)
         self._closers = []
         _log.info("runtime_stopped")
+
+    def _on_intake(self) -> None:
+        self.dispatcher.wake()
+        self.wakeups.send()
 
     def __enter__(self) -> Runtime:
         self.start()

@@ -16,9 +16,11 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, Protocol
 
 import sqlalchemy as sa
+import structlog
 from sqlalchemy.dialects import postgresql, sqlite
 
 from strangler.compare.pairing import OrderRecord
@@ -34,6 +36,7 @@ from strangler.ledger.engine import (
     read_snapshot,
 )
 from strangler.ledger.migrate import ensure_schema
+from strangler.ledger.notify import IntakeListener
 from strangler.ledger.ops_queries import OpsFigures, load_ops_figures
 from strangler.ledger.records import (
     Handoff,
@@ -66,6 +69,9 @@ _TERMINAL_VALUES = frozenset(status.value for status in TERMINAL_STATUSES)
 _FOLLOWED = statements.FOLLOWED
 # The paths whose orders the batch jobs run (statements.FOLLOWED, also with a hand-off).
 _FOLLOWED_PATHS = frozenset({Route.LEGACY, Route.SHADOW})
+# PostgreSQL's SQLSTATE for a full NOTIFY queue ("too many notifications").
+_PROGRAM_LIMIT_EXCEEDED = "54000"
+_log = structlog.get_logger()
 
 
 class _Lock(Protocol):
@@ -134,6 +140,14 @@ class SqlLedger:
         return self._url
 
     @property
+    def sqlite_file(self) -> Path | None:
+        """The SQLite database file (resolved); None in memory or on PostgreSQL."""
+        url = self._engine.url
+        if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+            return None
+        return Path(str(url.database)).expanduser().resolve()
+
+    @property
     def engine(self) -> sa.Engine:
         """The engine, for read-only reporting queries."""
         return self._engine
@@ -148,7 +162,11 @@ class SqlLedger:
     # -- intake ---------------------------------------------------------------------
 
     def record_received(self, order: OrderNotification, *, source: str) -> bool:
-        """Write the order if new (one INSERT, committed on return); False for a duplicate."""
+        """Write the order if new (committed on return); False for a duplicate.
+
+        On PostgreSQL a new order's transaction also sends the intake notification
+        (see :meth:`intake_listener`), delivered only if it commits.
+        """
         now = self._clock()
         row = {
             "order_id": order.order_id,
@@ -167,8 +185,31 @@ class SqlLedger:
             with self._write_turn(operation, deadline), self._translated(operation):
                 insert = self._driver.execute_alone
                 return insert(statements.INSERT_ORDER, row, deadline=deadline).rowcount == 1
+        try:
+            return self._insert_received(row, notify=True)
+        except LedgerError as exc:
+            if not _notify_refused(exc):
+                raise
+            # The wake-up is a hint: the order goes in without it, and a poll finds it.
+            _log.warning("intake_notification_refused", order_id=order.order_id, error=str(exc))
+        return self._insert_received(row, notify=False)
+
+    def _insert_received(self, row: dict[str, Any], *, notify: bool) -> bool:
         with self._write("record a received order") as conn:
+            if notify and conn.dialect.name == "postgresql":
+                # One statement: a row comes back (and the NOTIFY goes) only when inserted.
+                return conn.execute(statements.INSERT_ORDER_NOTIFYING, row).first() is not None
             return conn.execute(statements.INSERT_ORDER, row).rowcount == 1
+
+    def intake_listener(self, on_intake: Callable[[], None]) -> IntakeListener | None:
+        """A listener calling ``on_intake`` for each order taken in by any process, or None.
+
+        PostgreSQL only (LISTEN/NOTIFY); None on SQLite, where routing processes share a
+        host and are woken by :mod:`strangler.wakeups`. Not started yet.
+        """
+        if self._engine.dialect.name != "postgresql":
+            return None
+        return IntakeListener(self._engine, on_intake)
 
     def record_rejected(self, raw_body: bytes | str, *, reason: str, source: str) -> None:
         """Keep a rejected intake body (payment values masked); the same body is kept once."""
@@ -336,6 +377,13 @@ class SqlLedger:
         An order is due when it needs dispatching, its retry time has passed and its
         lease is free or expired. Each claim is a conditional UPDATE (with ``FOR UPDATE
         SKIP LOCKED`` on PostgreSQL), so concurrent claimers never get the same order.
+
+        On PostgreSQL the claim commits without waiting for its WAL flush
+        (``synchronous_commit = off`` for this transaction only): a claim lost in a
+        database crash is a lease that never existed, which leases already survive (the
+        holder's renewal finds it lost; every step is idempotent), and the holder's next
+        durable write flushes it anyway. It takes a disk flush off every order's way
+        from intake to routing.
         """
         if limit < 1:
             return []
@@ -344,6 +392,8 @@ class SqlLedger:
             now=now, limit=limit, owner=owner, expires=now + timedelta(seconds=lease_seconds)
         )
         with self._write("claim due orders") as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(statements.CLAIM_WITHOUT_FLUSH_WAIT)
             rows = [row._mapping for row in conn.execute(statements.CLAIM_DUE, values)]
         return [_leased(row) for row in sorted(rows, key=lambda r: r["next_attempt_at"])]
 
@@ -937,6 +987,16 @@ def _release_as_done(conn: WriteConnection, order_id: str, owner: str, now: date
         order_id=order_id, owner=owner, needs_dispatch=False, retry_at=now, now=now, error=None
     )
     conn.execute(statements.RELEASE_LEASE, done)
+
+
+def _notify_refused(exc: LedgerError) -> bool:
+    """True when PostgreSQL refused the intake's NOTIFY: its queue is full (SQLSTATE 54000).
+
+    The queue fills only while a listening session stops reading (8 GB by default); the
+    error comes at commit, with the order's INSERT rolled back.
+    """
+    cause = getattr(exc.__cause__, "orig", None)
+    return getattr(cause, "sqlstate", None) == _PROGRAM_LIMIT_EXCEEDED
 
 
 def _terminal(status: str) -> bool:

@@ -21,14 +21,17 @@ from strangler.orders import TERMINAL_STATUSES, OrderStatus, Outcome, Route
 
 __all__ = [
     "CLAIM_DUE",
+    "CLAIM_WITHOUT_FLUSH_WAIT",
     "COUNT_INSTANT_ERRORS",
     "FAILED_OR_FELL_BACK",
     "FOLLOWED",
     "HOLD_ROLE",
     "INSERT_ORDER",
+    "INSERT_ORDER_NOTIFYING",
     "INSERT_STEP",
     "INSERT_STEP_QUIETLY",
     "INSERT_TRANSITION",
+    "INTAKE_CHANNEL",
     "LEGACY_END",
     "LEGACY_SEEN",
     "OPEN_ORDERS",
@@ -115,6 +118,17 @@ ORDER_COLUMNS = (
     "attempts",
 )
 INSERT_ORDER = insert_ignoring_duplicates(orders, ORDER_COLUMNS, key=("order_id",))
+
+# PostgreSQL only: sent in the intake's transaction, heard by strangler.ledger.notify.
+INTAKE_CHANNEL = "strangler_intake"
+# The INSERT and its NOTIFY in one statement (one round trip): a row back when inserted.
+_INSERT_ORDER_RETURNING = insert_ignoring_duplicates(
+    orders, ORDER_COLUMNS, key=("order_id",), returning="order_id"
+)
+INSERT_ORDER_NOTIFYING = sa.text(
+    f"WITH inserted AS ({_INSERT_ORDER_RETURNING.text}) "  # noqa: S608  (no input in it)
+    f"SELECT pg_notify('{INTAKE_CHANNEL}', '') FROM inserted"
+).bindparams(*(sa.bindparam(name, type_=orders.c[name].type) for name in ORDER_COLUMNS))
 
 INSERT_TRANSITION = insert_ignoring_duplicates(
     transitions, ("order_id", "status", "at", "reason"), key=("order_id", "status")
@@ -225,6 +239,8 @@ _DUE = sa.and_(
     _o.next_attempt_at <= _NOW,
     sa.or_(_o.lease_owner.is_(None), _o.lease_expires_at < _NOW),
 )
+# PostgreSQL: a claim's commit does not wait for its WAL flush (see SqlLedger.claim_due).
+CLAIM_WITHOUT_FLUSH_WAIT = sa.text("SET LOCAL synchronous_commit = off")
 CLAIM_DUE = (
     orders.update()
     .where(

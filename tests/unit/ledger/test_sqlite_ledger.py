@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from strangler.exceptions import LedgerError
-from strangler.ledger import SqlLedger
+from strangler.ledger import SqlLedger, ledger_from_url
 from strangler.ledger.engine import create_ledger_engine
 from tests.unit.ledger.contract import LedgerContract
 from tests.unit.ledger.support import make_order
@@ -56,3 +56,17 @@ def test_a_write_waits_at_most_one_busy_timeout(tmp_path: Path) -> None:
         ledger.close()
     assert len(waited) == 2
     assert max(waited) < BUSY_S * 1.6, waited
+
+
+def test_sqlite_file_names_the_database_file(tmp_path: Path) -> None:
+    """A file ledger names its file (the wake-up sockets go beside it); memory has none."""
+    on_file = ledger_from_url(f"sqlite:///{tmp_path}/orders.sqlite3")
+    in_memory = ledger_from_url("sqlite://")
+    try:
+        assert (on_file.sqlite_file, in_memory.sqlite_file) == (
+            (tmp_path / "orders.sqlite3").resolve(),
+            None,
+        )
+    finally:
+        on_file.close()
+        in_memory.close()
