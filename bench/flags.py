@@ -28,7 +28,7 @@ sys.path.insert(0, str(REPO_ROOT))
 from strangler.flags import FLAG_NAME, EmbeddedFlagSource, order_context  # noqa: E402
 from strangler.logs import configure_logging  # noqa: E402
 from strangler.orders import OrderNotification  # noqa: E402
-from strangler.rollout import FileRolloutController  # noqa: E402
+from strangler.rollout.controller import FileRolloutController  # noqa: E402
 
 TARGET_PER_S = 20_000
 

@@ -38,11 +38,11 @@ from typing import Any
 import requests
 import structlog
 
+from strangler.demo.processes import free_port, running
 from strangler.instant.local_backend import LocalBackend
 from strangler.logs import configure_logging
 from strangler.orders import OrderNotification
-from strangler.processes import free_port, running
-from strangler.runtime import Runtime
+from strangler.routing.runtime import Runtime
 from strangler.settings import Settings
 
 BENCH = Path(__file__).resolve().parent

@@ -48,9 +48,9 @@ from pathlib import Path
 
 from _load import READY_TIMEOUT_S, Result, have, python_load, wrk
 
+from strangler.demo.processes import free_port, running
 from strangler.ledger import ledger_from_url
 from strangler.orders import OrderNotification
-from strangler.processes import free_port, running
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent

@@ -43,7 +43,7 @@ from typing import Any
 import requests
 import sqlalchemy as sa
 
-from strangler.processes import free_port, running
+from strangler.demo.processes import free_port, running
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent

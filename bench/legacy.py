@@ -27,8 +27,8 @@ from pathlib import Path
 
 import requests
 
+from strangler.demo.processes import free_port, running
 from strangler.legacy_adapter import LegacyClient
-from strangler.processes import free_port, running
 
 RESULTS = Path(__file__).parent / "results" / "legacy.json"
 TIME_CAP_S = 30.0

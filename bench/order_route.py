@@ -33,8 +33,8 @@ from pathlib import Path
 
 from _load import Result, python_load
 
+from strangler.demo.processes import free_port, running
 from strangler.exceptions import ConfigurationError
-from strangler.processes import free_port, running
 from strangler.sidecar.supervisor import find_nginx
 
 BENCH = Path(__file__).resolve().parent

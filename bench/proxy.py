@@ -38,7 +38,7 @@ from pathlib import Path
 
 from _load import Result, have, python_load, wrk
 
-from strangler.processes import free_port, running
+from strangler.demo.processes import free_port, running
 from strangler.settings import Settings
 from strangler.sidecar.server import gunicorn_options
 

@@ -49,11 +49,11 @@ from typing import Any
 import sqlalchemy as sa
 from _load import Result, have, python_load, wrk
 
+from strangler.demo.processes import free_port, running
 from strangler.ledger import ledger_from_url
 from strangler.ledger.engine import create_ledger_engine
 from strangler.ledger.report_queries import load_report
 from strangler.ledger.synthetic import fill_history
-from strangler.processes import free_port, running
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent

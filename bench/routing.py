@@ -52,6 +52,7 @@ from typing import IO
 import requests
 import structlog
 
+from strangler.demo.processes import free_port, running
 from strangler.ledger import SqlLedger, ledger_from_url, statements
 from strangler.ledger.redact import stored_notification
 from strangler.legacy_adapter import StepOutcome
@@ -59,8 +60,7 @@ from strangler.legacy_adapter.exceptions import OrderNotFound
 from strangler.legacy_adapter.models import LegacyOrder
 from strangler.logs import configure_logging
 from strangler.orders import OrderNotification
-from strangler.processes import free_port, running
-from strangler.runtime import Runtime
+from strangler.routing.runtime import Runtime
 from strangler.settings import Settings
 
 BENCH = Path(__file__).resolve().parent

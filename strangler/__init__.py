@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from strangler._moved import install as _answer_moved_module_names
 from strangler.exceptions import (
     ConfigurationError,
     FlagError,
@@ -24,39 +25,41 @@ from strangler.orders import Decision, OrderNotification, OrderStatus, Outcome, 
 from strangler.settings import Settings
 
 if TYPE_CHECKING:
-    from strangler.compare.report import Report
-    from strangler.compare.verdict import Thresholds, Verdict
     from strangler.flags import EmbeddedFlagSource, UnleashFlagSource, flag_source_from_settings
     from strangler.instant import LocalBackend, StepFunctionsBackend
     from strangler.instant.asl import StateMachine
     from strangler.ledger import SqlLedger, ledger_from_url
     from strangler.ledger.report_queries import load_report
     from strangler.legacy_adapter import LegacyClient
-    from strangler.rollout import rollout_controller_from_settings
-    from strangler.router import Router
-    from strangler.runtime import Runtime
+    from strangler.report.report import Report
+    from strangler.report.verdict import Thresholds, Verdict
+    from strangler.rollout.controller import rollout_controller_from_settings
+    from strangler.routing.router import Router
+    from strangler.routing.runtime import Runtime
     from strangler.sidecar.app import create_app
 
 __version__ = "0.1.0"
+
+_answer_moved_module_names()
 
 _LAZY = {
     "EmbeddedFlagSource": "strangler.flags",
     "LegacyClient": "strangler.legacy_adapter",
     "LocalBackend": "strangler.instant",
-    "Report": "strangler.compare.report",
-    "Router": "strangler.router",
-    "Runtime": "strangler.runtime",
+    "Report": "strangler.report.report",
+    "Router": "strangler.routing.router",
+    "Runtime": "strangler.routing.runtime",
     "SqlLedger": "strangler.ledger",
     "StateMachine": "strangler.instant.asl",
     "StepFunctionsBackend": "strangler.instant",
-    "Thresholds": "strangler.compare.verdict",
+    "Thresholds": "strangler.report.verdict",
     "UnleashFlagSource": "strangler.flags",
-    "Verdict": "strangler.compare.verdict",
+    "Verdict": "strangler.report.verdict",
     "create_app": "strangler.sidecar.app",
     "flag_source_from_settings": "strangler.flags",
     "ledger_from_url": "strangler.ledger",
     "load_report": "strangler.ledger.report_queries",
-    "rollout_controller_from_settings": "strangler.rollout",
+    "rollout_controller_from_settings": "strangler.rollout.controller",
 }
 
 __all__ = [

@@ -1,5 +1,5 @@
 """``python -m strangler`` runs the CLI."""
 
-from strangler.cli import main
+from strangler.cli.main import main
 
 main()

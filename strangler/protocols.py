@@ -6,8 +6,8 @@
   ParkingBackend: one whose executions can wait without holding the caller's thread.
 
 The ledger has no single Protocol: each consumer declares the part it uses
-(strangler.router.RouterLedger, strangler.dispatcher.LeaseQueue,
-strangler.follower.FollowerLedger, strangler.sidecar.seams.SidecarLedger), and
+(strangler.routing.router.RouterLedger, strangler.routing.dispatcher.LeaseQueue,
+strangler.background.follower.FollowerLedger, strangler.sidecar.seams.SidecarLedger), and
 strangler.ledger.SqlLedger satisfies them all.
 """
 

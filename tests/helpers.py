@@ -16,7 +16,7 @@ import pytest
 import requests
 import sqlalchemy as sa
 
-from strangler.processes import ServiceDidNotStart, free_port, running
+from strangler.demo.processes import ServiceDidNotStart, free_port, running
 
 __all__ = [
     "IN_CI",

@@ -3,9 +3,9 @@
 A comparison runs when its second side arrives, whichever comes first: the candidate (the
 instant dry run) or the baseline (the batch jobs' steps, known once legacy reports the
 order terminal). Noise comparisons (the same side judged twice) are made by
-:mod:`strangler.noise`, which reads the first run with :meth:`OrderRecord.candidate_steps`.
-:func:`plan` looks at what the ledger has for one order and returns the Comparison to
-store now, or None to wait. The rules, in order:
+:mod:`strangler.background.noise`, which reads the first run with
+:meth:`OrderRecord.candidate_steps`. :func:`plan` looks at what the ledger has for one
+order and returns the Comparison to store now, or None to wait. The rules, in order:
 
 1. the order was handed off: not compared, ``handed_off``;
 2. the candidate's dry run failed or gave up: ``dry_run_failed``;
@@ -79,10 +79,12 @@ def plan(
 ) -> Comparison | None:
     """The Comparison to store for ``record`` now, or None while a side may still arrive.
 
-    Raises ValueError for kind ``noise``, which :mod:`strangler.noise` compares.
+    Raises ValueError for kind ``noise``, which :mod:`strangler.background.noise` compares.
     """
     if kind is not ComparisonKind.SHADOW:
-        raise ValueError(f"plan compares shadow orders; {kind.value} is strangler.noise's")
+        raise ValueError(
+            f"plan compares shadow orders; {kind.value} is strangler.background.noise's"
+        )
     if record.routed_at is None:
         return None
     candidate, candidate_failed = _candidate(record, kind)

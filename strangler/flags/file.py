@@ -2,7 +2,8 @@
 
 Pure: parses and validates Unleash client-API JSON and reads the routing state out of it,
 with no SDK and no IO. Shared by the flag sources (:mod:`strangler.flags.sources`) and
-rollout control (:mod:`strangler.rollout`), so file-mode rollout never loads UnleashClient.
+rollout control (:mod:`strangler.rollout.controller`), so file-mode rollout never loads
+UnleashClient.
 """
 
 from __future__ import annotations

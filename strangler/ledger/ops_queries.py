@@ -8,7 +8,7 @@ noise comparisons of the orders routed in the last :data:`COMPARISON_WINDOW` (th
 ``ix_comparisons_window`` range, then ``comparison_steps`` by primary key).
 
 Gate decisions are recognised by the reason ``strangler rollout advance`` writes with
-each round: ``rollout gate <decision>: ...`` (see strangler.rollout_gate).
+each round: ``rollout gate <decision>: ...`` (see strangler.rollout.gate).
 """
 
 from __future__ import annotations

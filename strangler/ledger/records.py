@@ -85,7 +85,7 @@ class LedgerCounts:
 
 
 class RolloutEventFields(Protocol):
-    """Anything that describes a rollout change, e.g. strangler.rollout.RolloutChange."""
+    """Anything that describes a rollout change, e.g. strangler.rollout.controller.RolloutChange."""
 
     @property
     def at(self) -> datetime: ...

@@ -4,7 +4,7 @@ Every figure is a GROUP BY over the window (``routed_at`` in ``[since, until)``)
 percentiles are nearest-rank, picked with ``ROW_NUMBER()`` over the ordered durations, so
 Python only reshapes a few dozen result rows. Durations are seconds from ``received_at``
 to ``terminal_at``, to the microsecond on both databases. docs/reports.md explains each
-figure; :mod:`strangler.compare.report` turns these aggregates into the report.
+figure; :mod:`strangler.report.report` turns these aggregates into the report.
 """
 
 from __future__ import annotations
@@ -17,7 +17,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
-from strangler.compare.report import (
+from strangler.ledger import schema
+from strangler.ledger.durations import seconds_between
+from strangler.ledger.engine import read_snapshot
+from strangler.ledger.statements import FAILED_OR_FELL_BACK
+from strangler.report.report import (
     Aggregates,
     Cause,
     GroupAggregates,
@@ -31,11 +35,7 @@ from strangler.compare.report import (
     build_report,
     story_url,
 )
-from strangler.compare.verdict import Thresholds
-from strangler.ledger import schema
-from strangler.ledger.durations import seconds_between
-from strangler.ledger.engine import read_snapshot
-from strangler.ledger.statements import FAILED_OR_FELL_BACK
+from strangler.report.verdict import Thresholds
 
 __all__ = ["HISTOGRAM_EDGES_S", "RETENTION_KEY", "check_window", "load_report", "read_aggregates"]
 

@@ -215,7 +215,7 @@ kv = sa.Table(
 # v2: shadow comparisons. One row per order and kind, written once, when the comparison
 # runs or is given up (docs/reports.md): 'shadow' compares the instant dry run with the
 # batch jobs; 'noise' compares the per-order API's dry run of an order with a second
-# dry run of the same order later (repeatability, strangler.noise).
+# dry run of the same order later (repeatability, strangler.background.noise).
 comparisons = sa.Table(
     "comparisons",
     metadata,

@@ -205,7 +205,7 @@ class SqlLedger:
         """A listener calling ``on_intake`` for each order taken in by any process, or None.
 
         PostgreSQL only (LISTEN/NOTIFY); None on SQLite, where routing processes share a
-        host and are woken by :mod:`strangler.wakeups`. Not started yet.
+        host and are woken by :mod:`strangler.routing.wakeups`. Not started yet.
         """
         if self._engine.dialect.name != "postgresql":
             return None

@@ -29,9 +29,9 @@ from strangler.exceptions import (
 )
 from strangler.ledger import SqlLedger
 from strangler.orders import VISIBLE, integral
-from strangler.rollout import RolloutChange, RolloutState, check_audit_text
-from strangler.rollout_gate import window_start
-from strangler.rollout_stage import Stage
+from strangler.rollout.controller import RolloutChange, RolloutState, check_audit_text
+from strangler.rollout.gate import window_start
+from strangler.rollout.stage import Stage
 from strangler.sidecar.auth import require_admin
 from strangler.sidecar.bodies import read_body
 from strangler.sidecar.errors import json_error

@@ -132,7 +132,7 @@ def _log_request(response: Response) -> Response:
 
 
 def _runtime_from(settings: Settings) -> SidecarRuntime:
-    from strangler.runtime import Runtime  # noqa: PLC0415  (heavy; only when not injected)
+    from strangler.routing.runtime import Runtime  # noqa: PLC0415  (heavy; only when not injected)
 
     return Runtime.from_settings(settings)
 
@@ -140,8 +140,8 @@ def _runtime_from(settings: Settings) -> SidecarRuntime:
 def _rollout_from(settings: Settings, ledger: object) -> RolloutController:
     """The settings' controller; going live asks the gate about the sidecar's ledger."""
     from strangler.ledger import SqlLedger  # noqa: PLC0415
-    from strangler.rollout import rollout_controller_from_settings  # noqa: PLC0415
-    from strangler.rollout_evidence import comparison_evidence  # noqa: PLC0415
+    from strangler.rollout.controller import rollout_controller_from_settings  # noqa: PLC0415
+    from strangler.rollout.evidence import comparison_evidence  # noqa: PLC0415
 
     controller = rollout_controller_from_settings(settings)
     if isinstance(ledger, SqlLedger):

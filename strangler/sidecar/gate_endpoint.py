@@ -1,6 +1,6 @@
 """``GET|POST /_strangler/gate``: the rollout gate's verdict on the current step, for CD tools.
 
-Read-only: it runs :func:`strangler.rollout_gate.evaluate_gate` (what ``strangler rollout
+Read-only: it runs :func:`strangler.rollout.gate.evaluate_gate` (what ``strangler rollout
 advance --dry-run`` judges) and changes nothing, so it needs no token. The gate's options
 come as query parameters or, for a Flagger webhook's POST, as the body's ``metadata``
 (which wins); their names are the ``rollout advance`` options without dashes, with the
@@ -24,18 +24,18 @@ from typing import Any
 import structlog
 from flask import Blueprint, Response, jsonify, request
 
-from strangler.compare.gate import (
+from strangler.cli.advance import parse_rate
+from strangler.exceptions import StranglerError
+from strangler.ledger import SqlLedger
+from strangler.report.verdict import Thresholds
+from strangler.rollout.gate import GateEvaluation, evaluate_gate
+from strangler.rollout.policy import (
     Action,
     GatePolicy,
     RollbackTarget,
     parse_hold_budget,
     parse_plan,
 )
-from strangler.compare.verdict import Thresholds
-from strangler.exceptions import StranglerError
-from strangler.ledger import SqlLedger
-from strangler.rollout_gate import GateEvaluation, evaluate_gate
-from strangler.rollout_gate_cli import parse_rate
 from strangler.sidecar.errors import json_error
 from strangler.sidecar.state import sidecar_state
 

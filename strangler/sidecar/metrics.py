@@ -24,7 +24,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
-from strangler.breaker_report import KeyValues, read_breaker
+from strangler.background.breaker_report import KeyValues, read_breaker
 from strangler.exceptions import StranglerError
 from strangler.legacy_adapter import BreakerState
 from strangler.protocols import FlagSource
@@ -88,7 +88,7 @@ class SidecarMetrics:
         """Report ledger-wide figures, order durations and flag freshness at scrape time.
 
         Order durations need the SQL ledger (its ``engine``), the legacy breaker's state
-        its kv values (see strangler.breaker_report), and the alerting figures its
+        its kv values (see strangler.background.breaker_report), and the alerting figures its
         ``ops_figures`` (strangler.sidecar.ops_metrics); with another ledger they are left
         out, as the rollout shares are with a flag source that shows no definition.
         ``readiness`` adds each readiness check as a gauge.

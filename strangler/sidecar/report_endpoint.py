@@ -18,12 +18,12 @@ import sqlalchemy as sa
 import structlog
 from flask import Blueprint, Response, jsonify, request
 
-from strangler.compare.render_json import report_to_dict
 from strangler.exceptions import FlagFileError, UnleashAdminError
 from strangler.ledger import RolloutEvent
 from strangler.ledger.report_queries import check_window, load_report
 from strangler.orders import ISO_TIMESTAMP
-from strangler.rollout_gate import window_start
+from strangler.report.render_json import report_to_dict
+from strangler.rollout.gate import window_start
 from strangler.sidecar.errors import json_error
 from strangler.sidecar.report_cache import REPORT_CACHE_S
 from strangler.sidecar.seams import RolloutController

@@ -1,6 +1,6 @@
 """What the sidecar needs from the rest of strangler, as small Protocols.
 
-The real parts are strangler.runtime.Runtime and strangler.rollout's controller
+The real parts are strangler.routing.runtime.Runtime and strangler.rollout.controller's controller
 (whose Protocol, RolloutController, is re-exported here); unit tests put hand-written
 fakes here instead.
 """
@@ -12,7 +12,7 @@ from typing import Any, Protocol
 from strangler.ledger.records import LedgerCounts, RolloutEventFields
 from strangler.orders import OrderNotification
 from strangler.protocols import FlagSource
-from strangler.rollout import RolloutController
+from strangler.rollout.controller import RolloutController
 
 __all__ = [
     "IntakeOutcome",

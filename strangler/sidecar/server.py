@@ -94,7 +94,7 @@ def serve(settings: Settings, *, process_orders: bool = True, bind: str | None =
     if settings.serve_workers > 1:
         multiprocess_dir = _fresh_multiprocess_dir(settings.data_dir / "prometheus-multiproc")
     # Imported once here, so that every worker forked later starts without the cost.
-    import strangler.runtime  # noqa: PLC0415
+    import strangler.routing.runtime  # noqa: PLC0415
     import strangler.sidecar.app  # noqa: F401, PLC0415
 
     SidecarServer(

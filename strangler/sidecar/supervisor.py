@@ -117,7 +117,7 @@ def _http_main(
 
 def _routing_main(supervisor_pid: int, settings: Settings) -> None:
     _child_setup(supervisor_pid)
-    from strangler.runtime import Runtime  # noqa: PLC0415  (in the child)
+    from strangler.routing.runtime import Runtime  # noqa: PLC0415  (in the child)
 
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda _s, _f: stopping.set())
@@ -203,7 +203,7 @@ def supervise(settings: Settings, *, front: str | None, routing: Routing) -> int
         front_paths(settings).root.mkdir(parents=True, exist_ok=True)
         front_paths(settings).app_socket.unlink(missing_ok=True)
     # Imported once here, so that the forked children start without the cost.
-    import strangler.runtime  # noqa: PLC0415
+    import strangler.routing.runtime  # noqa: PLC0415
     import strangler.sidecar.app  # noqa: F401, PLC0415
 
     children: list[_Child] = []

@@ -10,7 +10,7 @@ from typing import Any
 
 import requests
 
-from strangler.processes import stop
+from strangler.demo.processes import stop
 from tests.helpers import free_port, running_process, strangler_cmd
 
 

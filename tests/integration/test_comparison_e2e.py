@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from strangler.ledger.schema import comparison_steps, comparisons
-from strangler.runtime import Runtime
+from strangler.routing.runtime import Runtime
 from strangler.settings import Settings
 from strangler.sim.divergence import diverges
 from tests.helpers import wait_until

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from strangler.compare.gate import Action, GatePolicy, RollbackTarget
-from strangler.compare.verdict import Thresholds
 from strangler.flags import FLAG_NAME
 from strangler.ledger import SqlLedger, ledger_from_url
 from strangler.orders import OrderStatus, Route
-from strangler.rollout import UnleashRolloutController, rollout_controller_from_settings
-from strangler.rollout_gate import gate_round
+from strangler.report.verdict import Thresholds
+from strangler.rollout.controller import UnleashRolloutController, rollout_controller_from_settings
+from strangler.rollout.gate import gate_round
+from strangler.rollout.policy import Action, GatePolicy, RollbackTarget
 from strangler.settings import Settings
 from strangler.testing import FakeLegacy
 from tests.helpers import REPO_ROOT

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from strangler.runtime import Runtime
+from strangler.routing.runtime import Runtime
 from strangler.settings import Settings
 from tests.helpers import wait_until
 from tests.integration.legacy_sim import SimOptions

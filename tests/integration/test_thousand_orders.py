@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from strangler.demo import DemoOptions, DemoRun, run_demo
+from strangler.demo.run import DemoOptions, DemoRun, run_demo
 from strangler.settings import Settings
 from tests.helpers import REPO_ROOT
 

@@ -15,7 +15,7 @@ import requests
 
 from strangler.flags import FLAG_NAME, UnleashFlagSource
 from strangler.orders import OrderNotification, Route
-from strangler.rollout import UnleashRolloutController, rollout_controller_from_settings
+from strangler.rollout.controller import UnleashRolloutController, rollout_controller_from_settings
 from strangler.settings import Settings
 from tests.helpers import REPO_ROOT, strangler_cmd, wait_until
 from tests.integration.unleash_fixture import UnleashServer, running_unleash

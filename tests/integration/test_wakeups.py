@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from strangler.processes import stop
+from strangler.demo.processes import stop
 from tests.helpers import REPO_ROOT, fresh_pg_database, wait_until
 from tests.integration.front_support import require_nginx
 from tests.integration.legacy_sim import new_order

@@ -27,9 +27,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from strangler.demo.processes import wait_until_ready
 from strangler.legacy_adapter import LegacyClient, LegacyOrder
 from strangler.orders import OrderNotification
-from strangler.processes import wait_until_ready
 from tests.helpers import REPO_ROOT, strangler_cmd
 
 TERMINAL = ("fulfilled", "rejected_fraud", "payment_declined", "failed")

@@ -31,7 +31,7 @@ from pathlib import Path
 import requests
 import sqlalchemy as sa
 
-from strangler.processes import free_port, running
+from strangler.demo.processes import free_port, running
 from tests.helpers import REPO_ROOT, strangler_cmd
 from tests.integration.routing import write_flags
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from strangler.processes import free_port
+from strangler.demo.processes import free_port
 from tests.integration.legacy_sim import RunningSim, SimOptions, start_legacy_sim
 from tests.integration.routing import ledger_rows, mixed_orders, run_twice_problems, write_flags
 from tests.reliability.crash import (

@@ -21,7 +21,7 @@ import pytest
 import requests
 
 from strangler.orders import OrderNotification
-from strangler.rollout import UnleashRolloutController, rollout_controller_from_settings
+from strangler.rollout.controller import UnleashRolloutController, rollout_controller_from_settings
 from strangler.settings import Settings
 from tests.helpers import free_port, wait_until
 from tests.integration.legacy_sim import RunningSim, SimOptions, start_legacy_sim

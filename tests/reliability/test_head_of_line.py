@@ -33,7 +33,7 @@ import requests
 from strangler.instant.local_backend import LocalBackend
 from strangler.legacy_adapter import LegacyClient
 from strangler.orders import OrderNotification
-from strangler.runtime import Runtime
+from strangler.routing.runtime import Runtime
 from strangler.settings import Settings
 from tests.helpers import wait_until
 from tests.integration.legacy_sim import RunningSim, SimOptions, new_order, start_legacy_sim

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from strangler.processes import stop
+from strangler.demo.processes import stop
 from tests.helpers import REPO_ROOT, strangler_cmd
 
 

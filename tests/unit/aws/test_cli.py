@@ -8,7 +8,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from strangler.aws.template import build_template
-from strangler.cli import main
+from strangler.cli.main import main
 
 
 def test_template_prints_the_cloudformation_json() -> None:

@@ -105,7 +105,7 @@ def test_noise_is_never_paired_with_the_batch_jobs() -> None:
     ]
     order = record(path="legacy", steps=api + batch_steps(), legacy_status="fulfilled")
     assert kinds_of(order) == ()
-    with pytest.raises(ValueError, match="noise is strangler\\.noise's"):
+    with pytest.raises(ValueError, match="noise is strangler\\.background\\.noise's"):
         plan(order, ComparisonKind.NOISE, now=SOON, config=CONFIG)
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from strangler.demo_summary import ShadowCounts, headline, nearest_rank, summarize
+from strangler.demo.summary import ShadowCounts, headline, nearest_rank, summarize
 
 
 def _story(

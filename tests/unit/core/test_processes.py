@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from strangler.processes import ServiceDidNotStart, free_port, running
+from strangler.demo.processes import ServiceDidNotStart, free_port, running
 
 
 def _http_server(port: int) -> list[str]:

@@ -32,7 +32,7 @@ ASL_EXECUTOR = "strangler.instant.asl.executor"
     [
         pytest.param("strangler", (), id="package"),
         pytest.param("strangler.protocols", (), id="protocols"),
-        pytest.param("strangler.router", (), id="router"),
+        pytest.param("strangler.routing.router", (), id="router"),
         pytest.param("strangler.flags.file", (), id="flag-file-model"),
         pytest.param("strangler.instant.handlers", ("requests",), id="lambda-steps"),
         pytest.param("strangler.instant.dispatcher", ("boto3", "botocore"), id="lambda-dispatcher"),

@@ -14,7 +14,7 @@ import pytest
 
 from strangler.flags import EmbeddedFlagSource
 from strangler.orders import OrderNotification, Route
-from strangler.rollout import FileRolloutController
+from strangler.rollout.controller import FileRolloutController
 from tests.unit.flags.conftest import make_orders, write_flag
 
 ORDERS = make_orders(10_000)

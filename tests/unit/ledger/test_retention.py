@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from strangler.background.retention import HORIZON_KEY, Retention, read_archive
 from strangler.ledger import SqlLedger, ledger_from_url
 from strangler.ledger import schema as s
 from strangler.orders import OrderStatus, Route
-from strangler.retention import HORIZON_KEY, Retention, read_archive
 from tests.helpers import wait_until
 from tests.unit.ledger.support import T0, Clock, make_decision, make_order, make_step
 

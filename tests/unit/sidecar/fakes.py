@@ -16,8 +16,8 @@ from strangler.exceptions import EvidenceRequired, LedgerError, RolloutError
 from strangler.ledger.records import LedgerCounts, RolloutEventFields
 from strangler.orders import Decision, OrderNotification, Route
 from strangler.protocols import FlagStatus
-from strangler.rollout import RolloutChange, RolloutState
-from strangler.rollout_stage import Stage, stage_shape
+from strangler.rollout.controller import RolloutChange, RolloutState
+from strangler.rollout.stage import Stage, stage_shape
 
 NOW = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
 

@@ -9,7 +9,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from structlog.testing import capture_logs
 
-from strangler.breaker_report import BREAKER_KEY, BreakerRecorder
+from strangler.background.breaker_report import BREAKER_KEY, BreakerRecorder
 from strangler.exceptions import LedgerError
 from strangler.ledger import SqlLedger, ledger_from_url
 from strangler.legacy_adapter import CircuitBreaker

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from strangler.cli import main
+from strangler.cli.main import main
 from strangler.exceptions import ConfigurationError
 from strangler.settings import Settings
 from strangler.sidecar.front_nginx import front_paths, nginx_config

@@ -13,7 +13,7 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from strangler.ledger import ledger_from_url
-from tests.unit.compare.known_ledger import T0, UNTIL, build_known_ledger
+from tests.unit.report.known_ledger import T0, UNTIL, build_known_ledger
 from tests.unit.sidecar.fakes import FakeRollout, FakeRuntime
 
 WINDOW = {"since": T0.isoformat(), "until": UNTIL.isoformat()}

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from flask import Flask
 from prometheus_client import values
 
-from strangler.cli import main
+from strangler.cli.main import main
 from strangler.settings import Settings
 from strangler.sidecar import server
 from strangler.sidecar.gunicorn_worker import WORKER_CLASS

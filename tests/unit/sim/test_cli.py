@@ -9,9 +9,9 @@ import pytest
 from click.testing import CliRunner
 from flask import Flask
 
-from strangler.cli import main
+from strangler.cli import legacy_sim as sim_cli
+from strangler.cli.main import main
 from strangler.sim import FaultConfig, simulator
-from strangler.sim import cli as sim_cli
 
 
 @pytest.fixture

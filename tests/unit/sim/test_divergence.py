@@ -12,9 +12,9 @@ from click.testing import CliRunner
 from flask import Flask
 from flask.testing import FlaskClient
 
-from strangler.cli import main
+from strangler.cli import legacy_sim as sim_cli
+from strangler.cli.main import main
 from strangler.sim import SimConfig, create_app, simulator
-from strangler.sim import cli as sim_cli
 from strangler.sim.divergence import diverges, parse_divergence
 from strangler.sim.rules import Rules
 from tests.unit.sim.api import get_order, post, run_job

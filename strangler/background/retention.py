@@ -1,0 +1,232 @@
+"""Ledger retention: archive terminal orders older than N days, then delete them.
+
+One run (:meth:`Retention.run_once`) moves the horizon (kv ``retention.horizon``: orders
+received before it may have been archived, so reports can say which window they hold;
+moved only by a run that archives something),
+writes every terminal order received before the horizon, with its steps, transitions and
+comparisons, to one gzip JSON-lines file in the data dir (written, fsynced and renamed
+into place before any row is deleted), then deletes those rows in bounded batches,
+children before parents. A run cut short is safe to repeat: rows not yet deleted are
+archived again by the next run (readers dedupe archives by ``order_id``). Where
+processes share a ledger, one at a time runs it (the ledger's ``retention`` role).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import sqlite3
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+import structlog
+
+from strangler.background.role_loop import RoleLoop
+from strangler.backoff import Backoff
+from strangler.exceptions import LedgerError
+from strangler.ledger import SqlLedger, default_owner, utc_now
+from strangler.ledger import schema as s
+from strangler.ledger.engine import read_snapshot
+
+__all__ = ["HORIZON_KEY", "ROLE", "Retention", "RetentionRun", "read_archive"]
+
+_log = structlog.get_logger()
+
+HORIZON_KEY = "retention.horizon"
+ROLE = "retention"
+# Children first: the foreign keys point from these tables to orders (and comparisons).
+_CHILDREN: tuple[sa.Table, ...] = (
+    s.comparison_steps,
+    s.comparisons,
+    s.step_results,
+    s.transitions,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionRun:
+    """What one retention run did: the horizon, the orders archived, the archive file."""
+
+    horizon: datetime
+    archived: int
+    archive: Path | None
+
+
+class Retention:
+    """Archives and deletes terminal orders received more than ``days`` days ago.
+
+    ``days`` = 0 keeps every order for ever (a run does nothing). A run archives at most
+    ``max_orders`` orders and deletes them ``batch_size`` at a time; a backlog larger
+    than that is taken on the following runs. :meth:`start` runs it every
+    ``interval_s`` seconds on a background thread.
+    """
+
+    def __init__(
+        self,
+        ledger: SqlLedger,
+        *,
+        archive_dir: Path,
+        days: int,
+        batch_size: int = 500,
+        max_orders: int = 20_000,
+        interval_s: float = 3600.0,
+        owner: str | None = None,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        if days < 0 or batch_size < 1 or max_orders < 1 or interval_s <= 0:
+            raise ValueError(
+                "retention needs days >= 0, batch_size >= 1, max_orders >= 1 and "
+                f"interval_s > 0, got {days}, {batch_size}, {max_orders} and {interval_s}"
+            )
+        self.ledger = ledger
+        self.archive_dir = archive_dir
+        self.days = days
+        self.batch_size = batch_size
+        self.max_orders = max_orders
+        self.interval_s = interval_s
+        self.owner = owner or default_owner()
+        self._clock = clock
+        self._loop = RoleLoop(
+            ledger,
+            ROLE,
+            owner=self.owner,
+            role_seconds=2 * interval_s,
+            work=self.run_once,
+            backoff=Backoff(interval_s, interval_s),
+            failed=_run_failed,
+            survives=(LedgerError, OSError),
+            name="retention",
+        )
+
+    def run_once(self) -> RetentionRun | None:
+        """Archive then delete what is past the horizon; None when retention is off.
+
+        Raises LedgerError when the database fails and OSError when the archive cannot be
+        written (nothing is deleted then).
+        """
+        if self.days == 0:
+            return None
+        now = self._clock()
+        horizon = now - timedelta(days=self.days)
+        ids = self._expired_ids(horizon)
+        if not ids:
+            return RetentionRun(horizon=horizon, archived=0, archive=None)
+        # Moved only when something goes: a report shows a horizon only when it hides orders.
+        self._advance_horizon(horizon)
+        archive = self._write_archive(ids, now)
+        for start in range(0, len(ids), self.batch_size):
+            self._delete(ids[start : start + self.batch_size])
+        _log.info("retention_archived", orders=len(ids), archive=str(archive))
+        return RetentionRun(horizon=horizon, archived=len(ids), archive=archive)
+
+    def start(self) -> None:
+        """Run every ``interval_s`` seconds on a background thread until :meth:`stop`."""
+        self._loop.start()
+
+    def stop(self, timeout: float = 10.0) -> bool:
+        """Stop the background thread and give up the role; False when a run did not end."""
+        return self._loop.stop(timeout)
+
+    def _advance_horizon(self, horizon: datetime) -> None:
+        # Only forward: a run with a longer retention must not claim older orders exist.
+        current = self.ledger.get_value(HORIZON_KEY)
+        if current is None or datetime.fromisoformat(current) < horizon:
+            self.ledger.set_value(HORIZON_KEY, horizon.isoformat())
+
+    def _expired_ids(self, horizon: datetime) -> list[str]:
+        orders = s.orders
+        statement = (
+            sa.select(orders.c.order_id)
+            .where(orders.c.terminal_at.is_not(None), orders.c.received_at < horizon)
+            .order_by(orders.c.received_at, orders.c.order_id)
+            .limit(self.max_orders)
+        )
+        with self._connection("find expired orders") as conn:
+            return list(conn.execute(statement).scalars())
+
+    def _write_archive(self, ids: Sequence[str], now: datetime) -> Path:
+        self.archive_dir.mkdir(parents=True, exist_ok=True)
+        name = f"ledger-archive-{now.strftime('%Y%m%dT%H%M%S%fZ')}.jsonl.gz"
+        final = self.archive_dir / name
+        partial = final.with_name(name + ".partial")
+        with partial.open("wb") as raw:
+            with gzip.GzipFile(fileobj=raw, mode="wb") as archive:
+                for start in range(0, len(ids), self.batch_size):
+                    for record in self._records(ids[start : start + self.batch_size]):
+                        archive.write(json.dumps(record, default=_iso).encode() + b"\n")
+            raw.flush()
+            os.fsync(raw.fileno())
+        partial.replace(final)
+        _fsync_dir(self.archive_dir)
+        return final
+
+    def _records(self, ids: Sequence[str]) -> Iterator[dict[str, Any]]:
+        with self._connection("read expired orders") as conn:
+            rows = {table.name: _grouped(conn, table, ids) for table in (*_CHILDREN, s.orders)}
+        for order_id in ids:
+            record: dict[str, Any] = {"order": rows["orders"][order_id][0]}
+            record.update({t.name: rows[t.name].get(order_id, []) for t in _CHILDREN})
+            yield record
+
+    def _delete(self, ids: Sequence[str]) -> None:
+        orders = s.orders
+        with self._connection("delete archived orders", write=True) as conn:
+            for table in _CHILDREN:
+                conn.execute(table.delete().where(table.c.order_id.in_(ids)))
+            conn.execute(
+                orders.delete().where(orders.c.order_id.in_(ids), orders.c.terminal_at.is_not(None))
+            )
+
+    @contextmanager
+    def _connection(self, operation: str, *, write: bool = False) -> Iterator[sa.Connection]:
+        try:
+            if write:
+                with self.ledger.engine.begin() as conn:
+                    yield conn
+            else:
+                with read_snapshot(self.ledger.engine) as conn:
+                    yield conn
+        except (sa.exc.SQLAlchemyError, sqlite3.Error) as exc:
+            raise LedgerError(f"ledger {self.ledger.url}: could not {operation}: {exc}") from exc
+
+
+def _run_failed(exc: Exception, _retry_in_s: float) -> None:  # the next run tries again
+    _log.warning("retention_failed", error=str(exc))
+
+
+def read_archive(path: Path) -> Iterator[dict[str, Any]]:
+    """The records of one archive file, one per order, as written."""
+    with gzip.open(path, "rt", encoding="utf-8") as lines:
+        for line in lines:
+            yield json.loads(line)
+
+
+def _grouped(
+    conn: sa.Connection, table: sa.Table, ids: Sequence[str]
+) -> dict[str, list[dict[str, Any]]]:
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for row in conn.execute(sa.select(table).where(table.c.order_id.in_(ids))).mappings():
+        grouped.setdefault(row["order_id"], []).append(dict(row))
+    return grouped
+
+
+def _iso(value: object) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    raise TypeError(f"cannot archive a {type(value).__name__}")
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

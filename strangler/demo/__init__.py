@@ -1,0 +1,1 @@
+"""``strangler demo``: the simulator, the sidecar and the gate, end to end on loopback."""

@@ -1,0 +1,1 @@
+"""Pure: ledger aggregates -> report -> verdict -> text, HTML and JSON; no IO here."""

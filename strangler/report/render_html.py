@@ -1,0 +1,206 @@
+"""The report as one self-contained HTML file: inline CSS, inline SVG charts, no external assets.
+
+Saved, it works offline: an example's order id links to its story only when a base URL
+(the sidecar's) is given, as an absolute link; otherwise it is plain text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from html import escape
+
+from strangler.report.charts import mismatch_chart, rollout_chart, time_chart
+from strangler.report.report import Report, story_url
+from strangler.report.stats import Interval
+from strangler.report.tables import (
+    AB_HEADERS,
+    CHECK_HEADERS,
+    HANDOFF_HEADERS,
+    PATH_HEADERS,
+    ab_rows,
+    check_rows,
+    format_seconds,
+    handoff_rows,
+    headline,
+    path_rows,
+)
+from strangler.report.timeline import describe_change
+
+__all__ = ["render_html"]
+
+_CSS = """
+body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 72em; color: #222; }
+table { border-collapse: collapse; margin: .5em 0 1.5em; }
+th, td { border-bottom: 1px solid #ddd; padding: .25em .7em; text-align: left; }
+th { background: #f4f4f4; }
+.pass { color: #11692b; } .hold { color: #8a5a00; } .fail { color: #b00020; }
+.verdict { font-size: 1.6em; font-weight: bold; }
+.headline p { font-size: 1.2em; margin: .3em 0; } .shift { font-weight: bold; background: #fff3c4; }
+figure { margin: 0 0 1.5em; } figcaption { color: #555; }
+"""
+
+
+def render_html(
+    report: Report,
+    step: Report | None = None,
+    step_note: str = "",
+    base_url: str | None = None,
+) -> str:
+    """The whole report as an HTML document (UTF-8 text).
+
+    ``step``: the report of the gate's current step, shown first (None: unknown,
+    ``step_note`` says why); ``base_url``: the sidecar's URL for absolute story links.
+    """
+    body = "\n".join(
+        (
+            _header(report),
+            _headline(report, step, step_note),
+            _verdict(report),
+            _paths(report),
+            _figure(time_chart(report), "Time from notification to terminal, per path"),
+            _shadow(report, base_url),
+            _figure(
+                mismatch_chart(report),
+                "Cumulative shadow mismatch rate per step with its 95 % band; dashed: the "
+                "threshold; dotted: the noise baseline (repeatability)",
+            ),
+            _arms(report),
+            _rollout(report),
+            _figure(rollout_chart(report), "Share of orders on instant and on shadow over time"),
+        )
+    )
+    return (
+        "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+        "<title>strangler report</title>"
+        f"<style>{_CSS}</style></head><body>\n{body}\n</body></html>\n"
+    )
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
+    lines = ["".join(f"<td>{escape(str(cell))}</td>" for cell in row) for row in rows]
+    body = "".join(f"<tr>{line}</tr>" for line in lines)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _figure(svg: str, caption: str) -> str:
+    return f"<figure>{svg}<figcaption>{escape(caption)}</figcaption></figure>"
+
+
+def _pct(rate: float) -> str:
+    return f"{rate * 100:.2f} %"
+
+
+def _interval(rate: Interval) -> str:
+    return (
+        f"{rate.successes}/{rate.total} = {_pct(rate.rate)} [{_pct(rate.low)}, {_pct(rate.high)}]"
+    )
+
+
+def _header(report: Report) -> str:
+    window = report.window
+    since = window.effective_since.isoformat() if window.effective_since else "the start"
+    lines = [
+        "<h1>strangler comparison report</h1>",
+        f"<p>Orders routed from {escape(since)} to {escape(window.until.isoformat())} "
+        f"(generated {escape(report.generated_at.isoformat())}, schema "
+        f"{report.schema_version}).</p>",
+    ]
+    if window.retention_horizon is not None and window.effective_since == window.retention_horizon:
+        lines.append(
+            f"<p>Retention horizon: orders received before "
+            f"{escape(window.retention_horizon.isoformat())} are archived and not counted.</p>"
+        )
+    return "\n".join(lines)
+
+
+def _headline(report: Report, step: Report | None, step_note: str) -> str:
+    lines = "".join(f"<p>{escape(line)}</p>" for line in headline(report, step, step_note))
+    html = f"<div class='headline'>{lines}</div>"
+    if step is not None:
+        html += "<h2>The gate's current step</h2>" + _table(
+            CHECK_HEADERS, check_rows(step.verdict.checks)
+        )
+    return html
+
+
+def _verdict(report: Report) -> str:
+    status = report.verdict.status
+    return (
+        f"<h2>Verdict over this report's window</h2><p class='verdict {status}'>"
+        f"{status.upper()}</p>" + _table(CHECK_HEADERS, check_rows(report.verdict.checks))
+    )
+
+
+def _paths(report: Report) -> str:
+    html = "<h2>Per path</h2>" + _table(PATH_HEADERS, path_rows(report))
+    if causes := handoff_rows(report):
+        html += "<h3>Hand-offs by cause</h3>" + _table(HANDOFF_HEADERS, causes)
+    return html
+
+
+def _story(order_id: str, base_url: str | None) -> str:
+    if base_url is None:
+        return escape(order_id)
+    return f"<a href='{escape(base_url.rstrip('/') + story_url(order_id))}'>{escape(order_id)}</a>"
+
+
+def _shadow(report: Report, base_url: str | None) -> str:
+    shadow = report.shadow
+    reasons = ", ".join(f"{k} {v}" for k, v in shadow.not_compared_reasons.items()) or "none"
+    html = (
+        f"<h2>Shadow comparison</h2><p>{shadow.orders} shadow orders: {shadow.compared} compared, "
+        f"{shadow.not_compared} not compared ({escape(reasons)}). Noise baseline "
+        f"(repeatability): {shadow.noise_compared} orders judged twice by the per-order API."
+        "</p>"
+    )
+    rows = [[s.step, _interval(s.shadow), _interval(s.noise)] for s in shadow.steps]
+    html += _table(["step", "shadow mismatch [95 % CI]", "noise baseline [95 % CI]"], rows)
+    if shadow.examples:
+        items = "".join(
+            f"<li>{_story(e.order_id, base_url)}: "
+            + escape("; ".join(f"{k}: {v}" for k, v in e.steps.items()))
+            + f"<br><small>instant: {escape(str(dict(e.candidate)))}<br>"
+            f"legacy: {escape(str(dict(e.baseline)))}</small></li>"
+            for e in shadow.examples
+        )
+        html += f"<h3>Example mismatches</h3><ul>{items}</ul>"
+    return html
+
+
+def _arms(report: Report) -> str:
+    ab = report.ab
+    head = "".join(f"<th>{escape(h)}</th>" for h in AB_HEADERS)
+    body = "".join(
+        f"<tr><td>{escape(metric)}</td><td>{escape(instant)}</td><td>{escape(legacy)}</td>"
+        + (f"<td class='shift'>{escape(diff)}</td>" if shifted else f"<td>{escape(diff)}</td>")
+        + "</tr>"
+        for metric, instant, legacy, diff, shifted in ab_rows(report)
+    )
+    for label, field in (("p50 time", "p50"), ("p99 time", "p99")):
+        cells = [
+            label,
+            format_seconds(getattr(ab.instant_times, field)),
+            format_seconds(getattr(ab.legacy_times, field)),
+            "",
+        ]
+        body += "<tr>" + "".join(f"<td>{escape(c)}</td>" for c in cells) + "</tr>"
+    return (
+        f"<h2>A/B arms</h2><p>Instant ({ab.instant_orders} orders) against legacy "
+        f"({ab.legacy_orders} orders) routed in the same window. Highlighted: a difference "
+        "whose 95 % interval excludes 0.</p>"
+        f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    )
+
+
+def _rollout(report: Report) -> str:
+    rows = [
+        [
+            e.at.isoformat(),
+            e.actor,
+            describe_change(e),
+            e.reason,
+        ]
+        for e in report.rollout
+    ]
+    return "<h2>Rollout timeline</h2>" + _table(["at", "actor", "change", "reason"], rows)

@@ -1,0 +1,347 @@
+"""``strangler rollout advance``: the gate's IO around :func:`strangler.rollout.policy.decide`.
+
+:func:`evaluate_gate` is the read-only half, shared by the CLI, the demo and HTTP
+readers: read the rollout, find the current step's window (orders routed since the
+latest change that produced the flag's current revision, from ``rollout_events``), load the
+report for that window and let the pure gate decide; a verdict that cannot be computed
+is a failure (:func:`strangler.rollout.policy.fail_safe`), never a pass or a crash.
+:func:`gate_round` then acts: move one plan step, or on a
+failure with rollback kill the flag (``legacy``) or send the new side to shadow only
+(``shadow``: variants shadow=100, comparisons keep running), and hand in-flight instant
+orders before payment back to the batch jobs. Every decision, holds and failures
+included, goes to the audit log and to ``rollout_events`` with its evidence; a decision
+that changes nothing keeps the flag's revision, so it does not restart the window.
+
+What a plan step sets: normally the rollout percentage. With the rollout at 100 % and a
+shadow variant (shadow-first: every user is compared), the plan steps the ``instant``
+variant's weight instead (instant=s, shadow=100-s), so the users not yet on the instant
+path stay in shadow and comparisons keep running.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import structlog
+
+from strangler.ledger import RolloutEvent, SqlLedger
+from strangler.ledger.report_queries import load_report
+from strangler.protocols import LegacyPath
+from strangler.report.report import Report
+from strangler.report.verdict import Check, Thresholds
+from strangler.rollout.controller import (
+    FileRolloutController,
+    RolloutChange,
+    RolloutState,
+    UnleashRolloutController,
+)
+from strangler.rollout.handback import HandBack, hand_back_in_flight
+from strangler.rollout.policy import (
+    Action,
+    Evidence,
+    GateDecision,
+    GatePolicy,
+    RollbackTarget,
+    decide,
+    fail_safe,
+)
+
+__all__ = [
+    "GateEvaluation",
+    "GateRound",
+    "RolloutReader",
+    "RolloutTimeline",
+    "blind_round",
+    "current_step",
+    "evaluate_gate",
+    "gate_round",
+    "window_start",
+]
+
+_log = structlog.get_logger()
+_NEW_SIDE = ("instant", "shadow")
+_SHADOW_ONLY = {"instant": 0, "shadow": 100}
+_ALL = 100
+
+
+class RolloutReader(Protocol):
+    """What the evaluation reads the rollout through (every rollout controller has it)."""
+
+    def show(self) -> RolloutState: ...
+
+
+@dataclass(frozen=True, slots=True)
+class GateEvaluation:
+    """The gate's verdict on the current step, judged without acting.
+
+    ``decision`` is what :func:`gate_round` would do; ``report`` the window's report
+    (None when it could not be computed, then ``error`` says why and the decision is a
+    failure); ``since`` the window start (None: every order); ``step`` where the plan
+    stands and ``steps`` what its percentages set (``rollout`` or ``instant weight``).
+    """
+
+    decision: GateDecision
+    state: RolloutState
+    step: int
+    steps: str
+    since: datetime | None
+    evaluated_at: datetime
+    report: Report | None
+    error: str | None = None
+
+    @property
+    def checks(self) -> tuple[Check, ...]:
+        """The verdict's checks, with reasons, compared and needed counts (none on error)."""
+        return self.report.verdict.checks if self.report is not None else ()
+
+    @property
+    def verdict(self) -> str:
+        """``pass``, ``hold`` or ``fail``; ``fail`` when the verdict could not be computed."""
+        return self.report.verdict.status if self.report is not None else "fail"
+
+    @property
+    def comparison_passes(self) -> bool:
+        """True when the window has compared shadow orders and every mismatch check passes."""
+        judged = [c for c in self.checks if c.name.startswith("mismatch")]
+        return bool(judged) and all(c.status == "pass" and c.compared for c in judged)
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready form (``GET /_strangler/gate``, ``rollout advance --json``)."""
+        decision = self.decision
+        return {
+            "decision": {
+                "action": decision.action.value,
+                "from": decision.from_rollout,
+                "to": decision.to_rollout,
+                "reason": decision.reason,
+                "rollback_to": decision.rollback_to.value if decision.rollback_to else None,
+                "exit_code": decision.exit_code,
+            },
+            "verdict": self.verdict,
+            "comparison_passes": self.comparison_passes,
+            "step": self.step,
+            "steps": self.steps,
+            "enabled": self.state.enabled,
+            "flag_revision": self.state.revision,
+            "window": {
+                "since": self.since.isoformat() if self.since else None,
+                "until": self.evaluated_at.isoformat(),
+            },
+            "checks": [
+                {
+                    "name": c.name,
+                    "status": c.status,
+                    "reason": c.reason,
+                    "observed": c.observed,
+                    "threshold": c.threshold,
+                    "compared": c.compared,
+                    "needed": c.needed,
+                }
+                for c in self.checks
+            ],
+            "error": self.error,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class GateRound:
+    """One round of the gate: its evaluation and what it changed.
+
+    ``applied`` is False on a dry run; ``change`` is the audited change (None on a dry
+    run), ``hand_back`` the orders a rollback moved to the batch jobs, ``not_recorded``
+    why a rollback made on the flag could not be recorded in the ledger.
+    """
+
+    evaluation: GateEvaluation
+    applied: bool
+    change: RolloutChange | None = None
+    hand_back: HandBack | None = None
+    not_recorded: str | None = None
+
+    @property
+    def decision(self) -> GateDecision:
+        """The decision acted on."""
+        return self.evaluation.decision
+
+    @property
+    def report(self) -> Report | None:
+        """The report judged (None when it could not be computed)."""
+        return self.evaluation.report
+
+    @property
+    def since(self) -> datetime | None:
+        """The window start (None: every order)."""
+        return self.evaluation.since
+
+    @property
+    def steps(self) -> str:
+        """What the plan's percentages set: ``rollout`` or ``instant weight``."""
+        return self.evaluation.steps
+
+
+class RolloutTimeline(Protocol):
+    """A ledger's rollout timeline (SqlLedger has one)."""
+
+    def rollout_events(self) -> list[RolloutEvent]: ...
+
+
+def window_start(ledger: RolloutTimeline, state: RolloutState) -> datetime | None:
+    """When the current step began: the latest change that produced the flag's revision.
+
+    Records that changed nothing (a gate hold or failure) do not start a step, and going
+    back to an earlier configuration (50 % -> 60 % -> 50 %) starts a new one. Falls back
+    to the latest change when none carries the revision (a change made outside
+    strangler), and to None (every order) when there are none.
+    """
+    changes = [event for event in ledger.rollout_events() if event.changed is not False]
+    current = [event.at for event in changes if event.flag_revision == state.revision]
+    if current:
+        return max(current)
+    return changes[-1].at if changes else None
+
+
+def current_step(state: RolloutState) -> int:
+    """Where the plan stands: the instant weight when shadow-first, else the rollout %."""
+    return int(state.variants.get("instant", 0)) if _shadow_first(state) else state.rollout
+
+
+def _shadow_first(state: RolloutState) -> bool:
+    return state.rollout == _ALL and state.variants.get("shadow", 0) > 0
+
+
+def evaluate_gate(
+    controller: RolloutReader,
+    ledger: SqlLedger,
+    policy: GatePolicy,
+    thresholds: Thresholds,
+    *,
+    now: datetime | None = None,
+) -> GateEvaluation:
+    """Judge the current step's window and say what the gate would do; changes nothing.
+
+    A verdict that cannot be computed (the ledger unreadable, a figure out of range) is
+    returned as a failing evaluation with ``error`` set, never raised. Raises only what
+    reading the rollout raises (RolloutError, UnleashAdminError, FlagFileError).
+    """
+    state = controller.show()
+    now = now or datetime.now(UTC)
+    step = current_step(state)
+    steps = "instant weight" if _shadow_first(state) else "rollout"
+    since: datetime | None = None
+    try:
+        since = window_start(ledger, state)
+        report = load_report(ledger.engine, since=since, thresholds=thresholds, examples=0, now=now)
+    except Exception as exc:  # the design's fail-safe: an unknown verdict is a failure
+        cause = f"{type(exc).__name__}: {exc}"
+        _log.warning("gate_verdict_failed", error=cause)
+        decision = fail_safe(policy, enabled=state.enabled, rollout=step, cause=cause)
+        return GateEvaluation(decision, state, step, steps, since, now, None, error=cause)
+    status = report.verdict.status
+    evidence = Evidence(
+        verdict=status,
+        # The checks that decided: the failing ones on a failure, else the holding ones.
+        reasons=tuple(f"{c.name}: {c.reason}" for c in report.verdict.checks if c.status == status),
+        orders=sum(report.path(group).orders for group in _NEW_SIDE),
+        age_s=(now - since).total_seconds() if since is not None else None,
+    )
+    decision = decide(policy, enabled=state.enabled, rollout=step, evidence=evidence)
+    return GateEvaluation(decision, state, step, steps, since, now, report)
+
+
+def gate_round(
+    controller: FileRolloutController | UnleashRolloutController,
+    ledger: SqlLedger,
+    policy: GatePolicy,
+    thresholds: Thresholds,
+    *,
+    actor: str,
+    dry_run: bool = False,
+    legacy: Callable[[], LegacyPath] | None = None,
+) -> GateRound:
+    """Judge the current step (:func:`evaluate_gate`) and act on it.
+
+    Nothing is changed or recorded on a dry run. ``legacy`` builds the legacy client a
+    rollback hands orders back with (none: no hand-back). A rollback is made on the flag
+    first; a ledger that then cannot record it is logged, not raised, so the rollout is
+    never left up because the ledger is down. Raises RolloutError, UnleashAdminError or
+    FlagFileError when the flag cannot be read or changed, LedgerError when a change
+    other than a rollback cannot be recorded.
+    """
+    evaluation = evaluate_gate(controller, ledger, policy, thresholds)
+    decision = evaluation.decision
+    if dry_run:
+        return GateRound(evaluation, applied=False)
+    change = _act(controller, evaluation, actor)
+    if decision.action is not Action.ROLL_BACK:
+        ledger.record_rollout_event(change)
+        return GateRound(evaluation, applied=True, change=change)
+    moved, failure = None, None
+    try:
+        ledger.record_rollout_event(change)
+        if legacy is not None:
+            moved = hand_back_in_flight(ledger, legacy(), reason=change.reason)
+    except Exception as exc:  # the rollback is made; its record or hand-back is not
+        failure = f"{type(exc).__name__}: {exc}"
+        _log.warning("gate_rollback_not_recorded", error=failure)
+    return GateRound(evaluation, applied=True, change=change, hand_back=moved, not_recorded=failure)
+
+
+def blind_round(
+    controller: FileRolloutController | UnleashRolloutController,
+    policy: GatePolicy,
+    *,
+    actor: str,
+    cause: str,
+    dry_run: bool = False,
+) -> GateRound:
+    """A round without a ledger (it could not be opened): the verdict is unknown, a failure.
+
+    Rolls back when the policy says so; nothing can be recorded on the ledger's timeline,
+    which ``not_recorded`` says. Raises what reading or changing the flag raises.
+    """
+    state = controller.show()
+    step = current_step(state)
+    steps = "instant weight" if _shadow_first(state) else "rollout"
+    decision = fail_safe(policy, enabled=state.enabled, rollout=step, cause=cause)
+    evaluation = GateEvaluation(
+        decision, state, step, steps, None, datetime.now(UTC), None, error=cause
+    )
+    if dry_run:
+        return GateRound(evaluation, applied=False)
+    change = _act(controller, evaluation, actor)
+    return GateRound(evaluation, applied=True, change=change, not_recorded=cause)
+
+
+def _act(
+    controller: FileRolloutController | UnleashRolloutController,
+    evaluation: GateEvaluation,
+    actor: str,
+) -> RolloutChange:
+    state, decision = evaluation.state, evaluation.decision
+    reason = f"rollout gate {decision.action}: {decision.reason}"
+    # A gate advance is judged by the gate's own rules; going live on it without a passing
+    # comparison (rollout advance --no-evidence) is recorded as such.
+    unproven = not evaluation.comparison_passes
+    if decision.action is Action.ADVANCE and _shadow_first(state):
+        to = decision.to_rollout
+        change = controller.set_variants(
+            {"instant": to, "shadow": 100 - to}, actor=actor, reason=reason, no_evidence=unproven
+        )
+        return replace(change, action="gate_advance")
+    if decision.action is Action.ADVANCE:
+        change = controller.set_percentage(
+            decision.to_rollout, actor=actor, reason=reason, no_evidence=unproven
+        )
+        return replace(change, action="gate_advance")
+    if decision.action is Action.ROLL_BACK:
+        if decision.rollback_to is RollbackTarget.SHADOW:
+            change = controller.set_variants(_SHADOW_ONLY, actor=actor, reason=reason)
+        else:
+            change = controller.kill(actor=actor, reason=reason)
+        return replace(change, action="gate_rollback")
+    record = RolloutChange(f"gate_{decision.action}", actor, reason, state, state)
+    controller.audit.append(record)
+    return record

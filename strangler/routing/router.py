@@ -1,0 +1,518 @@
+"""The routing facade: take an order in, decide its path once, run it, record everything.
+
+:meth:`Router.intake` only writes the durable row and wakes the dispatcher; the work
+happens in :meth:`Router.process`, which a dispatcher worker calls while it holds the
+order's lease (see strangler.routing.dispatcher). Every step of processing is idempotent, so an
+order resumed after a crash, or retried, is safe to process again. An instant execution
+that has to wait (a Retry interval) is parked: :meth:`Router.process` returns a
+:class:`Parked` disposition, the worker goes on with other orders while the lease stays
+held, and the dispatcher calls ``resume`` when the execution has ended.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
+from typing import Any, Protocol
+
+import structlog
+
+from strangler.backoff import Backoff
+from strangler.exceptions import StranglerError
+from strangler.instant.results import ExecutionResult
+from strangler.ledger.exceptions import LeaseLost
+from strangler.ledger.records import Handoff, LeasedOrder, utc_now
+from strangler.legacy_adapter.exceptions import LegacyRejected
+from strangler.orders import Decision, OrderNotification, OrderStatus, Route, StepResult
+from strangler.protocols import FlagSource, InstantBackend, LegacyPath, ParkingBackend
+
+__all__ = [
+    "Disposition",
+    "IntakeResult",
+    "Lease",
+    "Parked",
+    "RetryPolicy",
+    "Router",
+    "RouterLedger",
+]
+
+_log = structlog.get_logger()
+
+_TERMINAL_OUTCOMES = {
+    "fulfilled": OrderStatus.FULFILLED,
+    "rejected_fraud": OrderStatus.REJECTED_FRAUD,
+    "payment_declined": OrderStatus.PAYMENT_DECLINED,
+}
+_FAILED_EXECUTIONS = frozenset({"FAILED", "TIMED_OUT", "ABORTED"})
+LEGACY_OWNED_REASON = "the batch jobs had the order already (claim lost); legacy runs it"
+
+
+class RouterLedger(Protocol):
+    """The part of the ledger the router writes (SqlLedger in production); all idempotent."""
+
+    def record_received(self, order: OrderNotification, *, source: str) -> bool:
+        """Write the order if new; False for a duplicate (nothing changes)."""
+        ...
+
+    def record_rejected(self, raw_body: bytes | str, *, reason: str, source: str) -> None: ...
+
+    def pin_decision(
+        self,
+        order_id: str,
+        decision: Decision,
+        *,
+        release_owner: str | None = None,
+        start_running: bool = False,
+    ) -> Decision:
+        """Pin the decision unless one is pinned already; returns the pinned one."""
+        ...
+
+    def transition(
+        self,
+        order_id: str,
+        status: OrderStatus,
+        *,
+        reason: str | None = None,
+        at: datetime | None = None,
+    ) -> bool:
+        """Move the order forward to ``status``; False when it was there or beyond."""
+        ...
+
+    def hand_off(
+        self, order_id: str, kind: Handoff, *, reason: str, at: datetime | None = None
+    ) -> bool: ...
+
+    def record_step(self, step: StepResult, *, seq: int = 0) -> bool: ...
+
+    def record_steps(self, steps: Sequence[tuple[StepResult, int]]) -> int: ...
+
+    def finish(
+        self,
+        order_id: str,
+        status: OrderStatus,
+        steps: Sequence[tuple[StepResult, int]],
+        *,
+        at: datetime,
+        release_owner: str,
+    ) -> bool:
+        """Record the steps, move to terminal ``status`` and release the lease, at once."""
+        ...
+
+    def record_dry_run_outcome(self, order_id: str, outcome: str | None) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeResult:
+    """What intake did: ``new`` is False for a duplicate (nothing changed)."""
+
+    new: bool
+    order_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Parked:
+    """An order whose execution waits: keep its lease, and call ``resume`` (on a worker)
+    once ``until`` is done; it returns the order's disposition."""
+
+    until: Future[Any]
+    resume: Callable[[], Disposition]
+
+
+@dataclass(frozen=True, slots=True)
+class Disposition:
+    """What the dispatcher does with an order's lease after processing it.
+
+    ``done``: nothing more to do here (the order is terminal, or the batch jobs have it
+    and the follower records the rest). Otherwise the order is due again after
+    ``retry_in_s`` seconds; ``error`` is kept as its last error. ``released``: the lease
+    was given up already, so the dispatcher has nothing to release. ``parked``: the
+    order waits for its execution, lease held (``done`` and the rest do not apply).
+    """
+
+    done: bool
+    retry_in_s: float = 0.0
+    error: str | None = None
+    released: bool = False
+    parked: Parked | None = None
+
+
+DONE = Disposition(done=True)
+# Done, and the lease was given up with the decision, in one transaction.
+RELEASED = Disposition(done=True, released=True)
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Bounded retries with exponential backoff (with jitter) across leases.
+
+    An instant-path order is tried ``max_attempts`` times, then released to the batch
+    jobs; handing it back is tried ``release_attempts`` more times, after which the order
+    is marked ``failed`` (it needs a person). Delays are in seconds.
+    """
+
+    max_attempts: int = 5
+    release_attempts: int = 10
+    base_delay_s: float = 1.0
+    max_delay_s: float = 60.0
+    jitter: float = 0.2
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1 or self.release_attempts < 1:
+            raise ValueError(
+                "RetryPolicy needs max_attempts >= 1 and release_attempts >= 1, got "
+                f"{self.max_attempts} and {self.release_attempts}"
+            )
+
+    def delay_s(self, attempt: int) -> float:
+        """Seconds to wait after the ``attempt``-th try failed."""
+        jitter = (1 - self.jitter, 1 + self.jitter)
+        return Backoff(self.base_delay_s, self.max_delay_s, jitter).delay_s(attempt)
+
+
+class Lease:
+    """A worker's hold on one order.
+
+    The dispatcher sets ``lost`` when renewing it fails (another worker took the order
+    over) and ``released`` once the worker is giving it up (so that is not taken for a loss).
+    """
+
+    def __init__(self, order_id: str, owner: str) -> None:
+        self.order_id = order_id
+        self.owner = owner
+        self.lost = threading.Event()
+        self.released = threading.Event()
+
+    def check(self) -> None:
+        """Raise LeaseLost when another worker has taken the order over."""
+        if self.lost.is_set():
+            raise LeaseLost(self.order_id, self.owner)
+
+
+class Router:
+    """Decides each order's path once, runs it, and records every step in the ledger.
+
+    ``on_intake`` is called after each new order is written (the dispatcher's wake-up);
+    ``on_dry_run`` with the order id after a shadow dry run is recorded (the comparison's
+    late matching) and ``on_legacy_routed`` after an order is routed to legacy (the noise
+    probe). Neither may raise.
+    """
+
+    def __init__(
+        self,
+        ledger: RouterLedger,
+        flags: FlagSource,
+        legacy: LegacyPath,
+        instant: InstantBackend,
+        *,
+        retry: RetryPolicy | None = None,
+        run_timeout_s: float = 60.0,
+        on_intake: Callable[[], None] | None = None,
+        on_dry_run: Callable[[str], None] | None = None,
+        on_legacy_routed: Callable[[str], object] | None = None,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.ledger = ledger
+        self.flags = flags
+        self.legacy = legacy
+        self.instant = instant
+        self.retry = retry or RetryPolicy()
+        self.run_timeout_s = run_timeout_s
+        self.on_intake = on_intake
+        self.on_dry_run = on_dry_run
+        self.on_legacy_routed = on_legacy_routed
+        self._clock = clock
+        self._begin = instant.begin if isinstance(instant, ParkingBackend) else None
+
+    # -- intake -----------------------------------------------------------------------
+
+    def intake(self, order: OrderNotification, *, source: str) -> IntakeResult:
+        """Write the order to the ledger (a duplicate changes nothing) and wake a worker.
+
+        Returns as soon as the row is durable; processing happens on a dispatcher
+        worker. Raises LedgerError when the ledger cannot be written.
+        """
+        new = self.ledger.record_received(order, source=source)
+        _log.info("order_received", order_id=order.order_id, source=source, new=new)
+        if new and self.on_intake is not None:
+            self.on_intake()
+        return IntakeResult(new=new, order_id=order.order_id)
+
+    def reject(self, raw_body: bytes | str, *, reason: str, source: str) -> None:
+        """Keep a notification that failed validation (nothing is silently dropped)."""
+        self.ledger.record_rejected(raw_body, reason=reason, source=source)
+        _log.info("notification_rejected", source=source, reason=reason)
+
+    # -- processing ----------------------------------------------------------------------
+
+    def process(self, order: LeasedOrder, lease: Lease) -> Disposition:
+        """Take one leased order one stage further; idempotent, safe to call again.
+
+        Expected failures (the legacy app or the pipeline down) come back as a retry;
+        LeaseLost propagates when another worker took the order over.
+        """
+        log = _log.bind(order_id=order.order_id, attempt=order.attempts)
+        decision = order.decision
+        running = False
+        if decision is None:
+            decision, running = self._route(order, lease, log)
+            if decision.path is Route.LEGACY and self.on_legacy_routed is not None:
+                self.on_legacy_routed(order.order_id)
+            if lease.released.is_set():
+                return RELEASED
+        lease.check()
+        if decision.path is Route.LEGACY:
+            return DONE
+        if decision.path is Route.SHADOW:
+            return self._shadow(order, log)
+        return self._instant(order, lease, log, running=running)
+
+    def _route(
+        self, order: LeasedOrder, lease: Lease, log: structlog.typing.FilteringBoundLogger
+    ) -> tuple[Decision, bool]:
+        """Decide and pin; True with it when the order moved on to ``running`` too.
+
+        On the instant path the order starts running in the same transaction; on the
+        legacy path the lease goes with it (``lease.released``).
+        """
+        decision = self._decide(order.notification, log)
+        instant = decision.path is Route.INSTANT
+        if decision.path is not Route.LEGACY:
+            pinned = self.ledger.pin_decision(order.order_id, decision, start_running=instant)
+        else:
+            # Set first, so that a renewal running meanwhile does not take it for a loss.
+            lease.released.set()
+            pinned = self.ledger.pin_decision(order.order_id, decision, release_owner=lease.owner)
+            if pinned is not decision:  # an earlier decision: nothing was released
+                lease.released.clear()
+        log.info("order_routed", **pinned.to_dict())
+        return pinned, instant and pinned is decision
+
+    def _decide(
+        self, order: OrderNotification, log: structlog.typing.FilteringBoundLogger
+    ) -> Decision:
+        try:
+            return self.flags.decide(order)
+        except Exception as exc:  # by design, a failing flag check means legacy
+            log.error("flag_source_raised", error=repr(exc))
+            return Decision(
+                path=Route.LEGACY,
+                variant="disabled",
+                rollout=0,
+                flag_revision="unknown",
+                reason=f"flag source raised {type(exc).__name__}: {exc}; legacy by default",
+            )
+
+    def _execution(self, order: LeasedOrder, *, dry_run: bool) -> Future[ExecutionResult]:
+        """The order's execution, begun on this thread: done unless it waits (parked).
+
+        A backend that cannot park runs it here to its end (or ``run_timeout_s``).
+        """
+        if self._begin is not None:
+            return self._begin(order.notification, dry_run=dry_run)
+        future: Future[ExecutionResult] = Future()
+        try:
+            result = self.instant.run(
+                order.notification, dry_run=dry_run, timeout_s=self.run_timeout_s
+            )
+        except StranglerError as exc:
+            future.set_exception(exc)
+        else:
+            future.set_result(result)
+        return future
+
+    @staticmethod
+    def _when_ended(
+        execution: Future[ExecutionResult],
+        then: Callable[[Future[ExecutionResult]], Disposition],
+    ) -> Disposition:
+        """``then(execution)`` now if it has ended, else a parked disposition that will."""
+        if execution.done():
+            return then(execution)
+        return Disposition(done=False, parked=Parked(execution, partial(then, execution)))
+
+    def _shadow(
+        self, order: LeasedOrder, log: structlog.typing.FilteringBoundLogger
+    ) -> Disposition:
+        log.info("instant_run_started", dry_run=True)
+        execution = self._execution(order, dry_run=True)
+        return self._when_ended(execution, partial(self._shadow_ended, order, log))
+
+    def _shadow_ended(
+        self,
+        order: LeasedOrder,
+        log: structlog.typing.FilteringBoundLogger,
+        execution: Future[ExecutionResult],
+    ) -> Disposition:
+        try:
+            result = execution.result()
+        except StranglerError as exc:
+            if order.attempts >= self.retry.max_attempts:
+                log.warning("shadow_dry_run_gave_up", error=str(exc))
+                return Disposition(
+                    done=True, error=f"dry run gave up after {order.attempts} attempts: {exc}"
+                )
+            return self._retry(order, f"dry run failed: {exc}", log)
+        self._record_steps(result)
+        self.ledger.record_dry_run_outcome(order.order_id, result.outcome)
+        log.info("shadow_dry_run_recorded", outcome=result.outcome, steps=len(result.steps))
+        if self.on_dry_run is not None:
+            self.on_dry_run(order.order_id)
+        return DONE
+
+    def _instant(
+        self,
+        order: LeasedOrder,
+        lease: Lease,
+        log: structlog.typing.FilteringBoundLogger,
+        *,
+        running: bool,
+    ) -> Disposition:
+        if order.status.is_terminal or order.handoff is not None:
+            return DONE
+        if order.attempts > self.retry.max_attempts:
+            return self._fall_back(
+                order,
+                f"instant path gave up after {self.retry.max_attempts} attempts: "
+                f"{order.last_error}",
+                log,
+            )
+        if not running:
+            self.ledger.transition(order.order_id, OrderStatus.RUNNING)
+        log.info("instant_run_started", dry_run=False)
+        execution = self._execution(order, dry_run=False)
+        return self._when_ended(execution, partial(self._instant_ended, order, lease, log))
+
+    def _instant_ended(
+        self,
+        order: LeasedOrder,
+        lease: Lease,
+        log: structlog.typing.FilteringBoundLogger,
+        execution: Future[ExecutionResult],
+    ) -> Disposition:
+        """Record what the order's execution did (on a worker, parked or not)."""
+        try:
+            result = execution.result()
+        except LegacyRejected as exc:
+            # The legacy app refused a call (4xx): trying again would be refused again.
+            return self._fall_back(order, f"the legacy app refused the instant path: {exc}", log)
+        except StranglerError as exc:
+            return self._retry(order, f"instant pipeline failed: {exc}", log)
+        lease.check()
+        if result.outcome in _TERMINAL_OUTCOMES:
+            return self._finish(order, lease, result, log)
+        self._record_steps(result)
+        return self._conclude(order, result, log)
+
+    def _finish(
+        self,
+        order: LeasedOrder,
+        lease: Lease,
+        result: ExecutionResult,
+        log: structlog.typing.FilteringBoundLogger,
+    ) -> Disposition:
+        """Steps, terminal status and the lease's release in one write."""
+        status = _TERMINAL_OUTCOMES[str(result.outcome)]
+        # Set first, so that a renewal running meanwhile does not take it for a loss.
+        lease.released.set()
+        self.ledger.finish(
+            order.order_id,
+            status,
+            _numbered(result),
+            at=result.finished_at or self._clock(),
+            release_owner=lease.owner,
+        )
+        log.info("order_terminal", path=Route.INSTANT.value, status=status.value)
+        return RELEASED
+
+    def _conclude(
+        self,
+        order: LeasedOrder,
+        result: ExecutionResult,
+        log: structlog.typing.FilteringBoundLogger,
+    ) -> Disposition:
+        outcome = result.outcome
+        if outcome == "fell_back":
+            reason = _describe(result) or "the pipeline released the order to the batch jobs"
+            self.ledger.hand_off(order.order_id, Handoff.FALLBACK, reason=reason)
+            log.info("order_fell_back", reason=reason)
+            return DONE
+        if outcome == "legacy_owned":
+            self.ledger.hand_off(order.order_id, Handoff.LEGACY_OWNED, reason=LEGACY_OWNED_REASON)
+            log.info("order_legacy_owned")
+            return DONE
+        if result.status == "RUNNING":
+            waited = f"still running after {self.run_timeout_s}s"
+            return self._retry(order, f"instant execution {result.execution_id} {waited}", log)
+        problem = _describe(result) or f"unexpected outcome {outcome!r}"
+        reason = f"instant execution {result.execution_id} ended {result.status}: {problem}"
+        return self._fall_back(order, reason, log, released_steps=_count(result, "release"))
+
+    def _fall_back(
+        self,
+        order: LeasedOrder,
+        reason: str,
+        log: structlog.typing.FilteringBoundLogger,
+        *,
+        released_steps: int = 0,
+    ) -> Disposition:
+        """Hand the order back to the batch jobs (release the claim) and record why."""
+        started = self._clock()
+        try:
+            self.legacy.release(order.order_id, reason)
+        except LegacyRejected as exc:
+            # Not ours to release (never claimed, or already done): the batch jobs have it.
+            reason = f"{reason} (release refused: {exc})"
+        except StranglerError as exc:
+            limit = self.retry.max_attempts + self.retry.release_attempts
+            if order.attempts >= limit:
+                why = f"could not hand the order back to legacy after {limit} attempts: {exc}"
+                self.ledger.transition(order.order_id, OrderStatus.FAILED, reason=why)
+                log.error("order_failed", reason=why)
+                return Disposition(done=True, error=why)
+            return self._retry(order, f"release failed: {exc}", log)
+        step = StepResult(
+            order_id=order.order_id,
+            path=Route.INSTANT,
+            step="release",
+            decision="released",
+            started_at=started,
+            finished_at=self._clock(),
+            payload={"reason": reason},
+        )
+        self.ledger.record_step(step, seq=released_steps)
+        self.ledger.hand_off(order.order_id, Handoff.FALLBACK, reason=reason)
+        log.warning("order_fell_back", reason=reason)
+        return DONE
+
+    def _retry(
+        self, order: LeasedOrder, error: str, log: structlog.typing.FilteringBoundLogger
+    ) -> Disposition:
+        delay = self.retry.delay_s(order.attempts)
+        log.warning("order_retry_scheduled", error=error, retry_in_s=round(delay, 3))
+        return Disposition(done=False, retry_in_s=delay, error=error)
+
+    def _record_steps(self, result: ExecutionResult) -> None:
+        self.ledger.record_steps(_numbered(result))
+
+
+def _numbered(result: ExecutionResult) -> list[tuple[StepResult, int]]:
+    """Each step with its repeat number within its name and mode (the ledger's ``seq``)."""
+    seen: Counter[tuple[str, bool]] = Counter()
+    numbered = []
+    for step in result.steps:
+        numbered.append((step, seen[step.step, step.dry_run]))
+        seen[step.step, step.dry_run] += 1
+    return numbered
+
+
+def _describe(result: ExecutionResult) -> str:
+    return ": ".join(part for part in (result.error, result.cause) if part)
+
+
+def _count(result: ExecutionResult, step: str) -> int:
+    return sum(1 for recorded in result.steps if recorded.step == step)

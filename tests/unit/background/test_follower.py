@@ -1,0 +1,199 @@
+"""The legacy follower: batch-job progress of followed orders, cursor, reconcile, outages."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from structlog.testing import capture_logs
+
+from strangler.background.follower import CURSOR_KEY, ROLE, Follower, legacy_steps
+from strangler.ledger import Handoff, SqlLedger
+from strangler.ledger.ops_queries import HEARTBEAT_KEYS
+from strangler.legacy_adapter.exceptions import LegacyUnavailable
+from strangler.orders import Route
+from tests.helpers import wait_until
+from tests.unit.ledger.support import T0, Clock, make_decision, make_order
+from tests.unit.routing.fakes import BATCH_FULFILLED, FakeLegacy, legacy_order
+
+LATER = T0 + timedelta(minutes=15)
+
+
+@pytest.fixture
+def legacy() -> FakeLegacy:
+    return FakeLegacy()
+
+
+def follower(ledger: SqlLedger, legacy: FakeLegacy, clock: Clock, **options: float) -> Follower:
+    return Follower(ledger, legacy, clock=clock, **options)  # type: ignore[arg-type]
+
+
+def routed(ledger: SqlLedger, order_id: str, path: Route) -> None:
+    ledger.record_received(make_order(order_id), source="api")
+    ledger.pin_decision(order_id, make_decision(path))
+
+
+def test_batch_steps_and_the_terminal_status_are_recorded(
+    ledger: SqlLedger, legacy: FakeLegacy, clock: Clock
+) -> None:
+    """A followed order gets the batch jobs' steps and legacy's terminal status and time."""
+    routed(ledger, "o-1", Route.LEGACY)
+    legacy.put(legacy_order("o-1", "fulfilled", updated_at=LATER, history=BATCH_FULFILLED))
+    assert follower(ledger, legacy, clock).poll_once() == 1
+    told = ledger.story("o-1")
+    assert told is not None
+    assert (told["status"], told["timestamps"]["terminal"]) == ("fulfilled", LATER.isoformat())
+    assert [(s["path"], s["step"], s["decision"]) for s in told["steps"]] == [
+        ("legacy", "fraud_scan", "pass"),
+        ("legacy", "authorize_payment", "authorized"),
+        ("legacy", "fulfill", "fulfilled"),
+    ]
+    assert told["steps"][0]["finished_at"] == (LATER - timedelta(minutes=3)).isoformat()
+
+
+def test_only_the_batch_jobs_steps_are_legacy_steps() -> None:
+    """Steps the per-order API did (the instant path's) are left out; retries are numbered."""
+    order = legacy_order(
+        "o-1",
+        "rejected_fraud",
+        updated_at=LATER,
+        history=[
+            ("fraud_scan", "api", None),
+            ("fraud_scan", "batch", None),
+            ("fraud_scan", "batch", "reject"),
+        ],
+    )
+    steps = [(step.step, step.decision, step.error, seq) for step, seq in legacy_steps(order)]
+    assert steps == [("fraud_scan", None, "job error", 0), ("fraud_scan", "reject", None, 1)]
+
+
+def test_instant_orders_are_left_to_the_router(
+    ledger: SqlLedger, legacy: FakeLegacy, clock: Clock
+) -> None:
+    """An instant order the per-order API ran keeps its status; unknown orders are ignored."""
+    routed(ledger, "instant", Route.INSTANT)
+    api_steps = [(step, "api", decision) for step, _, decision in BATCH_FULFILLED]
+    legacy.put(legacy_order("instant", updated_at=LATER, history=api_steps, mode="instant"))
+    legacy.put(legacy_order("stranger", updated_at=LATER, history=BATCH_FULFILLED))
+    follower(ledger, legacy, clock).poll_once()
+    told = ledger.story("instant")
+    assert told is not None
+    assert (told["status"], told["steps"], told["legacy_status"]) == ("routed", [], "fulfilled")
+    assert ledger.story("stranger") is None
+
+
+@pytest.mark.parametrize(
+    ("path", "handoff"),
+    [
+        (Route.SHADOW, None),
+        (Route.INSTANT, Handoff.FALLBACK),
+        (Route.INSTANT, Handoff.LEGACY_OWNED),
+    ],
+    ids=["shadow", "fell-back", "legacy-owned"],
+)
+def test_shadow_and_handed_off_orders_are_followed_to_the_end(
+    ledger: SqlLedger, legacy: FakeLegacy, clock: Clock, path: Route, handoff: Handoff | None
+) -> None:
+    """Shadow orders and instant orders handed to the batch jobs end with legacy's outcome."""
+    routed(ledger, "o-1", path)
+    if handoff is not None:
+        ledger.hand_off("o-1", handoff, reason="test")
+    legacy.put(legacy_order("o-1", "payment_declined", updated_at=LATER))
+    follower(ledger, legacy, clock).poll_once()
+    told = ledger.story("o-1")
+    assert told is not None
+    assert (told["status"], told["outcome"]) == ("payment_declined", "payment_declined")
+
+
+def test_the_cursor_survives_a_restart(ledger: SqlLedger, legacy: FakeLegacy, clock: Clock) -> None:
+    """A new follower asks the legacy app from where the last one stopped."""
+    routed(ledger, "o-1", Route.LEGACY)
+    legacy.put(legacy_order("o-1", "authorized", updated_at=LATER))
+    follower(ledger, legacy, clock).poll_once()
+    follower(ledger, legacy, clock).poll_once()
+    assert legacy.polls == [None, LATER]
+    assert ledger.get_value(CURSOR_KEY) == LATER.isoformat()
+
+
+def test_full_pages_are_drained_in_one_poll(
+    ledger: SqlLedger, legacy: FakeLegacy, clock: Clock
+) -> None:
+    """When a page comes back full, the follower asks for the next one straight away."""
+    for n in range(5):
+        routed(ledger, f"o-{n}", Route.LEGACY)
+        legacy.put(legacy_order(f"o-{n}", updated_at=LATER + timedelta(seconds=n)))
+    follower(ledger, legacy, clock, batch_limit=2).poll_once()
+    assert ledger.backlog() == 0
+    # updated_since is inclusive: each page starts with the last order of the one before.
+    assert legacy.polls == [None, *(LATER + timedelta(seconds=n) for n in range(1, 5))]
+
+
+def test_stale_orders_are_fetched_one_by_one(
+    ledger: SqlLedger, legacy: FakeLegacy, clock: Clock
+) -> None:
+    """A followed order the bulk poll never showed is fetched on its own, once."""
+    routed(ledger, "missed", Route.LEGACY)
+    routed(ledger, "unknown", Route.LEGACY)
+    legacy.put(legacy_order("missed", "fulfilled", updated_at=T0 - timedelta(hours=1)))
+    legacy.polls.clear()
+    tracker = follower(ledger, legacy, clock, first_look_after_s=30)
+    tracker.look_up_stale()
+    assert legacy.fetched == []
+    clock.advance(31)
+    tracker.look_up_stale()
+    tracker.look_up_stale()
+    assert sorted(legacy.fetched) == ["missed", "unknown"]
+    missed, unknown = ledger.story("missed"), ledger.story("unknown")
+    assert missed is not None
+    assert unknown is not None
+    assert (missed["status"], unknown["status"]) == ("fulfilled", "routed")
+    assert unknown["last_error"] == "the legacy app does not know it"
+
+
+def test_a_legacy_outage_is_waited_out(ledger: SqlLedger, legacy: FakeLegacy) -> None:
+    """The background follower backs off while legacy is down, logs it, and carries on."""
+    routed(ledger, "o-1", Route.LEGACY)
+    legacy.put(legacy_order("o-1", updated_at=LATER))
+    legacy.poll_errors = [LegacyUnavailable("legacy app timed out")] * 3
+    tracker = Follower(ledger, legacy, interval_s=0.01, max_backoff_s=0.03)
+    with capture_logs() as logs:
+        tracker.start()
+        try:
+            wait_until(lambda: ledger.backlog() == 0, 10, "the order to be followed to the end")
+        finally:
+            assert tracker.stop(5) is True
+    outages = [event for event in logs if event["event"] == "legacy_unavailable"]
+    assert [event["retry_in_s"] for event in outages] == [0.01, 0.02, 0.03]
+
+
+def test_one_follower_at_a_time_polls(ledger: SqlLedger, legacy: FakeLegacy) -> None:
+    """Of two followers on one ledger, one polls; the other takes over when it stops."""
+    first = Follower(ledger, legacy, interval_s=0.01, owner="first", role_seconds=5)
+    second = Follower(ledger, legacy, interval_s=0.01, owner="second", role_seconds=5)
+    first.start()
+    wait_until(lambda: len(legacy.polls) >= 3, 5, "the first follower to poll")
+    second.start()
+    try:
+        polls = len(legacy.polls)
+        wait_until(lambda: len(legacy.polls) >= polls + 5, 5, "more polls")
+        assert ledger.hold_role(ROLE, "someone", seconds=5) is False
+        assert first.stop(5) is True
+        polls = len(legacy.polls)
+        wait_until(lambda: len(legacy.polls) >= polls + 5, 5, "the second follower to poll")
+    finally:
+        assert second.stop(5) is True
+    assert ledger.hold_role(ROLE, "someone", seconds=5) is True
+
+
+def test_a_successful_poll_is_noted_for_metrics(
+    ledger: SqlLedger, legacy: FakeLegacy, clock: Clock
+) -> None:
+    """The heartbeat is written after a poll that succeeded, and not after one that failed."""
+    legacy.poll_errors = [LegacyUnavailable("legacy app timed out")]
+    polls = follower(ledger, legacy, clock)
+    with pytest.raises(LegacyUnavailable):
+        polls.poll_once()
+    before = ledger.get_value(HEARTBEAT_KEYS["follower"])
+    polls.poll_once()
+
+    assert (before, ledger.get_value(HEARTBEAT_KEYS["follower"])) == (None, T0.isoformat())

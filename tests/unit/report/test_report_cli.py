@@ -1,0 +1,130 @@
+"""``strangler report``: formats, output file, thresholds and exit codes on a real SQLite ledger."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from strangler.cli.main import main
+from strangler.ledger.engine import create_ledger_engine
+from tests.helpers import strangler_cmd
+from tests.unit.report.known_ledger import T0, UNTIL, build_known_ledger
+
+WINDOW = ["--since", T0.isoformat(), "--until", UNTIL.isoformat()]
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    """Settings pointing at a SQLite ledger holding the known rows."""
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
+    engine = create_ledger_engine(url)
+    build_known_ledger(engine)
+    engine.dispose()
+    return {"STRANGLER_LEDGER_URL": url, "STRANGLER_DATA_DIR": str(tmp_path)}
+
+
+def test_text_report_to_stdout(env: dict[str, str]) -> None:
+    """The default format is the text tables, on stdout, exit 0."""
+    result = CliRunner().invoke(main, ["report", *WINDOW], env=env)
+    assert result.exit_code == 0, result.output
+    assert "Verdict over this report's window: FAIL" in result.output
+
+
+def test_json_report_to_a_file(env: dict[str, str], tmp_path: Path) -> None:
+    """--format json --out writes the JSON document and names the file and verdict."""
+    out = tmp_path / "report.json"
+    args = ["report", *WINDOW, "--format", "json", "--out", str(out)]
+    result = CliRunner().invoke(main, args, env=env)
+    assert result.exit_code == 0, result.output
+    document = json.loads(out.read_text())
+    assert (document["schema_version"], document["shadow"]["compared"]) == (1, 10)
+    assert f"report written to {out} (verdict fail)" in result.output
+
+
+def test_thresholds_change_the_verdict(env: dict[str, str]) -> None:
+    """Looser thresholds given on the command line reach the verdict."""
+    args = ["report", *WINDOW, "--format", "json", "--min-orders", "10"]
+    args += ["--max-mismatch", "60%", "--max-error-rate", "0.5"]
+    result = CliRunner().invoke(main, args, env=env)
+    assert json.loads(result.output)["verdict"]["status"] == "pass"
+
+
+def test_html_report(env: dict[str, str], tmp_path: Path) -> None:
+    """--format html writes one HTML page."""
+    out = tmp_path / "report.html"
+    result = CliRunner().invoke(
+        main, ["report", *WINDOW, "--format", "html", "--out", str(out)], env=env
+    )
+    assert result.exit_code == 0, result.output
+    assert out.read_text().startswith("<!DOCTYPE html>")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--since", "last tuesday"], "not an ISO 8601 time"),
+        (["--since", UNTIL.isoformat(), "--until", T0.isoformat()], "must be before"),
+        (["--max-mismatch", "lots"], "is not a rate"),
+        (["--max-mismatch", "150%"], "max_mismatch is a fraction"),
+    ],
+    ids=["bad-time", "reversed", "bad-rate", "rate-over-100"],
+)
+def test_bad_input_exits_2(env: dict[str, str], args: list[str], message: str) -> None:
+    """Bad input exits 2 with a message naming the problem."""
+    result = CliRunner().invoke(main, ["report", *args], env=env)
+    assert result.exit_code == 2
+    assert message in result.output
+
+
+def test_unreachable_ledger_exits_1(tmp_path: Path) -> None:
+    """A ledger that cannot be reached exits 1 and says so."""
+    env = {
+        "STRANGLER_LEDGER_URL": "postgresql+psycopg://nobody:x@127.0.0.1:1/none",
+        "STRANGLER_DATA_DIR": str(tmp_path),
+    }
+    result = CliRunner().invoke(main, ["report"], env=env)
+    assert result.exit_code == 1, result.output
+    assert "error:" in result.output
+
+
+def test_report_as_a_real_process(env: dict[str, str]) -> None:
+    """``python -m strangler report`` in its own process prints the JSON and exits 0."""
+    result = subprocess.run(
+        strangler_cmd("report", *WINDOW, "--format", "json"),
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["paths"][1]["orders"] == 21
+
+
+def test_the_cli_starts_without_matplotlib() -> None:
+    """A fresh process importing the CLI leaves matplotlib (a second to load) until HTML."""
+    probe = "import sys, strangler.cli.main; print('matplotlib' in sys.modules)"
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    ).stdout.strip()
+    assert loaded == "False"
+
+
+def test_a_report_that_cannot_be_computed_exits_1_not_2(env: dict[str, str]) -> None:
+    """A failure on our side (here a corrupt retention horizon) is exit 1, never bad input."""
+    engine = create_ledger_engine(env["STRANGLER_LEDGER_URL"])
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO kv (name, value, updated_at) VALUES "
+            "('retention.horizon', 'not a time', '2030-01-01 00:00:00')"
+        )
+    engine.dispose()
+    result = CliRunner().invoke(main, ["report", *WINDOW], env=env)
+    assert result.exit_code == 1, result.output
+    assert "error: the report could not be computed" in result.output
