@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from strangler.exceptions import ConfigurationError
 from strangler.logs import configure_logging
 from strangler.settings import Settings
+
+if TYPE_CHECKING:
+    from strangler.demo.run import ProgressBar
 
 __all__ = ["demo"]
 
@@ -99,6 +104,10 @@ def demo(
         api_divergence=api_divergence,
         report_path=report_path,
     )
-    run = run_demo(options, settings, click.echo)
+    run = run_demo(options, settings, click.echo, _progress_bar)
     if not run.summary.ok:
         raise click.ClickException("not every order was accounted for; see the lines above")
+
+
+def _progress_bar(length: int, label: str) -> AbstractContextManager[ProgressBar]:
+    return click.progressbar(length=length, label=label)

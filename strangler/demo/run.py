@@ -21,9 +21,8 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-import click
 import requests
 
 from strangler.demo.processes import free_port, running
@@ -41,7 +40,18 @@ from strangler.rollout.policy import GatePolicy
 from strangler.settings import Settings
 from strangler.sim.traffic import synthetic_orders
 
-__all__ = ["DemoOptions", "DemoRun", "run_demo"]
+__all__ = ["DemoOptions", "DemoRun", "Progress", "ProgressBar", "run_demo"]
+
+
+class ProgressBar(Protocol):
+    """A progress bar the demo advances (click's, in ``strangler demo``)."""
+
+    def update(self, n_steps: int) -> None:
+        """Advance the bar by ``n_steps``."""
+
+
+Progress = Callable[[int, str], AbstractContextManager[ProgressBar]]
+"""Opens a progress bar of a given length and label."""
 
 _HTTP_TIMEOUT_S = 5.0
 _FLAG_SAMPLE = 10_000
@@ -79,7 +89,12 @@ class DemoRun:
     headline: str = ""
 
 
-def run_demo(options: DemoOptions, settings: Settings, echo: Callable[[str], None]) -> DemoRun:
+def run_demo(
+    options: DemoOptions,
+    settings: Settings,
+    echo: Callable[[str], None],
+    progress: Progress,
+) -> DemoRun:
     """Run the end-to-end demo and return what it saw; every process is stopped after."""
     with ExitStack() as stack:
         workdir = options.workdir or Path(stack.enter_context(_temp_dir(options.keep_workdir)))
@@ -101,9 +116,9 @@ def run_demo(options: DemoOptions, settings: Settings, echo: Callable[[str], Non
             f"sent {len(order_ids)} orders through the sidecar in {elapsed:.1f}s "
             f"(paced at {options.rate_per_s:g}/s, as an order service would)"
         )
-        stories = _wait_until_terminal(session, sidecar_url, order_ids, options)
+        stories = _wait_until_terminal(session, sidecar_url, order_ids, options, progress)
         shadow_ids = [oid for oid, story in stories.items() if _path_of(story) == "shadow"]
-        _wait_until_compared(session, sidecar_url, len(shadow_ids), options)
+        _wait_until_compared(session, sidecar_url, len(shadow_ids), options, progress)
         legacy_orders = _legacy_records(session, legacy_url, order_ids)
         demo_settings = settings.replace(flags_file=flags_file, data_dir=workdir)
         report, gate = _judge(demo_settings, options, echo)
@@ -240,13 +255,14 @@ def _wait_until_terminal(
     sidecar_url: str,
     order_ids: Sequence[str],
     options: DemoOptions,
+    progress: Progress,
 ) -> dict[str, dict[str, Any]]:
     stories: dict[str, dict[str, Any]] = {}
     pending = set(order_ids)
     deadline = time.monotonic() + options.timeout_s
     with (
         ThreadPoolExecutor(options.concurrency) as pool,
-        click.progressbar(length=len(order_ids), label="orders terminal  ") as bar,
+        progress(len(order_ids), "orders terminal  ") as bar,
     ):
         while pending and time.monotonic() < deadline:
             for story in pool.map(lambda oid: _story(session, sidecar_url, oid), sorted(pending)):
@@ -261,7 +277,11 @@ def _wait_until_terminal(
 
 
 def _wait_until_compared(
-    session: requests.Session, sidecar_url: str, shadow_orders: int, options: DemoOptions
+    session: requests.Session,
+    sidecar_url: str,
+    shadow_orders: int,
+    options: DemoOptions,
+    progress: Progress,
 ) -> None:
     """Wait until every shadow order is compared or counted as not compared.
 
@@ -270,7 +290,7 @@ def _wait_until_compared(
     """
     deadline = time.monotonic() + options.timeout_s
     done = 0
-    with click.progressbar(length=shadow_orders, label="shadow compared  ") as bar:
+    with progress(shadow_orders, "shadow compared  ") as bar:
         while done < shadow_orders and time.monotonic() < deadline:
             answer = session.get(
                 f"{sidecar_url}/_strangler/report",
