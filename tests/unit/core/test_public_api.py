@@ -9,6 +9,7 @@ import sys
 import pytest
 
 import strangler
+from strangler._moved import MOVED
 
 
 @pytest.mark.parametrize("name", strangler.__all__)
@@ -69,3 +70,36 @@ def test_every_subpackage_name_resolves(package: str) -> None:
     module = importlib.import_module(package)
     missing = [name for name in module.__all__ if getattr(module, name, None) is None]
     assert missing == []
+
+
+@pytest.mark.parametrize(("old", "new"), sorted(MOVED.items()))
+def test_an_old_module_path_is_the_moved_module_with_a_warning(
+    old: str, new: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delitem(sys.modules, old, raising=False)
+    warning = rf"{old} moved to {new}; the old path goes in 0\.3"
+    with pytest.warns(DeprecationWarning, match=warning):
+        module = importlib.import_module(old)
+    assert module is importlib.import_module(new)
+
+
+def test_the_old_rollout_module_names_load_from_the_rollout_package() -> None:
+    package = importlib.import_module("strangler.rollout")
+    controller = importlib.import_module("strangler.rollout.controller")
+    assert package.RolloutController is controller.RolloutController
+    assert package.rollout_controller_from_settings is controller.rollout_controller_from_settings
+
+
+def test_an_old_console_script_still_finds_main() -> None:
+    """An install whose script says ``strangler.cli:main`` runs the same command."""
+    script = "from strangler.cli import main; main(['--version'])"
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("strangler")
+
+
+def test_a_name_that_never_existed_is_still_not_found() -> None:
+    with pytest.raises(ModuleNotFoundError):
+        importlib.import_module("strangler.no_such_module")
