@@ -90,16 +90,6 @@ def test_the_old_rollout_module_names_load_from_the_rollout_package() -> None:
     assert package.rollout_controller_from_settings is controller.rollout_controller_from_settings
 
 
-def test_an_old_console_script_still_finds_main() -> None:
-    """An install whose script says ``strangler.cli:main`` runs the same command."""
-    script = "from strangler.cli import main; main(['--version'])"
-    done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("strangler")
-
-
 def test_a_name_that_never_existed_is_still_not_found() -> None:
     with pytest.raises(ModuleNotFoundError):
         importlib.import_module("strangler.no_such_module")
