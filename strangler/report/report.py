@@ -19,7 +19,6 @@ Conventions every renderer and the rollout gate rely on:
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections import Counter
 from collections.abc import Mapping
@@ -283,7 +282,7 @@ class ArmComparison:
 
 @dataclass(frozen=True, slots=True)
 class Report:
-    """The whole report; ``verdict`` is :func:`verdict.judge` of the rest."""
+    """The whole report; ``verdict`` is :func:`verdict.judge` of its figures."""
 
     schema_version: int
     generated_at: datetime
@@ -340,19 +339,29 @@ def build_report(aggregates: Aggregates, thresholds: Thresholds | None = None) -
     """The report for ``aggregates`` judged against ``thresholds`` (defaults when None)."""
     thresholds = thresholds if thresholds is not None else Thresholds()
     paths = tuple(_path_report(group, aggregates.groups.get(group)) for group in GROUPS)
+    instant = _path_named(paths, "instant")
     shadow = _shadow_report(aggregates.shadow, _path_named(paths, "shadow").orders)
-    unjudged = Report(
+    ab = _arms(paths)
+    verdict = judge(
+        thresholds,
+        instant_orders=instant.orders,
+        shadow_orders=shadow.orders,
+        instant_failed_or_fell_back=instant.failed_or_fell_back,
+        instant_p99_s=instant.times.p99,
+        steps=shadow.steps,
+        ab=ab.differences,
+    )
+    return Report(
         schema_version=REPORT_SCHEMA_VERSION,
         generated_at=aggregates.generated_at,
         window=aggregates.window,
         paths=paths,
         shadow=shadow,
-        ab=_arms(paths),
+        ab=ab,
         rollout=aggregates.rollout,
         thresholds=thresholds,
-        verdict=Verdict(status="hold", checks=()),
+        verdict=verdict,
     )
-    return dataclasses.replace(unjudged, verdict=judge(unjudged, thresholds))
 
 
 def _path_named(paths: tuple[PathReport, ...], group: str) -> PathReport:

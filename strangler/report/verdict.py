@@ -1,6 +1,9 @@
-"""The verdict: a report judged against thresholds, pass / hold / fail with a reason per check.
+"""The verdict: a report's figures judged against thresholds, pass / hold / fail with reasons.
 
-Pure, no IO. The rules (docs/reports.md, "The gate's rules"):
+Pure, no IO. :func:`judge` takes the figures it reads, not a report: the report is built
+once, after judging, with its verdict. :class:`StepFigures` and :class:`ArmFigures` say
+what it reads of a step's mismatch and of an A/B difference (``report.StepMismatch`` and
+``report.ArmDifference`` fit them). The rules (docs/reports.md, "The gate's rules"):
 
 - ``orders``: fewer than ``min_orders`` orders on the new side (instant + shadow paths)
   holds: not enough data.
@@ -35,9 +38,9 @@ The overall status is ``fail`` if any check fails, else ``hold`` if any holds, e
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import Literal, Protocol
 
 from strangler.report.stats import (
     Interval,
@@ -46,10 +49,16 @@ from strangler.report.stats import (
     wilson_interval,
 )
 
-if TYPE_CHECKING:
-    from strangler.report.report import ArmDifference, Report, StepMismatch
-
-__all__ = ["NOISE_SIDE", "Check", "Status", "Thresholds", "Verdict", "judge"]
+__all__ = [
+    "NOISE_SIDE",
+    "ArmFigures",
+    "Check",
+    "Status",
+    "StepFigures",
+    "Thresholds",
+    "Verdict",
+    "judge",
+]
 
 Status = Literal["pass", "hold", "fail"]
 
@@ -113,6 +122,46 @@ class Check:
 _CheckMaker = Callable[[Status, str], Check]
 
 
+class StepFigures(Protocol):
+    """One compared step: its shadow mismatch rate and its noise baseline."""
+
+    @property
+    def step(self) -> str:
+        """The step's name (``fraud_scan``, ..., ``outcome``)."""
+
+    @property
+    def shadow(self) -> Interval:
+        """Shadow orders whose sides differed at this step, over compared shadow orders."""
+
+    @property
+    def noise(self) -> Interval:
+        """Noise-probe orders whose side differed from itself, over probed orders."""
+
+
+class ArmFigures(Protocol):
+    """One A/B metric: ``instant.rate - legacy.rate`` with its 95 % interval."""
+
+    @property
+    def instant(self) -> Interval:
+        """The metric's rate on the instant arm."""
+
+    @property
+    def legacy(self) -> Interval:
+        """The metric's rate on the legacy arm."""
+
+    @property
+    def difference(self) -> float:
+        """Instant rate minus legacy rate."""
+
+    @property
+    def low(self) -> float:
+        """The difference's lower 95 % bound."""
+
+    @property
+    def high(self) -> float:
+        """The difference's upper 95 % bound."""
+
+
 @dataclass(frozen=True, slots=True)
 class Verdict:
     """The overall status and every check that led to it."""
@@ -126,14 +175,30 @@ class Verdict:
         return tuple(f"{c.name}: {c.reason}" for c in self.checks if c.status != "pass")
 
 
-def judge(report: Report, thresholds: Thresholds) -> Verdict:
-    """Judge ``report`` (its ``verdict`` field is ignored) against ``thresholds``."""
+def judge(
+    thresholds: Thresholds,
+    *,
+    instant_orders: int,
+    shadow_orders: int,
+    instant_failed_or_fell_back: int,
+    instant_p99_s: float | None,
+    steps: Sequence[StepFigures],
+    ab: Mapping[str, ArmFigures],
+) -> Verdict:
+    """Judge a window's figures against ``thresholds``: the report's verdict.
+
+    ``instant_orders`` and ``shadow_orders``: orders routed to each path in the window;
+    ``instant_failed_or_fell_back``: instant orders that fell back or ended ``failed``,
+    each once; ``instant_p99_s``: the instant path's p99 seconds to terminal (None: no
+    terminal order); ``steps``: the mismatch of each compared step, in report order;
+    ``ab``: each A/B metric's difference, in report order.
+    """
     checks = (
-        _orders_check(report, thresholds),
-        *_mismatch_checks(report, thresholds),
-        _error_rate_check(report, thresholds),
-        *_ab_checks(report, thresholds),
-        *_p99_checks(report, thresholds),
+        _orders_check(instant_orders + shadow_orders, thresholds),
+        *_mismatch_checks(steps, thresholds),
+        _error_rate_check(instant_failed_or_fell_back, instant_orders, thresholds),
+        *_ab_checks(ab, thresholds),
+        *_p99_checks(instant_p99_s, thresholds),
     )
     return Verdict(status=_overall(checks), checks=checks)
 
@@ -161,8 +226,7 @@ def _progress(compared: int, needed: int | None) -> str:
     return f"{compared} of {needed} compared orders needed"
 
 
-def _orders_check(report: Report, t: Thresholds) -> Check:
-    orders = report.path("instant").orders + report.path("shadow").orders
+def _orders_check(orders: int, t: Thresholds) -> Check:
     status: Status = "pass" if orders >= t.min_orders else "hold"
     relation = ">=" if status == "pass" else "<"
     return Check(
@@ -176,10 +240,10 @@ def _orders_check(report: Report, t: Thresholds) -> Check:
     )
 
 
-def _mismatch_checks(report: Report, t: Thresholds) -> tuple[Check, ...]:
-    steps = [step for step in report.shadow.steps if step.shadow.total > 0]
-    if steps:
-        return tuple(_mismatch_check(step, t) for step in steps)
+def _mismatch_checks(steps: Sequence[StepFigures], t: Thresholds) -> tuple[Check, ...]:
+    compared = [step for step in steps if step.shadow.total > 0]
+    if compared:
+        return tuple(_mismatch_check(step, t) for step in compared)
     needed = orders_needed(0.0, t.max_mismatch)
     if not t.require_shadow:
         reason = "no compared shadow orders in the window (comparisons not required)"
@@ -196,7 +260,7 @@ def _mismatch_checks(report: Report, t: Thresholds) -> tuple[Check, ...]:
     )
 
 
-def _mismatch_check(step: StepMismatch, t: Thresholds) -> Check:
+def _mismatch_check(step: StepFigures, t: Thresholds) -> Check:
     shadow, noise, limit = step.shadow, step.noise, t.max_mismatch
     needed = orders_needed(shadow.rate, limit)
 
@@ -258,11 +322,10 @@ def _excess_check(
     return check("hold", f"{shown} straddles {_pct(limit)}: inconclusive, {progress}")
 
 
-def _error_rate_check(report: Report, t: Thresholds) -> Check:
-    instant = report.path("instant")
-    if instant.orders == 0:
+def _error_rate_check(errored: int, orders: int, t: Thresholds) -> Check:
+    if orders == 0:
         return Check(name="error_rate", status="pass", reason="no instant orders in the window")
-    rate = wilson_interval(instant.failed_or_fell_back, instant.orders)
+    rate = wilson_interval(errored, orders)
     limit = t.max_error_rate
     needed = orders_needed(rate.rate, limit)
     shown = f"{_interval(rate)} instant orders fell back or failed"
@@ -286,15 +349,15 @@ def _error_rate_check(report: Report, t: Thresholds) -> Check:
     )
 
 
-def _ab_checks(report: Report, t: Thresholds) -> tuple[Check, ...]:
-    return tuple(_ab_check(metric, found, t) for metric, found in report.ab.differences.items())
+def _ab_checks(ab: Mapping[str, ArmFigures], t: Thresholds) -> tuple[Check, ...]:
+    return tuple(_ab_check(metric, found, t) for metric, found in ab.items())
 
 
 def _points(value: float) -> str:
     return f"{value * 100:+.2f} pts"
 
 
-def _ab_check(metric: str, found: ArmDifference, t: Thresholds) -> Check:
+def _ab_check(metric: str, found: ArmFigures, t: Thresholds) -> Check:
     name = f"ab:{metric}"
     tolerance = t.ab_tolerance
     arms = (("instant", found.instant), ("legacy", found.legacy))
@@ -328,10 +391,9 @@ def _ab_check(metric: str, found: ArmDifference, t: Thresholds) -> Check:
     )
 
 
-def _p99_checks(report: Report, t: Thresholds) -> tuple[Check, ...]:
+def _p99_checks(p99: float | None, t: Thresholds) -> tuple[Check, ...]:
     if t.max_p99_s is None:
         return ()
-    p99 = report.path("instant").times.p99
     if p99 is None:
         return (Check(name="p99", status="pass", reason="no terminal instant orders"),)
     status: Status = "fail" if p99 > t.max_p99_s else "pass"

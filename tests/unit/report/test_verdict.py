@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import ast
+import inspect
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
 from strangler.report.report import (
     Aggregates,
+    ArmDifference,
     GroupAggregates,
     Report,
     ShadowAggregates,
+    StepMismatch,
     TimeStats,
     Window,
     build_report,
 )
-from strangler.report.verdict import Thresholds
+from strangler.report.stats import two_proportion_difference, wilson_interval
+from strangler.report.verdict import Thresholds, judge
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 STEPS = ("fraud_scan", "authorize_payment", "fulfill", "outcome")
@@ -224,3 +230,48 @@ def test_thresholds_refuse_nonsense(changes: dict[str, float]) -> None:
     """Thresholds outside their range are a ValueError naming the field."""
     with pytest.raises(ValueError, match=next(iter(changes))):
         Thresholds(**changes)  # type: ignore[arg-type]
+
+
+def test_judge_reads_figures_without_a_report() -> None:
+    """judge takes the figures it reads: plain counts, step mismatches and A/B differences."""
+    fraud = StepMismatch(
+        step="fraud_scan", shadow=wilson_interval(0, 1000), noise=wilson_interval(0, 1000)
+    )
+    found = two_proportion_difference(wilson_interval(60, 500), wilson_interval(25, 500))
+    decline = ArmDifference(
+        instant=found.first,
+        legacy=found.second,
+        difference=found.difference,
+        low=found.low,
+        high=found.high,
+    )
+    verdict = judge(
+        Thresholds(max_p99_s=1.0),
+        instant_orders=500,
+        shadow_orders=1000,
+        instant_failed_or_fell_back=0,
+        instant_p99_s=0.5,
+        steps=(fraud,),
+        ab={"decline": decline},
+    )
+    assert [(c.name, c.status) for c in verdict.checks] == [
+        ("orders", "pass"),
+        ("mismatch:fraud_scan", "pass"),
+        ("error_rate", "pass"),
+        ("ab:decline", "fail"),
+        ("p99", "pass"),
+    ]
+    assert verdict.status == "fail"
+
+
+def test_the_verdict_module_does_not_import_the_report_module() -> None:
+    """verdict.py imports no strangler.report.report, not even for type checking (no cycle)."""
+    tree = ast.parse(Path(inspect.getfile(judge)).read_text(encoding="utf-8"))
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)} | {
+        alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import)
+        for alias in node.names
+    }
+    assert "strangler.report.report" not in imported
+    assert "strangler.report.stats" in imported
