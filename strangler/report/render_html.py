@@ -6,27 +6,22 @@ Saved, it works offline: an example's order id links to its story only when a ba
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from html import escape
 
 from strangler.report.charts import mismatch_chart, rollout_chart, time_chart
 from strangler.report.report import Report, story_url
-from strangler.report.stats import Interval
 from strangler.report.tables import (
-    AB_HEADERS,
-    CHECK_HEADERS,
-    HANDOFF_HEADERS,
-    PATH_HEADERS,
-    ab_rows,
-    check_rows,
-    format_seconds,
-    handoff_rows,
+    Table,
+    ab_table,
+    check_table,
+    handoff_table,
     headline,
-    path_rows,
+    path_table,
+    rollout_table,
+    shadow_table,
 )
-from strangler.report.timeline import describe_change
 
-__all__ = ["render_html"]
+__all__ = ["render_html", "table_html"]
 
 _CSS = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 72em; color: #222; }
@@ -76,25 +71,29 @@ def render_html(
     )
 
 
-def _table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
-    lines = ["".join(f"<td>{escape(str(cell))}</td>" for cell in row) for row in rows]
-    body = "".join(f"<tr>{line}</tr>" for line in lines)
+def table_html(table: Table) -> str:
+    """``table`` as an HTML table, every cell escaped; a marked cell has class ``shift``."""
+    head = "".join(f"<th>{escape(h)}</th>" for h in table.headers)
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f"<td class='shift'>{escape(cell)}</td>"
+            if (r, c) in table.marked
+            else f"<td>{escape(cell)}</td>"
+            for c, cell in enumerate(row)
+        )
+        + "</tr>"
+        for r, row in enumerate(table.rows)
+    )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _shown(table: Table) -> str:
+    return table_html(table) if table.rows else ""
 
 
 def _figure(svg: str, caption: str) -> str:
     return f"<figure>{svg}<figcaption>{escape(caption)}</figcaption></figure>"
-
-
-def _pct(rate: float) -> str:
-    return f"{rate * 100:.2f} %"
-
-
-def _interval(rate: Interval) -> str:
-    return (
-        f"{rate.successes}/{rate.total} = {_pct(rate.rate)} [{_pct(rate.low)}, {_pct(rate.high)}]"
-    )
 
 
 def _header(report: Report) -> str:
@@ -118,9 +117,7 @@ def _headline(report: Report, step: Report | None, step_note: str) -> str:
     lines = "".join(f"<p>{escape(line)}</p>" for line in headline(report, step, step_note))
     html = f"<div class='headline'>{lines}</div>"
     if step is not None:
-        html += "<h2>The gate's current step</h2>" + _table(
-            CHECK_HEADERS, check_rows(step.verdict.checks)
-        )
+        html += "<h2>The gate's current step</h2>" + _shown(check_table(step.verdict.checks))
     return html
 
 
@@ -128,14 +125,14 @@ def _verdict(report: Report) -> str:
     status = report.verdict.status
     return (
         f"<h2>Verdict over this report's window</h2><p class='verdict {status}'>"
-        f"{status.upper()}</p>" + _table(CHECK_HEADERS, check_rows(report.verdict.checks))
+        f"{status.upper()}</p>" + _shown(check_table(report.verdict.checks))
     )
 
 
 def _paths(report: Report) -> str:
-    html = "<h2>Per path</h2>" + _table(PATH_HEADERS, path_rows(report))
-    if causes := handoff_rows(report):
-        html += "<h3>Hand-offs by cause</h3>" + _table(HANDOFF_HEADERS, causes)
+    html = "<h2>Per path</h2>" + _shown(path_table(report))
+    if (causes := handoff_table(report)).rows:
+        html += "<h3>Hand-offs by cause</h3>" + table_html(causes)
     return html
 
 
@@ -154,8 +151,7 @@ def _shadow(report: Report, base_url: str | None) -> str:
         f"(repeatability): {shadow.noise_compared} orders judged twice by the per-order API."
         "</p>"
     )
-    rows = [[s.step, _interval(s.shadow), _interval(s.noise)] for s in shadow.steps]
-    html += _table(["step", "shadow mismatch [95 % CI]", "noise baseline [95 % CI]"], rows)
+    html += _shown(shadow_table(report))
     if shadow.examples:
         items = "".join(
             f"<li>{_story(e.order_id, base_url)}: "
@@ -170,37 +166,14 @@ def _shadow(report: Report, base_url: str | None) -> str:
 
 def _arms(report: Report) -> str:
     ab = report.ab
-    head = "".join(f"<th>{escape(h)}</th>" for h in AB_HEADERS)
-    body = "".join(
-        f"<tr><td>{escape(metric)}</td><td>{escape(instant)}</td><td>{escape(legacy)}</td>"
-        + (f"<td class='shift'>{escape(diff)}</td>" if shifted else f"<td>{escape(diff)}</td>")
-        + "</tr>"
-        for metric, instant, legacy, diff, shifted in ab_rows(report)
-    )
-    for label, field in (("p50 time", "p50"), ("p99 time", "p99")):
-        cells = [
-            label,
-            format_seconds(getattr(ab.instant_times, field)),
-            format_seconds(getattr(ab.legacy_times, field)),
-            "",
-        ]
-        body += "<tr>" + "".join(f"<td>{escape(c)}</td>" for c in cells) + "</tr>"
     return (
         f"<h2>A/B arms</h2><p>Instant ({ab.instant_orders} orders) against legacy "
         f"({ab.legacy_orders} orders) routed in the same window. Highlighted: a difference "
-        "whose 95 % interval excludes 0.</p>"
-        f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        "whose 95 % interval excludes 0.</p>" + table_html(ab_table(report))
     )
 
 
 def _rollout(report: Report) -> str:
-    rows = [
-        [
-            e.at.isoformat(),
-            e.actor,
-            describe_change(e),
-            e.reason,
-        ]
-        for e in report.rollout
-    ]
-    return "<h2>Rollout timeline</h2>" + _table(["at", "actor", "change", "reason"], rows)
+    if not report.rollout:
+        return "<h2>Rollout timeline</h2><p>No changes recorded.</p>"
+    return "<h2>Rollout timeline</h2>" + table_html(rollout_table(report))

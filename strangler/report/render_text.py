@@ -2,26 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 
 from strangler.report.report import Report
-from strangler.report.stats import Interval
 from strangler.report.tables import (
-    AB_HEADERS,
-    CHECK_HEADERS,
-    HANDOFF_HEADERS,
-    PATH_HEADERS,
-    ab_rows,
-    check_rows,
-    format_seconds,
-    handoff_rows,
+    Table,
+    ab_table,
+    check_table,
+    format_instant,
+    handoff_table,
     headline,
-    path_rows,
+    path_table,
+    rollout_table,
+    shadow_table,
 )
-from strangler.report.timeline import describe_change
 
-__all__ = ["render_text"]
+__all__ = ["layout", "render_text"]
 
 
 def render_text(report: Report, step: Report | None = None, step_note: str = "") -> str:
@@ -44,21 +40,18 @@ def render_text(report: Report, step: Report | None = None, step_note: str = "")
     return "\n\n".join(section for section in sections if section) + "\n"
 
 
-def _pct(rate: float) -> str:
-    return f"{rate * 100:.2f}%"
-
-
-def _interval(rate: Interval) -> str:
-    return f"{rate.successes}/{rate.total} {_pct(rate.rate)} [{_pct(rate.low)}, {_pct(rate.high)}]"
-
-
 def _when(value: datetime | None) -> str:
-    return value.strftime("%Y-%m-%d %H:%M:%S") + "Z" if value else "the start"
+    return format_instant(value) if value else "the start"
 
 
-def _table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    cells = [[str(cell) for cell in row] for row in [headers, *rows]]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+def layout(table: Table) -> str:
+    """``table`` as aligned columns under a dashed rule; a marked cell ends in ``" *"``."""
+    rows = [
+        [f"{cell} *" if (r, c) in table.marked else cell for c, cell in enumerate(row)]
+        for r, row in enumerate(table.rows)
+    ]
+    cells = [list(table.headers), *rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(table.headers))]
     lines = [
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
         for row in cells
@@ -82,15 +75,16 @@ def _header(report: Report) -> str:
     return "\n".join(lines)
 
 
+def _titled(title: str, table: Table) -> str:
+    return f"{title}\n{layout(table)}" if table.rows else ""
+
+
 def _paths(report: Report) -> str:
-    return "Per path (time = notification to terminal)\n" + _table(PATH_HEADERS, path_rows(report))
+    return _titled("Per path (time = notification to terminal)", path_table(report))
 
 
 def _handoffs(report: Report) -> str:
-    rows = handoff_rows(report)
-    if not rows:
-        return ""
-    return "Hand-offs to the batch jobs, by cause\n" + _table(HANDOFF_HEADERS, rows)
+    return _titled("Hand-offs to the batch jobs, by cause", handoff_table(report))
 
 
 def _shadow(report: Report) -> str:
@@ -101,9 +95,8 @@ def _shadow(report: Report) -> str:
         f"{shadow.not_compared} not compared ({reasons}); "
         f"noise baseline: {shadow.noise_compared} legacy orders compared with themselves",
     ]
-    if shadow.steps:
-        rows = [[s.step, _interval(s.shadow), _interval(s.noise)] for s in shadow.steps]
-        lines.append(_table(["step", "shadow mismatch [95% CI]", "noise baseline [95% CI]"], rows))
+    if (steps := shadow_table(report)).rows:
+        lines.append(layout(steps))
     for example in shadow.examples:
         diffs = "; ".join(f"{step}: {detail}" for step, detail in example.steps.items())
         lines.append(f"  mismatch {example.order_id}: {diffs}  ({example.story})")
@@ -112,50 +105,25 @@ def _shadow(report: Report) -> str:
 
 def _arms(report: Report) -> str:
     ab = report.ab
-    rows = [
-        [metric, instant, legacy, f"{diff} *" if shifted else diff]
-        for metric, instant, legacy, diff, shifted in ab_rows(report)
-    ]
-    rows.append(
-        [
-            "p50 / p99 time",
-            *(
-                f"{format_seconds(t.p50)} / {format_seconds(t.p99)}"
-                for t in (ab.instant_times, ab.legacy_times)
-            ),
-            "",
-        ]
-    )
     title = f"A/B arms: instant ({ab.instant_orders} orders) vs legacy ({ab.legacy_orders} orders)"
-    note = "* the 95% interval excludes 0: the arms differ"
-    return f"{title}\n{_table(AB_HEADERS, rows)}\n{note}"
+    note = "* the 95 % interval excludes 0: the arms differ"
+    return f"{title}\n{layout(ab_table(report))}\n{note}"
 
 
 def _rollout(report: Report) -> str:
     if not report.rollout:
         return "Rollout timeline: no changes recorded"
-    rows = [
-        [
-            _when(e.at),
-            e.actor,
-            describe_change(e),
-            e.reason,
-        ]
-        for e in report.rollout
-    ]
-    return "Rollout timeline\n" + _table(["at", "actor", "change", "reason"], rows)
+    return _titled("Rollout timeline", rollout_table(report))
 
 
 def _verdict(report: Report) -> str:
     verdict = report.verdict
-    return f"Verdict over this report's window: {verdict.status.upper()}\n" + _table(
-        CHECK_HEADERS, check_rows(verdict.checks)
+    return _titled(
+        f"Verdict over this report's window: {verdict.status.upper()}", check_table(verdict.checks)
     )
 
 
 def _step(step: Report | None) -> str:
     if step is None:
         return ""
-    return "Gate's current step, check by check\n" + _table(
-        CHECK_HEADERS, check_rows(step.verdict.checks)
-    )
+    return _titled("Gate's current step, check by check", check_table(step.verdict.checks))

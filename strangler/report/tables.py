@@ -1,13 +1,20 @@
-"""The report's tables every rendering shows alike, as headers and rows of cells.
+"""The report's tables, built once: headers and rows of text cells that every rendering shows.
 
-render_text.py and render_html.py lay these out (aligned columns, HTML); the cells are
-already text or numbers, so both show the same figures.
+render_text.py lays a :class:`Table` out as aligned columns and render_html.py as an HTML
+table; neither builds a cell itself, so both show the same figures in the same words.
+House wording: a percentage has a space before ``%`` (``20.00 %``, ``95 % CI``), a rate
+reads ``successes/total = rate [low, high]`` as the verdict's reasons do, a time in a
+table reads ``2030-01-01 12:00:00Z``.
 """
 
 from __future__ import annotations
 
-from strangler.report.report import AB_METRICS, ArmDifference, PathReport, Report
+from dataclasses import dataclass
+from datetime import datetime
+
+from strangler.report.report import AB_METRICS, ArmDifference, PathReport, Report, TimeStats
 from strangler.report.stats import Interval
+from strangler.report.timeline import describe_change
 from strangler.report.verdict import Check
 
 __all__ = [
@@ -15,13 +22,20 @@ __all__ = [
     "CHECK_HEADERS",
     "HANDOFF_HEADERS",
     "PATH_HEADERS",
-    "ab_rows",
-    "check_rows",
+    "ROLLOUT_HEADERS",
+    "SHADOW_HEADERS",
+    "Table",
+    "ab_table",
+    "check_table",
+    "format_instant",
+    "format_rate",
     "format_seconds",
-    "handoff_rows",
+    "handoff_table",
     "headline",
-    "path_rows",
+    "path_table",
     "progress",
+    "rollout_table",
+    "shadow_table",
 ]
 
 PATH_HEADERS = (
@@ -38,8 +52,34 @@ PATH_HEADERS = (
     "errors",
 )
 HANDOFF_HEADERS = ("path", "kind", "orders", "cause")
+SHADOW_HEADERS = ("step", "shadow mismatch [95 % CI]", "noise baseline [95 % CI]")
+AB_HEADERS = ("metric", "instant", "legacy", "difference [95 % CI]")
+ROLLOUT_HEADERS = ("at", "actor", "change", "reason")
 CHECK_HEADERS = ("check", "status", "compared", "reason")
-AB_HEADERS = ("metric", "instant", "legacy", "difference [95% CI]")
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    """One table: its headers, its rows of text cells, and the cells to mark.
+
+    ``marked`` holds (row, column) indexes of cells a rendering sets apart (an A/B
+    difference whose interval excludes 0). Raises ValueError for a row whose length is
+    not the headers' or a marked cell outside the rows.
+    """
+
+    headers: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+    marked: frozenset[tuple[int, int]] = frozenset()
+
+    def __post_init__(self) -> None:
+        for row in self.rows:
+            if len(row) != len(self.headers):
+                raise ValueError(
+                    f"row {row!r} has {len(row)} cells for {len(self.headers)} headers"
+                )
+        for row_index, column in self.marked:
+            if not (0 <= row_index < len(self.rows) and 0 <= column < len(self.headers)):
+                raise ValueError(f"marked cell {(row_index, column)!r} lies outside the table")
 
 
 def format_seconds(value: float | None) -> str:
@@ -53,47 +93,53 @@ def format_seconds(value: float | None) -> str:
     return f"{value / 60:.1f} min"
 
 
-def path_rows(report: Report) -> list[tuple[object, ...]]:
-    """One row per path (group), in :data:`PATH_HEADERS` order."""
-    return [_path_row(path) for path in report.paths]
+def format_instant(value: datetime) -> str:
+    """``value`` (UTC) to the second: ``2030-01-01 12:00:00Z``."""
+    return value.strftime("%Y-%m-%d %H:%M:%SZ")
 
 
-def handoff_rows(report: Report) -> list[tuple[object, ...]]:
-    """One row per path and hand-off cause, in :data:`HANDOFF_HEADERS` order."""
-    return [(p.group, c.handoff, c.orders, c.cause) for p in report.paths for c in p.causes]
+def _pct(fraction: float) -> str:
+    return f"{fraction * 100:.2f} %"
 
 
-def _path_row(path: PathReport) -> tuple[object, ...]:
-    times = path.times
+def format_rate(rate: Interval) -> str:
+    """``2/10 = 20.00 % [5.67 %, 50.98 %]``: the rate with its Wilson 95 % interval."""
     return (
-        path.group,
-        path.orders,
-        path.in_flight,
-        ", ".join(f"{k} {v}" for k, v in path.outcomes.items()) or "-",
-        *(format_seconds(v) for v in (times.p50, times.p90, times.p99, times.max)),
-        path.fallbacks,
-        path.legacy_owned,
-        path.errored_orders,
+        f"{rate.successes}/{rate.total} = {_pct(rate.rate)} [{_pct(rate.low)}, {_pct(rate.high)}]"
     )
 
 
-def progress(check: Check) -> str:
-    """``"330 of 765"`` while a check needs more orders, else the sample it judged (or ``-``)."""
-    if check.compared is None:
-        return "-"
-    if check.needed is None or check.compared >= check.needed:
-        return str(check.compared)
-    return f"{check.compared} of {check.needed}"
+def path_table(report: Report) -> Table:
+    """One row per path (group); times from notification to terminal."""
+    return Table(PATH_HEADERS, tuple(_path_row(path) for path in report.paths))
 
 
-def check_rows(checks: tuple[Check, ...]) -> list[tuple[str, str, str, str]]:
-    """One row per verdict check, in :data:`CHECK_HEADERS` order."""
-    return [(c.name, c.status.upper(), progress(c), c.reason) for c in checks]
+def _path_row(path: PathReport) -> tuple[str, ...]:
+    times = path.times
+    return (
+        path.group,
+        str(path.orders),
+        str(path.in_flight),
+        ", ".join(f"{k} {v}" for k, v in path.outcomes.items()) or "-",
+        *(format_seconds(v) for v in (times.p50, times.p90, times.p99, times.max)),
+        str(path.fallbacks),
+        str(path.legacy_owned),
+        str(path.errored_orders),
+    )
 
 
-def _rate(rate: Interval) -> str:
-    pct = f"{rate.rate * 100:.2f}% [{rate.low * 100:.2f}%, {rate.high * 100:.2f}%]"
-    return f"{rate.successes}/{rate.total} {pct}"
+def handoff_table(report: Report) -> Table:
+    """One row per path and hand-off cause (no rows: no hand-offs)."""
+    rows = tuple(
+        (p.group, c.handoff, str(c.orders), c.cause) for p in report.paths for c in p.causes
+    )
+    return Table(HANDOFF_HEADERS, rows)
+
+
+def shadow_table(report: Report) -> Table:
+    """One row per compared step: shadow mismatch beside the noise baseline."""
+    rows = tuple((s.step, format_rate(s.shadow), format_rate(s.noise)) for s in report.shadow.steps)
+    return Table(SHADOW_HEADERS, rows)
 
 
 def _difference(found: ArmDifference) -> str:
@@ -105,21 +151,62 @@ def _difference(found: ArmDifference) -> str:
     return f"{found.difference * 100:+.2f} pts [{found.low * 100:+.2f}, {found.high * 100:+.2f}]"
 
 
-def ab_rows(report: Report) -> list[tuple[str, str, str, str, bool]]:
-    """One row per A/B metric in :data:`AB_HEADERS` order, then whether it shifted.
+def _shifted(found: ArmDifference) -> bool:
+    """Both arms have orders and the difference's 95 % interval excludes 0."""
+    both = bool(found.instant.total and found.legacy.total)
+    return both and (found.low > 0 or found.high < 0)
 
-    Shifted: both arms have orders and the difference's 95 % interval excludes 0.
+
+def _time_row(label: str, field: str, instant: TimeStats, legacy: TimeStats) -> tuple[str, ...]:
+    return (
+        label,
+        format_seconds(getattr(instant, field)),
+        format_seconds(getattr(legacy, field)),
+        "",
+    )
+
+
+def ab_table(report: Report) -> Table:
+    """One row per A/B metric, then the arms' p50 and p99 times.
+
+    A metric's difference is marked when it shifted: both arms have orders and its 95 %
+    interval excludes 0.
     """
-    rows = []
-    for metric in AB_METRICS:
-        found = report.ab.differences[metric]
-        shifted = bool(found.instant.total and found.legacy.total) and (
-            found.low > 0 or found.high < 0
-        )
-        rows.append(
-            (metric, _rate(found.instant), _rate(found.legacy), _difference(found), shifted)
-        )
-    return rows
+    ab = report.ab
+    found = [(metric, ab.differences[metric]) for metric in AB_METRICS]
+    rows = tuple(
+        (metric, format_rate(d.instant), format_rate(d.legacy), _difference(d))
+        for metric, d in found
+    ) + tuple(
+        _time_row(f"{field} time", field, ab.instant_times, ab.legacy_times)
+        for field in ("p50", "p99")
+    )
+    marked = frozenset((index, 3) for index, (_, d) in enumerate(found) if _shifted(d))
+    return Table(AB_HEADERS, rows, marked)
+
+
+def rollout_table(report: Report) -> Table:
+    """One row per change on the rollout timeline (no rows: no changes recorded)."""
+    rows = tuple(
+        (format_instant(e.at), e.actor, describe_change(e), e.reason) for e in report.rollout
+    )
+    return Table(ROLLOUT_HEADERS, rows)
+
+
+def progress(check: Check) -> str:
+    """``"330 of 765"`` while a check needs more orders, else the sample it judged (or ``-``)."""
+    if check.compared is None:
+        return "-"
+    if check.needed is None or check.compared >= check.needed:
+        return str(check.compared)
+    return f"{check.compared} of {check.needed}"
+
+
+def check_table(checks: tuple[Check, ...]) -> Table:
+    """One row per verdict check."""
+    return Table(
+        CHECK_HEADERS, tuple((c.name, c.status.upper(), progress(c), c.reason) for c in checks)
+    )
 
 
 def _deciding(checks: tuple[Check, ...], status: str) -> str:
@@ -136,7 +223,7 @@ def headline(report: Report, step: Report | None, step_note: str = "") -> list[s
     lines = []
     if step is not None:
         since = step.window.effective_since
-        when = since.strftime("%Y-%m-%d %H:%M:%SZ") if since else "the first order"
+        when = format_instant(since) if since else "the first order"
         lines.append(
             f"Gate (current step, orders routed since {when}): "
             f"{step.verdict.status.upper()}{_deciding(step.verdict.checks, step.verdict.status)}"

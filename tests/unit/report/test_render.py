@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Callable
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -14,9 +16,18 @@ from jsonschema import Draft202012Validator
 from strangler.ledger.report_queries import load_report
 from strangler.report.render_html import render_html
 from strangler.report.render_json import render_json
-from strangler.report.render_text import render_text
+from strangler.report.render_text import layout, render_text
 from strangler.report.report import Report
-from strangler.report.tables import ab_rows, format_seconds
+from strangler.report.tables import (
+    Table,
+    ab_table,
+    check_table,
+    format_seconds,
+    handoff_table,
+    path_table,
+    rollout_table,
+    shadow_table,
+)
 from tests.unit.report.known_ledger import T0, UNTIL, build_known_ledger
 
 HERE = Path(__file__).resolve().parent
@@ -24,6 +35,49 @@ SCHEMA_PATH = HERE.parents[2] / "docs" / "report.schema.json"
 SCHEMA = json.loads(SCHEMA_PATH.read_text())
 VALIDATOR = Draft202012Validator(SCHEMA, format_checker=Draft202012Validator.FORMAT_CHECKER)
 _SVG = re.compile(r"<svg.*?</svg>", re.DOTALL)
+_RULE = re.compile(r"^-+(  -+)*$", re.MULTILINE)
+
+
+class _HtmlTables(HTMLParser):
+    """Every ``<table>`` of a page read back as a :class:`Table` (class ``shift``: marked)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: list[Table] = []
+        self._rows: list[list[str]] = []
+        self._marked: set[tuple[int, int]] = set()
+        self._cell: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "table":
+            self._rows, self._marked = [], set()
+        elif tag == "tr":
+            self._rows.append([])
+        elif tag in ("th", "td"):
+            self._cell = []
+            if ("class", "shift") in attrs:
+                self._marked.add((len(self._rows) - 2, len(self._rows[-1])))
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None:
+            self._cell.append(data)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("th", "td") and self._cell is not None:
+            self._rows[-1].append("".join(self._cell))
+            self._cell = None
+        elif tag == "table":
+            headers, *rows = self._rows
+            self.tables.append(
+                Table(tuple(headers), tuple(map(tuple, rows)), frozenset(self._marked))
+            )
+
+
+def _html_tables(page: str) -> list[Table]:
+    parser = _HtmlTables()
+    parser.feed(page)
+    parser.close()
+    return parser.tables
 
 
 @pytest.fixture(scope="module")
@@ -88,11 +142,12 @@ def test_html_story_links_are_absolute_with_a_base_url_else_plain_text(report: R
 
 def test_a_b_differences_excluding_zero_are_highlighted(report: Report) -> None:
     """An A/B difference whose interval excludes 0 is marked in text and highlighted in HTML."""
-    assert [row[0] for row in ab_rows(report) if row[4]] == [
+    table = ab_table(report)
+    assert sorted(table.rows[row][0] for row, _ in table.marked) == sorted(
         m for m, d in report.ab.differences.items() if d.low > 0 or d.high < 0
-    ]
+    )
     text = render_text(report)
-    assert "* the 95% interval excludes 0" in text
+    assert "* the 95 % interval excludes 0" in text
 
 
 def test_an_empty_arm_reads_not_applicable() -> None:
@@ -103,7 +158,7 @@ def test_an_empty_arm_reads_not_applicable() -> None:
         empty = load_report(engine, until=T0.replace(year=2000))
     finally:
         engine.dispose()
-    assert {row[3] for row in ab_rows(empty)} == {"n/a (no instant or legacy orders)"}
+    assert {row[3] for row in ab_table(empty).rows[:4]} == {"n/a (no instant or legacy orders)"}
 
 
 def test_the_gate_step_is_the_headline_beside_the_window(report: Report) -> None:
@@ -120,7 +175,7 @@ def test_text_tables(report: Report) -> None:
     """The text rendering has the per-path row, the shadow step row and the verdict."""
     text = render_text(report)
     assert re.search(r"^instant\s+21\s+1\s+failed 1, fulfilled 19\s+10\.0 ms", text, re.M)
-    assert re.search(r"^fraud_scan\s+2/10 20\.00% \[5\.67%, 50\.98%\]", text, re.M)
+    assert re.search(r"^fraud_scan\s+2/10 = 20\.00 % \[5\.67 %, 50\.98 %\]", text, re.M)
     assert "Verdict over this report's window: FAIL" in text
 
 
@@ -154,3 +209,66 @@ def test_renderings_of_the_known_report_are_unchanged(
 def test_format_seconds(seconds: float | None, shown: str) -> None:
     """Times read in the unit that suits them."""
     assert format_seconds(seconds) == shown
+
+
+def _empty_report() -> Report:
+    engine = sa.create_engine("sqlite://")
+    build_known_ledger(engine)
+    try:
+        return load_report(engine, until=T0.replace(year=2000))
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("known", [True, False], ids=["known-ledger", "empty-ledger"])
+def test_text_and_html_show_the_same_tables_from_one_source(report: Report, known: bool) -> None:
+    """Both renderings carry exactly the tables of tables.py: same headers, rows and marks.
+
+    The HTML's tables are read back cell by cell; each must be a table tables.py built,
+    and must appear in the text laid out, with no other table in the text.
+    """
+    shown = report if known else _empty_report()
+    built = [
+        check_table(shown.verdict.checks),
+        path_table(shown),
+        handoff_table(shown),
+        shadow_table(shown),
+        ab_table(shown),
+        rollout_table(shown),
+        check_table(shown.verdict.checks),
+    ]
+    expected = sorted((t for t in built if t.rows), key=repr)
+    text = render_text(shown, step=shown)
+    in_html = _html_tables(render_html(shown, step=shown))
+    assert expected == sorted(in_html, key=repr)
+    assert [True] * len(in_html) == [layout(t) in text for t in in_html]
+    assert len(in_html) == len(_RULE.findall(text))
+
+
+def test_a_shifted_difference_is_marked_alike_in_text_and_html(report: Report) -> None:
+    """A difference whose interval excludes 0 ends in " *" in text and is highlighted in HTML."""
+    decline = dataclasses.replace(
+        report.ab.differences["decline"], difference=0.05, low=0.02, high=0.09
+    )
+    ab = dataclasses.replace(report.ab, differences={**report.ab.differences, "decline": decline})
+    shifted = dataclasses.replace(report, ab=ab)
+    table = ab_table(shifted)
+    assert table.marked == frozenset({(1, 3)})
+    assert "+5.00 pts [+2.00, +9.00] *" in render_text(shifted)
+    assert [table] == [t for t in _html_tables(render_html(shifted)) if t.headers == table.headers]
+
+
+@pytest.mark.parametrize(
+    ("rows", "marked", "message"),
+    [
+        ((("a",),), frozenset(), "has 1 cells for 2 headers"),
+        ((("a", "b"),), frozenset({(1, 0)}), "lies outside the table"),
+    ],
+    ids=["short-row", "mark-outside"],
+)
+def test_a_table_refuses_a_row_or_mark_that_does_not_fit(
+    rows: tuple[tuple[str, ...], ...], marked: frozenset[tuple[int, int]], message: str
+) -> None:
+    """A row shorter than the headers, or a mark outside the rows, is a ValueError."""
+    with pytest.raises(ValueError, match=message):
+        Table(("x", "y"), rows, marked)
