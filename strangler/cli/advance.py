@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from strangler.exceptions import FlagFileError, LedgerError, RolloutError
 from strangler.ledger import ledger_from_url
 from strangler.legacy_adapter import LegacyClient
+from strangler.logs import configure_logging
 from strangler.report.verdict import Check, Thresholds
 from strangler.rollout.controller import rollout_controller_from_settings
 from strangler.rollout.gate import GateRound, blind_round, gate_round
@@ -84,6 +85,7 @@ def run_advance(
     except ValueError as exc:
         raise RolloutError(str(exc)) from exc
     settings = Settings.from_env()
+    configure_logging(settings.log_format, settings.logging_level)  # to stderr, not stdout
     controller = rollout_controller_from_settings(settings)
     try:
         ledger = ledger_from_url(settings.effective_ledger_url)
@@ -113,6 +115,10 @@ def run_advance(
             _print(done)
             finished = policy.next_step(done.decision.to_rollout) is None
             if watch is None or done.decision.action in _FINAL or finished or dry_run:
+                return done.decision.exit_code
+            if done.not_recorded is not None:
+                # The next round would not find where this step began on the timeline.
+                click.echo("stopped watching: the next round needs this decision on the timeline")
                 return done.decision.exit_code
             time.sleep(watch)
     except (LedgerError, FlagFileError, sa.exc.SQLAlchemyError) as exc:
@@ -144,7 +150,12 @@ def _print(done: GateRound) -> None:
         click.echo(f"flag revision {done.change.before.revision} -> {done.change.after.revision}")
     if done.hand_back is not None:
         click.echo(done.hand_back.summary())
-    if done.not_recorded is not None and done.change is not None:
+    if done.hand_back_failed is not None:
+        click.echo(f"warning: rolled back, but the hand-back failed: {done.hand_back_failed}")
+    warning = done.change.timeline_warning() if done.change is not None else None
+    if warning is not None:
+        click.echo(f"warning: {warning}", err=True)
+    elif done.not_recorded is not None and done.change is not None:
         click.echo(f"warning: the ledger did not record this decision: {done.not_recorded}")
 
 
