@@ -10,7 +10,6 @@ import sqlalchemy as sa
 from strangler.exceptions import FlagFileError, LedgerError, RolloutError
 from strangler.ledger import ledger_from_url
 from strangler.legacy_adapter import LegacyClient
-from strangler.logs import configure_logging
 from strangler.report.verdict import Check, Thresholds
 from strangler.rollout.controller import rollout_controller_from_settings
 from strangler.rollout.gate import GateRound, blind_round, gate_round
@@ -85,7 +84,6 @@ def run_advance(
     except ValueError as exc:
         raise RolloutError(str(exc)) from exc
     settings = Settings.from_env()
-    configure_logging(settings.log_format, settings.logging_level)  # to stderr, not stdout
     controller = rollout_controller_from_settings(settings)
     try:
         ledger = ledger_from_url(settings.effective_ledger_url)

@@ -28,7 +28,6 @@ from strangler.exceptions import (
     UnleashAdminError,
 )
 from strangler.ledger import ledger_from_url
-from strangler.logs import configure_logging
 from strangler.rollout.controller import (
     FileRolloutController,
     RolloutChange,
@@ -58,7 +57,6 @@ _NO_EVIDENCE = 3
 def _controller() -> FileRolloutController | UnleashRolloutController:
     """The settings' controller: asks the gate before going live, records on the ledger."""
     settings = Settings.from_env()
-    configure_logging(settings.log_format, settings.logging_level)  # to stderr, not stdout
 
     def open_ledger() -> SqlLedger:
         return ledger_from_url(settings.effective_ledger_url)

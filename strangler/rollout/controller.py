@@ -36,7 +36,6 @@ from pathlib import Path
 from typing import Any, ClassVar, NamedTuple, Protocol
 
 import requests
-import structlog
 
 from strangler.exceptions import (
     ConfigurationError,
@@ -82,8 +81,6 @@ __all__ = [
     "record_on_timeline",
     "rollout_controller_from_settings",
 ]
-
-_log = structlog.get_logger()
 
 _LOCK_TIMEOUT_S = 10.0
 _PER_MILLE = WEIGHT_TOTAL // 100  # Unleash weights are per mille; ours are percent
@@ -280,23 +277,16 @@ def record_on_timeline(timeline: TimelineRecorder | None, change: RolloutChange)
 
     The flag store and the audit log are the change; the timeline is the ledger's copy,
     which the reports and the gate's step window read. So a write that fails does not
-    fail the change: it is logged (``rollout_event_not_in_ledger``) and the change comes
-    back with ``timeline_error`` naming the LedgerError, for the door to report beside a
-    success. A change not :attr:`~RolloutChange.on_timeline`, or no timeline, writes nothing.
+    fail the change: the change comes back with ``timeline_error`` naming the LedgerError,
+    for the door to report beside a success (:meth:`RolloutChange.timeline_warning`). A
+    change not :attr:`~RolloutChange.on_timeline`, or no timeline, writes nothing.
     """
     if timeline is None or not change.on_timeline:
         return change
     try:
         timeline.record_rollout_event(change)
     except LedgerError as exc:
-        error = f"{type(exc).__name__}: {exc}"
-        _log.error(
-            "rollout_event_not_in_ledger",
-            error=error,
-            kind=change.kind,
-            revision=change.flag_revision,
-        )
-        return replace(change, timeline_error=error)
+        return replace(change, timeline_error=f"{type(exc).__name__}: {exc}")
     return change
 
 

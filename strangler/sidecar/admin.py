@@ -97,6 +97,12 @@ def change_rollout() -> Response:
         return json_error(400, "invalid_rollout_change", str(exc))
     except (UnleashAdminError, FlagFileError) as exc:
         return _unavailable(exc)
+    if change.timeline_error is not None:  # the door's operator reads the log, not the answer
+        _log.error(
+            "rollout_event_not_in_ledger",
+            error=change.timeline_error,
+            revision=change.flag_revision,
+        )
     return jsonify(
         {
             **change.after.to_dict(),
