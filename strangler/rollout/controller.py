@@ -148,7 +148,7 @@ class RolloutState:
 class RolloutChange:
     """One accepted rollout command: who, when, why, and the state before and after.
 
-    ``gate_decision`` names the gate decision that made it (``advance``, ``roll_back``,
+    ``gate_decision`` names the gate decision that made it (``advance``, ``rollback``,
     ``hold``, ``fail``), None for a person's command. ``timeline_error`` says why the
     ledger's rollout timeline did not take the change (None: it did, or it did not need
     to); the change itself is made and audited either way.
