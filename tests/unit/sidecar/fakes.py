@@ -214,6 +214,8 @@ class FakeRollout:
     ) -> RolloutChange:
         if sum(weights.values()) != 100:
             raise RolloutError(f"variant weights must add up to 100, got {dict(weights)}")
+        if not all(0 <= weight <= 100 for weight in weights.values()):
+            raise RolloutError(f"each variant weight must be 0-100, got {dict(weights)}")
         per_mille = {name: weight * 10 for name, weight in weights.items()}
         return self._change(
             "set_variants", dict(weights), actor, reason, no_evidence, variant_weights=per_mille
