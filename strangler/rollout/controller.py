@@ -189,9 +189,10 @@ class RolloutChange:
         """The one line every door shows when the timeline write failed, else None."""
         if self.timeline_error is None:
             return None
+        what = "change" if self.changed else "decision"  # a gate hold or failure moves nothing
         return (
-            "the ledger did not record this change on its rollout timeline (the change is "
-            f"made and audited): {self.timeline_error}"
+            f"the ledger did not record this {what} on its rollout timeline (it is made and "
+            f"audited): {self.timeline_error}"
         )
 
     @property

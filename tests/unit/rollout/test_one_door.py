@@ -35,10 +35,11 @@ from tests.unit.sidecar.conftest import AUTH, TOKEN
 from tests.unit.sidecar.fakes import FakePool, FakeRuntime
 
 REFUSAL = "the rollout timeline refuses writes (test trigger)"
-#: What the CLI doors print on stderr; the admin API answers ``timeline_error`` = its tail.
+#: What the CLI doors print on stderr (a gate hold or failure says "decision"); the admin
+#: API answers ``timeline_error``, the tail from "LedgerError: ".
 WARNING = (
-    "warning: the ledger did not record this change on its rollout timeline "
-    "(the change is made and audited): LedgerError: "
+    "warning: the ledger did not record this {} on its rollout timeline "
+    "(it is made and audited): LedgerError: "
 )
 
 
@@ -90,10 +91,11 @@ def rollout(*args: str) -> Result:
     return CliRunner().invoke(main, ["rollout", *args])
 
 
-def warned(stderr: str) -> str:
+def warned(stderr: str, what: str = "change") -> str:
     """The LedgerError the door's warning line names (fails when there is no such line)."""
-    (line,) = [line for line in stderr.splitlines() if line.startswith(WARNING)]
-    return line.removeprefix(WARNING)
+    prefix = WARNING.format(what)
+    (line,) = [line for line in stderr.splitlines() if line.startswith(prefix)]
+    return line.removeprefix(prefix)
 
 
 def test_rollout_set_keeps_the_change_and_warns(env: Settings, ledger: SqlLedger) -> None:
@@ -180,7 +182,7 @@ def test_rollout_advance_keeps_its_decision_code_and_warns(
     plan = ["--plan", "1,5,25,50,100", "--min-orders", "3", "--max-error-rate", "60%"]
     result = rollout("advance", *plan, "--no-evidence", "--actor", "gate-test", *args)
     assert result.exit_code == code, result.output
-    assert REFUSAL in warned(result.stderr)
+    assert REFUSAL in warned(result.stderr, "decision" if action.startswith("gate_") else "change")
     state = controller(env).show()
     assert (state.enabled, state.rollout) == (enabled, rollout_after)
     last = audited(env)[-1]
@@ -245,5 +247,8 @@ def test_a_failed_write_is_returned_on_the_change_not_raised(settings: Settings)
         False,
         "LedgerError: the ledger is down (fake)",
     )
-    assert f"warning: {failed.timeline_warning()}" == f"{WARNING}the ledger is down (fake)"
+    assert (
+        f"warning: {failed.timeline_warning()}"
+        == f"{WARNING.format('change')}the ledger is down (fake)"
+    )
     assert (failed.after, failed.at) == (change.after, change.at)
