@@ -114,6 +114,10 @@ def run_advance(
             finished = policy.next_step(done.decision.to_rollout) is None
             if watch is None or done.decision.action in _FINAL or finished or dry_run:
                 return done.decision.exit_code
+            if done.not_recorded is not None:
+                # The next round would not find where this step began on the timeline.
+                click.echo("stopped watching: the next round needs this decision on the timeline")
+                return done.decision.exit_code
             time.sleep(watch)
     except (LedgerError, FlagFileError, sa.exc.SQLAlchemyError) as exc:
         click.echo(f"error: {exc}", err=True)
@@ -144,7 +148,12 @@ def _print(done: GateRound) -> None:
         click.echo(f"flag revision {done.change.before.revision} -> {done.change.after.revision}")
     if done.hand_back is not None:
         click.echo(done.hand_back.summary())
-    if done.not_recorded is not None and done.change is not None:
+    if done.hand_back_failed is not None:
+        click.echo(f"warning: rolled back, but the hand-back failed: {done.hand_back_failed}")
+    warning = done.change.timeline_warning() if done.change is not None else None
+    if warning is not None:
+        click.echo(f"warning: {warning}", err=True)
+    elif done.not_recorded is not None and done.change is not None:
         click.echo(f"warning: the ledger did not record this decision: {done.not_recorded}")
 
 

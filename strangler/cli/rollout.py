@@ -3,9 +3,11 @@
 Embedded mode rewrites the flag file (``STRANGLER_FLAGS_FILE``); server mode
 (``STRANGLER_UNLEASH_URL`` set) goes through the Unleash Admin API
 (``STRANGLER_UNLEASH_ADMIN_TOKEN``). Every change is appended to the audit log in
-``STRANGLER_DATA_DIR``. Exit codes: 0 done, 1 Unleash unreachable or refusing, 2 bad input
-or configuration (nothing was written), 3 refused for want of comparison evidence (nothing
-was written; ``--no-evidence`` overrides, and is recorded).
+``STRANGLER_DATA_DIR`` and put on the ledger's rollout timeline by the controller; a
+timeline write that fails is a warning on stderr, not a failure (the flag did change).
+Exit codes: 0 done, 1 Unleash unreachable or refusing, 2 bad input or configuration
+(nothing was written), 3 refused for want of comparison evidence (nothing was written;
+``--no-evidence`` overrides, and is recorded).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import functools
 import getpass
 import json
 from collections.abc import Callable
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import click
 
@@ -37,7 +39,11 @@ from strangler.rollout.controller import (
 )
 from strangler.rollout.evidence import evidence_from
 from strangler.rollout.stage import Stage
+from strangler.rollout.timeline import LedgerOnDemand
 from strangler.settings import Settings
+
+if TYPE_CHECKING:
+    from strangler.ledger import SqlLedger
 
 __all__ = ["rollout"]
 
@@ -49,12 +55,14 @@ _NO_EVIDENCE = 3
 
 
 def _controller() -> FileRolloutController | UnleashRolloutController:
-    """The settings' controller, asking the gate before a change goes live."""
+    """The settings' controller: asks the gate before going live, records on the ledger."""
     settings = Settings.from_env()
-    controller = rollout_controller_from_settings(settings)
-    controller.evidence = evidence_from(
-        controller, lambda: ledger_from_url(settings.effective_ledger_url)
-    )
+
+    def open_ledger() -> SqlLedger:
+        return ledger_from_url(settings.effective_ledger_url)
+
+    controller = rollout_controller_from_settings(settings, timeline=LedgerOnDemand(open_ledger))
+    controller.evidence = evidence_from(controller, open_ledger)
     return controller
 
 
@@ -330,8 +338,8 @@ def advance(
     """Advance the rollout one plan step while the report's verdict passes.
 
     Exit codes: 0 advanced, 3 held, 4 a check failed (or the verdict could not be
-    computed), 5 rolled back, 2 bad input, 1 the flag store failed or a decision could
-    not be recorded.
+    computed), 5 rolled back, 2 bad input, 1 the flag store failed. A decision the
+    ledger's timeline could not take keeps its code, with a warning (and stops --watch).
     """
     from strangler.cli.advance import run_advance  # noqa: PLC0415 (loads the reports)
 
@@ -404,31 +412,18 @@ def _report(
         click.echo(f"{', '.join(moved)} (revision {before.revision} -> {after.revision})")
         if change.no_evidence:
             click.echo("warning: went live without a passing comparison verdict (--no-evidence)")
-        _record_in_ledger(change)
+        _warn_unrecorded(change)
     else:
         click.echo(f"no change: the flag was already so ({change.action})")
     click.echo(_describe(after))
     click.echo(f"{'audit':<9} {controller.audit.path}")
 
 
-def _record_in_ledger(change: RolloutChange) -> None:
-    """Put the change on the ledger's rollout timeline, which the reports read.
-
-    The change is made and audited already; a ledger that cannot be reached is reported
-    on stderr (the exit code stays 0, since the flag did change).
-    """
-    settings = Settings.from_env()
-    try:
-        ledger = ledger_from_url(settings.effective_ledger_url)
-    except (LedgerError, ConfigurationError) as exc:
-        click.echo(f"warning: the ledger did not record this change: {exc}", err=True)
-        return
-    try:
-        ledger.record_rollout_event(change)
-    except LedgerError as exc:
-        click.echo(f"warning: the ledger did not record this change: {exc}", err=True)
-    finally:
-        ledger.close()
+def _warn_unrecorded(change: RolloutChange) -> None:
+    """Say on stderr that the timeline missed the change (the exit code stays a success)."""
+    warning = change.timeline_warning()
+    if warning is not None:
+        click.echo(f"warning: {warning}", err=True)
 
 
 def _stage(state: RolloutState) -> str:

@@ -8,10 +8,14 @@ One :class:`RolloutController` Protocol, two implementations:
   API; Unleash keeps its own event log as well.
 
 Both append every accepted change to the local audit log (JSON lines: when, who, from,
-to, why). Input is checked before anything is read or written: a bad percentage, an
-unknown variant, weights that do not add up to 100 or a flag file that fails validation
-raise :class:`~strangler.exceptions.RolloutError`, and nothing changes. The same
-controller serves the CLI (``strangler rollout``) and the sidecar's admin endpoint.
+to, why), then put it on the ledger's rollout timeline (:class:`TimelineRecorder`) by
+:func:`record_on_timeline`, the one rule for every door: a timeline write that fails does
+not fail the change, which the returned change says (``timeline_error``). Input is checked
+before anything is read or written: a bad percentage, an unknown variant, weights that do
+not add up to 100 or a flag file that fails validation raise
+:class:`~strangler.exceptions.RolloutError`, and nothing changes. The same controller
+serves the CLI (``strangler rollout``, ``strangler rollout advance``) and the sidecar's
+admin endpoint.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import stat
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar, NamedTuple, Protocol
@@ -37,6 +41,7 @@ from strangler.exceptions import (
     ConfigurationError,
     EvidenceRequired,
     FlagFileError,
+    LedgerError,
     RolloutError,
     UnleashAdminError,
 )
@@ -68,10 +73,12 @@ __all__ = [
     "RolloutChange",
     "RolloutController",
     "RolloutState",
+    "TimelineRecorder",
     "UnleashRolloutController",
     "check_audit_text",
     "parse_percentage",
     "parse_variant_weights",
+    "record_on_timeline",
     "rollout_controller_from_settings",
 ]
 
@@ -139,7 +146,13 @@ class RolloutState:
 
 @dataclass(frozen=True, slots=True)
 class RolloutChange:
-    """One accepted rollout command: who, when, why, and the state before and after."""
+    """One accepted rollout command: who, when, why, and the state before and after.
+
+    ``gate_decision`` names the gate decision that made it (``advance``, ``rollback``,
+    ``hold``, ``fail``), None for a person's command. ``timeline_error`` says why the
+    ledger's rollout timeline did not take the change (None: it did, or it did not need
+    to); the change itself is made and audited either way.
+    """
 
     action: str
     actor: str
@@ -148,11 +161,39 @@ class RolloutChange:
     after: RolloutState
     at: datetime = field(default_factory=lambda: datetime.now(UTC))
     no_evidence: bool = False
+    gate_decision: str | None = None
+    timeline_error: str | None = None
 
     @property
     def kind(self) -> str:
         """What kind of change: set, kill, enable, variants, stage, or gate_<decision>."""
+        if self.gate_decision is not None:
+            return f"gate_{self.gate_decision}"
         return _KINDS.get(self.action, self.action)
+
+    @property
+    def on_timeline(self) -> bool:
+        """Whether the change belongs on the timeline: it moved the flag, or the gate decided it.
+
+        A command that asked for the state the flag was already in is audited only; a gate
+        hold or failure is kept on the timeline with its evidence (it starts no step).
+        """
+        return self.changed or self.gate_decision is not None
+
+    @property
+    def timeline_recorded(self) -> bool:
+        """False when the timeline write failed (``timeline_error`` says why)."""
+        return self.timeline_error is None
+
+    def timeline_warning(self) -> str | None:
+        """The one line every door shows when the timeline write failed, else None."""
+        if self.timeline_error is None:
+            return None
+        what = "change" if self.changed else "decision"  # a gate hold or failure moves nothing
+        return (
+            f"the ledger did not record this {what} on its rollout timeline (it is made and "
+            f"audited): {self.timeline_error}"
+        )
 
     @property
     def enabled(self) -> bool:
@@ -223,11 +264,39 @@ class EvidenceCheck:
     why: str
 
 
+class TimelineRecorder(Protocol):
+    """The ledger's rollout timeline, as a controller writes to it (SqlLedger is one).
+
+    Raises LedgerError when the write fails; recording the same change again is a no-op.
+    """
+
+    def record_rollout_event(self, event: RolloutChange) -> object: ...
+
+
+def record_on_timeline(timeline: TimelineRecorder | None, change: RolloutChange) -> RolloutChange:
+    """Put an audited change on the ledger's rollout timeline: the one rule for every door.
+
+    The flag store and the audit log are the change; the timeline is the ledger's copy,
+    which the reports and the gate's step window read. So a write that fails does not
+    fail the change: the change comes back with ``timeline_error`` naming the LedgerError,
+    for the door to report beside a success (:meth:`RolloutChange.timeline_warning`). A
+    change not :attr:`~RolloutChange.on_timeline`, or no timeline, writes nothing.
+    """
+    if timeline is None or not change.on_timeline:
+        return change
+    try:
+        timeline.record_rollout_event(change)
+    except LedgerError as exc:
+        return replace(change, timeline_error=f"{type(exc).__name__}: {exc}")
+    return change
+
+
 class RolloutController(Protocol):
     """Shows and changes the rollout; every change is validated first and audited.
 
     Raises RolloutError (nothing written) for bad input; server mode may also raise
-    UnleashAdminError when Unleash cannot be reached or refuses.
+    UnleashAdminError when Unleash cannot be reached or refuses. A timeline write that
+    fails after the change is not raised: the change's ``timeline_error`` says it.
     """
 
     def show(self) -> RolloutState: ...
@@ -336,27 +405,38 @@ class _Target(NamedTuple):
 
 
 class _AuditedController(abc.ABC):
-    """The commands, shared: check the input, read, change what differs, audit.
+    """The commands, shared: check the input, read, change what differs, audit, timeline.
 
     ``evidence``, when set, is asked before a change that puts orders on instant where
     none were (:func:`~strangler.rollout.stage.goes_live`); unless the command says
     ``no_evidence``, a verdict that does not pass refuses the change
     (:class:`~strangler.exceptions.EvidenceRequired`). Kill and enable are never gated.
+    ``timeline``, when set, gets every change after the audit log
+    (:func:`record_on_timeline`). ``gate_decision`` is for the rollout gate's own changes.
     """
 
     mode: ClassVar[str]
 
-    def __init__(self, flag_name: str, audit_log: Path) -> None:
+    def __init__(
+        self, flag_name: str, audit_log: Path, timeline: TimelineRecorder | None = None
+    ) -> None:
         self.flag_name = flag_name
         self.audit = AuditLog(audit_log)
         self.evidence: Callable[[], EvidenceCheck] | None = None
+        self.timeline = timeline
 
     def show(self) -> RolloutState:
         """The flag's current state."""
         return self._read()
 
     def set_percentage(
-        self, pct: int, *, actor: str, reason: str = "", no_evidence: bool = False
+        self,
+        pct: int,
+        *,
+        actor: str,
+        reason: str = "",
+        no_evidence: bool = False,
+        gate_decision: str | None = None,
     ) -> RolloutChange:
         """Set the rollout percentage (0..100); users already in the rollout stay in it."""
         rollout = _checked_percentage(pct)
@@ -366,11 +446,16 @@ class _AuditedController(abc.ABC):
             reason,
             lambda t: t._replace(rollout=rollout),
             no_evidence=no_evidence,
+            gate_decision=gate_decision,
         )
 
-    def kill(self, *, actor: str, reason: str = "") -> RolloutChange:
+    def kill(
+        self, *, actor: str, reason: str = "", gate_decision: str | None = None
+    ) -> RolloutChange:
         """Disable the flag: every new order goes to legacy at once."""
-        return self._change("kill", actor, reason, lambda t: t._replace(enabled=False))
+        return self._change(
+            "kill", actor, reason, lambda t: t._replace(enabled=False), gate_decision=gate_decision
+        )
 
     def enable(self, *, actor: str, reason: str = "") -> RolloutChange:
         """Enable the flag again, at the rollout percentage it had."""
@@ -383,6 +468,7 @@ class _AuditedController(abc.ABC):
         actor: str,
         reason: str = "",
         no_evidence: bool = False,
+        gate_decision: str | None = None,
     ) -> RolloutChange:
         """Split the rollout between variants, in percent adding up to 100.
 
@@ -395,6 +481,7 @@ class _AuditedController(abc.ABC):
             reason,
             lambda t: t._replace(weights=per_mille),
             no_evidence=no_evidence,
+            gate_decision=gate_decision,
         )
 
     def set_stage(
@@ -424,6 +511,12 @@ class _AuditedController(abc.ABC):
             no_evidence=no_evidence,
         )
 
+    def note(self, gate_decision: str, *, actor: str, reason: str) -> RolloutChange:
+        """Audit a gate decision that changes nothing (hold, fail) and put it on the timeline."""
+        return self._change(
+            f"gate_{gate_decision}", actor, reason, lambda t: t, gate_decision=gate_decision
+        )
+
     def _change(
         self,
         action: str,
@@ -432,6 +525,7 @@ class _AuditedController(abc.ABC):
         target_of: Callable[[_Target], _Target],
         *,
         no_evidence: bool = False,
+        gate_decision: str | None = None,
     ) -> RolloutChange:
         if not isinstance(actor, str) or not actor.strip():
             raise RolloutError("a rollout change needs an actor (who is making it)")
@@ -452,10 +546,17 @@ class _AuditedController(abc.ABC):
             else:
                 after = before
             change = RolloutChange(
-                action, actor.strip(), reason, before, after, no_evidence=live and no_evidence
+                action,
+                actor.strip(),
+                reason,
+                before,
+                after,
+                no_evidence=live and no_evidence,
+                gate_decision=gate_decision,
             )
             self.audit.append(change)
-        return change
+        # Outside the flag lock: a slow ledger must not hold up the next change.
+        return record_on_timeline(self.timeline, change)
 
     def _require_evidence(self) -> None:
         if self.evidence is None:
@@ -491,8 +592,9 @@ class FileRolloutController(_AuditedController):
         *,
         flag_name: str = FLAG_NAME,
         lock_file: Path | None = None,
+        timeline: TimelineRecorder | None = None,
     ) -> None:
-        super().__init__(flag_name, audit_log)
+        super().__init__(flag_name, audit_log, timeline)
         self.flags_file = flags_file
         self.lock_file = lock_file or audit_log.parent / "rollout.lock"
 
@@ -572,9 +674,14 @@ class UnleashRolloutController(_AuditedController):
     mode = "server"
 
     def __init__(
-        self, admin: UnleashAdminClient, audit_log: Path, *, flag_name: str = FLAG_NAME
+        self,
+        admin: UnleashAdminClient,
+        audit_log: Path,
+        *,
+        flag_name: str = FLAG_NAME,
+        timeline: TimelineRecorder | None = None,
     ) -> None:
-        super().__init__(flag_name, audit_log)
+        super().__init__(flag_name, audit_log, timeline)
         self.admin = admin
         self._strategy_id = ""
 
@@ -647,15 +754,19 @@ class UnleashRolloutController(_AuditedController):
 
 
 def rollout_controller_from_settings(
-    settings: Settings, *, session: requests.Session | None = None
+    settings: Settings,
+    *,
+    session: requests.Session | None = None,
+    timeline: TimelineRecorder | None = None,
 ) -> FileRolloutController | UnleashRolloutController:
     """The controller the settings ask for: server mode when STRANGLER_UNLEASH_URL is set.
 
+    ``timeline`` is where its changes go on the ledger (none: the audit log only).
     Raises ConfigurationError when server mode lacks its admin token.
     """
     if not settings.server_mode:
         return FileRolloutController(
-            settings.flags_file, settings.audit_log, flag_name=settings.flag_name
+            settings.flags_file, settings.audit_log, flag_name=settings.flag_name, timeline=timeline
         )
     if not settings.unleash_admin_token:
         raise ConfigurationError(
@@ -670,7 +781,9 @@ def rollout_controller_from_settings(
         environment=settings.unleash_environment,
         session=session,
     )
-    return UnleashRolloutController(admin, settings.audit_log, flag_name=settings.flag_name)
+    return UnleashRolloutController(
+        admin, settings.audit_log, flag_name=settings.flag_name, timeline=timeline
+    )
 
 
 def check_audit_text(name: str, text: str) -> str:

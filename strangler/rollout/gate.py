@@ -9,8 +9,10 @@ is a failure (:func:`strangler.rollout.policy.fail_safe`), never a pass or a cra
 failure with rollback kill the flag (``legacy``) or send the new side to shadow only
 (``shadow``: variants shadow=100, comparisons keep running), and hand in-flight instant
 orders before payment back to the batch jobs. Every decision, holds and failures
-included, goes to the audit log and to ``rollout_events`` with its evidence; a decision
-that changes nothing keeps the flag's revision, so it does not restart the window.
+included, goes through the controller to the audit log and to ``rollout_events`` with its
+evidence (the controller's one rule: a timeline write that fails is reported in the round,
+``not_recorded``, and fails nothing); a decision that changes nothing keeps the flag's
+revision, so it does not restart the window.
 
 What a plan step sets: normally the rollout percentage. With the rollout at 100 % and a
 shadow variant (shadow-first: every user is compared), the plan steps the ``instant``
@@ -151,8 +153,9 @@ class GateRound:
     """One round of the gate: its evaluation and what it changed.
 
     ``applied`` is False on a dry run; ``change`` is the audited change (None on a dry
-    run), ``hand_back`` the orders a rollback moved to the batch jobs, ``not_recorded``
-    why a rollback made on the flag could not be recorded in the ledger.
+    run), ``hand_back`` the orders a rollback moved to the batch jobs. ``not_recorded``
+    says why the decision is not on the ledger's timeline (it is made and audited all the
+    same), ``hand_back_failed`` why a rollback's hand-back failed.
     """
 
     evaluation: GateEvaluation
@@ -160,6 +163,7 @@ class GateRound:
     change: RolloutChange | None = None
     hand_back: HandBack | None = None
     not_recorded: str | None = None
+    hand_back_failed: str | None = None
 
     @property
     def decision(self) -> GateDecision:
@@ -263,30 +267,30 @@ def gate_round(
 ) -> GateRound:
     """Judge the current step (:func:`evaluate_gate`) and act on it.
 
-    Nothing is changed or recorded on a dry run. ``legacy`` builds the legacy client a
-    rollback hands orders back with (none: no hand-back). A rollback is made on the flag
-    first; a ledger that then cannot record it is logged, not raised, so the rollout is
-    never left up because the ledger is down. Raises RolloutError, UnleashAdminError or
-    FlagFileError when the flag cannot be read or changed, LedgerError when a change
-    other than a rollback cannot be recorded.
+    Nothing is changed or recorded on a dry run. The decision goes through the controller,
+    whose timeline is set to ``ledger``: the step windows are read from there. A timeline
+    write that fails is the controller's one rule (``not_recorded``), never a failed
+    round. ``legacy`` builds the legacy client a rollback hands orders back with (none:
+    no hand-back); a hand-back that fails after the rollback is logged, not raised
+    (``hand_back_failed``). Raises RolloutError, UnleashAdminError or FlagFileError when
+    the flag cannot be read or changed.
     """
     evaluation = evaluate_gate(controller, ledger, policy, thresholds)
     decision = evaluation.decision
     if dry_run:
         return GateRound(evaluation, applied=False)
+    controller.timeline = ledger
     change = _act(controller, evaluation, actor)
-    if decision.action is not Action.ROLL_BACK:
-        ledger.record_rollout_event(change)
-        return GateRound(evaluation, applied=True, change=change)
-    moved, failure = None, None
+    done = GateRound(evaluation, applied=True, change=change, not_recorded=change.timeline_error)
+    if decision.action is not Action.ROLL_BACK or legacy is None:
+        return done
     try:
-        ledger.record_rollout_event(change)
-        if legacy is not None:
-            moved = hand_back_in_flight(ledger, legacy(), reason=change.reason)
-    except Exception as exc:  # the rollback is made; its record or hand-back is not
+        moved = hand_back_in_flight(ledger, legacy(), reason=change.reason)
+    except Exception as exc:  # the rollback is made; the hand-back is not
         failure = f"{type(exc).__name__}: {exc}"
-        _log.warning("gate_rollback_not_recorded", error=failure)
-    return GateRound(evaluation, applied=True, change=change, hand_back=moved, not_recorded=failure)
+        _log.warning("gate_hand_back_failed", error=failure)
+        return replace(done, hand_back_failed=failure)
+    return replace(done, hand_back=moved)
 
 
 def blind_round(
@@ -327,21 +331,25 @@ def _act(
     unproven = not evaluation.comparison_passes
     if decision.action is Action.ADVANCE and _shadow_first(state):
         to = decision.to_rollout
-        change = controller.set_variants(
-            {"instant": to, "shadow": 100 - to}, actor=actor, reason=reason, no_evidence=unproven
+        return controller.set_variants(
+            {"instant": to, "shadow": 100 - to},
+            actor=actor,
+            reason=reason,
+            no_evidence=unproven,
+            gate_decision="advance",
         )
-        return replace(change, action="gate_advance")
     if decision.action is Action.ADVANCE:
-        change = controller.set_percentage(
-            decision.to_rollout, actor=actor, reason=reason, no_evidence=unproven
+        return controller.set_percentage(
+            decision.to_rollout,
+            actor=actor,
+            reason=reason,
+            no_evidence=unproven,
+            gate_decision="advance",
         )
-        return replace(change, action="gate_advance")
+    if decision.action is Action.ROLL_BACK and decision.rollback_to is RollbackTarget.SHADOW:
+        return controller.set_variants(
+            _SHADOW_ONLY, actor=actor, reason=reason, gate_decision="rollback"
+        )
     if decision.action is Action.ROLL_BACK:
-        if decision.rollback_to is RollbackTarget.SHADOW:
-            change = controller.set_variants(_SHADOW_ONLY, actor=actor, reason=reason)
-        else:
-            change = controller.kill(actor=actor, reason=reason)
-        return replace(change, action="gate_rollback")
-    record = RolloutChange(f"gate_{decision.action}", actor, reason, state, state)
-    controller.audit.append(record)
-    return record
+        return controller.kill(actor=actor, reason=reason, gate_decision="rollback")
+    return controller.note(str(decision.action), actor=actor, reason=reason)

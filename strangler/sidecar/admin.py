@@ -4,11 +4,14 @@ PUT takes exactly one change, ``{"percentage": 25}``, ``{"enabled": false}`` (th
 switch), ``{"variants": {"instant": 70, "shadow": 30}}`` or a migration stage
 (``{"stage": "shadow"}``, ``{"stage": {"name": "live", "percent": 5, "shadow_share": 10}}``),
 plus a ``reason`` for the audit log and optionally an ``actor``, and answers the rollout
-after the change with ``changed`` (false when the flag was already so). A change that
-puts orders on instant where none were needs a passing comparison verdict in the current
-step's window, else 409 ``evidence_required`` saying what is missing; ``"no_evidence":
-true`` goes live anyway (recorded). Kill and enable are never gated. Both methods need the
-admin bearer token; GET also says where the gate's current step began (``step_since``).
+after the change with ``changed`` (false when the flag was already so) and
+``timeline_recorded`` with ``timeline_error``: the controller puts the change on the
+ledger's timeline, and a write that fails there is reported beside a 200, not as an
+error, since the change is made. A change that puts orders on instant where none were
+needs a passing comparison verdict in the current step's window, else 409
+``evidence_required`` saying what is missing; ``"no_evidence": true`` goes live anyway
+(recorded). Kill and enable are never gated. Both methods need the admin bearer token;
+GET also says where the gate's current step began (``step_since``).
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from strangler.rollout.stage import Stage
 from strangler.sidecar.auth import require_admin
 from strangler.sidecar.bodies import read_body
 from strangler.sidecar.errors import json_error
-from strangler.sidecar.seams import RolloutController, SidecarLedger
+from strangler.sidecar.seams import RolloutController
 from strangler.sidecar.state import sidecar_state
 
 __all__ = ["blueprint"]
@@ -94,31 +97,22 @@ def change_rollout() -> Response:
         return json_error(400, "invalid_rollout_change", str(exc))
     except (UnleashAdminError, FlagFileError) as exc:
         return _unavailable(exc)
-    recorded = _record_in_ledger(state.runtime.ledger, change) if change.changed else True
+    if change.timeline_error is not None:  # the door's operator reads the log, not the answer
+        _log.error(
+            "rollout_event_not_in_ledger",
+            error=change.timeline_error,
+            revision=change.flag_revision,
+        )
     return jsonify(
         {
             **change.after.to_dict(),
             "step_since": _step_since(state.runtime.ledger, change.after),
             "changed": change.changed,
             "no_evidence": change.no_evidence,
-            "timeline_recorded": recorded,
+            "timeline_recorded": change.timeline_recorded,
+            "timeline_error": change.timeline_error,
         }
     )
-
-
-def _record_in_ledger(ledger: SidecarLedger, change: RolloutChange) -> bool:
-    """Put the change on the ledger's rollout timeline (reports read it from there).
-
-    The change itself is already made and in the audit log (the flag store is the
-    truth; the timeline is its copy), so a ledger failure is logged as an error and the
-    answer says ``timeline_recorded: false`` rather than that the change failed.
-    """
-    try:
-        ledger.record_rollout_event(change)
-    except LedgerError as exc:
-        _log.error("rollout_event_not_in_ledger", error=str(exc), revision=change.flag_revision)
-        return False
-    return True
 
 
 def _unavailable(exc: UnleashAdminError | FlagFileError) -> Response:

@@ -33,9 +33,9 @@ def runtime() -> FakeRuntime:
 
 
 @pytest.fixture
-def rollout() -> FakeRollout:
-    """A fake rollout controller."""
-    return FakeRollout()
+def rollout(runtime: FakeRuntime) -> FakeRollout:
+    """A fake rollout controller, recording on the fake runtime's ledger as the app wires it."""
+    return FakeRollout(timeline=runtime.ledger)
 
 
 @pytest.fixture

@@ -16,7 +16,12 @@ from strangler.exceptions import EvidenceRequired, LedgerError, RolloutError
 from strangler.ledger.records import LedgerCounts, RolloutEventFields
 from strangler.orders import Decision, OrderNotification, Route
 from strangler.protocols import FlagStatus
-from strangler.rollout.controller import RolloutChange, RolloutState
+from strangler.rollout.controller import (
+    RolloutChange,
+    RolloutState,
+    TimelineRecorder,
+    record_on_timeline,
+)
 from strangler.rollout.stage import Stage, stage_shape
 
 NOW = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -145,7 +150,10 @@ class FakeRuntime:
 
 @dataclass
 class FakeRollout:
-    """Keeps the rollout in memory as real RolloutStates; refuses bad input like the real one."""
+    """Keeps the rollout in memory as real RolloutStates; refuses bad input like the real one.
+
+    Its changes go on ``timeline`` by the real controllers' one rule (record_on_timeline).
+    """
 
     state: RolloutState = field(
         default_factory=lambda: RolloutState(
@@ -161,6 +169,7 @@ class FakeRollout:
     calls: list[tuple[str, Any, str, str]] = field(default_factory=list)
     #: When set, a set/variants/stage change without no_evidence is refused with it.
     evidence_missing: str | None = None
+    timeline: TimelineRecorder | None = None
 
     def show(self) -> RolloutState:
         return self.state
@@ -172,7 +181,7 @@ class FakeRollout:
             raise EvidenceRequired(self.evidence_missing)
         self.calls.append((action, arg, actor, reason))
         before, self.state = self.state, dataclasses.replace(self.state, revision="rev-8", **new)
-        return RolloutChange(
+        change = RolloutChange(
             action=action,
             actor=actor,
             reason=reason,
@@ -180,6 +189,7 @@ class FakeRollout:
             after=self.state,
             no_evidence=no_evidence,
         )
+        return record_on_timeline(self.timeline, change)
 
     def set_percentage(
         self, pct: int, *, actor: str, reason: str = "", no_evidence: bool = False
@@ -204,6 +214,8 @@ class FakeRollout:
     ) -> RolloutChange:
         if sum(weights.values()) != 100:
             raise RolloutError(f"variant weights must add up to 100, got {dict(weights)}")
+        if not all(0 <= weight <= 100 for weight in weights.values()):
+            raise RolloutError(f"each variant weight must be 0-100, got {dict(weights)}")
         per_mille = {name: weight * 10 for name, weight in weights.items()}
         return self._change(
             "set_variants", dict(weights), actor, reason, no_evidence, variant_weights=per_mille

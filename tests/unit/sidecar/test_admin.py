@@ -70,6 +70,7 @@ def test_changes_go_through_the_controller(
         "changed": changed,
         "no_evidence": False,
         "timeline_recorded": True,
+        "timeline_error": None,
     }
 
 
