@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 
 import click
-import sqlalchemy as sa
 
 from strangler.exceptions import FlagFileError, LedgerError, RolloutError
 from strangler.ledger import ledger_from_url
@@ -115,7 +114,7 @@ def run_advance(
             if watch is None or done.decision.action in _FINAL or finished or dry_run:
                 return done.decision.exit_code
             time.sleep(watch)
-    except (LedgerError, FlagFileError, sa.exc.SQLAlchemyError) as exc:
+    except (LedgerError, FlagFileError) as exc:
         click.echo(f"error: {exc}", err=True)
         return _STORE_FAILED
     finally:
