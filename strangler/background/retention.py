@@ -135,16 +135,24 @@ class Retention:
         name = f"ledger-archive-{now.strftime('%Y%m%dT%H%M%S%fZ')}.jsonl.gz"
         final = self.archive_dir / name
         partial = final.with_name(name + ".partial")
-        with partial.open("wb") as raw:
-            with gzip.GzipFile(fileobj=raw, mode="wb") as archive:
-                for start in range(0, len(ids), self.batch_size):
-                    for record in self.ledger.archive_records(ids[start : start + self.batch_size]):
-                        archive.write(json.dumps(record, default=_iso).encode() + b"\n")
-            raw.flush()
-            os.fsync(raw.fileno())
+        try:
+            self._write_records(partial, ids)
+        except BaseException:
+            partial.unlink(missing_ok=True)  # a half-written archive holds nothing to keep
+            raise
         partial.replace(final)
         _fsync_dir(self.archive_dir)
         return final
+
+    def _write_records(self, path: Path, ids: Sequence[str]) -> None:
+        with path.open("wb") as raw:
+            with gzip.GzipFile(fileobj=raw, mode="wb") as archive:
+                for start in range(0, len(ids), self.batch_size):
+                    batch = ids[start : start + self.batch_size]
+                    for record in self.ledger.archive_records(batch):
+                        archive.write(json.dumps(record, default=_iso).encode() + b"\n")
+            raw.flush()
+            os.fsync(raw.fileno())
 
     def _delete(self, ids: Sequence[str]) -> None:
         self.ledger.delete_terminal(ids)
