@@ -161,7 +161,11 @@ class SqlLedger:
 
     @property
     def engine(self) -> sa.Engine:
-        """The engine, for read-only reporting queries."""
+        """The SQLAlchemy engine, for code inside strangler/ledger/ and for tests.
+
+        Callers elsewhere use the domain methods (``report``, ``duration_histogram``...),
+        which translate database errors to LedgerError.
+        """
         return self._engine
 
     def close(self) -> None:
