@@ -39,7 +39,7 @@ from strangler.sidecar.metrics import SidecarMetrics
 from strangler.sidecar.proxy import ProxyApp, UpstreamPool, make_upstream_pool
 from strangler.sidecar.proxy_intake import InterceptedAnswers
 from strangler.sidecar.readiness import Readiness, tcp_probe
-from strangler.sidecar.seams import RolloutController, SidecarRuntime
+from strangler.sidecar.seams import RolloutController, SidecarLedger, SidecarRuntime
 from strangler.sidecar.sns import CertFetcher, SnsVerifier
 from strangler.sidecar.sns_http import HttpCertFetcher, HttpSubscriptionConfirmer
 from strangler.sidecar.state import EXTENSION, SidecarState, sidecar_state
@@ -137,13 +137,11 @@ def _runtime_from(settings: Settings) -> SidecarRuntime:
     return Runtime.from_settings(settings)
 
 
-def _rollout_from(settings: Settings, ledger: object) -> RolloutController:
+def _rollout_from(settings: Settings, ledger: SidecarLedger) -> RolloutController:
     """The settings' controller; going live asks the gate about the sidecar's ledger."""
-    from strangler.ledger import SqlLedger  # noqa: PLC0415
     from strangler.rollout.controller import rollout_controller_from_settings  # noqa: PLC0415
     from strangler.rollout.evidence import comparison_evidence  # noqa: PLC0415
 
     controller = rollout_controller_from_settings(settings)
-    if isinstance(ledger, SqlLedger):
-        controller.evidence = lambda: comparison_evidence(controller, ledger)
+    controller.evidence = lambda: comparison_evidence(controller, ledger)
     return controller
