@@ -120,4 +120,20 @@ class UnleashAdminError(FlagError):
 
 
 class LedgerError(StranglerError):
-    """The ledger could not be read or written."""
+    """The ledger could not be read or written.
+
+    ``problem`` says what went wrong; ``operation`` is what the ledger was asked to do
+    ("record a step") and ``url`` the ledger's database URL with its password hidden, when
+    known (as httpx's errors carry their request). The message joins them:
+    ``ledger sqlite:///x.db: could not record a step: OperationalError: disk I/O error``.
+    """
+
+    def __init__(
+        self, problem: str, *, operation: str | None = None, url: str | None = None
+    ) -> None:
+        self.problem = problem
+        self.operation = operation
+        self.url = url
+        where = f"ledger {url}: " if url else ""
+        doing = f"could not {operation}: " if operation else ""
+        super().__init__(f"{where}{doing}{problem}")

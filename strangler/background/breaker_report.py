@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import Protocol
 
 import structlog
 
@@ -21,18 +21,28 @@ from strangler.exceptions import LedgerError
 from strangler.ledger import utc_now
 from strangler.legacy_adapter import BreakerState
 
-__all__ = ["BREAKER_KEY", "BreakerRecorder", "BreakerReport", "KeyValues", "read_breaker"]
+__all__ = [
+    "BREAKER_KEY",
+    "BreakerRecorder",
+    "BreakerReport",
+    "KeyValues",
+    "ValueReader",
+    "read_breaker",
+]
 
 BREAKER_KEY = "legacy_breaker"
 
 _log = structlog.get_logger()
 
 
-@runtime_checkable
-class KeyValues(Protocol):
-    """The ledger's small persisted values (SqlLedger has them)."""
+class ValueReader(Protocol):
+    """Reads the ledger's small persisted values (SqlLedger and the sidecar's seam do)."""
 
     def get_value(self, name: str) -> str | None: ...
+
+
+class KeyValues(ValueReader, Protocol):
+    """The ledger's small persisted values (SqlLedger has them)."""
 
     def set_value(self, name: str, value: str) -> None: ...
 
@@ -84,7 +94,7 @@ class BreakerRecorder:
             _log.warning("breaker_state_not_recorded", state=state.value, error=str(exc))
 
 
-def read_breaker(ledger: KeyValues) -> BreakerReport | None:
+def read_breaker(ledger: ValueReader) -> BreakerReport | None:
     """The last recorded breaker state, or None when none was recorded (or it is unreadable).
 
     Raises LedgerError when the ledger cannot be read.

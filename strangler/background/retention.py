@@ -16,23 +16,18 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import sqlite3
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
 import structlog
 
 from strangler.background.role_loop import RoleLoop
 from strangler.backoff import Backoff
 from strangler.exceptions import LedgerError
 from strangler.ledger import SqlLedger, default_owner, utc_now
-from strangler.ledger import schema as s
-from strangler.ledger.engine import read_snapshot
 
 __all__ = ["HORIZON_KEY", "ROLE", "Retention", "RetentionRun", "read_archive"]
 
@@ -40,13 +35,6 @@ _log = structlog.get_logger()
 
 HORIZON_KEY = "retention.horizon"
 ROLE = "retention"
-# Children first: the foreign keys point from these tables to orders (and comparisons).
-_CHILDREN: tuple[sa.Table, ...] = (
-    s.comparison_steps,
-    s.comparisons,
-    s.step_results,
-    s.transitions,
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,60 +128,34 @@ class Retention:
             self.ledger.set_value(HORIZON_KEY, horizon.isoformat())
 
     def _expired_ids(self, horizon: datetime) -> list[str]:
-        orders = s.orders
-        statement = (
-            sa.select(orders.c.order_id)
-            .where(orders.c.terminal_at.is_not(None), orders.c.received_at < horizon)
-            .order_by(orders.c.received_at, orders.c.order_id)
-            .limit(self.max_orders)
-        )
-        with self._connection("find expired orders") as conn:
-            return list(conn.execute(statement).scalars())
+        return self.ledger.expired_orders(received_before=horizon, limit=self.max_orders)
 
     def _write_archive(self, ids: Sequence[str], now: datetime) -> Path:
         self.archive_dir.mkdir(parents=True, exist_ok=True)
         name = f"ledger-archive-{now.strftime('%Y%m%dT%H%M%S%fZ')}.jsonl.gz"
         final = self.archive_dir / name
         partial = final.with_name(name + ".partial")
-        with partial.open("wb") as raw:
-            with gzip.GzipFile(fileobj=raw, mode="wb") as archive:
-                for start in range(0, len(ids), self.batch_size):
-                    for record in self._records(ids[start : start + self.batch_size]):
-                        archive.write(json.dumps(record, default=_iso).encode() + b"\n")
-            raw.flush()
-            os.fsync(raw.fileno())
+        try:
+            self._write_records(partial, ids)
+        except BaseException:
+            partial.unlink(missing_ok=True)  # a half-written archive holds nothing to keep
+            raise
         partial.replace(final)
         _fsync_dir(self.archive_dir)
         return final
 
-    def _records(self, ids: Sequence[str]) -> Iterator[dict[str, Any]]:
-        with self._connection("read expired orders") as conn:
-            rows = {table.name: _grouped(conn, table, ids) for table in (*_CHILDREN, s.orders)}
-        for order_id in ids:
-            record: dict[str, Any] = {"order": rows["orders"][order_id][0]}
-            record.update({t.name: rows[t.name].get(order_id, []) for t in _CHILDREN})
-            yield record
+    def _write_records(self, path: Path, ids: Sequence[str]) -> None:
+        with path.open("wb") as raw:
+            with gzip.GzipFile(fileobj=raw, mode="wb") as archive:
+                for start in range(0, len(ids), self.batch_size):
+                    batch = ids[start : start + self.batch_size]
+                    for record in self.ledger.archive_records(batch):
+                        archive.write(json.dumps(record, default=_iso).encode() + b"\n")
+            raw.flush()
+            os.fsync(raw.fileno())
 
     def _delete(self, ids: Sequence[str]) -> None:
-        orders = s.orders
-        with self._connection("delete archived orders", write=True) as conn:
-            for table in _CHILDREN:
-                conn.execute(table.delete().where(table.c.order_id.in_(ids)))
-            conn.execute(
-                orders.delete().where(orders.c.order_id.in_(ids), orders.c.terminal_at.is_not(None))
-            )
-
-    @contextmanager
-    def _connection(self, operation: str, *, write: bool = False) -> Iterator[sa.Connection]:
-        try:
-            if write:
-                with self.ledger.engine.begin() as conn:
-                    yield conn
-            else:
-                with read_snapshot(self.ledger.engine) as conn:
-                    yield conn
-        except (sa.exc.SQLAlchemyError, sqlite3.Error) as exc:
-            raise LedgerError(f"ledger {self.ledger.url}: could not {operation}: {exc}") from exc
+        self.ledger.delete_terminal(ids)
 
 
 def _run_failed(exc: Exception, _retry_in_s: float) -> None:  # the next run tries again
@@ -205,15 +167,6 @@ def read_archive(path: Path) -> Iterator[dict[str, Any]]:
     with gzip.open(path, "rt", encoding="utf-8") as lines:
         for line in lines:
             yield json.loads(line)
-
-
-def _grouped(
-    conn: sa.Connection, table: sa.Table, ids: Sequence[str]
-) -> dict[str, list[dict[str, Any]]]:
-    grouped: dict[str, list[dict[str, Any]]] = {}
-    for row in conn.execute(sa.select(table).where(table.c.order_id.in_(ids))).mappings():
-        grouped.setdefault(row["order_id"], []).append(dict(row))
-    return grouped
 
 
 def _iso(value: object) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 
 import click
-import sqlalchemy as sa
 
 from strangler.exceptions import FlagFileError, LedgerError, RolloutError
 from strangler.ledger import ledger_from_url
@@ -119,7 +118,7 @@ def run_advance(
                 click.echo("stopped watching: the next round needs this decision on the timeline")
                 return done.decision.exit_code
             time.sleep(watch)
-    except (LedgerError, FlagFileError, sa.exc.SQLAlchemyError) as exc:
+    except (LedgerError, FlagFileError) as exc:
         click.echo(f"error: {exc}", err=True)
         return _STORE_FAILED
     finally:

@@ -10,11 +10,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import click
-import sqlalchemy as sa
 
 from strangler.exceptions import ConfigurationError, LedgerError, StranglerError
 from strangler.ledger import SqlLedger, ledger_from_url
-from strangler.ledger.report_queries import check_window, load_report
+from strangler.ledger.report_queries import check_window
 from strangler.report.render_json import render_json
 from strangler.report.render_text import render_text
 from strangler.report.report import Report
@@ -175,7 +174,7 @@ def _step_report(ledger: SqlLedger, settings: Settings, thresholds: Thresholds) 
     """The report of the gate's current step: orders routed since the latest change."""
     state = rollout_controller_from_settings(settings).show()
     since = window_start(ledger, state)
-    return load_report(ledger.engine, since=since, thresholds=thresholds, examples=0)
+    return ledger.report(since=since, thresholds=thresholds, examples=0)
 
 
 def _build(
@@ -196,8 +195,7 @@ def _build(
         click.echo(f"error: {exc}", err=True)
         raise click.exceptions.Exit(_LEDGER_FAILED) from exc
     try:
-        built = load_report(
-            ledger.engine,
+        built = ledger.report(
             since=window[0],
             until=window[1],
             thresholds=thresholds,
@@ -209,8 +207,8 @@ def _build(
             return built, _step_report(ledger, settings, thresholds), ""
         except (StranglerError, ValueError) as exc:
             return built, None, f"the gate's step could not be judged: {exc}"
-    except sa.exc.SQLAlchemyError as exc:
-        click.echo(f"error: could not read the ledger {ledger.url}: {exc}", err=True)
+    except LedgerError as exc:
+        click.echo(f"error: {exc}", err=True)
         raise click.exceptions.Exit(_LEDGER_FAILED) from exc
     except ValueError as exc:  # the input was checked: this is a failure on our side
         click.echo(f"error: the report could not be computed: {exc}", err=True)

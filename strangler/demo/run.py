@@ -29,7 +29,6 @@ from strangler.demo.processes import free_port, running
 from strangler.demo.summary import DemoSummary, ShadowCounts, headline, summarize
 from strangler.flags import flag_source_from_settings
 from strangler.ledger import ledger_from_url
-from strangler.ledger.report_queries import load_report
 from strangler.orders import OrderNotification, Route
 from strangler.report.render_html import render_html
 from strangler.report.report import Report
@@ -146,7 +145,7 @@ def _judge(
         thresholds = Thresholds(min_orders=options.gate_min_orders)
         gate = gate_round(controller, ledger, policy, thresholds, actor="demo")
         echo(f"rollout gate: {gate.decision.action}: {gate.decision.reason}")
-        report = load_report(ledger.engine, thresholds=thresholds)
+        report = ledger.report(thresholds=thresholds)
     finally:
         ledger.close()
     options.report_path.write_text(render_html(report, gate.report), encoding="utf-8")

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 import structlog
 
 from strangler.exceptions import LedgerError
+from strangler.ledger.engine import display_url
 from strangler.ledger.schema import (
     ROLLOUT_EVENT_V3_COLUMNS,
     SCHEMA_VERSION,
@@ -91,7 +92,7 @@ def ensure_schema(engine: sa.Engine) -> int:
             metadata.create_all(conn, checkfirst=True)
             _record(conn, SCHEMA_VERSION)
             return SCHEMA_VERSION
-        _check_migratable(found)
+        _check_migratable(found, display_url(engine.url))
         for version in range(found, SCHEMA_VERSION):
             MIGRATIONS[version](conn)
             _record(conn, version + 1)
@@ -108,12 +109,14 @@ def _version(conn: sa.Connection) -> int | None:
     return None if found is None else int(found)
 
 
-def _check_migratable(found: int) -> None:
+def _check_migratable(found: int, url: str) -> None:
     if found > SCHEMA_VERSION:
         raise LedgerError(
             f"the ledger's schema is version {found}, newer than this strangler "
             f"understands ({SCHEMA_VERSION}); upgrade strangler or point "
-            "STRANGLER_LEDGER_URL at another database"
+            "STRANGLER_LEDGER_URL at another database",
+            operation="migrate the schema",
+            url=url,
         )
     missing = [version for version in range(found, SCHEMA_VERSION) if version not in MIGRATIONS]
     if missing:
@@ -121,7 +124,9 @@ def _check_migratable(found: int) -> None:
             f"the ledger's schema is version {found}, older than this strangler can "
             f"migrate (it migrates from version {min(MIGRATIONS)} to {SCHEMA_VERSION}); "
             "migrate it with the strangler release that wrote it, or point "
-            "STRANGLER_LEDGER_URL at a new database"
+            "STRANGLER_LEDGER_URL at a new database",
+            operation="migrate the schema",
+            url=url,
         )
 
 

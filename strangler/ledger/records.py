@@ -14,6 +14,7 @@ from typing import Protocol
 from strangler.orders import Decision, OrderNotification, OrderStatus
 
 __all__ = [
+    "DurationBuckets",
     "Handoff",
     "LeasedOrder",
     "LedgerCounts",
@@ -58,6 +59,21 @@ class LeasedOrder:
     last_error: str | None
     lease_owner: str
     lease_expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DurationBuckets:
+    """Processing times of the terminal orders of one path and outcome, as a histogram.
+
+    ``at_most[i]`` counts the orders that took at most the i-th bound asked for
+    (cumulative, as Prometheus buckets are); ``total_s`` is the sum of their seconds.
+    """
+
+    path: str
+    outcome: str
+    count: int
+    total_s: float
+    at_most: tuple[int, ...]
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,8 +2,9 @@
 
 Every figure is a GROUP BY over the window (``routed_at`` in ``[since, until)``); the
 percentiles are nearest-rank, picked with ``ROW_NUMBER()`` over the ordered durations, so
-Python only reshapes a few dozen result rows. Durations are seconds from ``received_at``
-to ``terminal_at``, to the microsecond on both databases. docs/reports.md explains each
+Python only reshapes a few dozen result rows. Durations are the processing time defined
+once in :mod:`strangler.ledger.durations` (``received_at`` to ``terminal_at``, to the
+microsecond on both databases), as ``/metrics`` reads it. docs/reports.md explains each
 figure; :mod:`strangler.report.report` turns these aggregates into the report.
 """
 
@@ -18,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
 from strangler.ledger import schema
-from strangler.ledger.durations import seconds_between
+from strangler.ledger.durations import ENDED, seconds_to_terminal
 from strangler.ledger.engine import read_snapshot
 from strangler.ledger.statements import FAILED_OR_FELL_BACK
 from strangler.report.report import (
@@ -144,11 +145,6 @@ def _epoch(dialect: str, column: Any) -> ColumnElement[float]:
     return sa.cast(sa.extract("epoch", column), sa.Float)
 
 
-def _duration(dialect: str) -> ColumnElement[float]:
-    """Seconds from received_at to terminal_at, exact to the microsecond."""
-    return seconds_between(dialect, _o.c.received_at, _o.c.terminal_at)
-
-
 def _floor_int(dialect: str, value: ColumnElement[float]) -> ColumnElement[int]:
     if dialect == "sqlite":
         return sa.cast(value, sa.Integer)  # truncation is floor for the values >= 0 used here
@@ -236,8 +232,8 @@ def _durations(
     expression for the window's ORDER BY and for each branch of the histogram's CASE.
     """
     durations = (
-        sa.select(_GROUP.label("grp"), _duration(dialect).label("d"))
-        .where(scope, _o.c.terminal_at.is_not(None))
+        sa.select(_GROUP.label("grp"), seconds_to_terminal(dialect).label("d"))
+        .where(scope, ENDED)
         .cte("durations")
         .prefix_with("MATERIALIZED")
     )

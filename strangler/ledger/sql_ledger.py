@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import sqlalchemy as sa
 import structlog
@@ -26,8 +26,16 @@ from sqlalchemy.dialects import postgresql, sqlite
 from strangler.compare.pairing import OrderRecord
 from strangler.compare.records import Comparison, ComparisonKind
 from strangler.exceptions import LedgerError
+from strangler.ledger import (
+    archive,
+    durations,
+    hand_back,
+    leases,
+    legacy_progress,
+    schema,
+    statements,
+)
 from strangler.ledger import comparisons as comparison_store
-from strangler.ledger import schema, statements
 from strangler.ledger.driver import DriverWrites, WriteConnection
 from strangler.ledger.engine import (
     BUSY_TIMEOUT_MS,
@@ -39,6 +47,7 @@ from strangler.ledger.migrate import ensure_schema
 from strangler.ledger.notify import IntakeListener
 from strangler.ledger.ops_queries import OpsFigures, load_ops_figures
 from strangler.ledger.records import (
+    DurationBuckets,
     Handoff,
     LeasedOrder,
     LedgerCounts,
@@ -57,6 +66,10 @@ from strangler.orders import (
     StepResult,
 )
 
+if TYPE_CHECKING:
+    from strangler.report.report import Report
+    from strangler.report.verdict import Thresholds
+
 __all__ = ["UNKNOWN_TO_LEGACY_KEY", "SqlLedger", "ledger_from_url", "utc_now"]
 
 # The reconciliation's last finding of orders the legacy app never reported (kv, JSON).
@@ -66,7 +79,6 @@ _orders = schema.orders
 _steps = schema.step_results
 _transitions = schema.transitions
 _TERMINAL_VALUES = frozenset(status.value for status in TERMINAL_STATUSES)
-_FOLLOWED = statements.FOLLOWED
 # The paths whose orders the batch jobs run (statements.FOLLOWED, also with a hand-off).
 _FOLLOWED_PATHS = frozenset({Route.LEGACY, Route.SHADOW})
 # PostgreSQL's SQLSTATE for a full NOTIFY queue ("too many notifications").
@@ -149,7 +161,11 @@ class SqlLedger:
 
     @property
     def engine(self) -> sa.Engine:
-        """The engine, for read-only reporting queries."""
+        """The SQLAlchemy engine, for code inside strangler/ledger/ and for tests.
+
+        Callers elsewhere use the domain methods (``report``, ``duration_histogram``...),
+        which translate database errors to LedgerError.
+        """
         return self._engine
 
     def close(self) -> None:
@@ -277,8 +293,10 @@ class SqlLedger:
                 return decision
             row = conn.execute(statements.ORDER_BY_ID, statements.params(order_id=order_id)).first()
         if row is None:
-            raise LedgerError(f"cannot pin a decision for unknown order {order_id!r}")
-        pinned = _decision(row._mapping)
+            raise LedgerError(
+                f"unknown order {order_id!r}", operation="pin a decision", url=self._url
+            )
+        pinned = leases.decision_of(row._mapping)
         assert pinned is not None  # the UPDATE above only skips rows with a path
         return pinned
 
@@ -388,14 +406,9 @@ class SqlLedger:
         if limit < 1:
             return []
         now = self._clock()
-        values = statements.params(
-            now=now, limit=limit, owner=owner, expires=now + timedelta(seconds=lease_seconds)
-        )
+        expires = now + timedelta(seconds=lease_seconds)
         with self._write("claim due orders") as conn:
-            if conn.dialect.name == "postgresql":
-                conn.execute(statements.CLAIM_WITHOUT_FLUSH_WAIT)
-            rows = [row._mapping for row in conn.execute(statements.CLAIM_DUE, values)]
-        return [_leased(row) for row in sorted(rows, key=lambda r: r["next_attempt_at"])]
+            return leases.claim_due(conn, owner, limit=limit, now=now, expires=expires)
 
     def renew_leases(
         self, owner: str, order_ids: Sequence[str], *, lease_seconds: float
@@ -403,13 +416,9 @@ class SqlLedger:
         """Extend ``owner``'s leases; returns the order_ids it still holds (others were lost)."""
         if not order_ids:
             return set()
-        values = statements.params(
-            order_ids=list(order_ids),
-            owner=owner,
-            expires=self._clock() + timedelta(seconds=lease_seconds),
-        )
+        expires = self._clock() + timedelta(seconds=lease_seconds)
         with self._write("renew leases") as conn:
-            return set(conn.execute(statements.RENEW_LEASES, values).scalars())
+            return leases.renew(conn, owner, order_ids, expires=expires)
 
     def release_lease(
         self,
@@ -426,25 +435,18 @@ class SqlLedger:
         ``owner`` no longer held the lease (nothing changes then).
         """
         now = self._clock()
-        values = statements.params(
-            order_id=order_id,
-            owner=owner,
-            needs_dispatch=not done,
-            retry_at=retry_at or now,
-            now=now,
-            error=error,
-        )
         with self._write("release a lease") as conn:
-            return conn.execute(statements.RELEASE_LEASE, values).rowcount == 1
+            return leases.release(
+                conn, order_id, owner, done=done, retry_at=retry_at or now, now=now, error=error
+            )
 
     def return_unstarted(self, owner: str, order_ids: Sequence[str]) -> int:
         """Give back ``owner``'s claims on orders it has not started: due again at once,
         and the claims' attempts uncounted. Returns how many it still held."""
         if not order_ids:
             return 0
-        values = statements.params(order_ids=list(order_ids), owner=owner)
         with self._write("return unstarted orders") as conn:
-            return conn.execute(statements.RETURN_UNSTARTED, values).rowcount
+            return leases.return_unstarted(conn, owner, order_ids)
 
     def hold_role(self, name: str, owner: str, *, seconds: float) -> bool:
         """Take or keep a role one process at a time plays; True while ``owner`` has it.
@@ -453,25 +455,14 @@ class SqlLedger:
         holder last kept it, or once the holder gives it up (:meth:`give_up_role`).
         """
         now = self._clock()
-        values = {
-            "name": name,
-            "owner": owner,
-            "expires": now + timedelta(seconds=seconds),
-            "now": now,
-        }
+        expires = now + timedelta(seconds=seconds)
         with self._write("hold a role") as conn:
-            return conn.execute(statements.HOLD_ROLE, values).first() is not None
+            return leases.hold_role(conn, name, owner, now=now, expires=expires)
 
     def give_up_role(self, name: str, owner: str) -> None:
         """Let another process take ``owner``'s role now (nothing happens if not held)."""
-        roles = schema.worker_leases
-        statement = (
-            roles.update()
-            .where(roles.c.name == name, roles.c.owner == owner)
-            .values(expires_at=self._clock())
-        )
         with self._write("give up a role") as conn:
-            conn.execute(statement)
+            leases.give_up_role(conn, name, owner, now=self._clock())
 
     # -- the legacy follower's queue ----------------------------------------------------
 
@@ -480,28 +471,21 @@ class SqlLedger:
         if not order_ids:
             return set()
         with self._read("find open orders") as conn:
-            found = conn.execute(
-                statements.OPEN_ORDERS, statements.params(order_ids=list(order_ids))
-            )
-            return set(found.scalars())
+            return legacy_progress.open_orders(conn, order_ids)
 
     def known_orders(self, order_ids: Sequence[str]) -> set[str]:
         """Which of ``order_ids`` the ledger has, whatever their status."""
         if not order_ids:
             return set()
-        statement = sa.select(_orders.c.order_id).where(_orders.c.order_id.in_(list(order_ids)))
         with self._read("find known orders") as conn:
-            return set(conn.execute(statement).scalars())
+            return legacy_progress.known_orders(conn, order_ids)
 
     def followed_open(self, order_ids: Sequence[str]) -> set[str]:
         """Which of ``order_ids`` the batch jobs run for us and are not terminal yet."""
         if not order_ids:
             return set()
-        statement = sa.select(_orders.c.order_id).where(
-            _orders.c.order_id.in_(list(order_ids)), _orders.c.terminal_at.is_(None), _FOLLOWED
-        )
         with self._read("find followed orders") as conn:
-            return set(conn.execute(statement).scalars())
+            return legacy_progress.followed_open(conn, order_ids)
 
     def stale_followed(
         self, *, never_seen_before: datetime, seen_before: datetime, limit: int
@@ -512,20 +496,10 @@ class SqlLedger:
         app (the batch jobs may have finished them before the ledger knew them), and those
         last seen before ``seen_before``.
         """
-        checked = _orders.c.follow_checked_at
-        due = sa.or_(
-            sa.and_(checked.is_(None), _orders.c.routed_at < never_seen_before),
-            checked < seen_before,
-        )
-        last_seen = sa.func.coalesce(checked, _orders.c.routed_at)
-        statement = (
-            sa.select(_orders.c.order_id)
-            .where(_orders.c.terminal_at.is_(None), _FOLLOWED, due)
-            .order_by(last_seen)
-            .limit(limit)
-        )
         with self._read("find stale followed orders") as conn:
-            return list(conn.execute(statement).scalars())
+            return legacy_progress.stale_followed(
+                conn, never_seen_before=never_seen_before, seen_before=seen_before, limit=limit
+            )
 
     def record_legacy_progress(
         self,
@@ -543,15 +517,15 @@ class SqlLedger:
         ends with it, at the legacy app's time; an order routed or handed off later ends
         then. Returns True when the order ended now.
         """
-        seen = statements.params(
-            order_id=order_id,
-            now=self._clock(),
-            legacy_status=legacy_status,
-            legacy_terminal_at=legacy_terminal_at,
-        )
         with self._write("record legacy progress") as conn:
             self._insert_steps(conn, steps)
-            conn.execute(statements.LEGACY_SEEN, seen)
+            legacy_progress.mark_seen(
+                conn,
+                order_id,
+                now=self._clock(),
+                legacy_status=legacy_status,
+                legacy_terminal_at=legacy_terminal_at,
+            )
             return self._end_as_legacy_did(conn, order_id)
 
     def adopt(
@@ -592,19 +566,19 @@ class SqlLedger:
             decision_reason=decision.reason,
             now=now,
         )
-        seen = statements.params(
-            order_id=order.order_id,
-            now=now,
-            legacy_status=legacy_status,
-            legacy_terminal_at=legacy_terminal_at,
-        )
         with self._write("adopt a missed order") as conn:
             if conn.execute(statements.INSERT_ORDER, row).rowcount != 1:
                 return False
             conn.execute(statements.PIN_DECISION, pin)
             self._move(conn, order.order_id, OrderStatus.ROUTED, reason=decision.reason, at=now)
             self._insert_steps(conn, steps)
-            conn.execute(statements.LEGACY_SEEN, seen)
+            legacy_progress.mark_seen(
+                conn,
+                order.order_id,
+                now=now,
+                legacy_status=legacy_status,
+                legacy_terminal_at=legacy_terminal_at,
+            )
             self._end_as_legacy_did(conn, order.order_id)
         return True
 
@@ -615,31 +589,17 @@ class SqlLedger:
         reports; an open order without one that old is one the legacy app has never heard
         of. Returns how many there are and the first ``limit`` ids, oldest first.
         """
-        unseen = sa.and_(
-            _orders.c.terminal_at.is_(None),
-            _orders.c.legacy_status.is_(None),
-            _orders.c.received_at < received_before,
-        )
         with self._read("find orders unknown to the legacy app") as conn:
-            count = conn.execute(sa.select(sa.func.count()).where(unseen)).scalar_one()
-            ids = conn.execute(
-                sa.select(_orders.c.order_id)
-                .where(unseen)
-                .order_by(_orders.c.received_at)
-                .limit(limit)
-            ).scalars()
-            return int(count), list(ids)
+            return legacy_progress.unknown_to_legacy(
+                conn, received_before=received_before, limit=limit
+            )
 
     def mark_checked(self, order_ids: Sequence[str], *, note: str | None = None) -> None:
         """Note that the follower looked for these orders (``note`` becomes last_error)."""
         if not order_ids:
             return
-        values: dict[str, Any] = {"follow_checked_at": self._clock()}
-        if note is not None:
-            values["last_error"] = note
-        statement = _orders.update().where(_orders.c.order_id.in_(list(order_ids))).values(values)
         with self._write("mark orders checked") as conn:
-            conn.execute(statement)
+            legacy_progress.mark_checked(conn, order_ids, now=self._clock(), note=note)
 
     def get_value(self, name: str) -> str | None:
         """A small persisted value (the follower's cursor), or None."""
@@ -656,6 +616,53 @@ class SqlLedger:
         )
         with self._write("write a value") as conn:
             conn.execute(statement)
+
+    # -- hand-back (strangler/ledger/hand_back.py) ----------------------------------------
+
+    def hand_back_candidates(self) -> list[str]:
+        """In-flight instant orders not past payment (they may go back), oldest first."""
+        with self._read("find in-flight instant orders") as conn:
+            return hand_back.candidates(conn)
+
+    def is_hand_back_candidate(self, order_id: str) -> bool:
+        """Whether ``order_id`` is still an in-flight instant order not past payment."""
+        with self._read("check an in-flight order") as conn:
+            return hand_back.is_candidate(conn, order_id)
+
+    def lease_for_hand_back(
+        self, order_id: str, owner: str, *, lease_seconds: float, now: datetime | None = None
+    ) -> bool:
+        """Lease a hand-back candidate to ``owner`` unless a worker holds it (False then).
+
+        False too when the order is no longer a candidate. Release it with
+        :meth:`release_lease`.
+        """
+        now = now or self._clock()
+        expires = now + timedelta(seconds=lease_seconds)
+        with self._write("lease an order to hand it back") as conn:
+            return hand_back.take_lease(conn, order_id, owner, now=now, expires=expires)
+
+    # -- retention (strangler/ledger/archive.py) ------------------------------------------
+
+    def expired_orders(self, *, received_before: datetime, limit: int) -> list[str]:
+        """Up to ``limit`` terminal orders received before ``received_before``, oldest first."""
+        with self._read("find expired orders") as conn:
+            return archive.expired(conn, received_before=received_before, limit=limit)
+
+    def archive_records(self, order_ids: Sequence[str]) -> list[dict[str, Any]]:
+        """Each order's row with its steps, transitions and comparisons, to archive.
+
+        One read-only snapshot; see :func:`strangler.ledger.archive.records` for the shape.
+        """
+        with self._read("read expired orders") as conn:
+            return archive.records(conn, order_ids)
+
+    def delete_terminal(self, order_ids: Sequence[str]) -> None:
+        """Delete these terminal orders and everything recorded about them (one transaction)."""
+        if not order_ids:
+            return
+        with self._write("delete archived orders") as conn:
+            archive.delete_terminal(conn, order_ids)
 
     # -- comparisons (strangler/ledger/comparisons.py) ----------------------------------
 
@@ -734,6 +741,41 @@ class SqlLedger:
         ]
 
     # -- reads ----------------------------------------------------------------------------
+
+    def report(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        thresholds: Thresholds | None = None,
+        examples: int = 10,
+        now: datetime | None = None,
+    ) -> Report:
+        """The comparison report over orders routed in ``[since, until)`` (until: now).
+
+        Read in one read-only snapshot (strangler.ledger.report_queries). Raises
+        ValueError for a bad window (see ``check_window``), LedgerError when the ledger
+        cannot be read.
+        """
+        from strangler.ledger.report_queries import load_report  # noqa: PLC0415 (report models load on first use)
+
+        with self._guard, self._translated("read the report"):
+            return load_report(
+                self._engine,
+                since=since,
+                until=until,
+                thresholds=thresholds,
+                examples=examples,
+                now=now,
+            )
+
+    def duration_histogram(self, bounds: Sequence[float]) -> list[DurationBuckets]:
+        """Processing times of the terminal orders per path and outcome, at most each bound.
+
+        The same seconds to terminal as the report's (strangler.ledger.durations).
+        """
+        with self._read("read the processing times") as conn:
+            return durations.duration_histogram(conn, bounds)
 
     def ops_figures(self) -> OpsFigures:
         """Backlog, in-flight orders, gate decisions, role heartbeats and recent comparisons.
@@ -853,7 +895,9 @@ class SqlLedger:
             conn.execute(statements.ORDER_BY_ID, statements.params(order_id=order_id)).first()
             is None
         ):
-            raise LedgerError(f"cannot move unknown order {order_id!r} to {status}")
+            raise LedgerError(
+                f"unknown order {order_id!r}", operation=f"move an order to {status}", url=self._url
+            )
         return False
 
     def _route_and_start(
@@ -944,7 +988,7 @@ class SqlLedger:
         except (sa.exc.SQLAlchemyError, sqlite3.Error) as exc:
             cause = getattr(exc, "orig", None) or exc
             raise LedgerError(
-                f"ledger {self._url}: could not {operation}: {type(cause).__name__}: {cause}"
+                f"{type(cause).__name__}: {cause}", operation=operation, url=self._url
             ) from exc
 
     @contextmanager
@@ -956,8 +1000,10 @@ class SqlLedger:
             return
         if not lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
             raise LedgerError(
-                f"ledger {self._url}: could not {operation}: this process's other writes "
-                f"held the ledger for the whole busy timeout ({self._busy_timeout_s:g} s)"
+                "this process's other writes held the ledger for the whole busy timeout "
+                f"({self._busy_timeout_s:g} s)",
+                operation=operation,
+                url=self._url,
             )
         try:
             yield
@@ -1001,29 +1047,3 @@ def _notify_refused(exc: LedgerError) -> bool:
 
 def _terminal(status: str) -> bool:
     return status in _TERMINAL_VALUES
-
-
-def _decision(row: Mapping[Any, Any]) -> Decision | None:
-    if row["path"] is None:
-        return None
-    return Decision(
-        path=Route(row["path"]),
-        variant=row["variant"],
-        rollout=row["rollout"],
-        flag_revision=row["flag_revision"],
-        reason=row["decision_reason"],
-    )
-
-
-def _leased(row: Mapping[Any, Any]) -> LeasedOrder:
-    return LeasedOrder(
-        order_id=row["order_id"],
-        notification=OrderNotification.from_dict(row["notification"]),
-        status=OrderStatus(row["status"]),
-        decision=_decision(row),
-        handoff=Handoff(row["handoff"]) if row["handoff"] else None,
-        attempts=row["attempts"],
-        last_error=row["last_error"],
-        lease_owner=row["lease_owner"],
-        lease_expires_at=row["lease_expires_at"],
-    )

@@ -16,7 +16,7 @@ from strangler.exceptions import ConfigurationError, LedgerError
 from strangler.ledger import SqlLedger
 from strangler.report.verdict import Thresholds
 from strangler.rollout.controller import EvidenceCheck
-from strangler.rollout.gate import RolloutReader, evaluate_gate
+from strangler.rollout.gate import GateLedger, RolloutReader, evaluate_gate
 from strangler.rollout.policy import GatePolicy
 
 __all__ = ["comparison_evidence", "evidence_from"]
@@ -25,7 +25,7 @@ _ANY_PLAN = GatePolicy(plan=(100,))
 
 
 def comparison_evidence(
-    controller: RolloutReader, ledger: SqlLedger, thresholds: Thresholds | None = None
+    controller: RolloutReader, ledger: GateLedger, thresholds: Thresholds | None = None
 ) -> EvidenceCheck:
     """Judge the current step's comparisons; the check says what is missing when it fails."""
     evaluation = evaluate_gate(controller, ledger, _ANY_PLAN, thresholds or Thresholds())

@@ -30,7 +30,6 @@ from typing import Any, Protocol
 import structlog
 
 from strangler.ledger import RolloutEvent, SqlLedger
-from strangler.ledger.report_queries import load_report
 from strangler.protocols import LegacyPath
 from strangler.report.report import Report
 from strangler.report.verdict import Check, Thresholds
@@ -53,6 +52,7 @@ from strangler.rollout.policy import (
 
 __all__ = [
     "GateEvaluation",
+    "GateLedger",
     "GateRound",
     "RolloutReader",
     "RolloutTimeline",
@@ -192,6 +192,20 @@ class RolloutTimeline(Protocol):
     def rollout_events(self) -> list[RolloutEvent]: ...
 
 
+class GateLedger(RolloutTimeline, Protocol):
+    """What the gate reads of a ledger: its rollout timeline and the report (SqlLedger)."""
+
+    def report(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        thresholds: Thresholds | None = None,
+        examples: int = 10,
+        now: datetime | None = None,
+    ) -> Report: ...
+
+
 def window_start(ledger: RolloutTimeline, state: RolloutState) -> datetime | None:
     """When the current step began: the latest change that produced the flag's revision.
 
@@ -218,7 +232,7 @@ def _shadow_first(state: RolloutState) -> bool:
 
 def evaluate_gate(
     controller: RolloutReader,
-    ledger: SqlLedger,
+    ledger: GateLedger,
     policy: GatePolicy,
     thresholds: Thresholds,
     *,
@@ -237,7 +251,7 @@ def evaluate_gate(
     since: datetime | None = None
     try:
         since = window_start(ledger, state)
-        report = load_report(ledger.engine, since=since, thresholds=thresholds, examples=0, now=now)
+        report = ledger.report(since=since, thresholds=thresholds, examples=0, now=now)
     except Exception as exc:  # the design's fail-safe: an unknown verdict is a failure
         cause = f"{type(exc).__name__}: {exc}"
         _log.warning("gate_verdict_failed", error=cause)

@@ -7,34 +7,27 @@ first (a conditional UPDATE, so a dispatcher running the order right now keeps i
 hand-back waits a bounded time for such leases to free), then its claim at the legacy
 app is released, then the ledger records the hand-off (status ``fell_back``, handoff
 ``fallback``, the reason naming the kill) and the lease is given up as done. Every step
-is idempotent: running it twice moves nothing twice.
+is idempotent: running it twice moves nothing twice. The ledger's side (which orders
+may go back, their lease) is strangler.ledger.hand_back.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
-import sqlalchemy as sa
 import structlog
 
-from strangler.exceptions import LedgerError, StranglerError
-from strangler.ledger import Handoff, SqlLedger, default_owner, schema, utc_now
-from strangler.ledger.engine import read_snapshot
+from strangler.exceptions import StranglerError
+from strangler.ledger import Handoff, SqlLedger, default_owner, utc_now
 from strangler.legacy_adapter.exceptions import LegacyRejected
-from strangler.orders import OrderStatus, Route
 from strangler.protocols import LegacyPath
 
 __all__ = ["HandBack", "hand_back_in_flight"]
 
 _log = structlog.get_logger()
-_o = schema.orders.c
-_s = schema.step_results.c
-_PAID_STEP = "authorize_payment"
-_IN_FLIGHT = (OrderStatus.ROUTED.value, OrderStatus.RUNNING.value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,12 +67,15 @@ def hand_back_in_flight(
     moved: list[str] = []
     failed: dict[str, str] = {}
     deadline = time.monotonic() + wait_s
-    busy = _candidates(ledger)
+    busy = ledger.hand_back_candidates()
     while busy:
         waiting = []
         for order_id in busy:
-            if not _take_lease(ledger, order_id, owner, clock(), lease_seconds):
-                if _still_candidate(ledger, order_id):
+            taken = ledger.lease_for_hand_back(
+                order_id, owner, lease_seconds=lease_seconds, now=clock()
+            )
+            if not taken:
+                if ledger.is_hand_back_candidate(order_id):
                     waiting.append(order_id)
                 continue
             error = _hand_back_one(ledger, legacy, order_id, owner, reason)
@@ -112,62 +108,3 @@ def _hand_back_one(
     ledger.release_lease(order_id, owner, done=True)
     log.warning("order_handed_back", reason=why)
     return None
-
-
-def _not_paid() -> sa.ColumnElement[bool]:
-    paid = sa.exists().where(
-        _s.order_id == _o.order_id,
-        _s.path == Route.INSTANT.value,
-        _s.step == _PAID_STEP,
-        _s.dry_run == sa.false(),
-    )
-    return sa.and_(
-        _o.path == Route.INSTANT.value,
-        _o.status.in_(_IN_FLIGHT),
-        _o.terminal_at.is_(None),
-        _o.handoff.is_(None),
-        ~paid,
-    )
-
-
-def _candidates(ledger: SqlLedger) -> list[str]:
-    statement = sa.select(_o.order_id).where(_not_paid()).order_by(_o.received_at)
-    return _ids(ledger, "find in-flight instant orders", statement)
-
-
-def _still_candidate(ledger: SqlLedger, order_id: str) -> bool:
-    statement = sa.select(_o.order_id).where(_o.order_id == order_id, _not_paid())
-    return bool(_ids(ledger, "check an in-flight order", statement))
-
-
-def _take_lease(
-    ledger: SqlLedger, order_id: str, owner: str, now: datetime, lease_seconds: float
-) -> bool:
-    statement = (
-        schema.orders.update()
-        .where(
-            _o.order_id == order_id,
-            sa.or_(_o.lease_owner.is_(None), _o.lease_expires_at < now),
-            _not_paid(),
-        )
-        .values(lease_owner=owner, lease_expires_at=now + timedelta(seconds=lease_seconds))
-    )
-    with _connection(ledger, "lease an order to hand it back") as conn:
-        return conn.execute(statement).rowcount == 1
-
-
-def _ids(ledger: SqlLedger, operation: str, statement: sa.Select[tuple[str]]) -> list[str]:
-    try:
-        with read_snapshot(ledger.engine) as conn:
-            return list(conn.execute(statement).scalars())
-    except sa.exc.SQLAlchemyError as exc:
-        raise LedgerError(f"ledger {ledger.url}: could not {operation}: {exc}") from exc
-
-
-@contextmanager
-def _connection(ledger: SqlLedger, operation: str) -> Iterator[sa.Connection]:
-    try:
-        with ledger.engine.begin() as conn:
-            yield conn
-    except sa.exc.SQLAlchemyError as exc:
-        raise LedgerError(f"ledger {ledger.url}: could not {operation}: {exc}") from exc

@@ -140,11 +140,9 @@ def _runtime_from(settings: Settings) -> SidecarRuntime:
 def _rollout_from(settings: Settings, ledger: SidecarLedger) -> RolloutController:
     """The settings' controller, recording its changes on the sidecar's ledger timeline;
     going live asks the gate about that ledger."""
-    from strangler.ledger import SqlLedger  # noqa: PLC0415
     from strangler.rollout.controller import rollout_controller_from_settings  # noqa: PLC0415
     from strangler.rollout.evidence import comparison_evidence  # noqa: PLC0415
 
     controller = rollout_controller_from_settings(settings, timeline=ledger)
-    if isinstance(ledger, SqlLedger):
-        controller.evidence = lambda: comparison_evidence(controller, ledger)
+    controller.evidence = lambda: comparison_evidence(controller, ledger)
     return controller

@@ -26,7 +26,6 @@ from flask import Blueprint, Response, jsonify, request
 
 from strangler.cli.advance import parse_rate
 from strangler.exceptions import StranglerError
-from strangler.ledger import SqlLedger
 from strangler.report.verdict import Thresholds
 from strangler.rollout.gate import GateEvaluation, evaluate_gate
 from strangler.rollout.policy import (
@@ -160,11 +159,10 @@ def gate() -> Response:
     except _BadParameter as exc:
         return json_error(400, "invalid_gate_parameter", str(exc))
     state = sidecar_state()
-    ledger = state.runtime.ledger
-    if not isinstance(ledger, SqlLedger):
-        return json_error(503, "gate_unavailable", "the gate needs the SQL ledger")
     try:
-        evaluation = evaluate_gate(state.rollout, ledger, query.policy, query.thresholds)
+        evaluation = evaluate_gate(
+            state.rollout, state.runtime.ledger, query.policy, query.thresholds
+        )
     except StranglerError as exc:
         return json_error(503, "rollout_unreadable", f"could not read the rollout: {exc}")
     return _answer(evaluation, query)

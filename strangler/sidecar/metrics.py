@@ -17,21 +17,19 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import sqlalchemy as sa
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
-from strangler.background.breaker_report import KeyValues, read_breaker
+from strangler.background.breaker_report import ValueReader, read_breaker
 from strangler.exceptions import StranglerError
 from strangler.legacy_adapter import BreakerState
 from strangler.protocols import FlagSource
 from strangler.sidecar.ops_metrics import (
     DefinedFlags,
     LedgerOpsCollector,
-    OpsLedger,
     ReadinessCollector,
     RolloutShareCollector,
 )
@@ -87,24 +85,22 @@ class SidecarMetrics:
     ) -> None:
         """Report ledger-wide figures, order durations and flag freshness at scrape time.
 
-        Order durations need the SQL ledger (its ``engine``), the legacy breaker's state
-        its kv values (see strangler.background.breaker_report), and the alerting figures its
-        ``ops_figures`` (strangler.sidecar.ops_metrics); with another ledger they are left
-        out, as the rollout shares are with a flag source that shows no definition.
-        ``readiness`` adds each readiness check as a gauge.
+        The ledger's counts, alerting figures (strangler.sidecar.ops_metrics), processing
+        times (strangler.sidecar.order_durations) and the legacy breaker's last state (see
+        strangler.background.breaker_report) come through its seam; the rollout shares are
+        left out with a flag source that shows no definition. ``readiness`` adds each
+        readiness check as a gauge.
         """
-        self._scraped = [_LedgerCollector(ledger, flags)]
-        if isinstance(ledger, OpsLedger):
-            self._scraped.append(LedgerOpsCollector(ledger))
+        self._scraped = [
+            _LedgerCollector(ledger, flags),
+            LedgerOpsCollector(ledger),
+            OrderDurations(ledger),
+            _BreakerCollector(ledger),
+        ]
         if isinstance(flags, DefinedFlags):
             self._scraped.append(RolloutShareCollector(flags))
         if readiness is not None:
             self._scraped.append(ReadinessCollector(readiness))
-        engine = getattr(ledger, "engine", None)
-        if isinstance(engine, sa.Engine):
-            self._scraped.append(OrderDurations(engine))
-        if isinstance(ledger, KeyValues):
-            self._scraped.append(_BreakerCollector(ledger))
 
     def count_intake(self, source: str, result: str) -> None:
         """Count one notification: result is new, duplicate, invalid or failed."""
@@ -208,7 +204,7 @@ class _LedgerCollector(Collector):
 
 
 class _BreakerCollector(Collector):
-    def __init__(self, ledger: KeyValues) -> None:
+    def __init__(self, ledger: ValueReader) -> None:
         self._ledger = ledger
 
     def collect(self) -> Iterator[Metric]:

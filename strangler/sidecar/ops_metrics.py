@@ -42,7 +42,6 @@ _PERCENT = 100
 _log = structlog.get_logger(__name__)
 
 
-@runtime_checkable
 class OpsLedger(Protocol):
     """A ledger that reads its alerting figures (SqlLedger does)."""
 

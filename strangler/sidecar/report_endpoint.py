@@ -12,24 +12,22 @@ the same report, computed once however many ask at the same time.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
-import sqlalchemy as sa
 import structlog
 from flask import Blueprint, Response, jsonify, request
 
-from strangler.exceptions import FlagFileError, UnleashAdminError
-from strangler.ledger import RolloutEvent
-from strangler.ledger.report_queries import check_window, load_report
+from strangler.exceptions import FlagFileError, LedgerError, UnleashAdminError
+from strangler.ledger.report_queries import check_window
 from strangler.orders import ISO_TIMESTAMP
 from strangler.report.render_json import report_to_dict
 from strangler.rollout.gate import window_start
 from strangler.sidecar.errors import json_error
 from strangler.sidecar.report_cache import REPORT_CACHE_S
-from strangler.sidecar.seams import RolloutController
+from strangler.sidecar.seams import RolloutController, SidecarLedger
 from strangler.sidecar.state import sidecar_state
 
-__all__ = ["REPORT_PATH", "ReportingLedger", "blueprint"]
+__all__ = ["REPORT_PATH", "blueprint"]
 
 _log = structlog.get_logger()
 REPORT_PATH = "/_strangler/report"
@@ -38,16 +36,6 @@ STEP = "step"
 blueprint = Blueprint("report", __name__)
 # since (a time, "step" or None), until, examples: the cache's key.
 _Query = tuple[datetime | str | None, datetime | None, int]
-
-
-@runtime_checkable
-class ReportingLedger(Protocol):
-    """A ledger the report can read: its SQLAlchemy engine and its rollout timeline."""
-
-    @property
-    def engine(self) -> sa.Engine: ...
-
-    def rollout_events(self) -> list[RolloutEvent]: ...
 
 
 class _BadQuery(ValueError):
@@ -86,13 +74,13 @@ def _query() -> _Query:
     return STEP if step else since, until, examples
 
 
-def _build(rollout: RolloutController, ledger: ReportingLedger, query: _Query) -> dict[str, Any]:
+def _build(rollout: RolloutController, ledger: SidecarLedger, query: _Query) -> dict[str, Any]:
     since, until, examples = query
     start = window_start(ledger, rollout.show()) if since == STEP else since
     assert not isinstance(start, str)
     if start is not None and start >= (until or datetime.now(UTC)):
         raise _BadQuery(f"the current step began at {start.isoformat()}, not before until")
-    return report_to_dict(load_report(ledger.engine, since=start, until=until, examples=examples))
+    return report_to_dict(ledger.report(since=start, until=until, examples=examples))
 
 
 @blueprint.get(REPORT_PATH)
@@ -104,8 +92,6 @@ def report() -> Response:
         return json_error(400, "invalid_query", str(exc))
     state = sidecar_state()
     ledger = state.runtime.ledger
-    if not isinstance(ledger, ReportingLedger):
-        return json_error(503, "report_unavailable", "this ledger cannot be reported on")
     try:
         body = state.report_cache.get(query, lambda: _build(state.rollout, ledger, query))
     except Exception as exc:  # mapped to its answer in _failed
@@ -119,8 +105,8 @@ def _failed(exc: Exception) -> Response:
     """The answer to a report that could not be computed."""
     if isinstance(exc, _BadQuery):
         return json_error(400, "invalid_query", str(exc))
-    if isinstance(exc, sa.exc.SQLAlchemyError):
-        return json_error(503, "ledger_unavailable", f"could not read the ledger: {exc}")
+    if isinstance(exc, LedgerError):
+        return json_error(503, "ledger_unavailable", str(exc))
     if isinstance(exc, UnleashAdminError | FlagFileError):
         return json_error(502, "flag_store_unavailable", f"the step window needs the flag: {exc}")
     # The request was valid: a failure here is the server's.

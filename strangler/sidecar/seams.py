@@ -7,12 +7,24 @@ fakes here instead.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
 
-from strangler.ledger.records import LedgerCounts, RolloutEventFields
+from strangler.ledger.records import (
+    DurationBuckets,
+    LedgerCounts,
+    RolloutEvent,
+    RolloutEventFields,
+)
 from strangler.orders import OrderNotification
 from strangler.protocols import FlagSource
 from strangler.rollout.controller import RolloutController
+
+if TYPE_CHECKING:
+    from strangler.ledger.ops_queries import OpsFigures
+    from strangler.report.report import Report
+    from strangler.report.verdict import Thresholds
 
 __all__ = [
     "IntakeOutcome",
@@ -40,7 +52,10 @@ class IntakeRouter(Protocol):
 
 
 class SidecarLedger(Protocol):
-    """The part of the ledger (SqlLedger) the sidecar reads and writes."""
+    """The part of the ledger (SqlLedger) the sidecar reads and writes.
+
+    Every method raises LedgerError when the ledger cannot be read or written.
+    """
 
     def record_rejected(self, raw_body: bytes | str, *, reason: str, source: str) -> None: ...
 
@@ -55,6 +70,32 @@ class SidecarLedger(Protocol):
         ...
 
     def record_rollout_event(self, event: RolloutEventFields) -> bool: ...
+
+    def rollout_events(self) -> list[RolloutEvent]: ...
+
+    def report(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        thresholds: Thresholds | None = None,
+        examples: int = 10,
+        now: datetime | None = None,
+    ) -> Report:
+        """The comparison report (``/_strangler/report``, the gate's verdict)."""
+        ...
+
+    def duration_histogram(self, bounds: Sequence[float]) -> list[DurationBuckets]:
+        """Processing times per path and outcome (``/metrics``)."""
+        ...
+
+    def ops_figures(self) -> OpsFigures:
+        """The alerting figures (``/metrics``)."""
+        ...
+
+    def get_value(self, name: str) -> str | None:
+        """A small persisted value, such as the legacy breaker's last state (``/metrics``)."""
+        ...
 
 
 class SidecarRuntime(Protocol):

@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
 from strangler.exceptions import LedgerError
 from strangler.ledger import Handoff, RolloutEvent, SqlLedger, ledger_from_url, schema
@@ -23,6 +25,7 @@ from strangler.ledger.engine import read_snapshot
 from strangler.ledger.report_queries import load_report
 from strangler.ledger.schema import SCHEMA_VERSION, schema_version
 from strangler.orders import OrderStatus, Route
+from strangler.sidecar.order_durations import OrderDurations
 from tests.unit.ledger.support import T0, Clock, make_decision, make_order, make_step
 
 
@@ -659,6 +662,39 @@ class LedgerContract:
         expected = (terminal - received).total_seconds()
         assert round(expected, 6) == round(measured, 6)
 
+    def test_the_report_and_metrics_agree_on_seconds_to_terminal(
+        self, ledger: SqlLedger, clock: Clock
+    ) -> None:
+        """The report and /metrics count the same orders with the same seconds to terminal.
+
+        Times sit just under shared bucket edges (0.1, 0.5, 1, 5, 10 s) and start at
+        fractions SQLite's date functions round (.9995 s), where two definitions would
+        put an order on different sides of an edge.
+        """
+        took = {
+            Route.INSTANT: [0.099999, 0.2, 0.9995, 2.5, 4.999999, 7.25],
+            Route.LEGACY: [0.000999, 0.499999, 9.999999, 61.0, 900.5],
+        }
+        for path, seconds in took.items():
+            for n, duration in enumerate(seconds):
+                order_id = f"{path.value}-{n}"
+                received = clock.advance(0.9995)
+                ledger.record_received(make_order(order_id), source="api")
+                ledger.pin_decision(order_id, make_decision(path))
+                ledger.transition(
+                    order_id, OrderStatus.FULFILLED, at=received + timedelta(seconds=duration)
+                )
+        report = ledger.report(until=T0 + timedelta(days=1), now=T0 + timedelta(days=1))
+        samples = _scrape(OrderDurations(ledger))
+        for path, seconds in took.items():
+            times = report.path(path.value).times
+            assert (times.count, times.max) == (len(seconds), pytest.approx(max(seconds), abs=1e-6))
+            assert samples["_count", path.value, None] == times.count
+            assert samples["_sum", path.value, None] == pytest.approx(sum(seconds), abs=1e-5)
+            for edge in (0.1, 0.5, 1.0, 5.0, 10.0):
+                under = sum(b.orders for b in report.path(path.value).histogram if b.high_s <= edge)
+                assert (edge, samples["_bucket", path.value, edge]) == (edge, under)
+
     def test_ping_writes(self, ledger: SqlLedger, clock: Clock) -> None:
         """A ping is a real write."""
         ledger.ping()
@@ -672,3 +708,17 @@ class LedgerContract:
             ledger.ping()
         # SQLite writes run on the driver (strangler.ledger.driver); PostgreSQL through SQLAlchemy.
         assert isinstance(caught.value.__cause__, sa.exc.SQLAlchemyError | sqlite3.Error)
+        assert (caught.value.operation, caught.value.url) == ("write a value", ledger.url)
+
+
+def _scrape(collector: OrderDurations) -> dict[tuple[str, str, float | None], float]:
+    """The histogram's samples by suffix (``_count``...), path and bucket bound."""
+    registry = CollectorRegistry()
+    registry.register(collector)
+    samples: dict[tuple[str, str, float | None], float] = {}
+    for family in text_string_to_metric_families(generate_latest(registry).decode()):
+        for sample in family.samples:
+            le = sample.labels.get("le")
+            suffix = sample.name.removeprefix(family.name)
+            samples[suffix, sample.labels["path"], None if le is None else float(le)] = sample.value
+    return samples

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from strangler.exceptions import ConfigurationError
+from strangler.exceptions import ConfigurationError, LedgerError
 from strangler.ledger import ledger_from_url
 from strangler.ledger.engine import create_ledger_engine, display_url, normalize_url
 from strangler.ledger.schema import UTCDateTime
@@ -102,3 +102,37 @@ def test_a_postgresql_url_without_the_extra_names_it(monkeypatch: pytest.MonkeyP
         True,
         ModuleNotFoundError,
     )
+
+
+def test_a_ledger_error_carries_the_operation_and_the_url_without_its_password() -> None:
+    """An unreachable PostgreSQL ledger raises LedgerError naming what it did, password hidden."""
+    with pytest.raises(LedgerError) as info:
+        ledger_from_url("postgresql://strangler:secret@127.0.0.1:1/ledger")
+    error = info.value
+    assert (error.operation, error.url) == (
+        "migrate the schema",
+        "postgresql+psycopg://strangler:***@127.0.0.1:1/ledger",
+    )
+    assert str(error).startswith(
+        "ledger postgresql+psycopg://strangler:***@127.0.0.1:1/ledger: "
+        "could not migrate the schema: OperationalError: "
+    )
+    assert "secret" not in str(error)
+    assert isinstance(error.__cause__, sa.exc.OperationalError)
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({}, "disk full"),
+        ({"operation": "record a step"}, "could not record a step: disk full"),
+        (
+            {"operation": "record a step", "url": "sqlite:///x.db"},
+            "ledger sqlite:///x.db: could not record a step: disk full",
+        ),
+    ],
+    ids=["problem-only", "with-operation", "with-operation-and-url"],
+)
+def test_a_ledger_error_message_joins_what_it_knows(fields: dict[str, str], message: str) -> None:
+    """The message reads as one sentence from the parts the raiser knew."""
+    assert str(LedgerError("disk full", **fields)) == message

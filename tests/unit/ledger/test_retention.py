@@ -9,6 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from strangler.background.retention import HORIZON_KEY, Retention, read_archive
+from strangler.exceptions import LedgerError
 from strangler.ledger import SqlLedger, ledger_from_url
 from strangler.ledger import schema as s
 from strangler.orders import OrderStatus, Route
@@ -167,6 +168,23 @@ def test_nothing_is_deleted_when_the_archive_cannot_be_written(
         retention.run_once()
 
     assert ledger.story("old") is not None
+
+
+def test_a_database_failure_is_a_ledger_error_and_deletes_nothing(
+    ledger: SqlLedger, clock: Clock, tmp_path: Path
+) -> None:
+    """A table the run cannot read raises LedgerError naming the read; no archive is left."""
+    finished_order(ledger, "old")
+    clock.advance(31 * DAY)
+    with ledger.engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE comparison_steps"))
+    retention = Retention(ledger, archive_dir=tmp_path / "archive", days=30, clock=clock)
+
+    with pytest.raises(LedgerError, match="could not read expired orders") as caught:
+        retention.run_once()
+
+    assert (caught.value.operation, caught.value.url) == ("read expired orders", ledger.url)
+    assert (ledger.story("old") is not None, list((tmp_path / "archive").iterdir())) == (True, [])
 
 
 def test_zero_days_keeps_everything(ledger: SqlLedger, clock: Clock, tmp_path: Path) -> None:

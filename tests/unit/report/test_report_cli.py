@@ -93,6 +93,20 @@ def test_unreachable_ledger_exits_1(tmp_path: Path) -> None:
     assert "error:" in result.output
 
 
+def test_a_ledger_that_fails_mid_report_exits_1_naming_the_read(env: dict[str, str]) -> None:
+    """A database error under the report exits 1 with the ledger's error, not a traceback."""
+    engine = create_ledger_engine(env["STRANGLER_LEDGER_URL"])
+    with engine.begin() as conn:  # opening the ledger would create a dropped table again
+        conn.exec_driver_sql("ALTER TABLE comparison_steps RENAME COLUMN verdict TO gone")
+    engine.dispose()
+    result = CliRunner().invoke(main, ["report", *WINDOW, "--format", "json"], env=env)
+    assert result.exit_code == 1, result.output
+    assert (
+        f"error: ledger {env['STRANGLER_LEDGER_URL']}: could not read the report: "
+        "OperationalError: no such column: comparison_steps.verdict"
+    ) in result.output
+
+
 def test_report_as_a_real_process(env: dict[str, str]) -> None:
     """``python -m strangler report`` in its own process prints the JSON and exits 0."""
     result = subprocess.run(

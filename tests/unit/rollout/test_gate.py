@@ -300,7 +300,8 @@ def test_a_verdict_that_cannot_be_computed_rolls_back(
     done = _round(controller, ledger, rollback_on_fail=True)
     assert (done.decision.action, controller.show().enabled) == (Action.ROLL_BACK, False)
     assert done.report is None
-    assert "the gate could not compute its verdict: OperationalError" in done.decision.reason
+    assert "the gate could not compute its verdict: LedgerError: ledger " in done.decision.reason
+    assert "could not read the report: OperationalError" in done.decision.reason
 
 
 @pytest.mark.parametrize(

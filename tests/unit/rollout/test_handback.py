@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+import sqlalchemy as sa
+
+from strangler.exceptions import LedgerError
 from strangler.ledger import SqlLedger
 from strangler.legacy_adapter.exceptions import LegacyUnavailable
 from strangler.orders import OrderStatus, Route
@@ -93,3 +97,16 @@ def test_legacy_unreachable_leaves_the_order_due_and_reports_it(ledger: SqlLedge
     assert (result.moved, list(result.failed)) == ((), ["o-1"])
     assert _status(ledger, "o-1")[0] == "routed"
     assert "1 could not be released" in result.summary()
+
+
+def test_a_database_failure_is_a_ledger_error_naming_the_read(ledger: SqlLedger) -> None:
+    """The ledger raises LedgerError itself (never SQLAlchemy's), and nothing is released."""
+    _routed(ledger, "routed")
+    with ledger.engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE step_results"))
+    legacy = FakeLegacy()
+
+    with pytest.raises(LedgerError, match="could not find in-flight instant orders") as caught:
+        hand_back_in_flight(ledger, legacy, reason="kill", wait_s=0)
+
+    assert (caught.value.url, legacy.released) == (ledger.url, [])

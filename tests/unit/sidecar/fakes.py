@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -13,7 +13,8 @@ from typing import Any
 import urllib3
 
 from strangler.exceptions import EvidenceRequired, LedgerError, RolloutError
-from strangler.ledger.records import LedgerCounts, RolloutEventFields
+from strangler.ledger.ops_queries import OpenLoad, OpsFigures
+from strangler.ledger.records import DurationBuckets, LedgerCounts, RolloutEventFields
 from strangler.orders import Decision, OrderNotification, Route
 from strangler.protocols import FlagStatus
 from strangler.rollout.controller import (
@@ -35,11 +36,13 @@ class FakeIntakeResult:
 
 @dataclass
 class FakeLedger:
-    """Keeps rejected bodies and stories in memory; ``broken`` makes every call fail."""
+    """Keeps rejected bodies, stories, rollout events and values in memory; no orders to
+    report on (``report`` raises LedgerError); ``broken`` makes every call fail."""
 
     rejected: list[tuple[bytes | str, str, str]] = field(default_factory=list)
     stories: dict[str, dict[str, Any]] = field(default_factory=dict)
-    rollout_events: list[RolloutEventFields] = field(default_factory=list)
+    recorded_events: list[RolloutEventFields] = field(default_factory=list)
+    values: dict[str, str] = field(default_factory=dict)
     broken: bool = False
 
     def _check(self) -> None:
@@ -56,8 +59,36 @@ class FakeLedger:
 
     def record_rollout_event(self, event: RolloutEventFields) -> bool:
         self._check()
-        self.rollout_events.append(event)
+        self.recorded_events.append(event)
         return True
+
+    def rollout_events(self) -> list[Any]:
+        self._check()
+        return list(self.recorded_events)
+
+    def report(self, **_window: Any) -> Any:
+        self._check()
+        raise LedgerError("the fake ledger keeps no orders to report on")
+
+    def duration_histogram(self, bounds: Sequence[float]) -> list[DurationBuckets]:
+        self._check()
+        return [DurationBuckets("instant", "fulfilled", 3, 4.5, tuple(3 for _ in bounds))]
+
+    def ops_figures(self) -> OpsFigures:
+        self._check()
+        return OpsFigures(
+            unrouted=OpenLoad(0, None),
+            in_flight={},
+            gate={},
+            heartbeats={},
+            compared_steps={},
+            compared_since=NOW,
+            at=NOW,
+        )
+
+    def get_value(self, name: str) -> str | None:
+        self._check()
+        return self.values.get(name)
 
     def backlog(self) -> int:
         self._check()

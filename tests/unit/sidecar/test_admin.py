@@ -178,7 +178,7 @@ def test_a_change_goes_on_the_ledger_timeline(
     """An accepted change is recorded as a rollout event; a no-op change is not."""
     client.put(URL, json={"percentage": 40, "reason": "parity holds", "actor": "ana"}, headers=AUTH)
     client.put(URL, json={"enabled": True, "reason": "already on"}, headers=AUTH)
-    (event,) = runtime.ledger.rollout_events
+    (event,) = runtime.ledger.recorded_events
     assert (event.actor, event.from_rollout, event.to_rollout, event.reason) == (
         "ana",
         10,

@@ -233,7 +233,7 @@ def gate_answers(
 ) -> Iterator[TestResponse]:
     """Each documented answer of GET and POST /_strangler/gate (for docs/sidecar-api.yaml)."""
     for call in (client.get, client.post):
-        yield call("/_strangler/gate")  # 503: a fake ledger, not an SQL one
+        yield call("/_strangler/gate")  # 412: the fake ledger has no report, a failure
         yield call("/_strangler/gate", query_string={"plan": "none"})
     ledger = ledger_from_url(f"sqlite:///{tmp_path / 'gate.sqlite3'}")
     fake, runtime.ledger = runtime.ledger, ledger  # type: ignore[assignment]

@@ -90,7 +90,7 @@ def test_bad_audit_text_is_refused_before_anything_changes(
     """A reason or actor the audit log and ledger cannot keep is a 400 and changes nothing."""
     response = client.put("/_strangler/rollout", data=raw_json(body), headers={**AUTH, **JSON})
     assert (response.status_code, response.json["error"]) == (400, "invalid_rollout_change")
-    assert (rollout.calls, runtime.ledger.rollout_events) == ([], [])
+    assert (rollout.calls, runtime.ledger.recorded_events) == ([], [])
 
 
 def test_a_change_the_timeline_missed_says_it_took_effect(

@@ -90,7 +90,7 @@ def exchanges(
     yield client.get("/_strangler/decide?order_id=o-1")
     yield client.get("/_strangler/orders/o-1")
     yield client.get("/_strangler/orders/o-404")
-    yield client.get("/_strangler/report")  # 503: the fake ledger has no SQL engine
+    yield client.get("/_strangler/report")  # 503: the fake ledger has no orders to report on
     yield client.get("/_strangler/report?since=yesterday")
     yield report_from_real_ledger(client, runtime)
     yield from gate_answers(client, runtime, tmp_path)
@@ -154,7 +154,8 @@ def test_real_answers_fit_the_documented_schemas(
 def flag_store_down(
     client: FlaskClient, runtime: FakeRuntime, rollout: FakeRollout
 ) -> Iterator[TestResponse]:
-    """502s from /_strangler/rollout and the step report: Unleash cannot be reached."""
+    """502s from /_strangler/rollout and the step report, 503s from the gate: Unleash
+    cannot be reached."""
 
     def fail(*_args: Any, **_kwargs: Any) -> None:
         raise UnleashAdminError("cannot reach Unleash", url="http://unleash/api", status=None)
@@ -164,6 +165,8 @@ def flag_store_down(
     yield client.get("/_strangler/rollout", headers=AUTH)
     yield client.put("/_strangler/rollout", json={"percentage": 30, "reason": "r"}, headers=AUTH)
     yield report_from_real_ledger(client, runtime, {"since": "step"})
+    yield client.get("/_strangler/gate")
+    yield client.post("/_strangler/gate")
 
 
 def certificate_unavailable(make_app: Callable[..., Flask], signer: SnsSigner) -> TestResponse:

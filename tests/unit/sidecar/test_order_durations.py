@@ -52,7 +52,7 @@ def scrape(collector: OrderDurations) -> dict[tuple[str, tuple[tuple[str, str], 
 
 def test_durations_per_path_are_counted_once(ledger: SqlLedger) -> None:
     """Each terminal order lands once in its path's histogram, across repeated scrapes."""
-    collector = OrderDurations(ledger.engine)
+    collector = OrderDurations(ledger)
     finish(ledger, "o-1", Route.INSTANT, 3)
     finish(ledger, "o-2", Route.LEGACY, 900)
     scrape(collector)
@@ -78,4 +78,4 @@ def test_orders_not_terminal_are_not_counted(ledger: SqlLedger) -> None:
     """An order still in flight has no duration yet."""
     order = OrderNotification(order_id="o-1", user_guid="u", unit_id="n")
     ledger.record_received(order, source="test")
-    assert scrape(OrderDurations(ledger.engine)) == {}
+    assert scrape(OrderDurations(ledger)) == {}

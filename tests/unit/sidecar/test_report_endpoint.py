@@ -85,11 +85,17 @@ def test_bad_query_is_a_400_naming_the_problem(
     assert names in answer.get_json()["message"]
 
 
-def test_a_ledger_without_an_engine_is_a_503(client: FlaskClient, runtime: FakeRuntime) -> None:
-    """A ledger the report cannot read (no SQL engine) answers 503, not a crash."""
-    runtime.ledger = object()  # type: ignore[assignment]
-    answer = client.get("/_strangler/report")
-    assert (answer.status_code, answer.get_json()["error"]) == (503, "report_unavailable")
+def test_a_ledger_that_cannot_be_read_is_a_503_naming_the_read(
+    client: FlaskClient, runtime: FakeRuntime
+) -> None:
+    """A database failure under the report answers 503 with the ledger's error, not a 500."""
+    engine = runtime.ledger.engine  # type: ignore[attr-defined]
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE comparison_steps")
+    answer = client.get("/_strangler/report", query_string=WINDOW)
+    body = answer.get_json()
+    assert (answer.status_code, body["error"]) == (503, "ledger_unavailable")
+    assert "could not read the report: OperationalError" in body["message"]
 
 
 @pytest.mark.parametrize(
