@@ -30,7 +30,6 @@ from strangler.exceptions import (
     RolloutError,
     UnleashAdminError,
 )
-from strangler.ledger import SqlLedger
 from strangler.orders import VISIBLE, integral
 from strangler.rollout.controller import RolloutChange, RolloutState, check_audit_text
 from strangler.rollout.gate import window_start
@@ -38,7 +37,7 @@ from strangler.rollout.stage import Stage
 from strangler.sidecar.auth import require_admin
 from strangler.sidecar.bodies import read_body
 from strangler.sidecar.errors import json_error
-from strangler.sidecar.seams import RolloutController
+from strangler.sidecar.seams import RolloutController, SidecarLedger
 from strangler.sidecar.state import sidecar_state
 
 __all__ = ["blueprint"]
@@ -67,10 +66,8 @@ def show_rollout() -> Response:
     return jsonify({**state.to_dict(), "step_since": _step_since(sidecar.runtime.ledger, state)})
 
 
-def _step_since(ledger: object, state: RolloutState) -> str | None:
+def _step_since(ledger: SidecarLedger, state: RolloutState) -> str | None:
     """Where the gate's current step began (ISO), or None: no change recorded, or unread."""
-    if not isinstance(ledger, SqlLedger):
-        return None
     try:
         since = window_start(ledger, state)
     except LedgerError as exc:
