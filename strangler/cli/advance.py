@@ -18,23 +18,13 @@ from strangler.rollout.policy import (
     RollbackTarget,
     parse_hold_budget,
     parse_plan,
+    parse_rate,
 )
 from strangler.settings import Settings
 
-__all__ = ["parse_rate", "run_advance"]
+__all__ = ["run_advance"]
 
 _STORE_FAILED = 1
-
-
-def parse_rate(value: str, option: str) -> float:
-    """``"0.5%"`` -> 0.005, ``"0.005"`` -> 0.005; RolloutError naming the option otherwise."""
-    text = value.strip()
-    try:
-        return float(text.removesuffix("%")) / 100 if text.endswith("%") else float(text)
-    except ValueError:
-        raise RolloutError(
-            f"{option} must be a rate such as 0.5% or 0.005, got {value!r}"
-        ) from None
 
 
 def run_advance(

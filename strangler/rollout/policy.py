@@ -19,6 +19,8 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from strangler.exceptions import RolloutError
+
 __all__ = [
     "EXIT_CODES",
     "Action",
@@ -30,6 +32,7 @@ __all__ = [
     "fail_safe",
     "parse_hold_budget",
     "parse_plan",
+    "parse_rate",
 ]
 
 
@@ -239,3 +242,14 @@ def _stay(action: Action, rollout: int, reason: str) -> GateDecision:
 def _summary(evidence: Evidence) -> str:
     reasons: Sequence[str] = evidence.reasons or (f"verdict {evidence.verdict}",)
     return "; ".join(reasons)
+
+
+def parse_rate(value: str, option: str) -> float:
+    """``"0.5%"`` -> 0.005, ``"0.005"`` -> 0.005; RolloutError naming the option otherwise."""
+    text = value.strip()
+    try:
+        return float(text.removesuffix("%")) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        raise RolloutError(
+            f"{option} must be a rate such as 0.5% or 0.005, got {value!r}"
+        ) from None

@@ -24,7 +24,6 @@ from typing import Any
 import structlog
 from flask import Blueprint, Response, jsonify, request
 
-from strangler.cli.advance import parse_rate
 from strangler.exceptions import StranglerError
 from strangler.report.verdict import Thresholds
 from strangler.rollout.gate import GateEvaluation, evaluate_gate
@@ -34,6 +33,7 @@ from strangler.rollout.policy import (
     RollbackTarget,
     parse_hold_budget,
     parse_plan,
+    parse_rate,
 )
 from strangler.sidecar.errors import json_error
 from strangler.sidecar.state import sidecar_state
