@@ -4,8 +4,9 @@ nginx listens on the public port (``STRANGLER_SERVE_HOST``/``_PORT``) and sends 
 request straight to the upstream over a keep-alive pool, except three, which go to the
 Python app on a unix socket: the order-creating route (``STRANGLER_ORDER_ROUTE``, that
 method only, so that its answer is sent once the order is durable), ``/_strangler/`` and
-``/metrics``. Pure text generation from Settings; ``strangler front-config nginx`` prints
-it and ``strangler serve --front nginx`` runs it (see strangler.sidecar.supervisor).
+``/metrics``. The config is the template ``templates/nginx.conf`` (Jinja2) rendered with
+values from Settings, no IO beyond reading the template; ``strangler front-config nginx``
+prints it and ``strangler serve --front nginx`` runs it (see strangler.sidecar.supervisor).
 
 What nginx does as the Python proxy does: method, raw path, query, body, status and
 headers preserved; Keep-Alive, TE, Upgrade, Expect, Proxy-Authorization and
@@ -18,11 +19,14 @@ Connection header are not dropped (nginx cannot name them).
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
+
+import jinja2
 
 from strangler.exceptions import ConfigurationError
 from strangler.settings import Settings
@@ -31,10 +35,7 @@ from strangler.sidecar.interception import OrderRoute
 __all__ = ["FrontPaths", "front_paths", "nginx_config"]
 
 _CONNECT_TIMEOUT_S = 5
-_KEEPALIVE = 64
-_UNAVAILABLE = '{"error":"upstream_unavailable","message":"the upstream could not be reached"}'
-_TIMEOUT = '{"error":"upstream_timeout","message":"the upstream did not answer in time"}'
-_APP_DOWN = '{"error":"sidecar_unavailable","message":"the sidecar app could not be reached"}'
+_TEMPLATE = "nginx.conf"
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,145 +71,72 @@ def front_paths(settings: Settings) -> FrontPaths:
 
 
 def nginx_config(settings: Settings, paths: FrontPaths) -> str:
-    """The whole nginx.conf for front mode; raises ConfigurationError on a bad upstream URL."""
-    upstream = urlsplit(settings.upstream_url)
-    if upstream.scheme not in ("http", "https") or not upstream.hostname:
-        raise ConfigurationError(
-            f"STRANGLER_UPSTREAM_URL must be an http:// or https:// URL, "
-            f"got {settings.upstream_url!r}"
-        )
-    port = upstream.port or (443 if upstream.scheme == "https" else 80)
-    host = f"[{upstream.hostname}]" if ":" in upstream.hostname else upstream.hostname
-    prefix = upstream.path.rstrip("/")
-    target = f"{upstream.scheme}://strangler_upstream"
-    upstream_pass = f"{target}{prefix}$request_uri" if prefix else target
+    """The whole nginx.conf for front mode; raises ConfigurationError on a bad upstream URL
+    or order route (naming the setting)."""
+    upstream = _Upstream.parse(settings.upstream_url)
     route = OrderRoute.parse(settings.order_route)
-    order_regex = "^" + re.escape(route.path.rstrip("/")).replace("/", "\\/") + "/?$"
-    if route.path == "/":
-        order_regex = "^/$"
-    listen = f"[{settings.serve_host}]" if ":" in settings.serve_host else settings.serve_host
-    user = "user root;\n" if os.geteuid() == 0 else ""
-    temp = "\n".join(
-        f"  {kind}_temp_path {paths.root / (kind + '_temp')};"
-        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    return _template().render(
+        paths=paths,
+        upstream=upstream,
+        route=route,
+        order_regex=_order_regex(route.path),
+        listen=f"{_bracketed(settings.serve_host)}:{settings.serve_port}",
+        workers=settings.serve_workers,
+        run_as_root=os.geteuid() == 0,
+        timeout_s=settings.upstream_timeout_s,
+        connect_timeout_s=min(settings.upstream_timeout_s, _CONNECT_TIMEOUT_S),
     )
-    timeout = settings.upstream_timeout_s
-    connect = min(timeout, _CONNECT_TIMEOUT_S)
-    tls = "  proxy_ssl_server_name on;\n" if upstream.scheme == "https" else ""
-    # proxy_set_header in a location replaces every inherited one, so each location has all.
-    app_headers = _headers(
-        "Connection ''",
-        "Host $http_host",
-        "Proxy-Authorization ''",
-        "Proxy-Connection ''",
-        "X-Forwarded-For $proxy_add_x_forwarded_for",
-    )
-    # The Python app appends the scheme and host itself; nginx does it for the upstream.
-    upstream_headers = (
-        app_headers
-        + "\n"
-        + _headers(
-            "X-Forwarded-Proto $strangler_xf_proto",
-            "X-Forwarded-Host $strangler_xf_host",
+
+
+@dataclass(frozen=True, slots=True)
+class _Upstream:
+    """The order service as nginx names it: ``server host:port`` and a proxy_pass target."""
+
+    host: str
+    port: int
+    tls: bool
+    proxy_pass: str
+
+    @classmethod
+    def parse(cls, url: str) -> _Upstream:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigurationError(
+                f"STRANGLER_UPSTREAM_URL must be an http:// or https:// URL, got {url!r}"
+            )
+        tls = parts.scheme == "https"
+        target = f"{parts.scheme}://strangler_upstream"
+        # A path prefix goes before the client's raw URI; without one, nginx passes it as is.
+        prefix = parts.path.rstrip("/")
+        return cls(
+            host=_bracketed(parts.hostname),
+            port=parts.port or (443 if tls else 80),
+            tls=tls,
+            proxy_pass=f"{target}{prefix}$request_uri" if prefix else target,
         )
+
+
+def _order_regex(path: str) -> str:
+    """The location regex of the order path, with or without a trailing slash."""
+    if path == "/":
+        return "^/$"
+    return "^" + re.escape(path.rstrip("/")).replace("/", "\\/") + "/?$"
+
+
+def _bracketed(host: str) -> str:
+    """An IPv6 address in brackets, as nginx's listen and server directives want it."""
+    return f"[{host}]" if ":" in host else host
+
+
+@functools.cache
+def _template() -> jinja2.Template:
+    environment = jinja2.Environment(
+        loader=jinja2.PackageLoader("strangler.sidecar", "templates"),
+        # An nginx config, not HTML: escaping would corrupt it. Values come from Settings.
+        autoescape=False,  # noqa: S701
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
     )
-    return f"""# Generated by strangler front-config nginx: front mode of the strangler sidecar.
-{user}worker_processes {settings.serve_workers};
-daemon off;
-pid {paths.pid_file};
-error_log {paths.error_log} warn;
-events {{ worker_connections 4096; }}
-http {{
-  access_log off;
-  server_tokens off;
-{temp}
-  client_max_body_size 0;
-  keepalive_requests 100000;
-  keepalive_timeout 30s;
-  map $http_x_forwarded_proto $strangler_xf_proto {{
-    "" $scheme;
-    default "$http_x_forwarded_proto, $scheme";
-  }}
-  map $http_x_forwarded_host $strangler_xf_host {{
-    "" $http_host;
-    default "$http_x_forwarded_host, $http_host";
-  }}
-  upstream strangler_upstream {{
-    server {host}:{port};
-    keepalive {_KEEPALIVE};
-  }}
-  upstream strangler_app {{
-    server unix:{paths.app_socket};
-    keepalive {_KEEPALIVE};
-  }}
-  server {{
-    listen {listen}:{settings.serve_port};
-    proxy_http_version 1.1;
-    proxy_buffering off;
-    proxy_request_buffering off;
-    proxy_redirect off;
-    proxy_hide_header Proxy-Connection;
-    proxy_hide_header Upgrade;
-    proxy_hide_header Trailer;
-    proxy_connect_timeout {connect}s;
-    proxy_read_timeout {timeout}s;
-    proxy_send_timeout {timeout}s;
-    proxy_next_upstream off;
-    # Every answer says nosniff, whoever made it: one header, never two.
-    proxy_hide_header X-Content-Type-Options;
-    add_header X-Content-Type-Options nosniff always;
-{tls}
-    # Everything else: straight to the order service.
-    location / {{
-{upstream_headers}
-      error_page 502 503 = @strangler_unavailable;
-      error_page 504 = @strangler_timeout;
-      proxy_pass {upstream_pass};
-    }}
-    # The order-creating route ({route.method} {route.path}): the Python app, which answers
-    # only once the order is durable. Other methods on that path go to the upstream.
-    location ~ {order_regex} {{
-      if ($request_method = {route.method}) {{
-        rewrite ^ /_strangler_front/order last;
-      }}
-{upstream_headers}
-      error_page 502 503 = @strangler_unavailable;
-      error_page 504 = @strangler_timeout;
-      proxy_pass {upstream_pass};
-    }}
-    location = /_strangler_front/order {{
-      internal;
-{app_headers}
-      error_page 502 503 = @strangler_app_down;
-      error_page 504 = @strangler_timeout;
-      proxy_pass http://strangler_app$request_uri;
-    }}
-    location ^~ /_strangler/ {{
-{app_headers}
-      error_page 502 503 504 = @strangler_app_down;
-      proxy_pass http://strangler_app;
-    }}
-    location = /metrics {{
-{app_headers}
-      error_page 502 503 504 = @strangler_app_down;
-      proxy_pass http://strangler_app;
-    }}
-    location @strangler_unavailable {{
-      default_type application/json;
-      return 502 '{_UNAVAILABLE}';
-    }}
-    location @strangler_timeout {{
-      default_type application/json;
-      return 504 '{_TIMEOUT}';
-    }}
-    location @strangler_app_down {{
-      default_type application/json;
-      return 502 '{_APP_DOWN}';
-    }}
-  }}
-}}
-"""
-
-
-def _headers(*lines: str) -> str:
-    return "\n".join(f"      proxy_set_header {line};" for line in lines)
+    return environment.get_template(_TEMPLATE)

@@ -1,4 +1,4 @@
-"""``strangler serve --front nginx`` as a real process, and its process tree from /proc."""
+"""``strangler serve`` with either front as a real process, and its process tree from /proc."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ from tests.integration.sidecar_support import Sidecar, running_sidecar
 # and gunicorn's graceful timeout is 30 s (strangler.sidecar.supervisor and .server).
 # They take about a second; a tighter bound would fail a stop that is only slow.
 CHILDREN_STOP_S = 60.0
+# What serves the public port: the proxy contract holds for each (test_proxy_contract.py).
+FRONTS = ("python", "nginx")
 
 
 def require_nginx() -> None:
@@ -39,6 +41,29 @@ def running_front(
         legacy_url=legacy_url,
         args=args,
         ready_timeout_s=90.0,  # three processes start on a shared, busy machine
+        **settings,
+    ) as sidecar:
+        yield sidecar
+
+
+@contextmanager
+def running_with_front(
+    front: str,
+    workdir: Path,
+    *,
+    upstream_url: str,
+    legacy_url: str,
+    args: Sequence[str] = (),
+    **settings: str,
+) -> Iterator[Sidecar]:
+    """``strangler serve --front <front> <args>``: ``python`` (the proxy in the sidecar's
+    HTTP workers) or ``nginx`` (nginx in front, skipped without nginx outside CI)."""
+    start = running_front if front == "nginx" else running_sidecar
+    with start(
+        workdir,
+        upstream_url=upstream_url,
+        legacy_url=legacy_url,
+        args=("--front", front, *args),
         **settings,
     ) as sidecar:
         yield sidecar

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.helpers import REPO_ROOT, free_port, running_process, strangler_cmd
+from tests.integration.legacy_sim import SimOptions, start_legacy_sim
 
 ADMIN_TOKEN = "integration-token"
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -94,6 +95,25 @@ def running_sidecar(
         timeout=ready_timeout_s,
     ) as process:
         yield Sidecar(url=url, data_dir=data_dir, log=log, process=process)
+
+
+@contextmanager
+def running_rollout_sim(workdir: Path, *, api_divergence: str | None = None) -> Iterator[str]:
+    """``strangler legacy-sim`` for a rollout walk: batch jobs every 0.5 s, 500 orders a run,
+    ``--api-divergence`` if given; yields its URL."""
+    options = SimOptions(job_interval=0.5, batch_size=500, api_divergence=api_divergence)
+    with start_legacy_sim(workdir, options) as sim:
+        yield sim.url
+
+
+@contextmanager
+def running_sidecar_on_sim(workdir: Path, sim_url: str) -> Iterator[Sidecar]:
+    """``strangler serve`` with the simulator as order service and legacy app, following
+    legacy orders every 200 ms."""
+    with running_sidecar(
+        workdir, upstream_url=sim_url, legacy_url=sim_url, poll_interval_ms="200"
+    ) as sidecar:
+        yield sidecar
 
 
 def sha256(data: bytes) -> str:

@@ -9,7 +9,7 @@ import requests
 
 from tests.helpers import wait_until
 from tests.integration.front_support import descendants, running_front
-from tests.integration.test_front_nginx import NEW_ORDER
+from tests.integration.legacy_sim import new_order
 
 pytestmark = pytest.mark.slow
 
@@ -20,7 +20,7 @@ def test_intake_only_front_mode_runs_no_routing(tmp_path: Path, legacy_sim: str)
     with running_front(
         tmp_path, upstream_url=legacy_sim, legacy_url=legacy_sim, args=args
     ) as sidecar:
-        created = requests.post(f"{sidecar.url}/orders", json=NEW_ORDER, timeout=10)
+        created = requests.post(f"{sidecar.url}/orders", json=new_order("u-front"), timeout=10)
         assert created.status_code == 201, created.text
         order_id = created.json()["order_id"]
         known = requests.get(f"{sidecar.url}/_strangler/orders/{order_id}", timeout=5).json()

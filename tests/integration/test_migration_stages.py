@@ -21,8 +21,13 @@ import pytest
 import requests
 
 from strangler.sim.traffic import synthetic_orders
-from tests.helpers import REPO_ROOT, free_port, running_process, strangler_cmd, wait_until
-from tests.integration.sidecar_support import AUTH, Sidecar, running_sidecar
+from tests.helpers import REPO_ROOT, strangler_cmd, wait_until
+from tests.integration.sidecar_support import (
+    AUTH,
+    Sidecar,
+    running_rollout_sim,
+    running_sidecar_on_sim,
+)
 
 ORDERS_PER_STEP = 300
 PLAN = "10,50,100"
@@ -36,33 +41,14 @@ pytestmark = pytest.mark.timeout(420)
 @pytest.fixture
 def legacy(tmp_path: Path) -> Iterator[str]:
     """``strangler legacy-sim`` with batch jobs every 0.5 s, no divergence."""
-    port = free_port()
-    args = strangler_cmd(
-        "legacy-sim",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--db",
-        str(tmp_path / "legacy.sqlite3"),
-        "--job-interval",
-        "0.5",
-        "--batch-size",
-        "500",
-        "--log-format",
-        "json",
-    )
-    url = f"http://127.0.0.1:{port}"
-    with running_process(args, ready_url=f"{url}/healthz", log_path=tmp_path / "legacy.log"):
+    with running_rollout_sim(tmp_path) as url:
         yield url
 
 
 @pytest.fixture
 def sidecar(tmp_path: Path, legacy: str) -> Iterator[Sidecar]:
     """``strangler serve`` in front of the simulator, on the shipped flag."""
-    with running_sidecar(
-        tmp_path, upstream_url=legacy, legacy_url=legacy, poll_interval_ms="200"
-    ) as running:
+    with running_sidecar_on_sim(tmp_path, legacy) as running:
         yield running
 
 

@@ -90,3 +90,20 @@ def test_front_config_names_a_bad_setting(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["front-config", "nginx"], env=env)
     assert result.exit_code == 1
     assert "STRANGLER_ORDER_ROUTE" in result.output
+
+
+@pytest.mark.parametrize(
+    ("upstream", "server", "sni"),
+    [
+        ("https://orders.example.com", "server orders.example.com:443;", True),
+        ("http://orders.example.com", "server orders.example.com:80;", False),
+    ],
+    ids=["https", "http"],
+)
+def test_tls_upstreams_send_the_server_name(
+    tmp_path: Path, upstream: str, server: str, sni: bool
+) -> None:
+    """An upstream without a port gets its scheme's; an https one gets SNI, a plain one not."""
+    settings = Settings(data_dir=tmp_path, upstream_url=upstream)
+    config = nginx_config(settings, front_paths(settings))
+    assert (True, sni) == (server in config, "    proxy_ssl_server_name on;\n" in config)
