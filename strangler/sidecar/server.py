@@ -43,6 +43,9 @@ def gunicorn_options(settings: Settings) -> dict[str, Any]:
         "errorlog": "-",
         "loglevel": "warning",
         "proc_name": "strangler-sidecar",
+        # The proxy appends this hop's real scheme to X-Forwarded-Proto: gunicorn must not
+        # take a client's X-Forwarded-Proto (from a trusted peer) as the request's scheme.
+        "secure_scheme_headers": {},
     }
 
 
