@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import click
 
+import strangler.ledger  # light: SqlLedger (SQLAlchemy) loads when a command opens one
 from strangler.exceptions import (
     ConfigurationError,
     EvidenceRequired,
@@ -27,7 +28,6 @@ from strangler.exceptions import (
     RolloutError,
     UnleashAdminError,
 )
-from strangler.ledger import ledger_from_url
 from strangler.rollout.controller import (
     FileRolloutController,
     RolloutChange,
@@ -59,7 +59,7 @@ def _controller() -> FileRolloutController | UnleashRolloutController:
     settings = Settings.from_env()
 
     def open_ledger() -> SqlLedger:
-        return ledger_from_url(settings.effective_ledger_url)
+        return strangler.ledger.ledger_from_url(settings.effective_ledger_url)
 
     controller = rollout_controller_from_settings(settings, timeline=LedgerOnDemand(open_ledger))
     controller.evidence = evidence_from(controller, open_ledger)
@@ -215,7 +215,7 @@ def _hand_back(reason: str) -> None:
     from strangler.rollout.handback import hand_back_in_flight  # noqa: PLC0415 (only with --hand-back)
 
     settings = Settings.from_env()
-    ledger = ledger_from_url(settings.effective_ledger_url)
+    ledger = strangler.ledger.ledger_from_url(settings.effective_ledger_url)
     try:
         with LegacyClient.from_settings(settings) as legacy:
             moved = hand_back_in_flight(ledger, legacy, reason=reason)

@@ -33,9 +33,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ClassVar, NamedTuple, Protocol
-
-import requests
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Protocol
 
 from strangler.exceptions import (
     ConfigurationError,
@@ -63,8 +61,12 @@ from strangler.rollout.stage import (
     stage_of,
     stage_shape,
 )
-from strangler.rollout.unleash_admin import UnleashAdminClient
 from strangler.settings import Settings
+
+if TYPE_CHECKING:
+    import requests
+
+    from strangler.rollout.unleash_admin import UnleashAdminClient
 
 __all__ = [
     "AuditLog",
@@ -774,6 +776,9 @@ def rollout_controller_from_settings(
             "server mode (STRANGLER_UNLEASH_URL is set); use an Unleash Admin API token"
         )
     assert settings.unleash_url is not None
+    # requests loads with server mode only: file mode (the default) never needs it.
+    from strangler.rollout.unleash_admin import UnleashAdminClient  # noqa: PLC0415
+
     admin = UnleashAdminClient(
         settings.unleash_url,
         settings.unleash_admin_token,

@@ -11,13 +11,16 @@ when shadow orders were compared and every per-step mismatch check passed.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from strangler.exceptions import ConfigurationError, LedgerError
-from strangler.ledger import SqlLedger
 from strangler.report.verdict import Thresholds
 from strangler.rollout.controller import EvidenceCheck
-from strangler.rollout.gate import GateLedger, RolloutReader, evaluate_gate
 from strangler.rollout.policy import GatePolicy
+
+if TYPE_CHECKING:
+    from strangler.ledger import SqlLedger
+    from strangler.rollout.gate import GateLedger, RolloutReader
 
 __all__ = ["comparison_evidence", "evidence_from"]
 
@@ -28,6 +31,9 @@ def comparison_evidence(
     controller: RolloutReader, ledger: GateLedger, thresholds: Thresholds | None = None
 ) -> EvidenceCheck:
     """Judge the current step's comparisons; the check says what is missing when it fails."""
+    # The gate reads the ledger (SQLAlchemy): loaded when a change asks, not by `rollout show`.
+    from strangler.rollout.gate import evaluate_gate  # noqa: PLC0415
+
     evaluation = evaluate_gate(controller, ledger, _ANY_PLAN, thresholds or Thresholds())
     if evaluation.error is not None:
         return EvidenceCheck(
