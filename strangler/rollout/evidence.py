@@ -14,27 +14,27 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from strangler.exceptions import ConfigurationError, LedgerError
-from strangler.report.verdict import Thresholds
 from strangler.rollout.controller import EvidenceCheck
-from strangler.rollout.policy import GatePolicy
 
 if TYPE_CHECKING:
     from strangler.ledger import SqlLedger
+    from strangler.report.verdict import Thresholds
     from strangler.rollout.gate import GateLedger, RolloutReader
 
 __all__ = ["comparison_evidence", "evidence_from"]
-
-_ANY_PLAN = GatePolicy(plan=(100,))
 
 
 def comparison_evidence(
     controller: RolloutReader, ledger: GateLedger, thresholds: Thresholds | None = None
 ) -> EvidenceCheck:
     """Judge the current step's comparisons; the check says what is missing when it fails."""
-    # The gate reads the ledger (SQLAlchemy): loaded when a change asks, not by `rollout show`.
+    # The gate and its verdict load when a change asks, not with every controller (SQLAlchemy).
+    from strangler.report.verdict import Thresholds  # noqa: PLC0415
     from strangler.rollout.gate import evaluate_gate  # noqa: PLC0415
+    from strangler.rollout.policy import GatePolicy  # noqa: PLC0415
 
-    evaluation = evaluate_gate(controller, ledger, _ANY_PLAN, thresholds or Thresholds())
+    any_plan = GatePolicy(plan=(100,))
+    evaluation = evaluate_gate(controller, ledger, any_plan, thresholds or Thresholds())
     if evaluation.error is not None:
         return EvidenceCheck(
             False, f"the comparison verdict could not be computed: {evaluation.error}"
