@@ -89,8 +89,10 @@ class LazyGroup(click.Group):
         return command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        """The ``Commands:`` section, with the table's help for commands not loaded yet."""
+        """The ``Commands:`` section; a table entry's help comes from the table, unimported."""
         names = self.list_commands(ctx)
+        if not names:
+            return
         limit = formatter.width - 6 - max(len(name) for name in names)
         rows = [(name, self._short_help(ctx, name, limit)) for name in names]
         with formatter.section("Commands"):

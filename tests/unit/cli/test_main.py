@@ -134,3 +134,9 @@ def test_the_console_script_points_at_the_group() -> None:
     """The installed `strangler` script's entry point loads this group."""
     (script,) = entry_points(group="console_scripts", name="strangler")
     assert script.load() is main
+
+
+def test_a_group_without_commands_shows_no_commands_section() -> None:
+    """An empty table gives the usual help without a `Commands:` heading."""
+    result = CliRunner().invoke(LazyGroup("empty", lazy={}), ["--help"])
+    assert (result.exit_code, "Commands:" in result.output) == (0, False)
