@@ -222,8 +222,11 @@ def _flags(data: Path, case: str) -> Path:
     path = data / "flags.json"
     if not path.exists():  # written once per round, before any routing process reads it
         document = json.loads((REPO / "flags" / "city_orders_instant_processing.json").read_text())
-        rollout = 0 if case == "legacy" else 100
-        document["features"][0]["strategies"][0]["parameters"]["rollout"] = str(rollout)
+        strategy = document["features"][0]["strategies"][0]
+        strategy["parameters"]["rollout"] = "0" if case == "legacy" else "100"
+        # The shipped flag is in its shadow stage: the instant variant gets every order.
+        for variant in strategy["variants"]:
+            variant["weight"] = 1000 if variant["name"] == "instant" else 0
         path.write_text(json.dumps(document))
     return path
 
