@@ -323,12 +323,19 @@ class SqlLedger:
         """
         if not status.is_terminal:
             raise ValueError(f"finish() ends an order; {status} is not a terminal status")
+        now = self._clock()
+        held = statements.params(order_id=order_id, owner=release_owner, at=at, now=now)
         with self._write(f"finish an order as {status}") as conn:
             self._insert_steps(conn, steps)
+            # Usually one UPDATE ends the order and releases its lease; else one by one.
+            if conn.execute(statements.finish_held(status), held).rowcount == 1:
+                transition = {"order_id": order_id, "status": status.value, "at": at}
+                conn.execute(statements.INSERT_TRANSITION, {**transition, "reason": None})
+                return True
             moved = self._move(
                 conn, order_id, status, reason=None, at=at, extra={"outcome": status.value}
             )
-            _release_as_done(conn, order_id, release_owner, self._clock())
+            _release_as_done(conn, order_id, release_owner, now)
             return moved
 
     def hand_off(

@@ -42,6 +42,7 @@ __all__ = [
     "RENEW_LEASES",
     "RETURN_UNSTARTED",
     "SET_DRY_RUN_OUTCOME",
+    "finish_held",
     "move",
     "params",
 ]
@@ -206,6 +207,39 @@ def move(status: OrderStatus, extra: tuple[str, ...] = ()) -> sa.Update:
             updated_at=_p("now", _o.updated_at),
             **{timestamp: _p("at", orders.c[timestamp])},
             **{name: _p(name, orders.c[name]) for name in extra},
+        )
+    )
+
+
+@functools.cache
+def finish_held(status: OrderStatus) -> sa.Update:
+    """End an order at terminal ``status`` and release its owner's lease as done, at once.
+
+    :func:`move` and :data:`RELEASE_LEASE` in one statement, for the usual case where
+    both apply (the order is behind ``status`` and ``owner`` holds its lease); it changes
+    nothing otherwise, and the caller then runs them one by one. Parameters:
+    ``order_id``, ``owner``, ``at`` (the terminal time), ``now``.
+    """
+    if not status.is_terminal:
+        raise ValueError(f"finish_held() ends an order; {status} is not a terminal status")
+    behind = [s.value for s, rank in _RANK.items() if rank < _RANK[status]]
+    now = _p("now", _o.updated_at)
+    return (
+        orders.update()
+        .where(
+            _o.order_id == _p("order_id", _o.order_id),
+            sa.or_(*(_o.status == value for value in behind)),
+            _o.lease_owner == _p("owner", _o.lease_owner),
+        )
+        .values(
+            status=status.value,
+            outcome=status.value,
+            updated_at=now,
+            terminal_at=_p("at", _o.terminal_at),
+            lease_owner=None,
+            lease_expires_at=None,
+            needs_dispatch=False,
+            next_attempt_at=now,
         )
     )
 
