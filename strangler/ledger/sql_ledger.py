@@ -261,12 +261,16 @@ class SqlLedger:
             now=now,
         )
         with self._write("pin a decision") as conn:
-            pinned_now = conn.execute(statements.PIN_DECISION, values).first()
+            # Usually one UPDATE pins, routes and starts an order still received.
+            started = (
+                self._pin_and_start(conn, values, decision.reason, now) if start_running else None
+            )
+            pinned_now = started or conn.execute(statements.PIN_DECISION, values).first()
             if pinned_now is not None:
-                if start_running:
-                    self._route_and_start(conn, order_id, reason=decision.reason, at=now)
-                else:
+                if not start_running:
                     self._move(conn, order_id, OrderStatus.ROUTED, reason=decision.reason, at=now)
+                elif started is None:
+                    self._route_and_start(conn, order_id, reason=decision.reason, at=now)
                 followed = decision.path in _FOLLOWED_PATHS or pinned_now.handoff is not None
                 if followed and pinned_now.terminal_at is None:
                     self._end_as(
@@ -862,6 +866,22 @@ class SqlLedger:
         ):
             raise LedgerError(f"cannot move unknown order {order_id!r} to {status}")
         return False
+
+    def _pin_and_start(
+        self, conn: WriteConnection, values: dict[str, object], reason: str, at: datetime
+    ) -> Any:
+        """Pin, route and start an order still ``received``: its row (as PIN_DECISION's)
+        with its two transitions recorded, or None when it was not ``received`` or had a path."""
+        row = conn.execute(statements.PIN_AND_START, values).first()
+        if row is not None:
+            order_id = values["p_order_id"]
+            routed = {"order_id": order_id, "status": OrderStatus.ROUTED.value, "at": at}
+            running = {"order_id": order_id, "status": OrderStatus.RUNNING.value, "at": at}
+            conn.execute(
+                statements.INSERT_TRANSITION,
+                [{**routed, "reason": reason}, {**running, "reason": None}],
+            )
+        return row
 
     def _route_and_start(
         self, conn: WriteConnection, order_id: str, *, reason: str, at: datetime

@@ -37,6 +37,7 @@ __all__ = [
     "OPEN_ORDERS",
     "ORDER_BY_ID",
     "ORDER_COLUMNS",
+    "PIN_AND_START",
     "PIN_DECISION",
     "RELEASE_LEASE",
     "RENEW_LEASES",
@@ -259,6 +260,29 @@ ROUTE_AND_START = (
         routed_at=_AT,
         running_at=_AT,
     )
+)
+
+# PIN_DECISION and ROUTE_AND_START in one statement, for an order still ``received``
+# (the usual case); it changes nothing otherwise, and the caller runs them one by one.
+PIN_AND_START = (
+    orders.update()
+    .where(
+        _o.order_id == _p("order_id", _o.order_id),
+        _o.path.is_(None),
+        _o.status == OrderStatus.RECEIVED.value,
+    )
+    .values(
+        path=_p("path", _o.path),
+        variant=_p("variant", _o.variant),
+        rollout=_p("rollout", _o.rollout),
+        flag_revision=_p("flag_revision", _o.flag_revision),
+        decision_reason=_p("decision_reason", _o.decision_reason),
+        status=OrderStatus.RUNNING.value,
+        updated_at=_p("now", _o.updated_at),
+        routed_at=_p("now", _o.routed_at),
+        running_at=_p("now", _o.running_at),
+    )
+    .returning(_o.legacy_status, _o.legacy_terminal_at, _o.terminal_at, _o.handoff)
 )
 
 SET_DRY_RUN_OUTCOME = (
