@@ -22,10 +22,13 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.sql.compiler import SQLCompiler
+
+from strangler.ledger.schema import UTCDateTime
 
 __all__ = [
     "DriverConnection",
@@ -126,7 +129,7 @@ class _Compiled:
         self.expanding = bool(compiled.post_compile_params)
         self.names: tuple[str, ...] = tuple(compiled.positiontup or ())
         self.bind: dict[str, Processor] = {
-            name: bind.type.dialect_impl(dialect).bind_processor(dialect)
+            name: _bind_processor(bind.type, dialect)
             for name, bind in ((name, compiled.binds.get(name)) for name in self.names)
             if bind is not None
         }
@@ -211,6 +214,25 @@ def _positional(plan: _Plan, values: Mapping[str, Any]) -> list[Any] | None:
     """The call's positional parameters, or None when one the caller must give is missing."""
     params = [values.get(name, fixed) for name, fixed in plan]
     return None if _MISSING in params else params
+
+
+def _bind_processor(type_: sa.types.TypeEngine[Any], dialect: sa.Dialect) -> Processor:
+    """The column type's bind processor; for the ledger's UTC datetimes, one step doing
+    what its two do (UTCDateTime's conversion, then SQLite DATETIME's text), at a third
+    of the cost: a routed order binds about 25 of them. Checked to give the same text."""
+    process = type_.dialect_impl(dialect).bind_processor(dialect)
+    if process is None or not isinstance(type_, UTCDateTime):
+        return process
+    sample = datetime(2001, 2, 3, 4, 5, 6, 7, tzinfo=UTC)
+    return _utc_text if process(sample) == _utc_text(sample) else process
+
+
+def _utc_text(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError(f"the ledger stores aware datetimes only, got naive {value!r}")
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 _Cache = OrderedDict[tuple[int, tuple[str, ...]], tuple[sa.ClauseElement, _Compiled]]
