@@ -16,9 +16,9 @@ the other in one run, each for a few rounds (median and min-max shown):
   default, one per core) sharing the one ledger, as several ``strangler worker``
   processes would; leases keep each order with one of them;
 - ``instant-fake-warm``: instant-fake in steady state: the Runtime first routes
-  ``--warm`` orders (10,000 by default: the LocalBackend's store of kept executions is
-  full, the ledger holds them), untimed; then the round's orders are taken in and timed,
-  so costs that grow with what a process has done show.
+  ``--warm`` orders (10,000 by default: the ledger holds them, and whatever a process
+  keeps of its executions has had time to grow), untimed; then the round's orders are
+  taken in and timed, so costs that grow with what a process has done show.
 
 CPU per order is the routing processes' CPU time (all threads) over the orders: the
 simulator's CPU is not in it. Target (issue 18): one routing process (instant-fake, and
