@@ -408,7 +408,7 @@ def _latencies(data: Path) -> tuple[float, ...]:
     """Each timed order's time from routed to terminal, in ms (the round's own orders:
     the warm case's earlier ones are left out)."""
     query = (
-        "SELECT routed_at, terminal_at FROM orders WHERE order_id LIKE 'rt-%' "
+        "SELECT routed_at, terminal_at FROM orders WHERE order_id NOT LIKE 'wm-%' "
         "AND routed_at IS NOT NULL AND terminal_at IS NOT NULL"
     )
     with closing(_read_only(data)) as db:
