@@ -16,14 +16,16 @@ the other in one run, each for a few rounds (median and min-max shown):
   default, one per core) sharing the one ledger, as several ``strangler worker``
   processes would; leases keep each order with one of them;
 - ``instant-fake-warm``: instant-fake in steady state: the Runtime first routes
-  ``--warm`` orders (10,000 by default: the LocalBackend's store of kept executions is
-  full, the ledger holds them), untimed; then the round's orders are taken in and timed,
-  so costs that grow with what a process has done show.
+  ``--warm`` orders (10,000 by default: the ledger holds them, and whatever a process
+  keeps of its executions has had time to grow), untimed; then the round's orders are
+  taken in and timed, so costs that grow with what a process has done show.
 
 CPU per order is the routing processes' CPU time (all threads) over the orders: the
 simulator's CPU is not in it. Target (issue 18): one routing process (instant-fake, and
 instant-fake-warm in steady state) at least 1,500 orders/s, at most 0.6 ms of CPU per
-order; CPU per order is the figure to compare on a shared machine.
+order; CPU per order is the figure to compare on a shared machine. Beside it, each
+order's latency from routed to terminal (p50 and p99 over every round's timed orders):
+its own processing, as the workers share the CPU, without the wait in the queue.
 Results also go to bench/results/routing.json.
 
     .venv/bin/python bench/routing.py [--orders 1000] [--rounds 3] [--processes 2] [--profile]
@@ -134,6 +136,7 @@ class Run:
     orders: int
     seconds: float
     cpu_s: float
+    latencies_ms: tuple[float, ...] = ()
 
     @property
     def per_s(self) -> float:
@@ -222,8 +225,11 @@ def _flags(data: Path, case: str) -> Path:
     path = data / "flags.json"
     if not path.exists():  # written once per round, before any routing process reads it
         document = json.loads((REPO / "flags" / "city_orders_instant_processing.json").read_text())
-        rollout = 0 if case == "legacy" else 100
-        document["features"][0]["strategies"][0]["parameters"]["rollout"] = str(rollout)
+        strategy = document["features"][0]["strategies"][0]
+        strategy["parameters"]["rollout"] = "0" if case == "legacy" else "100"
+        # The shipped flag is in its shadow stage: the instant variant gets every order.
+        for variant in strategy["variants"]:
+            variant["weight"] = 1000 if variant["name"] == "instant" else 0
         path.write_text(json.dumps(document))
     return path
 
@@ -289,7 +295,7 @@ def _round(data: Path, case: str, sim_url: str, args: argparse.Namespace) -> Run
     _wait_dispatched(data, start + TIME_CAP_S)
     seconds, cpu_s = time.perf_counter() - start, time.process_time() - cpu
     runtime.stop(10)
-    return Run(orders=args.orders - _left(data), seconds=seconds, cpu_s=cpu_s)
+    return Run(args.orders - _left(data), seconds, cpu_s, _latencies(data))
 
 
 def _round_warm(data: Path, orders: list[OrderNotification], warm: int, workers: int) -> Run:
@@ -311,7 +317,7 @@ def _round_warm(data: Path, orders: list[OrderNotification], warm: int, workers:
     seconds, cpu_s = time.perf_counter() - start, time.process_time() - cpu
     runtime.stop(10)
     ledger.close()
-    return Run(orders=len(orders) - _left(data), seconds=seconds, cpu_s=cpu_s)
+    return Run(len(orders) - _left(data), seconds, cpu_s, _latencies(data))
 
 
 def _insert_at_once(ledger: SqlLedger, orders: list[OrderNotification]) -> None:
@@ -357,7 +363,7 @@ def _round_in_processes(data: Path, count: int, processes: int, workers: int) ->
         reports = [json.loads(_line(child) or "{}") for child in children]
         seconds = time.perf_counter() - start
     cpu_s = sum(float(report.get("cpu_s", 0.0)) for report in reports)
-    return Run(orders=count - _left(data), seconds=seconds, cpu_s=cpu_s)
+    return Run(count - _left(data), seconds, cpu_s, _latencies(data))
 
 
 def _line(child: subprocess.Popen[str]) -> str:
@@ -396,6 +402,31 @@ def _left(data: Path) -> int:
 def _read_only(data: Path) -> sqlite3.Connection:
     uri = f"file:{data / 'ledger.sqlite3'}?mode=ro"
     return sqlite3.connect(uri, uri=True, timeout=5, isolation_level=None)
+
+
+def _latencies(data: Path) -> tuple[float, ...]:
+    """Each timed order's time from routed to terminal, in ms (the round's own orders:
+    the warm case's earlier ones are left out)."""
+    query = (
+        "SELECT routed_at, terminal_at FROM orders WHERE order_id NOT LIKE 'wm-%' "
+        "AND routed_at IS NOT NULL AND terminal_at IS NOT NULL"
+    )
+    with closing(_read_only(data)) as db:
+        rows = db.execute(query).fetchall()
+    return tuple(
+        (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds() * 1000
+        for start, end in rows
+    )
+
+
+def _percentile(values: Sequence[float], share: float) -> float | None:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else None
+
+
+def _ms(value: float | None) -> str:
+    """A latency for the table; "-" where no order ended (legacy: the batch jobs end it)."""
+    return "-" if value is None else f"{value:.1f}"
 
 
 def _waiting(db: sqlite3.Connection, *, any_at_all: bool = False) -> int:
@@ -450,7 +481,10 @@ def _report(runs: dict[str, list[Run]], args: argparse.Namespace) -> None:
         f"{args.processes} processes in instant-fake-procs, SQLite ledger; "
         f"load average {' '.join(Path('/proc/loadavg').read_text().split()[:3])}"
     )
-    print(f"{'case':<20}{'orders/s':>10}{'min-max':>16}{'CPU ms/order':>14}{'routed':>8}")
+    print(
+        f"{'case':<20}{'orders/s':>10}{'min-max':>16}{'CPU ms/order':>14}{'routed':>8}"
+        f"{'p50 ms':>9}{'p99 ms':>9}"
+    )
     summary = {}
     for case, case_runs in runs.items():
         rates = [r.per_s for r in case_runs]
@@ -458,12 +492,18 @@ def _report(runs: dict[str, list[Run]], args: argparse.Namespace) -> None:
         cpu = statistics.median(r.cpu_ms_per_order for r in case_runs)
         routed = min(r.orders for r in case_runs)
         span = f"{min(rates):.0f}-{max(rates):.0f}"
-        print(f"{case:<20}{median:>10.0f}{span:>16}{cpu:>14.2f}{routed:>8}")
+        latencies = [ms for r in case_runs for ms in r.latencies_ms]
+        p50, p99 = _percentile(latencies, 0.5), _percentile(latencies, 0.99)
+        print(
+            f"{case:<20}{median:>10.0f}{span:>16}{cpu:>14.2f}{routed:>8}{_ms(p50):>9}{_ms(p99):>9}"
+        )
         summary[case] = {
             "orders_per_s": round(median),
             "min": round(min(rates)),
             "max": round(max(rates)),
             "cpu_ms_per_order": round(cpu, 3),
+            "routed_to_terminal_p50_ms": None if p50 is None else round(p50, 2),
+            "routed_to_terminal_p99_ms": None if p99 is None else round(p99, 2),
         }
     for case in ("instant-fake", "instant-fake-procs", "instant-fake-warm"):
         if case in summary:

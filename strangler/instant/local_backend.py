@@ -13,7 +13,10 @@ Executions are kept under their execution name (the ``max_kept`` most recently u
 one running or waiting is never forgotten): a second ``run`` or ``submit`` for the same
 order and mode joins or returns the first execution instead of starting another. A
 finished record is kept pickled, as one bytes object: ten thousand records as live
-objects made every full garbage collection walk a million of them.
+objects made every full garbage collection walk a million of them. It is pickled only
+once more than ``_MAX_LIVE`` finished records are live: a caller that has recorded an
+execution's end durably calls :meth:`LocalBackend.forget` (the router, after ending the
+order in the ledger), so in the usual case a record is never pickled at all.
 
 Task timeouts are checked when a handler returns (the executor's ``inline`` mode): a
 call that took longer than its TimeoutSeconds fails its state with States.Timeout, so
@@ -72,6 +75,8 @@ log = structlog.get_logger()
 _Waiting = tuple[Future[ExecutionResult], str, str, bool]
 # A kept execution: its future while it runs, its pickled record once it has finished.
 _Kept = Future[ExecutionResult] | bytes
+# Finished records kept live (not pickled yet), most recently finished last.
+_MAX_LIVE = 256
 
 
 class LocalBackend:
@@ -119,6 +124,7 @@ class LocalBackend:
         self._max_workers = max_workers
         self._max_kept = max_kept
         self._runs: OrderedDict[str, _Kept] = OrderedDict()
+        self._live: OrderedDict[str, None] = OrderedDict()
         self._waiting: deque[_Waiting] = deque()
         self._running = 0
         self._closed = False
@@ -186,6 +192,17 @@ class LocalBackend:
         if kept is None or not kept.done() or kept.exception() is not None:
             return None
         return kept.result()
+
+    def forget(self, order_id: str, *, dry_run: bool = False) -> None:
+        """Forget the order's finished execution: the caller has recorded its end durably
+        and will not ask again (a later :meth:`begin` would start a new one). One still
+        running is kept."""
+        name = execution_name(order_id, dry_run=dry_run)
+        with self._lock:
+            kept = self._runs.get(name)
+            if isinstance(kept, bytes) or (kept is not None and kept.done()):
+                del self._runs[name]
+                self._live.pop(name, None)
 
     def close(self, *, wait: bool = True) -> None:
         """Stop taking executions; with ``wait``, let the running and waiting ones finish.
@@ -291,12 +308,22 @@ class LocalBackend:
     def _finished(
         self, future: Future[ExecutionResult], name: str, result: ExecutionResult
     ) -> None:
-        """Hand the record to whoever waits, and keep it pickled from now on."""
-        record = pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
+        """Hand the record to whoever waits; keep it live, and pickle the oldest live
+        records beyond ``_MAX_LIVE`` (those nobody forgot)."""
         future.set_result(result)
         with self._lock:
             if self._runs.get(name) is future:
-                self._runs[name] = record
+                self._live[name] = None
+            excess = len(self._live) - _MAX_LIVE
+            oldest = [self._live.popitem(last=False)[0] for _ in range(max(0, excess))]
+            done = [(old, self._runs.get(old)) for old in oldest]
+        for old, kept in done:
+            if not isinstance(kept, Future):
+                continue
+            record = pickle.dumps(kept.result(), protocol=pickle.HIGHEST_PROTOCOL)
+            with self._lock:
+                if self._runs.get(old) is kept:
+                    self._runs[old] = record
 
     def _broke(
         self, future: Future[ExecutionResult], order_id: str, name: str, exc: BaseException
@@ -339,6 +366,7 @@ class LocalBackend:
                     break
         for name in evicted:
             del self._runs[name]
+            self._live.pop(name, None)
 
 
 def _unpickled(record: bytes) -> ExecutionResult:

@@ -22,10 +22,13 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.sql.compiler import SQLCompiler
+
+from strangler.ledger.schema import UTCDateTime
 
 __all__ = [
     "DriverConnection",
@@ -126,7 +129,7 @@ class _Compiled:
         self.expanding = bool(compiled.post_compile_params)
         self.names: tuple[str, ...] = tuple(compiled.positiontup or ())
         self.bind: dict[str, Processor] = {
-            name: bind.type.dialect_impl(dialect).bind_processor(dialect)
+            name: _bind_processor(bind.type, dialect)
             for name, bind in ((name, compiled.binds.get(name)) for name in self.names)
             if bind is not None
         }
@@ -136,6 +139,7 @@ class _Compiled:
             for index, process in enumerate(self.bind.get(name) for name in self.names)
             if process is not None
         )
+        self.plan = _plan(compiled, self.names)
         columns = list(getattr(statement, "exported_columns", ()))
         self.result: tuple[Processor, ...] = tuple(
             column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
@@ -149,11 +153,19 @@ class _Compiled:
             names = state.positiontup or ()
             converted = (_converted(state.parameters[name], processors.get(name)) for name in names)
             return state.statement, tuple(converted)
-        merged = self.compiled.construct_params(values)
-        params = [merged[name] for name in self.names]
+        if self.plan is None:
+            merged = self.compiled.construct_params(values)
+            params = [merged[name] for name in self.names]
+        else:
+            params = _positional(self.plan, values) or self._checked(values)
         for index, process in self.converters:
             params[index] = process(params[index])
         return self.sql, tuple(params)
+
+    def _checked(self, values: Mapping[str, Any]) -> list[Any]:
+        """The parameters by SQLAlchemy's own rules (raising its error for a missing one)."""
+        merged = self.compiled.construct_params(values)
+        return [merged[name] for name in self.names]
 
     def rows(self, cursor: sqlite3.Cursor) -> list[DriverRow]:
         if cursor.description is None:
@@ -171,6 +183,56 @@ class _Compiled:
             )
             for raw in cursor.fetchall()
         ]
+
+
+# Per positional parameter: the key a caller gives it by, and the value bound in the
+# statement itself (_MISSING when the caller must give it).
+_Plan = tuple[tuple[str, Any], ...]
+_MISSING = object()
+
+
+def _plan(compiled: SQLCompiler, names: tuple[str, ...]) -> _Plan | None:
+    """How to fill the positional parameters from a call's values without
+    ``construct_params``, which rebuilds a dict of every parameter on every call (a
+    tenth of a write's cost); None where its rules are more than a lookup (escaped
+    names, computed defaults), and ``construct_params`` is used instead."""
+    if compiled.escaped_bind_names:
+        return None
+    by_name = {name: bind for bind, name in compiled.bind_names.items()}
+    plan = []
+    for name in names:
+        bind = by_name.get(name)
+        # A caller gives a value by its name (an anonymous one's key is never given).
+        anonymous = bind is not None and bind.key.startswith("%(")
+        if bind is None or bind.callable is not None or (bind.key != name and not anonymous):
+            return None
+        plan.append((name, _MISSING if bind.required else bind.value))
+    return tuple(plan)
+
+
+def _positional(plan: _Plan, values: Mapping[str, Any]) -> list[Any] | None:
+    """The call's positional parameters, or None when one the caller must give is missing."""
+    params = [values.get(name, fixed) for name, fixed in plan]
+    return None if _MISSING in params else params
+
+
+def _bind_processor(type_: sa.types.TypeEngine[Any], dialect: sa.Dialect) -> Processor:
+    """The column type's bind processor; for the ledger's UTC datetimes, one step doing
+    what its two do (UTCDateTime's conversion, then SQLite DATETIME's text), at a third
+    of the cost: a routed order binds about 25 of them. Checked to give the same text."""
+    process = type_.dialect_impl(dialect).bind_processor(dialect)
+    if process is None or not isinstance(type_, UTCDateTime):
+        return process
+    sample = datetime(2001, 2, 3, 4, 5, 6, 7, tzinfo=UTC)
+    return _utc_text if process(sample) == _utc_text(sample) else process
+
+
+def _utc_text(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError(f"the ledger stores aware datetimes only, got naive {value!r}")
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 _Cache = OrderedDict[tuple[int, tuple[str, ...]], tuple[sa.ClauseElement, _Compiled]]

@@ -277,12 +277,16 @@ class SqlLedger:
             now=now,
         )
         with self._write("pin a decision") as conn:
-            pinned_now = conn.execute(statements.PIN_DECISION, values).first()
+            # Usually one UPDATE pins, routes and starts an order still received.
+            started = (
+                self._pin_and_start(conn, values, decision.reason, now) if start_running else None
+            )
+            pinned_now = started or conn.execute(statements.PIN_DECISION, values).first()
             if pinned_now is not None:
-                if start_running:
-                    self._route_and_start(conn, order_id, reason=decision.reason, at=now)
-                else:
+                if not start_running:
                     self._move(conn, order_id, OrderStatus.ROUTED, reason=decision.reason, at=now)
+                elif started is None:
+                    self._route_and_start(conn, order_id, reason=decision.reason, at=now)
                 followed = decision.path in _FOLLOWED_PATHS or pinned_now.handoff is not None
                 if followed and pinned_now.terminal_at is None:
                     self._end_as(
@@ -341,12 +345,19 @@ class SqlLedger:
         """
         if not status.is_terminal:
             raise ValueError(f"finish() ends an order; {status} is not a terminal status")
+        now = self._clock()
+        held = statements.params(order_id=order_id, owner=release_owner, at=at, now=now)
         with self._write(f"finish an order as {status}") as conn:
             self._insert_steps(conn, steps)
+            # Usually one UPDATE ends the order and releases its lease; else one by one.
+            if conn.execute(statements.finish_held(status), held).rowcount == 1:
+                transition = {"order_id": order_id, "status": status.value, "at": at}
+                conn.execute(statements.INSERT_TRANSITION, {**transition, "reason": None})
+                return True
             moved = self._move(
                 conn, order_id, status, reason=None, at=at, extra={"outcome": status.value}
             )
-            _release_as_done(conn, order_id, release_owner, self._clock())
+            _release_as_done(conn, order_id, release_owner, now)
             return moved
 
     def hand_off(
@@ -899,6 +910,22 @@ class SqlLedger:
                 f"unknown order {order_id!r}", operation=f"move an order to {status}", url=self._url
             )
         return False
+
+    def _pin_and_start(
+        self, conn: WriteConnection, values: dict[str, object], reason: str, at: datetime
+    ) -> Any:
+        """Pin, route and start an order still ``received``: its row (as PIN_DECISION's)
+        with its two transitions recorded, or None when it was not ``received`` or had a path."""
+        row = conn.execute(statements.PIN_AND_START, values).first()
+        if row is not None:
+            order_id = values["p_order_id"]
+            routed = {"order_id": order_id, "status": OrderStatus.ROUTED.value, "at": at}
+            running = {"order_id": order_id, "status": OrderStatus.RUNNING.value, "at": at}
+            conn.execute(
+                statements.INSERT_TRANSITION,
+                [{**routed, "reason": reason}, {**running, "reason": None}],
+            )
+        return row
 
     def _route_and_start(
         self, conn: WriteConnection, order_id: str, *, reason: str, at: datetime

@@ -37,11 +37,13 @@ __all__ = [
     "OPEN_ORDERS",
     "ORDER_BY_ID",
     "ORDER_COLUMNS",
+    "PIN_AND_START",
     "PIN_DECISION",
     "RELEASE_LEASE",
     "RENEW_LEASES",
     "RETURN_UNSTARTED",
     "SET_DRY_RUN_OUTCOME",
+    "finish_held",
     "move",
     "params",
 ]
@@ -210,6 +212,39 @@ def move(status: OrderStatus, extra: tuple[str, ...] = ()) -> sa.Update:
     )
 
 
+@functools.cache
+def finish_held(status: OrderStatus) -> sa.Update:
+    """End an order at terminal ``status`` and release its owner's lease as done, at once.
+
+    :func:`move` and :data:`RELEASE_LEASE` in one statement, for the usual case where
+    both apply (the order is behind ``status`` and ``owner`` holds its lease); it changes
+    nothing otherwise, and the caller then runs them one by one. Parameters:
+    ``order_id``, ``owner``, ``at`` (the terminal time), ``now``.
+    """
+    if not status.is_terminal:
+        raise ValueError(f"finish_held() ends an order; {status} is not a terminal status")
+    behind = [s.value for s, rank in _RANK.items() if rank < _RANK[status]]
+    now = _p("now", _o.updated_at)
+    return (
+        orders.update()
+        .where(
+            _o.order_id == _p("order_id", _o.order_id),
+            sa.or_(*(_o.status == value for value in behind)),
+            _o.lease_owner == _p("owner", _o.lease_owner),
+        )
+        .values(
+            status=status.value,
+            outcome=status.value,
+            updated_at=now,
+            terminal_at=_p("at", _o.terminal_at),
+            lease_owner=None,
+            lease_expires_at=None,
+            needs_dispatch=False,
+            next_attempt_at=now,
+        )
+    )
+
+
 _AT = _p("at", _o.routed_at)
 # An order just routed moves straight on to ``running``: both statuses at ``at``, in one
 # statement (parameters: ``order_id``, ``at``, ``now``). Only from ``received``.
@@ -225,6 +260,29 @@ ROUTE_AND_START = (
         routed_at=_AT,
         running_at=_AT,
     )
+)
+
+# PIN_DECISION and ROUTE_AND_START in one statement, for an order still ``received``
+# (the usual case); it changes nothing otherwise, and the caller runs them one by one.
+PIN_AND_START = (
+    orders.update()
+    .where(
+        _o.order_id == _p("order_id", _o.order_id),
+        _o.path.is_(None),
+        _o.status == OrderStatus.RECEIVED.value,
+    )
+    .values(
+        path=_p("path", _o.path),
+        variant=_p("variant", _o.variant),
+        rollout=_p("rollout", _o.rollout),
+        flag_revision=_p("flag_revision", _o.flag_revision),
+        decision_reason=_p("decision_reason", _o.decision_reason),
+        status=OrderStatus.RUNNING.value,
+        updated_at=_p("now", _o.updated_at),
+        routed_at=_p("now", _o.routed_at),
+        running_at=_p("now", _o.running_at),
+    )
+    .returning(_o.legacy_status, _o.legacy_terminal_at, _o.terminal_at, _o.handoff)
 )
 
 SET_DRY_RUN_OUTCOME = (

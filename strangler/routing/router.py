@@ -18,7 +18,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import structlog
 
@@ -33,6 +33,7 @@ from strangler.protocols import FlagSource, InstantBackend, LegacyPath, ParkingB
 
 __all__ = [
     "Disposition",
+    "ForgettingBackend",
     "IntakeResult",
     "Lease",
     "Parked",
@@ -174,6 +175,15 @@ class RetryPolicy:
         return Backoff(self.base_delay_s, self.max_delay_s, jitter).delay_s(attempt)
 
 
+@runtime_checkable
+class ForgettingBackend(Protocol):
+    """An instant backend that keeps finished executions until told they are recorded."""
+
+    def forget(self, order_id: str, *, dry_run: bool = False) -> None:
+        """Drop the order's finished execution (its end is in the ledger)."""
+        ...
+
+
 class Lease:
     """A worker's hold on one order.
 
@@ -227,6 +237,7 @@ class Router:
         self.on_legacy_routed = on_legacy_routed
         self._clock = clock
         self._begin = instant.begin if isinstance(instant, ParkingBackend) else None
+        self._forget = instant.forget if isinstance(instant, ForgettingBackend) else None
 
     # -- intake -----------------------------------------------------------------------
 
@@ -426,6 +437,8 @@ class Router:
             at=result.finished_at or self._clock(),
             release_owner=lease.owner,
         )
+        if self._forget is not None:  # the ledger has the end: nothing will join it again
+            self._forget(order.order_id)
         log.info("order_terminal", path=Route.INSTANT.value, status=status.value)
         return RELEASED
 

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from strangler.exceptions import ConfigurationError
+from strangler.instant import local_backend
 from strangler.instant.backends import instant_backend_from_settings
 from strangler.instant.exceptions import ExecutionError
 from strangler.instant.local_backend import LocalBackend
@@ -388,3 +389,26 @@ def test_begin_parks_a_waiting_execution_and_frees_the_thread() -> None:
     assert result.outcome == "fell_back"
     payments = [e for e in result.history if e["type"] == "LambdaFunctionScheduled"]
     assert len(payments) == 2 + 4 + 1  # claim, fraud scan, 4 payment attempts, release
+
+
+def test_a_forgotten_execution_is_not_joined_again(
+    legacy: FakeLegacy, backend: LocalBackend
+) -> None:
+    """After forget() the order's record is gone: a new run calls the legacy app again."""
+    backend.run(_order())
+    backend.forget("o-1")
+    assert backend.get("o-1") is None
+    backend.run(_order())
+    assert len(legacy.calls) == 8
+
+
+def test_finished_records_beyond_the_live_bound_are_kept_pickled(
+    legacy: FakeLegacy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the bound on live records the oldest are pickled; they read back equal, and a
+    second run joins them without calling the legacy app."""
+    monkeypatch.setattr(local_backend, "_MAX_LIVE", 2)
+    with LocalBackend(legacy) as backend:
+        results = [backend.run(_order(f"o-{n}")) for n in range(5)]
+        assert [backend.get(f"o-{n}") for n in range(5)] == results
+        assert (backend.run(_order("o-0")), len(legacy.calls)) == (results[0], 20)

@@ -449,3 +449,31 @@ def test_run_times_come_from_the_pipeline(router: Router, ledger: SqlLedger, clo
     router.intake(make_order("o-1"), source="api")
     process(router, ledger, clock)
     assert story(ledger)["steps"][0]["started_at"] == T_RUN.isoformat()
+
+
+class ForgettingInstant(FakeInstant):
+    """A FakeInstant that keeps executions, as the LocalBackend does, and is told to forget."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.forgotten: list[str] = []
+
+    def forget(self, order_id: str, *, dry_run: bool = False) -> None:
+        self.forgotten.append(f"{order_id} dry_run={dry_run}")
+
+
+def test_an_execution_is_forgotten_once_the_ledger_has_its_end(
+    ledger: SqlLedger, flags: FakeFlags, legacy: FakeLegacy, clock: Clock
+) -> None:
+    """The backend forgets a terminal order's execution after finish(), not a fallen-back one's."""
+    instant = ForgettingInstant()
+    router = Router(ledger, flags, legacy, instant, clock=clock)
+    for order_id in ("o-1", "o-2"):
+        router.intake(make_order(order_id), source="api")
+    instant.script("o-2", execution("o-2", "fell_back", error="States.TaskFailed", cause="503"))
+    process(router, ledger, clock)
+    process(router, ledger, clock)
+    assert (story(ledger, "o-1")["status"], instant.forgotten) == (
+        "fulfilled",
+        ["o-1 dry_run=False"],
+    )
