@@ -15,8 +15,10 @@ __all__ = [
     "Z95",
     "Difference",
     "Interval",
+    "format_rate",
     "nearest_rank",
     "orders_needed",
+    "percent",
     "percentile",
     "two_proportion_difference",
     "wilson_interval",
@@ -138,3 +140,16 @@ def orders_needed(rate: float, limit: float, z: float = Z95) -> int | None:
         else:
             low = middle
     return high
+
+
+def percent(fraction: float) -> str:
+    """``0.2`` -> ``20.00 %``: the one way the report writes a rate."""
+    return f"{fraction * 100:.2f} %"
+
+
+def format_rate(rate: Interval) -> str:
+    """``2/10 = 20.00 % [5.67 %, 50.98 %]``: the rate with its Wilson 95 % interval."""
+    return (
+        f"{rate.successes}/{rate.total} = {percent(rate.rate)} "
+        f"[{percent(rate.low)}, {percent(rate.high)}]"
+    )

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from strangler.report.report import AB_METRICS, ArmDifference, PathReport, Report, TimeStats
-from strangler.report.stats import Interval
+from strangler.report.stats import format_rate
 from strangler.report.timeline import describe_change
 from strangler.report.verdict import Check
 
@@ -28,7 +28,6 @@ __all__ = [
     "ab_table",
     "check_table",
     "format_instant",
-    "format_rate",
     "format_seconds",
     "handoff_table",
     "headline",
@@ -96,17 +95,6 @@ def format_seconds(value: float | None) -> str:
 def format_instant(value: datetime) -> str:
     """``value`` (UTC) to the second: ``2030-01-01 12:00:00Z``."""
     return value.strftime("%Y-%m-%d %H:%M:%SZ")
-
-
-def _pct(fraction: float) -> str:
-    return f"{fraction * 100:.2f} %"
-
-
-def format_rate(rate: Interval) -> str:
-    """``2/10 = 20.00 % [5.67 %, 50.98 %]``: the rate with its Wilson 95 % interval."""
-    return (
-        f"{rate.successes}/{rate.total} = {_pct(rate.rate)} [{_pct(rate.low)}, {_pct(rate.high)}]"
-    )
 
 
 def path_table(report: Report) -> Table:

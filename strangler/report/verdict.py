@@ -44,7 +44,9 @@ from typing import Literal, Protocol
 
 from strangler.report.stats import (
     Interval,
+    format_rate,
     orders_needed,
+    percent,
     two_proportion_difference,
     wilson_interval,
 )
@@ -210,16 +212,6 @@ def _overall(checks: tuple[Check, ...]) -> Status:
     return "hold" if "hold" in statuses else "pass"
 
 
-def _pct(value: float) -> str:
-    return f"{value * 100:.2f} %"
-
-
-def _interval(rate: Interval) -> str:
-    return (
-        f"{rate.successes}/{rate.total} = {_pct(rate.rate)} [{_pct(rate.low)}, {_pct(rate.high)}]"
-    )
-
-
 def _progress(compared: int, needed: int | None) -> str:
     if needed is None:
         return f"{compared} compared; no sample size settles it at this rate"
@@ -275,23 +267,24 @@ def _mismatch_check(step: StepFigures, t: Thresholds) -> Check:
             needed=needed,
         )
 
-    shown = _interval(shadow)
+    shown = format_rate(shadow)
     if shadow.high <= limit:
-        return check("pass", f"{shown} lies at or below {_pct(limit)}")
+        return check("pass", f"{shown} lies at or below {percent(limit)}")
     sized = noise.total >= t.min_noise
     if sized and noise.successes > 0 and noise.high > limit:
         return check(
             "fail",
             f"the comparison cannot vouch: {NOISE_SIDE} disagrees with itself at "
-            f"{_interval(noise)}, above {_pct(limit)} (shadow {shown})",
+            f"{format_rate(noise)}, above {percent(limit)} (shadow {shown})",
         )
     if sized and noise.high <= limit:
         return _excess_check(check, shadow, noise, limit, _progress(shadow.total, needed))
     excuse = _no_excuse(noise, t)
     if shadow.low > limit:
-        return check("fail", f"{shown} lies above {_pct(limit)}; {excuse}")
+        return check("fail", f"{shown} lies above {percent(limit)}; {excuse}")
     return check(
-        "hold", f"{shown} straddles {_pct(limit)}: inconclusive, {_progress(shadow.total, needed)}"
+        "hold",
+        f"{shown} straddles {percent(limit)}: inconclusive, {_progress(shadow.total, needed)}",
     )
 
 
@@ -303,8 +296,8 @@ def _no_excuse(noise: Interval, t: Thresholds) -> str:
         return (
             f"the noise sample {noise.total} is below the minimum {t.min_noise} and excuses nothing"
         )
-    above = _pct(t.max_mismatch)
-    return f"the noise baseline {_interval(noise)} reaches above {above} and excuses nothing"
+    above = percent(t.max_mismatch)
+    return f"the noise baseline {format_rate(noise)} reaches above {above} and excuses nothing"
 
 
 def _excess_check(
@@ -312,14 +305,14 @@ def _excess_check(
 ) -> Check:
     excess = two_proportion_difference(shadow, noise)
     shown = (
-        f"{_interval(shadow)} less noise {_interval(noise)}: excess "
-        f"{_pct(excess.difference)} [{_pct(excess.low)}, {_pct(excess.high)}]"
+        f"{format_rate(shadow)} less noise {format_rate(noise)}: excess "
+        f"{percent(excess.difference)} [{percent(excess.low)}, {percent(excess.high)}]"
     )
     if excess.low > limit:
-        return check("fail", f"{shown} lies above {_pct(limit)}")
+        return check("fail", f"{shown} lies above {percent(limit)}")
     if excess.high <= limit:
-        return check("pass", f"{shown} lies at or below {_pct(limit)}")
-    return check("hold", f"{shown} straddles {_pct(limit)}: inconclusive, {progress}")
+        return check("pass", f"{shown} lies at or below {percent(limit)}")
+    return check("hold", f"{shown} straddles {percent(limit)}: inconclusive, {progress}")
 
 
 def _error_rate_check(errored: int, orders: int, t: Thresholds) -> Check:
@@ -328,16 +321,18 @@ def _error_rate_check(errored: int, orders: int, t: Thresholds) -> Check:
     rate = wilson_interval(errored, orders)
     limit = t.max_error_rate
     needed = orders_needed(rate.rate, limit)
-    shown = f"{_interval(rate)} instant orders fell back or failed"
+    shown = f"{format_rate(rate)} instant orders fell back or failed"
     if rate.high <= limit:
         status: Status = "pass"
-        reason = f"{shown}, at or below {_pct(limit)}"
+        reason = f"{shown}, at or below {percent(limit)}"
     elif rate.low > limit:
         status = "fail"
-        reason = f"{shown}, above {_pct(limit)}"
+        reason = f"{shown}, above {percent(limit)}"
     else:
         status = "hold"
-        reason = f"{shown}, straddles {_pct(limit)}: inconclusive, {_progress(rate.total, needed)}"
+        reason = (
+            f"{shown}, straddles {percent(limit)}: inconclusive, {_progress(rate.total, needed)}"
+        )
     return Check(
         name="error_rate",
         status=status,
@@ -375,7 +370,7 @@ def _ab_check(metric: str, found: ArmFigures, t: Thresholds) -> Check:
             needed=t.min_ab_orders,
         )
     shown = (
-        f"instant {_pct(found.instant.rate)} vs legacy {_pct(found.legacy.rate)}: "
+        f"instant {percent(found.instant.rate)} vs legacy {percent(found.legacy.rate)}: "
         f"{_points(found.difference)} [{_points(found.low)}, {_points(found.high)}]"
     )
     worse = found.low > tolerance
