@@ -37,6 +37,7 @@ from typing import Any
 
 import requests
 import structlog
+from _flags import write_flag
 
 from strangler.demo.processes import free_port, running
 from strangler.instant.local_backend import LocalBackend
@@ -111,14 +112,6 @@ def _simulator(work: Path) -> Iterator[str]:
         yield base
 
 
-def _flags(data: Path) -> Path:
-    document = json.loads((REPO / "flags" / "city_orders_instant_processing.json").read_text())
-    document["features"][0]["strategies"][0]["parameters"]["rollout"] = "100"
-    path = data / "flags.json"
-    path.write_text(json.dumps(document))
-    return path
-
-
 def _create(session: requests.Session, sim_url: str, token: str) -> OrderNotification:
     """An order created in the simulator, as the order service does, and its notification."""
     body = {
@@ -146,7 +139,7 @@ def _case(data: Path, sim_url: str, failing: int, args: argparse.Namespace) -> C
         bad = [_create(session, sim_url, "error_gw") for _ in range(spares)]
     settings = Settings(
         data_dir=data,
-        flags_file=_flags(data),
+        flags_file=write_flag(data / "flags.json", rollout=100),
         legacy_url=sim_url,
         workers=args.workers,
         retention_days=0,

@@ -42,6 +42,7 @@ from typing import Any
 
 import requests
 import sqlalchemy as sa
+from _flags import write_flag
 
 from strangler.demo.processes import free_port, running
 
@@ -204,10 +205,7 @@ def _sidecar(
     port = free_port()
     data = work / name
     data.mkdir()
-    document = json.loads((REPO / "flags" / "city_orders_instant_processing.json").read_text())
-    document["features"][0]["strategies"][0]["parameters"]["rollout"] = "100"
-    flags = data / "flags.json"
-    flags.write_text(json.dumps(document))
+    flags = write_flag(data / "flags.json", rollout=100)
     env = {
         "STRANGLER_DATA_DIR": str(data),
         "STRANGLER_FLAGS_FILE": str(flags),

@@ -53,6 +53,7 @@ from typing import IO
 
 import requests
 import structlog
+from _flags import write_flag
 
 from strangler.demo.processes import free_port, running
 from strangler.ledger import SqlLedger, ledger_from_url, statements
@@ -224,13 +225,7 @@ def _simulator(work: Path) -> Iterator[str]:
 def _flags(data: Path, case: str) -> Path:
     path = data / "flags.json"
     if not path.exists():  # written once per round, before any routing process reads it
-        document = json.loads((REPO / "flags" / "city_orders_instant_processing.json").read_text())
-        strategy = document["features"][0]["strategies"][0]
-        strategy["parameters"]["rollout"] = "0" if case == "legacy" else "100"
-        # The shipped flag is in its shadow stage: the instant variant gets every order.
-        for variant in strategy["variants"]:
-            variant["weight"] = 1000 if variant["name"] == "instant" else 0
-        path.write_text(json.dumps(document))
+        write_flag(path, rollout=0 if case == "legacy" else 100)
     return path
 
 
