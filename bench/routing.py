@@ -400,11 +400,12 @@ def _read_only(data: Path) -> sqlite3.Connection:
 
 
 def _latencies(data: Path) -> tuple[float, ...]:
-    """Each timed order's time from routed to terminal, in ms (the round's own orders:
-    the warm case's earlier ones are left out)."""
+    """Each timed instant order's time from routed to terminal, in ms (the round's own
+    orders: the warm case's earlier ones are left out; a legacy order's end is the batch
+    jobs' time, not the strangler's)."""
     query = (
         "SELECT routed_at, terminal_at FROM orders WHERE order_id NOT LIKE 'wm-%' "
-        "AND routed_at IS NOT NULL AND terminal_at IS NOT NULL"
+        "AND path = 'instant' AND routed_at IS NOT NULL AND terminal_at IS NOT NULL"
     )
     with closing(_read_only(data)) as db:
         rows = db.execute(query).fetchall()
