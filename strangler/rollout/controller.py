@@ -496,7 +496,7 @@ class _AuditedController(abc.ABC):
         shadow_share: int = DEFAULT_LIVE_SHADOW_SHARE,
         no_evidence: bool = False,
     ) -> RolloutChange:
-        """Move to a migration stage: its rollout and weights in one change (see rollout_stage).
+        """Move to a migration stage: its rollout and weights in one change (see rollout/stage.py).
 
         ``percent`` is the share shadowed (``shadow``) or on instant (``live``).
         """
