@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from strangler.exceptions import ConfigurationError, LedgerError, StranglerError
+from strangler.exceptions import ConfigurationError, LedgerError, RolloutError, StranglerError
 from strangler.ledger import SqlLedger, ledger_from_url
 from strangler.ledger.report_queries import check_window
 from strangler.report.render_json import render_json
@@ -20,6 +20,7 @@ from strangler.report.report import Report
 from strangler.report.verdict import Thresholds
 from strangler.rollout.controller import rollout_controller_from_settings
 from strangler.rollout.gate import window_start
+from strangler.rollout.policy import parse_rate
 from strangler.settings import Settings
 
 __all__ = ["parse_when", "report"]
@@ -43,14 +44,12 @@ def parse_when(value: str, option: str) -> datetime:
 
 
 def _fraction(value: str, option: str) -> float:
-    text = value.strip()
     try:
-        number = float(text.removesuffix("%")) / 100 if text.endswith("%") else float(text)
-    except ValueError as exc:
+        return parse_rate(value, option)
+    except RolloutError as exc:
         raise click.BadParameter(
             f"{value!r} is not a rate like 0.5% or 0.005", param_hint=option
         ) from exc
-    return number
 
 
 @click.command("report")
