@@ -370,7 +370,6 @@ def _sidecar(workdir: Path, flags_file: Path, legacy_url: str, token: str) -> It
         "STRANGLER_UPSTREAM_URL": legacy_url,
         "STRANGLER_LEGACY_URL": legacy_url,
         "STRANGLER_ADMIN_TOKEN": token,
-        "STRANGLER_POLL_INTERVAL_MS": "250",
         "STRANGLER_LOG_FORMAT": "json",
     }
     args = ["serve", "--host", "127.0.0.1", "--port", str(port)]
