@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -226,3 +227,25 @@ def test_cross_site_write_is_refused_even_with_the_token(sidecar: Sidecar) -> No
     )
     assert (answer.status_code, answer.json()["error"]) == (403, "cross_site_write")
     assert _rollout(sidecar)["rollout"] != 80
+
+
+def test_dashboard_says_when_a_change_is_live_but_not_on_the_timeline(
+    sidecar: Sidecar, browser: Any
+) -> None:
+    """The ledger refuses the timeline write: the change stands, and the page says so."""
+    refusal = "rollout_events refused by the test"
+    with sqlite3.connect(sidecar.data_dir / "ledger.sqlite3", timeout=5) as db:
+        db.execute(
+            "CREATE TRIGGER refuse_rollout_events BEFORE INSERT ON rollout_events "
+            f"BEGIN SELECT RAISE(ABORT, '{refusal}'); END"
+        )
+    _use_token(browser, sidecar)
+    _wait_text(browser, "rollout-enabled", "yes")
+
+    _fill(browser, "percentage-input", "42")
+    _fill(browser, "percentage-reason", "browser test: timeline refused")
+    browser.find_element(By.ID, "percentage-apply").click()
+    _wait_text(browser, "control-result", "rollout set to 42%; it is live but NOT on the rollout")
+    assert refusal in _text(browser, "control-result")
+    assert _rollout(sidecar)["rollout"] == 42
+    assert _last_audit(sidecar)[:2] == ("set_percentage", "browser test: timeline refused")

@@ -347,7 +347,12 @@
     const result = await api("PUT", "/_strangler/rollout", body);
     if (result.ok) {
       showRollout(result.json);
-      text("control-result", result.json.changed ? describe(result.json) : "no change: already so");
+      const done = result.json.changed ? describe(result.json) : "no change: already so";
+      // The change stands when only its timeline write failed (docs/flags.md, "One door").
+      text("control-result", result.json.timeline_recorded === false
+        ? `${done}; it is live but NOT on the rollout timeline, so the report's current ` +
+          `step still starts at the change before it: ${result.json.timeline_error}`
+        : done);
     } else {
       text("control-result", refusal(result));
     }
