@@ -147,9 +147,10 @@ class RolloutEventFields(Protocol):
 class RolloutEvent:
     """One audited rollout change: who changed what, from what, to what, and why.
 
-    ``kind`` is set, kill, enable, variants, stage or gate_<decision>; ``enabled``, the
-    weights (percent) and ``stage`` describe the flag after the change; ``changed`` is
-    False for a record that changed nothing (a gate hold). These are None on events kept
+    ``kind`` is set, kill, enable, variants, stage, gate_<decision>, or observed (a step
+    the gate found missing from the timeline); ``enabled``, the weights (percent) and
+    ``stage`` describe the flag after the change; ``changed`` is False for a record that
+    changed nothing (a gate hold). These are None on events kept
     before schema v3, where the ledger did not record them.
     """
 

@@ -34,7 +34,11 @@ def comparison_evidence(
     from strangler.rollout.policy import GatePolicy  # noqa: PLC0415
 
     any_plan = GatePolicy(plan=(100,))
-    evaluation = evaluate_gate(controller, ledger, any_plan, thresholds or Thresholds())
+    # Comparisons judge the new code whatever the step: an unrecorded step's window
+    # falls back to the latest recorded change rather than starting empty.
+    evaluation = evaluate_gate(
+        controller, ledger, any_plan, thresholds or Thresholds(), unrecorded_from_now=False
+    )
     if evaluation.error is not None:
         return EvidenceCheck(
             False, f"the comparison verdict could not be computed: {evaluation.error}"

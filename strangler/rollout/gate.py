@@ -14,6 +14,11 @@ evidence (the controller's one rule: a timeline write that fails is reported in 
 ``not_recorded``, and fails nothing); a decision that changes nothing keeps the flag's
 revision, so it does not restart the window.
 
+A step the timeline does not hold (the flag was changed outside strangler, or a change's
+timeline write failed) has no known start, and the window since the latest recorded
+change would mix two steps. The gate then judges the step from now on: a round puts an
+``observed`` change on the timeline (the step's start from then on) and holds for data.
+
 What a plan step sets: normally the rollout percentage. With the rollout at 100 % and a
 shadow variant (shadow-first: every user is compared), the plan steps the ``instant``
 variant's weight instead (instant=s, shadow=100-s), so the users not yet on the instant
@@ -29,6 +34,7 @@ from typing import Any, Protocol
 
 import structlog
 
+from strangler.exceptions import LedgerError
 from strangler.ledger import RolloutEvent, SqlLedger
 from strangler.protocols import LegacyPath
 from strangler.report.report import Report
@@ -60,6 +66,7 @@ __all__ = [
     "current_step",
     "evaluate_gate",
     "gate_round",
+    "unrecorded_step",
     "window_start",
 ]
 
@@ -82,7 +89,8 @@ class GateEvaluation:
     ``decision`` is what :func:`gate_round` would do; ``report`` the window's report
     (None when it could not be computed, then ``error`` says why and the decision is a
     failure); ``since`` the window start (None: every order); ``step`` where the plan
-    stands and ``steps`` what its percentages set (``rollout`` or ``instant weight``).
+    stands and ``steps`` what its percentages set (``rollout`` or ``instant weight``);
+    ``unrecorded`` that the timeline did not hold the step, so the window starts now.
     """
 
     decision: GateDecision
@@ -93,6 +101,7 @@ class GateEvaluation:
     evaluated_at: datetime
     report: Report | None
     error: str | None = None
+    unrecorded: bool = False
 
     @property
     def checks(self) -> tuple[Check, ...]:
@@ -101,8 +110,11 @@ class GateEvaluation:
 
     @property
     def verdict(self) -> str:
-        """``pass``, ``hold`` or ``fail``; ``fail`` when the verdict could not be computed."""
-        return self.report.verdict.status if self.report is not None else "fail"
+        """``pass``, ``hold`` or ``fail``: ``fail`` when the verdict could not be computed,
+        ``hold`` when the step is unrecorded (nothing judged yet)."""
+        if self.report is not None:
+            return self.report.verdict.status
+        return "hold" if self.unrecorded else "fail"
 
     @property
     def comparison_passes(self) -> bool:
@@ -145,6 +157,7 @@ class GateEvaluation:
                 for c in self.checks
             ],
             "error": self.error,
+            "unrecorded_step": self.unrecorded,
         }
 
 
@@ -221,6 +234,19 @@ def window_start(ledger: RolloutTimeline, state: RolloutState) -> datetime | Non
     return changes[-1].at if changes else None
 
 
+def unrecorded_step(ledger: RolloutTimeline, state: RolloutState) -> RolloutEvent | None:
+    """The timeline's latest change when it did not produce the flag's revision, else None.
+
+    Such a step has no known start: the flag was changed outside strangler, or the
+    change's timeline write failed. None too when the timeline holds no change at all
+    (every order is the window then).
+    """
+    changes = [event for event in ledger.rollout_events() if event.changed is not False]
+    if changes and changes[-1].flag_revision != state.revision:
+        return changes[-1]
+    return None
+
+
 def current_step(state: RolloutState) -> int:
     """Where the plan stands: the instant weight when shadow-first, else the rollout %."""
     return int(state.variants.get("instant", 0)) if _shadow_first(state) else state.rollout
@@ -237,9 +263,14 @@ def evaluate_gate(
     thresholds: Thresholds,
     *,
     now: datetime | None = None,
+    unrecorded_from_now: bool = True,
 ) -> GateEvaluation:
     """Judge the current step's window and say what the gate would do; changes nothing.
 
+    A step the timeline does not hold (:func:`unrecorded_step`) is judged from ``now``
+    on: nothing is routed in it yet, so the decision holds for data (``unrecorded``, no
+    report). ``unrecorded_from_now=False`` judges it from the latest recorded change
+    instead, for readers whose figures do not depend on the step (comparison evidence).
     A verdict that cannot be computed (the ledger unreadable, a figure out of range) is
     returned as a failing evaluation with ``error`` set, never raised. Raises only what
     reading the rollout raises (RolloutError, UnleashAdminError, FlagFileError).
@@ -250,6 +281,8 @@ def evaluate_gate(
     steps = "instant weight" if _shadow_first(state) else "rollout"
     since: datetime | None = None
     try:
+        if unrecorded_from_now and unrecorded_step(ledger, state) is not None:
+            return _unrecorded_evaluation(policy, state, step, steps, now)
         since = window_start(ledger, state)
         report = ledger.report(since=since, thresholds=thresholds, examples=0, now=now)
     except Exception as exc:  # the design's fail-safe: an unknown verdict is a failure
@@ -267,6 +300,24 @@ def evaluate_gate(
     )
     decision = decide(policy, enabled=state.enabled, rollout=step, evidence=evidence)
     return GateEvaluation(decision, state, step, steps, since, now, report)
+
+
+def _unrecorded_evaluation(
+    policy: GatePolicy, state: RolloutState, step: int, steps: str, now: datetime
+) -> GateEvaluation:
+    """The step starts now: no order is routed in it yet, so the decision holds for data."""
+    evidence = Evidence(
+        verdict="hold",
+        reasons=(
+            f"the flag's setting (revision {state.revision}) is not on the rollout "
+            "timeline (changed outside strangler, or its timeline write failed), so this "
+            f"step is judged from {now.isoformat()} on",
+        ),
+        orders=0,
+        age_s=0.0,
+    )
+    decision = decide(policy, enabled=state.enabled, rollout=step, evidence=evidence)
+    return GateEvaluation(decision, state, step, steps, now, now, None, unrecorded=True)
 
 
 def gate_round(
@@ -293,9 +344,12 @@ def gate_round(
     decision = evaluation.decision
     if dry_run:
         return GateRound(evaluation, applied=False)
+    observed = _observe_step(ledger, evaluation, actor) if evaluation.unrecorded else None
     controller.timeline = ledger
     change = _act(controller, evaluation, actor)
-    done = GateRound(evaluation, applied=True, change=change, not_recorded=change.timeline_error)
+    done = GateRound(
+        evaluation, applied=True, change=change, not_recorded=observed or change.timeline_error
+    )
     if decision.action is not Action.ROLL_BACK or legacy is None:
         return done
     try:
@@ -305,6 +359,39 @@ def gate_round(
         _log.warning("gate_hand_back_failed", error=failure)
         return replace(done, hand_back_failed=failure)
     return replace(done, hand_back=moved)
+
+
+def _observe_step(ledger: SqlLedger, evaluation: GateEvaluation, actor: str) -> str | None:
+    """Start the unrecorded step on the timeline at the evaluation's time; the error if not.
+
+    The flag is not changed, so nothing goes to the audit log: this records what the gate
+    found. Later rounds judge the step from here (:func:`window_start`).
+    """
+    state = evaluation.state
+    latest = unrecorded_step(ledger, state)
+    event = RolloutEvent(
+        at=evaluation.evaluated_at,
+        actor=actor,
+        from_rollout=latest.to_rollout if latest is not None else None,
+        to_rollout=state.rollout,
+        reason=(
+            f"rollout gate observed: the flag's setting (revision {state.revision}) was "
+            "not on the timeline; its step starts here"
+        ),
+        flag_revision=state.revision,
+        kind="observed",
+        enabled=state.enabled,
+        instant_weight=float(state.variants.get("instant", 0)),
+        shadow_weight=float(state.variants.get("shadow", 0)),
+        stage=state.stage.value,
+        changed=True,
+    )
+    try:
+        ledger.record_rollout_event(event)
+    except LedgerError as exc:
+        _log.warning("gate_step_not_observed", error=str(exc), flag_revision=state.revision)
+        return f"{type(exc).__name__}: {exc}"
+    return None
 
 
 def blind_round(

@@ -330,3 +330,72 @@ def test_a_ledger_that_cannot_be_opened_fails_safe(
     assert result.exit_code == code, result.output
     assert "the gate could not compute its verdict: the ledger could not be opened" in result.output
     assert controller.show().enabled is enabled
+
+
+def _refuse_timeline(ledger: SqlLedger) -> None:
+    with ledger.engine.begin() as conn:
+        conn.exec_driver_sql(
+            "CREATE TRIGGER refuse_rollout_events BEFORE INSERT ON rollout_events "
+            "BEGIN SELECT RAISE(ABORT, 'timeline refused by the test'); END"
+        )
+
+
+def test_a_step_missing_from_the_timeline_is_judged_from_when_the_gate_finds_it(
+    controller: FileRolloutController, ledger: SqlLedger
+) -> None:
+    """5 % -> 25 % with the timeline write lost: the orders routed at 5 % must not promote
+    25 %. The gate holds, starts the step on the timeline, and advances on fresh orders."""
+    _instant(ledger, 3, OrderStatus.FULFILLED, prefix="at-5")
+    _refuse_timeline(ledger)
+    assert controller.set_percentage(25, actor="ana", reason="25").flag_revision
+    with ledger.engine.begin() as conn:
+        conn.exec_driver_sql("DROP TRIGGER refuse_rollout_events")
+
+    held = _round(controller, ledger)
+    assert (held.decision.action, controller.show().rollout) == (Action.HOLD, 25)
+    assert "is not on the rollout timeline" in held.decision.reason
+    assert "not enough data: 0 orders" in held.decision.reason
+    assert held.evaluation.unrecorded
+    assert held.not_recorded is None
+    observed = [e for e in ledger.rollout_events() if e.kind == "observed"]
+    assert [(e.from_rollout, e.to_rollout, e.changed) for e in observed] == [(5, 25, True)]
+    assert observed[0].flag_revision == controller.show().revision
+    assert window_start(ledger, controller.show()) == observed[0].at == held.since
+
+    _instant(ledger, 3, OrderStatus.FULFILLED, prefix="at-25")
+    done = _round(controller, ledger)
+    assert not done.evaluation.unrecorded
+    assert (done.decision.action, controller.show().rollout) == (Action.ADVANCE, 50)
+
+
+def test_a_dry_run_on_an_unrecorded_step_records_nothing(
+    controller: FileRolloutController, ledger: SqlLedger
+) -> None:
+    """The dry run says what a round would do (hold, judged from now) and writes nothing."""
+    _instant(ledger, 3, OrderStatus.FULFILLED)
+    controller.set_percentage(25, actor="ana", reason="changed without the timeline")
+    before = ledger.rollout_events()
+    done = gate_round(
+        controller,
+        ledger,
+        GatePolicy(PLAN, min_orders=3),
+        Thresholds(min_orders=3, max_error_rate=LENIENT, require_shadow=False),
+        actor="gate-test",
+        dry_run=True,
+    )
+    assert (done.decision.action, done.evaluation.unrecorded) == (Action.HOLD, True)
+    assert ledger.rollout_events() == before
+
+
+def test_an_unrecorded_step_the_ledger_will_not_record_holds_and_says_so(
+    controller: FileRolloutController, ledger: SqlLedger
+) -> None:
+    """The timeline refuses the gate's write too: every round holds, naming the error."""
+    _instant(ledger, 3, OrderStatus.FULFILLED)
+    _refuse_timeline(ledger)
+    controller.set_percentage(25, actor="ana", reason="25")
+    for _ in range(2):
+        done = _round(controller, ledger)
+        assert (done.decision.action, controller.show().rollout) == (Action.HOLD, 25)
+        assert done.not_recorded is not None
+        assert "timeline refused by the test" in done.not_recorded
