@@ -5,16 +5,19 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite as sqlite_dialect
 
 from strangler.exceptions import LedgerError
 from strangler.ledger import SqlLedger, ledger_from_url, statements
-from strangler.ledger.driver import DriverWrites
-from strangler.ledger.schema import orders
+from strangler.ledger.driver import DriverWrites, _utc_text
+from strangler.ledger.schema import UTCDateTime, orders
 from tests.unit.ledger.support import make_order
 
 
@@ -182,3 +185,17 @@ def test_a_lock_held_past_the_busy_timeout_is_a_driver_error(
         other.execute("ROLLBACK")
         other.close()
         writes.close()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    moment=st.datetimes(
+        timezones=st.sampled_from([UTC, timezone(timedelta(hours=-5, minutes=-30))])
+    ),
+)
+def test_utc_text_is_what_the_column_type_binds(moment: datetime) -> None:
+    """The driver's one-step datetime text equals UTCDateTime's conversion then SQLite's."""
+    dialect = sqlite_dialect()
+    process = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
+    assert process is not None
+    assert _utc_text(moment) == process(moment)
