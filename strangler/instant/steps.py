@@ -57,8 +57,8 @@ _ROLES: dict[str, str] = {
 # Where each looked-into event keeps its details (GetExecutionHistory's member names);
 # an event without that member is searched like any other (see event_details).
 _DETAILS_KEY = {
-    kind: kind[0].lower() + kind[1:] + "EventDetails"
-    for kind in ("TaskStateEntered", *_SUCCEEDED, *_FAILED)
+    "TaskStateEntered": "stateEnteredEventDetails",
+    **{kind: kind[0].lower() + kind[1:] + "EventDetails" for kind in (*_SUCCEEDED, *_FAILED)},
 }
 
 

@@ -98,6 +98,14 @@ _CAUSE = st.one_of(
 )
 
 
+def _usual_details_key(kind: str) -> str:
+    """Where GetExecutionHistory puts an event's details (state events share two names)."""
+    for suffix in ("StateEntered", "StateExited"):
+        if kind.endswith(suffix):
+            return "state" + suffix.removeprefix("State") + "EventDetails"
+    return kind[0].lower() + kind[1:] + "EventDetails"
+
+
 @st.composite
 def _event(draw: st.DrawFn, index: int) -> dict[str, Any]:
     kind = draw(st.sampled_from(_TYPES))
@@ -113,7 +121,7 @@ def _event(draw: st.DrawFn, index: int) -> dict[str, Any]:
         "error": draw(st.sampled_from([None, "LegacyUnavailable", "States.Timeout"])),
         "cause": draw(_CAUSE),
     }
-    usual = kind[0].lower() + kind[1:] + "EventDetails"
+    usual = _usual_details_key(kind)
     # Most events keep details under their usual name; some under another one.
     key = draw(st.sampled_from([usual, usual, usual, "stateEnteredEventDetails", "other"]))
     if draw(st.booleans()) or kind != "LambdaFunctionStarted":
