@@ -28,7 +28,14 @@ order's latency from routed to terminal (p50 and p99 over every round's timed or
 its own processing, as the workers share the CPU, without the wait in the queue.
 Results also go to bench/results/routing.json.
 
+``--parts`` instead prints where one order's CPU goes, single-threaded (no dispatcher
+threads: claim and ``Router.process`` in a loop on one thread, the instant path against
+the zero-latency fake): the claim, ``pin_decision``, the local ASL executor,
+``steps_from_history``, ``finish``, the log lines written and the rest (router, backend,
+leases).
+
     .venv/bin/python bench/routing.py [--orders 1000] [--rounds 3] [--processes 2] [--profile]
+    .venv/bin/python bench/routing.py --parts [--orders 3000]
 """
 
 from __future__ import annotations
@@ -44,18 +51,21 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, closing, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import requests
 import structlog
 from _flags import write_flag
+from structlog._base import BoundLoggerBase
 
 from strangler.demo.processes import free_port, running
+from strangler.instant import local_backend
+from strangler.instant.local_backend import LocalBackend
 from strangler.ledger import SqlLedger, ledger_from_url, statements
 from strangler.ledger.redact import stored_notification
 from strangler.legacy_adapter import StepOutcome
@@ -63,6 +73,7 @@ from strangler.legacy_adapter.exceptions import OrderNotFound
 from strangler.legacy_adapter.models import LegacyOrder
 from strangler.logs import configure_logging
 from strangler.orders import OrderNotification
+from strangler.routing.router import Lease
 from strangler.routing.runtime import Runtime
 from strangler.settings import Settings
 
@@ -156,6 +167,9 @@ def main() -> None:
     if args.child:
         _child(Path(args.child), args.workers)
         return
+    if args.parts:
+        _parts(args.orders)
+        return
     runs: dict[str, list[Run]] = {case: [] for case in args.cases}
     with (
         tempfile.TemporaryDirectory(prefix="strangler-routing-") as tmp,
@@ -185,6 +199,9 @@ def _parse_args() -> argparse.Namespace:
     parser.add_argument("--profile", action="store_true", help="py-spy the instant-fake case")
     parser.add_argument(
         "--warm", type=int, default=WARM_ORDERS, help="orders routed before instant-fake-warm"
+    )
+    parser.add_argument(
+        "--parts", action="store_true", help="CPU per order of each part, single-threaded"
     )
     parser.add_argument("--child", help=argparse.SUPPRESS)  # a routing process's data dir
     return parser.parse_args()
@@ -453,6 +470,91 @@ def _profile(work: Path, count: int) -> None:
     PROFILE.parent.mkdir(exist_ok=True)
     PROFILE.write_text(_top_frames(raw))
     print(f"profile: instant-fake under py-spy, top own-time frames in {PROFILE}")
+
+
+class _Meter:
+    """CPU seconds spent in wrapped callables, by part (nested parts are not subtracted)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    def wrap(self, part: str, call: Callable[..., Any]) -> Callable[..., Any]:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            started = time.process_time()
+            try:
+                return call(*args, **kwargs)
+            finally:
+                spent = time.process_time() - started
+                self.seconds[part] = self.seconds.get(part, 0.0) + spent
+
+        return timed
+
+
+def _parts(count: int) -> None:
+    """Print one order's CPU by part, from a single-threaded claim-and-process loop."""
+    with (
+        tempfile.TemporaryDirectory(prefix="strangler-parts-") as tmp,
+        open(os.devnull, "w") as log,
+    ):
+        _log_to(log)
+        seconds = _parts_run(Path(tmp) / "data", count)
+    per_order = {part: s * 1000 / count for part, s in seconds.items()}
+    per_order["executor"] -= per_order["steps_from_history"]  # measured inside it
+    total = per_order.pop("total")
+    per_order["router, backend, leases"] = total - sum(per_order.values())
+    print(f"routing parts, single-threaded, {count} orders: {total:.3f} ms CPU per order")
+    for part, ms in per_order.items():
+        print(f"  {part:<26}{ms:>7.3f} ms")
+
+
+def _parts_run(data: Path, count: int) -> dict[str, float]:
+    data.mkdir(parents=True)
+    ledger = ledger_from_url(f"sqlite:///{data / 'ledger.sqlite3'}")
+    warm_up = min(500, count)
+    _insert_at_once(ledger, [_notification(f"wm-{uuid.uuid4().hex}") for _ in range(warm_up)])
+    _insert_at_once(ledger, [_notification(f"rt-{uuid.uuid4().hex}") for _ in range(count)])
+    ledger.close()
+    runtime = _runtime(data, "instant-fake", "", 1)
+    meter = _Meter()
+    led, instant = runtime.ledger, runtime.instant
+    assert isinstance(instant, LocalBackend)
+    for name, part in (
+        ("claim_due", "claim"),
+        ("pin_decision", "pin_decision"),
+        ("finish", "finish"),
+    ):
+        setattr(led, name, meter.wrap(part, getattr(led, name)))
+    instant.machine.start = meter.wrap("executor", instant.machine.start)  # type: ignore[method-assign]
+    steps = local_backend.steps_from_history
+    local_backend.steps_from_history = meter.wrap("steps_from_history", steps)  # type: ignore[attr-defined]
+    # Every log line that passes the level goes through this method of structlog's.
+    emit = BoundLoggerBase._proxy_to_logger
+    BoundLoggerBase._proxy_to_logger = meter.wrap("log lines", emit)  # type: ignore[method-assign]
+    try:
+        _loop(runtime, warm_up)
+        meter.seconds.clear()
+        started = time.process_time()
+        _loop(runtime, count)
+        meter.seconds["total"] = time.process_time() - started
+    finally:
+        local_backend.steps_from_history = steps  # type: ignore[attr-defined]
+        BoundLoggerBase._proxy_to_logger = emit  # type: ignore[method-assign]
+        runtime.ledger.close()
+    return meter.seconds
+
+
+def _loop(runtime: Runtime, count: int) -> None:
+    """Claim and process ``count`` orders on this thread, as one dispatcher worker would."""
+    owner, done = runtime.dispatcher.owner, 0
+    while done < count:
+        orders = runtime.ledger.claim_due(owner, limit=min(8, count - done), lease_seconds=30)
+        if not orders:
+            raise RuntimeError(f"only {done} of {count} orders were due")
+        for order in orders:
+            disposition = runtime.router.process(order, Lease(order.order_id, owner))
+            if not disposition.released:
+                runtime.ledger.release_lease(order.order_id, owner, done=disposition.done)
+            done += 1
 
 
 def _top_frames(raw: Path, top: int = 25) -> str:

@@ -37,6 +37,29 @@ _FAILED = frozenset(
 _EXECUTION_END = frozenset(
     {"ExecutionSucceeded", "ExecutionFailed", "ExecutionTimedOut", "ExecutionAborted"}
 )
+# What an event does to the step open at it: feed it (an attempt's end) or close it (a
+# state entered or exited, the execution's end). Events of no other type are skipped.
+_FEEDS, _CLOSES = "feeds", "closes"
+_STATE_ENTERED = (
+    "TaskStateEntered",
+    "PassStateEntered",
+    "ChoiceStateEntered",
+    "WaitStateEntered",
+    "SucceedStateEntered",
+    "FailStateEntered",
+    "ParallelStateEntered",
+    "MapStateEntered",
+)
+_ROLES: dict[str, str] = {
+    **dict.fromkeys(_SUCCEEDED | _FAILED, _FEEDS),
+    **dict.fromkeys(("TaskStateExited", *_STATE_ENTERED, *_EXECUTION_END), _CLOSES),
+}
+# Where each looked-into event keeps its details (GetExecutionHistory's member names);
+# an event without that member is searched like any other (see event_details).
+_DETAILS_KEY = {
+    "TaskStateEntered": "stateEnteredEventDetails",
+    **{kind: kind[0].lower() + kind[1:] + "EventDetails" for kind in (*_SUCCEEDED, *_FAILED)},
+}
 
 
 @dataclass(slots=True)
@@ -81,21 +104,24 @@ def steps_from_history(
     results: list[StepResult] = []
     current: _OpenStep | None = None
     for event in history:
-        kind = str(event.get("type", ""))
+        kind = event.get("type", "")
+        if type(kind) is not str:
+            kind = str(kind)
         # Only the events that open, feed or close a step are looked into (most are not).
-        if current is not None and (
-            kind == "TaskStateExited" or kind.endswith("StateEntered") or kind in _EXECUTION_END
-        ):
+        role = _ROLES.get(kind) or (_CLOSES if kind.endswith("StateEntered") else None)
+        if role is None:
+            continue
+        if current is not None and role is not _FEEDS:
             results.append(current.close(order_id, event_time(event), dry_run))
             current = None
         if kind == "TaskStateEntered":
-            name = event_details(event).get("name")
+            name = _details(event, kind).get("name")
             if isinstance(name, str) and name in STEP_OF_STATE:
                 current = _OpenStep(step=STEP_OF_STATE[name], started_at=event_time(event))
         elif current is not None and kind in _SUCCEEDED:
-            current.output = _task_output(event_details(event).get("output"))
+            current.output = _task_output(_details(event, kind).get("output"))
         elif current is not None and kind in _FAILED:
-            details = event_details(event)
+            details = _details(event, kind)
             current.errors.append(
                 {
                     "error": str(details.get("error") or "Unknown"),
@@ -116,6 +142,8 @@ def event_details(event: Mapping[str, Any]) -> Mapping[str, Any]:
 def event_time(event: Mapping[str, Any]) -> datetime:
     """An event's timestamp as an aware datetime (boto3 gives datetimes; JSON gives text)."""
     value = event.get("timestamp")
+    if type(value) is datetime and value.tzinfo is not None:  # the usual case, at once
+        return value
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=UTC)
     if isinstance(value, int | float):
@@ -137,6 +165,12 @@ def parse_cause(cause: Any) -> str:
     if isinstance(parsed, Mapping) and isinstance(parsed.get("errorMessage"), str):
         return str(parsed["errorMessage"])
     return cause
+
+
+def _details(event: Mapping[str, Any], kind: str) -> Mapping[str, Any]:
+    """The details of an event of type ``kind``, found by their member's name first."""
+    details = event.get(_DETAILS_KEY[kind])
+    return details if isinstance(details, Mapping) else event_details(event)
 
 
 def _task_output(raw: Any) -> Mapping[str, Any]:

@@ -230,6 +230,8 @@ def _bind_processor(type_: sa.types.TypeEngine[Any], dialect: sa.Dialect) -> Pro
 def _utc_text(value: datetime | None) -> str | None:
     if value is None:
         return None
+    if value.tzinfo is UTC:  # the usual case: one call, its "+00:00" cut off
+        return value.isoformat(" ", "microseconds")[:-6]
     if value.tzinfo is None:
         raise ValueError(f"the ledger stores aware datetimes only, got naive {value!r}")
     return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")

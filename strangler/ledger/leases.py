@@ -37,9 +37,10 @@ def claim_due(
     :meth:`strangler.ledger.SqlLedger.claim_due` for why that is safe).
     """
     values = statements.params(now=now, limit=limit, owner=owner, expires=expires)
+    claim = statements.CLAIM_DUE_SQLITE if conn.dialect.name == "sqlite" else statements.CLAIM_DUE
     if conn.dialect.name == "postgresql":
         conn.execute(statements.CLAIM_WITHOUT_FLUSH_WAIT)
-    rows = [row._mapping for row in conn.execute(statements.CLAIM_DUE, values)]
+    rows = [row._mapping for row in conn.execute(claim, values)]
     return [_leased(row) for row in sorted(rows, key=lambda r: r["next_attempt_at"])]
 
 

@@ -21,6 +21,7 @@ from strangler.orders import TERMINAL_STATUSES, OrderStatus, Outcome, Route
 
 __all__ = [
     "CLAIM_DUE",
+    "CLAIM_DUE_SQLITE",
     "CLAIM_WITHOUT_FLUSH_WAIT",
     "COUNT_INSTANT_ERRORS",
     "FAILED_OR_FELL_BACK",
@@ -299,25 +300,35 @@ _DUE = sa.and_(
 )
 # PostgreSQL: a claim's commit does not wait for its WAL flush (see SqlLedger.claim_due).
 CLAIM_WITHOUT_FLUSH_WAIT = sa.text("SET LOCAL synchronous_commit = off")
+_DUE_IDS = (
+    sa.select(_o.order_id)
+    .where(_DUE)
+    .order_by(_o.next_attempt_at)
+    .limit(sa.bindparam("p_limit", type_=sa.Integer))
+)
+_CLAIMED = {
+    "lease_owner": _p("owner", _o.lease_owner),
+    "lease_expires_at": _p("expires", _o.lease_expires_at),
+    "attempts": _o.attempts + 1,
+}
 CLAIM_DUE = (
     orders.update()
     .where(
-        _o.order_id.in_(
-            sa.select(_o.order_id)
-            .where(_DUE)
-            .order_by(_o.next_attempt_at)
-            .limit(sa.bindparam("p_limit", type_=sa.Integer))
-            .with_for_update(skip_locked=True)
-            .scalar_subquery()
-        ),
+        _o.order_id.in_(_DUE_IDS.with_for_update(skip_locked=True).scalar_subquery()),
         # Checked again: on PostgreSQL another claimer may have won since the sub-select.
         _DUE,
     )
-    .values(
-        lease_owner=_p("owner", _o.lease_owner),
-        lease_expires_at=_p("expires", _o.lease_expires_at),
-        attempts=_o.attempts + 1,
-    )
+    .values(**_CLAIMED)
+    .returning(*orders.c)
+)
+# SQLite: no check again. Its writers take turns (the claim runs in BEGIN IMMEDIATE), so
+# the sub-select's orders are still due; and with the check, SQLite found the rows to
+# update by walking every due order in ix_orders_due instead of by their keys (a claim
+# cost 1.1 ms of CPU with 3,000 orders due, 0.2 ms without).
+CLAIM_DUE_SQLITE = (
+    orders.update()
+    .where(_o.order_id.in_(_DUE_IDS.scalar_subquery()))
+    .values(**_CLAIMED)
     .returning(*orders.c)
 )
 

@@ -5,16 +5,19 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite as sqlite_dialect
 
 from strangler.exceptions import LedgerError
 from strangler.ledger import SqlLedger, ledger_from_url, statements
-from strangler.ledger.driver import DriverWrites
-from strangler.ledger.schema import orders
+from strangler.ledger.driver import DriverWrites, _Compiled, _utc_text
+from strangler.ledger.schema import UTCDateTime, orders
 from tests.unit.ledger.support import make_order
 
 
@@ -60,7 +63,7 @@ def test_returned_rows_are_converted_by_the_column_types(
     now = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
     values = statements.params(now=now, limit=5, owner="me", expires=now + timedelta(days=3650))
     with writes.transaction() as conn:
-        claimed = list(conn.execute(statements.CLAIM_DUE, values))
+        claimed = list(conn.execute(statements.CLAIM_DUE_SQLITE, values))
     with ledger.engine.connect() as conn:
         through_sa = conn.execute(statements.ORDER_BY_ID, statements.params(order_id="o-1")).one()
     row = claimed[0]._mapping
@@ -182,3 +185,30 @@ def test_a_lock_held_past_the_busy_timeout_is_a_driver_error(
         other.execute("ROLLBACK")
         other.close()
         writes.close()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    moment=st.datetimes(
+        timezones=st.sampled_from([UTC, timezone(timedelta(hours=-5, minutes=-30))])
+    ),
+)
+def test_utc_text_is_what_the_column_type_binds(moment: datetime) -> None:
+    """The driver's one-step datetime text equals UTCDateTime's conversion then SQLite's."""
+    dialect = sqlite_dialect()
+    process = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
+    assert process is not None
+    assert _utc_text(moment) == process(moment)
+
+
+def test_a_claim_updates_the_due_orders_by_their_keys(ledger: SqlLedger) -> None:
+    """SQLite's claim looks up the orders it claims by key, not by walking every due order
+    (a cost that grew with the backlog: 1.1 ms of CPU per claim with 3,000 orders due)."""
+    now = datetime.now(UTC)
+    values = statements.params(now=now, limit=4, owner="me", expires=now)
+    compiled = _Compiled(statements.CLAIM_DUE_SQLITE, ledger.engine.dialect, values)
+    sql, params = compiled.prepare(values)
+    with ledger.engine.connect() as conn:
+        plan = [row[3] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", params)]
+    assert plan[0].startswith("SEARCH orders USING"), plan
+    assert plan[0].endswith("(order_id=?)"), plan
