@@ -211,11 +211,13 @@ class SqlLedger:
         return self._insert_received(row, notify=False)
 
     def _insert_received(self, row: dict[str, Any], *, notify: bool) -> bool:
-        with self._write("record a received order") as conn:
-            if notify and conn.dialect.name == "postgresql":
-                # One statement: a row comes back (and the NOTIFY goes) only when inserted.
-                return conn.execute(statements.INSERT_ORDER_NOTIFYING, row).first() is not None
-            return conn.execute(statements.INSERT_ORDER, row).rowcount == 1
+        """PostgreSQL: one statement committed on its own (autocommit: no BEGIN and COMMIT
+        round trips); a row comes back, and the NOTIFY goes, only when it inserted one."""
+        with self._translated("record a received order"), self._engine.connect() as conn:
+            alone = conn.execution_options(isolation_level="AUTOCOMMIT")
+            if notify:
+                return alone.execute(statements.INSERT_ORDER_NOTIFYING, row).first() is not None
+            return alone.execute(statements.INSERT_ORDER, row).rowcount == 1
 
     def intake_listener(self, on_intake: Callable[[], None]) -> IntakeListener | None:
         """A listener calling ``on_intake`` for each order taken in by any process, or None.
