@@ -3,9 +3,10 @@
 Intake sends ``NOTIFY strangler_intake`` in the statement that writes the order
 (:data:`strangler.ledger.statements.INSERT_ORDER_NOTIFYING`), so the notification goes
 out when, and only when, the order is committed. :class:`IntakeListener` holds one connection of its
-own in ``LISTEN`` and calls ``on_intake`` for each notification. When the connection
-fails it reconnects with a bounded backoff and calls ``on_intake`` once connected again,
-since notifications sent meanwhile are lost; the dispatcher's poll covers the gap.
+own in ``LISTEN`` and calls ``on_intake(order_id)`` for each notification (its payload is
+the new order's id). When the connection fails it reconnects with a bounded backoff and
+calls ``on_intake(None)`` once connected again, since notifications sent meanwhile are
+lost; the dispatcher's poll covers the gap.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ _RECONNECT = Backoff(0.5, 30.0)
 class IntakeListener:
     """A thread listening on ``engine``'s database for intake notifications."""
 
-    def __init__(self, engine: sa.Engine, on_intake: Callable[[], None]) -> None:
+    def __init__(self, engine: sa.Engine, on_intake: Callable[[str | None], None]) -> None:
         if engine.dialect.name != "postgresql":
             raise ValueError(f"LISTEN/NOTIFY needs PostgreSQL, not {engine.dialect.name!r}")
         self._engine = engine
@@ -71,7 +72,7 @@ class IntakeListener:
                 )
                 failures = 0
                 # What was sent before it listened (or while it was down) is lost: look now.
-                self._on_intake()
+                self._on_intake(None)
                 self._listen(connection)
             except Exception as exc:  # the database down, or a bug: listen again later
                 failures += 1
@@ -86,5 +87,5 @@ class IntakeListener:
 
     def _listen(self, connection: Any) -> None:
         while not self._stopping.is_set():
-            for _ in connection.notifies(timeout=_WAIT_S):
-                self._on_intake()
+            for notification in connection.notifies(timeout=_WAIT_S):
+                self._on_intake(notification.payload or None)

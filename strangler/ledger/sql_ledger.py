@@ -211,16 +211,23 @@ class SqlLedger:
         return self._insert_received(row, notify=False)
 
     def _insert_received(self, row: dict[str, Any], *, notify: bool) -> bool:
-        with self._write("record a received order") as conn:
-            if notify and conn.dialect.name == "postgresql":
-                # One statement: a row comes back (and the NOTIFY goes) only when inserted.
-                return conn.execute(statements.INSERT_ORDER_NOTIFYING, row).first() is not None
-            return conn.execute(statements.INSERT_ORDER, row).rowcount == 1
+        operation = "record a received order"
+        if self._engine.dialect.name != "postgresql":
+            with self._write(operation) as conn:
+                return conn.execute(statements.INSERT_ORDER, row).rowcount == 1
+        # One statement committed on its own (autocommit: no BEGIN and COMMIT round trips);
+        # a row comes back, and the NOTIFY goes, only when it inserted one.
+        with self._translated(operation), self._engine.connect() as conn:
+            alone = conn.execution_options(isolation_level="AUTOCOMMIT")
+            if notify:
+                return alone.execute(statements.INSERT_ORDER_NOTIFYING, row).first() is not None
+            return alone.execute(statements.INSERT_ORDER, row).rowcount == 1
 
-    def intake_listener(self, on_intake: Callable[[], None]) -> IntakeListener | None:
-        """A listener calling ``on_intake`` for each order taken in by any process, or None.
+    def intake_listener(self, on_intake: Callable[[str | None], None]) -> IntakeListener | None:
+        """A listener calling ``on_intake(order_id)`` for each order any process takes in.
 
-        PostgreSQL only (LISTEN/NOTIFY); None on SQLite, where routing processes share a
+        PostgreSQL only (LISTEN/NOTIFY; ``on_intake(None)`` once listening, since what
+        was sent before is lost); None on SQLite, where routing processes share a
         host and are woken by :mod:`strangler.routing.wakeups`. Not started yet.
         """
         if self._engine.dialect.name != "postgresql":

@@ -125,12 +125,14 @@ INSERT_ORDER = insert_ignoring_duplicates(orders, ORDER_COLUMNS, key=("order_id"
 # PostgreSQL only: sent in the intake's transaction, heard by strangler.ledger.notify.
 INTAKE_CHANNEL = "strangler_intake"
 # The INSERT and its NOTIFY in one statement (one round trip): a row back when inserted.
+# The notification's payload is the order_id, so that a routing process woken for the
+# same order by a same-host socket too acts on the first wake-up only.
 _INSERT_ORDER_RETURNING = insert_ignoring_duplicates(
     orders, ORDER_COLUMNS, key=("order_id",), returning="order_id"
 )
 INSERT_ORDER_NOTIFYING = sa.text(
     f"WITH inserted AS ({_INSERT_ORDER_RETURNING.text}) "  # noqa: S608  (no input in it)
-    f"SELECT pg_notify('{INTAKE_CHANNEL}', '') FROM inserted"
+    f"SELECT pg_notify('{INTAKE_CHANNEL}', order_id) FROM inserted"
 ).bindparams(*(sa.bindparam(name, type_=orders.c[name].type) for name in ORDER_COLUMNS))
 
 INSERT_TRANSITION = insert_ignoring_duplicates(

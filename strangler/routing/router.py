@@ -206,7 +206,8 @@ class Lease:
 class Router:
     """Decides each order's path once, runs it, and records every step in the ledger.
 
-    ``on_intake`` is called after each new order is written (the dispatcher's wake-up);
+    ``on_intake`` is called with the order id after each new order is written (the
+    dispatcher's wake-up);
     ``on_dry_run`` with the order id after a shadow dry run is recorded (the comparison's
     late matching) and ``on_legacy_routed`` after an order is routed to legacy (the noise
     probe). Neither may raise.
@@ -221,7 +222,7 @@ class Router:
         *,
         retry: RetryPolicy | None = None,
         run_timeout_s: float = 60.0,
-        on_intake: Callable[[], None] | None = None,
+        on_intake: Callable[[str], None] | None = None,
         on_dry_run: Callable[[str], None] | None = None,
         on_legacy_routed: Callable[[str], object] | None = None,
         clock: Callable[[], datetime] = utc_now,
@@ -250,7 +251,7 @@ class Router:
         new = self.ledger.record_received(order, source=source)
         _log.info("order_received", order_id=order.order_id, source=source, new=new)
         if new and self.on_intake is not None:
-            self.on_intake()
+            self.on_intake(order.order_id)
         return IntakeResult(new=new, order_id=order.order_id)
 
     def reject(self, raw_body: bytes | str, *, reason: str, source: str) -> None:

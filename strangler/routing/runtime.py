@@ -30,7 +30,12 @@ from strangler.legacy_adapter import LegacyClient
 from strangler.protocols import FlagSource, InstantBackend, LegacyPath
 from strangler.routing.dispatcher import LeaseDispatcher
 from strangler.routing.router import RetryPolicy, Router
-from strangler.routing.wakeups import WakeupReceiver, WakeupSender, wakeup_directory
+from strangler.routing.wakeups import (
+    OncePerOrder,
+    WakeupReceiver,
+    WakeupSender,
+    wakeup_directory,
+)
 from strangler.settings import Settings
 
 __all__ = ["LegacyApp", "Runtime"]
@@ -71,12 +76,15 @@ class Runtime:
             lease_seconds=settings.lease_seconds,
             poll_interval_s=poll_interval_s,
         )
-        # Intake wakes this process's dispatcher and every routing process on this host.
+        # Intake wakes this process's dispatcher and every routing process on this host;
+        # on PostgreSQL every routing process hears of it by NOTIFY too: the first
+        # wake-up about an order wakes the dispatcher, the repeat is dropped.
         wakeup_dir = wakeup_directory(settings, ledger)
         self.wakeups = WakeupSender(wakeup_dir)
+        self._wake_once = OncePerOrder(self.dispatcher.wake)
         self.router.on_intake = self._on_intake
-        self._receiver = WakeupReceiver(wakeup_dir, self.dispatcher.wake)
-        self._listener = ledger.intake_listener(self.dispatcher.wake)
+        self._receiver = WakeupReceiver(wakeup_dir, self._wake_once)
+        self._listener = ledger.intake_listener(self._wake_once)
         self.reconciler = Reconciler(
             ledger,
             legacy,
@@ -217,9 +225,9 @@ class Runtime:
         self._closers = []
         _log.info("runtime_stopped")
 
-    def _on_intake(self) -> None:
-        self.dispatcher.wake()
-        self.wakeups.send()
+    def _on_intake(self, order_id: str) -> None:
+        self._wake_once(order_id)
+        self.wakeups.send(order_id)
 
     def __enter__(self) -> Runtime:
         self.start()

@@ -4,15 +4,20 @@ Each routing process (a ``strangler serve`` routing child, an HTTP worker routin
 inline, a ``strangler worker``) binds a unix datagram socket of its own, named
 ``<pid>-<token>.sock``, in the directory :func:`wakeup_directory` names: beside the
 SQLite file, or in the data dir on PostgreSQL. After each new order is durable, intake
-sends one empty datagram to every socket there (:class:`WakeupSender`); the routing
-process's thread (:class:`WakeupReceiver`) wakes its dispatcher, which claims the order
-at once. No process owns the channel: whoever shares the directory shares it, so the
-supervisor's children, gunicorn's workers behind nginx, several routing processes and
+sends one datagram carrying the order_id to every socket there (:class:`WakeupSender`);
+the routing process's thread (:class:`WakeupReceiver`) wakes its dispatcher, which claims
+the order at once. No process owns the channel: whoever shares the directory shares it,
+so the supervisor's children, gunicorn's workers behind nginx, several routing processes and
 separately started workers all take part without being told about each other.
 
 A wake-up is a hint, never a hand-over: the order is already in the ledger, a send that
 fails is ignored, and the dispatcher's poll finds whatever a lost wake-up missed. A
 socket file left by a process that died (the kernel refuses the send) is removed.
+
+On PostgreSQL the same order also reaches every routing process by LISTEN/NOTIFY
+(:mod:`strangler.ledger.notify`): :class:`OncePerOrder` lets the first wake-up about an
+order through and drops the repeat, which would only make the dispatcher claim again,
+find nothing, and compete with the order's own routing for the CPU and the database.
 """
 
 from __future__ import annotations
@@ -25,15 +30,17 @@ import select
 import socket
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
 import structlog
 
+from strangler.orders import MAX_ID_LENGTH
 from strangler.settings import Settings
 
-__all__ = ["WAKEUP_DIR", "WakeupReceiver", "WakeupSender", "wakeup_directory"]
+__all__ = ["WAKEUP_DIR", "OncePerOrder", "WakeupReceiver", "WakeupSender", "wakeup_directory"]
 
 WAKEUP_DIR = "wakeup"
 _BESIDE_SQLITE = "-wakeup"
@@ -43,6 +50,9 @@ _MAX_SOCKET_PATH = 107
 _RECEIVE_TIMEOUT_S = 1.0
 _RELIST_S = 1.0
 _DRAIN_LIMIT = 1024
+# A datagram's payload: an order_id in UTF-8 (up to 4 bytes a character).
+_MAX_PAYLOAD = 4 * MAX_ID_LENGTH
+_REMEMBERED_ORDERS = 4096
 _log = structlog.get_logger()
 
 
@@ -107,10 +117,11 @@ class WakeupSender:
         self._listed_at = 0.0
         self._targets: tuple[str, ...] = ()
 
-    def send(self) -> int:
-        """Wake every other routing process here; returns how many were sent a datagram."""
+    def send(self, order_id: str | None = None) -> int:
+        """Wake every other routing process here about ``order_id`` (None: about whatever is
+        due); returns how many were sent a datagram."""
         try:
-            return self._send_all()
+            return self._send_all(order_id.encode() if order_id is not None else b"")
         except Exception as exc:  # a hint only: the order is durable and the poll finds it
             _log.warning("wakeup_send_failed", directory=str(self._directory.path), error=str(exc))
             return 0
@@ -124,11 +135,11 @@ class WakeupSender:
             self._directory.close()
             self._seen_mtime_ns = -1
 
-    def _send_all(self) -> int:
+    def _send_all(self, payload: bytes) -> int:
         targets = self._current_targets()
         sent = 0
         for name in targets:
-            if self._send_one(name):
+            if self._send_one(name, payload):
                 sent += 1
         return sent
 
@@ -154,12 +165,12 @@ class WakeupSender:
                 self._socket.setblocking(False)
             return self._targets
 
-    def _send_one(self, name: str) -> bool:
+    def _send_one(self, name: str, payload: bytes) -> bool:
         sock = self._socket
         if sock is None:
             return False
         try:
-            sock.sendto(b"", self._directory.address(name))
+            sock.sendto(payload, self._directory.address(name))
         except BlockingIOError:
             return True  # its queue is full: it has wake-ups waiting already
         except (ConnectionRefusedError, FileNotFoundError) as exc:
@@ -179,13 +190,14 @@ class WakeupSender:
 
 
 class WakeupReceiver:
-    """A socket in ``directory`` and a thread calling ``on_wake`` when a datagram arrives.
+    """A socket in ``directory`` and a thread calling ``on_wake`` when datagrams arrive.
 
-    Several datagrams waiting are drained and answered by one call. ``on_wake`` must not
-    raise (the dispatcher's :meth:`wake` only sets an event).
+    Several datagrams waiting are drained together: ``on_wake(order_id)`` once per order
+    named, ``on_wake(None)`` once for any datagram naming none. ``on_wake`` must not raise
+    (the dispatcher's :meth:`wake` only sets an event).
     """
 
-    def __init__(self, directory: Path, on_wake: Callable[[], None]) -> None:
+    def __init__(self, directory: Path, on_wake: Callable[[str | None], None]) -> None:
         self._directory = _Directory(directory)
         self._on_wake = on_wake
         self.name = f"{os.getpid()}-{secrets.token_hex(4)}{_SUFFIX}"
@@ -249,15 +261,53 @@ class WakeupReceiver:
                 _log.warning("wakeup_receive_failed", error=str(exc))
                 self._stopping.wait(_RECEIVE_TIMEOUT_S)
                 continue
-            if received and not self._stopping.is_set():
-                self._on_wake()
+            if self._stopping.is_set():
+                return
+            for order_id in received:
+                self._on_wake(order_id)
 
 
-def _drain(sock: socket.socket) -> int:
-    """Read the datagrams waiting (the socket is non-blocking): a burst is one wake-up."""
-    for count in range(_DRAIN_LIMIT):
+def _drain(sock: socket.socket) -> set[str | None]:
+    """Read the datagrams waiting (the socket is non-blocking): the orders they name, None
+    for one naming none (or not readable as an order_id). A burst is one wake-up per order."""
+    named: set[str | None] = set()
+    for _ in range(_DRAIN_LIMIT):
         try:
-            sock.recv(1)
+            payload = sock.recv(_MAX_PAYLOAD)
         except BlockingIOError:
-            return count
-    return _DRAIN_LIMIT
+            break
+        try:
+            named.add(payload.decode() or None)
+        except UnicodeDecodeError:
+            named.add(None)
+    return named
+
+
+class OncePerOrder:
+    """Passes the first wake-up about each order on to ``wake`` and drops the repeats.
+
+    A routing process on PostgreSQL hears of an order taken in on its host twice (a
+    datagram and a notification, in either order). Both come after the order is
+    committed, so the dispatcher's claim after the first finds it; the second would only
+    cost a claim that finds nothing. A wake-up naming no order always passes. The last
+    ``remember`` orders are remembered. Thread-safe.
+    """
+
+    def __init__(self, wake: Callable[[], None], *, remember: int = _REMEMBERED_ORDERS) -> None:
+        if remember < 1:
+            raise ValueError(f"remember must be at least 1, got {remember}")
+        self._wake = wake
+        self._remember = remember
+        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __call__(self, order_id: str | None = None) -> None:
+        """Wake the dispatcher unless ``order_id`` woke it already."""
+        if order_id is not None:
+            with self._lock:
+                if order_id in self._seen:
+                    return
+                self._seen[order_id] = None
+                if len(self._seen) > self._remember:
+                    self._seen.popitem(last=False)
+        self._wake()

@@ -16,15 +16,17 @@ pytestmark = pytest.mark.needs_postgres
 
 
 class Counter:
-    """Counts the calls a listener makes."""
+    """Counts the calls a listener makes, and keeps the orders they name."""
 
     def __init__(self) -> None:
         self.count = 0
+        self.order_ids: list[str | None] = []
         self._lock = threading.Lock()
 
-    def __call__(self) -> None:
+    def __call__(self, order_id: str | None) -> None:
         with self._lock:
             self.count += 1
+            self.order_ids.append(order_id)
 
 
 @pytest.fixture
@@ -39,7 +41,8 @@ def ledgers(pg_url: str) -> Iterator[tuple[SqlLedger, SqlLedger]]:
 def test_each_new_order_notifies_a_listener_on_another_connection(
     ledgers: tuple[SqlLedger, SqlLedger],
 ) -> None:
-    """One call when listening starts, one per new order; a duplicate sends nothing."""
+    """One call when listening starts (naming no order), one per new order naming it; a
+    duplicate sends nothing."""
     routing, intake = ledgers
     heard = Counter()
     listener = routing.intake_listener(heard)
@@ -54,6 +57,7 @@ def test_each_new_order_notifies_a_listener_on_another_connection(
         # Delivered in commit order: a notification of the duplicate would come before o-2's.
         wait_until(lambda: heard.count >= 3, 10, "the second order's notification")
         assert heard.count == 3
+        assert heard.order_ids == [None, "o-1", "o-2"]
     finally:
         listener.stop()
 
@@ -76,6 +80,6 @@ def test_no_listener_on_sqlite() -> None:
     """SQLite has no LISTEN/NOTIFY: routing processes there are woken by sockets."""
     ledger = ledger_from_url("sqlite://")
     try:
-        assert ledger.intake_listener(lambda: None) is None
+        assert ledger.intake_listener(lambda _order_id: None) is None
     finally:
         ledger.close()

@@ -91,7 +91,7 @@ def test_every_order_is_processed_once(
 ) -> None:
     """Orders taken in are each run once and end terminal, woken without waiting for a poll."""
     dispatcher = start(dispatchers, router, poll_interval_s=30.0)
-    router.on_intake = dispatcher.wake
+    router.on_intake = lambda _order_id: dispatcher.wake()
     for n in range(20):
         router.intake(make_order(f"o-{n}"), source="api")
     wait_until(lambda: all_terminal(ledger), 10, "every order to be terminal")
@@ -346,7 +346,7 @@ def test_orders_waiting_for_a_retry_are_parked_not_held(
     with LocalBackend(steps, rng=_Fraction(0.3)) as backend:
         router = Router(ledger, FakeFlags(), FakeLegacy(), backend, retry=FAST_RETRY)
         dispatcher = start(dispatchers, router, workers=1, lease_seconds=1.0)
-        router.on_intake = dispatcher.wake
+        router.on_intake = lambda _order_id: dispatcher.wake()
         bad = [f"bad-{n}" for n in range(4)]
         good = [f"good-{n}" for n in range(8)]
         for order_id in bad + good:
@@ -390,7 +390,7 @@ def test_shadow_dry_runs_waiting_for_a_retry_are_parked_too(
             ledger, FakeFlags(path=Route.SHADOW), FakeLegacy(), backend, retry=FAST_RETRY
         )
         dispatcher = start(dispatchers, router, workers=1)
-        router.on_intake = dispatcher.wake
+        router.on_intake = lambda _order_id: dispatcher.wake()
         ids = ["bad-0", "good-0", "good-1", "good-2"]
         for order_id in ids:
             router.intake(make_order(order_id), source="api")

@@ -71,17 +71,17 @@ def test_intake_writes_the_order_and_wakes_the_dispatcher(
     router: Router, ledger: SqlLedger, instant: FakeInstant
 ) -> None:
     """Intake writes the row, wakes the dispatcher once, and does not process the order."""
-    wakes: list[None] = []
-    router.on_intake = lambda: wakes.append(None)
+    wakes: list[str] = []
+    router.on_intake = wakes.append
     result = router.intake(make_order("o-1"), source="api")
     assert (result.new, result.order_id) == (True, "o-1")
-    assert (story(ledger)["status"], len(wakes), sum(instant.runs.values())) == ("received", 1, 0)
+    assert (story(ledger)["status"], wakes, sum(instant.runs.values())) == ("received", ["o-1"], 0)
 
 
 def test_a_duplicate_intake_changes_nothing(router: Router, ledger: SqlLedger) -> None:
     """A duplicate is reported as not new and does not wake the dispatcher again."""
-    wakes: list[None] = []
-    router.on_intake = lambda: wakes.append(None)
+    wakes: list[str] = []
+    router.on_intake = wakes.append
     router.intake(make_order("o-1"), source="sns")
     result = router.intake(make_order("o-1"), source="sns")
     assert (result.new, len(wakes), ledger.counts().total) == (False, 1, 1)

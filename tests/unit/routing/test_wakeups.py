@@ -10,20 +10,27 @@ from pathlib import Path
 
 import pytest
 
-from strangler.routing.wakeups import WakeupReceiver, WakeupSender, wakeup_directory
+from strangler.routing.wakeups import (
+    OncePerOrder,
+    WakeupReceiver,
+    WakeupSender,
+    wakeup_directory,
+)
 from strangler.settings import Settings
 from tests.helpers import wait_until
 
 
 class Counter:
-    """Counts the wake-ups a receiver delivers."""
+    """Counts the wake-ups a receiver delivers, and keeps the orders they name."""
 
     def __init__(self) -> None:
         self.count = 0
+        self.order_ids: list[str | None] = []
         self.woken = threading.Event()
 
-    def __call__(self) -> None:
+    def __call__(self, order_id: str | None = None) -> None:
         self.count += 1
+        self.order_ids.append(order_id)
         self.woken.set()
 
 
@@ -192,3 +199,36 @@ def test_the_directory_is_beside_the_sqlite_file_or_in_the_data_dir(
     """Processes on one SQLite file share its directory whatever their data dirs."""
     settings = Settings(data_dir=Path("/var/lib/strangler"))
     assert wakeup_directory(settings, LedgerAt(sqlite_file)) == Path(expected)
+
+
+def test_a_wake_up_names_its_order(
+    sender: WakeupSender, other_pid_receiver: tuple[WakeupReceiver, Counter]
+) -> None:
+    """A send about an order delivers its order_id; one about nothing in particular, None."""
+    _, counter = other_pid_receiver
+    assert sender.send("o-1") == 1
+    wait_until(lambda: "o-1" in counter.order_ids, 5, "the wake-up about o-1")
+    assert sender.send() == 1
+    wait_until(lambda: None in counter.order_ids, 5, "the wake-up about nothing")
+    assert counter.order_ids == [
+        "o-1",
+        None,
+    ]
+
+
+def test_the_first_wake_up_about_an_order_passes_and_its_repeat_is_dropped() -> None:
+    """A datagram and a notification about one order wake the dispatcher once; a wake-up
+    naming no order always passes; only the last ``remember`` orders are remembered."""
+    woken: list[None] = []
+    once = OncePerOrder(lambda: woken.append(None), remember=2)
+    once("o-1")
+    once("o-1")
+    assert len(woken) == 1
+    once(None)
+    once(None)
+    assert len(woken) == 3
+    once("o-2")
+    once("o-3")  # o-1 is forgotten: a very late repeat wakes, and the claim finds nothing
+    once("o-1")
+    once("o-3")
+    assert len(woken) == 6

@@ -1,0 +1,71 @@
+"""The PostgreSQL ledger's connections: few round trips per write, dead ones replaced."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+
+from strangler.ledger import SqlLedger, ledger_from_url
+from tests.helpers import wait_until
+from tests.unit.ledger.support import make_order
+
+pytestmark = pytest.mark.needs_postgres
+
+
+@pytest.fixture
+def ledger(pg_url: str) -> Iterator[SqlLedger]:
+    opened = ledger_from_url(pg_url)
+    yield opened
+    opened.close()
+
+
+def _terminate_other_backends(pg_url: str) -> None:
+    """Close every other session on this database from the server side, and wait for it."""
+    others = "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    admin = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"SELECT pg_terminate_backend(pid) {others}"))
+            wait_until(
+                lambda: conn.execute(sa.text(f"SELECT pid {others}")).first() is None,
+                10,
+                "the terminated sessions to end",
+            )
+    finally:
+        admin.dispose()
+
+
+def test_a_pooled_connection_the_server_closed_is_replaced_before_use(
+    ledger: SqlLedger, pg_url: str
+) -> None:
+    """After the server ends the ledger's sessions (a restart, pg_terminate_backend), the
+    next intake and claim succeed at their first try, on fresh connections."""
+    assert ledger.record_received(make_order("o-1"), source="test")
+    _terminate_other_backends(pg_url)
+    assert ledger.record_received(make_order("o-2"), source="test")
+    claimed = ledger.claim_due("worker-1", limit=10, lease_seconds=30)
+    assert sorted(order.order_id for order in claimed) == ["o-1", "o-2"]
+
+
+def test_intake_is_one_statement_without_a_transaction_of_its_own(ledger: SqlLedger) -> None:
+    """The intake's INSERT (and its NOTIFY) commit on their own: SQLAlchemy sends no
+    COMMIT, so the write costs one round trip; the order is durable on return."""
+    commits: list[object] = []
+
+    def count(conn: sa.Connection) -> None:
+        commits.append(conn)
+
+    sa.event.listen(ledger.engine, "commit", count)
+    try:
+        assert ledger.record_received(make_order("o-1"), source="test")
+        assert not ledger.record_received(make_order("o-1"), source="test")
+    finally:
+        sa.event.remove(ledger.engine, "commit", count)
+    assert commits == []
+    other = ledger_from_url(ledger.engine.url.render_as_string(hide_password=False))
+    try:
+        assert other.known_orders(["o-1"]) == {"o-1"}
+    finally:
+        other.close()
