@@ -33,13 +33,15 @@ def claim_due(
 ) -> list[LeasedOrder]:
     """Lease up to ``limit`` due orders nobody holds to ``owner``, oldest due first.
 
-    On PostgreSQL this transaction commits without waiting for its WAL flush (see
+    On PostgreSQL the claim is one statement, run alone in its transaction by the caller
+    (autocommit), whose commit does not wait for its WAL flush (see
     :meth:`strangler.ledger.SqlLedger.claim_due` for why that is safe).
     """
     values = statements.params(now=now, limit=limit, owner=owner, expires=expires)
-    claim = statements.CLAIM_DUE_SQLITE if conn.dialect.name == "sqlite" else statements.CLAIM_DUE
-    if conn.dialect.name == "postgresql":
-        conn.execute(statements.CLAIM_WITHOUT_FLUSH_WAIT)
+    claim = {
+        "sqlite": statements.CLAIM_DUE_SQLITE,
+        "postgresql": statements.CLAIM_DUE_UNFLUSHED,
+    }.get(conn.dialect.name, statements.CLAIM_DUE)
     rows = [row._mapping for row in conn.execute(claim, values)]
     return [_leased(row) for row in sorted(rows, key=lambda r: r["next_attempt_at"])]
 

@@ -22,14 +22,13 @@ from strangler.orders import TERMINAL_STATUSES, OrderStatus, Outcome, Route
 __all__ = [
     "CLAIM_DUE",
     "CLAIM_DUE_SQLITE",
-    "CLAIM_WITHOUT_FLUSH_WAIT",
+    "CLAIM_DUE_UNFLUSHED",
     "COUNT_INSTANT_ERRORS",
     "FAILED_OR_FELL_BACK",
     "FOLLOWED",
     "HOLD_ROLE",
     "INSERT_ORDER",
     "INSERT_ORDER_NOTIFYING",
-    "INSERT_STEP",
     "INSERT_STEP_QUIETLY",
     "INSERT_TRANSITION",
     "INTAKE_CHANNEL",
@@ -153,10 +152,7 @@ _STEP_COLUMNS = (
     "recorded_at",
 )
 _STEP_KEY = ("order_id", "path", "step", "dry_run", "seq")
-# RETURNING tells a new row from a duplicate on both databases (rowcount does not when
-# PostgreSQL reports the generated id).
-INSERT_STEP = insert_ignoring_duplicates(step_results, _STEP_COLUMNS, key=_STEP_KEY, returning="id")
-# For one executemany of many steps, where the driver's rowcount is their sum (SQLite).
+# One executemany of many steps; the driver's rowcount is how many were new.
 INSERT_STEP_QUIETLY = insert_ignoring_duplicates(step_results, _STEP_COLUMNS, key=_STEP_KEY)
 
 # Take or keep a role: a row is returned only when ``owner`` holds it afterwards.
@@ -300,8 +296,6 @@ _DUE = sa.and_(
     _o.next_attempt_at <= _NOW,
     sa.or_(_o.lease_owner.is_(None), _o.lease_expires_at < _NOW),
 )
-# PostgreSQL: a claim's commit does not wait for its WAL flush (see SqlLedger.claim_due).
-CLAIM_WITHOUT_FLUSH_WAIT = sa.text("SET LOCAL synchronous_commit = off")
 _DUE_IDS = (
     sa.select(_o.order_id)
     .where(_DUE)
@@ -323,6 +317,11 @@ CLAIM_DUE = (
     .values(**_CLAIMED)
     .returning(*orders.c)
 )
+# PostgreSQL: the claim alone in its transaction (autocommit: no BEGIN and COMMIT round
+# trips), whose commit does not wait for its WAL flush (see SqlLedger.claim_due):
+# set_config(..., true) is SET LOCAL inside the statement, evaluated once before the scan.
+_UNFLUSHED = sa.select(sa.func.set_config("synchronous_commit", "off", sa.true()))
+CLAIM_DUE_UNFLUSHED = CLAIM_DUE.where(_UNFLUSHED.scalar_subquery() == "off")
 # SQLite: no check again. Its writers take turns (the claim runs in BEGIN IMMEDIATE), so
 # the sub-select's orders are still due; and with the check, SQLite found the rows to
 # update by walking every due order in ix_orders_due instead of by their keys (a claim

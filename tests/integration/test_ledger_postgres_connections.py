@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -69,3 +70,28 @@ def test_intake_is_one_statement_without_a_transaction_of_its_own(ledger: SqlLed
         assert other.known_orders(["o-1"]) == {"o-1"}
     finally:
         other.close()
+
+
+def test_a_claim_is_one_statement_committed_without_a_flush_wait(ledger: SqlLedger) -> None:
+    """The claim commits on its own (no BEGIN or COMMIT round trips), with
+    synchronous_commit off for its own transaction only: the pooled session keeps it on."""
+    statements: list[tuple[str, dict[str, object]]] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, parameters: Any, *_: object) -> None:
+        statements.append((statement, parameters))
+
+    ledger.record_received(make_order("o-1"), source="test")
+    sa.event.listen(ledger.engine, "before_cursor_execute", seen)
+    try:
+        claimed = ledger.claim_due("worker-1", limit=10, lease_seconds=30)
+    finally:
+        sa.event.remove(ledger.engine, "before_cursor_execute", seen)
+    assert [order.order_id for order in claimed] == ["o-1"]
+    assert len(statements) == 1
+    statement, parameters = statements[0]
+    assert statement.startswith("UPDATE orders")
+    assert "set_config(" in statement
+    assert {"synchronous_commit", "off"} <= set(parameters.values())
+    assert ledger.claim_due("worker-2", limit=10, lease_seconds=30) == []
+    with ledger.engine.connect() as conn:
+        assert conn.execute(sa.text("SHOW synchronous_commit")).scalar() == "on"
