@@ -161,6 +161,10 @@ def _case(data: Path, sim: tuple[str, int], failing: int, args: argparse.Namespa
         workers=args.workers,
         retention_days=0,
         log_format="json",
+        # Each case has a ledger of its own before the one simulator: without this, its
+        # reconciler adopts the orders earlier cases created and never sent (the spares)
+        # once they are 30 s old, about 100 writes a case that are not the case's load.
+        reconcile_grace_s=3600,
     )
     with Runtime.from_settings(settings) as runtime:
         backend = runtime.instant
