@@ -13,7 +13,12 @@ timestamps) and the ratio to the case without failing orders (target: at most 1.
 for the failing orders the Retry schedule as their execution histories show it: attempts
 per execution (the shipped definition allows 4) and each wait against its ceiling
 (IntervalSeconds x BackoffRate^n, at most MaxDelaySeconds; full jitter draws 0 to it).
-Cases are interleaved round by round; medians over rounds.
+Cases are interleaved round by round; medians over rounds. Good orders are sent once every
+failing order has parked (waits out its first Retry interval): a burst of failing orders
+taken in at once would otherwise sit ahead of the first good ones in the ledger, which is
+first come, first served, not head-of-line blocking. Beside the latencies, the CPU time
+per second of wall time of this process (the Runtime) and of the simulator while the good
+orders run shows what the failing orders' own work costs on a machine of 2 cores.
 
     .venv/bin/python bench/head_of_line.py [--good 100] [--rate 20] [--failing 0 8 64] [--rounds 2]
 """
@@ -42,7 +47,7 @@ from _flags import write_flag
 from strangler.demo.processes import free_port, running
 from strangler.instant.local_backend import LocalBackend
 from strangler.logs import configure_logging
-from strangler.orders import OrderNotification
+from strangler.orders import OrderNotification, OrderStatus
 from strangler.routing.runtime import Runtime
 from strangler.settings import Settings
 
@@ -65,6 +70,7 @@ class Case:
     good_ms: list[float]
     attempts: list[int]
     waits: list[tuple[float, float]]  # (seconds waited, ceiling)
+    cpu: tuple[float, float]  # CPU s per wall s: this process, the simulator
 
     def pct(self, q: float) -> float:
         """The q-th percentile of good orders' received -> terminal, in ms."""
@@ -84,11 +90,11 @@ def main() -> None:
         # JSON logs as a deployed worker writes them, to a file rather than the terminal.
         configure_logging("json")
         structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=log))
-        with _simulator(work) as sim_url:
+        with _simulator(work) as (sim_url, sim_pid):
             for round_ in range(args.rounds):
                 for failing in args.failing:
                     data = work / f"case-{failing}-{round_}"
-                    rounds[failing].append(_case(data, sim_url, failing, args))
+                    rounds[failing].append(_case(data, (sim_url, sim_pid), failing, args))
     _report(rounds, args)
 
 
@@ -103,13 +109,23 @@ def _parse_args() -> argparse.Namespace:
 
 
 @contextmanager
-def _simulator(work: Path) -> Iterator[str]:
+def _simulator(work: Path) -> Iterator[tuple[str, int]]:
     port = free_port()
     command = [sys.executable, "-m", "strangler", "legacy-sim", "--port", str(port)]
     command += ["--db", str(work / "sim.sqlite3"), "--no-scheduler", "--log-format", "json"]
     base = f"http://127.0.0.1:{port}"
-    with running(command, ready_url=f"{base}/healthz", log_path=work / "sim.log", grace_s=15):
-        yield base
+    log_path = work / "sim.log"
+    with running(command, ready_url=f"{base}/healthz", log_path=log_path, grace_s=15) as sim:
+        yield base, sim.pid
+
+
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) process ``pid`` has used (Linux /proc; NaN elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _create(session: requests.Session, sim_url: str, token: str) -> OrderNotification:
@@ -128,8 +144,9 @@ def _create(session: requests.Session, sim_url: str, token: str) -> OrderNotific
     return OrderNotification.from_dict({**body, "order_id": answer.json()["order_id"]})
 
 
-def _case(data: Path, sim_url: str, failing: int, args: argparse.Namespace) -> Case:
+def _case(data: Path, sim: tuple[str, int], failing: int, args: argparse.Namespace) -> Case:
     """Good orders at ``args.rate`` while ``failing`` failing orders stay in flight."""
+    sim_url, sim_pid = sim
     data.mkdir(parents=True)
     duration_s = args.good / args.rate
     with requests.Session() as session:
@@ -144,14 +161,19 @@ def _case(data: Path, sim_url: str, failing: int, args: argparse.Namespace) -> C
         workers=args.workers,
         retention_days=0,
         log_format="json",
+        # Each case has a ledger of its own before the one simulator: without this, its
+        # reconciler adopts the orders earlier cases created and never sent (the spares)
+        # once they are 30 s old, about 100 writes a case that are not the case's load.
+        reconcile_grace_s=3600,
     )
     with Runtime.from_settings(settings) as runtime:
         backend = runtime.instant
         assert isinstance(backend, LocalBackend)
         sent_bad: list[str] = []
         _top_up(runtime, backend, bad, sent_bad, failing)
-        _wait(lambda: _in_flight(backend, sent_bad) == failing, 10, "failing orders started")
+        _wait(lambda: _started(runtime, sent_bad), 30, "failing orders started")
         started = time.monotonic()
+        cpu_at_start = (_cpu_s(os.getpid()), _cpu_s(sim_pid))
         for n, order in enumerate(good):
             while time.monotonic() < started + n / args.rate:
                 _top_up(runtime, backend, bad, sent_bad, failing)
@@ -159,10 +181,15 @@ def _case(data: Path, sim_url: str, failing: int, args: argparse.Namespace) -> C
             runtime.router.intake(order, source="bench")
         ids = [order.order_id for order in good]
         _wait(lambda: not runtime.ledger.open_orders(ids), END_CAP_S, "good orders to end")
+        wall = time.monotonic() - started
+        cpu = (
+            (_cpu_s(os.getpid()) - cpu_at_start[0]) / wall,
+            (_cpu_s(sim_pid) - cpu_at_start[1]) / wall,
+        )
         _wait(lambda: _in_flight(backend, sent_bad) == 0, END_CAP_S, "failing orders to end")
         good_ms = [_latency_ms(runtime.ledger.story(order_id)) for order_id in ids]
         attempts, waits = _schedule(backend, sent_bad)
-    return Case(failing, good_ms, attempts, waits)
+    return Case(failing, good_ms, attempts, waits, cpu)
 
 
 def _top_up(
@@ -175,6 +202,15 @@ def _top_up(
         order = bad[len(sent)]
         sent.append(order.order_id)
         runtime.router.intake(order, source="bench")
+
+
+def _started(runtime: Runtime, sent: list[str]) -> bool:
+    """Every failing order routed, and each one parked or ended (none queued or running)."""
+    dispatcher = runtime.dispatcher
+    if dispatcher.in_flight != dispatcher.parked:
+        return False
+    stories = [runtime.ledger.story(order_id) for order_id in sent]
+    return all(story and story["status"] != OrderStatus.RECEIVED for story in stories)
 
 
 def _in_flight(backend: LocalBackend, sent: list[str]) -> int:
@@ -235,6 +271,7 @@ def _report(rounds: dict[int, list[Case]], args: argparse.Namespace) -> None:
     print(
         f"{'failing in flight':>18}{'good p50 ms':>13}{'good p99 ms':>13}"
         f"{'p50 ratio':>11}{'p99 ratio':>11}{'attempts':>10}{'waits <= ceiling':>18}"
+        f"{'cpu/s runtime':>15}{'cpu/s sim':>11}"
     )
     base = rounds.get(0) or rounds[min(rounds)]
     base50 = statistics.median(case.pct(50) for case in base)
@@ -248,9 +285,11 @@ def _report(rounds: dict[int, list[Case]], args: argparse.Namespace) -> None:
         within = sum(1 for waited, ceiling in waits if 0 <= waited <= ceiling + SLACK_S)
         tries = ",".join(map(str, attempts)) or "-"
         kept = f"{within}/{len(waits)}" if waits else "-"
+        cpu_runtime = statistics.median(case.cpu[0] for case in cases)
+        cpu_sim = statistics.median(case.cpu[1] for case in cases)
         print(
             f"{failing:>18}{p50:>13.1f}{p99:>13.1f}{p50 / base50:>11.2f}{p99 / base99:>11.2f}"
-            f"{tries:>10}{kept:>18}"
+            f"{tries:>10}{kept:>18}{cpu_runtime:>15.2f}{cpu_sim:>11.2f}"
         )
         summary[str(failing)] = {
             "good_p50_ms": p50,
@@ -260,6 +299,8 @@ def _report(rounds: dict[int, list[Case]], args: argparse.Namespace) -> None:
             "attempts": attempts,
             "waits_within_ceiling": within,
             "waits": len(waits),
+            "cpu_per_s_runtime": cpu_runtime,
+            "cpu_per_s_sim": cpu_sim,
         }
     print(
         f"target: good orders' p50 and p99 at most {TARGET_RATIO:g}x the case without "

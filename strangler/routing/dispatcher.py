@@ -16,12 +16,13 @@ router returns a :class:`~strangler.routing.router.Parked` disposition, the disp
 order's lease (renewed with the others) and hands the order back to a worker when the
 execution has ended. Parked orders do not count against the claims (up to
 ``max_parked`` of them), so a dependency that keeps failing for some orders delays no
-other order.
+other order. A free worker takes a fresh order before a resumed one (whose customer
+already waited out a Retry interval), and resumed orders hold at most all workers but one
+at a time (see :mod:`~strangler.routing.jobs`).
 """
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -35,6 +36,7 @@ from strangler.backoff import Backoff
 from strangler.exceptions import LedgerError
 from strangler.ledger.exceptions import LeaseLost
 from strangler.ledger.records import LeasedOrder, default_owner, utc_now
+from strangler.routing.jobs import JobQueue
 from strangler.routing.router import Disposition, Lease, Parked, Router
 
 __all__ = ["LeaseDispatcher", "LeaseQueue"]
@@ -125,7 +127,9 @@ class LeaseDispatcher:
         self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._in_flight: dict[str, Lease] = {}
-        self._jobs: queue.SimpleQueue[LeasedOrder | _Resume | None] = queue.SimpleQueue()
+        self._jobs: JobQueue[LeasedOrder, _Resume] = JobQueue(
+            max_resumed=max(1, workers - 1), fresh_in_a_row=workers
+        )
         self._threads: list[threading.Thread] = []
         self._feeder: threading.Thread | None = None
 
@@ -186,7 +190,7 @@ class LeaseDispatcher:
                 next_renewal = time.monotonic() + self.lease_seconds / 3
             time.sleep(min(0.02, max(0.0, deadline - time.monotonic())))
         for _ in self._threads:
-            self._jobs.put(None)
+            self._jobs.put_stop()
         with self._lock:
             left = sorted(self._in_flight)
         if left:
@@ -255,7 +259,7 @@ class LeaseDispatcher:
                 # Queued under the lock, so that a stop that begins next finds them queued.
                 for order in orders:
                     self._in_flight[order.order_id] = Lease(order.order_id, self.owner)
-                    self._jobs.put(order)
+                    self._jobs.put_fresh(order)
         if stopping:
             # The claim outlasted the stop's wait for the feeder: no worker may be left to
             # take these, so they go back at once rather than stay leased until expiry.
@@ -264,21 +268,9 @@ class LeaseDispatcher:
         return claimed == room
 
     def _return_queued(self) -> None:
-        """Give back the orders claimed but not taken by a worker yet (stopping)."""
-        queued: list[str] = []
-        resumed: list[_Resume] = []
-        while True:
-            try:
-                order = self._jobs.get_nowait()
-            except queue.Empty:
-                break
-            if isinstance(order, _Resume):
-                resumed.append(order)  # started already: a worker finishes it
-            elif order is not None:
-                queued.append(order.order_id)
-        for job in resumed:
-            self._jobs.put(job)
-        self._give_back(queued)
+        """Give back the orders claimed but not taken by a worker yet (stopping); resumed
+        ones stay queued (started already: a worker finishes them)."""
+        self._give_back([order.order_id for order in self._jobs.take_fresh()])
 
     def _give_back(self, order_ids: list[str]) -> None:
         """Return claimed orders no worker started (stopping): due again, claims uncounted."""
@@ -325,7 +317,9 @@ class LeaseDispatcher:
             job = self._jobs.get()
             if job is None:
                 return
+            resumed = False
             if isinstance(job, _Resume):
+                resumed = True
                 order, lease, step = job
                 with self._lock:
                     self._parked -= 1
@@ -345,6 +339,8 @@ class LeaseDispatcher:
                     if not parked:
                         del self._in_flight[order.order_id]
                     claim_more = self._held() <= self.workers
+                if resumed:
+                    self._jobs.resumed_done()
                 if claim_more:
                     self._wake.set()
 
@@ -375,7 +371,7 @@ class LeaseDispatcher:
         with self._lock:
             self._parked += 1
         job = _Resume(order, lease, parked.resume)
-        parked.until.add_done_callback(lambda _ended: self._jobs.put(job))
+        parked.until.add_done_callback(lambda _ended: self._jobs.put_resumed(job))
 
     def _order_log(self, order: LeasedOrder) -> structlog.typing.FilteringBoundLogger:
         """A logger bound to the order (bound only when a line is written: most write none)."""

@@ -152,3 +152,53 @@ def test_failing_orders_wait_parked_while_good_orders_pass(
         assert len(waits) == len(WAITS_S)
         for waited, expected in zip(waits, WAITS_S, strict=True):
             assert expected <= waited < expected + LATE_S, (story["order_id"], waits)
+
+
+def test_failing_orders_replaced_as_they_end_beside_good_ones(
+    sim: RunningSim, runtime: Runtime
+) -> None:
+    """Steady state: failing orders replaced as they end, so that their resumed executions,
+    their first attempts and good orders share the workers. Each order is still processed
+    once (one claim), the good ones end, and every failing one keeps its schedule."""
+    in_flight = 16
+    bad = [create(sim, "error_gw") for _ in range(3 * in_flight)]
+    # 6 s of good orders: the first failing ones end after 3.5 s and are replaced.
+    good = [create(sim, "tok_visa_4242") for _ in range(int(6 * RATE_PER_S))]
+    backend = runtime.instant
+    assert isinstance(backend, LocalBackend)
+    sent: list[str] = []
+
+    def top_up() -> None:
+        ended = sum(1 for order_id in sent if backend.get(order_id) is not None)
+        while len(sent) < len(bad) and len(sent) - ended < in_flight:
+            sent.append(bad[len(sent)].order_id)
+            runtime.router.intake(bad[len(sent) - 1], source="api")
+
+    top_up()
+    started = time.monotonic()
+    for n, order in enumerate(good):
+        while time.monotonic() < started + n / RATE_PER_S:
+            top_up()
+            time.sleep(0.01)
+        runtime.router.intake(order, source="api")
+    good_ids = [order.order_id for order in good]
+    wait_until(lambda: not runtime.ledger.open_orders(good_ids), 30, "the good orders to end")
+    wait_until(lambda: all(backend.get(order_id) for order_id in sent), 60, "failing ones to end")
+    wait_until(lambda: runtime.dispatcher.in_flight == 0, 30, "the fallbacks recorded")
+
+    assert len(sent) > in_flight  # some were replacements, started beside resumed ones
+    for order_id in good_ids:
+        story = runtime.ledger.story(order_id)
+        assert story is not None
+        assert (story["status"], story["attempts"]) == ("fulfilled", 1)
+    for order_id in sent:
+        story = runtime.ledger.story(order_id)
+        assert story is not None
+        assert (story["handoff"], story["attempts"]) == ("fallback", 1)
+        result = backend.get(order_id)
+        assert result is not None
+        assert result.history is not None
+        waits = payment_waits(result.history)
+        assert len(waits) == len(WAITS_S)
+        for waited, expected in zip(waits, WAITS_S, strict=True):
+            assert expected <= waited < expected + LATE_S, (order_id, waits)

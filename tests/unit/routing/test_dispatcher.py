@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import threading
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future
 from pathlib import Path as FsPath
 from typing import Any
 
@@ -17,7 +18,7 @@ from strangler.ledger import LeasedOrder, SqlLedger, ledger_from_url
 from strangler.legacy_adapter import LegacyUnavailable, StepOutcome
 from strangler.orders import OrderStatus, Route
 from strangler.routing.dispatcher import LeaseDispatcher
-from strangler.routing.router import RetryPolicy, Router
+from strangler.routing.router import DONE, Disposition, Lease, Parked, RetryPolicy, Router
 from tests.helpers import wait_until
 from tests.unit.instant.fakes import FakeLegacy as InstantFakeLegacy
 from tests.unit.ledger.support import make_order
@@ -410,3 +411,60 @@ def test_shadow_dry_runs_waiting_for_a_retry_are_parked_too(
             for o in ids
         }
     assert max(ended[o] for o in ids[1:]) < ended["bad-0"]
+
+
+class _ParkedRuns:
+    """``router.process`` parks every order whose id starts with "bad" until the test ends
+    its execution; resuming one holds its worker until ``resumes_may_end`` is set."""
+
+    def __init__(self, router: Router) -> None:
+        self.executions: dict[str, Future[None]] = {}
+        self.fresh: list[str] = []
+        self.resuming = 0
+        self.most_resuming = 0
+        self.resumes_may_end = threading.Event()
+        self._lock = threading.Lock()
+        router.process = self.process  # type: ignore[method-assign]
+
+    def process(self, order: LeasedOrder, _lease: Lease) -> Disposition:
+        if not order.order_id.startswith("bad"):
+            with self._lock:
+                self.fresh.append(order.order_id)
+            return DONE
+        execution: Future[None] = Future()
+        self.executions[order.order_id] = execution
+        return Disposition(done=False, parked=Parked(execution, self.resume))
+
+    def resume(self) -> Disposition:
+        with self._lock:
+            self.resuming += 1
+            self.most_resuming = max(self.most_resuming, self.resuming)
+        self.resumes_may_end.wait(10)
+        with self._lock:
+            self.resuming -= 1
+        return DONE
+
+
+def test_resumed_orders_leave_a_worker_to_fresh_ones(
+    router: Router, dispatchers: list[LeaseDispatcher]
+) -> None:
+    """Parked executions ending together hold all workers but one: fresh orders still run."""
+    runs = _ParkedRuns(router)
+    dispatcher = start(dispatchers, router, workers=3)
+    router.on_intake = dispatcher.wake
+    bad = [f"bad-{n}" for n in range(6)]
+    for order_id in bad:
+        router.intake(make_order(order_id), source="api")
+    wait_until(lambda: dispatcher.parked == len(bad), 10, "every failing order parked")
+    for execution in runs.executions.values():
+        execution.set_result(None)
+    wait_until(lambda: runs.resuming == 2, 10, "two workers resuming")
+    good = [f"good-{n}" for n in range(5)]
+    for order_id in good:
+        router.intake(make_order(order_id), source="api")
+    wait_until(lambda: sorted(runs.fresh) == good, 10, "the fresh orders run beside the resumes")
+    wait_until(lambda: dispatcher.in_flight == len(bad), 10, "the fresh orders released")
+    assert runs.resuming == 2
+    runs.resumes_may_end.set()
+    wait_until(lambda: dispatcher.in_flight == 0, 10, "every resumed order finished")
+    assert runs.most_resuming == 2
