@@ -451,7 +451,7 @@ def test_resumed_orders_leave_a_worker_to_fresh_ones(
     """Parked executions ending together hold all workers but one: fresh orders still run."""
     runs = _ParkedRuns(router)
     dispatcher = start(dispatchers, router, workers=3)
-    router.on_intake = dispatcher.wake
+    router.on_intake = lambda _order_id: dispatcher.wake()
     bad = [f"bad-{n}" for n in range(6)]
     for order_id in bad:
         router.intake(make_order(order_id), source="api")
