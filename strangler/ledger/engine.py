@@ -34,6 +34,7 @@ __all__ = [
     "WAL_AUTOCHECKPOINT_PAGES",
     "create_ledger_engine",
     "display_url",
+    "in_memory",
     "normalize_url",
     "read_snapshot",
 ]
@@ -129,10 +130,19 @@ def _postgres_engine(url: URL) -> sa.Engine:
     )
 
 
+def in_memory(url: str) -> bool:
+    """Whether ``url`` is a SQLite database in memory, which no other process can open."""
+    parsed = normalize_url(url)
+    return parsed.get_backend_name() == "sqlite" and _memory_database(parsed)
+
+
+def _memory_database(url: URL) -> bool:
+    return url.database in (None, "", ":memory:")
+
+
 def _sqlite_engine(url: URL) -> sa.Engine:
-    in_memory = url.database in (None, "", ":memory:")
     options: dict[str, Any] = {"connect_args": {"check_same_thread": False}}
-    if in_memory:
+    if _memory_database(url):
         # One shared connection; SqlLedger serialises access to it.
         options["poolclass"] = StaticPool
     else:
