@@ -105,9 +105,12 @@ def test_a_child_that_cannot_open_the_ledger_is_unavailable(tmp_path: Path) -> N
 def test_a_silent_child_times_out() -> None:
     """Reading an answer that never comes raises TimeoutError after the timeout."""
     read, write = os.pipe()
-    with os.fdopen(read) as stream, os.fdopen(write, "w"):
-        with pytest.raises(TimeoutError, match="no report within 0.05 s"):
-            _read_line(stream, 0.05)
+    with (
+        os.fdopen(read) as stream,
+        os.fdopen(write, "w"),
+        pytest.raises(TimeoutError, match=r"no report within 0\.05 s"),
+    ):
+        _read_line(stream, 0.05)
 
 
 @pytest.mark.parametrize(
