@@ -4,8 +4,10 @@ Started by :class:`strangler.sidecar.report_process.ReportProcess` as
 ``python -m strangler.sidecar.report_child``. It speaks JSON lines: the first line on
 stdin is ``{"ledger_url": ...}`` (on stdin, not argv, so a password never shows in
 ``ps``); then each line is a query ``{"since", "until", "examples"}`` (ISO times or null)
-and each answer one line on stdout: ``{"report": {...}}`` (docs/reports.md's JSON) or
-``{"error": "<code>", "message": "<why>"}``. It ends at end of input (its parent gone).
+and each answer one line on stdout: ``report `` and docs/reports.md's JSON, passed on by
+the sidecar as it is (no parsing and dumping again in the intake's process), or
+``error {"error": "<code>", "message": "<why>"}``. It ends at end of input (its parent
+gone).
 
 Its CPU policy is ``SCHED_IDLE`` (Linux; nice 19 elsewhere): it runs only on a core
 nothing else wants, so the intake, routing and every other process of the host come
@@ -28,7 +30,10 @@ from strangler.ledger.sql_ledger import SqlLedger, ledger_from_url
 from strangler.logs import configure_logging
 from strangler.report.render_json import report_to_dict
 
-__all__ = ["answer", "lowest_cpu_priority", "main", "serve"]
+__all__ = ["ERROR", "REPORT", "answer", "lowest_cpu_priority", "main", "serve"]
+
+REPORT = "report "
+ERROR = "error "
 
 _log = structlog.get_logger()
 
@@ -46,8 +51,8 @@ def lowest_cpu_priority() -> str:
     return "nice 19"
 
 
-def answer(ledger: SqlLedger, query: dict[str, Any]) -> dict[str, Any]:
-    """The answer to one query: the report's JSON, or the error's code and message."""
+def answer(ledger: SqlLedger, query: dict[str, Any]) -> str:
+    """The answer line to one query (without its newline): the report, or the error."""
     try:
         report = ledger.report(
             since=_when(query.get("since")),
@@ -55,19 +60,23 @@ def answer(ledger: SqlLedger, query: dict[str, Any]) -> dict[str, Any]:
             examples=int(query.get("examples", 10)),
         )
     except ValueError as exc:
-        return {"error": "invalid_query", "message": str(exc)}
+        return _error("invalid_query", str(exc))
     except LedgerError as exc:
-        return {"error": "ledger_unavailable", "message": str(exc)}
-    except Exception as exc:  # the parent answers 500 with the message; the log has the trace
+        return _error("ledger_unavailable", str(exc))
+    except Exception as exc:  # the parent answers 503 with the message; the log has the trace
         _log.error("report_failed", exc_info=exc)
-        return {"error": "report_failed", "message": f"{type(exc).__name__}: {exc}"}
-    return {"report": report_to_dict(report)}
+        return _error("report_failed", f"{type(exc).__name__}: {exc}")
+    return REPORT + json.dumps(report_to_dict(report), sort_keys=True, separators=(",", ":"))
+
+
+def _error(code: str, message: str) -> str:
+    return ERROR + json.dumps({"error": code, "message": message})
 
 
 def serve(ledger: SqlLedger, queries: IO[str], answers: IO[str]) -> None:
     """Answer each query line with one answer line until ``queries`` ends."""
     for line in queries:
-        answers.write(json.dumps(answer(ledger, json.loads(line))) + "\n")
+        answers.write(answer(ledger, json.loads(line)) + "\n")
         answers.flush()
 
 

@@ -31,6 +31,7 @@ import structlog
 from strangler.exceptions import LedgerError
 from strangler.report.render_json import report_to_dict
 from strangler.sidecar.exceptions import ReportUnavailable
+from strangler.sidecar.report_child import ERROR, REPORT
 from strangler.sidecar.seams import SidecarRuntime
 
 __all__ = ["NICENESS", "REPORT_TIMEOUT_S", "ReportProcess", "ThreadReports"]
@@ -65,10 +66,8 @@ class ReportProcess:
         child = self._child
         return child.pid if child is not None and child.poll() is None else None
 
-    def report(
-        self, *, since: datetime | None, until: datetime | None, examples: int
-    ) -> dict[str, Any]:
-        """The report over ``[since, until)`` as docs/reports.md's JSON."""
+    def report(self, *, since: datetime | None, until: datetime | None, examples: int) -> str:
+        """The report over ``[since, until)`` as docs/reports.md's JSON text."""
         query = {"since": _iso(since), "until": _iso(until), "examples": examples}
         with self._lock:
             answer = self._ask(json.dumps(query))
@@ -79,7 +78,7 @@ class ReportProcess:
         with self._lock:
             self._stop()
 
-    def _ask(self, query: str) -> dict[str, Any]:
+    def _ask(self, query: str) -> str:
         child = self._running()
         stdin, stdout = child.stdin, child.stdout
         assert stdin is not None
@@ -87,12 +86,10 @@ class ReportProcess:
         try:
             stdin.write(query + "\n")
             stdin.flush()
-            line = _read_line(stdout, self._timeout_s)
-            answer: dict[str, Any] = json.loads(line)
+            return _read_line(stdout, self._timeout_s).removesuffix("\n")
         except (OSError, EOFError, ValueError) as exc:  # TimeoutError is an OSError
             self._stop()
             raise ReportUnavailable(f"the report process failed: {exc}") from exc
-        return answer
 
     def _running(self) -> subprocess.Popen[str]:
         if self._child is not None and self._child.poll() is None:
@@ -137,14 +134,13 @@ class ThreadReports:
         # Made on first use: under gunicorn, in the worker process, after the fork.
         self._runner: ThreadPoolExecutor | None = None
 
-    def report(
-        self, *, since: datetime | None, until: datetime | None, examples: int
-    ) -> dict[str, Any]:
-        """The report over ``[since, until)`` as docs/reports.md's JSON."""
+    def report(self, *, since: datetime | None, until: datetime | None, examples: int) -> str:
+        """The report over ``[since, until)`` as docs/reports.md's JSON text."""
 
-        def compute() -> dict[str, Any]:
+        def compute() -> str:
             ledger = self._runtime.ledger  # read per report: a test may swap it
-            return report_to_dict(ledger.report(since=since, until=until, examples=examples))
+            report = ledger.report(since=since, until=until, examples=examples)
+            return json.dumps(report_to_dict(report), sort_keys=True, separators=(",", ":"))
 
         return self._background().submit(compute).result()
 
@@ -165,9 +161,10 @@ class ThreadReports:
 
 
 def _lower_priority() -> None:
-    """Lower this thread's CPU priority (Linux schedules threads one by one)."""
+    """Lower this thread's CPU priority by NICENESS (Linux schedules threads one by one)."""
     if sys.platform == "linux":
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICENESS)
+        me = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, me, min(os.getpriority(os.PRIO_PROCESS, me) + NICENESS, 19))
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -185,15 +182,16 @@ def _read_line(stream: IO[str], timeout_s: float) -> str:
     return line
 
 
-def _unpacked(answer: dict[str, Any]) -> dict[str, Any]:
-    """The report of a child's answer, or its error raised as the caller's exception."""
-    if "report" in answer:
-        report: dict[str, Any] = answer["report"]
-        return report
-    message = str(answer.get("message", "no message"))
-    error = answer.get("error")
-    if error == "invalid_query":
+def _unpacked(answer: str) -> str:
+    """The report's JSON text of a child's answer, or its error raised as the caller's."""
+    if answer.startswith(REPORT):
+        return answer.removeprefix(REPORT)
+    if not answer.startswith(ERROR):
+        raise ReportUnavailable(f"the report process answered {answer[:80]!r}")
+    error: dict[str, Any] = json.loads(answer.removeprefix(ERROR))
+    message = str(error.get("message", "no message"))
+    if error.get("error") == "invalid_query":
         raise ValueError(message)
-    if error == "ledger_unavailable":
+    if error.get("error") == "ledger_unavailable":
         raise LedgerError(message)
     raise ReportUnavailable(f"the report could not be computed: {message}")

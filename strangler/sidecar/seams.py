@@ -102,10 +102,8 @@ class SidecarLedger(Protocol):
 class ReportRunner(Protocol):
     """Computes the report endpoint's reports (strangler.sidecar.report_process)."""
 
-    def report(
-        self, *, since: datetime | None, until: datetime | None, examples: int
-    ) -> dict[str, Any]:
-        """The report over ``[since, until)`` as docs/reports.md's JSON."""
+    def report(self, *, since: datetime | None, until: datetime | None, examples: int) -> str:
+        """The report over ``[since, until)`` as docs/reports.md's JSON text."""
         ...
 
     def close(self) -> None:

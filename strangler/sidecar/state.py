@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import structlog
 from flask import Flask, current_app
@@ -41,7 +41,7 @@ class SidecarState:
     readiness: Readiness
     reports: ReportRunner
     started: bool = False
-    report_cache: ReportCache[dict[str, Any]] = field(default_factory=ReportCache)
+    report_cache: ReportCache[str] = field(default_factory=ReportCache)
 
     def start(self, *, process_orders: bool = True) -> None:
         """Start the runtime's workers (idempotent).

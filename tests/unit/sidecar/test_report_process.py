@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
@@ -67,7 +68,7 @@ def test_the_child_answers_the_same_report_as_this_process(
 ) -> None:
     """The child's JSON is the report computed here over the same window (its time aside)."""
     expected = _without_generated_at(_in_process(ledger_url))
-    assert expected == _without_generated_at(child.report(**WINDOW))
+    assert expected == _without_generated_at(json.loads(child.report(**WINDOW)))
 
 
 @pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="SCHED_IDLE is Linux's")
@@ -80,12 +81,12 @@ def test_the_child_runs_at_idle_cpu_priority(child: ReportProcess) -> None:
 
 def test_a_dead_child_is_replaced_by_the_next_report(child: ReportProcess) -> None:
     """A child killed between reports is noticed, and a new one answers the next report."""
-    first = child.report(**WINDOW)
+    first = json.loads(child.report(**WINDOW))
     dead = child.pid
     assert dead is not None
     os.kill(dead, signal.SIGKILL)
     wait_until(lambda: child.pid is None, 10.0, "the child to exit")
-    assert (_without_generated_at(child.report(**WINDOW)), child.pid != dead) == (
+    assert (_without_generated_at(json.loads(child.report(**WINDOW))), child.pid != dead) == (
         _without_generated_at(first),
         True,
     )
@@ -116,18 +117,24 @@ def test_a_silent_child_times_out() -> None:
 @pytest.mark.parametrize(
     ("answer", "raised"),
     [
-        ({"error": "invalid_query", "message": "m"}, ValueError),
-        ({"error": "ledger_unavailable", "message": "m"}, LedgerError),
-        ({"error": "report_failed", "message": "m"}, ReportUnavailable),
+        ('error {"error": "invalid_query", "message": "m"}', ValueError),
+        ('error {"error": "ledger_unavailable", "message": "m"}', LedgerError),
+        ('error {"error": "report_failed", "message": "m"}', ReportUnavailable),
+        ("Traceback (most recent call last):", ReportUnavailable),
     ],
-    ids=["invalid", "ledger", "failed"],
+    ids=["invalid", "ledger", "failed", "garbled"],
 )
 def test_a_childs_error_is_raised_as_the_callers_exception(
-    answer: dict[str, Any], raised: type[Exception]
+    answer: str, raised: type[Exception]
 ) -> None:
     """Each error code of the child's protocol becomes its exception, with the message."""
     with pytest.raises(raised, match="m"):
         _unpacked(answer)
+
+
+def test_a_childs_report_is_passed_on_as_it_is() -> None:
+    """The report's JSON text leaves the child's line untouched (never parsed here)."""
+    assert _unpacked('report {"b":1,"a":2}') == '{"b":1,"a":2}'
 
 
 class _BrokenLedger:
@@ -138,10 +145,10 @@ class _BrokenLedger:
 def test_the_childs_answer_names_a_ledger_failure() -> None:
     """A ledger failure in the child is answered as ledger_unavailable with its message."""
     answer = report_child.answer(_BrokenLedger(), {"since": None, "until": None})  # type: ignore[arg-type]
-    assert answer == {
-        "error": "ledger_unavailable",
-        "message": "could not read the report: disk I/O error",
-    }
+    assert answer == (
+        'error {"error": "ledger_unavailable", '
+        '"message": "could not read the report: disk I/O error"}'
+    )
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="per-thread priority is Linux's")
