@@ -7,7 +7,8 @@ Three set-ups, interleaved round by round so that the machine's drift hits each 
 
 - ``no report``: the intake alone;
 - ``report loop``: ``GET /_strangler/report?until=<now>`` back to back (a new query each
-  time, so never from the sidecar's cache): the report in its read-only snapshot;
+  time, so never from the sidecar's cache): the report in its read-only snapshot,
+  computed by the sidecar's report child at ``SCHED_IDLE`` (strangler.sidecar.report_process);
 - ``report loop, other process``: the same report from this process (as ``strangler
   report`` runs it), through the ledger's own engine: the same snapshot, in another
   process, which separates what the report costs the sidecar's process from what it
@@ -21,7 +22,10 @@ unique order each) for ``--seconds``: intake p50 / p99 / max and refusals; then 
 saturates the intake with 4 connections for ``--saturate-seconds``: throughput and
 p50 / p99. Report times are the loop's own (median, max) and a report with nothing
 else running. Targets: intake p99 <= 20 ms at 200/s with a report loop, nothing
-refused. Results also go to bench/results/report_load.json.
+refused. The load average before and after is printed: on a shared machine, compare
+set-ups within one run (their ratio), not runs. ``--no-anchor`` leaves the locked loop
+out (it stalls the intake ~10 s a round). Results also go to
+bench/results/report_load.json.
 
     .venv/bin/python bench/report_load.py [--orders 1000000] [--rounds 3] [--seconds 10]
 """
