@@ -7,7 +7,8 @@ Three set-ups, interleaved round by round so that the machine's drift hits each 
 
 - ``no report``: the intake alone;
 - ``report loop``: ``GET /_strangler/report?until=<now>`` back to back (a new query each
-  time, so never from the sidecar's cache): the report in its read-only snapshot;
+  time, so never from the sidecar's cache): the report in its read-only snapshot,
+  computed by the sidecar's report child at ``SCHED_IDLE`` (strangler.sidecar.report_process);
 - ``report loop, other process``: the same report from this process (as ``strangler
   report`` runs it), through the ledger's own engine: the same snapshot, in another
   process, which separates what the report costs the sidecar's process from what it
@@ -21,7 +22,10 @@ unique order each) for ``--seconds``: intake p50 / p99 / max and refusals; then 
 saturates the intake with 4 connections for ``--saturate-seconds``: throughput and
 p50 / p99. Report times are the loop's own (median, max) and a report with nothing
 else running. Targets: intake p99 <= 20 ms at 200/s with a report loop, nothing
-refused. Results also go to bench/results/report_load.json.
+refused. The load average before and after is printed: on a shared machine, compare
+set-ups within one run (their ratio), not runs. ``--no-anchor`` leaves the locked loop
+out (it stalls the intake ~10 s a round). Results also go to
+bench/results/report_load.json.
 
     .venv/bin/python bench/report_load.py [--orders 1000000] [--rounds 3] [--seconds 10]
 """
@@ -31,6 +35,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import os
 import secrets
 import shutil
 import statistics
@@ -73,6 +78,7 @@ SETUPS = (
     "report loop, other process",
     "locked report loop (before)",
 )
+LOCKED = SETUPS[-1]
 _LUA = """
 local counter = 0
 request = function()
@@ -121,7 +127,9 @@ class Setup:
 def main() -> None:
     """Fill, serve, run the set-ups round by round, print the tables."""
     args = _parse_args()
-    setups = {name: Setup() for name in SETUPS}
+    names = [name for name in SETUPS if not (args.no_anchor and name == LOCKED)]
+    setups = {name: Setup() for name in names}
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="strangler-report-load-") as tmp:
         work = Path(tmp)
         url = f"sqlite:///{work / 'ledger.sqlite3'}"
@@ -131,12 +139,12 @@ def main() -> None:
             engines = (create_ledger_engine(url), _locked_engine(url))
             try:
                 for round_no in range(args.rounds):
-                    for name in SETUPS:
+                    for name in names:
                         _one(setups[name], name, base, engines, args, f"r{round_no}")
             finally:
                 for engine in engines:
                     engine.dispose()
-    _print(args, fill_s, alone_s, setups)
+    _print(args, fill_s, alone_s, setups, (load_before, os.getloadavg()))
 
 
 def _parse_args() -> argparse.Namespace:
@@ -146,6 +154,11 @@ def _parse_args() -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=10.0, help="paced run length")
     parser.add_argument("--rate", type=float, default=200.0, help="paced notifications/s")
     parser.add_argument("--saturate-seconds", type=float, default=4.0, help="wrk run length")
+    parser.add_argument(
+        "--no-anchor",
+        action="store_true",
+        help="skip the locked report loop (the anchor stalls the intake for ~10 s a round)",
+    )
     args = parser.parse_args()
     if args.orders < 1 or args.rounds < 1 or args.seconds <= 0 or args.rate <= 0:
         parser.error("--orders, --rounds, --seconds and --rate must be positive")
@@ -331,7 +344,11 @@ def _median(values: list[float]) -> float:
 
 
 def _print(
-    args: argparse.Namespace, fill_s: float, alone_s: list[float], setups: dict[str, Setup]
+    args: argparse.Namespace,
+    fill_s: float,
+    alone_s: list[float],
+    setups: dict[str, Setup],
+    loads: tuple[tuple[float, ...], tuple[float, ...]],
 ) -> None:
     load = "wrk" if have("wrk") else "python load generator (wrk not installed)"
     print(
@@ -341,6 +358,10 @@ def _print(
         f"with {SATURATE_CONNECTIONS} connections for {args.saturate_seconds:g} s"
     )
     print(f"a report alone (nothing else running): {_median(alone_s):.2f} s median")
+    print(
+        "load average (1, 5, 15 min) before / after: "
+        + " / ".join(", ".join(f"{x:.1f}" for x in load) for load in loads)
+    )
     print()
     print(
         f"{'set-up':<31}{'p50 ms':>8}{'p99 ms':>8}{'max ms':>9}{'refused':>8}{'unsent':>8}"
@@ -383,7 +404,13 @@ def _print(
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(
         json.dumps(
-            {"orders": args.orders, "fill_s": fill_s, "report_alone_s": alone_s, **summary},
+            {
+                "orders": args.orders,
+                "fill_s": fill_s,
+                "report_alone_s": alone_s,
+                "load_average": loads,
+                **summary,
+            },
             indent=2,
         )
         + "\n"

@@ -29,6 +29,8 @@ with ``raise ... from exc`` so that none leaks to callers::
      |    +-- DispatchError                      SNS records that were not order notifications
      +-- LedgerError                             the ledger could not be read or written
      +-- SidecarError                            (strangler.sidecar.exceptions)
+     |    +-- ReportUnavailable                  the report process failed, died or overran
+     |    +-- ReportsBusy                        too many different reports waiting
      |    +-- SnsError                           an SNS message was refused
      |         +-- SnsMessageInvalid (also ValueError)  not an SNS envelope; names the field
      |         +-- SnsTopicNotAllowed            TopicArn not in STRANGLER_SNS_TOPIC_ARNS

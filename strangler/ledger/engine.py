@@ -8,6 +8,8 @@ database file every :data:`WAL_AUTOCHECKPOINT_PAGES` pages (about 40 MB) rather 
 SQLite's 1,000: routing rewrites the same few pages (the newest orders and their index
 entries) transaction after transaction, and a longer WAL copies each of them once per
 checkpoint instead of once per thousand pages; routing took about a tenth less CPU.
+Temporary storage (sorts and materialized CTEs larger than the page cache: a report's)
+is in memory, so a long read never writes to the disk the intake's checkpoints sync.
 PostgreSQL: psycopg 3 with connect, statement and lock timeouts. A pooled connection is
 checked on checkout without a round trip (:func:`_refuse_if_closed_by_server`): the
 server closing it (a restart, ``pg_terminate_backend``, an idle timeout) leaves its
@@ -41,6 +43,7 @@ __all__ = [
     "WAL_AUTOCHECKPOINT_PAGES",
     "create_ledger_engine",
     "display_url",
+    "in_memory",
     "normalize_url",
     "read_snapshot",
 ]
@@ -153,10 +156,19 @@ def _refuse_if_closed_by_server(dbapi_connection: Any, _record: Any, _proxy: Any
         raise sa.exc.DisconnectionError("the server closed the pooled connection")
 
 
+def in_memory(url: str) -> bool:
+    """Whether ``url`` is a SQLite database in memory, which no other process can open."""
+    parsed = normalize_url(url)
+    return parsed.get_backend_name() == "sqlite" and _memory_database(parsed)
+
+
+def _memory_database(url: URL) -> bool:
+    return url.database in (None, "", ":memory:")
+
+
 def _sqlite_engine(url: URL) -> sa.Engine:
-    in_memory = url.database in (None, "", ":memory:")
     options: dict[str, Any] = {"connect_args": {"check_same_thread": False}}
-    if in_memory:
+    if _memory_database(url):
         # One shared connection; SqlLedger serialises access to it.
         options["poolclass"] = StaticPool
     else:
@@ -178,6 +190,10 @@ def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}")
+        # Sorts and materialized CTEs past the page cache stay in memory instead of
+        # /var/tmp files: a report over 1M orders wrote ~250 MB of them on the disk whose
+        # fsyncs the intake's checkpoints wait for (see docs/ledger.md).
+        cursor.execute("PRAGMA temp_store = MEMORY")
     finally:
         cursor.close()
 

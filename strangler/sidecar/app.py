@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 from flask import Flask, Response, g, request
 
+from strangler.ledger.engine import in_memory
 from strangler.settings import Settings
 from strangler.sidecar import (
     admin,
@@ -39,7 +40,13 @@ from strangler.sidecar.metrics import SidecarMetrics
 from strangler.sidecar.proxy import ProxyApp, UpstreamPool, make_upstream_pool
 from strangler.sidecar.proxy_intake import InterceptedAnswers
 from strangler.sidecar.readiness import Readiness, tcp_probe
-from strangler.sidecar.seams import RolloutController, SidecarLedger, SidecarRuntime
+from strangler.sidecar.report_process import ReportProcess, ThreadReports
+from strangler.sidecar.seams import (
+    ReportRunner,
+    RolloutController,
+    SidecarLedger,
+    SidecarRuntime,
+)
 from strangler.sidecar.sns import CertFetcher, SnsVerifier
 from strangler.sidecar.sns_http import HttpCertFetcher, HttpSubscriptionConfirmer
 from strangler.sidecar.state import EXTENSION, SidecarState, sidecar_state
@@ -66,6 +73,7 @@ def create_app(
     """
     route = OrderRoute.parse(settings.order_route)
     mapping = FieldMapping.parse(settings.order_fields)
+    built = runtime is None
     runtime = runtime if runtime is not None else _runtime_from(settings)
     metrics = metrics if metrics is not None else SidecarMetrics()
     readiness = Readiness(
@@ -84,6 +92,7 @@ def create_app(
         ),
         confirm_subscription=subscription_confirmer or HttpSubscriptionConfirmer(),
         readiness=readiness,
+        reports=_reports_for(settings, runtime, built=built),
     )
     proxy = ProxyApp(
         settings.upstream_url,
@@ -99,6 +108,14 @@ def create_app(
         tee_limit=TEE_LIMIT,
     )
     return _flask_app(state, proxy)
+
+
+def _reports_for(settings: Settings, runtime: SidecarRuntime, *, built: bool) -> ReportRunner:
+    """A child process at idle priority, unless no other process can open the ledger."""
+    url = settings.effective_ledger_url
+    if built and not in_memory(url):
+        return ReportProcess(url, log_format=settings.log_format)
+    return ThreadReports(runtime)
 
 
 def _flask_app(state: SidecarState, proxy: ProxyApp) -> Flask:

@@ -1,10 +1,12 @@
-"""Errors of the sidecar's SNS endpoint (see the tree in strangler.exceptions)."""
+"""Errors of the sidecar's SNS and report endpoints (see the tree in strangler.exceptions)."""
 
 from __future__ import annotations
 
 from strangler.exceptions import StranglerError
 
 __all__ = [
+    "ReportUnavailable",
+    "ReportsBusy",
     "SidecarError",
     "SnsCertificateUnavailable",
     "SnsConfirmationFailed",
@@ -18,6 +20,21 @@ __all__ = [
 
 class SidecarError(StranglerError):
     """Base for errors raised by the sidecar."""
+
+
+class ReportUnavailable(SidecarError):
+    """The report process failed, died or overran its time; the next report starts anew."""
+
+
+class ReportsBusy(SidecarError):
+    """Too many different reports are already waiting; ask again in a few seconds."""
+
+    def __init__(self, waiting: int) -> None:
+        self.waiting = waiting
+        super().__init__(
+            f"{waiting} different reports are already being computed or waiting; "
+            "ask again in a few seconds (the same query shares one computation)"
+        )
 
 
 class SnsError(SidecarError):

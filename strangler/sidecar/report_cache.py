@@ -4,26 +4,27 @@ A report over a big ledger takes seconds. Every open dashboard asks for one ever
 seconds, so without a cache the reports pile up. Here the same question (the same
 query) asked within ``ttl_s`` gets the answer already computed, and a question asked
 while its answer is being computed waits for that computation instead of starting
-another one. Answers are computed one at a time on a thread of their own at a lower CPU
-priority (nice +:data:`NICENESS`, Linux): a report is background work, and on a busy
-machine the intake's threads come first.
+another one. At most ``max_pending`` different questions are computed or waiting at
+once; one more is refused with :class:`~strangler.sidecar.exceptions.ReportsBusy`, so
+waiting reports never take all of the sidecar's threads from the intake. Where an
+answer is computed is the caller's choice (the sidecar: strangler.sidecar.report_process).
 """
 
 from __future__ import annotations
 
-import os
-import sys
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from typing import Generic, TypeVar
 
-__all__ = ["NICENESS", "REPORT_CACHE_S", "ReportCache"]
+from strangler.sidecar.exceptions import ReportsBusy
+
+__all__ = ["MAX_PENDING", "REPORT_CACHE_S", "ReportCache"]
 
 REPORT_CACHE_S = 5.0
-NICENESS = 10
+MAX_PENDING = 4
 _MAX_ENTRIES = 32
 _T = TypeVar("_T")
 
@@ -41,24 +42,29 @@ class ReportCache(Generic[_T]):
         ttl_s: float = REPORT_CACHE_S,
         clock: Callable[[], float] = time.monotonic,
         max_entries: int = _MAX_ENTRIES,
+        max_pending: int = MAX_PENDING,
     ) -> None:
         self._ttl_s = ttl_s
         self._clock = clock
         self._max_entries = max_entries
+        self._max_pending = max_pending
         self._lock = threading.Lock()
         self._fresh: OrderedDict[Hashable, tuple[float, _T]] = OrderedDict()
         self._pending: dict[Hashable, Future[_T]] = {}
-        # Made on first use: under gunicorn, in the worker process, after the fork.
-        self._runner: ThreadPoolExecutor | None = None
 
     def get(self, key: Hashable, compute: Callable[[], _T]) -> _T:
-        """The answer for ``key``: kept, being computed by another caller, or computed now."""
+        """The answer for ``key``: kept, being computed by another caller, or computed now.
+
+        Raises ReportsBusy when ``max_pending`` other keys are being computed or waiting.
+        """
         with self._lock:
             kept = self._fresh.get(key)
             if kept is not None and self._clock() - kept[0] < self._ttl_s:
                 return kept[1]
             pending = self._pending.get(key)
             if pending is None:
+                if len(self._pending) >= self._max_pending:
+                    raise ReportsBusy(len(self._pending))
                 future: Future[_T] = Future()
                 self._pending[key] = future
         if pending is not None:
@@ -67,7 +73,7 @@ class ReportCache(Generic[_T]):
 
     def _compute(self, key: Hashable, compute: Callable[[], _T], future: Future[_T]) -> _T:
         try:
-            value = self._background().submit(compute).result()
+            value = compute()
         except BaseException as exc:
             with self._lock:
                 del self._pending[key]
@@ -81,17 +87,3 @@ class ReportCache(Generic[_T]):
                 self._fresh.popitem(last=False)
         future.set_result(value)
         return value
-
-    def _background(self) -> ThreadPoolExecutor:
-        with self._lock:
-            if self._runner is None:
-                self._runner = ThreadPoolExecutor(
-                    max_workers=1, thread_name_prefix="report", initializer=_lower_priority
-                )
-            return self._runner
-
-
-def _lower_priority() -> None:
-    """Lower this thread's CPU priority (Linux schedules threads one by one)."""
-    if sys.platform == "linux":
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICENESS)

@@ -5,26 +5,29 @@ ids and step decisions, never payment data. Query parameters: ``since``, ``until
 8601, UTC when no zone), ``examples`` (0..100); ``since=step`` is the window the rollout
 gate judges (orders routed since the current step began: the dashboard's view). Verdict
 thresholds are the defaults. The report is read in one read-only snapshot (it
-never blocks the intake), and the same query within :data:`REPORT_CACHE_S` seconds gets
-the same report, computed once however many ask at the same time.
+never blocks the intake) by a child process at idle CPU priority
+(strangler.sidecar.report_process: the intake wins the cores and shares no GIL with it),
+one report at a time. The same query within :data:`REPORT_CACHE_S` seconds gets the same
+report, computed once however many ask at the same time; past
+:data:`~strangler.sidecar.report_cache.MAX_PENDING` different queries waiting, one more
+is answered 503 ``reports_busy`` with ``Retry-After``.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 import structlog
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, request
 
 from strangler.exceptions import FlagFileError, LedgerError, UnleashAdminError
 from strangler.ledger.report_queries import check_window
 from strangler.orders import ISO_TIMESTAMP
-from strangler.report.render_json import report_to_dict
 from strangler.rollout.gate import window_start
 from strangler.sidecar.errors import json_error
+from strangler.sidecar.exceptions import ReportsBusy, ReportUnavailable
 from strangler.sidecar.report_cache import REPORT_CACHE_S
-from strangler.sidecar.seams import RolloutController, SidecarLedger
+from strangler.sidecar.seams import ReportRunner, RolloutController, SidecarLedger
 from strangler.sidecar.state import sidecar_state
 
 __all__ = ["REPORT_PATH", "blueprint"]
@@ -74,13 +77,15 @@ def _query() -> _Query:
     return STEP if step else since, until, examples
 
 
-def _build(rollout: RolloutController, ledger: SidecarLedger, query: _Query) -> dict[str, Any]:
+def _build(
+    rollout: RolloutController, ledger: SidecarLedger, reports: ReportRunner, query: _Query
+) -> str:
     since, until, examples = query
     start = window_start(ledger, rollout.show()) if since == STEP else since
     assert not isinstance(start, str)
     if start is not None and start >= (until or datetime.now(UTC)):
         raise _BadQuery(f"the current step began at {start.isoformat()}, not before until")
-    return report_to_dict(ledger.report(since=start, until=until, examples=examples))
+    return reports.report(since=start, until=until, examples=examples)
 
 
 @blueprint.get(REPORT_PATH)
@@ -93,10 +98,13 @@ def report() -> Response:
     state = sidecar_state()
     ledger = state.runtime.ledger
     try:
-        body = state.report_cache.get(query, lambda: _build(state.rollout, ledger, query))
+        body = state.report_cache.get(
+            query, lambda: _build(state.rollout, ledger, state.reports, query)
+        )
     except Exception as exc:  # mapped to its answer in _failed
         return _failed(exc)
-    response = jsonify(body)
+    # The child's JSON text as it is: not parsed and dumped again in the intake's process.
+    response = Response(body, mimetype="application/json")
     response.headers["Cache-Control"] = f"max-age={REPORT_CACHE_S:g}"
     return response
 
@@ -107,6 +115,12 @@ def _failed(exc: Exception) -> Response:
         return json_error(400, "invalid_query", str(exc))
     if isinstance(exc, LedgerError):
         return json_error(503, "ledger_unavailable", str(exc))
+    if isinstance(exc, ReportsBusy):
+        busy = json_error(503, "reports_busy", str(exc))
+        busy.headers["Retry-After"] = f"{REPORT_CACHE_S:.0f}"
+        return busy
+    if isinstance(exc, ReportUnavailable):
+        return json_error(503, "report_unavailable", str(exc))
     if isinstance(exc, UnleashAdminError | FlagFileError):
         return json_error(502, "flag_store_unavailable", f"the step window needs the flag: {exc}")
     # The request was valid: a failure here is the server's.

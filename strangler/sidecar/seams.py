@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 __all__ = [
     "IntakeOutcome",
     "IntakeRouter",
+    "ReportRunner",
     "RolloutController",
     "SidecarLedger",
     "SidecarRuntime",
@@ -95,6 +96,18 @@ class SidecarLedger(Protocol):
 
     def get_value(self, name: str) -> str | None:
         """A small persisted value, such as the legacy breaker's last state (``/metrics``)."""
+        ...
+
+
+class ReportRunner(Protocol):
+    """Computes the report endpoint's reports (strangler.sidecar.report_process)."""
+
+    def report(self, *, since: datetime | None, until: datetime | None, examples: int) -> str:
+        """The report over ``[since, until)`` as docs/reports.md's JSON text."""
+        ...
+
+    def close(self) -> None:
+        """Release what computing reports holds (idempotent)."""
         ...
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import structlog
 from flask import Flask, current_app
@@ -14,7 +14,7 @@ from strangler.sidecar.access_log import AccessLog
 from strangler.sidecar.metrics import SidecarMetrics
 from strangler.sidecar.readiness import Readiness
 from strangler.sidecar.report_cache import ReportCache
-from strangler.sidecar.seams import RolloutController, SidecarRuntime
+from strangler.sidecar.seams import ReportRunner, RolloutController, SidecarRuntime
 from strangler.sidecar.sns import SnsVerifier
 
 if TYPE_CHECKING:
@@ -39,8 +39,9 @@ class SidecarState:
     sns: SnsVerifier
     confirm_subscription: Callable[[str], None]
     readiness: Readiness
+    reports: ReportRunner
     started: bool = False
-    report_cache: ReportCache[dict[str, Any]] = field(default_factory=ReportCache)
+    report_cache: ReportCache[str] = field(default_factory=ReportCache)
 
     def start(self, *, process_orders: bool = True) -> None:
         """Start the runtime's workers (idempotent).
@@ -57,6 +58,7 @@ class SidecarState:
 
     def stop(self, timeout: float) -> None:
         """Stop the runtime within ``timeout`` seconds."""
+        self.reports.close()
         if not self.started:
             return
         self.started = False

@@ -11,7 +11,9 @@ What it shows is the mechanism, not a timing (performance is measured by
 bench/report_load.py): every order is answered 201 and durable, nothing is counted in
 ``strangler_intake_missed_total``, the log has no lock error, readiness answers 200
 every time, and the outside writer always gets the write lock within
-:data:`OUTSIDE_BUSY_S`, far less than one report: no report holds the lock. The
+:data:`OUTSIDE_BUSY_S`, far less than one report: no report holds the lock. The reports
+were computed by one child process of the sidecar (not a thread of the intake's process)
+whose CPU policy is ``SCHED_IDLE`` on Linux: the intake wins the cores. The
 intake's latency percentiles and the report times are printed for docs/RELIABILITY.md
 (run with ``-s``).
 """
@@ -19,6 +21,7 @@ intake's latency percentiles and the report times are printed for docs/RELIABILI
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import statistics
 import threading
@@ -47,6 +50,9 @@ SECONDS = 10.0
 SENDERS = 16
 OUTSIDE_BUSY_S = 1.0
 TIMEOUT_S = 30.0
+# A report runs at idle CPU priority: on a saturated machine it may take far longer than
+# the same report alone, and only its completion is asserted, never its time.
+REPORT_TIMEOUT_S = 180.0
 # What a lock error looks like in the sidecar's log (SQLite's, or the ledger's own).
 LOCK_ERRORS = ("database is locked", "held the ledger", "intake_missed")
 
@@ -71,7 +77,7 @@ class Loop:
     def stop(self) -> list[object]:
         """Stop after the call in progress; the results."""
         self.stopped.set()
-        self.thread.join(timeout=TIMEOUT_S * 2)
+        self.thread.join(timeout=REPORT_TIMEOUT_S + TIMEOUT_S)
         return self.results
 
 
@@ -101,7 +107,7 @@ def report(sidecar: Sidecar) -> tuple[int, float]:
     answer = requests.get(
         f"{sidecar.url}/_strangler/report",
         params={"until": until, "examples": "0"},
-        timeout=TIMEOUT_S,
+        timeout=REPORT_TIMEOUT_S,
     )
     return answer.status_code, time.perf_counter() - started
 
@@ -159,6 +165,17 @@ def intake_metrics(sidecar: Sidecar) -> dict[tuple[str, str], float]:
     }
 
 
+def report_processes(log: str) -> list[int]:
+    """The pids of the report processes the sidecar's log says were started."""
+    events = (json.loads(line) for line in log.splitlines() if "report_process_started" in line)
+    return [event["pid"] for event in events if event.get("event") == "report_process_started"]
+
+
+def cpu_policy(pid: int) -> int | None:
+    """The scheduling policy of a running process (Linux), None elsewhere."""
+    return os.sched_getscheduler(pid) if hasattr(os, "sched_getscheduler") else None
+
+
 def percentile(values: list[float], pct: float) -> float:
     """Nearest-rank percentile of ``values``."""
     ordered = sorted(values)
@@ -178,12 +195,14 @@ def test_orders_flow_while_reports_run_back_to_back(
         outside = Loop(lambda: outside_write(ledger_file), pause_s=0.2)
         for loop in (reports, ready, outside):
             loop.thread.start()
-        wait_until(lambda: len(reports.results) >= 1, TIMEOUT_S, "the first report")
+        wait_until(lambda: len(reports.results) >= 1, REPORT_TIMEOUT_S, "the first report")
         orders = send_orders(sidecar)
         report_results = reports.stop()
         ready_results, outside_results = ready.stop(), outside.stop()
         metrics = intake_metrics(sidecar)
         log = sidecar.log.read_text(errors="replace")
+        started = report_processes(log)
+        policies = {pid: cpu_policy(pid) for pid in started}
     stored = ledger_from_url(ledger_url)
     try:
         by_source = stored.counts().by_source
@@ -203,6 +222,9 @@ def test_orders_flow_while_reports_run_back_to_back(
     assert len(report_results) >= 2
     assert set(ready_results) == {(200, "ok")}
     assert [error for error in outside_results if error is not None] == []
+    # One child computed every report, at the lowest CPU class the platform has.
+    expected = os.SCHED_IDLE if hasattr(os, "SCHED_IDLE") else None
+    assert (len(started), list(policies.values())) == (1, [expected])
     seconds = [s for _, s in orders]
     report_s = [s for _, s in report_results]  # type: ignore[misc]
     print(

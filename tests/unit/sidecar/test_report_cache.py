@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import sys
 import threading
 
 import pytest
 
-from strangler.sidecar.report_cache import NICENESS, ReportCache
+from strangler.sidecar.exceptions import ReportsBusy
+from strangler.sidecar.report_cache import ReportCache
 
 
 def test_a_fresh_answer_is_kept_and_an_old_one_computed_again() -> None:
@@ -80,16 +79,22 @@ def test_old_questions_make_room() -> None:
     assert cache.get(0, lambda: 99) == 99
 
 
-@pytest.mark.skipif(sys.platform != "linux", reason="per-thread priority is Linux's")
-def test_answers_are_computed_at_a_lower_cpu_priority() -> None:
-    """The computation runs on a thread of its own, niced, so the intake's threads come first."""
-    cache: ReportCache[tuple[int, int]] = ReportCache()
-    caller = (threading.get_native_id(), os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+def test_past_max_pending_a_different_question_is_refused() -> None:
+    """While max_pending other keys are computed, one more is refused; the same key waits."""
+    cache: ReportCache[str] = ReportCache(max_pending=1)
+    started, release = threading.Event(), threading.Event()
 
-    def where() -> tuple[int, int]:
-        me = threading.get_native_id()
-        return me, os.getpriority(os.PRIO_PROCESS, me)
+    def slow() -> str:
+        started.set()
+        release.wait(timeout=10)
+        return "a"
 
-    thread, priority = cache.get("q", where)
-    assert thread != caller[0]
-    assert priority == min(caller[1] + NICENESS, 19)
+    answers: list[str] = []
+    first = threading.Thread(target=lambda: answers.append(cache.get("a", slow)))
+    first.start()
+    assert started.wait(timeout=10)
+    with pytest.raises(ReportsBusy, match="1 different reports"):
+        cache.get("b", lambda: "b")
+    release.set()
+    first.join(timeout=10)
+    assert (answers, cache.get("b", lambda: "b")) == (["a"], "b")

@@ -13,6 +13,9 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from strangler.ledger import ledger_from_url
+from strangler.sidecar.exceptions import ReportUnavailable
+from strangler.sidecar.report_cache import ReportCache
+from strangler.sidecar.state import SidecarState
 from tests.unit.report.known_ledger import T0, UNTIL, build_known_ledger
 from tests.unit.sidecar.fakes import FakeRollout, FakeRuntime
 
@@ -152,3 +155,34 @@ def test_a_report_that_cannot_be_computed_is_a_500_not_bad_input(
         ledger.close()
     assert answer.status_code == 500
     assert answer.get_json()["error"] == "report_failed"
+
+
+def test_too_many_different_reports_waiting_is_a_503_with_retry_after(
+    client: FlaskClient, state: SidecarState
+) -> None:
+    """Past the cache's bound on pending queries a new one is refused, saying when to retry."""
+    state.report_cache = ReportCache(max_pending=0)
+    answer = client.get("/_strangler/report", query_string=WINDOW)
+    assert (answer.status_code, answer.get_json()["error"], answer.headers["Retry-After"]) == (
+        503,
+        "reports_busy",
+        "5",
+    )
+
+
+def test_a_failed_report_process_is_a_503(client: FlaskClient, state: SidecarState) -> None:
+    """A report process that could not answer is 503 report_unavailable, naming the cause."""
+
+    class Failing:
+        def report(self, **_query: object) -> dict[str, object]:
+            raise ReportUnavailable("the report process failed: it exited")
+
+        def close(self) -> None:
+            """Nothing to release."""
+
+    state.reports = Failing()
+    answer = client.get("/_strangler/report", query_string=WINDOW)
+    assert (answer.status_code, answer.get_json()) == (
+        503,
+        {"error": "report_unavailable", "message": "the report process failed: it exited"},
+    )

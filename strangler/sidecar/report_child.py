@@ -1,0 +1,106 @@
+"""The child process that computes the sidecar's reports, at idle CPU priority.
+
+Started by :class:`strangler.sidecar.report_process.ReportProcess` as
+``python -m strangler.sidecar.report_child``. It speaks JSON lines: the first line on
+stdin is ``{"ledger_url": ...}`` (on stdin, not argv, so a password never shows in
+``ps``); then each line is a query ``{"since", "until", "examples"}`` (ISO times or null)
+and each answer one line on stdout: ``report `` and docs/reports.md's JSON, passed on by
+the sidecar as it is (no parsing and dumping again in the intake's process), or
+``error {"error": "<code>", "message": "<why>"}``. It ends at end of input (its parent
+gone).
+
+Its CPU policy is ``SCHED_IDLE`` (Linux; nice 19 elsewhere): it runs only on a core
+nothing else wants, so the intake, routing and every other process of the host come
+first, and, being a process of its own, it shares no GIL with the intake's threads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from datetime import datetime
+from typing import IO, Any
+
+import structlog
+
+from strangler.exceptions import LedgerError
+from strangler.ledger.sql_ledger import SqlLedger, ledger_from_url
+from strangler.logs import configure_logging
+from strangler.report.render_json import report_to_dict
+
+__all__ = ["ERROR", "REPORT", "answer", "lowest_cpu_priority", "main", "serve"]
+
+REPORT = "report "
+ERROR = "error "
+
+_log = structlog.get_logger()
+
+
+def lowest_cpu_priority() -> str:
+    """Put this process in the lowest CPU class it may use; the class's name."""
+    if hasattr(os, "SCHED_IDLE"):
+        try:
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        except OSError:
+            pass
+        else:
+            return "idle"
+    os.nice(19 - os.nice(0))
+    return "nice 19"
+
+
+def answer(ledger: SqlLedger, query: dict[str, Any]) -> str:
+    """The answer line to one query (without its newline): the report, or the error."""
+    try:
+        report = ledger.report(
+            since=_when(query.get("since")),
+            until=_when(query.get("until")),
+            examples=int(query.get("examples", 10)),
+        )
+    except ValueError as exc:
+        return _error("invalid_query", str(exc))
+    except LedgerError as exc:
+        return _error("ledger_unavailable", str(exc))
+    except Exception as exc:  # the parent answers 503 with the message; the log has the trace
+        _log.error("report_failed", exc_info=exc)
+        return _error("report_failed", f"{type(exc).__name__}: {exc}")
+    return REPORT + json.dumps(report_to_dict(report), sort_keys=True, separators=(",", ":"))
+
+
+def _error(code: str, message: str) -> str:
+    return ERROR + json.dumps({"error": code, "message": message})
+
+
+def serve(ledger: SqlLedger, queries: IO[str], answers: IO[str]) -> None:
+    """Answer each query line with one answer line until ``queries`` ends."""
+    for line in queries:
+        answers.write(answer(ledger, json.loads(line)) + "\n")
+        answers.flush()
+
+
+def _when(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def main() -> None:
+    """Entry point of the child (see the module docstring)."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--log-format", default="json")
+    configure_logging(parser.parse_args().log_format)
+    hello = json.loads(sys.stdin.readline() or "{}")
+    if "ledger_url" not in hello:
+        raise SystemExit('report_child: the first input line must be {"ledger_url": ...}')
+    # Opened first: opening may migrate, and a write lock must not wait on an idle CPU.
+    ledger = ledger_from_url(hello["ledger_url"])
+    policy = lowest_cpu_priority()
+    _log.info("report_process_started", pid=os.getpid(), cpu_policy=policy)
+    try:
+        serve(ledger, sys.stdin, sys.stdout)
+    finally:
+        ledger.close()
+
+
+if __name__ == "__main__":
+    main()
