@@ -129,6 +129,13 @@ def _utc(value: str) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+def sendable_query(case: schemathesis.Case) -> bool:
+    """Whether the case's query can go on the wire as generated: this document's query
+    parameters are all strings, and an object given for one (a negative case) reaches the
+    app as the text of its Python repr, which may well be a valid string."""
+    return not any(isinstance(value, dict) for value in (case.query or {}).values())
+
+
 FIXES: dict[str, Callable[[schemathesis.Case], schemathesis.Case]] = {
     "PUT /_strangler/rollout": balanced,
     "GET /_strangler/report": lambda case: ordered_window(real_days(case)),
@@ -149,7 +156,11 @@ def test_the_app_takes_what_the_document_allows_and_refuses_the_rest(
         result.ok() for result in schema.get_all_operations() if result.ok().label == label
     )
     generation, acceptance = MODES[mode]
-    strategy = operation.as_strategy(generation).map(FIXES.get(label, lambda case: case))
+    strategy = (
+        operation.as_strategy(generation)
+        .filter(sendable_query)
+        .map(FIXES.get(label, lambda case: case))
+    )
     checks = [
         acceptance,
         not_a_server_error,
