@@ -215,10 +215,8 @@ class SqlLedger:
         if self._engine.dialect.name != "postgresql":
             with self._write(operation) as conn:
                 return conn.execute(statements.INSERT_ORDER, row).rowcount == 1
-        # One statement committed on its own (autocommit: no BEGIN and COMMIT round trips);
-        # a row comes back, and the NOTIFY goes, only when it inserted one.
-        with self._translated(operation), self._engine.connect() as conn:
-            alone = conn.execution_options(isolation_level="AUTOCOMMIT")
+        # A row comes back, and the NOTIFY goes, only when it inserted one.
+        with self._alone(operation) as alone:
             if notify:
                 return alone.execute(statements.INSERT_ORDER_NOTIFYING, row).first() is not None
             return alone.execute(statements.INSERT_ORDER, row).rowcount == 1
@@ -427,9 +425,7 @@ class SqlLedger:
         expires = now + timedelta(seconds=lease_seconds)
         operation = "claim due orders"
         if self._engine.dialect.name == "postgresql":
-            # One statement, committed on its own: no BEGIN and COMMIT round trips.
-            with self._translated(operation), self._engine.connect() as conn:
-                alone = conn.execution_options(isolation_level="AUTOCOMMIT")
+            with self._alone(operation) as alone:
                 return leases.claim_due(alone, owner, limit=limit, now=now, expires=expires)
         with self._write(operation) as conn:
             return leases.claim_due(conn, owner, limit=limit, now=now, expires=expires)
@@ -1059,6 +1055,13 @@ class SqlLedger:
                 return
             with self._engine.connect() as conn, conn.begin():
                 yield conn
+
+    @contextmanager
+    def _alone(self, operation: str) -> Iterator[sa.Connection]:
+        """A PostgreSQL connection in autocommit, for a write that is one statement: it
+        commits on its own, without BEGIN and COMMIT round trips."""
+        with self._translated(operation), self._engine.connect() as conn:
+            yield conn.execution_options(isolation_level="AUTOCOMMIT")
 
     @contextmanager
     def _read(self, operation: str) -> Iterator[sa.Connection]:

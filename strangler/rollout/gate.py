@@ -90,7 +90,8 @@ class GateEvaluation:
     (None when it could not be computed, then ``error`` says why and the decision is a
     failure); ``since`` the window start (None: every order); ``step`` where the plan
     stands and ``steps`` what its percentages set (``rollout`` or ``instant weight``);
-    ``unrecorded`` that the timeline did not hold the step, so the window starts now.
+    ``unrecorded_after`` the timeline's latest change when it did not produce the flag's
+    setting (the step is unrecorded, so the window starts now).
     """
 
     decision: GateDecision
@@ -101,7 +102,12 @@ class GateEvaluation:
     evaluated_at: datetime
     report: Report | None
     error: str | None = None
-    unrecorded: bool = False
+    unrecorded_after: RolloutEvent | None = None
+
+    @property
+    def unrecorded(self) -> bool:
+        """Whether the timeline did not hold the step (judged from ``evaluated_at`` on)."""
+        return self.unrecorded_after is not None
 
     @property
     def checks(self) -> tuple[Check, ...]:
@@ -227,11 +233,7 @@ def window_start(ledger: RolloutTimeline, state: RolloutState) -> datetime | Non
     to the latest change when none carries the revision (a change made outside
     strangler), and to None (every order) when there are none.
     """
-    changes = [event for event in ledger.rollout_events() if event.changed is not False]
-    current = [event.at for event in changes if event.flag_revision == state.revision]
-    if current:
-        return max(current)
-    return changes[-1].at if changes else None
+    return _step_start(_changes(ledger), state)
 
 
 def unrecorded_step(ledger: RolloutTimeline, state: RolloutState) -> RolloutEvent | None:
@@ -241,7 +243,22 @@ def unrecorded_step(ledger: RolloutTimeline, state: RolloutState) -> RolloutEven
     change's timeline write failed. None too when the timeline holds no change at all
     (every order is the window then).
     """
-    changes = [event for event in ledger.rollout_events() if event.changed is not False]
+    return _unrecorded(_changes(ledger), state)
+
+
+def _changes(ledger: RolloutTimeline) -> list[RolloutEvent]:
+    """The timeline's records that changed the flag (a gate hold or failure did not)."""
+    return [event for event in ledger.rollout_events() if event.changed is not False]
+
+
+def _step_start(changes: list[RolloutEvent], state: RolloutState) -> datetime | None:
+    current = [event.at for event in changes if event.flag_revision == state.revision]
+    if current:
+        return max(current)
+    return changes[-1].at if changes else None
+
+
+def _unrecorded(changes: list[RolloutEvent], state: RolloutState) -> RolloutEvent | None:
     if changes and changes[-1].flag_revision != state.revision:
         return changes[-1]
     return None
@@ -281,9 +298,11 @@ def evaluate_gate(
     steps = "instant weight" if _shadow_first(state) else "rollout"
     since: datetime | None = None
     try:
-        if unrecorded_from_now and unrecorded_step(ledger, state) is not None:
-            return _unrecorded_evaluation(policy, state, step, steps, now)
-        since = window_start(ledger, state)
+        changes = _changes(ledger)
+        latest = _unrecorded(changes, state) if unrecorded_from_now else None
+        if latest is not None:
+            return _unrecorded_evaluation(policy, state, (step, steps), now, latest)
+        since = _step_start(changes, state)
         report = ledger.report(since=since, thresholds=thresholds, examples=0, now=now)
     except Exception as exc:  # the design's fail-safe: an unknown verdict is a failure
         cause = f"{type(exc).__name__}: {exc}"
@@ -303,7 +322,11 @@ def evaluate_gate(
 
 
 def _unrecorded_evaluation(
-    policy: GatePolicy, state: RolloutState, step: int, steps: str, now: datetime
+    policy: GatePolicy,
+    state: RolloutState,
+    plan: tuple[int, str],
+    now: datetime,
+    latest: RolloutEvent,
 ) -> GateEvaluation:
     """The step starts now: no order is routed in it yet, so the decision holds for data."""
     evidence = Evidence(
@@ -316,8 +339,9 @@ def _unrecorded_evaluation(
         orders=0,
         age_s=0.0,
     )
+    step, steps = plan
     decision = decide(policy, enabled=state.enabled, rollout=step, evidence=evidence)
-    return GateEvaluation(decision, state, step, steps, now, now, None, unrecorded=True)
+    return GateEvaluation(decision, state, step, steps, now, now, None, unrecorded_after=latest)
 
 
 def gate_round(
@@ -368,7 +392,7 @@ def _observe_step(ledger: SqlLedger, evaluation: GateEvaluation, actor: str) -> 
     found. Later rounds judge the step from here (:func:`window_start`).
     """
     state = evaluation.state
-    latest = unrecorded_step(ledger, state)
+    latest = evaluation.unrecorded_after
     event = RolloutEvent(
         at=evaluation.evaluated_at,
         actor=actor,

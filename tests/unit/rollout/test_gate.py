@@ -59,7 +59,12 @@ def _instant(ledger: SqlLedger, count: int, status: OrderStatus | None, prefix: 
 
 
 def _round(
-    controller: FileRolloutController, ledger: SqlLedger, min_orders: int = 3, **policy: object
+    controller: FileRolloutController,
+    ledger: SqlLedger,
+    min_orders: int = 3,
+    *,
+    dry_run: bool = False,
+    **policy: object,
 ) -> GateRound:
     return gate_round(
         controller,
@@ -67,6 +72,7 @@ def _round(
         GatePolicy(PLAN, min_orders=min_orders, **policy),  # type: ignore[arg-type]
         Thresholds(min_orders=min_orders, max_error_rate=LENIENT, require_shadow=False),
         actor="gate-test",
+        dry_run=dry_run,
         legacy=FakeLegacy,
     )
 
@@ -166,14 +172,7 @@ def test_dry_run_changes_and_records_nothing(
     """A dry run decides but leaves the flag, the audit log and the timeline alone."""
     _instant(ledger, 3, OrderStatus.FULFILLED)
     audited = len(controller.audit.records())
-    done = gate_round(
-        controller,
-        ledger,
-        GatePolicy(PLAN, min_orders=3),
-        Thresholds(min_orders=3, max_error_rate=LENIENT, require_shadow=False),
-        actor="gate-test",
-        dry_run=True,
-    )
+    done = _round(controller, ledger, dry_run=True)
     assert (done.decision.action, done.applied) == (Action.ADVANCE, False)
     assert (controller.show().rollout, len(ledger.rollout_events())) == (5, 1)
     assert len(controller.audit.records()) == audited
@@ -375,14 +374,7 @@ def test_a_dry_run_on_an_unrecorded_step_records_nothing(
     _instant(ledger, 3, OrderStatus.FULFILLED)
     controller.set_percentage(25, actor="ana", reason="changed without the timeline")
     before = ledger.rollout_events()
-    done = gate_round(
-        controller,
-        ledger,
-        GatePolicy(PLAN, min_orders=3),
-        Thresholds(min_orders=3, max_error_rate=LENIENT, require_shadow=False),
-        actor="gate-test",
-        dry_run=True,
-    )
+    done = _round(controller, ledger, dry_run=True)
     assert (done.decision.action, done.evaluation.unrecorded) == (Action.HOLD, True)
     assert ledger.rollout_events() == before
 
