@@ -111,7 +111,7 @@ def create_app(
 
 
 def _reports_for(settings: Settings, runtime: SidecarRuntime, *, built: bool) -> ReportRunner:
-    """A child process at idle priority, unless no other process can open the ledger."""
+    """A child process at a lower CPU priority, unless no other process can open the ledger."""
     url = settings.effective_ledger_url
     if built and not in_memory(url):
         return ReportProcess(url, log_format=settings.log_format)

@@ -5,7 +5,7 @@ ids and step decisions, never payment data. Query parameters: ``since``, ``until
 8601, UTC when no zone), ``examples`` (0..100); ``since=step`` is the window the rollout
 gate judges (orders routed since the current step began: the dashboard's view). Verdict
 thresholds are the defaults. The report is read in one read-only snapshot (it
-never blocks the intake) by a child process at idle CPU priority
+never blocks the intake) by a child process at a lower CPU priority (nice +10)
 (strangler.sidecar.report_process: the intake wins the cores and shares no GIL with it),
 one report at a time. The same query within :data:`REPORT_CACHE_S` seconds gets the same
 report, computed once however many ask at the same time; past

@@ -1,12 +1,12 @@
-"""Where the sidecar computes a report: a child process at idle CPU priority, one at a time.
+"""Where the sidecar computes a report: a child process at a lower CPU priority, one at a time.
 
 A report over a big ledger is seconds of CPU (SQLite's scans and sorts). Computed on a
 thread of the intake's process it competes with the intake for the cores and for the
 GIL: a lowered thread priority cannot help with the GIL, since a starved report thread
 holding it stalls every intake thread behind it. So :class:`ReportProcess` hands each
-report to one long-lived child (:mod:`strangler.sidecar.report_child`) whose CPU policy
-is ``SCHED_IDLE``: it gets only the CPU nothing else wants, shares no GIL with the
-intake, and reads in its own read-only snapshot. One report at a time; a child that dies
+report to one long-lived child (:mod:`strangler.sidecar.report_child`) running nice
++:data:`NICENESS`: the intake comes first on a shared core, the report shares no GIL with
+the intake, and reads in its own read-only snapshot. One report at a time; a child that dies
 or overruns :data:`REPORT_TIMEOUT_S` is stopped and the next report starts a new one.
 
 :class:`ThreadReports` is the in-process fallback for a ledger no other process can open
@@ -31,14 +31,13 @@ import structlog
 from strangler.exceptions import LedgerError
 from strangler.report.render_json import report_to_dict
 from strangler.sidecar.exceptions import ReportUnavailable
-from strangler.sidecar.report_child import ERROR, REPORT
+from strangler.sidecar.report_child import ERROR, NICENESS, REPORT
 from strangler.sidecar.seams import SidecarRuntime
 
 __all__ = ["NICENESS", "REPORT_TIMEOUT_S", "ReportProcess", "ThreadReports"]
 
 _log = structlog.get_logger()
 REPORT_TIMEOUT_S = 300.0
-NICENESS = 10
 _STOP_TIMEOUT_S = 5.0
 
 

@@ -1,4 +1,4 @@
-"""Where the sidecar computes reports: a child process at idle priority, or a niced thread."""
+"""Where the sidecar computes reports: a lower-priority child process, or a niced thread."""
 
 from __future__ import annotations
 
@@ -71,12 +71,14 @@ def test_the_child_answers_the_same_report_as_this_process(
     assert expected == _without_generated_at(json.loads(child.report(**WINDOW)))
 
 
-@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="SCHED_IDLE is Linux's")
-def test_the_child_runs_at_idle_cpu_priority(child: ReportProcess) -> None:
-    """The child's scheduling policy is SCHED_IDLE: it gets only CPU nothing else wants."""
+def test_the_child_runs_at_a_lower_cpu_priority(child: ReportProcess) -> None:
+    """The child runs NICENESS nice levels below this process (never above 19), in the
+    normal scheduling class: lower, yet never starved by a busy host."""
     child.report(**WINDOW)
     assert child.pid is not None
-    assert os.sched_getscheduler(child.pid) == os.SCHED_IDLE
+    mine = os.getpriority(os.PRIO_PROCESS, 0)
+    assert os.getpriority(os.PRIO_PROCESS, child.pid) == min(19, mine + NICENESS)
+    assert os.sched_getscheduler(child.pid) == os.SCHED_OTHER
 
 
 def test_a_dead_child_is_replaced_by_the_next_report(child: ReportProcess) -> None:
