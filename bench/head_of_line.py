@@ -33,7 +33,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -44,6 +44,8 @@ import requests
 import structlog
 from _flags import write_flag
 
+from strangler.background.follower import CURSOR_KEY as FOLLOWER_CURSOR
+from strangler.background.reconciler import CURSOR_KEY as RECONCILER_CURSOR
 from strangler.demo.processes import free_port, running
 from strangler.instant.local_backend import LocalBackend
 from strangler.logs import configure_logging
@@ -128,8 +130,9 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _create(session: requests.Session, sim_url: str, token: str) -> OrderNotification:
-    """An order created in the simulator, as the order service does, and its notification."""
+def _create(session: requests.Session, sim_url: str, token: str) -> tuple[OrderNotification, str]:
+    """An order created in the simulator, as the order service does: its notification
+    and its ``created_at``."""
     body = {
         "user_guid": f"hol-{uuid.uuid4().hex[:8]}",
         "unit_id": "unit-1",
@@ -141,7 +144,9 @@ def _create(session: requests.Session, sim_url: str, token: str) -> OrderNotific
     }
     answer = session.post(f"{sim_url}/orders", json=body, timeout=10)
     answer.raise_for_status()
-    return OrderNotification.from_dict({**body, "order_id": answer.json()["order_id"]})
+    created = answer.json()
+    order = OrderNotification.from_dict({**body, "order_id": created["order_id"]})
+    return order, created["created_at"]
 
 
 def _case(data: Path, sim: tuple[str, int], failing: int, args: argparse.Namespace) -> Case:
@@ -150,10 +155,12 @@ def _case(data: Path, sim: tuple[str, int], failing: int, args: argparse.Namespa
     data.mkdir(parents=True)
     duration_s = args.good / args.rate
     with requests.Session() as session:
-        good = [_create(session, sim_url, "tok_bench_4242") for _ in range(args.good)]
+        created = [_create(session, sim_url, "tok_bench_4242") for _ in range(args.good)]
         # Each failing order lasts 3.5 s on average (half of 1 + 2 + 4 s): enough spares.
         spares = failing * (int(duration_s / 2) + 3)
-        bad = [_create(session, sim_url, "error_gw") for _ in range(spares)]
+        created += [_create(session, sim_url, "error_gw") for _ in range(spares)]
+    good = [order for order, _ in created[: args.good]]
+    bad = [order for order, _ in created[args.good :]]
     settings = Settings(
         data_dir=data,
         flags_file=write_flag(data / "flags.json", rollout=100),
@@ -166,42 +173,85 @@ def _case(data: Path, sim: tuple[str, int], failing: int, args: argparse.Namespa
         # once they are 30 s old, about 100 writes a case that are not the case's load.
         reconcile_grace_s=3600,
     )
-    with Runtime.from_settings(settings) as runtime:
+    runtime = Runtime.from_settings(settings)
+    try:
+        _start_cursors(runtime, first=created[0][1], last=created[-1][1])
+    except BaseException:
+        runtime.stop()
+        raise
+    with runtime:
         backend = runtime.instant
         assert isinstance(backend, LocalBackend)
-        sent_bad: list[str] = []
-        _top_up(runtime, backend, bad, sent_bad, failing)
-        _wait(lambda: _started(runtime, sent_bad), 30, "failing orders started")
+        feed = _FailingFeed(runtime, backend, bad, failing)
+        feed.top_up()
+        _wait(lambda: _started(runtime, feed.sent), 30, "failing orders started")
         started = time.monotonic()
         cpu_at_start = (_cpu_s(os.getpid()), _cpu_s(sim_pid))
         for n, order in enumerate(good):
             while time.monotonic() < started + n / args.rate:
-                _top_up(runtime, backend, bad, sent_bad, failing)
+                feed.top_up()
                 time.sleep(TICK_S)
             runtime.router.intake(order, source="bench")
         ids = [order.order_id for order in good]
-        _wait(lambda: not runtime.ledger.open_orders(ids), END_CAP_S, "good orders to end")
+        _wait(_all_ended(runtime, ids), END_CAP_S, "good orders to end")
         wall = time.monotonic() - started
         cpu = (
             (_cpu_s(os.getpid()) - cpu_at_start[0]) / wall,
             (_cpu_s(sim_pid) - cpu_at_start[1]) / wall,
         )
-        _wait(lambda: _in_flight(backend, sent_bad) == 0, END_CAP_S, "failing orders to end")
+        _wait(lambda: feed.in_flight() == 0, END_CAP_S, "failing orders to end")
         good_ms = [_latency_ms(runtime.ledger.story(order_id)) for order_id in ids]
-        attempts, waits = _schedule(backend, sent_bad)
+        attempts, waits = _schedule(backend, feed.sent)
     return Case(failing, good_ms, attempts, waits, cpu)
 
 
-def _top_up(
-    runtime: Runtime, backend: LocalBackend, bad: list[OrderNotification], sent: list[str], n: int
-) -> None:
-    """Take in failing orders until ``n`` are in flight (while spares last)."""
-    for _ in range(n - _in_flight(backend, sent)):
-        if len(sent) == len(bad):
-            return
-        order = bad[len(sent)]
-        sent.append(order.order_id)
-        runtime.router.intake(order, source="bench")
+def _start_cursors(runtime: Runtime, *, first: str, last: str) -> None:
+    """Start the follower and the reconciler where this case's orders begin.
+
+    Each case has a fresh ledger before the one simulator: without this, a case's follower
+    reads every order earlier cases left in it (thousands by the last case), parsing them
+    in this process and listing them in the simulator's. The follower starts at this
+    case's first order (it sees this case's orders created up front once, as it would see
+    each created in production). The reconciler starts after the last: with the grace of
+    an hour it would otherwise re-read, every sweep, a page of 500 orders from the oldest
+    spare failing order not sent yet (held back as "intake may still come"), which in
+    production would not exist yet.
+    """
+    runtime.ledger.set_value(FOLLOWER_CURSOR, first)
+    runtime.ledger.set_value(RECONCILER_CURSOR, last)
+
+
+class _FailingFeed:
+    """Keeps ``n`` failing orders in flight (while spares last), replacing each that ends.
+
+    Only the orders still in flight are looked at on each tick (not every order sent so
+    far): the harness runs in the Runtime's process and shares its GIL.
+    """
+
+    def __init__(
+        self, runtime: Runtime, backend: LocalBackend, spares: list[OrderNotification], n: int
+    ) -> None:
+        self._runtime = runtime
+        self._backend = backend
+        self._spares = spares
+        self._n = n
+        self.sent: list[str] = []
+        self._pending: list[str] = []
+
+    def in_flight(self) -> int:
+        """How many sent failing orders have no finished execution yet."""
+        self._pending = [oid for oid in self._pending if self._backend.get(oid) is None]
+        return len(self._pending)
+
+    def top_up(self) -> None:
+        """Take in failing orders until ``n`` are in flight (while spares last)."""
+        for _ in range(self._n - self.in_flight()):
+            if len(self.sent) == len(self._spares):
+                return
+            order = self._spares[len(self.sent)]
+            self.sent.append(order.order_id)
+            self._pending.append(order.order_id)
+            self._runtime.router.intake(order, source="bench")
 
 
 def _started(runtime: Runtime, sent: list[str]) -> bool:
@@ -213,8 +263,16 @@ def _started(runtime: Runtime, sent: list[str]) -> bool:
     return all(story and story["status"] != OrderStatus.RECEIVED for story in stories)
 
 
-def _in_flight(backend: LocalBackend, sent: list[str]) -> int:
-    return sum(1 for order_id in sent if backend.get(order_id) is None)
+def _all_ended(runtime: Runtime, order_ids: list[str]) -> Callable[[], bool]:
+    """A check that every one of ``order_ids`` has ended, asking only about those open at
+    the last look (this runs in the Runtime's process, every tick)."""
+    still_open = set(order_ids)
+
+    def ended() -> bool:
+        still_open.intersection_update(runtime.ledger.open_orders(sorted(still_open)))
+        return not still_open
+
+    return ended
 
 
 def _wait(condition: Any, cap_s: float, what: str) -> None:
