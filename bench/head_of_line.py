@@ -20,6 +20,15 @@ first come, first served, not head-of-line blocking. Beside the latencies, the C
 per second of wall time of this process (the Runtime) and of the simulator while the good
 orders run shows what the failing orders' own work costs on a machine of 2 cores.
 
+The load generator (taking the good and failing orders in, replacing failing ones as they
+end, waiting for the good ones to end) runs in the Runtime's process, as
+``strangler serve --routing inline`` takes orders in beside its routing; its CPU is in
+the Runtime's column. It looks only at orders still in flight on each 10 ms tick; profiled
+at 64 failing orders (py-spy --gil) it is a few per cent of the process's GIL time, and
+the intake itself (the ledger write and wake-up) about as much. Each case has a fresh
+ledger before the one simulator, so the follower and the reconciler start at the case's
+own orders (see ``_start_cursors``), not at every order earlier cases left there.
+
     .venv/bin/python bench/head_of_line.py [--good 100] [--rate 20] [--failing 0 8 64] [--rounds 2]
 """
 
