@@ -284,7 +284,7 @@ class Run:
             thread,
             spec.entered_event,
             "stateEnteredEventDetails",
-            {"name": spec.name, "input": thread.dumps(raw), "inputDetails": {"truncated": False}},
+            {"name": spec.name, "input": thread.defer(raw), "inputDetails": {"truncated": False}},
         )
         return _Scope(self, spec.name, event["id"], event["timestamp"], cancel)
 
@@ -348,7 +348,7 @@ class Run:
             "stateExitedEventDetails",
             {
                 "name": spec.name,
-                "output": thread.dumps(output),
+                "output": thread.defer(output),
                 "outputDetails": {"truncated": False},
             },
         )

@@ -216,7 +216,7 @@ class StateMachine:
             deadline=None,
             extra_context=context,
         )
-        thread = Thread(0)
+        thread = Thread(0, value, input_json)
         started = run.history.add(
             thread,
             "ExecutionStarted",
@@ -256,7 +256,7 @@ class StateMachine:
             error=error,
             cause=cause,
             start_date=run.start_time,
-            stop_date=history[-1]["timestamp"],
+            stop_date=history.unwritten()[-1]["timestamp"],
             history=history,
         )
 
