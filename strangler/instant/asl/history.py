@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import operator
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
@@ -127,7 +128,7 @@ class History:
     def close(self) -> ExecutionHistory:
         """Stop accepting events (late ones from abandoned branches are dropped)."""
         self._closed = True
-        return ExecutionHistory(tuple(sorted(self._events, key=_event_id)))
+        return ExecutionHistory(tuple(sorted(self._events, key=_EVENT_ID)))
 
 
 class ExecutionHistory(Sequence[dict[str, Any]]):
@@ -203,5 +204,4 @@ def _write(events: tuple[dict[str, Any], ...]) -> None:
                         value[key] = item.text
 
 
-def _event_id(event: dict[str, Any]) -> int:
-    return int(event["id"])
+_EVENT_ID = operator.itemgetter("id")

@@ -131,7 +131,23 @@ def _compile_dynamic(item: Any, key: str, state: str, where: str) -> tuple[_Rend
                 f"found in the input '{_COMPACT.encode(data)}'",
             ) from None
 
-    return render_path, path.from_context
+    names = path.field_names
+    if path.from_context or names is None or len(names) != 1:
+        return render_path, path.from_context
+    name = names[0]
+
+    def render_field(data: Any, scope: IntrinsicScope) -> Any:
+        # "$.field", the usual case: one lookup; anything else goes the general way.
+        if type(data) is dict:
+            value = data.get(name, _MISSING)
+            if value is not _MISSING:
+                return value
+        return render_path(data, scope)
+
+    return render_field, False
+
+
+_MISSING = object()
 
 
 def _constant(value: Any) -> _Render:
