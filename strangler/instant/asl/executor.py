@@ -199,11 +199,13 @@ class Run:
         input_value: Any,
         deadline: datetime | None,
         extra_context: Mapping[str, Any] | None,
+        input_json: str = "null",
     ) -> None:
         self.settings = settings
         self.name = name
         self.execution_arn = execution_arn
         self.input_value = input_value
+        self.input_json = input_json  # the text input_value was decoded from
         self.deadline = deadline
         self.extra_context = extra_context
         self.history = History(settings.clock)

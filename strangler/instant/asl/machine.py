@@ -26,6 +26,7 @@ from strangler.instant.asl.tasks import (
     LambdaInvokeTask,
     ServiceTask,
     TaskResource,
+    fresh_copy,
     invoked_name,
     parse_function_reference,
 )
@@ -215,6 +216,7 @@ class StateMachine:
             input_value=value,
             deadline=None,
             extra_context=context,
+            input_json=input_json,
         )
         thread = Thread(0, value, input_json)
         started = run.history.add(
@@ -251,7 +253,8 @@ class StateMachine:
             execution_arn=run.execution_arn,
             state_machine_arn=self.arn,
             status=status,
-            input=run.input_value,
+            # The caller's own copy: the run's may sit in the history, to be written later.
+            input=fresh_copy(run.input_value, run.input_json),
             output=result,
             error=error,
             cause=cause,
