@@ -21,11 +21,14 @@ the other in one run, each for a few rounds (median and min-max shown):
   taken in and timed, so costs that grow with what a process has done show.
 
 CPU per order is the routing processes' CPU time (all threads) over the orders: the
-simulator's CPU is not in it. Target (issue 18): one routing process (instant-fake, and
-instant-fake-warm in steady state) at least 1,500 orders/s, at most 0.6 ms of CPU per
-order; CPU per order is the figure to compare on a shared machine. Beside it, each
-order's latency from routed to terminal (p50 and p99 over every round's timed orders):
-its own processing, as the workers share the CPU, without the wait in the queue.
+simulator's CPU is not in it. Below the table, the CPU of the one-process cases is
+split by thread (Linux): the dispatcher's workers, its feeder (claims and lease
+renewals), and the rest (the bench's own polling, the follower, timers). Target (issue
+18): one routing process (instant-fake, and instant-fake-warm in steady state) at least
+1,500 orders/s, at most 0.6 ms of CPU per order; CPU per order is the figure to compare
+on a shared machine. Beside it, each order's latency from routed to terminal (p50 and
+p99 over every round's timed orders): its own processing, as the workers share the CPU,
+without the wait in the queue.
 Results also go to bench/results/routing.json.
 
 ``--parts`` instead prints where one order's CPU goes, single-threaded (no dispatcher
@@ -49,6 +52,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -149,6 +153,7 @@ class Run:
     seconds: float
     cpu_s: float
     latencies_ms: tuple[float, ...] = ()
+    by_thread: dict[str, float] | None = None  # CPU seconds by kind of thread
 
     @property
     def per_s(self) -> float:
@@ -302,12 +307,14 @@ def _round(data: Path, case: str, sim_url: str, args: argparse.Namespace) -> Run
     if case == "instant-fake-procs":
         return _round_in_processes(data, args.orders, args.processes, args.workers)
     runtime = _runtime(data, case, sim_url, args.workers)
+    threads = _thread_cpu()
     cpu, start = time.process_time(), time.perf_counter()
     runtime.start()
     _wait_dispatched(data, start + TIME_CAP_S)
     seconds, cpu_s = time.perf_counter() - start, time.process_time() - cpu
+    by_thread = _by_thread(threads, _thread_cpu())
     runtime.stop(10)
-    return Run(args.orders - _left(data), seconds, cpu_s, _latencies(data))
+    return Run(args.orders - _left(data), seconds, cpu_s, _latencies(data), by_thread)
 
 
 def _round_warm(data: Path, orders: list[OrderNotification], warm: int, workers: int) -> Run:
@@ -322,14 +329,44 @@ def _round_warm(data: Path, orders: list[OrderNotification], warm: int, workers:
     runtime = _runtime(data, "instant-fake-warm", "", workers)
     runtime.start()
     _wait_dispatched(data, time.perf_counter() + TIME_CAP_S * 4)
+    threads = _thread_cpu()
     cpu, start = time.process_time(), time.perf_counter()
     _insert_at_once(ledger, orders)
     runtime.dispatcher.wake()
     _wait_dispatched(data, start + TIME_CAP_S)
     seconds, cpu_s = time.perf_counter() - start, time.process_time() - cpu
+    by_thread = _by_thread(threads, _thread_cpu())
     runtime.stop(10)
     ledger.close()
-    return Run(len(orders) - _left(data), seconds, cpu_s, _latencies(data))
+    return Run(len(orders) - _left(data), seconds, cpu_s, _latencies(data), by_thread)
+
+
+def _thread_cpu() -> dict[int, float]:
+    """CPU seconds of each thread of this process so far (Linux; empty elsewhere)."""
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    spent: dict[int, float] = {}
+    tasks = Path("/proc/self/task")
+    for task in tasks.iterdir() if tasks.is_dir() else ():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, IndexError):
+            continue  # a thread that ended meanwhile
+        spent[int(task.name)] = (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+    return spent
+
+
+def _by_thread(before: dict[int, float], after: dict[int, float]) -> dict[str, float] | None:
+    """CPU seconds spent between two readings, by kind: workers, feeder, the rest."""
+    if not after:
+        return None
+    names = {thread.native_id: thread.name for thread in threading.enumerate()}
+    kinds = {"workers": 0.0, "feeder": 0.0, "rest": 0.0}
+    for tid, seconds in after.items():
+        name = names.get(tid, "")
+        kind = "workers" if name.startswith("strangler-worker") else "rest"
+        kind = "feeder" if name == "strangler-feeder" else kind
+        kinds[kind] += seconds - before.get(tid, 0.0)
+    return kinds
 
 
 def _insert_at_once(ledger: SqlLedger, orders: list[OrderNotification]) -> None:
@@ -539,7 +576,7 @@ def _parts_run(data: Path, count: int) -> dict[str, float]:
     finally:
         local_backend.steps_from_history = steps  # type: ignore[attr-defined]
         BoundLoggerBase._proxy_to_logger = emit  # type: ignore[method-assign]
-        runtime.ledger.close()
+        runtime.stop()  # never started: closes what it built (the flag file's timer too)
     return meter.seconds
 
 
@@ -603,6 +640,16 @@ def _report(runs: dict[str, list[Run]], args: argparse.Namespace) -> None:
             "routed_to_terminal_p50_ms": None if p50 is None else round(p50, 2),
             "routed_to_terminal_p99_ms": None if p99 is None else round(p99, 2),
         }
+    for case, case_runs in runs.items():
+        split = [(r.by_thread, r.orders) for r in case_runs if r.by_thread and r.orders]
+        if split:
+            share = {
+                kind: statistics.median(by[kind] * 1000 / orders for by, orders in split)
+                for kind in split[0][0]
+            }
+            summary[case]["cpu_ms_per_order_by_thread"] = {k: round(v, 3) for k, v in share.items()}
+            parts = ", ".join(f"{kind} {ms:.2f}" for kind, ms in share.items())
+            print(f"{case}: CPU ms per order by thread: {parts}")
     for case in ("instant-fake", "instant-fake-procs", "instant-fake-warm"):
         if case in summary:
             rate = summary[case]["orders_per_s"]

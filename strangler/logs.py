@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from collections.abc import MutableMapping
@@ -9,7 +10,7 @@ from typing import Any
 
 import structlog
 
-__all__ = ["PAYMENT_FIELDS", "configure_logging", "drop_payment_data"]
+__all__ = ["PAYMENT_FIELDS", "configure_logging", "drop_payment_data", "render_json"]
 
 PAYMENT_FIELDS = frozenset({"payment_token", "card_number", "cvv", "pan", "card"})
 
@@ -33,11 +34,32 @@ def _redacted(data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _structlog_fallback(obj: Any) -> Any:
+    """What JSONRenderer writes for a value JSON cannot hold: its ``__structlog__()``, or
+    its repr (structlog's own rule)."""
+    try:
+        return obj.__structlog__()
+    except AttributeError:
+        return repr(obj)
+
+
+# One encoder for every line: json.dumps with ``default`` builds a new one per call,
+# a third of the renderer's cost. The text is json.dumps's, character for character.
+_ENCODER = json.JSONEncoder(default=_structlog_fallback)
+
+
+def render_json(obj: Any, **_kw: Any) -> str:
+    """JSONRenderer's serializer: ``json.dumps(obj, default=...)`` on a kept encoder."""
+    return _ENCODER.encode(obj)
+
+
 def configure_logging(log_format: str = "auto", level: int = logging.INFO) -> None:
     """Configure structlog: JSON lines when not on a TTY (or ``json``), console otherwise."""
     as_json = log_format == "json" or (log_format == "auto" and not sys.stderr.isatty())
     renderer: Any = (
-        structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer()
+        structlog.processors.JSONRenderer(serializer=render_json)
+        if as_json
+        else structlog.dev.ConsoleRenderer()
     )
     structlog.configure(
         processors=[

@@ -7,6 +7,7 @@ same way for the local executor. Pure data; no IO beyond reading the packaged fi
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -143,6 +144,7 @@ def _state_machine_parts(arn: str) -> list[str]:
     return parts
 
 
+@functools.lru_cache(maxsize=4096)  # asked again when the order's execution is forgotten
 def execution_name(order_id: str, *, dry_run: bool = False) -> str:
     """The execution name of an order: stable, unique per order and mode, valid for AWS.
 

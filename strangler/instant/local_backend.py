@@ -411,6 +411,7 @@ def _result(execution: Execution, order_id: str, dry_run: bool) -> ExecutionResu
         output=output,
         error=execution.error,
         cause=execution.cause,
-        steps=steps_from_history(execution.history, order_id=order_id, dry_run=dry_run),
+        # The steps read nothing a history writes late: its events as recorded will do.
+        steps=steps_from_history(execution.history.unwritten(), order_id=order_id, dry_run=dry_run),
         history=execution.history,
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,7 +20,8 @@ class ExecutionResult:
     ``TIMED_OUT``, ``ABORTED``). ``outcome`` is the pipeline's business result taken from
     its output: ``fulfilled``, ``rejected_fraud``, ``payment_declined`` or ``fell_back``
     (the order was released to the batch jobs), or None while running or when the
-    execution failed outright. ``history`` holds events shaped like GetExecutionHistory's.
+    execution failed outright. ``history`` holds events shaped like GetExecutionHistory's
+    (a tuple, or the local executor's sequence that writes its JSON text when first read).
     """
 
     execution_id: str
@@ -34,4 +35,4 @@ class ExecutionResult:
     error: str | None = None
     cause: str | None = None
     steps: tuple[StepResult, ...] = ()
-    history: tuple[Mapping[str, Any], ...] = ()
+    history: Sequence[Mapping[str, Any]] = ()

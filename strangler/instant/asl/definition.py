@@ -11,6 +11,7 @@ in :attr:`Definition.warnings`.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -69,12 +70,18 @@ class StateSpec:
     @property
     def entered_event(self) -> str:
         """The history event type for entering this state (``TaskStateEntered``, ...)."""
-        return f"{self.type}StateEntered"
+        return _event_type(self.type, "StateEntered")
 
     @property
     def exited_event(self) -> str:
         """The history event type for leaving this state (``TaskStateExited``, ...)."""
-        return f"{self.type}StateExited"
+        return _event_type(self.type, "StateExited")
+
+
+@functools.cache
+def _event_type(state_type: str, suffix: str) -> str:
+    # Asked twice per state run: one string per state type, not one per call.
+    return state_type + suffix
 
 
 @dataclass(frozen=True, slots=True)

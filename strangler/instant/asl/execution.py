@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from strangler.instant.asl.history import dumps
+from strangler.instant.asl.history import ExecutionHistory, dumps
 
 __all__ = ["Execution"]
 
@@ -19,7 +18,7 @@ class Execution:
     ``status`` is ``SUCCEEDED``, ``FAILED`` or ``TIMED_OUT``. ``output`` is the decoded
     output (None unless SUCCEEDED); ``error`` and ``cause`` say why it failed (either may
     be None, as in Step Functions). ``history`` holds events shaped like
-    GetExecutionHistory's ``events``, oldest first.
+    GetExecutionHistory's ``events``, oldest first (a sequence equal to their tuple).
     """
 
     name: str
@@ -32,7 +31,7 @@ class Execution:
     cause: str | None
     start_date: datetime
     stop_date: datetime
-    history: tuple[Mapping[str, Any], ...]
+    history: ExecutionHistory
 
     @property
     def succeeded(self) -> bool:

@@ -199,11 +199,13 @@ class Run:
         input_value: Any,
         deadline: datetime | None,
         extra_context: Mapping[str, Any] | None,
+        input_json: str = "null",
     ) -> None:
         self.settings = settings
         self.name = name
         self.execution_arn = execution_arn
         self.input_value = input_value
+        self.input_json = input_json  # the text input_value was decoded from
         self.deadline = deadline
         self.extra_context = extra_context
         self.history = History(settings.clock)
@@ -284,7 +286,7 @@ class Run:
             thread,
             spec.entered_event,
             "stateEnteredEventDetails",
-            {"name": spec.name, "input": thread.dumps(raw), "inputDetails": {"truncated": False}},
+            {"name": spec.name, "input": thread.defer(raw), "inputDetails": {"truncated": False}},
         )
         return _Scope(self, spec.name, event["id"], event["timestamp"], cancel)
 
@@ -348,7 +350,7 @@ class Run:
             "stateExitedEventDetails",
             {
                 "name": spec.name,
-                "output": thread.dumps(output),
+                "output": thread.defer(output),
                 "outputDetails": {"truncated": False},
             },
         )

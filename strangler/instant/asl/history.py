@@ -4,32 +4,59 @@ Each event is ``{"timestamp", "type", "id", "previousEventId", "<kind>EventDetai
 with inputs and outputs as JSON text, as boto3 returns them. Branches of Parallel and
 iterations of Map append from several threads; each keeps its own :class:`Thread`
 (its last event id and a one-value JSON cache), and ids are handed out under a lock.
+
+A state's input and output (the ``...StateEntered`` and ``...StateExited`` events) are
+recorded as :class:`Deferred` values and written as JSON text only when the history is
+read (:class:`ExecutionHistory`): most executions' histories are never read, and those
+encodings were the larger part of recording one. Values are never changed in place
+inside the executor, so the text written later is the text the value had when recorded.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Callable
+import operator
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, overload
 
-__all__ = ["NOT_TRUNCATED", "History", "Thread", "dumps"]
+__all__ = ["NOT_TRUNCATED", "Deferred", "ExecutionHistory", "History", "Thread", "dumps"]
 
 NOT_TRUNCATED = {"truncated": False}
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 dumps = _ENCODER.encode
 
 
+class Deferred:
+    """A JSON value recorded in an event, written as text when first asked for."""
+
+    __slots__ = ("_text", "value")
+
+    def __init__(self, value: Any, text: str | None = None) -> None:
+        self.value = value
+        self._text = text
+
+    @property
+    def text(self) -> str:
+        """The value's JSON text (encoded once)."""
+        if self._text is None:
+            self._text = dumps(self.value)
+        return self._text
+
+    def __repr__(self) -> str:
+        return f"Deferred({self.value!r})"
+
+
 class Thread:
     """One line of events (the execution, a branch, an iteration) and its JSON cache."""
 
-    __slots__ = ("_cached_json", "_cached_value", "last")
+    __slots__ = ("_cached", "last")
 
-    def __init__(self, last: int) -> None:
+    def __init__(self, last: int, value: Any = None, text: str = "null") -> None:
         self.last = last
-        self._cached_value: Any = None
-        self._cached_json = "null"
+        self._cached = Deferred(value, text)  # a value known with its text already
 
     def dumps(self, value: Any) -> str:
         """JSON text of ``value``; the same object twice in a row is encoded once.
@@ -37,12 +64,16 @@ class Thread:
         Values are never changed in place inside the executor, so identity is enough.
         Raises TypeError or ValueError for values JSON cannot hold.
         """
-        if value is self._cached_value:
-            return self._cached_json
-        text = dumps(value)
-        self._cached_value = value
-        self._cached_json = text
-        return text
+        return self.defer(value).text
+
+    def defer(self, value: Any) -> Deferred:
+        """``value`` for an event, its text written when read; the same object twice in a
+        row is one Deferred (encoded at most once)."""
+        cached = self._cached
+        if value is cached.value:
+            return cached
+        deferred = self._cached = Deferred(value)
+        return deferred
 
 
 class History:
@@ -71,9 +102,10 @@ class History:
     ) -> dict[str, Any]:
         """Append an event after ``thread``'s last one and return it.
 
-        ``advance=False`` leaves the thread's last event where it was, as Step Functions
-        does for the end markers of Map iterations and of Map and Parallel states. Once
-        the history is closed the event is returned (with id 0) but not kept.
+        ``details`` may hold :class:`Deferred` values (written as text when the history
+        is read). ``advance=False`` leaves the thread's last event where it was, as Step
+        Functions does for the end markers of Map iterations and of Map and Parallel
+        states. Once the history is closed the event is returned (with id 0) but not kept.
         """
         timestamp = self._clock()
         if timestamp.tzinfo is None:
@@ -93,12 +125,83 @@ class History:
                 thread.last = event_id
         return event
 
-    def close(self) -> tuple[dict[str, Any], ...]:
+    def close(self) -> ExecutionHistory:
         """Stop accepting events (late ones from abandoned branches are dropped)."""
         self._closed = True
-        events = sorted(self._events, key=_event_id)
-        return tuple(events)
+        return ExecutionHistory(tuple(sorted(self._events, key=_EVENT_ID)))
 
 
-def _event_id(event: dict[str, Any]) -> int:
-    return int(event["id"])
+class ExecutionHistory(Sequence[dict[str, Any]]):
+    """A finished execution's events, oldest first, as GetExecutionHistory shows them.
+
+    A read-only sequence of event dicts (equal to the tuple of them). State inputs and
+    outputs are written as JSON text on the first read of any event, once, for all;
+    :meth:`unwritten` gives the events before that, for readers that look only at what
+    is never deferred (types, ids, timestamps, names, Task results and errors).
+    """
+
+    __slots__ = ("_events", "_lock", "_written")
+
+    def __init__(self, events: tuple[dict[str, Any], ...]) -> None:
+        self._events = events
+        self._written = False
+        self._lock = threading.Lock()
+
+    def unwritten(self) -> tuple[dict[str, Any], ...]:
+        """The events as recorded: ``input`` and ``output`` of state events may still be
+        :class:`Deferred`; every other field is final."""
+        return self._events
+
+    def events(self) -> tuple[dict[str, Any], ...]:
+        """The events with every value written as JSON text."""
+        if not self._written:
+            with self._lock:
+                if not self._written:
+                    _write(self._events)
+                    self._written = True
+        return self._events
+
+    def __len__(self) -> int:
+        return len(self._events)
+
+    @overload
+    def __getitem__(self, index: int) -> dict[str, Any]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> tuple[dict[str, Any], ...]: ...
+
+    def __getitem__(self, index: int | slice) -> dict[str, Any] | tuple[dict[str, Any], ...]:
+        return self.events()[index]
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return iter(self.events())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, ExecutionHistory):
+            return self.events() == other.events()
+        if isinstance(other, tuple | list):
+            return self.events() == tuple(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # holds dicts, like the tuple it stands for
+
+    def __repr__(self) -> str:
+        return f"ExecutionHistory({self.events()!r})"
+
+    def __reduce__(self) -> tuple[type, tuple[tuple[dict[str, Any], ...]]]:
+        # Pickled as the plain tuple of written events.
+        return tuple, (self.events(),)
+
+
+def _write(events: tuple[dict[str, Any], ...]) -> None:
+    """Replace every Deferred in the events' details by its JSON text (in place: the
+    events are this history's own, and only these values change)."""
+    for event in events:
+        for value in event.values():
+            if type(value) is dict:
+                for key, item in value.items():
+                    if type(item) is Deferred:
+                        value[key] = item.text
+
+
+_EVENT_ID = operator.itemgetter("id")

@@ -26,6 +26,7 @@ from strangler.instant.asl.tasks import (
     LambdaInvokeTask,
     ServiceTask,
     TaskResource,
+    fresh_copy,
     invoked_name,
     parse_function_reference,
 )
@@ -215,8 +216,9 @@ class StateMachine:
             input_value=value,
             deadline=None,
             extra_context=context,
+            input_json=input_json,
         )
-        thread = Thread(0)
+        thread = Thread(0, value, input_json)
         started = run.history.add(
             thread,
             "ExecutionStarted",
@@ -251,12 +253,13 @@ class StateMachine:
             execution_arn=run.execution_arn,
             state_machine_arn=self.arn,
             status=status,
-            input=run.input_value,
+            # The caller's own copy: the run's may sit in the history, to be written later.
+            input=fresh_copy(run.input_value, run.input_json),
             output=result,
             error=error,
             cause=cause,
             start_date=run.start_time,
-            stop_date=history[-1]["timestamp"],
+            stop_date=history.unwritten()[-1]["timestamp"],
             history=history,
         )
 

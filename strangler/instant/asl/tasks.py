@@ -34,7 +34,7 @@ from typing import Any
 
 from strangler.instant.asl.driver import Call, Loop
 from strangler.instant.asl.errors import TIMEOUT, ExecutionTimedOut, StatesFailure
-from strangler.instant.asl.history import History, Thread, dumps
+from strangler.instant.asl.history import Deferred, History, Thread, dumps
 from strangler.instant.asl.lambda_context import LambdaContext
 
 __all__ = [
@@ -190,7 +190,8 @@ class TaskResource:
         Raises ExecutionTimedOut when the execution's own deadline passes first.
         """
         history, thread = attempt.history, attempt.thread
-        params_json = thread.dumps(params)
+        # Written as text when the history is read, or when the event needs it.
+        params_json = thread.defer(params)
         history.add(thread, *self.scheduled(params_json, attempt.timeout))
         history.add(thread, *self.started())
         try:
@@ -223,7 +224,7 @@ class TaskResource:
     def target(self, params: Any) -> ResolvedFunction:
         raise NotImplementedError
 
-    def event(self, params: Any, params_json: str) -> Any:
+    def event(self, params: Any, params_json: Deferred) -> Any:
         """The handler's event: a fresh copy of ``params``, as decoded from its JSON."""
         return fresh_copy(params, params_json)
 
@@ -232,7 +233,7 @@ class TaskResource:
     ) -> tuple[str, Any]:
         return result_json, _DECODER.raw_decode(result_json)[0]
 
-    def scheduled(self, params_json: str, timeout: int | None) -> _Event:
+    def scheduled(self, params_json: Deferred, timeout: int | None) -> _Event:
         raise NotImplementedError
 
     def started(self) -> _Event:
@@ -261,7 +262,7 @@ class LambdaFunctionTask(TaskResource):
     def target(self, _params: Any) -> ResolvedFunction:
         return self.function
 
-    def scheduled(self, params_json: str, timeout: int | None) -> _Event:
+    def scheduled(self, params_json: Deferred, timeout: int | None) -> _Event:
         details: dict[str, Any] = {
             "resource": self.resource,
             "input": params_json,
@@ -298,7 +299,7 @@ class _ServiceEvents(TaskResource):
     def _names(self) -> dict[str, Any]:
         return {"resourceType": self.resource_type, "resource": self.resource_name}
 
-    def scheduled(self, params_json: str, timeout: int | None) -> _Event:
+    def scheduled(self, params_json: Deferred, timeout: int | None) -> _Event:
         details = {**self._names(), "region": self.region, "parameters": params_json}
         if timeout is not None:
             details["timeoutInSeconds"] = timeout
@@ -343,8 +344,8 @@ class LambdaInvokeTask(_ServiceEvents):
                 self._known[name] = function
         return function
 
-    def event(self, _params: Any, params_json: str) -> Any:
-        decoded = _DECODER.raw_decode(params_json)[0]
+    def event(self, _params: Any, params_json: Deferred) -> Any:
+        decoded = _DECODER.raw_decode(params_json.text)[0]
         return decoded.get("Payload", {})
 
     def output(
@@ -368,18 +369,19 @@ class ServiceTask(_ServiceEvents):
 _FLAT = frozenset({str, int, bool, type(None)})  # values JSON gives back as they were
 
 
-def fresh_copy(value: Any, value_json: str) -> Any:
+def fresh_copy(value: Any, value_json: str | Deferred) -> Any:
     """``value`` as decoding ``value_json`` (its JSON text) gives it, unshared.
 
     An object of strings, integers, booleans and nulls under string keys (a Task's usual
     Parameters) is copied as it is: decoding gives an equal object, at several times the
-    cost. Anything else is decoded.
+    cost (and a Deferred text is then never written for it). Anything else is decoded.
     """
     if type(value) is dict and all(
         type(key) is str and type(item) in _FLAT for key, item in value.items()
     ):
         return dict(value)
-    return _DECODER.raw_decode(value_json)[0]
+    text = value_json if isinstance(value_json, str) else value_json.text
+    return _DECODER.raw_decode(text)[0]
 
 
 class _TaskTimedOut(Exception):

@@ -67,6 +67,7 @@ def _compile(value: Any, state: str, field: str) -> tuple[_Render, bool, bool]:
 
 def _compile_object(value: dict[str, Any], state: str, field: str) -> tuple[_Render, bool, bool]:
     entries: list[tuple[str, _Render]] = []
+    constants: dict[str, Any] = {}  # every field in order; the constant ones with values
     dynamic = False
     uses_context = False
     seen: set[str] = set()
@@ -80,6 +81,7 @@ def _compile_object(value: dict[str, Any], state: str, field: str) -> tuple[_Ren
                 f"{name!r} is given twice (once with '.$'); keep one", state=state, field=where
             )
         seen.add(name)
+        constants[name] = None
         if key.endswith(".$"):
             render, uses = _compile_dynamic(item, key, state, where)
             dynamic = True
@@ -88,12 +90,20 @@ def _compile_object(value: dict[str, Any], state: str, field: str) -> tuple[_Ren
             render, constant, uses = _compile(item, state, where)
             dynamic = dynamic or not constant
             uses_context = uses_context or uses
+            if constant:
+                constants[name] = item  # what its render gives: the value as written
+                continue
         entries.append((name, render))
     if not dynamic:
         return _constant(value), True, False
 
     def render_object(data: Any, scope: IntrinsicScope) -> dict[str, Any]:
-        return {name: render(data, scope) for name, render in entries}
+        # The constant fields come with the copy, in their places; the others are set in
+        # theirs (setting a key already there keeps its position).
+        rendered = constants.copy()
+        for name, render in entries:
+            rendered[name] = render(data, scope)
+        return rendered
 
     return render_object, False, uses_context
 
@@ -131,7 +141,23 @@ def _compile_dynamic(item: Any, key: str, state: str, where: str) -> tuple[_Rend
                 f"found in the input '{_COMPACT.encode(data)}'",
             ) from None
 
-    return render_path, path.from_context
+    names = path.field_names
+    if path.from_context or names is None or len(names) != 1:
+        return render_path, path.from_context
+    name = names[0]
+
+    def render_field(data: Any, scope: IntrinsicScope) -> Any:
+        # "$.field", the usual case: one lookup; anything else goes the general way.
+        if type(data) is dict:
+            value = data.get(name, _MISSING)
+            if value is not _MISSING:
+                return value
+        return render_path(data, scope)
+
+    return render_field, False
+
+
+_MISSING = object()
 
 
 def _constant(value: Any) -> _Render:
