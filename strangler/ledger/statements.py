@@ -43,9 +43,12 @@ __all__ = [
     "RENEW_LEASES",
     "RETURN_UNSTARTED",
     "SET_DRY_RUN_OUTCOME",
+    "STEP_COLUMNS",
+    "STEP_KEY",
     "finish_held",
     "move",
     "params",
+    "statuses_behind",
 ]
 
 _o = orders.c
@@ -75,6 +78,11 @@ def _p(name: str, column: sa.Column[object]) -> sa.BindParameter[object]:
 def params(**values: object) -> dict[str, object]:
     """The parameters of a statement built here, by their plain names."""
     return {f"p_{name}": value for name, value in values.items()}
+
+
+def statuses_behind(status: OrderStatus) -> list[str]:
+    """The status values an order may move forward to ``status`` from."""
+    return [s.value for s, rank in _RANK.items() if rank < _RANK[status]]
 
 
 def insert_ignoring_duplicates(
@@ -138,7 +146,7 @@ INSERT_TRANSITION = insert_ignoring_duplicates(
     transitions, ("order_id", "status", "at", "reason"), key=("order_id", "status")
 )
 
-_STEP_COLUMNS = (
+STEP_COLUMNS = (
     "order_id",
     "path",
     "step",
@@ -151,9 +159,9 @@ _STEP_COLUMNS = (
     "error",
     "recorded_at",
 )
-_STEP_KEY = ("order_id", "path", "step", "dry_run", "seq")
+STEP_KEY = ("order_id", "path", "step", "dry_run", "seq")
 # One executemany of many steps; the driver's rowcount is how many were new.
-INSERT_STEP_QUIETLY = insert_ignoring_duplicates(step_results, _STEP_COLUMNS, key=_STEP_KEY)
+INSERT_STEP_QUIETLY = insert_ignoring_duplicates(step_results, STEP_COLUMNS, key=STEP_KEY)
 
 # Take or keep a role: a row is returned only when ``owner`` holds it afterwards.
 HOLD_ROLE = sa.text(
@@ -193,7 +201,7 @@ def move(status: OrderStatus, extra: tuple[str, ...] = ()) -> sa.Update:
     Parameters: ``order_id``, ``at`` (the status's time), ``now``, and one per name in
     ``extra`` (columns also set, such as ``outcome`` or ``handoff``).
     """
-    behind = [s.value for s, rank in _RANK.items() if rank < _RANK[status]]
+    behind = statuses_behind(status)
     timestamp = _TIMESTAMP_COLUMN[status]
     # OR of equalities rather than IN: a literal IN list is rendered anew on every call.
     return (
@@ -222,7 +230,7 @@ def finish_held(status: OrderStatus) -> sa.Update:
     """
     if not status.is_terminal:
         raise ValueError(f"finish_held() ends an order; {status} is not a terminal status")
-    behind = [s.value for s, rank in _RANK.items() if rank < _RANK[status]]
+    behind = statuses_behind(status)
     now = _p("now", _o.updated_at)
     return (
         orders.update()

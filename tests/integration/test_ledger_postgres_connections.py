@@ -9,8 +9,9 @@ import pytest
 import sqlalchemy as sa
 
 from strangler.ledger import SqlLedger, ledger_from_url
+from strangler.orders import OrderStatus, Route
 from tests.helpers import wait_until
-from tests.unit.ledger.support import make_order
+from tests.unit.ledger.support import T0, make_decision, make_order, make_step
 
 pytestmark = pytest.mark.needs_postgres
 
@@ -95,3 +96,37 @@ def test_a_claim_is_one_statement_committed_without_a_flush_wait(ledger: SqlLedg
     assert ledger.claim_due("worker-2", limit=10, lease_seconds=30) == []
     with ledger.engine.connect() as conn:
         assert conn.execute(sa.text("SHOW synchronous_commit")).scalar() == "on"
+
+
+def test_the_usual_pin_and_finish_are_one_durable_statement_each(ledger: SqlLedger) -> None:
+    """An instant order's pin (with its start) and its finish (steps, end, lease) are one
+    autocommitted statement each: no BEGIN or COMMIT, and no synchronous_commit change,
+    so each is flushed to disk before it returns."""
+    ledger.record_received(make_order("o-1"), source="test")
+    ledger.claim_due("worker-1", limit=1, lease_seconds=30)
+    sent: list[str] = []
+    commits: list[object] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        sent.append(statement)
+
+    def committed(conn: sa.Connection) -> None:
+        commits.append(conn)
+
+    sa.event.listen(ledger.engine, "before_cursor_execute", seen)
+    sa.event.listen(ledger.engine, "commit", committed)
+    try:
+        decision = make_decision(Route.INSTANT)
+        assert ledger.pin_decision("o-1", decision, start_running=True) is decision
+        steps = [(make_step("o-1", name), 0) for name in ("claim", "fraud_scan", "fulfill")]
+        assert ledger.finish("o-1", OrderStatus.FULFILLED, steps, at=T0, release_owner="worker-1")
+    finally:
+        sa.event.remove(ledger.engine, "before_cursor_execute", seen)
+        sa.event.remove(ledger.engine, "commit", committed)
+    assert [statement.split()[0] for statement in sent] == ["WITH", "WITH"]
+    assert not any("set_config" in statement for statement in sent)
+    assert commits == []
+    story = ledger.story("o-1")
+    assert story is not None
+    assert story["status"] == "fulfilled"
+    assert len(story["steps"]) == 3
