@@ -184,7 +184,9 @@ class SqlLedger:
         """Write the order if new (committed on return); False for a duplicate.
 
         On PostgreSQL a new order's transaction also sends the intake notification
-        (see :meth:`intake_listener`), delivered only if it commits.
+        (see :meth:`intake_listener`), delivered only if it commits. It commits without
+        waiting for its WAL flush, so that routing starts at once, and a second
+        statement then waits for that flush: durable on return all the same.
         """
         now = self._clock()
         row = {
@@ -220,9 +222,15 @@ class SqlLedger:
                 return conn.execute(statements.INSERT_ORDER, row).rowcount == 1
         # A row comes back, and the NOTIFY goes, only when it inserted one.
         with self._alone(operation) as alone:
-            if notify:
-                return alone.execute(statements.INSERT_ORDER_NOTIFYING, row).first() is not None
-            return alone.execute(statements.INSERT_ORDER, row).rowcount == 1
+            if not notify:
+                return alone.execute(statements.INSERT_ORDER, row).rowcount == 1
+            # Committed unflushed: routing sees the order, and hears of it, while its WAL
+            # is being flushed; the flush is waited for before answering, as an order
+            # answered for must be durable. Also for a duplicate, whose first intake may
+            # not be flushed yet. A routing process's pin waits for a flush past it too.
+            inserted = alone.execute(statements.INSERT_ORDER_NOTIFYING, row).first() is not None
+            alone.execute(statements.FLUSH_COMMITTED)
+            return inserted
 
     def intake_listener(self, on_intake: Callable[[str | None], None]) -> IntakeListener | None:
         """A listener calling ``on_intake(order_id)`` for each order any process takes in.

@@ -25,6 +25,7 @@ __all__ = [
     "CLAIM_DUE_UNFLUSHED",
     "COUNT_INSTANT_ERRORS",
     "FAILED_OR_FELL_BACK",
+    "FLUSH_COMMITTED",
     "FOLLOWED",
     "HOLD_ROLE",
     "INSERT_ORDER",
@@ -133,14 +134,24 @@ INSERT_ORDER = insert_ignoring_duplicates(orders, ORDER_COLUMNS, key=("order_id"
 INTAKE_CHANNEL = "strangler_intake"
 # The INSERT and its NOTIFY in one statement (one round trip): a row back when inserted.
 # The notification's payload is the order_id, so that a routing process woken for the
-# same order by a same-host socket too acts on the first wake-up only.
+# same order by a same-host socket too acts on the first wake-up only. A new order
+# commits without waiting for its WAL flush (set_config(..., true): for this transaction
+# only), so that routing sees it and hears of it at once, while the intake waits for the
+# flush with FLUSH_COMMITTED before it answers (see SqlLedger.record_received).
 _INSERT_ORDER_RETURNING = insert_ignoring_duplicates(
     orders, ORDER_COLUMNS, key=("order_id",), returning="order_id"
 )
 INSERT_ORDER_NOTIFYING = sa.text(
     f"WITH inserted AS ({_INSERT_ORDER_RETURNING.text}) "  # noqa: S608  (no input in it)
-    f"SELECT pg_notify('{INTAKE_CHANNEL}', order_id) FROM inserted"
+    f"SELECT pg_notify('{INTAKE_CHANNEL}', order_id), "
+    "set_config('synchronous_commit', 'off', true) FROM inserted"
 ).bindparams(*(sa.bindparam(name, type_=orders.c[name].type) for name in ORDER_COLUMNS))
+# PostgreSQL: a transaction of its own that writes WAL (a transactional logical-decoding
+# message, with no effect but a record in the WAL) and so waits at commit for the WAL to
+# be flushed up to its commit record (synchronous_commit on): every transaction committed
+# before it, unflushed ones included, is then durable. Taking a transaction id alone
+# would not do: a transaction that wrote no WAL commits without a flush.
+FLUSH_COMMITTED = sa.text("SELECT pg_logical_emit_message(true, 'strangler.intake', '')")
 
 INSERT_TRANSITION = insert_ignoring_duplicates(
     transitions, ("order_id", "status", "at", "reason"), key=("order_id", "status")

@@ -53,7 +53,7 @@ def test_a_pooled_connection_the_server_closed_is_replaced_before_use(
 
 def test_intake_is_one_statement_without_a_transaction_of_its_own(ledger: SqlLedger) -> None:
     """The intake's INSERT (and its NOTIFY) commit on their own: SQLAlchemy sends no
-    COMMIT, so the write costs one round trip; the order is durable on return."""
+    COMMIT (the statement and the flush wait are a round trip each)."""
     commits: list[object] = []
 
     def count(conn: sa.Connection) -> None:
@@ -130,3 +130,35 @@ def test_the_usual_pin_and_finish_are_one_durable_statement_each(ledger: SqlLedg
     assert story is not None
     assert story["status"] == "fulfilled"
     assert len(story["steps"]) == 3
+
+
+def test_an_order_is_visible_before_its_flush_and_durable_on_return(
+    ledger: SqlLedger, pg_url: str
+) -> None:
+    """The intake's INSERT commits without waiting for its WAL flush (routing sees it at
+    once); record_received returns only once the WAL is flushed past that commit."""
+    sent: list[str] = []
+    inserted_by: list[int] = []
+    probe = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+
+    def after(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        sent.append(statement)
+        if statement.startswith("WITH inserted AS"):
+            # Past the intake's commit record: its end is at or before this position.
+            with probe.connect() as conn:
+                lsn = conn.execute(sa.text("SELECT pg_current_wal_insert_lsn() - '0/0'"))
+                inserted_by.append(int(lsn.scalar_one()))
+
+    sa.event.listen(ledger.engine, "after_cursor_execute", after)
+    try:
+        assert ledger.record_received(make_order("o-1"), source="test")
+        with probe.connect() as conn:
+            flushed = conn.execute(sa.text("SELECT pg_current_wal_flush_lsn() - '0/0'"))
+            flushed_to = int(flushed.scalar_one())
+    finally:
+        sa.event.remove(ledger.engine, "after_cursor_execute", after)
+        probe.dispose()
+    assert len(sent) == 2
+    assert "set_config('synchronous_commit', 'off', true)" in sent[0]
+    assert "set_config" not in sent[1]
+    assert flushed_to >= inserted_by[0]
