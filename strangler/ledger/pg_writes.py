@@ -19,7 +19,12 @@ from strangler.ledger.schema import orders, step_results
 from strangler.ledger.statements import STEP_COLUMNS, STEP_KEY, statuses_behind
 from strangler.orders import OrderStatus
 
-__all__ = ["PIN_AND_START", "finish", "step_params"]
+__all__ = ["MAX_STEPS", "PIN_AND_START", "finish", "step_params"]
+
+# The most step results a finish writes in its one statement (11 parameters each; an
+# instant pipeline has a handful): more take the multi-statement path, so that the
+# statements cached here stay few and small.
+MAX_STEPS = 32
 
 _o = orders.c
 _PIN_PARAMS = {
@@ -59,7 +64,7 @@ PIN_AND_START = sa.text(
 ).bindparams(*(sa.bindparam(name, type_=type_) for name, type_ in _PIN_PARAMS.items()))
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=4 * (MAX_STEPS + 1))
 def finish(status: OrderStatus, steps: int) -> sa.TextClause:
     """``steps`` step results, ``status`` reached at ``at`` and the owner's lease released.
 
@@ -71,8 +76,8 @@ def finish(status: OrderStatus, steps: int) -> sa.TextClause:
     """
     if not status.is_terminal:
         raise ValueError(f"finish() ends an order; {status} is not a terminal status")
-    if steps < 0:
-        raise ValueError(f"finish() records zero or more steps, not {steps}")
+    if not 0 <= steps <= MAX_STEPS:
+        raise ValueError(f"finish() records 0 to {MAX_STEPS} steps in one statement, not {steps}")
     behind = ", ".join(f"'{value}'" for value in statuses_behind(status))
     ctes = []
     if steps:

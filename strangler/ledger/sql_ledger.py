@@ -374,7 +374,7 @@ class SqlLedger:
         now = self._clock()
         held = statements.params(order_id=order_id, owner=release_owner, at=at, now=now)
         operation = f"finish an order as {status}"
-        if self._one_statement:
+        if self._one_statement and len(steps) <= pg_writes.MAX_STEPS:
             rows = self._step_rows(steps)
             values = {**held, **pg_writes.step_params(rows)}
             with self._alone(operation) as alone:

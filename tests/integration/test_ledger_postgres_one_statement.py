@@ -135,6 +135,16 @@ def no_steps_and_other_outcomes(ledger: SqlLedger, clock: ManualClock) -> list[A
     return answers
 
 
+def more_steps_than_one_statement_takes(ledger: SqlLedger, clock: ManualClock) -> list[Any]:
+    """A finish with more step results than the one statement takes writes them all."""
+    _received_and_claimed(ledger, "o-1")
+    pinned = _pin(ledger, "o-1")
+    clock.advance(0.01)
+    steps = [(make_step("o-1", "fraud_scan", at=T0), seq) for seq in range(40)]
+    finished = ledger.finish("o-1", OrderStatus.FAILED, steps, at=T0, release_owner="w-1")
+    return [pinned, finished]
+
+
 def unknown_order(ledger: SqlLedger, _clock: ManualClock) -> list[Any]:
     """Pinning or finishing an order the ledger does not know raises LedgerError."""
     _received_and_claimed(ledger, "o-1")
@@ -159,6 +169,7 @@ SCENARIOS = [
     received_with_a_handoff,
     lease_no_longer_held,
     no_steps_and_other_outcomes,
+    more_steps_than_one_statement_takes,
     unknown_order,
 ]
 
