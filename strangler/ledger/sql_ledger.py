@@ -32,6 +32,7 @@ from strangler.ledger import (
     hand_back,
     leases,
     legacy_progress,
+    pg_writes,
     schema,
     statements,
 )
@@ -129,6 +130,8 @@ class SqlLedger:
         self._url = display_url(engine.url)
         is_sqlite = engine.dialect.name == "sqlite"
         self._insert = sqlite.insert if is_sqlite else postgresql.insert
+        # PostgreSQL: the usual pin and finish are one autocommitted statement each.
+        self._one_statement = engine.dialect.name == "postgresql"
         in_memory = is_sqlite and engine.url.database in (None, "", ":memory:")
         # In memory: one shared connection, so every use is serialised. A SQLite file:
         # writers of this process queue on a lock rather than in SQLite's busy handler,
@@ -181,7 +184,9 @@ class SqlLedger:
         """Write the order if new (committed on return); False for a duplicate.
 
         On PostgreSQL a new order's transaction also sends the intake notification
-        (see :meth:`intake_listener`), delivered only if it commits.
+        (see :meth:`intake_listener`), delivered only if it commits. It commits without
+        waiting for its WAL flush, so that routing starts at once, and a second
+        statement then waits for that flush: durable on return all the same.
         """
         now = self._clock()
         row = {
@@ -217,9 +222,15 @@ class SqlLedger:
                 return conn.execute(statements.INSERT_ORDER, row).rowcount == 1
         # A row comes back, and the NOTIFY goes, only when it inserted one.
         with self._alone(operation) as alone:
-            if notify:
-                return alone.execute(statements.INSERT_ORDER_NOTIFYING, row).first() is not None
-            return alone.execute(statements.INSERT_ORDER, row).rowcount == 1
+            if not notify:
+                return alone.execute(statements.INSERT_ORDER, row).rowcount == 1
+            # Committed unflushed: routing sees the order, and hears of it, while its WAL
+            # is being flushed; the flush is waited for before answering, as an order
+            # answered for must be durable. Also for a duplicate, whose first intake may
+            # not be flushed yet. A routing process's pin waits for a flush past it too.
+            inserted = alone.execute(statements.INSERT_ORDER_NOTIFYING, row).first() is not None
+            alone.execute(statements.FLUSH_COMMITTED)
+            return inserted
 
     def intake_listener(self, on_intake: Callable[[str | None], None]) -> IntakeListener | None:
         """A listener calling ``on_intake(order_id)`` for each order any process takes in.
@@ -270,6 +281,9 @@ class SqlLedger:
         owner no longer holds is left as it is. With ``start_running``, an order pinned
         now also moves on to ``running`` in the same transaction (an instant-path worker
         about to run the pipeline).
+
+        On PostgreSQL the usual ``start_running`` pin is one statement (see
+        :mod:`strangler.ledger.pg_writes`); other cases take the same transaction as ever.
         """
         now = self._clock()
         values = statements.params(
@@ -281,6 +295,12 @@ class SqlLedger:
             decision_reason=decision.reason,
             now=now,
         )
+        alone = self._one_statement and start_running and release_owner is None
+        # A followed path is pinned below: its order may have to end as the legacy app did.
+        if alone and decision.path not in _FOLLOWED_PATHS:
+            with self._alone("pin a decision") as conn:
+                if conn.execute(pg_writes.PIN_AND_START, values).first() is not None:
+                    return decision
         with self._write("pin a decision") as conn:
             # Usually one UPDATE pins, routes and starts an order still received.
             started = (
@@ -346,13 +366,23 @@ class SqlLedger:
         :meth:`record_steps`, :meth:`transition` to ``status`` at ``at``, and
         :meth:`release_lease` of ``release_owner``'s lease as done (left as it is when that
         owner no longer holds it). Idempotent like each of them; returns whether the order
-        moved now. Raises ValueError for a status that is not terminal.
+        moved now. Raises ValueError for a status that is not terminal. On PostgreSQL the
+        usual finish (the owner holds the lease) is one statement (strangler.ledger.pg_writes).
         """
         if not status.is_terminal:
             raise ValueError(f"finish() ends an order; {status} is not a terminal status")
         now = self._clock()
         held = statements.params(order_id=order_id, owner=release_owner, at=at, now=now)
-        with self._write(f"finish an order as {status}") as conn:
+        operation = f"finish an order as {status}"
+        if self._one_statement and len(steps) <= pg_writes.MAX_STEPS:
+            rows = self._step_rows(steps)
+            values = {**held, **pg_writes.step_params(rows)}
+            with self._alone(operation) as alone:
+                if alone.execute(pg_writes.finish(status, len(rows)), values).first() is not None:
+                    return True
+            # Else the steps are in (the path below skips them) and the order moves one
+            # statement at a time.
+        with self._write(operation) as conn:
             self._insert_steps(conn, steps)
             # Usually one UPDATE ends the order and releases its lease; else one by one.
             if conn.execute(statements.finish_held(status), held).rowcount == 1:
@@ -995,8 +1025,14 @@ class SqlLedger:
     def _insert_steps(self, conn: WriteConnection, steps: Sequence[tuple[StepResult, int]]) -> int:
         if not steps:
             return 0
+        # One executemany (pipelined by psycopg: one round trip for all the steps); both
+        # drivers count what it inserted, skipped duplicates aside.
+        return conn.execute(statements.INSERT_STEP_QUIETLY, self._step_rows(steps)).rowcount
+
+    def _step_rows(self, steps: Sequence[tuple[StepResult, int]]) -> list[dict[str, Any]]:
+        """The step results as rows of step_results (recorded now)."""
         now = self._clock()
-        rows = [
+        return [
             {
                 "order_id": step.order_id,
                 "path": step.path.value,
@@ -1012,9 +1048,6 @@ class SqlLedger:
             }
             for step, seq in steps
         ]
-        # One executemany (pipelined by psycopg: one round trip for all the steps); both
-        # drivers count what it inserted, skipped duplicates aside.
-        return conn.execute(statements.INSERT_STEP_QUIETLY, rows).rowcount
 
     @contextmanager
     def _translated(self, operation: str) -> Iterator[None]:

@@ -25,6 +25,7 @@ __all__ = [
     "CLAIM_DUE_UNFLUSHED",
     "COUNT_INSTANT_ERRORS",
     "FAILED_OR_FELL_BACK",
+    "FLUSH_COMMITTED",
     "FOLLOWED",
     "HOLD_ROLE",
     "INSERT_ORDER",
@@ -43,9 +44,12 @@ __all__ = [
     "RENEW_LEASES",
     "RETURN_UNSTARTED",
     "SET_DRY_RUN_OUTCOME",
+    "STEP_COLUMNS",
+    "STEP_KEY",
     "finish_held",
     "move",
     "params",
+    "statuses_behind",
 ]
 
 _o = orders.c
@@ -75,6 +79,11 @@ def _p(name: str, column: sa.Column[object]) -> sa.BindParameter[object]:
 def params(**values: object) -> dict[str, object]:
     """The parameters of a statement built here, by their plain names."""
     return {f"p_{name}": value for name, value in values.items()}
+
+
+def statuses_behind(status: OrderStatus) -> list[str]:
+    """The status values an order may move forward to ``status`` from."""
+    return [s.value for s, rank in _RANK.items() if rank < _RANK[status]]
 
 
 def insert_ignoring_duplicates(
@@ -125,20 +134,30 @@ INSERT_ORDER = insert_ignoring_duplicates(orders, ORDER_COLUMNS, key=("order_id"
 INTAKE_CHANNEL = "strangler_intake"
 # The INSERT and its NOTIFY in one statement (one round trip): a row back when inserted.
 # The notification's payload is the order_id, so that a routing process woken for the
-# same order by a same-host socket too acts on the first wake-up only.
+# same order by a same-host socket too acts on the first wake-up only. A new order
+# commits without waiting for its WAL flush (set_config(..., true): for this transaction
+# only), so that routing sees it and hears of it at once, while the intake waits for the
+# flush with FLUSH_COMMITTED before it answers (see SqlLedger.record_received).
 _INSERT_ORDER_RETURNING = insert_ignoring_duplicates(
     orders, ORDER_COLUMNS, key=("order_id",), returning="order_id"
 )
 INSERT_ORDER_NOTIFYING = sa.text(
     f"WITH inserted AS ({_INSERT_ORDER_RETURNING.text}) "  # noqa: S608  (no input in it)
-    f"SELECT pg_notify('{INTAKE_CHANNEL}', order_id) FROM inserted"
+    f"SELECT pg_notify('{INTAKE_CHANNEL}', order_id), "
+    "set_config('synchronous_commit', 'off', true) FROM inserted"
 ).bindparams(*(sa.bindparam(name, type_=orders.c[name].type) for name in ORDER_COLUMNS))
+# PostgreSQL: a transaction of its own that writes WAL (a transactional logical-decoding
+# message, with no effect but a record in the WAL) and so waits at commit for the WAL to
+# be flushed up to its commit record (synchronous_commit on): every transaction committed
+# before it, unflushed ones included, is then durable. Taking a transaction id alone
+# would not do: a transaction that wrote no WAL commits without a flush.
+FLUSH_COMMITTED = sa.text("SELECT pg_logical_emit_message(true, 'strangler.intake', '')")
 
 INSERT_TRANSITION = insert_ignoring_duplicates(
     transitions, ("order_id", "status", "at", "reason"), key=("order_id", "status")
 )
 
-_STEP_COLUMNS = (
+STEP_COLUMNS = (
     "order_id",
     "path",
     "step",
@@ -151,9 +170,9 @@ _STEP_COLUMNS = (
     "error",
     "recorded_at",
 )
-_STEP_KEY = ("order_id", "path", "step", "dry_run", "seq")
+STEP_KEY = ("order_id", "path", "step", "dry_run", "seq")
 # One executemany of many steps; the driver's rowcount is how many were new.
-INSERT_STEP_QUIETLY = insert_ignoring_duplicates(step_results, _STEP_COLUMNS, key=_STEP_KEY)
+INSERT_STEP_QUIETLY = insert_ignoring_duplicates(step_results, STEP_COLUMNS, key=STEP_KEY)
 
 # Take or keep a role: a row is returned only when ``owner`` holds it afterwards.
 HOLD_ROLE = sa.text(
@@ -193,7 +212,7 @@ def move(status: OrderStatus, extra: tuple[str, ...] = ()) -> sa.Update:
     Parameters: ``order_id``, ``at`` (the status's time), ``now``, and one per name in
     ``extra`` (columns also set, such as ``outcome`` or ``handoff``).
     """
-    behind = [s.value for s, rank in _RANK.items() if rank < _RANK[status]]
+    behind = statuses_behind(status)
     timestamp = _TIMESTAMP_COLUMN[status]
     # OR of equalities rather than IN: a literal IN list is rendered anew on every call.
     return (
@@ -222,7 +241,7 @@ def finish_held(status: OrderStatus) -> sa.Update:
     """
     if not status.is_terminal:
         raise ValueError(f"finish_held() ends an order; {status} is not a terminal status")
-    behind = [s.value for s, rank in _RANK.items() if rank < _RANK[status]]
+    behind = statuses_behind(status)
     now = _p("now", _o.updated_at)
     return (
         orders.update()

@@ -1,0 +1,121 @@
+"""PostgreSQL's one-statement writes: an instant order's pin and its finish.
+
+Each is one statement of data-modifying CTEs, sent on an autocommitted connection
+(``SqlLedger._alone``): one round trip where BEGIN, each statement and COMMIT were one
+each. Both commits keep ``synchronous_commit`` on (durable on return). Each covers the
+usual case only and returns no row otherwise, having changed nothing but what the
+multi-statement path would do first anyway (the finish's step results, idempotent); the
+caller then runs that path (:mod:`strangler.ledger.sql_ledger`), which writes the same
+rows. SQLite keeps the multi-statement path: its writes cost no round trips.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import sqlalchemy as sa
+
+from strangler.ledger.schema import orders, step_results
+from strangler.ledger.statements import STEP_COLUMNS, STEP_KEY, statuses_behind
+from strangler.orders import OrderStatus
+
+__all__ = ["MAX_STEPS", "PIN_AND_START", "finish", "step_params"]
+
+# The most step results a finish writes in its one statement (11 parameters each; an
+# instant pipeline has a handful): more take the multi-statement path, so that the
+# statements cached here stay few and small.
+MAX_STEPS = 32
+
+_o = orders.c
+_PIN_PARAMS = {
+    "p_order_id": _o.order_id.type,
+    "p_path": _o.path.type,
+    "p_variant": _o.variant.type,
+    "p_rollout": _o.rollout.type,
+    "p_flag_revision": _o.flag_revision.type,
+    "p_decision_reason": _o.decision_reason.type,
+    "p_now": _o.updated_at.type,
+}
+
+# statements.PIN_AND_START and its two transitions (routed with the decision's reason,
+# then running, both at ``now``; ``ORDER BY`` keeps their ids in that order, as the
+# story sorts a same-time pair by id). Only for an order still received, with no path and
+# no hand-off: the multi-statement path ends a followed order as the legacy app did.
+# Parameters: statements.params(order_id, path, variant, rollout, flag_revision,
+# decision_reason, now). A row back when it pinned now.
+# The statuses and column names put in these statements come from the code, never input.
+PIN_AND_START = sa.text(
+    "WITH pinned AS ("  # noqa: S608
+    " UPDATE orders SET path = :p_path, variant = :p_variant, rollout = :p_rollout,"
+    " flag_revision = :p_flag_revision, decision_reason = :p_decision_reason,"
+    f" status = '{OrderStatus.RUNNING.value}', updated_at = :p_now, routed_at = :p_now,"
+    " running_at = :p_now"
+    f" WHERE order_id = :p_order_id AND path IS NULL AND status = '{OrderStatus.RECEIVED.value}'"
+    " AND handoff IS NULL"
+    " RETURNING order_id"
+    "), moved AS ("
+    " INSERT INTO transitions (order_id, status, at, reason)"
+    " SELECT pinned.order_id, m.status, :p_now, m.reason FROM pinned"
+    f" CROSS JOIN (VALUES (1, '{OrderStatus.ROUTED.value}', :p_decision_reason),"
+    f" (2, '{OrderStatus.RUNNING.value}', NULL)) AS m (n, status, reason)"
+    " ORDER BY m.n"
+    " ON CONFLICT (order_id, status) DO NOTHING"
+    ") SELECT order_id FROM pinned"
+).bindparams(*(sa.bindparam(name, type_=type_) for name, type_ in _PIN_PARAMS.items()))
+
+
+@functools.lru_cache(maxsize=4 * (MAX_STEPS + 1))
+def finish(status: OrderStatus, steps: int) -> sa.TextClause:
+    """``steps`` step results, ``status`` reached at ``at`` and the owner's lease released.
+
+    statements.INSERT_STEP_QUIETLY (always, duplicates skipped), statements.finish_held
+    and its transition, in one statement. Parameters: ``p_order_id``, ``p_owner``,
+    ``p_at``, ``p_now``, and per step ``i`` one ``s<i>_<column>`` per step column. A row
+    back when the order ended now (it was behind ``status`` and ``owner`` held its lease).
+    Raises ValueError for a status that is not terminal or a negative ``steps``.
+    """
+    if not status.is_terminal:
+        raise ValueError(f"finish() ends an order; {status} is not a terminal status")
+    if not 0 <= steps <= MAX_STEPS:
+        raise ValueError(f"finish() records 0 to {MAX_STEPS} steps in one statement, not {steps}")
+    behind = ", ".join(f"'{value}'" for value in statuses_behind(status))
+    ctes = []
+    if steps:
+        rows = ", ".join(
+            "(" + ", ".join(f":s{i}_{column}" for column in STEP_COLUMNS) + ")"
+            for i in range(steps)
+        )
+        ctes.append(
+            f"recorded AS (INSERT INTO step_results ({', '.join(STEP_COLUMNS)}) VALUES {rows}"  # noqa: S608
+            f" ON CONFLICT ({', '.join(STEP_KEY)}) DO NOTHING)"
+        )
+    ctes.append(
+        f"ended AS (UPDATE orders SET status = '{status.value}', outcome = '{status.value}',"  # noqa: S608
+        " updated_at = :p_now, terminal_at = :p_at, lease_owner = NULL,"
+        " lease_expires_at = NULL, needs_dispatch = false, next_attempt_at = :p_now"
+        f" WHERE order_id = :p_order_id AND status IN ({behind}) AND lease_owner = :p_owner"
+        " RETURNING order_id)"
+    )
+    ctes.append(
+        "moved AS (INSERT INTO transitions (order_id, status, at, reason)"  # noqa: S608
+        f" SELECT order_id, '{status.value}', :p_at, NULL FROM ended"
+        " ON CONFLICT (order_id, status) DO NOTHING)"
+    )
+    sql = f"WITH {', '.join(ctes)} SELECT order_id FROM ended"  # noqa: S608
+    typed = [
+        sa.bindparam("p_order_id", type_=_o.order_id.type),
+        sa.bindparam("p_owner", type_=_o.lease_owner.type),
+        sa.bindparam("p_at", type_=_o.terminal_at.type),
+        sa.bindparam("p_now", type_=_o.updated_at.type),
+    ]
+    typed += [
+        sa.bindparam(f"s{i}_{column}", type_=step_results.c[column].type)
+        for i in range(steps)
+        for column in STEP_COLUMNS
+    ]
+    return sa.text(sql).bindparams(*typed)
+
+
+def step_params(rows: list[dict[str, object]]) -> dict[str, object]:
+    """The ``s<i>_<column>`` parameters of :func:`finish` for rows as INSERT_STEP_QUIETLY's."""
+    return {f"s{i}_{column}": row[column] for i, row in enumerate(rows) for column in STEP_COLUMNS}
