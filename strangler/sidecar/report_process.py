@@ -37,7 +37,13 @@ from strangler.sidecar.gate_answer import FixedRollout, GateQuery, gate_answer, 
 from strangler.sidecar.report_child import ERROR, GATE, NICENESS, REPORT
 from strangler.sidecar.seams import SidecarRuntime
 
-__all__ = ["NICENESS", "REPORT_TIMEOUT_S", "ReportProcess", "ThreadReports"]
+__all__ = [
+    "NICENESS",
+    "REPORT_TIMEOUT_S",
+    "ReportProcess",
+    "ThreadReports",
+    "lower_thread_priority",
+]
 
 _log = structlog.get_logger()
 REPORT_TIMEOUT_S = 300.0
@@ -180,16 +186,21 @@ class ThreadReports:
         with self._lock:
             if self._runner is None:
                 self._runner = ThreadPoolExecutor(
-                    max_workers=1, thread_name_prefix="report", initializer=_lower_priority
+                    max_workers=1, thread_name_prefix="report", initializer=lower_thread_priority
                 )
             return self._runner
 
 
-def _lower_priority() -> None:
-    """Lower this thread's CPU priority by NICENESS (Linux schedules threads one by one)."""
-    if sys.platform == "linux":
-        me = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, me, min(os.getpriority(os.PRIO_PROCESS, me) + NICENESS, 19))
+def lower_thread_priority() -> bool:
+    """Lower this thread's CPU priority by NICENESS; False where threads share the process's.
+
+    Linux schedules threads one by one, so only the calling thread is lowered.
+    """
+    if sys.platform != "linux":
+        return False
+    me = threading.get_native_id()
+    os.setpriority(os.PRIO_PROCESS, me, min(os.getpriority(os.PRIO_PROCESS, me) + NICENESS, 19))
+    return True
 
 
 def _iso(value: datetime | None) -> str | None:
