@@ -29,7 +29,9 @@ p50 / p99. Report times are the loop's own (median, max) and a report with nothi
 else running. Targets: intake p99 <= 20 ms at 200/s with a report loop, nothing
 refused. The load average before and after is printed: on a shared machine, compare
 set-ups within one run (their ratio), not runs. ``--no-anchor`` leaves the locked loop
-out (it stalls the intake ~10 s a round). Results also go to
+out (it stalls the intake ~10 s a round); ``--setups`` runs only the named ones (an A/B
+run of the gate loop against an older package: ``<its python> bench/report_load.py
+--setups "no report,report loop,gate loop"``). Results also go to
 bench/results/report_load.json.
 
     .venv/bin/python bench/report_load.py [--orders 1000000] [--rounds 3] [--seconds 10]
@@ -137,7 +139,8 @@ class Setup:
 def main() -> None:
     """Fill, serve, run the set-ups round by round, print the tables."""
     args = _parse_args()
-    names = [name for name in SETUPS if not (args.no_anchor and name == LOCKED)]
+    chosen = args.setups.split(",") if args.setups else SETUPS
+    names = [name for name in SETUPS if name in chosen and not (args.no_anchor and name == LOCKED)]
     setups = {name: Setup() for name in names}
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="strangler-report-load-") as tmp:
@@ -169,7 +172,15 @@ def _parse_args() -> argparse.Namespace:
         action="store_true",
         help="skip the locked report loop (the anchor stalls the intake for ~10 s a round)",
     )
+    parser.add_argument(
+        "--setups",
+        help="only these set-ups, comma-separated by name (default: all); 'no report', "
+        "'report loop' and 'gate loop' run against any strangler of issue 18 on (an A/B run)",
+    )
     args = parser.parse_args()
+    unknown = set(args.setups.split(",")) - set(SETUPS) if args.setups else set()
+    if unknown:
+        parser.error(f"unknown --setups {sorted(unknown)}; known: {list(SETUPS)}")
     if args.orders < 1 or args.rounds < 1 or args.seconds <= 0 or args.rate <= 0:
         parser.error("--orders, --rounds, --seconds and --rate must be positive")
     return args
@@ -456,6 +467,8 @@ def _print(
     print("sat/s, sat p99: the saturating run's throughput and p99 (median over rounds);")
     print("reports, report s: reports finished during the set-up's runs, their median time")
     for looped in ("report loop", "gate loop"):
+        if looped not in summary:
+            continue
         under = summary[looped]
         loop = under["paced_median_of_rounds"]["p99_ms"]
         lost = under["refused_total"] + under["unsent_total"]
@@ -464,10 +477,14 @@ def _print(
             f"target (intake p99 <= {P99_TARGET_MS:g} ms at {args.rate:g}/s under a {looped}, "
             f"nothing refused or unsent): {verdict} ({loop:.1f} ms, {lost:.0f} refused or unsent)"
         )
-    ratio = _ratio(summary, "gate loop", "report loop")
-    print(f"gate loop p99 / report loop p99 (same run, interleaved): {ratio:.2f}")
-    cli = _ratio(summary, "CLI report loop (nice +10)", "CLI report loop, --normal-priority")
-    print(f"CLI report loop p99, nice +10 / --normal-priority (same run, interleaved): {cli:.2f}")
+    for top, bottom in (
+        ("gate loop", "report loop"),
+        ("gate loop", "no report"),
+        ("CLI report loop (nice +10)", "CLI report loop, --normal-priority"),
+    ):
+        if top in summary and bottom in summary:
+            ratio = _ratio(summary, top, bottom)
+            print(f"p99 {top} / {bottom} (same run, interleaved): {ratio:.2f}")
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(
         json.dumps(
