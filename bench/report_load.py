@@ -134,6 +134,8 @@ class Setup:
     paced: list[dict[str, float]] = field(default_factory=list)
     saturated: list[Result] = field(default_factory=list)
     reports_s: list[float] = field(default_factory=list)
+    # CPU seconds spent during the set-up's runs, by process: see _cpu_by_role.
+    cpu_s: dict[str, float] = field(default_factory=dict)
 
 
 def main() -> None:
@@ -147,13 +149,15 @@ def main() -> None:
         work = Path(tmp)
         url = f"sqlite:///{work / 'ledger.sqlite3'}"
         fill_s = _fill(url, args.orders)
-        with _sidecar(work, url) as base:
+        with _sidecar(work, url) as (base, root):
             alone_s = [_sidecar_report(base) for _ in range(2)]
             engines = (create_ledger_engine(url), _locked_engine(url))
             try:
                 for round_no in range(args.rounds):
                     for name in names:
+                        before = _cpu_by_role(root)
                         _one(setups[name], name, (base, work, url), engines, args, f"r{round_no}")
+                        _add_cpu(setups[name].cpu_s, before, _cpu_by_role(root))
             finally:
                 for engine in engines:
                     engine.dispose()
@@ -197,8 +201,8 @@ def _fill(url: str, orders: int) -> float:
 
 
 @contextmanager
-def _sidecar(work: Path, ledger_url: str) -> Iterator[str]:
-    """``strangler serve`` with shipped defaults on the filled ledger; yields its URL."""
+def _sidecar(work: Path, ledger_url: str) -> Iterator[tuple[str, int]]:
+    """``strangler serve`` with shipped defaults on the filled ledger; yields URL and pid."""
     data = work / "sidecar"
     data.mkdir()
     flags = data / "flags.json"
@@ -221,8 +225,51 @@ def _sidecar(work: Path, ledger_url: str) -> Iterator[str]:
         ready_url=f"{url}/_strangler/healthz",
         log_path=data / "sidecar.log",
         env=env,
-    ):
-        yield url
+    ) as process:
+        yield url, process.pid
+
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+# strangler serve's tree: the supervisor, its routing child (depth 1) and gunicorn's master
+# (depth 1), whose worker (depth 2) takes the orders in; the report child is the worker's.
+_WORKER_DEPTH = 2
+
+
+def _stat(pid: int) -> tuple[int, float] | None:
+    """A process's parent and CPU seconds (user + system), from /proc; None once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return int(fields[1]), (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def _cpu_by_role(root: int) -> dict[tuple[str, int], float]:
+    """CPU seconds so far of ``root``'s HTTP worker(s) and report child(ren), by (role, pid)."""
+    stats = {int(p.name): _stat(int(p.name)) for p in Path("/proc").iterdir() if p.name.isdigit()}
+    parents = {pid: stat[0] for pid, stat in stats.items() if stat is not None}
+    found: dict[tuple[str, int], float] = {}
+    for pid, stat in stats.items():
+        depth, up = 0, pid
+        while up in parents and up != root:
+            up, depth = parents[up], depth + 1
+        if up != root or stat is None:
+            continue
+        if depth == _WORKER_DEPTH:
+            found[("worker", pid)] = stat[1]
+        elif depth == _WORKER_DEPTH + 1:
+            found[("report child", pid)] = stat[1]
+    return found
+
+
+def _add_cpu(
+    total: dict[str, float],
+    before: dict[tuple[str, int], float],
+    after: dict[tuple[str, int], float],
+) -> None:
+    """Add each role's CPU seconds between two snapshots (a process started since from 0)."""
+    for (role, pid), seconds in after.items():
+        total[role] = total.get(role, 0.0) + seconds - before.get((role, pid), 0.0)
 
 
 def _locked_engine(url: str) -> sa.Engine:
@@ -438,7 +485,7 @@ def _print(
     print()
     print(
         f"{'set-up':<36}{'p50 ms':>8}{'p99 ms':>8}{'max ms':>9}{'refused':>8}{'unsent':>8}"
-        f"{'sat/s':>8}{'sat p99':>9}{'reports':>8}{'report s':>9}"
+        f"{'sat/s':>8}{'sat p99':>9}{'reports':>8}{'report s':>9}{'wkr cpu':>8}{'child cpu':>10}"
     )
     summary: dict[str, Any] = {}
     for name, setup in setups.items():
@@ -448,9 +495,13 @@ def _print(
         sat = _median([r.rps for r in setup.saturated])
         sat_p99 = _median([r.p99_ms for r in setup.saturated])
         report_s = _median(setup.reports_s)
+        rounds = len(setup.paced)
+        worker_cpu = setup.cpu_s.get("worker", 0.0) / rounds
+        child_cpu = setup.cpu_s.get("report child", 0.0) / rounds
         print(
             f"{name:<36}{paced['p50_ms']:>8.1f}{paced['p99_ms']:>8.1f}{paced['max_ms']:>9.0f}"
             f"{refused:>8}{unsent:>8}{sat:>8.0f}{sat_p99:>9.1f}{len(setup.reports_s):>8}{report_s:>9.2f}"
+            f"{worker_cpu:>8.1f}{child_cpu:>10.1f}"
         )
         summary[name] = {
             "paced_median_of_rounds": paced,
@@ -460,12 +511,16 @@ def _print(
             "saturated_p99_ms_median": sat_p99,
             "reports": len(setup.reports_s),
             "report_s_median": report_s,
+            "worker_cpu_s_per_round": worker_cpu,
+            "report_child_cpu_s_per_round": child_cpu,
         }
     print()
     print("p50/p99/max: medians over rounds of each paced run's figure; refused (non-2xx)")
     print(f"and unsent (due more than {GRACE_S:g} s before a sender was free): all rounds;")
     print("sat/s, sat p99: the saturating run's throughput and p99 (median over rounds);")
-    print("reports, report s: reports finished during the set-up's runs, their median time")
+    print("reports, report s: reports finished during the set-up's runs, their median time;")
+    print("wkr cpu, child cpu: CPU seconds a round of the set-up cost the sidecar's HTTP worker")
+    print("(the intake's process) and its report child (the intake itself included in wkr cpu)")
     for looped in ("report loop", "gate loop"):
         if looped not in summary:
             continue
