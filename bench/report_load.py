@@ -3,7 +3,9 @@
 Fills a SQLite ledger with ``--orders`` ended orders in bulk SQL (seconds, not minutes:
 strangler.ledger.synthetic), then runs ``strangler serve`` on it with shipped defaults
 (routing in its own child process; rollout 0 %, so every order is routed to legacy).
-Three set-ups, interleaved round by round so that the machine's drift hits each alike:
+The set-ups, interleaved round by round so that the machine's drift hits each alike, their
+order rotated each round (a set-up's place in the round matters: the first report loop after
+"no report" finds SQLite's WAL checkpointed; one after another report loop may not):
 
 - ``no report``: the intake alone;
 - ``report loop``: ``GET /_strangler/report?until=<now>`` back to back (a new query each
@@ -154,7 +156,9 @@ def main() -> None:
             engines = (create_ledger_engine(url), _locked_engine(url))
             try:
                 for round_no in range(args.rounds):
-                    for name in names:
+                    # Rotated each round: a set-up's place in the round matters (one after
+                    # "no report" finds the WAL checkpointed; one after a report loop may not).
+                    for name in names[round_no % len(names) :] + names[: round_no % len(names)]:
                         before = _cpu_by_role(root)
                         _one(setups[name], name, (base, work, url), engines, args, f"r{round_no}")
                         _add_cpu(setups[name].cpu_s, before, _cpu_by_role(root))
