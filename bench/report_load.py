@@ -33,7 +33,7 @@ refused. The load average before and after is printed: on a shared machine, comp
 set-ups within one run (their ratio), not runs. ``--no-anchor`` leaves the locked loop
 out (it stalls the intake ~10 s a round); ``--setups`` runs only the named ones (an A/B
 run of the gate loop against an older package: ``<its python> bench/report_load.py
---setups "no report,report loop,gate loop"``). Results also go to
+--setups "no report;report loop;gate loop"``). Results also go to
 bench/results/report_load.json.
 
     .venv/bin/python bench/report_load.py [--orders 1000000] [--rounds 3] [--seconds 10]
@@ -143,7 +143,7 @@ class Setup:
 def main() -> None:
     """Fill, serve, run the set-ups round by round, print the tables."""
     args = _parse_args()
-    chosen = args.setups.split(",") if args.setups else SETUPS
+    chosen = args.setups.split(";") if args.setups else SETUPS
     names = [name for name in SETUPS if name in chosen and not (args.no_anchor and name == LOCKED)]
     setups = {name: Setup() for name in names}
     load_before = os.getloadavg()
@@ -182,11 +182,11 @@ def _parse_args() -> argparse.Namespace:
     )
     parser.add_argument(
         "--setups",
-        help="only these set-ups, comma-separated by name (default: all); 'no report', "
+        help="only these set-ups, by name separated by semicolons (default: all); 'no report', "
         "'report loop' and 'gate loop' run against any strangler of issue 18 on (an A/B run)",
     )
     args = parser.parse_args()
-    unknown = set(args.setups.split(",")) - set(SETUPS) if args.setups else set()
+    unknown = set(args.setups.split(";")) - set(SETUPS) if args.setups else set()
     if unknown:
         parser.error(f"unknown --setups {sorted(unknown)}; known: {list(SETUPS)}")
     if args.orders < 1 or args.rounds < 1 or args.seconds <= 0 or args.rate <= 0:
