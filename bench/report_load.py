@@ -3,16 +3,23 @@
 Fills a SQLite ledger with ``--orders`` ended orders in bulk SQL (seconds, not minutes:
 strangler.ledger.synthetic), then runs ``strangler serve`` on it with shipped defaults
 (routing in its own child process; rollout 0 %, so every order is routed to legacy).
-Three set-ups, interleaved round by round so that the machine's drift hits each alike:
+The set-ups, interleaved round by round so that the machine's drift hits each alike, their
+order rotated each round (a set-up's place in the round matters: the first report loop after
+"no report" finds SQLite's WAL checkpointed; one after another report loop may not):
 
 - ``no report``: the intake alone;
 - ``report loop``: ``GET /_strangler/report?until=<now>`` back to back (a new query each
   time, so never from the sidecar's cache): the report in its read-only snapshot,
-  computed by the sidecar's report child at ``SCHED_IDLE`` (strangler.sidecar.report_process);
-- ``report loop, other process``: the same report from this process (as ``strangler
-  report`` runs it), through the ledger's own engine: the same snapshot, in another
-  process, which separates what the report costs the sidecar's process from what it
-  costs SQLite;
+  computed by the sidecar's report child at nice +10 (strangler.sidecar.report_process);
+- ``gate loop``: ``GET /_strangler/gate`` back to back (each with another
+  ``min_orders``, so never from the cache): the gate's verdict over its step window (here
+  every order: the filled ledger has no rollout change), computed by the same child;
+- ``report loop, other process``: the same report from this process, through the
+  ledger's own engine at the normal priority: the same snapshot, in another process,
+  which separates what the report costs the sidecar's process from what it costs SQLite;
+- ``CLI report loop (nice +10)``: ``strangler report --format json`` run back to back as
+  a command, with its defaults (on SQLite it computes at nice +10);
+- ``CLI report loop, --normal-priority``: the same at the normal priority;
 - ``locked report loop (before)``: the same report from this process through an engine
   that opens its transactions with ``BEGIN IMMEDIATE``, as every report did before
   (holding SQLite's write lock for the whole report): the anchor.
@@ -24,7 +31,9 @@ p50 / p99. Report times are the loop's own (median, max) and a report with nothi
 else running. Targets: intake p99 <= 20 ms at 200/s with a report loop, nothing
 refused. The load average before and after is printed: on a shared machine, compare
 set-ups within one run (their ratio), not runs. ``--no-anchor`` leaves the locked loop
-out (it stalls the intake ~10 s a round). Results also go to
+out (it stalls the intake ~10 s a round); ``--setups`` runs only the named ones (an A/B
+run of the gate loop against an older package: ``<its python> bench/report_load.py
+--setups "no report;report loop;gate loop"``). Results also go to
 bench/results/report_load.json.
 
     .venv/bin/python bench/report_load.py [--orders 1000000] [--rounds 3] [--seconds 10]
@@ -34,11 +43,13 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import itertools
 import json
 import os
 import secrets
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -75,7 +86,10 @@ P99_TARGET_MS = 20.0
 SETUPS = (
     "no report",
     "report loop",
+    "gate loop",
     "report loop, other process",
+    "CLI report loop (nice +10)",
+    "CLI report loop, --normal-priority",
     "locked report loop (before)",
 )
 LOCKED = SETUPS[-1]
@@ -122,25 +136,32 @@ class Setup:
     paced: list[dict[str, float]] = field(default_factory=list)
     saturated: list[Result] = field(default_factory=list)
     reports_s: list[float] = field(default_factory=list)
+    # CPU seconds spent during the set-up's runs, by process: see _cpu_by_role.
+    cpu_s: dict[str, float] = field(default_factory=dict)
 
 
 def main() -> None:
     """Fill, serve, run the set-ups round by round, print the tables."""
     args = _parse_args()
-    names = [name for name in SETUPS if not (args.no_anchor and name == LOCKED)]
+    chosen = args.setups.split(";") if args.setups else SETUPS
+    names = [name for name in SETUPS if name in chosen and not (args.no_anchor and name == LOCKED)]
     setups = {name: Setup() for name in names}
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="strangler-report-load-") as tmp:
         work = Path(tmp)
         url = f"sqlite:///{work / 'ledger.sqlite3'}"
         fill_s = _fill(url, args.orders)
-        with _sidecar(work, url) as base:
+        with _sidecar(work, url) as (base, root):
             alone_s = [_sidecar_report(base) for _ in range(2)]
             engines = (create_ledger_engine(url), _locked_engine(url))
             try:
                 for round_no in range(args.rounds):
-                    for name in names:
-                        _one(setups[name], name, base, engines, args, f"r{round_no}")
+                    # Rotated each round: a set-up's place in the round matters (one after
+                    # "no report" finds the WAL checkpointed; one after a report loop may not).
+                    for name in names[round_no % len(names) :] + names[: round_no % len(names)]:
+                        before = _cpu_by_role(root)
+                        _one(setups[name], name, (base, work, url), engines, args, f"r{round_no}")
+                        _add_cpu(setups[name].cpu_s, before, _cpu_by_role(root))
             finally:
                 for engine in engines:
                     engine.dispose()
@@ -159,7 +180,15 @@ def _parse_args() -> argparse.Namespace:
         action="store_true",
         help="skip the locked report loop (the anchor stalls the intake for ~10 s a round)",
     )
+    parser.add_argument(
+        "--setups",
+        help="only these set-ups, by name separated by semicolons (default: all); 'no report', "
+        "'report loop' and 'gate loop' run against any strangler of issue 18 on (an A/B run)",
+    )
     args = parser.parse_args()
+    unknown = set(args.setups.split(";")) - set(SETUPS) if args.setups else set()
+    if unknown:
+        parser.error(f"unknown --setups {sorted(unknown)}; known: {list(SETUPS)}")
     if args.orders < 1 or args.rounds < 1 or args.seconds <= 0 or args.rate <= 0:
         parser.error("--orders, --rounds, --seconds and --rate must be positive")
     return args
@@ -176,8 +205,8 @@ def _fill(url: str, orders: int) -> float:
 
 
 @contextmanager
-def _sidecar(work: Path, ledger_url: str) -> Iterator[str]:
-    """``strangler serve`` with shipped defaults on the filled ledger; yields its URL."""
+def _sidecar(work: Path, ledger_url: str) -> Iterator[tuple[str, int]]:
+    """``strangler serve`` with shipped defaults on the filled ledger; yields URL and pid."""
     data = work / "sidecar"
     data.mkdir()
     flags = data / "flags.json"
@@ -200,8 +229,51 @@ def _sidecar(work: Path, ledger_url: str) -> Iterator[str]:
         ready_url=f"{url}/_strangler/healthz",
         log_path=data / "sidecar.log",
         env=env,
-    ):
-        yield url
+    ) as process:
+        yield url, process.pid
+
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+# strangler serve's tree: the supervisor, its routing child (depth 1) and gunicorn's master
+# (depth 1), whose worker (depth 2) takes the orders in; the report child is the worker's.
+_WORKER_DEPTH = 2
+
+
+def _stat(pid: int) -> tuple[int, float] | None:
+    """A process's parent and CPU seconds (user + system), from /proc; None once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return int(fields[1]), (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def _cpu_by_role(root: int) -> dict[tuple[str, int], float]:
+    """CPU seconds so far of ``root``'s HTTP worker(s) and report child(ren), by (role, pid)."""
+    stats = {int(p.name): _stat(int(p.name)) for p in Path("/proc").iterdir() if p.name.isdigit()}
+    parents = {pid: stat[0] for pid, stat in stats.items() if stat is not None}
+    found: dict[tuple[str, int], float] = {}
+    for pid, stat in stats.items():
+        depth, up = 0, pid
+        while up in parents and up != root:
+            up, depth = parents[up], depth + 1
+        if up != root or stat is None:
+            continue
+        if depth == _WORKER_DEPTH:
+            found[("worker", pid)] = stat[1]
+        elif depth == _WORKER_DEPTH + 1:
+            found[("report child", pid)] = stat[1]
+    return found
+
+
+def _add_cpu(
+    total: dict[str, float],
+    before: dict[tuple[str, int], float],
+    after: dict[tuple[str, int], float],
+) -> None:
+    """Add each role's CPU seconds between two snapshots (a process started since from 0)."""
+    for (role, pid), seconds in after.items():
+        total[role] = total.get(role, 0.0) + seconds - before.get((role, pid), 0.0)
 
 
 def _locked_engine(url: str) -> sa.Engine:
@@ -236,6 +308,46 @@ def _sidecar_report(base: str) -> float:
     return time.perf_counter() - started
 
 
+_GATE_QUERIES = itertools.count(1)
+# What the gate may answer: an outcome (200 and its others), never an error.
+_GATE_OUTCOMES = frozenset({200, 409, 412, 423})
+
+
+def _sidecar_gate(base: str) -> float:
+    """One gate verdict from the sidecar (another min_orders each time: never cached)."""
+    started = time.perf_counter()
+    conn = http.client.HTTPConnection("127.0.0.1", int(base.rsplit(":", 1)[1]), timeout=120)
+    try:
+        conn.request("GET", f"/_strangler/gate?min_orders={next(_GATE_QUERIES)}")
+        answer = conn.getresponse()
+        answer.read()
+        if answer.status not in _GATE_OUTCOMES:
+            raise SystemExit(f"the gate answered {answer.status}")
+    finally:
+        conn.close()
+    return time.perf_counter() - started
+
+
+def _cli_report(work: Path, ledger_url: str, *extra: str) -> float:
+    """``strangler report --format json`` as a command on the ledger; seconds, start included."""
+    env = {
+        **os.environ,
+        "STRANGLER_LEDGER_URL": ledger_url,
+        "STRANGLER_DATA_DIR": str(work / "sidecar"),
+        "STRANGLER_FLAGS_FILE": str(work / "sidecar" / "flags.json"),
+    }
+    command = [sys.executable, "-m", "strangler", "report", "--format", "json", "--examples"]
+    started = time.perf_counter()
+    subprocess.run(
+        [*command, "0", *extra],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        check=True,
+        timeout=600,
+    )
+    return time.perf_counter() - started
+
+
 def _report_here(engine: sa.Engine) -> float:
     started = time.perf_counter()
     load_report(engine, examples=0)
@@ -267,16 +379,20 @@ def _loop(report: Callable[[], float] | None, times: list[float]) -> Iterator[No
 def _one(
     setup: Setup,
     name: str,
-    base: str,
+    where: tuple[str, Path, str],
     engines: tuple[sa.Engine, sa.Engine],
     args: argparse.Namespace,
     tag: str,
 ) -> None:
+    base, work, url = where
     ledger, locked = engines
     report = {
         "no report": None,
         "report loop": lambda: _sidecar_report(base),
+        "gate loop": lambda: _sidecar_gate(base),
         "report loop, other process": lambda: _report_here(ledger),
+        "CLI report loop (nice +10)": lambda: _cli_report(work, url),
+        "CLI report loop, --normal-priority": lambda: _cli_report(work, url, "--normal-priority"),
         "locked report loop (before)": lambda: _report_here(locked),
     }[name]
     prefix = f"{tag}-{SETUPS.index(name)}-{secrets.token_hex(3)}"
@@ -339,6 +455,14 @@ def _saturate(base: str, seconds: float, prefix: str) -> Result:
     return python_load(base, SATURATE_CONNECTIONS, seconds, max_requests=20_000, make=make)
 
 
+def _ratio(summary: dict[str, Any], top: str, bottom: str) -> float:
+    """The intake's paced p99 under ``top`` over that under ``bottom``."""
+    return float(
+        summary[top]["paced_median_of_rounds"]["p99_ms"]
+        / summary[bottom]["paced_median_of_rounds"]["p99_ms"]
+    )
+
+
 def _median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
@@ -364,8 +488,8 @@ def _print(
     )
     print()
     print(
-        f"{'set-up':<31}{'p50 ms':>8}{'p99 ms':>8}{'max ms':>9}{'refused':>8}{'unsent':>8}"
-        f"{'sat/s':>8}{'sat p99':>9}{'reports':>8}{'report s':>9}"
+        f"{'set-up':<36}{'p50 ms':>8}{'p99 ms':>8}{'max ms':>9}{'refused':>8}{'unsent':>8}"
+        f"{'sat/s':>8}{'sat p99':>9}{'reports':>8}{'report s':>9}{'wkr cpu':>8}{'child cpu':>10}"
     )
     summary: dict[str, Any] = {}
     for name, setup in setups.items():
@@ -375,9 +499,13 @@ def _print(
         sat = _median([r.rps for r in setup.saturated])
         sat_p99 = _median([r.p99_ms for r in setup.saturated])
         report_s = _median(setup.reports_s)
+        rounds = len(setup.paced)
+        worker_cpu = setup.cpu_s.get("worker", 0.0) / rounds
+        child_cpu = setup.cpu_s.get("report child", 0.0) / rounds
         print(
-            f"{name:<31}{paced['p50_ms']:>8.1f}{paced['p99_ms']:>8.1f}{paced['max_ms']:>9.0f}"
+            f"{name:<36}{paced['p50_ms']:>8.1f}{paced['p99_ms']:>8.1f}{paced['max_ms']:>9.0f}"
             f"{refused:>8}{unsent:>8}{sat:>8.0f}{sat_p99:>9.1f}{len(setup.reports_s):>8}{report_s:>9.2f}"
+            f"{worker_cpu:>8.1f}{child_cpu:>10.1f}"
         )
         summary[name] = {
             "paced_median_of_rounds": paced,
@@ -387,20 +515,35 @@ def _print(
             "saturated_p99_ms_median": sat_p99,
             "reports": len(setup.reports_s),
             "report_s_median": report_s,
+            "worker_cpu_s_per_round": worker_cpu,
+            "report_child_cpu_s_per_round": child_cpu,
         }
     print()
     print("p50/p99/max: medians over rounds of each paced run's figure; refused (non-2xx)")
     print(f"and unsent (due more than {GRACE_S:g} s before a sender was free): all rounds;")
     print("sat/s, sat p99: the saturating run's throughput and p99 (median over rounds);")
-    print("reports, report s: reports finished during the set-up's runs, their median time")
-    under = summary["report loop"]
-    loop = under["paced_median_of_rounds"]["p99_ms"]
-    lost = under["refused_total"] + under["unsent_total"]
-    verdict = "met" if loop <= P99_TARGET_MS and not lost else "NOT met"
-    print(
-        f"target (intake p99 <= {P99_TARGET_MS:g} ms at {args.rate:g}/s under a report loop, "
-        f"nothing refused or unsent): {verdict} ({loop:.1f} ms, {lost:.0f} refused or unsent)"
-    )
+    print("reports, report s: reports finished during the set-up's runs, their median time;")
+    print("wkr cpu, child cpu: CPU seconds a round of the set-up cost the sidecar's HTTP worker")
+    print("(the intake's process) and its report child (the intake itself included in wkr cpu)")
+    for looped in ("report loop", "gate loop"):
+        if looped not in summary:
+            continue
+        under = summary[looped]
+        loop = under["paced_median_of_rounds"]["p99_ms"]
+        lost = under["refused_total"] + under["unsent_total"]
+        verdict = "met" if loop <= P99_TARGET_MS and not lost else "NOT met"
+        print(
+            f"target (intake p99 <= {P99_TARGET_MS:g} ms at {args.rate:g}/s under a {looped}, "
+            f"nothing refused or unsent): {verdict} ({loop:.1f} ms, {lost:.0f} refused or unsent)"
+        )
+    for top, bottom in (
+        ("gate loop", "report loop"),
+        ("gate loop", "no report"),
+        ("CLI report loop (nice +10)", "CLI report loop, --normal-priority"),
+    ):
+        if top in summary and bottom in summary:
+            ratio = _ratio(summary, top, bottom)
+            print(f"p99 {top} / {bottom} (same run, interleaved): {ratio:.2f}")
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(
         json.dumps(

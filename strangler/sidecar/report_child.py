@@ -3,11 +3,17 @@
 Started by :class:`strangler.sidecar.report_process.ReportProcess` as
 ``python -m strangler.sidecar.report_child``. It speaks JSON lines: the first line on
 stdin is ``{"ledger_url": ...}`` (on stdin, not argv, so a password never shows in
-``ps``); then each line is a query ``{"since", "until", "examples"}`` (ISO times or null)
-and each answer one line on stdout: ``report `` and docs/reports.md's JSON, passed on by
-the sidecar as it is (no parsing and dumping again in the intake's process), or
-``error {"error": "<code>", "message": "<why>"}``. It ends at end of input (its parent
-gone).
+``ps``); then each line is a query and each answer one line on stdout:
+
+- a report ``{"since", "until", "examples"}`` (ISO times or null): ``report `` and
+  docs/reports.md's JSON, passed on by the sidecar as it is (no parsing and dumping
+  again in the intake's process);
+- the gate's verdict ``{"gate": {<the endpoint's options>}, "rollout": {<the rollout
+  read by the sidecar>}, "now": <ISO time or null>}``: ``gate `` and
+  :class:`~strangler.sidecar.gate_answer.GateAnswer`'s JSON (status and body);
+- either can be answered ``error {"error": "<code>", "message": "<why>"}``.
+
+It ends at end of input (its parent gone).
 
 It runs :data:`NICENESS` nice levels below its parent: when the intake and the report
 want the same core, the intake gets about nine tenths of it, and the report still
@@ -30,10 +36,12 @@ from strangler.exceptions import LedgerError
 from strangler.ledger.sql_ledger import SqlLedger, ledger_from_url
 from strangler.logs import configure_logging
 from strangler.report.render_json import report_to_dict
+from strangler.sidecar.gate_answer import FixedRollout, GateQuery, gate_answer, state_from_json
 
-__all__ = ["ERROR", "NICENESS", "REPORT", "answer", "lower_cpu_priority", "main", "serve"]
+__all__ = ["ERROR", "GATE", "NICENESS", "REPORT", "answer", "lower_cpu_priority", "main", "serve"]
 
 REPORT = "report "
+GATE = "gate "
 ERROR = "error "
 # How much lower than its parent's the report's CPU priority is (a nice increment).
 NICENESS = 10
@@ -52,8 +60,10 @@ def lower_cpu_priority() -> str:
 
 
 def answer(ledger: SqlLedger, query: dict[str, Any]) -> str:
-    """The answer line to one query (without its newline): the report, or the error."""
+    """The answer line to one query (without its newline): the report, the gate, or the error."""
     try:
+        if "gate" in query:
+            return GATE + _gate(ledger, query)
         report = ledger.report(
             since=_when(query.get("since")),
             until=_when(query.get("until")),
@@ -67,6 +77,13 @@ def answer(ledger: SqlLedger, query: dict[str, Any]) -> str:
         _log.error("report_failed", exc_info=exc)
         return _error("report_failed", f"{type(exc).__name__}: {exc}")
     return REPORT + json.dumps(report_to_dict(report), sort_keys=True, separators=(",", ":"))
+
+
+def _gate(ledger: SqlLedger, query: dict[str, Any]) -> str:
+    """The gate's answer; the step window and every ledger read are the evaluation's own."""
+    rollout = FixedRollout(state_from_json(query["rollout"]))
+    judged = GateQuery.parse(query["gate"])
+    return gate_answer(rollout, ledger, judged, now=_when(query.get("now"))).to_json()
 
 
 def _error(code: str, message: str) -> str:

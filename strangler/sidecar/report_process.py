@@ -1,4 +1,4 @@
-"""Where the sidecar computes a report: a child process at a lower CPU priority, one at a time.
+"""Where the sidecar computes reports and the gate's verdict: a child process at nice +10.
 
 A report over a big ledger is seconds of CPU (SQLite's scans and sorts). Computed on a
 thread of the intake's process it competes with the intake for the cores and for the
@@ -6,8 +6,10 @@ GIL: a lowered thread priority cannot help with the GIL, since a starved report 
 holding it stalls every intake thread behind it. So :class:`ReportProcess` hands each
 report to one long-lived child (:mod:`strangler.sidecar.report_child`) running nice
 +:data:`NICENESS`: the intake comes first on a shared core, the report shares no GIL with
-the intake, and reads in its own read-only snapshot. One report at a time; a child that dies
-or overruns :data:`REPORT_TIMEOUT_S` is stopped and the next report starts a new one.
+the intake, and reads in its own read-only snapshot. The gate endpoint's verdict (its
+window's report) is computed there too (:meth:`ReportProcess.gate`). One at a time; a
+child that dies or overruns :data:`REPORT_TIMEOUT_S` is stopped and the next report starts
+a new one.
 
 :class:`ThreadReports` is the in-process fallback for a ledger no other process can open
 (SQLite in memory) or one handed to ``create_app`` by a test: a thread of its own at
@@ -31,10 +33,17 @@ import structlog
 from strangler.exceptions import LedgerError
 from strangler.report.render_json import report_to_dict
 from strangler.sidecar.exceptions import ReportUnavailable
-from strangler.sidecar.report_child import ERROR, NICENESS, REPORT
+from strangler.sidecar.gate_answer import FixedRollout, GateQuery, gate_answer, state_from_json
+from strangler.sidecar.report_child import ERROR, GATE, NICENESS, REPORT
 from strangler.sidecar.seams import SidecarRuntime
 
-__all__ = ["NICENESS", "REPORT_TIMEOUT_S", "ReportProcess", "ThreadReports"]
+__all__ = [
+    "NICENESS",
+    "REPORT_TIMEOUT_S",
+    "ReportProcess",
+    "ThreadReports",
+    "lower_thread_priority",
+]
 
 _log = structlog.get_logger()
 REPORT_TIMEOUT_S = 300.0
@@ -70,7 +79,17 @@ class ReportProcess:
         query = {"since": _iso(since), "until": _iso(until), "examples": examples}
         with self._lock:
             answer = self._ask(json.dumps(query))
-        return _unpacked(answer)
+        return _unpacked(answer, REPORT)
+
+    def gate(
+        self, params: dict[str, str], rollout: dict[str, Any], *, now: datetime | None = None
+    ) -> str:
+        """The gate's answer (:class:`~strangler.sidecar.gate_answer.GateAnswer`'s JSON text)
+        to the endpoint's ``params`` for the ``rollout`` it read, judged at ``now``."""
+        query = {"gate": params, "rollout": rollout, "now": _iso(now)}
+        with self._lock:
+            answer = self._ask(json.dumps(query))
+        return _unpacked(answer, GATE)
 
     def close(self) -> None:
         """Stop the child, if one runs (idempotent)."""
@@ -143,6 +162,19 @@ class ThreadReports:
 
         return self._background().submit(compute).result()
 
+    def gate(
+        self, params: dict[str, str], rollout: dict[str, Any], *, now: datetime | None = None
+    ) -> str:
+        """The gate's answer (:class:`~strangler.sidecar.gate_answer.GateAnswer`'s JSON text)
+        to the endpoint's ``params`` for the ``rollout`` it read, judged at ``now``."""
+
+        def compute() -> str:
+            fixed = FixedRollout(state_from_json(rollout))
+            query = GateQuery.parse(params)
+            return gate_answer(fixed, self._runtime.ledger, query, now=now).to_json()
+
+        return self._background().submit(compute).result()
+
     def close(self) -> None:
         """Let the thread end (idempotent)."""
         with self._lock:
@@ -154,16 +186,21 @@ class ThreadReports:
         with self._lock:
             if self._runner is None:
                 self._runner = ThreadPoolExecutor(
-                    max_workers=1, thread_name_prefix="report", initializer=_lower_priority
+                    max_workers=1, thread_name_prefix="report", initializer=lower_thread_priority
                 )
             return self._runner
 
 
-def _lower_priority() -> None:
-    """Lower this thread's CPU priority by NICENESS (Linux schedules threads one by one)."""
-    if sys.platform == "linux":
-        me = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, me, min(os.getpriority(os.PRIO_PROCESS, me) + NICENESS, 19))
+def lower_thread_priority() -> bool:
+    """Lower this thread's CPU priority by NICENESS; False where threads share the process's.
+
+    Linux schedules threads one by one, so only the calling thread is lowered.
+    """
+    if sys.platform != "linux":
+        return False
+    me = threading.get_native_id()
+    os.setpriority(os.PRIO_PROCESS, me, min(os.getpriority(os.PRIO_PROCESS, me) + NICENESS, 19))
+    return True
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -181,10 +218,10 @@ def _read_line(stream: IO[str], timeout_s: float) -> str:
     return line
 
 
-def _unpacked(answer: str) -> str:
-    """The report's JSON text of a child's answer, or its error raised as the caller's."""
-    if answer.startswith(REPORT):
-        return answer.removeprefix(REPORT)
+def _unpacked(answer: str, kind: str) -> str:
+    """The JSON text of a child's ``kind`` answer, or its error raised as the caller's."""
+    if answer.startswith(kind):
+        return answer.removeprefix(kind)
     if not answer.startswith(ERROR):
         raise ReportUnavailable(f"the report process answered {answer[:80]!r}")
     error: dict[str, Any] = json.loads(answer.removeprefix(ERROR))

@@ -100,10 +100,17 @@ class SidecarLedger(Protocol):
 
 
 class ReportRunner(Protocol):
-    """Computes the report endpoint's reports (strangler.sidecar.report_process)."""
+    """Computes the report and gate endpoints' answers (strangler.sidecar.report_process)."""
 
     def report(self, *, since: datetime | None, until: datetime | None, examples: int) -> str:
         """The report over ``[since, until)`` as docs/reports.md's JSON text."""
+        ...
+
+    def gate(
+        self, params: dict[str, str], rollout: dict[str, Any], *, now: datetime | None = None
+    ) -> str:
+        """The gate endpoint's answer to ``params`` for the ``rollout`` read (JSON text of
+        strangler.sidecar.gate_answer.GateAnswer)."""
         ...
 
     def close(self) -> None:

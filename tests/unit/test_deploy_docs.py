@@ -18,7 +18,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from strangler.sidecar.gate_endpoint import GateQuery
+from strangler.sidecar.gate_answer import GateQuery
 from tests.helpers import REPO_ROOT, require
 
 DOC = REPO_ROOT / "docs" / "deploy.md"

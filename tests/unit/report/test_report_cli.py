@@ -6,13 +6,18 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
+from strangler.cli import report as report_command
 from strangler.cli.main import main
+from strangler.ledger import SqlLedger
 from strangler.ledger.engine import create_ledger_engine
+from strangler.sidecar.report_process import NICENESS
 from tests.helpers import strangler_cmd
 from tests.unit.report.known_ledger import T0, UNTIL, build_known_ledger
 
@@ -142,3 +147,54 @@ def test_a_report_that_cannot_be_computed_exits_1_not_2(env: dict[str, str]) -> 
     result = CliRunner().invoke(main, ["report", *WINDOW], env=env)
     assert result.exit_code == 1, result.output
     assert "error: the report could not be computed" in result.output
+
+
+def _priorities(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, bool, int]]:
+    """Spy on the report's reads and its rendering: (what, on the caller's thread, nice)."""
+    seen: list[tuple[str, bool, int]] = []
+    caller = threading.get_native_id()
+    read, render = SqlLedger.report, report_command._render
+
+    def note(what: str) -> None:
+        me = threading.get_native_id()
+        seen.append((what, me == caller, os.getpriority(os.PRIO_PROCESS, me)))
+
+    def spied_read(self: SqlLedger, **window: Any) -> Any:
+        note("read")
+        return read(self, **window)
+
+    def spied_render(*args: Any, **kwargs: Any) -> str:
+        note("render")
+        return render(*args, **kwargs)
+
+    monkeypatch.setattr(SqlLedger, "report", spied_read)
+    monkeypatch.setattr(report_command, "_render", spied_render)
+    return seen
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="per-thread priority is Linux's")
+def test_on_sqlite_the_report_is_computed_at_nice_10_by_default(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Beside a live sidecar on the same SQLite file the report must not take its cores: the
+    reads and the rendering run on a thread of their own, NICENESS below the caller."""
+    seen = _priorities(monkeypatch)
+    base = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    result = CliRunner().invoke(main, ["report", *WINDOW], env=env)
+    assert result.exit_code == 0, result.output
+    low = min(base + NICENESS, 19)
+    # The window's report, the gate's step report, then the text.
+    assert seen == [("read", False, low), ("read", False, low), ("render", False, low)]
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == base
+
+
+def test_normal_priority_computes_on_the_callers_thread(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--normal-priority opts out: everything at the caller's own priority."""
+    seen = _priorities(monkeypatch)
+    base = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    args = ["report", *WINDOW, "--format", "json", "--normal-priority"]
+    result = CliRunner().invoke(main, args, env=env)
+    assert result.exit_code == 0, result.output
+    assert seen == [("read", True, base), ("render", True, base)]

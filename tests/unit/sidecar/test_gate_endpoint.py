@@ -14,6 +14,9 @@ from werkzeug.test import TestResponse
 
 from strangler.ledger import SqlLedger, ledger_from_url
 from strangler.orders import OrderStatus, Route
+from strangler.sidecar.exceptions import ReportUnavailable
+from strangler.sidecar.report_cache import ReportCache
+from strangler.sidecar.state import SidecarState, sidecar_state
 from tests.unit.ledger.support import Clock, make_decision, make_order
 from tests.unit.sidecar.fakes import FakeRollout, FakeRuntime
 
@@ -237,6 +240,8 @@ def gate_answers(
         yield call("/_strangler/gate", query_string={"plan": "none"})
     ledger = ledger_from_url(f"sqlite:///{tmp_path / 'gate.sqlite3'}")
     fake, runtime.ledger = runtime.ledger, ledger  # type: ignore[assignment]
+    # Another ledger: the answers kept for the fake one's (REPORT_CACHE_S) no longer hold.
+    sidecar_state(client.application).report_cache = ReportCache()
     try:
         yield argo(client, ok_when="pass")
         yield flagger(client)
@@ -250,3 +255,78 @@ def gate_answers(
     finally:
         runtime.ledger = fake
         ledger.close()
+
+
+class _Counting:
+    """A report runner that counts the gate verdicts it is asked for, then asks ``inner``."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.gates: list[dict[str, str]] = []
+
+    def report(self, **query: Any) -> str:
+        return str(self.inner.report(**query))
+
+    def gate(self, params: dict[str, str], rollout: dict[str, Any], **when: Any) -> str:
+        self.gates.append(params)
+        return str(self.inner.gate(params, rollout, **when))
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_the_verdict_is_computed_by_the_report_runner_once_for_the_same_question(
+    client: FlaskClient, state: SidecarState, ledger: SqlLedger, rollout: FakeRollout
+) -> None:
+    """The endpoint hands the verdict to the sidecar's report runner (the child in `serve`)
+    and keeps it REPORT_CACHE_S: the same question asked again is not computed again, a
+    changed rollout or other options are."""
+    instant_orders(ledger, 10, OrderStatus.FULFILLED)
+    counting = _Counting(state.reports)
+    state.reports = counting
+    first, again = flagger(client, **LENIENT), flagger(client, **LENIENT)
+    other = flagger(client, **{**LENIENT, "min_orders": "6"})
+    rollout.state = dataclasses.replace(rollout.state, rollout=25, revision="rev-8")
+    moved = flagger(client, **LENIENT)
+
+    assert [a.status_code for a in (first, again, other, moved)] == [200, 200, 200, 200]
+    assert again.get_data() == first.get_data()
+    assert (moved.get_json()["decision"]["from"], moved.get_json()["decision"]["to"]) == (25, 50)
+    assert len(counting.gates) == 3
+
+
+def test_too_many_different_reports_waiting_is_a_503_with_retry_after(
+    client: FlaskClient, state: SidecarState
+) -> None:
+    """The gate shares the report endpoint's bound on pending computations."""
+    state.report_cache = ReportCache(max_pending=0)
+    answer = client.get("/_strangler/gate")
+    assert (answer.status_code, answer.get_json()["error"], answer.headers["Retry-After"]) == (
+        503,
+        "reports_busy",
+        "5",
+    )
+
+
+def test_a_failed_report_process_is_a_503(client: FlaskClient, state: SidecarState) -> None:
+    """A report process that died or overran is 503 report_unavailable, naming the cause."""
+
+    class Failing:
+        def report(self, **_query: object) -> str:
+            raise ReportUnavailable("the report process failed: it exited")
+
+        def gate(self, *_query: object, **_when: object) -> str:
+            raise ReportUnavailable("the report process failed: no report within 300 s")
+
+        def close(self) -> None:
+            """Nothing to release."""
+
+    state.reports = Failing()
+    answer = flagger(client)
+    assert (answer.status_code, answer.get_json()) == (
+        503,
+        {
+            "error": "report_unavailable",
+            "message": "the report process failed: no report within 300 s",
+        },
+    )

@@ -174,7 +174,10 @@ def test_a_failed_report_process_is_a_503(client: FlaskClient, state: SidecarSta
     """A report process that could not answer is 503 report_unavailable, naming the cause."""
 
     class Failing:
-        def report(self, **_query: object) -> dict[str, object]:
+        def report(self, **_query: object) -> str:
+            raise ReportUnavailable("the report process failed: it exited")
+
+        def gate(self, *_query: object, **_when: object) -> str:
             raise ReportUnavailable("the report process failed: it exited")
 
         def close(self) -> None:

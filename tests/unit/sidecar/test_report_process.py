@@ -17,8 +17,18 @@ from strangler.exceptions import LedgerError
 from strangler.ledger import ledger_from_url
 from strangler.ledger.sql_ledger import SqlLedger
 from strangler.report.render_json import report_to_dict
+from strangler.rollout.controller import RolloutState
 from strangler.sidecar import report_child
 from strangler.sidecar.exceptions import ReportUnavailable
+from strangler.sidecar.gate_answer import (
+    FixedRollout,
+    GateAnswer,
+    GateQuery,
+    gate_answer,
+    state_from_json,
+    state_to_json,
+)
+from strangler.sidecar.report_child import REPORT
 from strangler.sidecar.report_process import (
     NICENESS,
     ReportProcess,
@@ -131,12 +141,12 @@ def test_a_childs_error_is_raised_as_the_callers_exception(
 ) -> None:
     """Each error code of the child's protocol becomes its exception, with the message."""
     with pytest.raises(raised, match="m"):
-        _unpacked(answer)
+        _unpacked(answer, REPORT)
 
 
 def test_a_childs_report_is_passed_on_as_it_is() -> None:
     """The report's JSON text leaves the child's line untouched (never parsed here)."""
-    assert _unpacked('report {"b":1,"a":2}') == '{"b":1,"a":2}'
+    assert _unpacked('report {"b":1,"a":2}', REPORT) == '{"b":1,"a":2}'
 
 
 class _BrokenLedger:
@@ -151,6 +161,73 @@ def test_the_childs_answer_names_a_ledger_failure() -> None:
         'error {"error": "ledger_unavailable", '
         '"message": "could not read the report: disk I/O error"}'
     )
+
+
+def _rollout(revision: str, **changes: Any) -> RolloutState:
+    fields: dict[str, Any] = {
+        "flag": "city_orders_instant_processing",
+        "mode": "embedded",
+        "source": "flags/test.json",
+        "enabled": True,
+        "rollout": 25,
+        "variant_weights": {"instant": 500, "shadow": 500},
+        "revision": revision,
+    }
+    return RolloutState(**{**fields, **changes})
+
+
+GATE_CASES = [
+    (_rollout("r1"), {}),  # the step since the 10 -> 25 change, judged with the defaults
+    (_rollout("r1"), {"min_orders": "1", "no_evidence": "true", "max_error_rate": "60%"}),
+    (_rollout("r1"), {"rollback_on_fail": "true", "max_mismatch": "0.01%", "min_orders": "1"}),
+    (_rollout("r1", rollout=100, enabled=False), {"ok_when": "any", "max_hold": "5m"}),
+    (_rollout("r9"), {"ok_when": "fail"}),  # a step the timeline does not hold
+]
+
+
+@pytest.mark.parametrize(("rollout", "params"), GATE_CASES, ids=lambda case: str(case)[:40])
+def test_the_child_answers_the_same_gate_as_this_process(
+    child: ReportProcess, ledger_url: str, rollout: RolloutState, params: dict[str, str]
+) -> None:
+    """The gate's status and body from the child are exactly those computed here (same time)."""
+    ledger = ledger_from_url(ledger_url)
+    try:
+        here = gate_answer(FixedRollout(rollout), ledger, GateQuery.parse(params), now=UNTIL)
+    finally:
+        ledger.close()
+    there = GateAnswer.from_json(child.gate(params, state_to_json(rollout), now=UNTIL))
+    assert there == here
+    assert json.dumps(there.body, sort_keys=True) == json.dumps(here.body, sort_keys=True)
+
+
+def test_a_rollout_goes_to_the_child_and_back_unchanged() -> None:
+    """The rollout the endpoint read is the one the child judges."""
+    rollout = _rollout("r1", variant_weights={"instant": 250, "shadow": 750})
+    assert state_from_json(json.loads(json.dumps(state_to_json(rollout)))) == rollout
+
+
+def test_a_gate_query_without_a_rollout_is_an_error_answer(ledger_url: str) -> None:
+    """A malformed gate query is answered with an error line, never a crash of the child."""
+    ledger = ledger_from_url(ledger_url)
+    try:
+        answer = report_child.answer(ledger, {"gate": {}})
+    finally:
+        ledger.close()
+    assert answer.startswith('error {"error": "report_failed"')
+
+
+def test_the_thread_fallback_answers_the_same_gate(ledger_url: str) -> None:
+    """ThreadReports (a ledger no other process can open) gives the child's answer too."""
+    rollout, params = GATE_CASES[1]
+    ledger = ledger_from_url(ledger_url)
+    reports = ThreadReports(FakeRuntime(ledger=ledger))  # type: ignore[arg-type]
+    try:
+        here = gate_answer(FixedRollout(rollout), ledger, GateQuery.parse(params), now=UNTIL)
+        there = GateAnswer.from_json(reports.gate(params, state_to_json(rollout), now=UNTIL))
+    finally:
+        reports.close()
+        ledger.close()
+    assert there == here
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="per-thread priority is Linux's")
