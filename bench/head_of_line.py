@@ -32,8 +32,13 @@ own orders (see ``_start_cursors``), not at every order earlier cases left there
 ``--layout serve`` runs the shipped layout instead: ``strangler serve`` with shipped
 defaults as a process of its own (routing in its own child, woken by the same-host wake-up
 sockets) on its SQLite ledger, a fresh simulator per case (``--no-scheduler``, as above),
-every order created through the sidecar's proxy (``POST /orders``), failing ones kept in
-flight and replaced once the ledger shows their fallback. Good orders are sent by a client
+orders taken in over HTTP, failing ones kept in flight and replaced once the ledger shows
+their fallback. ``--intake notify`` (the default) creates the orders in the simulator up
+front and notifies them to ``POST /_strangler/notifications`` when due, as the inline
+layout creates them up front and takes them in; ``--intake proxy`` creates each through
+the sidecar's proxy (``POST /orders``) when due, so the simulator and the sidecar's HTTP
+process also do the creating during the run (about 18 failing orders a second at 64). Good
+orders are sent by a client
 thread of their own at their steady rate, so a burst of replacements (failing orders fall
 back in waves) does not bunch them up behind it. This process only sends and
 reads the ledger file (read-only SQLite, its own snapshot); the CPU column is the sidecar's
@@ -42,7 +47,7 @@ histories, which live in the routing child: they read "-" there. Beside received
 terminal, good orders' received -> routed is printed for both layouts.
 
     .venv/bin/python bench/head_of_line.py [--good 100] [--rate 20] [--failing 0 8 64] [--rounds 2]
-        [--layout inline|serve]
+        [--layout inline|serve] [--intake notify|proxy]
 """
 
 from __future__ import annotations
@@ -86,6 +91,7 @@ TARGET_RATIO = 1.2
 # The shipped AuthorizePayment Retry for LegacyUnavailable: ceilings of the 3 waits.
 CEILINGS_S = (1.0, 2.0, 4.0)
 SLACK_S = 0.25  # how late a resumed attempt may start on a loaded 2-core VM
+ADMIN_TOKEN = "bench-head-of-line"  # noqa: S105 (the sidecar this bench starts)
 
 
 @dataclass(frozen=True)
@@ -147,6 +153,14 @@ def _parse_args() -> argparse.Namespace:
         choices=("inline", "serve"),
         default="inline",
         help="inline: a Runtime in this process; serve: `strangler serve` as shipped",
+    )
+    parser.add_argument(
+        "--intake",
+        choices=("notify", "proxy"),
+        default="notify",
+        help="serve layout: orders created in the simulator up front and notified to "
+        "POST /_strangler/notifications (as the inline layout takes them in), or created "
+        "during the run through the sidecar's proxy (POST /orders)",
     )
     return parser.parse_args()
 
@@ -252,9 +266,17 @@ def _serve_case(data: Path, sim: tuple[str, int], failing: int, args: argparse.N
     """The shipped layout: good orders at ``args.rate`` through ``strangler serve`` while
     ``failing`` failing orders stay in flight."""
     sim_url, sim_pid = sim
+    good: list[OrderNotification] = []
+    spares: list[OrderNotification] = []
+    if args.intake == "notify":
+        with requests.Session() as session:
+            good = [_create(session, sim_url, "tok_bench_4242")[0] for _ in range(args.good)]
+            count = failing * (int(args.good / args.rate / 2) + 3)
+            spares = [_create(session, sim_url, "error_gw")[0] for _ in range(count)]
     with _sidecar(data, sim_url) as (sidecar, sidecar_pid), requests.Session() as session:
         ledger = _LedgerFile(data / "sidecar" / "ledger.sqlite3")
-        feed = _HttpFailingFeed(session, sidecar, ledger, failing)
+        intake = _Intake(session, sidecar, spares)
+        feed = _HttpFailingFeed(intake, ledger, failing)
         feed.top_up()
         _wait(lambda: ledger.routed(feed.sent), 30, "failing orders routed")
         time.sleep(CEILINGS_S[0])  # their first attempt made: each waits out a Retry
@@ -263,7 +285,7 @@ def _serve_case(data: Path, sim: tuple[str, int], failing: int, args: argparse.N
         # Good orders come from a client of their own, at their own pace: taking failing
         # replacements in (a burst when several fall back together) does not hold them.
         with ThreadPoolExecutor(1) as pool:
-            sending = pool.submit(_send_good, sidecar, args, started)
+            sending = pool.submit(_send_good, sidecar, good, args, started)
             while not sending.done():
                 feed.top_up()
                 time.sleep(TICK_S)
@@ -280,6 +302,35 @@ def _serve_case(data: Path, sim: tuple[str, int], failing: int, args: argparse.N
     return Case(failing, good_ms, [], [], cpu, routed_ms)
 
 
+class _Intake:
+    """Takes orders in through the sidecar: a notification of an order created up front
+    (while any are left), else a new order through its proxy."""
+
+    def __init__(
+        self, session: requests.Session, sidecar: str, created: list[OrderNotification]
+    ) -> None:
+        self.session = session
+        self.sidecar = sidecar
+        self._created = list(reversed(created))
+
+    def failing(self) -> str | None:
+        """Take a failing order in; its order_id (None: none created up front is left)."""
+        if self._created:
+            return _notify(self.session, self.sidecar, self._created.pop())
+        return None
+
+
+def _notify(session: requests.Session, sidecar: str, order: OrderNotification) -> str:
+    answer = session.post(
+        f"{sidecar}/_strangler/notifications",
+        json=order.to_dict(),
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+        timeout=10,
+    )
+    answer.raise_for_status()
+    return order.order_id
+
+
 @contextmanager
 def _sidecar(data: Path, sim_url: str) -> Iterator[tuple[str, int]]:
     """``strangler serve`` with shipped defaults but for its port, data dir and flag."""
@@ -293,6 +344,9 @@ def _sidecar(data: Path, sim_url: str) -> Iterator[tuple[str, int]]:
         "STRANGLER_LEGACY_URL": sim_url,
         "STRANGLER_SERVE_PORT": str(port),
         "STRANGLER_LOG_FORMAT": "json",
+        "STRANGLER_ADMIN_TOKEN": ADMIN_TOKEN,
+        # Orders created up front and notified later are not the reconciler's to adopt.
+        "STRANGLER_RECONCILE_GRACE_S": "3600",
     }
     base = f"http://127.0.0.1:{port}"
     command = [sys.executable, "-m", "strangler", "serve"]
@@ -307,15 +361,21 @@ def _sidecar(data: Path, sim_url: str) -> Iterator[tuple[str, int]]:
         yield base, process.pid
 
 
-def _send_good(sidecar: str, args: argparse.Namespace, started: float) -> list[str]:
-    """Good orders through the sidecar, one every 1/rate s from ``started``."""
+def _send_good(
+    sidecar: str, created: list[OrderNotification], args: argparse.Namespace, started: float
+) -> list[str]:
+    """Good orders through the sidecar, one every 1/rate s from ``started``: notified when
+    ``created`` up front, else created through its proxy."""
     ids = []
     with requests.Session() as session:
         for n in range(args.good):
             pause = started + n / args.rate - time.monotonic()
             if pause > 0:
                 time.sleep(pause)
-            ids.append(_post_order(session, sidecar, "tok_bench_4242"))
+            if created:
+                ids.append(_notify(session, sidecar, created[n]))
+            else:
+                ids.append(_post_order(session, sidecar, "tok_bench_4242"))
     return ids
 
 
@@ -400,11 +460,8 @@ class _HttpFailingFeed:
     """Keeps ``n`` failing orders in flight through the sidecar, replacing each that falls
     back (as the ledger shows it)."""
 
-    def __init__(
-        self, session: requests.Session, sidecar: str, ledger: _LedgerFile, n: int
-    ) -> None:
-        self._session = session
-        self._sidecar = sidecar
+    def __init__(self, intake: _Intake, ledger: _LedgerFile, n: int) -> None:
+        self._intake = intake
         self._ledger = ledger
         self._n = n
         self.sent: list[str] = []
@@ -422,7 +479,9 @@ class _HttpFailingFeed:
     def top_up(self) -> None:
         """Take in failing orders until ``n`` are in flight."""
         for _ in range(self._n - self.in_flight()):
-            order_id = _post_order(self._session, self._sidecar, "error_gw")
+            order_id = self._intake.failing()
+            if order_id is None:
+                order_id = _post_order(self._intake.session, self._intake.sidecar, "error_gw")
             self.sent.append(order_id)
             self._pending.add(order_id)
 
@@ -546,7 +605,8 @@ def _report(rounds: dict[int, list[Case]], args: argparse.Namespace) -> None:
         f"head-of-line benchmark ({os.cpu_count()} CPUs): {args.good} good orders at "
         f"{args.rate:g}/s per case, {args.workers} dispatcher workers, simulator at zero "
         f"added latency, SQLite ledger, {args.rounds} rounds interleaved, layout "
-        f"{args.layout}; load average {load}"
+        f"{args.layout}{' (intake ' + args.intake + ')' if args.layout == 'serve' else ''}; "
+        f"load average {load}"
     )
     print(
         f"{'failing in flight':>18}{'good p50 ms':>13}{'good p99 ms':>13}"
