@@ -281,7 +281,6 @@ class Follower:
             if self._on_legacy_terminal is not None:
                 self._on_legacy_terminal(order.order_id)
 
-
     def _remember(self, order_id: str, sighting: _Sighting | None) -> None:
         """Keep ``sighting`` as the last one recorded for the order (None: forget it)."""
         self._recorded.pop(order_id, None)
