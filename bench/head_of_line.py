@@ -29,7 +29,25 @@ the intake itself (the ledger write and wake-up) about as much. Each case has a 
 ledger before the one simulator, so the follower and the reconciler start at the case's
 own orders (see ``_start_cursors``), not at every order earlier cases left there.
 
+``--layout serve`` runs the shipped layout instead: ``strangler serve`` with shipped
+defaults as a process of its own (routing in its own child, woken by the same-host wake-up
+sockets) on its SQLite ledger, a fresh simulator per case (``--no-scheduler``, as above),
+orders taken in over HTTP, failing ones kept in flight and replaced once the ledger shows
+their fallback. ``--intake notify`` (the default) creates the orders in the simulator up
+front and notifies them to ``POST /_strangler/notifications`` when due, as the inline
+layout creates them up front and takes them in; ``--intake proxy`` creates each through
+the sidecar's proxy (``POST /orders``) when due, so the simulator and the sidecar's HTTP
+process also do the creating during the run (about 18 failing orders a second at 64). Good
+orders are sent by a client
+thread of their own at their steady rate, so a burst of replacements (failing orders fall
+back in waves) does not bunch them up behind it. This process only sends and
+reads the ledger file (read-only SQLite, its own snapshot); the CPU column is the sidecar's
+processes (HTTP process and routing child). The Retry schedule columns need the execution
+histories, which live in the routing child: they read "-" there. Beside received ->
+terminal, good orders' received -> routed is printed for both layouts.
+
     .venv/bin/python bench/head_of_line.py [--good 100] [--rate 20] [--failing 0 8 64] [--rounds 2]
+        [--layout inline|serve] [--intake notify|proxy]
 """
 
 from __future__ import annotations
@@ -37,14 +55,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sqlite3
 import statistics
 import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -71,6 +91,7 @@ TARGET_RATIO = 1.2
 # The shipped AuthorizePayment Retry for LegacyUnavailable: ceilings of the 3 waits.
 CEILINGS_S = (1.0, 2.0, 4.0)
 SLACK_S = 0.25  # how late a resumed attempt may start on a loaded 2-core VM
+ADMIN_TOKEN = "bench-head-of-line"  # noqa: S105 (the sidecar this bench starts)
 
 
 @dataclass(frozen=True)
@@ -81,11 +102,12 @@ class Case:
     good_ms: list[float]
     attempts: list[int]
     waits: list[tuple[float, float]]  # (seconds waited, ceiling)
-    cpu: tuple[float, float]  # CPU s per wall s: this process, the simulator
+    cpu: tuple[float, float]  # CPU s per wall s: the Runtime's process(es), the simulator
+    routed_ms: list[float] = field(default_factory=list)  # good orders' received -> routed
 
-    def pct(self, q: float) -> float:
-        """The q-th percentile of good orders' received -> terminal, in ms."""
-        ordered = sorted(self.good_ms)
+    def pct(self, q: float, values: list[float] | None = None) -> float:
+        """The q-th percentile of ``values`` (good orders' received -> terminal), in ms."""
+        ordered = sorted(self.good_ms if values is None else values)
         return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
 
 
@@ -101,11 +123,19 @@ def main() -> None:
         # JSON logs as a deployed worker writes them, to a file rather than the terminal.
         configure_logging("json")
         structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=log))
-        with _simulator(work) as (sim_url, sim_pid):
+        if args.layout == "serve":
             for round_ in range(args.rounds):
                 for failing in args.failing:
                     data = work / f"case-{failing}-{round_}"
-                    rounds[failing].append(_case(data, (sim_url, sim_pid), failing, args))
+                    data.mkdir()
+                    with _simulator(data) as sim:
+                        rounds[failing].append(_serve_case(data, sim, failing, args))
+        else:
+            with _simulator(work) as (sim_url, sim_pid):
+                for round_ in range(args.rounds):
+                    for failing in args.failing:
+                        data = work / f"case-{failing}-{round_}"
+                        rounds[failing].append(_case(data, (sim_url, sim_pid), failing, args))
     _report(rounds, args)
 
 
@@ -115,7 +145,23 @@ def _parse_args() -> argparse.Namespace:
     parser.add_argument("--rate", type=float, default=20.0, help="good orders per second")
     parser.add_argument("--failing", type=int, nargs="+", default=[0, 8, 64])
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--workers", type=int, default=4, help="dispatcher worker threads")
+    parser.add_argument(
+        "--workers", type=int, default=4, help="dispatcher worker threads (inline layout)"
+    )
+    parser.add_argument(
+        "--layout",
+        choices=("inline", "serve"),
+        default="inline",
+        help="inline: a Runtime in this process; serve: `strangler serve` as shipped",
+    )
+    parser.add_argument(
+        "--intake",
+        choices=("notify", "proxy"),
+        default="notify",
+        help="serve layout: orders created in the simulator up front and notified to "
+        "POST /_strangler/notifications (as the inline layout takes them in), or created "
+        "during the run through the sidecar's proxy (POST /orders)",
+    )
     return parser.parse_args()
 
 
@@ -209,9 +255,235 @@ def _case(data: Path, sim: tuple[str, int], failing: int, args: argparse.Namespa
             (_cpu_s(sim_pid) - cpu_at_start[1]) / wall,
         )
         _wait(lambda: feed.in_flight() == 0, END_CAP_S, "failing orders to end")
-        good_ms = [_latency_ms(runtime.ledger.story(order_id)) for order_id in ids]
+        stories = [runtime.ledger.story(order_id) for order_id in ids]
+        good_ms = [_latency_ms(story) for story in stories]
+        routed_ms = [_latency_ms(story, "routed") for story in stories]
         attempts, waits = _schedule(backend, feed.sent)
-    return Case(failing, good_ms, attempts, waits, cpu)
+    return Case(failing, good_ms, attempts, waits, cpu, routed_ms)
+
+
+def _serve_case(data: Path, sim: tuple[str, int], failing: int, args: argparse.Namespace) -> Case:
+    """The shipped layout: good orders at ``args.rate`` through ``strangler serve`` while
+    ``failing`` failing orders stay in flight."""
+    sim_url, sim_pid = sim
+    good: list[OrderNotification] = []
+    spares: list[OrderNotification] = []
+    if args.intake == "notify":
+        with requests.Session() as session:
+            good = [_create(session, sim_url, "tok_bench_4242")[0] for _ in range(args.good)]
+            count = failing * (int(args.good / args.rate / 2) + 3)
+            spares = [_create(session, sim_url, "error_gw")[0] for _ in range(count)]
+    with _sidecar(data, sim_url) as (sidecar, sidecar_pid), requests.Session() as session:
+        ledger = _LedgerFile(data / "sidecar" / "ledger.sqlite3")
+        intake = _Intake(session, sidecar, spares)
+        feed = _HttpFailingFeed(intake, ledger, failing)
+        feed.top_up()
+        _wait(lambda: ledger.routed(feed.sent), 30, "failing orders routed")
+        time.sleep(CEILINGS_S[0])  # their first attempt made: each waits out a Retry
+        started = time.monotonic()
+        cpu_at_start = (_tree_cpu_s(sidecar_pid), _cpu_s(sim_pid))
+        # Good orders come from a client of their own, at their own pace: taking failing
+        # replacements in (a burst when several fall back together) does not hold them.
+        with ThreadPoolExecutor(1) as pool:
+            sending = pool.submit(_send_good, sidecar, good, args, started)
+            while not sending.done():
+                feed.top_up()
+                time.sleep(TICK_S)
+            ids = sending.result()
+        _wait(lambda: ledger.all_terminal(ids), END_CAP_S, "good orders to end")
+        wall = time.monotonic() - started
+        cpu = (
+            (_tree_cpu_s(sidecar_pid) - cpu_at_start[0]) / wall,
+            (_cpu_s(sim_pid) - cpu_at_start[1]) / wall,
+        )
+        feed.stop_replacing()
+        _wait(lambda: feed.in_flight() == 0, END_CAP_S, "failing orders to fall back")
+        routed_ms, good_ms = ledger.latencies_ms(ids)
+    return Case(failing, good_ms, [], [], cpu, routed_ms)
+
+
+class _Intake:
+    """Takes orders in through the sidecar: a notification of an order created up front
+    (while any are left), else a new order through its proxy."""
+
+    def __init__(
+        self, session: requests.Session, sidecar: str, created: list[OrderNotification]
+    ) -> None:
+        self.session = session
+        self.sidecar = sidecar
+        self._created = list(reversed(created))
+
+    def failing(self) -> str | None:
+        """Take a failing order in; its order_id (None: none created up front is left)."""
+        if self._created:
+            return _notify(self.session, self.sidecar, self._created.pop())
+        return None
+
+
+def _notify(session: requests.Session, sidecar: str, order: OrderNotification) -> str:
+    answer = session.post(
+        f"{sidecar}/_strangler/notifications",
+        json=order.to_dict(),
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+        timeout=10,
+    )
+    answer.raise_for_status()
+    return order.order_id
+
+
+@contextmanager
+def _sidecar(data: Path, sim_url: str) -> Iterator[tuple[str, int]]:
+    """``strangler serve`` with shipped defaults but for its port, data dir and flag."""
+    port = free_port()
+    home = data / "sidecar"
+    home.mkdir()
+    env = {
+        "STRANGLER_DATA_DIR": str(home),
+        "STRANGLER_FLAGS_FILE": str(write_flag(home / "flags.json", rollout=100)),
+        "STRANGLER_UPSTREAM_URL": sim_url,
+        "STRANGLER_LEGACY_URL": sim_url,
+        "STRANGLER_SERVE_PORT": str(port),
+        "STRANGLER_LOG_FORMAT": "json",
+        "STRANGLER_ADMIN_TOKEN": ADMIN_TOKEN,
+        # Orders created up front and notified later are not the reconciler's to adopt.
+        "STRANGLER_RECONCILE_GRACE_S": "3600",
+    }
+    base = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "-m", "strangler", "serve"]
+    with running(
+        command,
+        ready_url=f"{base}/_strangler/readyz",
+        log_path=home / "sidecar.log",
+        env=env,
+        timeout_s=90,
+        grace_s=30,
+    ) as process:
+        yield base, process.pid
+
+
+def _send_good(
+    sidecar: str, created: list[OrderNotification], args: argparse.Namespace, started: float
+) -> list[str]:
+    """Good orders through the sidecar, one every 1/rate s from ``started``: notified when
+    ``created`` up front, else created through its proxy."""
+    ids = []
+    with requests.Session() as session:
+        for n in range(args.good):
+            pause = started + n / args.rate - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
+            if created:
+                ids.append(_notify(session, sidecar, created[n]))
+            else:
+                ids.append(_post_order(session, sidecar, "tok_bench_4242"))
+    return ids
+
+
+def _tree_cpu_s(pid: int) -> float:
+    """CPU seconds used by process ``pid`` and its live descendants (Linux /proc)."""
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        total += _cpu_s(current) if Path(f"/proc/{current}").exists() else 0.0
+        for task in Path(f"/proc/{current}/task").glob("*/children"):
+            try:
+                todo += [int(child) for child in task.read_text().split()]
+            except OSError:
+                continue
+    return total
+
+
+def _post_order(session: requests.Session, sidecar: str, token: str) -> str:
+    """Create an order through the sidecar's proxy, as a client does; its order_id."""
+    body = {
+        "user_guid": f"hol-{uuid.uuid4().hex[:8]}",
+        "unit_id": "unit-1",
+        "city": "new-york",
+        "amount_cents": 2500,
+        "currency": "USD",
+        "quantity": 1,
+        "payment_token": token,
+    }
+    answer = session.post(f"{sidecar}/orders", json=body, timeout=10)
+    answer.raise_for_status()
+    order_id: str = answer.json()["order_id"]
+    return order_id
+
+
+class _LedgerFile:
+    """The sidecar's SQLite ledger, read-only from this process (WAL: never blocks writes)."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+
+    def _rows(self, query: str, order_ids: list[str]) -> list[tuple[Any, ...]]:
+        marks = ",".join("?" * len(order_ids))
+        with sqlite3.connect(f"file:{self._path}?mode=ro", uri=True, timeout=10) as conn:
+            return conn.execute(query.format(marks=marks), order_ids).fetchall()
+
+    def routed(self, order_ids: list[str]) -> bool:
+        """Every one of ``order_ids`` routed."""
+        query = "SELECT count(*) FROM orders WHERE order_id IN ({marks}) AND routed_at IS NOT NULL"
+        return bool(self._rows(query, order_ids)[0][0] == len(order_ids))
+
+    def all_terminal(self, order_ids: list[str]) -> bool:
+        """Every one of ``order_ids`` terminal."""
+        query = (
+            "SELECT count(*) FROM orders WHERE order_id IN ({marks}) AND terminal_at IS NOT NULL"
+        )
+        return bool(self._rows(query, order_ids)[0][0] == len(order_ids))
+
+    def ended(self, order_ids: list[str]) -> set[str]:
+        """Which of ``order_ids`` fell back or ended."""
+        query = (
+            "SELECT order_id FROM orders WHERE order_id IN ({marks}) "
+            "AND (fell_back_at IS NOT NULL OR terminal_at IS NOT NULL)"
+        )
+        return {row[0] for row in self._rows(query, order_ids)}
+
+    def latencies_ms(self, order_ids: list[str]) -> tuple[list[float], list[float]]:
+        """Received -> routed and received -> terminal of each of ``order_ids``, in ms."""
+        query = "SELECT received_at, routed_at, terminal_at FROM orders WHERE order_id IN ({marks})"
+        routed, terminal = [], []
+        for received, routed_at, terminal_at in self._rows(query, order_ids):
+            start = _stamp(received)
+            routed.append((_stamp(routed_at) - start).total_seconds() * 1000)
+            terminal.append((_stamp(terminal_at) - start).total_seconds() * 1000)
+        return routed, terminal
+
+
+def _stamp(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
+class _HttpFailingFeed:
+    """Keeps ``n`` failing orders in flight through the sidecar, replacing each that falls
+    back (as the ledger shows it)."""
+
+    def __init__(self, intake: _Intake, ledger: _LedgerFile, n: int) -> None:
+        self._intake = intake
+        self._ledger = ledger
+        self._n = n
+        self.sent: list[str] = []
+        self._pending: set[str] = set()
+
+    def in_flight(self) -> int:
+        """How many sent failing orders have not fallen back yet."""
+        self._pending -= self._ledger.ended(sorted(self._pending))
+        return len(self._pending)
+
+    def stop_replacing(self) -> None:
+        """Let the orders in flight end without replacing them."""
+        self._n = 0
+
+    def top_up(self) -> None:
+        """Take in failing orders until ``n`` are in flight."""
+        for _ in range(self._n - self.in_flight()):
+            order_id = self._intake.failing()
+            if order_id is None:
+                order_id = _post_order(self._intake.session, self._intake.sidecar, "error_gw")
+            self.sent.append(order_id)
+            self._pending.add(order_id)
 
 
 def _start_cursors(runtime: Runtime, *, first: str, last: str) -> None:
@@ -292,12 +564,11 @@ def _wait(condition: Any, cap_s: float, what: str) -> None:
         time.sleep(TICK_S)
 
 
-def _latency_ms(story: dict[str, Any] | None) -> float:
+def _latency_ms(story: dict[str, Any] | None, until: str = "terminal") -> float:
     assert story is not None
     stamps = story["timestamps"]
     received = datetime.fromisoformat(stamps["received"])
-    terminal = datetime.fromisoformat(stamps["terminal"])
-    return (terminal - received).total_seconds() * 1000
+    return (datetime.fromisoformat(stamps[until]) - received).total_seconds() * 1000
 
 
 def _schedule(
@@ -333,12 +604,14 @@ def _report(rounds: dict[int, list[Case]], args: argparse.Namespace) -> None:
     print(
         f"head-of-line benchmark ({os.cpu_count()} CPUs): {args.good} good orders at "
         f"{args.rate:g}/s per case, {args.workers} dispatcher workers, simulator at zero "
-        f"added latency, SQLite ledger, {args.rounds} rounds interleaved; load average {load}"
+        f"added latency, SQLite ledger, {args.rounds} rounds interleaved, layout "
+        f"{args.layout}{' (intake ' + args.intake + ')' if args.layout == 'serve' else ''}; "
+        f"load average {load}"
     )
     print(
         f"{'failing in flight':>18}{'good p50 ms':>13}{'good p99 ms':>13}"
         f"{'p50 ratio':>11}{'p99 ratio':>11}{'attempts':>10}{'waits <= ceiling':>18}"
-        f"{'cpu/s runtime':>15}{'cpu/s sim':>11}"
+        f"{'cpu/s runtime':>15}{'cpu/s sim':>11}{'routed p50 ms':>15}{'routed p99 ms':>15}"
     )
     base = rounds.get(0) or rounds[min(rounds)]
     base50 = statistics.median(case.pct(50) for case in base)
@@ -354,9 +627,13 @@ def _report(rounds: dict[int, list[Case]], args: argparse.Namespace) -> None:
         kept = f"{within}/{len(waits)}" if waits else "-"
         cpu_runtime = statistics.median(case.cpu[0] for case in cases)
         cpu_sim = statistics.median(case.cpu[1] for case in cases)
+        routed = [case for case in cases if case.routed_ms]
+        r50 = statistics.median(c.pct(50, c.routed_ms) for c in routed) if routed else None
+        r99 = statistics.median(c.pct(99, c.routed_ms) for c in routed) if routed else None
         print(
             f"{failing:>18}{p50:>13.1f}{p99:>13.1f}{p50 / base50:>11.2f}{p99 / base99:>11.2f}"
             f"{tries:>10}{kept:>18}{cpu_runtime:>15.2f}{cpu_sim:>11.2f}"
+            f"{_ms(r50):>15}{_ms(r99):>15}"
         )
         summary[str(failing)] = {
             "good_p50_ms": p50,
@@ -368,6 +645,8 @@ def _report(rounds: dict[int, list[Case]], args: argparse.Namespace) -> None:
             "waits": len(waits),
             "cpu_per_s_runtime": cpu_runtime,
             "cpu_per_s_sim": cpu_sim,
+            "good_routed_p50_ms": r50,
+            "good_routed_p99_ms": r99,
         }
     print(
         f"target: good orders' p50 and p99 at most {TARGET_RATIO:g}x the case without "
@@ -375,7 +654,12 @@ def _report(rounds: dict[int, list[Case]], args: argparse.Namespace) -> None:
         f"(+{SLACK_S:g} s for a late timer)"
     )
     RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(summary, indent=2))
+    results = RESULTS if args.layout == "inline" else RESULTS.with_name("head_of_line_serve.json")
+    results.write_text(json.dumps(summary, indent=2))
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
 
 
 if __name__ == "__main__":

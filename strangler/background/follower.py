@@ -12,7 +12,7 @@ role, each poll ends with the reconciliation sweep (strangler.background.reconci
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -37,6 +37,10 @@ CURSOR_KEY = "legacy_follower.cursor"
 ROLE = "legacy_follower"
 BATCH_ACTOR = "batch"
 _HEARTBEAT_S = 5.0
+# Orders whose last recorded sighting the follower remembers (see Follower.apply).
+_REMEMBERED_SIGHTINGS = 10_000
+
+_Sighting = tuple[str, datetime | None, list[tuple[StepResult, int]]]
 
 
 def legacy_steps(order: LegacyOrder) -> list[tuple[StepResult, int]]:
@@ -114,6 +118,12 @@ class Follower:
     strictly increasing in commit order and ``updated_since`` inclusive, so asking from
     the newest ``updated_at`` seen misses nothing (that order comes back once more, and
     recording it again changes nothing).
+
+    The bulk poll shows an order again whenever the legacy app touches it (each payment
+    attempt of the instant path, say), mostly with nothing new for the ledger: a sighting
+    equal to the last one this follower recorded for the order (status, terminal time and
+    batch steps) is not written again (see :meth:`apply`); ``writes`` counts the sightings
+    written.
     """
 
     def __init__(
@@ -159,6 +169,8 @@ class Follower:
         self._sweep = sweep
         # The pass that succeeded, for /metrics; written at most every few seconds.
         self._heartbeats = Cadence(max(interval_s, _HEARTBEAT_S))
+        self._recorded: OrderedDict[str, _Sighting] = OrderedDict()
+        self.writes = 0
         self._loop = RoleLoop(
             ledger,
             ROLE,
@@ -242,26 +254,41 @@ class Follower:
 
         Orders not routed yet are recorded too: an order the batch jobs finish before it
         is routed to them then ends as soon as it is (see SqlLedger.record_legacy_progress).
+        An order seen exactly as this follower last recorded it is skipped: the ledger
+        holds that sighting already (recording is idempotent, so the write would change
+        nothing but the order's last-checked time, which only the one-by-one look-up of
+        stale orders reads, and that look-up always writes). A newer sighting recorded by
+        another follower meanwhile is not overwritten by this older one either.
         """
         known = self.ledger.open_orders([order.order_id for order in orders])
         for order in orders:
             if order.order_id in known:
-                self._apply(order)
+                self._apply(order, skip_unchanged=True)
         return len(known)
 
-    def _apply(self, order: LegacyOrder) -> None:
+    def _apply(self, order: LegacyOrder, *, skip_unchanged: bool = False) -> None:
+        terminal_at = (order.terminal_at or order.updated_at) if order.is_terminal else None
+        sighting: _Sighting = (order.status, terminal_at, legacy_steps(order))
+        if skip_unchanged and self._recorded.get(order.order_id) == sighting:
+            return
         ended = self.ledger.record_legacy_progress(
-            order.order_id,
-            legacy_steps(order),
-            legacy_status=order.status,
-            legacy_terminal_at=(order.terminal_at or order.updated_at)
-            if order.is_terminal
-            else None,
+            order.order_id, sighting[2], legacy_status=order.status, legacy_terminal_at=terminal_at
         )
+        self.writes += 1
+        self._remember(order.order_id, None if ended else sighting)
         if ended:
             _log.info("order_terminal", order_id=order.order_id, path="legacy", status=order.status)
             if self._on_legacy_terminal is not None:
                 self._on_legacy_terminal(order.order_id)
+
+    def _remember(self, order_id: str, sighting: _Sighting | None) -> None:
+        """Keep ``sighting`` as the last one recorded for the order (None: forget it)."""
+        self._recorded.pop(order_id, None)
+        if sighting is None:
+            return
+        self._recorded[order_id] = sighting
+        if len(self._recorded) > _REMEMBERED_SIGHTINGS:
+            self._recorded.popitem(last=False)
 
 
 def _poll_failed(exc: Exception, retry_in_s: float) -> None:

@@ -197,3 +197,54 @@ def test_a_successful_poll_is_noted_for_metrics(
     polls.poll_once()
 
     assert (before, ledger.get_value(HEARTBEAT_KEYS["follower"])) == (None, T0.isoformat())
+
+
+def test_a_sighting_already_recorded_is_not_written_again(
+    ledger: SqlLedger, legacy: FakeLegacy, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bulk poll shows an order again each time the legacy app touches it: an
+    unchanged sighting costs no write, a changed one is written and ends the order."""
+    written: list[str] = []
+    record = ledger.record_legacy_progress
+
+    def counted(order_id: str, *args: object, **kwargs: object) -> bool:
+        written.append(order_id)
+        return record(order_id, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ledger, "record_legacy_progress", counted)
+    routed(ledger, "o-1", Route.INSTANT)
+    ledger.hand_off("o-1", Handoff.FALLBACK, reason="test")
+    polling = follower(ledger, legacy, clock)
+    legacy.put(legacy_order("o-1", "authorized", updated_at=LATER))
+    polling.poll_once()
+    legacy.put(legacy_order("o-1", "authorized", updated_at=LATER + timedelta(seconds=1)))
+    polling.poll_once()
+    polling.poll_once()
+    assert (written, polling.writes) == (["o-1"], 1)
+    story = ledger.story("o-1")
+    assert story is not None
+    assert story["legacy_status"] == "authorized"
+    legacy.put(
+        legacy_order(
+            "o-1", "fulfilled", updated_at=LATER + timedelta(seconds=2), history=BATCH_FULFILLED
+        )
+    )
+    polling.poll_once()
+    assert written == ["o-1", "o-1"]
+    told = ledger.story("o-1")
+    assert told is not None
+    assert (told["status"], len(told["steps"])) == ("fulfilled", 3)
+
+
+def test_another_follower_writes_what_it_sees(
+    ledger: SqlLedger, legacy: FakeLegacy, clock: Clock
+) -> None:
+    """What one follower recorded does not stop another (a new holder of the role, a
+    restart) from recording its own first sighting."""
+    routed(ledger, "o-1", Route.LEGACY)
+    legacy.put(legacy_order("o-1", "authorized", updated_at=LATER))
+    first, second = follower(ledger, legacy, clock), follower(ledger, legacy, clock)
+    first.poll_once()
+    first.poll_once()
+    second.poll_once()
+    assert (first.writes, second.writes) == (1, 1)
