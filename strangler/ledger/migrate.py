@@ -5,7 +5,7 @@ several processes starting together do not race: a new database gets every table
 the current version; an older one is brought up one version at a time by the steps in
 :data:`MIGRATIONS`, each recorded in ``schema_version``; a newer one, or one older than
 the first step knows, is refused with a message saying what to do. Every step so far
-only adds tables or nullable columns; Alembic will earn its place with the first step
+only adds tables, nullable columns or triggers; Alembic will earn its place with the first step
 that rewrites one.
 """
 
@@ -19,6 +19,7 @@ import sqlalchemy as sa
 import structlog
 
 from strangler.exceptions import LedgerError
+from strangler.ledger import tally
 from strangler.ledger.engine import display_url
 from strangler.ledger.schema import (
     ROLLOUT_EVENT_V3_COLUMNS,
@@ -26,6 +27,7 @@ from strangler.ledger.schema import (
     comparison_steps,
     comparisons,
     metadata,
+    order_durations,
     rollout_events,
     schema_version,
 )
@@ -65,6 +67,18 @@ def _v2_to_v3(conn: sa.Connection) -> None:
         )
 
 
+def _v3_to_v4(conn: sa.Connection) -> None:
+    """v4 keeps the processing-time histogram as orders end (strangler.ledger.tally).
+
+    ``order_durations`` starts from the terminal orders present, and the triggers keep
+    it from then on; both in this transaction, which holds off every writer, so no order
+    is missed or counted twice. Orders archived before the upgrade are not counted.
+    """
+    order_durations.create(conn, checkfirst=True)
+    tally.install_triggers(conn)
+    tally.backfill(conn)
+
+
 _GATE_KINDS = {
     "advance": "gate_advance",
     "roll_back": "gate_rollback",
@@ -74,7 +88,7 @@ _GATE_KINDS = {
 
 # The step that brings a database at version N to N + 1.
 MIGRATIONS: Mapping[int, Callable[[sa.Connection], None]] = MappingProxyType(
-    {1: _v1_to_v2, 2: _v2_to_v3}
+    {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}
 )
 
 
@@ -90,6 +104,7 @@ def ensure_schema(engine: sa.Engine) -> int:
         found = _version(conn)
         if found is None:
             metadata.create_all(conn, checkfirst=True)
+            tally.install_triggers(conn)
             _record(conn, SCHEMA_VERSION)
             return SCHEMA_VERSION
         _check_migratable(found, display_url(engine.url))
