@@ -28,6 +28,7 @@ from strangler.ledger.schema import (
     comparisons,
     metadata,
     order_durations,
+    orders,
     rollout_events,
     schema_version,
 )
@@ -68,7 +69,8 @@ def _v2_to_v3(conn: sa.Connection) -> None:
 
 
 def _v3_to_v4(conn: sa.Connection) -> None:
-    """v4 keeps the processing-time histogram as orders end (strangler.ledger.tally).
+    """v4 keeps the processing-time histogram as orders end (strangler.ledger.tally),
+    and widens ix_orders_status into ix_orders_counts, which SqlLedger.counts() reads alone.
 
     ``order_durations`` starts from the terminal orders present, and the triggers keep
     it from then on; both in this transaction, which holds off every writer, so no order
@@ -77,6 +79,12 @@ def _v3_to_v4(conn: sa.Connection) -> None:
     order_durations.create(conn, checkfirst=True)
     tally.install_triggers(conn)
     tally.backfill(conn)
+    conn.execute(sa.text("DROP INDEX IF EXISTS ix_orders_status"))
+    _index(orders, "ix_orders_counts").create(conn, checkfirst=True)
+
+
+def _index(table: sa.Table, name: str) -> sa.Index:
+    return next(index for index in table.indexes if index.name == name)
 
 
 _GATE_KINDS = {

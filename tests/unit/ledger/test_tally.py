@@ -200,7 +200,8 @@ def test_ending_again_counts_once(ledger: SqlLedger, clock: Clock) -> None:
 
 
 def test_an_old_ledger_back_fills_on_upgrade(tmp_path: Path) -> None:
-    """A v3 ledger (no kept histogram) gets one from its terminal orders, then keeps it."""
+    """A v3 ledger (no kept histogram, the old status index) gets one from its terminal
+    orders, then keeps it; and the status index becomes the counts' index."""
     url = f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
     engine = sa.create_engine(url)
     fill_history(engine, 500, until=T0)
@@ -209,12 +210,17 @@ def test_an_old_ledger_back_fills_on_upgrade(tmp_path: Path) -> None:
             conn.execute(sa.text(f"DROP TRIGGER {trigger}"))
         order_durations.drop(conn)
         conn.execute(schema_version.update().values(version=3))
+        conn.execute(sa.text("DROP INDEX ix_orders_counts"))
+        conn.execute(sa.text("CREATE INDEX ix_orders_status ON orders (status)"))
     engine.dispose()
     clock = Clock()
     ledger = ledger_from_url(url, clock=clock)
     try:
         want = expected(ledger)
         assert sum(count for count, _, _ in want.values()) == 500
+        indexes = {index["name"] for index in sa.inspect(ledger.engine).get_indexes("orders")}
+        assert "ix_orders_counts" in indexes
+        assert "ix_orders_status" not in indexes
         assert_same(kept(ledger.duration_histogram()), want)
         end_order(ledger, clock, 1, "transition", 700_000, OrderStatus.FULFILLED)
         assert_same(kept(ledger.duration_histogram()), expected(ledger))
