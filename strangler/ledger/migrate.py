@@ -11,7 +11,8 @@ that rewrites one.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from types import MappingProxyType
 
@@ -20,7 +21,7 @@ import structlog
 
 from strangler.exceptions import LedgerError
 from strangler.ledger import tally
-from strangler.ledger.engine import display_url
+from strangler.ledger.engine import BUSY_TIMEOUT_MS, display_url
 from strangler.ledger.schema import (
     ROLLOUT_EVENT_V3_COLUMNS,
     SCHEMA_VERSION,
@@ -33,7 +34,10 @@ from strangler.ledger.schema import (
     schema_version,
 )
 
-__all__ = ["MIGRATIONS", "ensure_schema"]
+__all__ = ["MIGRATIONS", "MIGRATION_WAIT_MS", "ensure_schema"]
+
+#: How long a starting process waits on SQLite for another one's migration (5 minutes).
+MIGRATION_WAIT_MS = 300_000
 
 # pg_advisory_xact_lock key: "strangler" in ASCII, truncated to fit a bigint.
 _PG_LOCK_KEY = 0x737472616E676C
@@ -106,7 +110,7 @@ def ensure_schema(engine: sa.Engine) -> int:
     Raises LedgerError when the database was written by a newer strangler, or is older
     than any version this one can migrate from.
     """
-    with engine.begin() as conn:
+    with engine.connect() as conn, _waiting_for_migrations(conn), conn.begin():
         if conn.dialect.name == "postgresql":
             conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_PG_LOCK_KEY)))
         found = _version(conn)
@@ -122,6 +126,26 @@ def ensure_schema(engine: sa.Engine) -> int:
             _log.info("ledger_schema_migrated", from_version=version, to_version=version + 1)
         metadata.create_all(conn, checkfirst=True)
         return SCHEMA_VERSION
+
+
+@contextmanager
+def _waiting_for_migrations(conn: sa.Connection) -> Iterator[None]:
+    """On SQLite, wait up to MIGRATION_WAIT_MS for the write lock, then the usual timeout.
+
+    Processes starting together each run this; one migrates (on a big ledger, a step
+    may take seconds: v4's back-fill took 12 s on 1M orders) while the others wait for
+    its lock, longer than a write's busy timeout. PostgreSQL's advisory lock waits anyway.
+    """
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    raw = conn.connection.driver_connection
+    assert raw is not None  # a checked-out connection has its driver connection
+    raw.execute(f"PRAGMA busy_timeout = {MIGRATION_WAIT_MS}")
+    try:
+        yield
+    finally:
+        raw.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
 
 
 def _version(conn: sa.Connection) -> int | None:
