@@ -4,7 +4,9 @@ An order's processing time is :func:`seconds_to_terminal`: from ``received_at`` 
 notification taken in) to ``terminal_at`` (its terminal status), counted for the orders
 that are terminal. The report's percentiles and histogram
 (strangler.ledger.report_queries) and the ``strangler_order_processing_seconds``
-histogram (:func:`duration_histogram`) both read it, so they cannot disagree.
+histogram (kept by a trigger as orders end, strangler.ledger.tally, in the buckets
+:data:`ORDER_BUCKETS_S`) both compute it with :func:`seconds_between`, so they cannot
+disagree.
 
 Seconds between two ledger timestamps are exact to the microsecond on both databases.
 
@@ -21,16 +23,18 @@ scan of a million orders. No float ever holds a 10-digit epoch with its fraction
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
-from strangler.ledger.records import DurationBuckets
 from strangler.ledger.schema import orders
 
-__all__ = ["ENDED", "duration_histogram", "seconds_between", "seconds_to_terminal"]
+__all__ = ["ENDED", "ORDER_BUCKETS_S", "seconds_between", "seconds_to_terminal"]
+
+#: The bounds (seconds) of the processing-time histogram's buckets; fixed, since the
+#: ledger counts each ended order into them once (strangler.ledger.tally).
+ORDER_BUCKETS_S = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600)
 
 #: The orders whose processing time counts: those with a terminal status.
 ENDED = orders.c.terminal_at.is_not(None)
@@ -59,39 +63,3 @@ def _sqlite_fraction(column: Any) -> ColumnElement[float]:
 def seconds_to_terminal(dialect: str) -> ColumnElement[float]:
     """An order's processing time: seconds from ``received_at`` to ``terminal_at``."""
     return seconds_between(dialect, orders.c.received_at, orders.c.terminal_at)
-
-
-def duration_histogram(conn: sa.Connection, bounds: Sequence[float]) -> list[DurationBuckets]:
-    """Processing times of the terminal orders per (path, outcome), at most each bound.
-
-    One aggregate query (one scan of the orders table); ``path`` is ``undecided`` for an
-    order that ended before it was routed, ``outcome`` the terminal status.
-    """
-    seconds = seconds_to_terminal(conn.dialect.name)
-    path = sa.func.coalesce(orders.c.path, "undecided")
-    at_most = [
-        sa.func.sum(sa.case((seconds <= bound, 1), else_=0)).label(f"le_{i}")
-        for i, bound in enumerate(bounds)
-    ]
-    statement = (
-        sa.select(
-            path.label("path"),
-            orders.c.status.label("outcome"),
-            sa.func.count().label("n"),
-            sa.func.sum(seconds).label("total_s"),
-            *at_most,
-        )
-        .where(ENDED)
-        .group_by(path, orders.c.status)
-        .order_by(path, orders.c.status)
-    )
-    return [
-        DurationBuckets(
-            path=row.path,
-            outcome=row.outcome,
-            count=int(row.n),
-            total_s=float(row.total_s or 0.0),
-            at_most=tuple(int(row[i + 4] or 0) for i in range(len(bounds))),
-        )
-        for row in conn.execute(statement)
-    ]

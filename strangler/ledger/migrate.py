@@ -5,13 +5,14 @@ several processes starting together do not race: a new database gets every table
 the current version; an older one is brought up one version at a time by the steps in
 :data:`MIGRATIONS`, each recorded in ``schema_version``; a newer one, or one older than
 the first step knows, is refused with a message saying what to do. Every step so far
-only adds tables or nullable columns; Alembic will earn its place with the first step
+only adds tables, nullable columns or triggers; Alembic will earn its place with the first step
 that rewrites one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from types import MappingProxyType
 
@@ -19,18 +20,24 @@ import sqlalchemy as sa
 import structlog
 
 from strangler.exceptions import LedgerError
-from strangler.ledger.engine import display_url
+from strangler.ledger import tally
+from strangler.ledger.engine import BUSY_TIMEOUT_MS, display_url
 from strangler.ledger.schema import (
     ROLLOUT_EVENT_V3_COLUMNS,
     SCHEMA_VERSION,
     comparison_steps,
     comparisons,
     metadata,
+    order_durations,
+    orders,
     rollout_events,
     schema_version,
 )
 
-__all__ = ["MIGRATIONS", "ensure_schema"]
+__all__ = ["MIGRATIONS", "MIGRATION_WAIT_MS", "ensure_schema"]
+
+#: How long a starting process waits on SQLite for another one's migration (5 minutes).
+MIGRATION_WAIT_MS = 300_000
 
 # pg_advisory_xact_lock key: "strangler" in ASCII, truncated to fit a bigint.
 _PG_LOCK_KEY = 0x737472616E676C
@@ -65,6 +72,25 @@ def _v2_to_v3(conn: sa.Connection) -> None:
         )
 
 
+def _v3_to_v4(conn: sa.Connection) -> None:
+    """v4 keeps the processing-time histogram as orders end (strangler.ledger.tally),
+    and widens ix_orders_status into ix_orders_counts, which SqlLedger.counts() reads alone.
+
+    ``order_durations`` starts from the terminal orders present, and the triggers keep
+    it from then on; both in this transaction, which holds off every writer, so no order
+    is missed or counted twice. Orders archived before the upgrade are not counted.
+    """
+    order_durations.create(conn, checkfirst=True)
+    tally.install_triggers(conn)
+    tally.backfill(conn)
+    conn.execute(sa.text("DROP INDEX IF EXISTS ix_orders_status"))
+    _index(orders, "ix_orders_counts").create(conn, checkfirst=True)
+
+
+def _index(table: sa.Table, name: str) -> sa.Index:
+    return next(index for index in table.indexes if index.name == name)
+
+
 _GATE_KINDS = {
     "advance": "gate_advance",
     "roll_back": "gate_rollback",
@@ -74,7 +100,7 @@ _GATE_KINDS = {
 
 # The step that brings a database at version N to N + 1.
 MIGRATIONS: Mapping[int, Callable[[sa.Connection], None]] = MappingProxyType(
-    {1: _v1_to_v2, 2: _v2_to_v3}
+    {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}
 )
 
 
@@ -84,12 +110,13 @@ def ensure_schema(engine: sa.Engine) -> int:
     Raises LedgerError when the database was written by a newer strangler, or is older
     than any version this one can migrate from.
     """
-    with engine.begin() as conn:
+    with engine.connect() as conn, _waiting_for_migrations(conn), conn.begin():
         if conn.dialect.name == "postgresql":
             conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_PG_LOCK_KEY)))
         found = _version(conn)
         if found is None:
             metadata.create_all(conn, checkfirst=True)
+            tally.install_triggers(conn)
             _record(conn, SCHEMA_VERSION)
             return SCHEMA_VERSION
         _check_migratable(found, display_url(engine.url))
@@ -99,6 +126,26 @@ def ensure_schema(engine: sa.Engine) -> int:
             _log.info("ledger_schema_migrated", from_version=version, to_version=version + 1)
         metadata.create_all(conn, checkfirst=True)
         return SCHEMA_VERSION
+
+
+@contextmanager
+def _waiting_for_migrations(conn: sa.Connection) -> Iterator[None]:
+    """On SQLite, wait up to MIGRATION_WAIT_MS for the write lock, then the usual timeout.
+
+    Processes starting together each run this; one migrates (on a big ledger, a step
+    may take seconds: v4's back-fill took 12 s on 1M orders) while the others wait for
+    its lock, longer than a write's busy timeout. PostgreSQL's advisory lock waits anyway.
+    """
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    raw = conn.connection.driver_connection
+    assert raw is not None  # a checked-out connection has its driver connection
+    raw.execute(f"PRAGMA busy_timeout = {MIGRATION_WAIT_MS}")
+    try:
+        yield
+    finally:
+        raw.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
 
 
 def _version(conn: sa.Connection) -> int | None:

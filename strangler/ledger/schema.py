@@ -21,6 +21,7 @@ __all__ = [
     "comparisons",
     "kv",
     "metadata",
+    "order_durations",
     "orders",
     "rejected_intake",
     "rollout_events",
@@ -30,7 +31,7 @@ __all__ = [
     "worker_leases",
 ]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 ID_LENGTH = 128
 
 
@@ -121,7 +122,9 @@ orders = sa.Table(
         postgresql_where=sa.text("terminal_at IS NULL"),
         sqlite_where=sa.text("terminal_at IS NULL"),
     ),
-    sa.Index("ix_orders_status", "status"),
+    # v4: status first (what ix_orders_status was) and the columns /metrics counts by, so
+    # SqlLedger.counts() reads this index alone, in its order (no table rows, no sort).
+    sa.Index("ix_orders_counts", "status", "path", "source", "handoff", "outcome"),
 )
 
 step_results = sa.Table(
@@ -249,4 +252,21 @@ comparison_steps = sa.Table(
     sa.Column("routed_at", UTCDateTime, nullable=False),
     sa.ForeignKeyConstraint(["order_id", "kind"], ["comparisons.order_id", "comparisons.kind"]),
     sa.Index("ix_comparison_steps_window", "kind", "step", "routed_at"),
+)
+
+# v4: the processing-time histogram, kept at write time. One row per (path, outcome,
+# bucket, shard): how many orders ended there and their seconds to terminal, added by a
+# trigger on orders in the transaction that makes an order terminal (strangler.ledger.
+# tally), never taken back (archiving keeps the counts). ``bucket`` indexes
+# durations.ORDER_BUCKETS_S (its length: above the last bound); ``shard`` spreads
+# concurrent PostgreSQL writers over rows (always 0 on SQLite).
+order_durations = sa.Table(
+    "order_durations",
+    metadata,
+    sa.Column("path", sa.String(16), primary_key=True),
+    sa.Column("outcome", sa.String(20), primary_key=True),
+    sa.Column("bucket", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("shard", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("n", sa.BigInteger, nullable=False),
+    sa.Column("total_s", sa.Float, nullable=False),
 )

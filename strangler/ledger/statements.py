@@ -23,7 +23,6 @@ __all__ = [
     "CLAIM_DUE",
     "CLAIM_DUE_SQLITE",
     "CLAIM_DUE_UNFLUSHED",
-    "COUNT_INSTANT_ERRORS",
     "FAILED_OR_FELL_BACK",
     "FLUSH_COMMITTED",
     "FOLLOWED",
@@ -38,6 +37,7 @@ __all__ = [
     "OPEN_ORDERS",
     "ORDER_BY_ID",
     "ORDER_COLUMNS",
+    "ORDER_COUNTS",
     "PIN_AND_START",
     "PIN_DECISION",
     "RELEASE_LEASE",
@@ -112,9 +112,19 @@ FAILED_OR_FELL_BACK = sa.or_(
     _o.outcome == Outcome.FAILED.value, _o.handoff == Handoff.FALLBACK.value
 )
 # The gate's errors among instant orders (adopted orders are reported apart, as "reconciled").
-COUNT_INSTANT_ERRORS = sa.select(sa.func.count()).where(
+_INSTANT_ERROR = sa.and_(
     _o.path == Route.INSTANT.value, _o.source != "reconciled", FAILED_OR_FELL_BACK
 )
+# The orders per status, path, source and hand-off, and the instant errors among them: one
+# pass over ix_orders_counts in its order (no table rows read, no sort), for /metrics.
+ORDER_COUNTS = sa.select(
+    _o.status,
+    _o.path,
+    _o.source,
+    _o.handoff,
+    sa.func.count().label("n"),
+    sa.func.sum(sa.case((_INSTANT_ERROR, 1), else_=0)).label("instant_errors"),
+).group_by(_o.status, _o.path, _o.source, _o.handoff)
 
 # The columns a received order is written with (also the SQLite intake's driver INSERT).
 ORDER_COLUMNS = (

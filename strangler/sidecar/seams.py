@@ -7,7 +7,6 @@ fakes here instead.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -86,7 +85,7 @@ class SidecarLedger(Protocol):
         """The comparison report (``/_strangler/report``, the gate's verdict)."""
         ...
 
-    def duration_histogram(self, bounds: Sequence[float]) -> list[DurationBuckets]:
+    def duration_histogram(self) -> list[DurationBuckets]:
         """Processing times per path and outcome (``/metrics``)."""
         ...
 

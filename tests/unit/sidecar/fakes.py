@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -13,6 +13,7 @@ from typing import Any
 import urllib3
 
 from strangler.exceptions import EvidenceRequired, LedgerError, RolloutError
+from strangler.ledger.durations import ORDER_BUCKETS_S
 from strangler.ledger.ops_queries import OpenLoad, OpsFigures
 from strangler.ledger.records import DurationBuckets, LedgerCounts, RolloutEventFields
 from strangler.orders import Decision, OrderNotification, Route
@@ -70,9 +71,9 @@ class FakeLedger:
         self._check()
         raise LedgerError("the fake ledger keeps no orders to report on")
 
-    def duration_histogram(self, bounds: Sequence[float]) -> list[DurationBuckets]:
+    def duration_histogram(self) -> list[DurationBuckets]:
         self._check()
-        return [DurationBuckets("instant", "fulfilled", 3, 4.5, tuple(3 for _ in bounds))]
+        return [DurationBuckets("instant", "fulfilled", 3, 4.5, tuple(3 for _ in ORDER_BUCKETS_S))]
 
     def ops_figures(self) -> OpsFigures:
         self._check()
