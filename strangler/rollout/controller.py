@@ -78,6 +78,7 @@ __all__ = [
     "TimelineRecorder",
     "UnleashRolloutController",
     "check_audit_text",
+    "checked_weights",
     "parse_percentage",
     "parse_variant_weights",
     "record_on_timeline",
@@ -365,7 +366,7 @@ def parse_variant_weights(text: str) -> dict[str, int]:
             raise RolloutError(
                 f"variant {name!r}: weight must be a whole percentage, got {value!r}"
             ) from None
-    return _checked_weights(weights)
+    return checked_weights(weights)
 
 
 class AuditLog:
@@ -476,7 +477,7 @@ class _AuditedController(abc.ABC):
 
         Routed variants left out get weight 0.
         """
-        per_mille = _per_mille(_checked_weights(weights))
+        per_mille = _per_mille(checked_weights(weights))
         return self._change(
             "set_variants",
             actor,
@@ -815,7 +816,9 @@ def _checked_percentage(value: object) -> int:
     return value
 
 
-def _checked_weights(weights: Mapping[str, object]) -> dict[str, int]:
+def checked_weights(weights: Mapping[str, object]) -> dict[str, int]:
+    """Variant weights in whole percent, checked: RolloutError for an empty mapping, an
+    unknown variant, a weight outside 0..100 or weights that do not add up to 100."""
     if not weights:
         raise RolloutError("give at least one variant weight, such as instant=70,shadow=30")
     checked: dict[str, int] = {}

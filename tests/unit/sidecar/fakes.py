@@ -22,6 +22,7 @@ from strangler.rollout.controller import (
     RolloutChange,
     RolloutState,
     TimelineRecorder,
+    checked_weights,
     record_on_timeline,
 )
 from strangler.rollout.stage import Stage, stage_shape
@@ -244,11 +245,7 @@ class FakeRollout:
         reason: str = "",
         no_evidence: bool = False,
     ) -> RolloutChange:
-        if sum(weights.values()) != 100:
-            raise RolloutError(f"variant weights must add up to 100, got {dict(weights)}")
-        if not all(0 <= weight <= 100 for weight in weights.values()):
-            raise RolloutError(f"each variant weight must be 0-100, got {dict(weights)}")
-        per_mille = {name: weight * 10 for name, weight in weights.items()}
+        per_mille = {name: weight * 10 for name, weight in checked_weights(weights).items()}
         return self._change(
             "set_variants", dict(weights), actor, reason, no_evidence, variant_weights=per_mille
         )

@@ -35,6 +35,7 @@ from schemathesis.specs.openapi.checks import (
 
 from strangler.ledger import SqlLedger, ledger_from_url
 from strangler.orders import ISO_TIMESTAMP
+from strangler.rollout.stage import DEFAULT_LIVE_SHADOW_SHARE
 from tests.helpers import REPO_ROOT
 from tests.unit.sidecar.conftest import AUTH
 from tests.unit.sidecar.fakes import FakeRuntime
@@ -66,10 +67,33 @@ def balanced(case: schemathesis.Case) -> schemathesis.Case:
     """Variant weights made to add up to 100 (a rule JSON Schema cannot state)."""
     body = case.body if isinstance(case.body, dict) else {}
     weights = body.get("variants")
-    if isinstance(weights, dict) and weights:
+    # Only weights the document allows otherwise: a negative case's must stay as drawn.
+    allowed = isinstance(weights, dict) and weights and set(weights) <= {"instant", "shadow"}
+    if allowed and all(_whole_percent(w) for w in weights.values()):
         names = sorted(weights)
         first = int(weights[names[0]]) if len(names) > 1 else 100
         case.body = {**body, "variants": {names[0]: first, **dict.fromkeys(names[1:], 100 - first)}}
+    return case
+
+
+def _whole_percent(value: object) -> bool:
+    """A whole number 0..100, as JSON Schema's integer (28.0 is one)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return float(value).is_integer() and 0 <= value <= 100
+
+
+def live_within_share(case: schemathesis.Case) -> schemathesis.Case:
+    """A live stage's shadow share lowered to what its percent leaves in shadow (a rule
+    across two fields, which the document states in words only)."""
+    body = case.body if isinstance(case.body, dict) else {}
+    stage = body.get("stage")
+    if isinstance(stage, dict) and stage.get("name") == "live":
+        percent = stage.get("percent")
+        share = stage.get("shadow_share", DEFAULT_LIVE_SHADOW_SHARE)
+        valid = type(percent) is int and type(share) is int and percent >= 1 and 0 <= share < 100
+        if valid and percent + share > 100:  # a negative case's values stay as drawn
+            case.body = {**body, "stage": {**stage, "shadow_share": 100 - percent}}
     return case
 
 
@@ -137,7 +161,7 @@ def sendable_query(case: schemathesis.Case) -> bool:
 
 
 FIXES: dict[str, Callable[[schemathesis.Case], schemathesis.Case]] = {
-    "PUT /_strangler/rollout": balanced,
+    "PUT /_strangler/rollout": lambda case: live_within_share(balanced(case)),
     "GET /_strangler/report": lambda case: ordered_window(real_days(case)),
     "POST /_strangler/notifications": lambda case: no_nul_inside(real_days(case)),
 }
