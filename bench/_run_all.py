@@ -82,6 +82,12 @@ BENCHES = (
     Bench("lambda_imports", (), 600, "a bare interpreter"),
     Bench("report", ("--orders", "100000", "--rounds", "3"), 900, "see the bench's own table"),
     Bench(
+        "scrape_load",
+        ("--orders", "1000000", "--rounds", "2"),
+        900,
+        "the intake with no scrape (Prometheus' 15 s interval against none)",
+    ),
+    Bench(
         "report_load",
         ("--orders", "1000000", "--rounds", "2", "--seconds", "10"),
         1500,  # seven set-ups since the gate loop and the CLI rows (~9 min on a quiet machine)

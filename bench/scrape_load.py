@@ -9,8 +9,9 @@ schedule), with no scrape, and with a ``GET /metrics`` every ``--interval`` seco
 the intake's p50 / p99 / max per set-up, and the load average: on a shared machine,
 compare set-ups within one run.
 
-Run it with another checkout's interpreter (e.g. ``/work/main/.venv/bin/python
-bench/scrape_load.py``) for the code before a change: it uses only the CLI and HTTP.
+Run it with another checkout's interpreter (``<checkout>/.venv/bin/python
+bench/scrape_load.py``, from outside that checkout) for the code before a change: it
+uses only the CLI and HTTP.
 
     .venv/bin/python bench/scrape_load.py [--orders 1000000] [--rounds 2] [--seconds 32]
 """
