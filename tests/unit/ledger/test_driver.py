@@ -18,7 +18,7 @@ from strangler.exceptions import LedgerError
 from strangler.ledger import SqlLedger, leases, ledger_from_url, statements
 from strangler.ledger.driver import DriverWrites, _Compiled, _utc_text
 from strangler.ledger.schema import UTCDateTime, orders
-from strangler.orders import Decision, Route
+from strangler.orders import Decision, OrderStatus, Route
 from tests.unit.ledger.support import make_order
 
 
@@ -250,3 +250,40 @@ def test_a_claim_leases_what_the_whole_row_says(ledger: SqlLedger) -> None:
         leases.decision_of(rows[first.order_id]),
     )
     assert again.decision is not None
+
+
+def _ledger_statements() -> list[sa.ClauseElement]:
+    built = [
+        value for value in vars(statements).values() if isinstance(value, sa.ClauseElement)
+    ]
+    for status in OrderStatus:
+        if status.is_terminal:
+            built.append(statements.finish_held(status))
+        if status is not OrderStatus.RECEIVED and status is not OrderStatus.FELL_BACK:
+            built.append(statements.move(status, ()))
+    return built
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=st.data())
+def test_parameters_are_filled_as_sqlalchemy_fills_them(data: st.DataObject) -> None:
+    """Each ledger statement's positional parameters, filled from a call's values, are
+    those of SQLAlchemy's construct_params: the caller's where given, else the
+    statement's own; a missing one is SQLAlchemy's error."""
+    dialect = sqlite_dialect()
+    statement = data.draw(st.sampled_from(_ledger_statements()))
+    probe = _Compiled(statement, dialect, {})
+    if probe.fill is None or probe.expanding:
+        return
+    names = list(probe.names)
+    given_names = data.draw(st.lists(st.sampled_from(names), unique=True)) if names else []
+    values = {name: object() for name in given_names}
+    compiled = _Compiled(statement, dialect, values)
+    assert compiled.fill is not None
+    try:
+        merged = compiled.compiled.construct_params(values)
+    except sa.exc.InvalidRequestError:
+        with pytest.raises(KeyError):
+            compiled.fill(values)
+        return
+    assert compiled.fill(values) == [merged[name] for name in compiled.names]
