@@ -22,8 +22,8 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from operator import itemgetter
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any, Protocol, TypeVar
 
 import sqlalchemy as sa

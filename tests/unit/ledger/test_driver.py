@@ -253,9 +253,7 @@ def test_a_claim_leases_what_the_whole_row_says(ledger: SqlLedger) -> None:
 
 
 def _ledger_statements() -> list[sa.ClauseElement]:
-    built = [
-        value for value in vars(statements).values() if isinstance(value, sa.ClauseElement)
-    ]
+    built = [value for value in vars(statements).values() if isinstance(value, sa.ClauseElement)]
     for status in OrderStatus:
         if status.is_terminal:
             built.append(statements.finish_held(status))
