@@ -18,7 +18,11 @@ the other in one run, each for a few rounds (median and min-max shown):
 - ``instant-fake-warm``: instant-fake in steady state: the Runtime first routes
   ``--warm`` orders (10,000 by default: the ledger holds them, and whatever a process
   keeps of its executions has had time to grow), untimed; then the round's orders are
-  taken in and timed, so costs that grow with what a process has done show.
+  taken in and timed, so costs that grow with what a process has done show;
+- ``instant-fake-arrivals`` (only when named in ``--cases``): instant-fake with the
+  orders taken in one by one through ``Router.intake`` (which wakes the dispatcher), one
+  every 3 ms, as the sidecar takes them, the intake's CPU included; printed with the
+  claims per order (one per order at best: each arrival's wake-up claims it).
 
 CPU per order is the routing processes' CPU time (all threads) over the orders: the
 simulator's CPU is not in it. Below the table, the CPU of the one-process cases is
@@ -89,6 +93,8 @@ TIME_CAP_S = 120.0
 TARGET_PER_S = 1500.0
 TARGET_CPU_MS = 0.6
 CASES = ("legacy", "instant-sim", "instant-fake", "instant-fake-procs", "instant-fake-warm")
+ARRIVALS = "instant-fake-arrivals"  # run only when named: its rounds take orders x 3 ms
+ARRIVAL_GAP_S = 0.003
 WARM_ORDERS = 10_000
 POLL_S = 0.005
 # py-spy's default 100 samples/s gave about a hundred samples of a round, too few to rank;
@@ -154,6 +160,7 @@ class Run:
     cpu_s: float
     latencies_ms: tuple[float, ...] = ()
     by_thread: dict[str, float] | None = None  # CPU seconds by kind of thread
+    claims: int | None = None  # the dispatcher's claims (instant-fake-arrivals)
 
     @property
     def per_s(self) -> float:
@@ -200,7 +207,7 @@ def _parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--processes", type=int, default=2, help="routing processes of instant-fake-procs"
     )
-    parser.add_argument("--cases", nargs="+", choices=CASES, default=list(CASES))
+    parser.add_argument("--cases", nargs="+", choices=(*CASES, ARRIVALS), default=list(CASES))
     parser.add_argument("--profile", action="store_true", help="py-spy the instant-fake case")
     parser.add_argument(
         "--warm", type=int, default=WARM_ORDERS, help="orders routed before instant-fake-warm"
@@ -299,6 +306,8 @@ def _round(data: Path, case: str, sim_url: str, args: argparse.Namespace) -> Run
     orders = _orders(case, sim_url, args.orders)
     if case == "instant-fake-warm":
         return _round_warm(data, orders, args.warm, args.workers)
+    if case == ARRIVALS:
+        return _round_arrivals(data, orders, args.workers)
     ledger = ledger_from_url(f"sqlite:///{data / 'ledger.sqlite3'}")
     for order in orders:
         ledger.record_received(order, source="bench")
@@ -339,6 +348,38 @@ def _round_warm(data: Path, orders: list[OrderNotification], warm: int, workers:
     runtime.stop(10)
     ledger.close()
     return Run(len(orders) - _left(data), seconds, cpu_s, _latencies(data), by_thread)
+
+
+def _round_arrivals(data: Path, orders: list[OrderNotification], workers: int) -> Run:
+    """Take ``orders`` in one by one, ``ARRIVAL_GAP_S`` apart, through the router's intake
+    (it wakes the dispatcher); timed from the first intake until none waits."""
+    _flags(data, ARRIVALS)
+    runtime = _runtime(data, ARRIVALS, "", workers)
+    ledger = runtime.ledger
+    claims = [0]
+    claim_due = ledger.claim_due
+
+    def counted(owner: str, *, limit: int, lease_seconds: float) -> list[Any]:
+        claims[0] += 1
+        return claim_due(owner, limit=limit, lease_seconds=lease_seconds)
+
+    ledger.claim_due = counted  # type: ignore[method-assign]
+    runtime.start()
+    _wait_dispatched(data, time.perf_counter() + TIME_CAP_S)
+    threads = _thread_cpu()
+    cpu, start = time.process_time(), time.perf_counter()
+    claims[0] = 0
+    for order in orders:
+        runtime.router.intake(order, source="bench")
+        time.sleep(ARRIVAL_GAP_S)
+    _wait_dispatched(data, start + TIME_CAP_S)
+    seconds, cpu_s = time.perf_counter() - start, time.process_time() - cpu
+    by_thread = _by_thread(threads, _thread_cpu())
+    counted_claims = claims[0]
+    runtime.stop(10)
+    return Run(
+        len(orders) - _left(data), seconds, cpu_s, _latencies(data), by_thread, counted_claims
+    )
 
 
 def _thread_cpu() -> dict[int, float]:
@@ -617,7 +658,7 @@ def _report(runs: dict[str, list[Run]], args: argparse.Namespace) -> None:
         f"load average {' '.join(Path('/proc/loadavg').read_text().split()[:3])}"
     )
     print(
-        f"{'case':<20}{'orders/s':>10}{'min-max':>16}{'CPU ms/order':>14}{'routed':>8}"
+        f"{'case':<22}{'orders/s':>10}{'min-max':>16}{'CPU ms/order':>14}{'routed':>8}"
         f"{'p50 ms':>9}{'p99 ms':>9}"
     )
     summary = {}
@@ -630,7 +671,7 @@ def _report(runs: dict[str, list[Run]], args: argparse.Namespace) -> None:
         latencies = [ms for r in case_runs for ms in r.latencies_ms]
         p50, p99 = _percentile(latencies, 0.5), _percentile(latencies, 0.99)
         print(
-            f"{case:<20}{median:>10.0f}{span:>16}{cpu:>14.2f}{routed:>8}{_ms(p50):>9}{_ms(p99):>9}"
+            f"{case:<22}{median:>10.0f}{span:>16}{cpu:>14.2f}{routed:>8}{_ms(p50):>9}{_ms(p99):>9}"
         )
         summary[case] = {
             "orders_per_s": round(median),
@@ -650,6 +691,12 @@ def _report(runs: dict[str, list[Run]], args: argparse.Namespace) -> None:
             summary[case]["cpu_ms_per_order_by_thread"] = {k: round(v, 3) for k, v in share.items()}
             parts = ", ".join(f"{kind} {ms:.2f}" for kind, ms in share.items())
             print(f"{case}: CPU ms per order by thread: {parts}")
+    for case, case_runs in runs.items():
+        counted = [r.claims / r.orders for r in case_runs if r.claims is not None and r.orders]
+        if counted:
+            per_order = statistics.median(counted)
+            summary[case]["claims_per_order"] = round(per_order, 2)
+            print(f"{case}: {per_order:.2f} claims per order (median)")
     for case in ("instant-fake", "instant-fake-procs", "instant-fake-warm"):
         if case in summary:
             rate = summary[case]["orders_per_s"]

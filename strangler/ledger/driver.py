@@ -23,6 +23,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any, Protocol, TypeVar
 
 import sqlalchemy as sa
@@ -139,7 +140,8 @@ class _Compiled:
             for index, process in enumerate(self.bind.get(name) for name in self.names)
             if process is not None
         )
-        self.plan = _plan(compiled, self.names)
+        plan = _plan(compiled, self.names)
+        self.fill = None if plan is None else _filler(plan)
         columns = list(getattr(statement, "exported_columns", ()))
         self.result: tuple[Processor, ...] = tuple(
             column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
@@ -153,11 +155,14 @@ class _Compiled:
             names = state.positiontup or ()
             converted = (_converted(state.parameters[name], processors.get(name)) for name in names)
             return state.statement, tuple(converted)
-        if self.plan is None:
+        if self.fill is None:
             merged = self.compiled.construct_params(values)
             params = [merged[name] for name in self.names]
         else:
-            params = _positional(self.plan, values) or self._checked(values)
+            try:
+                params = self.fill(values)
+            except KeyError:  # one the caller must give is missing
+                params = self._checked(values)
         for index, process in self.converters:
             params[index] = process(params[index])
         return self.sql, tuple(params)
@@ -210,10 +215,23 @@ def _plan(compiled: SQLCompiler, names: tuple[str, ...]) -> _Plan | None:
     return tuple(plan)
 
 
-def _positional(plan: _Plan, values: Mapping[str, Any]) -> list[Any] | None:
-    """The call's positional parameters, or None when one the caller must give is missing."""
-    params = [values.get(name, fixed) for name, fixed in plan]
-    return None if _MISSING in params else params
+def _filler(plan: _Plan) -> Callable[[Mapping[str, Any]], list[Any]]:
+    """The call's positional parameters from its values, the statement's own where it
+    gives none (raising KeyError when one the caller must give is missing): a dict merge
+    and an itemgetter, both in C, where a loop of ``values.get`` cost 3 to 8 us a call."""
+    fixed = {name: value for name, value in plan if value is not _MISSING}
+    names = [name for name, _ in plan]
+    if not names:
+        return lambda _values: []
+    if len(names) == 1:
+        [name] = names
+        if fixed:
+            return lambda values: [values.get(name, fixed[name])]
+        return lambda values: [values[name]]
+    get = itemgetter(*names)
+    if fixed:
+        return lambda values: list(get({**fixed, **values}))
+    return lambda values: list(get(values))
 
 
 def _bind_processor(type_: sa.types.TypeEngine[Any], dialect: sa.Dialect) -> Processor:

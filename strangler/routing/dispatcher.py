@@ -4,7 +4,11 @@ One feeder thread claims due orders under leases, renews the leases of the order
 holds, and hands each order to a worker, which calls :meth:`Router.process` and then
 releases the lease as the router says. The feeder claims in batches: once no more than
 ``workers`` orders are held it claims enough to hold twice that, so a worker that ends an
-order finds the next one waiting, and one claim serves several orders. Orders claimed
+order finds the next one waiting, and one claim serves several orders. A worker that
+ends an order makes room, but wakes the feeder only when something may be due: not after
+a claim came back short (it found every due order) with no :meth:`~LeaseDispatcher.wake`
+since, as orders arrive with a wake-up of their own and due retries or other processes'
+expired leases are found by the poll. Orders claimed
 but not started when the dispatcher stops are given back at once, their claim uncounted.
 Started, it resumes every order that needs processing and whose lease is free or
 expired, so a process that died mid-way loses nothing; several dispatchers (threads,
@@ -124,6 +128,8 @@ class LeaseDispatcher:
         self._clock = clock
         self._parked = 0
         self._wake = threading.Event()
+        # False from a claim that came back short until the next wake(): nothing known due.
+        self._maybe_due = True
         self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._in_flight: dict[str, Lease] = {}
@@ -152,6 +158,7 @@ class LeaseDispatcher:
 
     def wake(self) -> None:
         """Look for due orders now (called after each new intake)."""
+        self._maybe_due = True
         self._wake.set()
 
     def start(self) -> None:
@@ -213,6 +220,7 @@ class LeaseDispatcher:
                     next_renewal = time.monotonic() + renew_every
                 more_due = self._claim()
             except Exception as exc:  # the feeder outlives the ledger being down, or a bug
+                self._maybe_due = True
                 failures += 1
                 delay = backoff.delay_s(failures)
                 if isinstance(exc, LedgerError):
@@ -243,11 +251,15 @@ class LeaseDispatcher:
         """Claim what there is room for; True when the room was filled (more may be due).
 
         A claim that came back short found every due order: claiming again at once would
-        find none, so the feeder waits for the next wake-up instead.
+        find none, so the feeder waits for the next wake-up instead, and workers ending
+        orders do not wake it until one comes (``_maybe_due``).
         """
         room = self._room()
         if room <= 0 or self._stopping.is_set():
             return False
+        # Cleared before the claim reads the ledger: an order written after that read
+        # comes with a wake() that sets it again.
+        self._maybe_due = False
         orders = self.ledger.claim_due(self.owner, limit=room, lease_seconds=self.lease_seconds)
         with self._lock:
             # An order held here whose lease ran out before a renewal (a stalled process)
@@ -265,7 +277,10 @@ class LeaseDispatcher:
             # take these, so they go back at once rather than stay leased until expiry.
             self._return_to_ledger([order.order_id for order in orders])
             return False
-        return claimed == room
+        if claimed < room:
+            return False
+        self._maybe_due = True
+        return True
 
     def _return_queued(self) -> None:
         """Give back the orders claimed but not taken by a worker yet (stopping); resumed
@@ -338,7 +353,7 @@ class LeaseDispatcher:
                 with self._lock:
                     if not parked:
                         del self._in_flight[order.order_id]
-                    claim_more = self._held() <= self.workers
+                    claim_more = self._maybe_due and self._held() <= self.workers
                 if resumed:
                     self._jobs.resumed_done()
                 if claim_more:
@@ -364,6 +379,8 @@ class LeaseDispatcher:
         lease.released.set()
         if not disposition.released:
             self._release(order, disposition)
+            if not disposition.done and disposition.retry_in_s <= 0:
+                self._maybe_due = True  # due again at once: claim it without waiting a poll
         return False
 
     def _park(self, order: LeasedOrder, lease: Lease, parked: Parked) -> None:

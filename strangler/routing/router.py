@@ -269,27 +269,35 @@ class Router:
         """
         log = _log.bind(order_id=order.order_id, attempt=order.attempts)
         decision = order.decision
-        running = False
+        # Pinned now on a path whose run starts next: its ``order_routed`` line is written
+        # when the run starts, in one line with it (``run_started``), or alone if it does not.
+        routed: Decision | None = None
         if decision is None:
-            decision, running = self._route(order, lease, log)
+            decision, routed = self._route(order, lease, log)
             if decision.path is Route.LEGACY and self.on_legacy_routed is not None:
                 self.on_legacy_routed(order.order_id)
             if lease.released.is_set():
                 return RELEASED
-        lease.check()
+        try:
+            lease.check()
+        except LeaseLost:
+            _log_routed(log, routed)
+            raise
         if decision.path is Route.LEGACY:
             return DONE
         if decision.path is Route.SHADOW:
-            return self._shadow(order, log)
-        return self._instant(order, lease, log, running=running)
+            return self._shadow(order, log, routed)
+        return self._instant(order, lease, log, routed=routed)
 
     def _route(
         self, order: LeasedOrder, lease: Lease, log: structlog.typing.FilteringBoundLogger
-    ) -> tuple[Decision, bool]:
-        """Decide and pin; True with it when the order moved on to ``running`` too.
+    ) -> tuple[Decision, Decision | None]:
+        """Decide and pin; the decision, and again when the caller logs ``order_routed``.
 
-        On the instant path the order starts running in the same transaction; on the
-        legacy path the lease goes with it (``lease.released``).
+        On the instant path an order pinned now starts running in the same transaction;
+        on the legacy path the lease goes with it (``lease.released``). ``order_routed``
+        is logged here, unless the decision was pinned now on the instant or the shadow
+        path: it comes back second, and the caller logs it with the run's start.
         """
         decision = self._decide(order.notification, log)
         instant = decision.path is Route.INSTANT
@@ -301,8 +309,10 @@ class Router:
             pinned = self.ledger.pin_decision(order.order_id, decision, release_owner=lease.owner)
             if pinned is not decision:  # an earlier decision: nothing was released
                 lease.released.clear()
+        if pinned is decision and pinned.path is not Route.LEGACY:
+            return pinned, pinned
         log.info("order_routed", **pinned.to_dict())
-        return pinned, instant and pinned is decision
+        return pinned, None
 
     def _decide(
         self, order: OrderNotification, log: structlog.typing.FilteringBoundLogger
@@ -348,9 +358,12 @@ class Router:
         return Disposition(done=False, parked=Parked(execution, partial(then, execution)))
 
     def _shadow(
-        self, order: LeasedOrder, log: structlog.typing.FilteringBoundLogger
+        self,
+        order: LeasedOrder,
+        log: structlog.typing.FilteringBoundLogger,
+        routed: Decision | None,
     ) -> Disposition:
-        log.info("instant_run_started", dry_run=True)
+        _log_run_started(log, routed, dry_run=True)
         execution = self._execution(order, dry_run=True)
         return self._when_ended(execution, partial(self._shadow_ended, order, log))
 
@@ -382,20 +395,23 @@ class Router:
         lease: Lease,
         log: structlog.typing.FilteringBoundLogger,
         *,
-        running: bool,
+        routed: Decision | None,
     ) -> Disposition:
+        """Run the order on the instant path; ``routed``: pinned just now, running already."""
         if order.status.is_terminal or order.handoff is not None:
+            _log_routed(log, routed)
             return DONE
         if order.attempts > self.retry.max_attempts:
+            _log_routed(log, routed)
             return self._fall_back(
                 order,
                 f"instant path gave up after {self.retry.max_attempts} attempts: "
                 f"{order.last_error}",
                 log,
             )
-        if not running:
+        if routed is None:
             self.ledger.transition(order.order_id, OrderStatus.RUNNING)
-        log.info("instant_run_started", dry_run=False)
+        _log_run_started(log, routed, dry_run=False)
         execution = self._execution(order, dry_run=False)
         return self._when_ended(execution, partial(self._instant_ended, order, lease, log))
 
@@ -512,6 +528,23 @@ class Router:
 
     def _record_steps(self, result: ExecutionResult) -> None:
         self.ledger.record_steps(_numbered(result))
+
+
+def _log_routed(log: structlog.typing.FilteringBoundLogger, routed: Decision | None) -> None:
+    """``order_routed`` for a decision pinned now whose run did not start after all."""
+    if routed is not None:
+        log.info("order_routed", **routed.to_dict())
+
+
+def _log_run_started(
+    log: structlog.typing.FilteringBoundLogger, routed: Decision | None, *, dry_run: bool
+) -> None:
+    """The run's start: ``instant_run_started``, or, for a decision pinned just now, one
+    ``order_routed`` line with the decision and ``run_started`` (both facts, one line)."""
+    if routed is None:
+        log.info("instant_run_started", dry_run=dry_run)
+    else:
+        log.info("order_routed", **routed.to_dict(), run_started=True, dry_run=dry_run)
 
 
 def _numbered(result: ExecutionResult) -> list[tuple[StepResult, int]]:

@@ -94,10 +94,13 @@ def running_workers(
 
 
 def runs_per_order(*workers: Worker) -> Counter[str]:
-    """How many times the instant pipeline was started for real, per order, in all logs."""
+    """How many times the instant pipeline was started for real, per order, in all logs:
+    ``instant_run_started``, or ``order_routed`` with ``run_started`` for a run that
+    started right after its decision was pinned (one line for both)."""
     return Counter(
         event["order_id"]
         for worker in workers
-        for event in worker.events("instant_run_started")
-        if not event.get("dry_run")
+        for event in (*worker.events("instant_run_started"), *worker.events("order_routed"))
+        if (event["event"] == "instant_run_started" or event.get("run_started"))
+        and not event.get("dry_run")
     )

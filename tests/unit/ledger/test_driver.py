@@ -15,9 +15,10 @@ from hypothesis import strategies as st
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite as sqlite_dialect
 
 from strangler.exceptions import LedgerError
-from strangler.ledger import SqlLedger, ledger_from_url, statements
+from strangler.ledger import SqlLedger, leases, ledger_from_url, statements
 from strangler.ledger.driver import DriverWrites, _Compiled, _utc_text
 from strangler.ledger.schema import UTCDateTime, orders
+from strangler.orders import Decision, OrderStatus, Route
 from tests.unit.ledger.support import make_order
 
 
@@ -62,8 +63,19 @@ def test_returned_rows_are_converted_by_the_column_types(
     ledger.record_received(make_order("o-1", unit_id="u-9"), source="s")
     now = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
     values = statements.params(now=now, limit=5, owner="me", expires=now + timedelta(days=3650))
+    # A claim returning the whole row (the ledger's own claim returns fewer columns).
+    whole_row = (
+        orders.update()
+        .where(orders.c.order_id == "o-1")
+        .values(
+            lease_owner=sa.bindparam("p_owner", type_=orders.c.lease_owner.type),
+            lease_expires_at=sa.bindparam("p_expires", type_=orders.c.lease_expires_at.type),
+            attempts=orders.c.attempts + 1,
+        )
+        .returning(*orders.c)
+    )
     with writes.transaction() as conn:
-        claimed = list(conn.execute(statements.CLAIM_DUE_SQLITE, values))
+        claimed = list(conn.execute(whole_row, values))
     with ledger.engine.connect() as conn:
         through_sa = conn.execute(statements.ORDER_BY_ID, statements.params(order_id="o-1")).one()
     row = claimed[0]._mapping
@@ -212,3 +224,64 @@ def test_a_claim_updates_the_due_orders_by_their_keys(ledger: SqlLedger) -> None
         plan = [row[3] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", params)]
     assert plan[0].startswith("SEARCH orders USING"), plan
     assert plan[0].endswith("(order_id=?)"), plan
+
+
+def test_a_claim_leases_what_the_whole_row_says(ledger: SqlLedger) -> None:
+    """SQLite's claim returns only the columns a LeasedOrder is built from: the orders it
+    gives are those the whole row gives (decision, error and attempts from an earlier try)."""
+    ledger.record_received(make_order("o-1"), source="api")
+    ledger.record_received(make_order("o-2"), source="api")
+    [first] = ledger.claim_due("me", limit=1, lease_seconds=30)
+    ledger.pin_decision(
+        first.order_id,
+        Decision(path=Route.INSTANT, variant="on", rollout=50, flag_revision="r1", reason="why"),
+    )
+    past = datetime.now(UTC) - timedelta(seconds=1)
+    ledger.release_lease(first.order_id, "me", done=False, retry_at=past, error="it broke")
+    claimed = ledger.claim_due("me", limit=2, lease_seconds=30)
+    with ledger.engine.connect() as conn:
+        rows = {row.order_id: row._mapping for row in conn.execute(sa.select(orders))}
+    assert len(claimed) == 2
+    assert claimed == [leases._leased(rows[order.order_id]) for order in claimed]
+    again = next(order for order in claimed if order.order_id == first.order_id)
+    assert (again.attempts, again.last_error, again.decision) == (
+        2,
+        "it broke",
+        leases.decision_of(rows[first.order_id]),
+    )
+    assert again.decision is not None
+
+
+def _ledger_statements() -> list[sa.ClauseElement]:
+    built = [value for value in vars(statements).values() if isinstance(value, sa.ClauseElement)]
+    for status in OrderStatus:
+        if status.is_terminal:
+            built.append(statements.finish_held(status))
+        if status is not OrderStatus.RECEIVED and status is not OrderStatus.FELL_BACK:
+            built.append(statements.move(status, ()))
+    return built
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=st.data())
+def test_parameters_are_filled_as_sqlalchemy_fills_them(data: st.DataObject) -> None:
+    """Each ledger statement's positional parameters, filled from a call's values, are
+    those of SQLAlchemy's construct_params: the caller's where given, else the
+    statement's own; a missing one is SQLAlchemy's error."""
+    dialect = sqlite_dialect()
+    statement = data.draw(st.sampled_from(_ledger_statements()))
+    probe = _Compiled(statement, dialect, {})
+    if probe.fill is None or probe.expanding:
+        return
+    names = list(probe.names)
+    given_names = data.draw(st.lists(st.sampled_from(names), unique=True)) if names else []
+    values = {name: object() for name in given_names}
+    compiled = _Compiled(statement, dialect, values)
+    assert compiled.fill is not None
+    try:
+        merged = compiled.compiled.construct_params(values)
+    except sa.exc.InvalidRequestError:
+        with pytest.raises(KeyError):
+            compiled.fill(values)
+        return
+    assert compiled.fill(values) == [merged[name] for name in compiled.names]

@@ -204,6 +204,50 @@ def test_orders_are_claimed_in_batches(
     assert len(limits) <= 10
 
 
+def test_an_order_ending_does_not_claim_when_nothing_is_due(
+    router: Router, ledger: SqlLedger, instant: FakeInstant, dispatchers: list[LeaseDispatcher]
+) -> None:
+    """Orders arriving one by one are each claimed once: the claim that took an order came
+    back short (nothing else due), so the order's end wakes no second, empty claim."""
+    claims: list[int] = []
+    real_claim = ledger.claim_due
+
+    def counted(owner: str, *, limit: int, lease_seconds: float) -> list[LeasedOrder]:
+        claimed = real_claim(owner, limit=limit, lease_seconds=lease_seconds)
+        claims.append(len(claimed))
+        return claimed
+
+    ledger.claim_due = counted  # type: ignore[method-assign]
+    # No poll and no lease renewal within the test: every claim is a wake-up's.
+    dispatcher = start(dispatchers, router, poll_interval_s=30.0, lease_seconds=120.0)
+    router.on_intake = lambda _order_id: dispatcher.wake()
+    wait_until(lambda: claims == [0], 5, "the start's claim")
+    for n in range(10):
+        router.intake(make_order(f"o-{n}"), source="api")
+        wait_until(lambda: all_terminal(ledger) and not dispatcher.in_flight, 10, "the order's end")
+    assert (len(instant.runs), set(instant.runs.values())) == (10, {1})
+    assert claims == [0] + [1] * 10
+
+
+def test_a_wake_up_while_every_worker_is_busy_is_not_lost(
+    router: Router, ledger: SqlLedger, instant: FakeInstant, dispatchers: list[LeaseDispatcher]
+) -> None:
+    """An order taken in while there is no room to claim it is claimed once room is made,
+    without waiting for the poll."""
+    held = HeldRuns(instant)
+    dispatcher = start(dispatchers, router, workers=1, poll_interval_s=30.0, lease_seconds=120.0)
+    router.on_intake = lambda _order_id: dispatcher.wake()
+    router.intake(make_order("first"), source="api")
+    assert held.started.wait(5)
+    router.intake(make_order("o-0"), source="api")
+    wait_until(lambda: dispatcher.in_flight == 2, 5, "a second order to be claimed")
+    for n in range(1, 4):  # one worker holding two orders: no room to claim these
+        router.intake(make_order(f"o-{n}"), source="api")
+    held.release.set()
+    wait_until(lambda: all_terminal(ledger), 10, "every order to be terminal")
+    assert (len(instant.runs), set(instant.runs.values())) == (5, {1})
+
+
 def test_stop_gives_back_orders_no_worker_started(
     router: Router, ledger: SqlLedger, instant: FakeInstant
 ) -> None:

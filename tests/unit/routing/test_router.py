@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -477,3 +478,79 @@ def test_an_execution_is_forgotten_once_the_ledger_has_its_end(
         "fulfilled",
         ["o-1 dry_run=False"],
     )
+
+
+def _routing_lines(logs: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
+    """Each routing or run-start line: event, path, run_started, dry_run."""
+    return [
+        (event["event"], event.get("path"), event.get("run_started"), event.get("dry_run"))
+        for event in logs
+        if event["event"] in {"order_routed", "instant_run_started"}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("path", "lines"),
+    [
+        (Route.INSTANT, [("order_routed", "instant", True, False)]),
+        (Route.SHADOW, [("order_routed", "shadow", True, True)]),
+        (Route.LEGACY, [("order_routed", "legacy", None, None)]),
+    ],
+)
+def test_a_run_starting_as_its_order_is_routed_is_one_log_line(
+    router: Router,
+    ledger: SqlLedger,
+    flags: FakeFlags,
+    instant: FakeInstant,
+    clock: Clock,
+    path: Route,
+    lines: list[tuple[Any, ...]],
+) -> None:
+    """An order routed and its run started at once says both in one ``order_routed`` line,
+    with the decision and ``run_started``; a legacy order's line starts no run."""
+    flags.path = path
+    router.intake(make_order("o-1"), source="api")
+    if path is Route.SHADOW:
+        instant.script("o-1", execution("o-1", "fulfilled", dry_run=True))
+    with capture_logs() as logs:
+        process(router, ledger, clock)
+    assert _routing_lines(logs) == lines
+    [routed] = [event for event in logs if event["event"] == "order_routed"]
+    assert (routed["order_id"], routed["flag_revision"]) == ("o-1", "rev-1")
+
+
+def test_a_run_started_again_is_its_own_log_line(
+    router: Router, ledger: SqlLedger, instant: FakeInstant, clock: Clock
+) -> None:
+    """A retried order was routed already: its second run is an ``instant_run_started``
+    line, so that every run started is one line (order_routed's or its own)."""
+    router.intake(make_order("o-1"), source="api")
+    instant.script("o-1", LegacyUnavailable("legacy app refused the connection"), "fulfilled")
+    with capture_logs() as logs:
+        process(router, ledger, clock)
+        process(router, ledger, clock)
+    assert _routing_lines(logs) == [
+        ("order_routed", "instant", True, False),
+        ("instant_run_started", None, None, False),
+    ]
+
+
+def test_a_lease_lost_as_the_order_is_routed_still_logs_the_routing(
+    router: Router, ledger: SqlLedger, instant: FakeInstant
+) -> None:
+    """The decision pinned is logged even when the run does not start (lease lost)."""
+    router.intake(make_order("o-1"), source="api")
+    [order] = ledger.claim_due(OWNER, limit=1, lease_seconds=30)
+    lease = Lease("o-1", OWNER)
+    real_pin = ledger.pin_decision
+
+    def pin_then_lose(*args: Any, **kwargs: Any) -> Any:
+        pinned = real_pin(*args, **kwargs)
+        lease.lost.set()  # another worker took the order over meanwhile
+        return pinned
+
+    ledger.pin_decision = pin_then_lose  # type: ignore[method-assign]
+    with capture_logs() as logs, pytest.raises(LeaseLost):
+        router.process(order, lease)
+    assert _routing_lines(logs) == [("order_routed", "instant", None, None)]
+    assert sum(instant.runs.values()) == 0
