@@ -199,16 +199,14 @@ def _stage(value: object, default_share: int) -> tuple[Stage, int | None, int]:
     names = [stage.value for stage in Stage]
     if spec["name"] not in names:
         raise _BadChange(f'"stage" must be one of {", ".join(names)}, got {spec["name"]!r}')
-    percent = _whole("percent", spec.get("percent"), optional=True)
-    share = _whole("shadow_share", spec.get("shadow_share", default_share), optional=False)
-    assert share is not None  # _whole refuses a missing required number
+    # Left out, percent is the stage's default; given, even as null, it must be a number.
+    percent = _whole("percent", spec["percent"]) if "percent" in spec else None
+    share = _whole("shadow_share", spec.get("shadow_share", default_share))
     return Stage(spec["name"]), percent, share
 
 
-def _whole(key: str, value: object, *, optional: bool) -> int | None:
-    """A whole percentage (``5`` or ``5.0``), or None when ``optional`` and left out."""
-    if value is None and optional:
-        return None
+def _whole(key: str, value: object) -> int:
+    """A whole percentage (``5`` or ``5.0``); _BadChange naming ``key`` otherwise."""
     number = integral(value)
     if number is None:
         raise _BadChange(f'"{key}" must be a whole percentage, got {value!r}')

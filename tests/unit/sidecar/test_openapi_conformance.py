@@ -153,6 +153,23 @@ def _utc(value: str) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+def no_lone_surrogates(case: schemathesis.Case) -> bool:
+    """No lone UTF-16 surrogate in the body: JSON's RFC 8259 leaves what a receiver does
+    with one unpredictable, and the audit text's pattern cannot exclude them without
+    breaking the generator's reading of it (the document says so in words)."""
+    return not _has_lone_surrogate(case.body)
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    if isinstance(value, str):
+        return any("\ud800" <= char <= "\udfff" for char in value)
+    if isinstance(value, dict):
+        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_lone_surrogate(item) for item in value)
+    return False
+
+
 def sendable_query(case: schemathesis.Case) -> bool:
     """Whether the case's query can go on the wire as generated: this document's query
     parameters are all strings, and an object given for one (a negative case) reaches the
@@ -183,6 +200,7 @@ def test_the_app_takes_what_the_document_allows_and_refuses_the_rest(
     strategy = (
         operation.as_strategy(generation)
         .filter(sendable_query)
+        .filter(no_lone_surrogates)
         .map(FIXES.get(label, lambda case: case))
     )
     checks = [
@@ -268,6 +286,10 @@ def test_notification_fields_as_decided(
         ({"percentage": 30, "reason": "r", "actor": None}, 400),
         ({"percentage": 30, "reason": "line\ttab\r\nnext"}, 200),
         ({"percentage": 30, "reason": "r\x07"}, 400),
+        ({"variants": {"": 100}, "reason": "r"}, 400),
+        ({"stage": {"name": "live", "percent": None}, "reason": "r"}, 400),
+        ({"stage": {"name": "complete", "percent": 5}, "reason": "r"}, 400),
+        ({"stage": {"name": "live", "percent": 5}, "reason": "r"}, 200),
     ],
     ids=[
         "integral-percentage",
@@ -277,6 +299,10 @@ def test_notification_fields_as_decided(
         "actor-null",
         "tab-and-newlines",
         "control-character",
+        "unknown-variant",
+        "null-percent",
+        "complete-with-percent",
+        "live-with-percent",
     ],
 )
 def test_rollout_changes_as_decided(
