@@ -27,7 +27,7 @@ __all__ = ["SidecarServer", "gunicorn_options", "heartbeat_dir", "serve"]
 
 GRACEFUL_TIMEOUT_S = 30
 _RUNTIME_STOP_S = 20.0
-_SHM = Path("/dev/shm")
+_SHM = Path("/dev/shm")  # noqa: S108  (gunicorn: mkstemp there, unlinked at once)
 
 
 def gunicorn_options(settings: Settings) -> dict[str, Any]:
