@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sqlite3
 import statistics
@@ -104,6 +105,12 @@ class Case:
     waits: list[tuple[float, float]]  # (seconds waited, ceiling)
     cpu: tuple[float, float]  # CPU s per wall s: the Runtime's process(es), the simulator
     routed_ms: list[float] = field(default_factory=list)  # good orders' received -> routed
+    orders: int = 0  # orders taken in while the CPU was measured (good and failing)
+    wall_s: float = 0.0  # how long the CPU was measured
+
+    def cpu_ms_per_order(self) -> float:
+        """The Runtime's (sidecar's) CPU ms per order taken in while it was measured."""
+        return self.cpu[0] * self.wall_s * 1000 / self.orders if self.orders else math.nan
 
     def pct(self, q: float, values: list[float] | None = None) -> float:
         """The q-th percentile of ``values`` (good orders' received -> terminal), in ms."""
@@ -241,6 +248,7 @@ def _case(data: Path, sim: tuple[str, int], failing: int, args: argparse.Namespa
         feed.top_up()
         _wait(lambda: _started(runtime, feed.sent), 30, "failing orders started")
         started = time.monotonic()
+        sent_at_start = len(feed.sent)
         cpu_at_start = (_cpu_s(os.getpid()), _cpu_s(sim_pid))
         for n, order in enumerate(good):
             while time.monotonic() < started + n / args.rate:
@@ -254,12 +262,13 @@ def _case(data: Path, sim: tuple[str, int], failing: int, args: argparse.Namespa
             (_cpu_s(os.getpid()) - cpu_at_start[0]) / wall,
             (_cpu_s(sim_pid) - cpu_at_start[1]) / wall,
         )
+        orders = len(good) + len(feed.sent) - sent_at_start
         _wait(lambda: feed.in_flight() == 0, END_CAP_S, "failing orders to end")
         stories = [runtime.ledger.story(order_id) for order_id in ids]
         good_ms = [_latency_ms(story) for story in stories]
         routed_ms = [_latency_ms(story, "routed") for story in stories]
         attempts, waits = _schedule(backend, feed.sent)
-    return Case(failing, good_ms, attempts, waits, cpu, routed_ms)
+    return Case(failing, good_ms, attempts, waits, cpu, routed_ms, orders, wall)
 
 
 def _serve_case(data: Path, sim: tuple[str, int], failing: int, args: argparse.Namespace) -> Case:
@@ -281,6 +290,7 @@ def _serve_case(data: Path, sim: tuple[str, int], failing: int, args: argparse.N
         _wait(lambda: ledger.routed(feed.sent), 30, "failing orders routed")
         time.sleep(CEILINGS_S[0])  # their first attempt made: each waits out a Retry
         started = time.monotonic()
+        sent_at_start = len(feed.sent)
         cpu_at_start = (_tree_cpu_s(sidecar_pid), _cpu_s(sim_pid))
         # Good orders come from a client of their own, at their own pace: taking failing
         # replacements in (a burst when several fall back together) does not hold them.
@@ -296,10 +306,11 @@ def _serve_case(data: Path, sim: tuple[str, int], failing: int, args: argparse.N
             (_tree_cpu_s(sidecar_pid) - cpu_at_start[0]) / wall,
             (_cpu_s(sim_pid) - cpu_at_start[1]) / wall,
         )
+        orders = len(ids) + len(feed.sent) - sent_at_start
         feed.stop_replacing()
         _wait(lambda: feed.in_flight() == 0, END_CAP_S, "failing orders to fall back")
         routed_ms, good_ms = ledger.latencies_ms(ids)
-    return Case(failing, good_ms, [], [], cpu, routed_ms)
+    return Case(failing, good_ms, [], [], cpu, routed_ms, orders, wall)
 
 
 class _Intake:
@@ -612,6 +623,7 @@ def _report(rounds: dict[int, list[Case]], args: argparse.Namespace) -> None:
         f"{'failing in flight':>18}{'good p50 ms':>13}{'good p99 ms':>13}"
         f"{'p50 ratio':>11}{'p99 ratio':>11}{'attempts':>10}{'waits <= ceiling':>18}"
         f"{'cpu/s runtime':>15}{'cpu/s sim':>11}{'routed p50 ms':>15}{'routed p99 ms':>15}"
+        f"{'cpu ms/order':>14}"
     )
     base = rounds.get(0) or rounds[min(rounds)]
     base50 = statistics.median(case.pct(50) for case in base)
@@ -627,13 +639,14 @@ def _report(rounds: dict[int, list[Case]], args: argparse.Namespace) -> None:
         kept = f"{within}/{len(waits)}" if waits else "-"
         cpu_runtime = statistics.median(case.cpu[0] for case in cases)
         cpu_sim = statistics.median(case.cpu[1] for case in cases)
+        per_order = statistics.median(case.cpu_ms_per_order() for case in cases)
         routed = [case for case in cases if case.routed_ms]
         r50 = statistics.median(c.pct(50, c.routed_ms) for c in routed) if routed else None
         r99 = statistics.median(c.pct(99, c.routed_ms) for c in routed) if routed else None
         print(
             f"{failing:>18}{p50:>13.1f}{p99:>13.1f}{p50 / base50:>11.2f}{p99 / base99:>11.2f}"
             f"{tries:>10}{kept:>18}{cpu_runtime:>15.2f}{cpu_sim:>11.2f}"
-            f"{_ms(r50):>15}{_ms(r99):>15}"
+            f"{_ms(r50):>15}{_ms(r99):>15}{per_order:>14.2f}"
         )
         summary[str(failing)] = {
             "good_p50_ms": p50,
@@ -645,6 +658,7 @@ def _report(rounds: dict[int, list[Case]], args: argparse.Namespace) -> None:
             "waits": len(waits),
             "cpu_per_s_runtime": cpu_runtime,
             "cpu_per_s_sim": cpu_sim,
+            "cpu_ms_per_order": per_order,
             "good_routed_p50_ms": r50,
             "good_routed_p99_ms": r99,
         }

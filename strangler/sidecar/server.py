@@ -23,10 +23,11 @@ from gunicorn.app.base import BaseApplication
 from strangler.settings import Settings
 from strangler.sidecar.gunicorn_worker import WORKER_CLASS
 
-__all__ = ["SidecarServer", "gunicorn_options", "serve"]
+__all__ = ["SidecarServer", "gunicorn_options", "heartbeat_dir", "serve"]
 
 GRACEFUL_TIMEOUT_S = 30
 _RUNTIME_STOP_S = 20.0
+_SHM = Path("/dev/shm")  # noqa: S108  (gunicorn: mkstemp there, unlinked at once)
 
 
 def gunicorn_options(settings: Settings) -> dict[str, Any]:
@@ -43,10 +44,22 @@ def gunicorn_options(settings: Settings) -> dict[str, Any]:
         "errorlog": "-",
         "loglevel": "warning",
         "proc_name": "strangler-sidecar",
+        "worker_tmp_dir": heartbeat_dir(),
         # The proxy appends this hop's real scheme to X-Forwarded-Proto: gunicorn must not
         # take a client's X-Forwarded-Proto (from a trusted peer) as the request's scheme.
         "secure_scheme_headers": {},
     }
+
+
+def heartbeat_dir(shm: Path = _SHM) -> str | None:
+    """Where gunicorn keeps its workers' heartbeat files: ``shm`` when it is a writable
+    directory, else None (gunicorn's default, the system's temporary directory).
+
+    Each worker touches its file on every turn of its loop; gunicorn's own advice is a
+    memory-backed directory, since a disk-backed or overlay /tmp (containers) can block
+    the worker on that write.
+    """
+    return str(shm) if shm.is_dir() and os.access(shm, os.W_OK | os.X_OK) else None
 
 
 class SidecarServer(BaseApplication):  # type: ignore[misc]  # gunicorn has no type hints

@@ -35,6 +35,14 @@ def test_gunicorn_options_follow_the_settings() -> None:
     assert options["graceful_timeout"] > 20
 
 
+def test_heartbeat_files_go_to_a_writable_memory_directory(tmp_path: Path) -> None:
+    """The workers' heartbeat files go to the given directory when it can take them, else
+    to gunicorn's default (None); the shipped options use the default choice."""
+    missing = tmp_path / "no-such-dir"
+    assert (server.heartbeat_dir(tmp_path), server.heartbeat_dir(missing)) == (str(tmp_path), None)
+    assert gunicorn_options(Settings())["worker_tmp_dir"] == server.heartbeat_dir()
+
+
 def test_server_config_has_the_lifecycle_hooks() -> None:
     """The gunicorn app starts the runtime after loading and stops it on worker exit."""
     cfg = SidecarServer(Settings(serve_port=9091)).cfg
