@@ -436,16 +436,18 @@ def _call_inline(handler: Handler, event: Any, context: LambdaContext, attempt: 
 def _lambda_error(exc: BaseException, request_id: str, compact: bool) -> tuple[str, str]:
     """Lambda's error name (the exception's class) and its JSON cause."""
     error = type(exc).__name__
+    # The frames are chosen before any source line is read: only the kept ones are read.
     frames = [
-        frame
-        for frame in traceback.extract_tb(exc.__traceback__)
-        if not os.path.abspath(frame.filename).startswith(_PACKAGE_DIR)
+        (frame, line)
+        for frame, line in traceback.walk_tb(exc.__traceback__)
+        if not os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE_DIR)
     ]
+    kept = traceback.StackSummary.extract(iter(frames[-_MAX_STACK_FRAMES:]))
     cause = {
         "errorMessage": str(exc),
         "errorType": error,
         "requestId": request_id,
-        "stackTrace": traceback.format_list(frames[-_MAX_STACK_FRAMES:]),
+        "stackTrace": kept.format(),
     }
     return error, dumps(cause) if compact else json.dumps(cause, ensure_ascii=False)
 
