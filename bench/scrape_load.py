@@ -49,7 +49,7 @@ def main() -> None:
             shutil.copy(args.ledger, path)
         else:
             _fill(f"sqlite:///{path}", args.orders)
-        with _sidecar(work, f"sqlite:///{path}") as base:
+        with _sidecar(work, f"sqlite:///{path}") as (base, _pid):
             for round_no in range(args.rounds):
                 for name in SETUPS:
                     interval = args.interval if name != SETUPS[0] else None
