@@ -11,13 +11,24 @@ from html import escape
 from strangler.report.charts import mismatch_chart, rollout_chart, time_chart
 from strangler.report.report import Report, story_url
 from strangler.report.tables import (
+    AB_TITLE,
+    HANDOFF_TITLE,
+    PATH_TITLE,
+    REPORT_TITLE,
+    ROLLOUT_TITLE,
+    SHADOW_TITLE,
+    STEP_TITLE,
+    VERDICT_TITLE,
     Table,
+    ab_summary,
     ab_table,
     check_table,
     handoff_table,
+    header_lines,
     headline,
     path_table,
     rollout_table,
+    shadow_summary,
     shadow_table,
 )
 
@@ -97,42 +108,31 @@ def _figure(svg: str, caption: str) -> str:
 
 
 def _header(report: Report) -> str:
-    window = report.window
-    since = window.effective_since.isoformat() if window.effective_since else "the start"
-    lines = [
-        "<h1>strangler comparison report</h1>",
-        f"<p>Orders routed from {escape(since)} to {escape(window.until.isoformat())} "
-        f"(generated {escape(report.generated_at.isoformat())}, schema "
-        f"{report.schema_version}).</p>",
-    ]
-    if window.retention_horizon is not None and window.effective_since == window.retention_horizon:
-        lines.append(
-            f"<p>Retention horizon: orders received before "
-            f"{escape(window.retention_horizon.isoformat())} are archived and not counted.</p>"
-        )
-    return "\n".join(lines)
+    return f"<h1>{escape(REPORT_TITLE)}</h1>" + "".join(
+        f"<p>{escape(line)}</p>" for line in header_lines(report)
+    )
 
 
 def _headline(report: Report, step: Report | None, step_note: str) -> str:
     lines = "".join(f"<p>{escape(line)}</p>" for line in headline(report, step, step_note))
     html = f"<div class='headline'>{lines}</div>"
     if step is not None:
-        html += "<h2>The gate's current step</h2>" + _shown(check_table(step.verdict.checks))
+        html += f"<h2>{escape(STEP_TITLE)}</h2>" + _shown(check_table(step.verdict.checks))
     return html
 
 
 def _verdict(report: Report) -> str:
     status = report.verdict.status
     return (
-        f"<h2>Verdict over this report's window</h2><p class='verdict {status}'>"
+        f"<h2>{escape(VERDICT_TITLE)}</h2><p class='verdict {status}'>"
         f"{status.upper()}</p>" + _shown(check_table(report.verdict.checks))
     )
 
 
 def _paths(report: Report) -> str:
-    html = "<h2>Per path</h2>" + _shown(path_table(report))
+    html = f"<h2>{escape(PATH_TITLE)}</h2>" + _shown(path_table(report))
     if (causes := handoff_table(report)).rows:
-        html += "<h3>Hand-offs by cause</h3>" + table_html(causes)
+        html += f"<h3>{escape(HANDOFF_TITLE)}</h3>" + table_html(causes)
     return html
 
 
@@ -144,13 +144,7 @@ def _story(order_id: str, base_url: str | None) -> str:
 
 def _shadow(report: Report, base_url: str | None) -> str:
     shadow = report.shadow
-    reasons = ", ".join(f"{k} {v}" for k, v in shadow.not_compared_reasons.items()) or "none"
-    html = (
-        f"<h2>Shadow comparison</h2><p>{shadow.orders} shadow orders: {shadow.compared} compared, "
-        f"{shadow.not_compared} not compared ({escape(reasons)}). Noise baseline "
-        f"(repeatability): {shadow.noise_compared} orders judged twice by the per-order API."
-        "</p>"
-    )
+    html = f"<h2>{escape(SHADOW_TITLE)}</h2><p>{escape(shadow_summary(report))}</p>"
     html += _shown(shadow_table(report))
     if shadow.examples:
         items = "".join(
@@ -165,15 +159,13 @@ def _shadow(report: Report, base_url: str | None) -> str:
 
 
 def _arms(report: Report) -> str:
-    ab = report.ab
     return (
-        f"<h2>A/B arms</h2><p>Instant ({ab.instant_orders} orders) against legacy "
-        f"({ab.legacy_orders} orders) routed in the same window. Highlighted: a difference "
+        f"<h2>{escape(AB_TITLE)}</h2><p>{escape(ab_summary(report))} Highlighted: a difference "
         "whose 95 % interval excludes 0.</p>" + table_html(ab_table(report))
     )
 
 
 def _rollout(report: Report) -> str:
     if not report.rollout:
-        return "<h2>Rollout timeline</h2><p>No changes recorded.</p>"
-    return "<h2>Rollout timeline</h2>" + table_html(rollout_table(report))
+        return f"<h2>{escape(ROLLOUT_TITLE)}</h2><p>No changes recorded.</p>"
+    return f"<h2>{escape(ROLLOUT_TITLE)}</h2>" + table_html(rollout_table(report))

@@ -1,7 +1,8 @@
 """The report's tables, built once: headers and rows of text cells that every rendering shows.
 
 render_text.py lays a :class:`Table` out as aligned columns and render_html.py as an HTML
-table; neither builds a cell itself, so both show the same figures in the same words.
+table; neither builds a cell, a title or a summary sentence itself, so both show the same
+figures in the same words.
 House wording: a percentage has a space before ``%`` (``20.00 %``, ``95 % CI``), a rate
 reads ``successes/total = rate [low, high]`` as the verdict's reasons do, a time in a
 table reads ``2030-01-01 12:00:00Z``.
@@ -19,23 +20,43 @@ from strangler.report.verdict import Check
 
 __all__ = [
     "AB_HEADERS",
+    "AB_TITLE",
     "CHECK_HEADERS",
     "HANDOFF_HEADERS",
+    "HANDOFF_TITLE",
     "PATH_HEADERS",
+    "PATH_TITLE",
+    "REPORT_TITLE",
     "ROLLOUT_HEADERS",
+    "ROLLOUT_TITLE",
     "SHADOW_HEADERS",
+    "SHADOW_TITLE",
+    "STEP_TITLE",
+    "VERDICT_TITLE",
     "Table",
+    "ab_summary",
     "ab_table",
     "check_table",
     "format_instant",
     "format_seconds",
     "handoff_table",
+    "header_lines",
     "headline",
     "path_table",
     "progress",
     "rollout_table",
+    "shadow_summary",
     "shadow_table",
 ]
+
+REPORT_TITLE = "strangler comparison report"
+STEP_TITLE = "The gate's current step, check by check"
+PATH_TITLE = "Per path (time = notification to terminal)"
+HANDOFF_TITLE = "Hand-offs to the batch jobs, by cause"
+SHADOW_TITLE = "Shadow comparison"
+AB_TITLE = "A/B arms"
+ROLLOUT_TITLE = "Rollout timeline"
+VERDICT_TITLE = "Verdict over this report's window"
 
 PATH_HEADERS = (
     "path",
@@ -95,6 +116,43 @@ def format_seconds(value: float | None) -> str:
 def format_instant(value: datetime) -> str:
     """``value`` (UTC) to the second: ``2030-01-01 12:00:00Z``."""
     return value.strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def header_lines(report: Report) -> list[str]:
+    """The lines under the title: the window, when the report was made, the retention horizon."""
+    window = report.window
+    since = format_instant(window.effective_since) if window.effective_since else "the start"
+    lines = [
+        f"Orders routed from {since} to {format_instant(window.until)} "
+        f"(generated {format_instant(report.generated_at)}, schema {report.schema_version})."
+    ]
+    horizon = window.retention_horizon
+    if horizon is not None and window.effective_since == horizon:
+        lines.append(
+            f"Retention horizon: orders received before {format_instant(horizon)} are "
+            "archived and not counted."
+        )
+    return lines
+
+
+def shadow_summary(report: Report) -> str:
+    """The shadow orders in one sentence: compared, not compared and why, the noise sample."""
+    shadow = report.shadow
+    reasons = ", ".join(f"{k} {v}" for k, v in shadow.not_compared_reasons.items()) or "none"
+    return (
+        f"{shadow.orders} shadow orders: {shadow.compared} compared, {shadow.not_compared} "
+        f"not compared ({reasons}). Noise baseline (repeatability): {shadow.noise_compared} "
+        "legacy orders judged twice by the per-order API."
+    )
+
+
+def ab_summary(report: Report) -> str:
+    """What the A/B arms compare: the orders on each arm in this report's window."""
+    ab = report.ab
+    return (
+        f"Instant ({ab.instant_orders} orders) against legacy ({ab.legacy_orders} orders) "
+        "routed in the same window."
+    )
 
 
 def path_table(report: Report) -> Table:

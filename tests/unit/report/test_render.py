@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import html
 import json
 import re
 from collections.abc import Callable
@@ -19,13 +20,24 @@ from strangler.report.render_json import render_json
 from strangler.report.render_text import layout, render_text
 from strangler.report.report import Report
 from strangler.report.tables import (
+    AB_TITLE,
+    HANDOFF_TITLE,
+    PATH_TITLE,
+    REPORT_TITLE,
+    ROLLOUT_TITLE,
+    SHADOW_TITLE,
+    STEP_TITLE,
+    VERDICT_TITLE,
     Table,
+    ab_summary,
     ab_table,
     check_table,
     format_seconds,
     handoff_table,
+    header_lines,
     path_table,
     rollout_table,
+    shadow_summary,
     shadow_table,
 )
 from tests.unit.report.known_ledger import T0, UNTIL, build_known_ledger
@@ -35,6 +47,7 @@ SCHEMA_PATH = HERE.parents[2] / "docs" / "report.schema.json"
 SCHEMA = json.loads(SCHEMA_PATH.read_text())
 VALIDATOR = Draft202012Validator(SCHEMA, format_checker=Draft202012Validator.FORMAT_CHECKER)
 _SVG = re.compile(r"<svg.*?</svg>", re.DOTALL)
+_TAG = re.compile(r"<[^>]+>")
 _RULE = re.compile(r"^-+(  -+)*$", re.MULTILINE)
 
 
@@ -272,3 +285,24 @@ def test_a_table_refuses_a_row_or_mark_that_does_not_fit(
     """A row shorter than the headers, or a mark outside the rows, is a ValueError."""
     with pytest.raises(ValueError, match=message):
         Table(("x", "y"), rows, marked)
+
+
+def test_text_and_html_say_the_same_in_the_same_words(report: Report) -> None:
+    """The header, every section title and the summary sentences read alike in both renderings."""
+    text = render_text(report, step=report)
+    shown = html.unescape(_TAG.sub("\n", render_html(report, step=report)))
+    shared = [
+        REPORT_TITLE,
+        *header_lines(report),
+        STEP_TITLE,
+        PATH_TITLE,
+        HANDOFF_TITLE,
+        SHADOW_TITLE,
+        shadow_summary(report),
+        AB_TITLE,
+        ab_summary(report),
+        ROLLOUT_TITLE,
+        VERDICT_TITLE,
+    ]
+    assert [line for line in shared if line not in text] == []
+    assert [line for line in shared if line not in shown] == []
