@@ -12,9 +12,11 @@ ratios against its anchor), verbatim. Benches are not tests and do not run in CI
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -26,6 +28,7 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 OUTPUT = REPO / "docs" / "BENCHMARKS.md"
 TOTAL_CAP_S = 3600.0
+STOP_GRACE_S = 30.0  # a bench over its cap stops its sidecar and simulator in this time
 
 
 @dataclass(frozen=True)
@@ -160,23 +163,43 @@ def _which(tool: str) -> str | None:
 def _run(bench: Bench, cap_s: float) -> Outcome:
     command = [sys.executable, str(BENCH / f"{bench.name}.py"), *bench.args]
     started = time.monotonic()
+    # A session of its own, so a bench over its cap is stopped with every process it
+    # started (a sidecar, a simulator), not only the bench's own.
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+        start_new_session=True,
+    )
     try:
-        done = subprocess.run(
-            command,
-            capture_output=True,
-            text=True,
-            timeout=cap_s,
-            cwd=REPO,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        output = exc.stdout if isinstance(exc.stdout, str) else (exc.stdout or b"").decode()
-        return Outcome(bench, output, f"stopped at its {cap_s:.0f}s cap", cap_s)
+        stdout, stderr = process.communicate(timeout=cap_s)
+    except subprocess.TimeoutExpired:
+        stdout, _ = _stop_group(process)
+        return Outcome(bench, stdout, f"stopped at its {cap_s:.0f}s cap", cap_s)
+    finally:
+        _kill_group(process.pid)  # whatever the bench left behind
     seconds = time.monotonic() - started
-    if done.returncode != 0:
-        tail = "\n".join(done.stderr.splitlines()[-15:])
-        return Outcome(bench, done.stdout + tail, f"failed (exit {done.returncode})", seconds)
-    return Outcome(bench, done.stdout, "ok", seconds)
+    if process.returncode != 0:
+        tail = "\n".join(stderr.splitlines()[-15:])
+        return Outcome(bench, stdout + tail, f"failed (exit {process.returncode})", seconds)
+    return Outcome(bench, stdout, "ok", seconds)
+
+
+def _stop_group(process: subprocess.Popen[str]) -> tuple[str, str]:
+    """SIGTERM the bench's process group, SIGKILL it after a grace; its output so far."""
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        return process.communicate(timeout=STOP_GRACE_S)
+    except subprocess.TimeoutExpired:
+        _kill_group(process.pid)
+        return process.communicate()
+
+
+def _kill_group(group: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(group, signal.SIGKILL)
 
 
 def _machine() -> str:

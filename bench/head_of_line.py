@@ -76,7 +76,7 @@ from _flags import write_flag
 
 from strangler.background.follower import CURSOR_KEY as FOLLOWER_CURSOR
 from strangler.background.reconciler import CURSOR_KEY as RECONCILER_CURSOR
-from strangler.demo.processes import free_port, running
+from strangler.demo.processes import exit_on_sigterm, free_port, running
 from strangler.instant.local_backend import LocalBackend
 from strangler.logs import configure_logging
 from strangler.orders import OrderNotification, OrderStatus
@@ -677,4 +677,5 @@ def _ms(value: float | None) -> str:
 
 
 if __name__ == "__main__":
+    exit_on_sigterm()
     main()

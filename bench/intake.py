@@ -48,7 +48,7 @@ from pathlib import Path
 
 from _load import READY_TIMEOUT_S, Result, have, python_load, wrk
 
-from strangler.demo.processes import free_port, running
+from strangler.demo.processes import exit_on_sigterm, free_port, running
 from strangler.ledger import ledger_from_url
 from strangler.orders import OrderNotification
 
@@ -350,4 +350,5 @@ def _summary(result: Result) -> dict[str, float]:
 
 
 if __name__ == "__main__":
+    exit_on_sigterm()
     main()

@@ -44,7 +44,7 @@ import requests
 import sqlalchemy as sa
 from _flags import write_flag
 
-from strangler.demo.processes import free_port, running
+from strangler.demo.processes import exit_on_sigterm, free_port, running
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -376,4 +376,5 @@ def _row(case: str, version: str, runs: list[Run]) -> tuple[str, ...]:
 
 
 if __name__ == "__main__":
+    exit_on_sigterm()
     main()

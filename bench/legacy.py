@@ -27,7 +27,7 @@ from pathlib import Path
 
 import requests
 
-from strangler.demo.processes import free_port, running
+from strangler.demo.processes import exit_on_sigterm, free_port, running
 from strangler.legacy_adapter import LegacyClient
 
 RESULTS = Path(__file__).parent / "results" / "legacy.json"
@@ -186,4 +186,5 @@ def _simulator(url: str | None) -> Iterator[str]:
 
 
 if __name__ == "__main__":
+    exit_on_sigterm()
     main()

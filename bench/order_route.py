@@ -33,7 +33,7 @@ from pathlib import Path
 
 from _load import Result, python_load
 
-from strangler.demo.processes import free_port, running
+from strangler.demo.processes import exit_on_sigterm, free_port, running
 from strangler.exceptions import ConfigurationError
 from strangler.sidecar.supervisor import find_nginx
 
@@ -181,4 +181,5 @@ def _sidecar(work: Path, upstream: str, *, order_route: str, front: bool = False
 
 
 if __name__ == "__main__":
+    exit_on_sigterm()
     main()

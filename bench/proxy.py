@@ -38,7 +38,7 @@ from pathlib import Path
 
 from _load import Result, have, python_load, wrk
 
-from strangler.demo.processes import free_port, running
+from strangler.demo.processes import exit_on_sigterm, free_port, running
 from strangler.settings import Settings
 from strangler.sidecar.server import gunicorn_options
 
@@ -362,4 +362,5 @@ def _front_verdicts(
 
 
 if __name__ == "__main__":
+    exit_on_sigterm()
     main()

@@ -65,7 +65,7 @@ from typing import Any
 import sqlalchemy as sa
 from _load import Result, have, python_load, wrk
 
-from strangler.demo.processes import free_port, running
+from strangler.demo.processes import exit_on_sigterm, free_port, running
 from strangler.ledger import ledger_from_url
 from strangler.ledger.engine import create_ledger_engine
 from strangler.ledger.report_queries import load_report
@@ -561,4 +561,5 @@ def _print(
 
 
 if __name__ == "__main__":
+    exit_on_sigterm()
     main()

@@ -71,7 +71,7 @@ import structlog
 from _flags import write_flag
 from structlog._base import BoundLoggerBase
 
-from strangler.demo.processes import free_port, running
+from strangler.demo.processes import exit_on_sigterm, free_port, running
 from strangler.instant import local_backend
 from strangler.instant.local_backend import LocalBackend
 from strangler.ledger import SqlLedger, ledger_from_url, statements
@@ -714,4 +714,5 @@ def _report(runs: dict[str, list[Run]], args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
+    exit_on_sigterm()
     main()

@@ -33,6 +33,8 @@ from pathlib import Path
 
 from report_load import _fill, _paced, _sidecar
 
+from strangler.demo.processes import exit_on_sigterm
+
 SETUPS = ("no scrape", "scrape every interval")
 
 
@@ -140,4 +142,5 @@ def _print(
 
 
 if __name__ == "__main__":
+    exit_on_sigterm()
     main()

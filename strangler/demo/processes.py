@@ -19,7 +19,14 @@ import requests
 
 from strangler.exceptions import StranglerError
 
-__all__ = ["ServiceDidNotStart", "free_port", "running", "stop", "wait_until_ready"]
+__all__ = [
+    "ServiceDidNotStart",
+    "exit_on_sigterm",
+    "free_port",
+    "running",
+    "stop",
+    "wait_until_ready",
+]
 
 _LOG_TAIL_CHARS = 4000
 
@@ -67,6 +74,20 @@ def stop(process: subprocess.Popen[bytes], grace_s: float = 20.0) -> None:
         process.wait()
 
 
+def exit_on_sigterm() -> None:
+    """Make SIGTERM end this process by unwinding, as Ctrl-C does (exit status 143).
+
+    Python's default is to die at once, leaving every process a :func:`running` block
+    started behind. Call it from the main thread of a program that starts processes
+    (a benchmark's ``main``).
+    """
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+
+
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 @contextmanager
 def running(
     command: Sequence[str],
@@ -81,7 +102,8 @@ def running(
     """Run ``command`` until the block ends, once ``ready_url`` answers 2xx.
 
     Output goes to ``log_path``. The process is stopped (SIGTERM, then SIGKILL after
-    ``grace_s``) however the block ends, so no process is left behind.
+    ``grace_s``) however the block ends, so no process is left behind (on SIGTERM too,
+    once :func:`exit_on_sigterm` is in place).
     """
     with log_path.open("wb") as log:
         process = subprocess.Popen(
