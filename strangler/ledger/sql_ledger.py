@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -85,6 +86,11 @@ _TERMINAL_VALUES = frozenset(status.value for status in TERMINAL_STATUSES)
 _FOLLOWED_PATHS = frozenset({Route.LEGACY, Route.SHADOW})
 # PostgreSQL's SQLSTATE for a full NOTIFY queue ("too many notifications").
 _PROGRAM_LIMIT_EXCEEDED = "54000"
+# Would the server take a write? A standby is in recovery; a database or role may default
+# every transaction to read-only.
+_WRITABLE_POSTGRES = sa.text(
+    "SELECT pg_is_in_recovery(), current_setting('default_transaction_read_only')"
+)
 _log = structlog.get_logger()
 
 
@@ -901,12 +907,27 @@ class SqlLedger:
         )
 
     def probe(self) -> None:
-        """Check the ledger answers a read, in a read-only snapshot that never waits on writers.
+        """Check the ledger answers a read and would take writes, without waiting on writers.
 
-        Raises LedgerError when it cannot be read.
+        The read runs in a read-only snapshot. Beside it, what would refuse every write
+        without a write being tried: a PostgreSQL server in recovery (a standby, say after
+        a failover left this URL on the old primary) or set to read-only transactions, or
+        a SQLite file on a file system mounted read-only. Raises LedgerError naming which.
         """
+        folder = _sqlite_folder(self._engine.url)
+        if folder is not None and os.statvfs(folder).f_flag & os.ST_RDONLY:
+            raise self._refusing_writes(f"its folder {folder} is on a read-only file system")
         with self._read("read the ledger") as conn:
             conn.execute(sa.select(schema.kv.c.name).limit(1)).all()
+            if self._engine.dialect.name == "postgresql":
+                in_recovery, read_only = conn.execute(_WRITABLE_POSTGRES).one()
+                if in_recovery:
+                    raise self._refusing_writes("the server is in recovery (a standby)")
+                if read_only == "on":
+                    raise self._refusing_writes("default_transaction_read_only is on")
+
+    def _refusing_writes(self, why: str) -> LedgerError:
+        return LedgerError(why, operation="take writes", url=self._url)
 
     def ping(self) -> None:
         """Check the ledger is writable (one small write); raises LedgerError when not."""
@@ -1099,6 +1120,13 @@ def _release_as_done(conn: WriteConnection, order_id: str, owner: str, now: date
         order_id=order_id, owner=owner, needs_dispatch=False, retry_at=now, now=now, error=None
     )
     conn.execute(statements.RELEASE_LEASE, done)
+
+
+def _sqlite_folder(url: sa.URL) -> Path | None:
+    """The folder holding a SQLite ledger's file (None: PostgreSQL, or SQLite in memory)."""
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    return Path(str(url.database)).expanduser().resolve().parent
 
 
 def _notify_refused(exc: LedgerError) -> bool:

@@ -1,9 +1,11 @@
 """Readiness: the ledger answers, the flag source is loaded, the upstream is reachable.
 
 Readiness answers within a second, always. The ledger check is one read in a read-only
-snapshot (it never waits on a writer), run on a thread of its own and waited for at
-most :data:`LEDGER_PROBE_TIMEOUT_S`: a ledger that does not answer in time is a failed
-check that says so, and a probe still running is waited on again rather than doubled.
+snapshot (it never waits on a writer) that also finds a ledger which would refuse every
+write (SqlLedger.probe: a standby, a read-only file system). It runs on a thread of its
+own and is waited for at most :data:`LEDGER_PROBE_TIMEOUT_S`: a ledger that does not
+answer in time is a failed check that says so, and a probe still running is waited on
+again rather than doubled.
 The upstream probe is a TCP connect (no request reaches the order service), cached for
 a second so that frequent probes cost nothing; it runs while the ledger probe does.
 """
@@ -119,9 +121,9 @@ class Readiness:
         try:
             self._ledger.probe()
         except StranglerError as exc:
-            future.set_result(f"not readable: {exc}")
+            future.set_result(f"not ready: {exc}")
         except Exception as exc:  # a readiness verdict, never a crashed probe thread
-            future.set_result(f"not readable: {type(exc).__name__}: {exc}")
+            future.set_result(f"not ready: {type(exc).__name__}: {exc}")
         else:
             future.set_result("ok")
 

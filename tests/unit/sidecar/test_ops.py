@@ -38,7 +38,7 @@ def test_readyz_when_everything_is_fine(client: FlaskClient) -> None:
 @pytest.mark.parametrize(
     ("breakage", "check", "verdict"),
     [
-        ("ledger", "ledger", "not readable: the ledger is down (fake)"),
+        ("ledger", "ledger", "not ready: the ledger is down (fake)"),
         ("flags", "flags", "not loaded (embedded): flag file missing"),
     ],
     ids=["ledger-down", "flags-not-loaded"],
