@@ -27,7 +27,9 @@ the other in one run, each for a few rounds (median and min-max shown):
 CPU per order is the routing processes' CPU time (all threads) over the orders: the
 simulator's CPU is not in it. Below the table, the CPU of the one-process cases is
 split by thread (Linux): the dispatcher's workers, its feeder (claims and lease
-renewals), and the rest (the bench's own polling, the follower, timers). Target (issue
+renewals), and the rest (the bench's own polling, the follower, timers); with the cyclic
+garbage collector's share of it, and the process's thread switches per order (voluntary
+and not). Target (issue
 18): one routing process (instant-fake, and instant-fake-warm in steady state) at least
 1,500 orders/s, at most 0.6 ms of CPU per order; CPU per order is the figure to compare
 on a shared machine. Beside it, each order's latency from routed to terminal (p50 and
@@ -48,6 +50,7 @@ leases).
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import shutil
@@ -161,6 +164,8 @@ class Run:
     latencies_ms: tuple[float, ...] = ()
     by_thread: dict[str, float] | None = None  # CPU seconds by kind of thread
     claims: int | None = None  # the dispatcher's claims (instant-fake-arrivals)
+    switches: int | None = None  # thread switches, all threads (Linux)
+    gc_s: float | None = None  # CPU seconds in the cyclic garbage collector
 
     @property
     def per_s(self) -> float:
@@ -176,6 +181,7 @@ class Run:
 def main() -> None:
     """Run every case for every round, print the table, write the results."""
     args = _parse_args()
+    gc.callbacks.append(_time_gc)
     if args.child:
         _child(Path(args.child), args.workers)
         return
@@ -316,14 +322,14 @@ def _round(data: Path, case: str, sim_url: str, args: argparse.Namespace) -> Run
     if case == "instant-fake-procs":
         return _round_in_processes(data, args.orders, args.processes, args.workers)
     runtime = _runtime(data, case, sim_url, args.workers)
-    threads = _thread_cpu()
+    mark = _Mark.now()
     cpu, start = time.process_time(), time.perf_counter()
     runtime.start()
     _wait_dispatched(data, start + TIME_CAP_S)
     seconds, cpu_s = time.perf_counter() - start, time.process_time() - cpu
-    by_thread = _by_thread(threads, _thread_cpu())
+    split = mark.since()
     runtime.stop(10)
-    return Run(args.orders - _left(data), seconds, cpu_s, _latencies(data), by_thread)
+    return Run(args.orders - _left(data), seconds, cpu_s, _latencies(data), **split)
 
 
 def _round_warm(data: Path, orders: list[OrderNotification], warm: int, workers: int) -> Run:
@@ -338,16 +344,16 @@ def _round_warm(data: Path, orders: list[OrderNotification], warm: int, workers:
     runtime = _runtime(data, "instant-fake-warm", "", workers)
     runtime.start()
     _wait_dispatched(data, time.perf_counter() + TIME_CAP_S * 4)
-    threads = _thread_cpu()
+    mark = _Mark.now()
     cpu, start = time.process_time(), time.perf_counter()
     _insert_at_once(ledger, orders)
     runtime.dispatcher.wake()
     _wait_dispatched(data, start + TIME_CAP_S)
     seconds, cpu_s = time.perf_counter() - start, time.process_time() - cpu
-    by_thread = _by_thread(threads, _thread_cpu())
+    split = mark.since()
     runtime.stop(10)
     ledger.close()
-    return Run(len(orders) - _left(data), seconds, cpu_s, _latencies(data), by_thread)
+    return Run(len(orders) - _left(data), seconds, cpu_s, _latencies(data), **split)
 
 
 def _round_arrivals(data: Path, orders: list[OrderNotification], workers: int) -> Run:
@@ -366,7 +372,7 @@ def _round_arrivals(data: Path, orders: list[OrderNotification], workers: int) -
     ledger.claim_due = counted  # type: ignore[method-assign]
     runtime.start()
     _wait_dispatched(data, time.perf_counter() + TIME_CAP_S)
-    threads = _thread_cpu()
+    mark = _Mark.now()
     cpu, start = time.process_time(), time.perf_counter()
     claims[0] = 0
     for order in orders:
@@ -374,12 +380,65 @@ def _round_arrivals(data: Path, orders: list[OrderNotification], workers: int) -
         time.sleep(ARRIVAL_GAP_S)
     _wait_dispatched(data, start + TIME_CAP_S)
     seconds, cpu_s = time.perf_counter() - start, time.process_time() - cpu
-    by_thread = _by_thread(threads, _thread_cpu())
+    split = mark.since()
     counted_claims = claims[0]
     runtime.stop(10)
     return Run(
-        len(orders) - _left(data), seconds, cpu_s, _latencies(data), by_thread, counted_claims
+        len(orders) - _left(data), seconds, cpu_s, _latencies(data), claims=counted_claims, **split
     )
+
+
+_GC_CPU_S = [0.0]  # CPU seconds spent in the cyclic garbage collector so far
+_gc_started: dict[int, float] = {}
+
+
+def _time_gc(phase: str, _info: dict[str, Any]) -> None:
+    """A gc.callbacks hook: the collecting thread's CPU from a collection's start to stop."""
+    thread = threading.get_ident()
+    if phase == "start":
+        _gc_started[thread] = time.thread_time()
+    elif thread in _gc_started:
+        _GC_CPU_S[0] += time.thread_time() - _gc_started.pop(thread)
+
+
+@dataclass(frozen=True)
+class _Mark:
+    """What a round is measured from: each thread's CPU, thread switches, the GC's CPU."""
+
+    threads: dict[int, float]
+    switches: int | None
+    gc_s: float
+
+    @classmethod
+    def now(cls) -> _Mark:
+        return cls(_thread_cpu(), _switches(), _GC_CPU_S[0])
+
+    def since(self) -> dict[str, Any]:
+        """Run's by_thread, switches and gc_s since this mark (read before threads end)."""
+        before, after = self.switches, _switches()
+        switches = None if before is None or after is None else after - before
+        by_thread = _by_thread(self.threads, _thread_cpu())
+        return {"by_thread": by_thread, "switches": switches, "gc_s": _GC_CPU_S[0] - self.gc_s}
+
+
+def _switches() -> int | None:
+    """Context switches (voluntary and not) of this process's threads alive now (Linux).
+
+    Threads that ended between two readings drop out; a round's dispatcher threads live
+    through it."""
+    tasks = Path("/proc/self/task")
+    if not tasks.is_dir():
+        return None
+    total = 0
+    for task in tasks.iterdir():
+        try:
+            status = (task / "status").read_text()
+        except FileNotFoundError:
+            continue  # a thread that ended meanwhile
+        total += sum(
+            int(line.split()[1]) for line in status.splitlines() if "ctxt_switches" in line
+        )
+    return total
 
 
 def _thread_cpu() -> dict[int, float]:
@@ -650,6 +709,21 @@ def _top_frames(raw: Path, top: int = 25) -> str:
     return f"py-spy samples: {total}; own time by frame\n" + "\n".join(lines) + "\n"
 
 
+def _per_order_extras(case_runs: list[Run], summary: dict[str, Any]) -> str:
+    """The GC's CPU (part of the threads' above) and the thread switches, per order."""
+    counted = [r for r in case_runs if r.orders]
+    gc_ms = [r.gc_s * 1000 / r.orders for r in counted if r.gc_s is not None]
+    switches = [r.switches / r.orders for r in counted if r.switches is not None]
+    text = ""
+    if gc_ms:
+        summary["gc_cpu_ms_per_order"] = round(statistics.median(gc_ms), 3)
+        text += f" (of which GC {statistics.median(gc_ms):.2f})"
+    if switches:
+        summary["thread_switches_per_order"] = round(statistics.median(switches), 2)
+        text += f"; {statistics.median(switches):.1f} thread switches per order"
+    return text
+
+
 def _report(runs: dict[str, list[Run]], args: argparse.Namespace) -> None:
     print(
         f"routing benchmark ({os.cpu_count()} CPUs): {args.orders} orders per round, "
@@ -690,7 +764,8 @@ def _report(runs: dict[str, list[Run]], args: argparse.Namespace) -> None:
             }
             summary[case]["cpu_ms_per_order_by_thread"] = {k: round(v, 3) for k, v in share.items()}
             parts = ", ".join(f"{kind} {ms:.2f}" for kind, ms in share.items())
-            print(f"{case}: CPU ms per order by thread: {parts}")
+            extra = _per_order_extras(case_runs, summary[case])
+            print(f"{case}: CPU ms per order by thread: {parts}{extra}")
     for case, case_runs in runs.items():
         counted = [r.claims / r.orders for r in case_runs if r.claims is not None and r.orders]
         if counted:
