@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import json
+from types import FrameType, TracebackType
 from typing import Any
 
 import pytest
@@ -302,3 +304,46 @@ def test_timeout_seconds_is_recorded_in_the_scheduled_event() -> None:
     state = {"Type": "Task", "Resource": arn("double"), "TimeoutSeconds": 30}
     execution = run(single(state), {"n": 1}, {"double": double})
     assert details(execution.history[2])["timeoutInSeconds"] == 30
+
+
+def explode_kept(event: Any, context: LambdaContext) -> Any:
+    # The exception is kept in a local and raised after, as the legacy adapter's retry
+    # loop does: its traceback holds this frame, which holds it.
+    failure = Boom("the legacy app said no")
+    try:
+        int("not a number")
+    except ValueError as exc:
+        failure.__cause__ = exc
+    raise failure
+
+
+def test_a_failed_attempt_leaves_no_traceback_to_the_garbage_collector() -> None:
+    """A handler's exception (and the one it was raised from) is freed by reference
+    counting once its cause is written: a Task retried and then caught, as the shipped
+    pipeline's AuthorizePayment is, leaves no traceback, frame or exception in a
+    reference cycle for the collector's full collections to find."""
+    state = {
+        "Type": "Task",
+        "Resource": arn("f"),
+        "Retry": [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 1, "MaxAttempts": 2}],
+        "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Caught"}],
+        "Next": "Caught",
+    }
+    definition = {"StartAt": "S", "States": {"S": state, "Caught": {"Type": "Pass", "End": True}}}
+    gc.collect()
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        execution = run(definition, {}, {"f": explode_kept})
+        gc.collect()
+        left = [o for o in gc.garbage if isinstance(o, TracebackType | FrameType | BaseException)]
+        found = sorted({type(o).__name__ for o in left})
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+    assert execution.status == "SUCCEEDED"
+    failures = events_of(execution, "LambdaFunctionFailed")
+    assert [failure["error"] for failure in failures] == ["Boom"] * 3
+    assert "in explode_kept" in "".join(json.loads(failures[-1]["cause"])["stackTrace"])
+    assert found == []
