@@ -5,12 +5,13 @@ the GIL throughout: every thread stops, the dispatcher's workers in the middle o
 order included. In a routing process most of those objects are its start-up heap
 (modules, SQLAlchemy's tables and compiled statements, the state machine definition,
 about 100,000 objects), which never become garbage. With 64 always-failing orders in
-flight, full collections came every few seconds (each failed attempt leaves cyclic
-garbage behind) and took 80-160 ms of CPU each; the good orders running at that moment
-waited them out (head-of-line bench, shipped layout: the slowest good orders' time was
-one such pause). :func:`freeze_start_up_heap` moves the start-up heap out of the
-collector's sight (:func:`gc.freeze`), so a full collection walks only what the process
-allocated since: the orders in flight.
+flight, a full collection came every 7 s or so (failed attempts and finished executions
+left cyclic garbage behind, since fixed at the source) and took 130-164 ms of CPU; the
+good orders running at that moment waited it out (head-of-line bench, shipped layout:
+the slowest good orders' time was one such pause, docs/BENCHMARKS.md).
+:func:`freeze_start_up_heap` moves the start-up heap out of the collector's sight
+(:func:`gc.freeze`), so a full collection walks only what the process allocated since:
+the orders in flight.
 """
 
 from __future__ import annotations
