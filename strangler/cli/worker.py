@@ -52,6 +52,7 @@ def worker(
 ) -> None:
     """Process orders from the ledger (dispatcher and legacy follower) until SIGTERM."""
     # Imported here: the runtime loads the whole stack, which `strangler rollout` must not pay.
+    from strangler.routing.heap import freeze_start_up_heap  # noqa: PLC0415
     from strangler.routing.runtime import Runtime  # noqa: PLC0415
 
     try:
@@ -79,6 +80,7 @@ def worker(
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
+    freeze_start_up_heap()
     runtime.start()
     # Waiting in short slices keeps the main thread responsive to signals.
     while not stopping.wait(0.5):

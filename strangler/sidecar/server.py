@@ -1,9 +1,10 @@
 """``strangler serve``: the sidecar under gunicorn (gthread workers), started programmatically.
 
-Each worker process builds its own app after the fork, starts the runtime's background
-workers once the app is loaded, and stops them when the worker exits: on SIGTERM
-gunicorn stops accepting, lets in-flight requests finish within the graceful timeout,
-and then the runtime finishes or releases its in-flight orders.
+Each worker process builds its own app after the fork, freezes its start-up heap (out of
+the garbage collector's full collections, see strangler.routing.heap), starts the
+runtime's background workers once the app is loaded, and stops them when the worker
+exits: on SIGTERM gunicorn stops accepting, lets in-flight requests finish within the
+graceful timeout, and then the runtime finishes or releases its in-flight orders.
 
 With one worker process (the default) metrics live in that process. With several,
 Prometheus multi-process mode is switched on here, before any worker exists: metric
@@ -130,10 +131,13 @@ def _fresh_multiprocess_dir(path: Path) -> Path:
 
 
 def _start_workers(worker: Any) -> None:
+    from strangler.routing.heap import freeze_start_up_heap  # noqa: PLC0415
     from strangler.sidecar.state import sidecar_state  # noqa: PLC0415
 
     server = getattr(worker, "app", None)
     process_orders = server.process_orders if isinstance(server, SidecarServer) else True
+    # The app is loaded: what is alive now lives as long as the worker (see heap.py).
+    freeze_start_up_heap()
     sidecar_state(worker.wsgi).start(process_orders=process_orders)
 
 

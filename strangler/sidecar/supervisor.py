@@ -117,14 +117,16 @@ def _http_main(
 
 def _routing_main(supervisor_pid: int, settings: Settings) -> None:
     _child_setup(supervisor_pid)
+    from strangler.routing.heap import freeze_start_up_heap  # noqa: PLC0415  (in the child)
     from strangler.routing.runtime import Runtime  # noqa: PLC0415  (in the child)
 
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda _s, _f: stopping.set())
     signal.signal(signal.SIGINT, lambda _s, _f: stopping.set())
     runtime = Runtime.from_settings(settings)
+    frozen = freeze_start_up_heap()
     runtime.start()
-    _log.info("routing_process_started", owner=runtime.dispatcher.owner)
+    _log.info("routing_process_started", owner=runtime.dispatcher.owner, frozen_objects=frozen)
     while not stopping.wait(0.5):
         pass
     runtime.stop(_ROUTING_STOP_S - 5)

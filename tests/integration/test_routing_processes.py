@@ -10,6 +10,7 @@ import json
 import os
 import signal
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -22,20 +23,26 @@ from tests.integration.sidecar_support import Sidecar, running_sidecar
 pytestmark = pytest.mark.slow
 
 
+def routing_starts(sidecar: Sidecar) -> list[dict[str, Any]]:
+    """The ``routing_process_started`` lines of the routing processes, from the log."""
+    return [
+        json.loads(line)
+        for line in sidecar.log.read_text(errors="replace").splitlines()
+        if '"routing_process_started"' in line
+    ]
+
+
 def routing_owners(sidecar: Sidecar) -> set[str]:
     """The dispatcher owners of the routing processes that have started, from the log."""
-    owners = set()
-    for line in sidecar.log.read_text(errors="replace").splitlines():
-        if '"routing_process_started"' in line:
-            owners.add(json.loads(line)["owner"])
-    return owners
+    return {start["owner"] for start in routing_starts(sidecar)}
 
 
 def test_two_routing_processes_route_and_each_is_supervised(
     tmp_path: Path, sim_with_jobs: RunningSim
 ) -> None:
-    """Both children start with their own owner, orders are fulfilled, and a routing
-    child SIGKILLed takes serve down with exit 1 and nothing left behind."""
+    """Both children start with their own owner and their start-up heap frozen (out of
+    the garbage collector's full collections), orders are fulfilled, and a routing child
+    SIGKILLed takes serve down with exit 1 and nothing left behind."""
     with running_sidecar(
         tmp_path,
         upstream_url=sim_with_jobs.url,
@@ -43,6 +50,8 @@ def test_two_routing_processes_route_and_each_is_supervised(
         args=("--routing", "process", "--routing-processes", "2"),
     ) as sidecar:
         wait_until(lambda: len(routing_owners(sidecar)) == 2, 30, "two routing processes")
+        frozen = [start["frozen_objects"] for start in routing_starts(sidecar)]
+        assert [count > 10_000 for count in frozen] == [True, True], frozen
         order_ids = []
         for _ in range(6):
             created = requests.post(

@@ -55,8 +55,23 @@ from strangler.instant.asl.timestamps import format_timestamp, parse_timestamp
 __all__ = ["Run", "RunSettings"]
 
 _Outcome = tuple[str | None, Any]  # (next state or None at the end, output)
-_Step = Callable[[Any, Any, Thread, "_Scope"], _Outcome]
-_LoopStep = Callable[[Any, Any, Thread, "_Scope"], driver.Loop]
+# Each state type's method, by name: a Run holding its own bound methods would be a
+# reference cycle, left with its whole history to the cyclic garbage collector when the
+# execution ends, where reference counting frees it now (see strangler.routing.heap).
+_STEPS: dict[type, str] = {
+    PassSpec: "_pass",
+    ChoiceSpec: "_choice",
+    SucceedSpec: "_succeed",
+    FailSpec: "_fail",
+}
+# States that call handlers or wait: loops, so that the driver can make the calls and
+# park the execution while it waits.
+_LOOP_STEPS: dict[type, str] = {
+    TaskSpec: "_task",
+    WaitSpec: "_wait",
+    ParallelSpec: "_parallel",
+    MapSpec: "_map",
+}
 
 
 class RunSettings:
@@ -210,20 +225,6 @@ class Run:
         self.extra_context = extra_context
         self.history = History(settings.clock)
         self.start_time: datetime | None = None
-        self._steps: dict[type, _Step] = {
-            PassSpec: self._pass,
-            ChoiceSpec: self._choice,
-            SucceedSpec: self._succeed,
-            FailSpec: self._fail,
-        }
-        # States that call handlers or wait: loops, so that the driver can make the calls
-        # and park the execution while it waits.
-        self._loop_steps: dict[type, _LoopStep] = {
-            TaskSpec: self._task,
-            WaitSpec: self._wait,
-            ParallelSpec: self._parallel,
-            MapSpec: self._map,
-        }
 
     # --- the context object ------------------------------------------------------------
 
@@ -261,7 +262,6 @@ class Run:
         """Run from StartAt to the end (a loop for the driver); returns the output or
         raises StatesFailure."""
         states = machine.states
-        steps, loop_steps = self._steps, self._loop_steps
         name: str | None = machine.start_at
         while name is not None:
             if cancel is not None and cancel.is_set():
@@ -271,11 +271,13 @@ class Run:
             scope = self._enter(spec, value, thread, cancel)
             # States that call no handler run as plain calls: no generator per state.
             try:
-                step = steps.get(type(spec))
+                step = _STEPS.get(type(spec))
                 if step is not None:
-                    name, value = step(spec, value, thread, scope)
+                    name, value = getattr(self, step)(spec, value, thread, scope)
                 else:
-                    name, value = yield from loop_steps[type(spec)](spec, value, thread, scope)
+                    name, value = yield from getattr(self, _LOOP_STEPS[type(spec)])(
+                        spec, value, thread, scope
+                    )
             except EvaluationError as exc:
                 raise scope.failure(exc.error, exc.detail) from None
         return value

@@ -215,6 +215,7 @@ class TaskResource:
             raise
         except Exception as exc:
             error, cause = _lambda_error(exc, attempt.request_id, self.compact_causes)
+            _drop_tracebacks(exc)
             history.add(thread, *self.failed(error, cause))
             raise StatesFailure(error, cause) from None
         output_json, value = self.output(function, result_json, attempt)
@@ -450,6 +451,28 @@ def _lambda_error(exc: BaseException, request_id: str, compact: bool) -> tuple[s
         "stackTrace": kept.format(),
     }
     return error, dumps(cause) if compact else json.dumps(cause, ensure_ascii=False)
+
+
+def _drop_tracebacks(exc: BaseException) -> None:
+    """Cut a handler's exception, and those it was raised from, off their tracebacks.
+
+    Once the cause is written, the traceback is not needed; kept, it is a reference
+    cycle (this frame holds ``exc`` and its traceback holds this frame; an exception
+    raised in an ``except`` block likewise holds, through its traceback's frame, the one
+    it caught), so a failed attempt left its frames, their locals and the legacy call's
+    response to the cyclic garbage collector, whose full collections stop every thread
+    of the routing process (see :mod:`strangler.routing.heap`). Without their
+    tracebacks, reference counting frees them as soon as the attempt is recorded.
+    """
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        current = todo.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        current.__traceback__ = None
+        todo += [current.__cause__, current.__context__]
 
 
 def _marshal_error(exc: Exception, request_id: str, compact: bool) -> tuple[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import random
 from collections.abc import Callable, Mapping
@@ -95,3 +96,20 @@ def cause_json(execution: Execution) -> dict[str, Any]:
     assert execution.cause is not None
     decoded: dict[str, Any] = json.loads(execution.cause)
     return decoded
+
+
+def left_to_the_collector(action: Callable[[], Any]) -> tuple[Any, list[str]]:
+    """``action()``'s result, and the types of the objects it left in reference cycles
+    (garbage only the cyclic collector frees), sorted and without repeats."""
+    gc.collect()
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        result = action()
+        gc.collect()
+        found = sorted({type(o).__name__ for o in gc.garbage})
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+    return result, found

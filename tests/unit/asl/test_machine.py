@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from strangler.instant.asl import ExecutionError, LambdaContext, StateMachine
-from tests.unit.asl.support import START, arn, machine, single
+from tests.unit.asl.support import START, arn, left_to_the_collector, machine, single
 
 
 def add_one(event: Any, context: LambdaContext) -> Any:
@@ -153,3 +153,26 @@ def test_region_and_account_shape_arns() -> None:
     execution = sm.execute({})
     assert execution.execution_arn.startswith("arn:aws:states:eu-west-1:111122223333:execution:")
     assert seen == ["arn:aws:lambda:eu-west-1:111122223333:function:record"]
+
+
+def test_a_finished_execution_leaves_nothing_to_the_garbage_collector() -> None:
+    """Once its caller drops it, an execution (its run, history and every state's values)
+    is freed by reference counting: a routing process's full collections, which stop
+    every thread, do not grow with the orders it has run."""
+    definition = {
+        "StartAt": "Double",
+        "States": {
+            "Double": {"Type": "Task", "Resource": arn("double"), "Next": "Big?"},
+            "Big?": {
+                "Type": "Choice",
+                "Choices": [{"Variable": "$", "NumericGreaterThan": 5, "Next": "Wait"}],
+                "Default": "Done",
+            },
+            "Wait": {"Type": "Wait", "Seconds": 1, "Next": "Done"},
+            "Done": {"Type": "Pass", "End": True},
+        },
+    }
+    built = machine(definition, {arn("double"): lambda event, _context: event * 2})
+    status, found = left_to_the_collector(lambda: built.execute(3).status)
+    assert status == "SUCCEEDED"
+    assert found == []

@@ -8,7 +8,17 @@ from typing import Any
 import pytest
 
 from strangler.instant.asl import DefinitionError, LambdaContext
-from tests.unit.asl.support import arn, cause_json, details, events_of, machine, run, single, types
+from tests.unit.asl.support import (
+    arn,
+    cause_json,
+    details,
+    events_of,
+    left_to_the_collector,
+    machine,
+    run,
+    single,
+    types,
+)
 
 INVOKE = "arn:aws:states:::lambda:invoke"
 
@@ -302,3 +312,36 @@ def test_timeout_seconds_is_recorded_in_the_scheduled_event() -> None:
     state = {"Type": "Task", "Resource": arn("double"), "TimeoutSeconds": 30}
     execution = run(single(state), {"n": 1}, {"double": double})
     assert details(execution.history[2])["timeoutInSeconds"] == 30
+
+
+def explode_kept(event: Any, context: LambdaContext) -> Any:
+    # The exception is kept in a local and raised after, as the legacy adapter's retry
+    # loop does: its traceback holds this frame, which holds it.
+    failure = Boom("the legacy app said no")
+    try:
+        int("not a number")
+    except ValueError as exc:
+        failure.__cause__ = exc
+    raise failure
+
+
+def test_a_failed_attempt_leaves_no_traceback_to_the_garbage_collector() -> None:
+    """A handler's exception (and the one it was raised from) is freed by reference
+    counting once its cause is written: a Task retried and then caught, as the shipped
+    pipeline's AuthorizePayment is, leaves no traceback, frame or exception in a
+    reference cycle for the collector's full collections to find."""
+    state = {
+        "Type": "Task",
+        "Resource": arn("f"),
+        "Retry": [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 1, "MaxAttempts": 2}],
+        "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Caught"}],
+        "Next": "Caught",
+    }
+    definition = {"StartAt": "S", "States": {"S": state, "Caught": {"Type": "Pass", "End": True}}}
+    execution, found = left_to_the_collector(lambda: run(definition, {}, {"f": explode_kept}))
+    assert execution.status == "SUCCEEDED"
+    failures = events_of(execution, "LambdaFunctionFailed")
+    assert [failure["error"] for failure in failures] == ["Boom"] * 3
+    assert "in explode_kept" in "".join(json.loads(failures[-1]["cause"])["stackTrace"])
+    left = {"Boom", "ValueError", "frame", "traceback"} & set(found)
+    assert left == set()
