@@ -1,0 +1,158 @@
+"""The WAL checkpointer: writers leave checkpoints to it, and it keeps the WAL bounded."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from strangler.ledger import SqlLedger, ledger_from_url
+from strangler.ledger.checkpoint import WalCheckpointer, pending_frames
+from strangler.ledger.engine import read_snapshot
+from tests.helpers import wait_until
+from tests.unit.ledger.support import make_order
+
+# SQLite's own default: a writer checkpoints at 1,000 pages unless told otherwise.
+SQLITE_DEFAULT_PAGES = 1_000
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Iterator[SqlLedger]:
+    opened = ledger_from_url(f"sqlite:///{tmp_path / 'ledger.sqlite3'}")
+    yield opened
+    opened.close()
+
+
+def _database(ledger: SqlLedger) -> Path:
+    database = ledger.sqlite_file
+    assert database is not None
+    return database
+
+
+def _take_in(ledger: SqlLedger, orders: int, names: Iterator[int]) -> None:
+    for _ in range(orders):
+        ledger.record_received(make_order(f"o-{next(names)}"), source="api")
+
+
+@contextmanager
+def _write_loop(ledger: SqlLedger) -> Iterator[None]:
+    """Orders taken in on a thread, back to back, while the block runs."""
+    stop = threading.Event()
+    names = itertools.count()
+
+    def run() -> None:
+        while not stop.is_set():
+            _take_in(ledger, 10, names)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(10)
+
+
+def _wal_bytes(database: Path) -> int:
+    return os.stat(f"{database}-wal").st_size
+
+
+def test_writers_leave_the_wal_to_the_checkpointer(ledger: SqlLedger) -> None:
+    """Past SQLite's 1,000 pages the ledger's own writes still copy nothing back."""
+    names = itertools.count()
+    database = _database(ledger)
+    while (pending_frames(database) or 0) <= SQLITE_DEFAULT_PAGES * 1.5:
+        _take_in(ledger, 50, names)
+    with sqlite3.connect(database) as probe:
+        busy, log_frames, checkpointed = probe.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    assert (busy, checkpointed) == (0, log_frames)  # it was all still to copy
+    assert pending_frames(database) == 0
+
+
+def test_no_checkpointer_in_memory() -> None:
+    """A ledger in memory has no WAL, hence no checkpointer."""
+    in_memory = ledger_from_url("sqlite://")
+    try:
+        assert in_memory.wal_checkpointer() is None
+    finally:
+        in_memory.close()
+
+
+def test_the_checkpointer_copies_the_wal_back_past_its_threshold(ledger: SqlLedger) -> None:
+    """Below the threshold nothing is done; past it, a passive checkpoint copies all."""
+    database = _database(ledger)
+    checkpointer = WalCheckpointer(database, pages=300)
+    names = itertools.count()
+    _take_in(ledger, 1, names)
+    assert checkpointer.checkpoint_if_due() is None
+    while (pending_frames(database) or 0) < 300:
+        _take_in(ledger, 20, names)
+    done = checkpointer.checkpoint_if_due()
+    assert done is not None
+    assert done.mode == "PASSIVE"
+    assert done.complete
+    assert pending_frames(database) == 0
+
+
+def test_the_wal_stays_bounded_under_a_write_loop_and_a_long_reader(ledger: SqlLedger) -> None:
+    """A reader's snapshot holds the WAL back; once it ends the WAL is copied and shrunk."""
+    database = _database(ledger)
+    pages, truncate_bytes = 200, 2 * 1024 * 1024
+    checkpointer = WalCheckpointer(
+        database, pages=pages, poll_interval_s=0.01, truncate_bytes=truncate_bytes
+    )
+    checkpointer.start()
+    try:
+        with _write_loop(ledger):
+            wait_until(lambda: checkpointer.checkpoints >= 3, 30, "checkpoints under writes")
+            with read_snapshot(ledger.engine) as reader:
+                reader.execute(sa.text("SELECT count(*) FROM orders")).scalar_one()
+                # The snapshot stops the copy: the WAL grows past what TRUNCATE allows.
+                wait_until(
+                    lambda: _wal_bytes(database) > 2 * truncate_bytes,
+                    60,
+                    "the WAL to grow behind the reader",
+                    detail=lambda: (_wal_bytes(database), pending_frames(database)),
+                )
+            # Released: copied back and cut down while the writes go on.
+            wait_until(
+                lambda: _wal_bytes(database) < truncate_bytes,
+                30,
+                "the WAL to be truncated",
+                detail=lambda: (_wal_bytes(database), pending_frames(database)),
+            )
+            wait_until(
+                lambda: (pending_frames(database) or 0) < 4 * pages,
+                30,
+                "the WAL to be caught up",
+                detail=lambda: pending_frames(database),
+            )
+    finally:
+        checkpointer.stop()
+    assert not checkpointer.running
+
+
+def test_stop_ends_the_thread_and_a_second_stop_is_harmless(ledger: SqlLedger) -> None:
+    """The thread stops with its owner, and its connection is closed."""
+    checkpointer = WalCheckpointer(_database(ledger), poll_interval_s=0.01)
+    checkpointer.start()
+    assert checkpointer.running
+    checkpointer.stop()
+    assert not checkpointer.running
+    checkpointer.stop()
+
+
+@pytest.mark.parametrize(("pages", "poll", "truncate"), [(0, 0.1, 0), (10, 0.0, 0), (10, 0.1, -1)])
+def test_bad_settings_are_refused(tmp_path: Path, pages: int, poll: float, truncate: int) -> None:
+    """A threshold, poll interval or truncation size out of range is named."""
+    with pytest.raises(ValueError, match="checkpointer"):
+        WalCheckpointer(
+            tmp_path / "x.sqlite3", pages=pages, poll_interval_s=poll, truncate_bytes=truncate
+        )
