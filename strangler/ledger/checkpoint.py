@@ -9,16 +9,17 @@ past the mark tried again, so each in turn synced. The ledger's connections ther
 keep only a far backstop (:data:`strangler.ledger.engine.WAL_AUTOCHECKPOINT_PAGES`) and a
 :class:`WalCheckpointer` thread, in each long-lived routing process, checkpoints instead:
 
-- every :data:`POLL_INTERVAL_S` it reads how many WAL frames are not yet in the database
-  file (``mxFrame - nBackfill`` from the WAL-index header in the ``-shm`` file, a
-  documented layout: https://www.sqlite.org/walformat.html), without a lock or a query;
-- past :data:`CHECKPOINT_PAGES` it runs ``PRAGMA wal_checkpoint(PASSIVE)``, which takes
-  no lock writers wait for and stops at the oldest snapshot still read;
+- every :data:`INTERVAL_S` it runs ``PRAGMA wal_checkpoint(PASSIVE)``, which takes no
+  lock writers wait for, copies what was committed since the last one (nothing to copy,
+  nothing synced) and stops at the oldest snapshot still read;
 - when that copied everything and the ``-wal`` file has grown past
   :data:`TRUNCATE_BYTES` (a long report held it), ``wal_checkpoint(TRUNCATE)`` with no
   busy wait shrinks it: it only resets an already copied WAL, and gives up at once when
   a reader or writer is in the way.
 
+It never opens the database's files itself (only ``stat``): closing any descriptor of a
+file drops every POSIX lock the process holds on it, SQLite's included (a first version
+read the WAL index from the ``-shm`` file, and orders answered as stored were lost).
 Checkpoints are serialised by SQLite, so more than one checkpointer on a file is safe.
 """
 
@@ -26,7 +27,6 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import struct
 import threading
 import time
 from dataclasses import dataclass
@@ -35,27 +35,19 @@ from pathlib import Path
 import structlog
 
 __all__ = [
-    "CHECKPOINT_PAGES",
-    "POLL_INTERVAL_S",
+    "INTERVAL_S",
     "TRUNCATE_BYTES",
     "Checkpoint",
     "WalCheckpointer",
-    "pending_frames",
 ]
 
-# About 16 MB of 4 KB pages: at 200 orders/s (about 2,500 WAL frames a second) a
-# checkpoint every second or two. Routing rewrites the same few pages, each copied once
-# per checkpoint; the copying is this thread's, not a writer's.
-CHECKPOINT_PAGES = 4_000
-POLL_INTERVAL_S = 0.1
+# At 200 orders/s about 2,500 WAL frames (10 MB) a checkpoint. Routing rewrites the same
+# few pages, each copied once per checkpoint; the copying is this thread's, not a writer's.
+INTERVAL_S = 1.0
 TRUNCATE_BYTES = 64 * 1024 * 1024
 # A checkpoint slower than this is logged at info level (the others at debug).
 SLOW_CHECKPOINT_S = 0.5
 _STOP_WAIT_S = 5.0
-# WAL-index header (native byte order): mxFrame at byte 16, nBackfill at byte 96.
-_MX_FRAME = struct.Struct("=I")
-_HEADER_BYTES = 100
-
 _log = structlog.get_logger(__name__)
 
 
@@ -75,47 +67,27 @@ class Checkpoint:
         return not self.busy and self.checkpointed_frames == self.log_frames
 
 
-def pending_frames(database: Path) -> int | None:
-    """WAL frames of ``database`` not yet copied into it; None when it has no WAL index.
-
-    Read without a lock from the ``-shm`` file: a figure torn by a concurrent writer is
-    off by a few frames, good enough to decide when to checkpoint.
-    """
-    try:
-        with open(f"{database}-shm", "rb") as shm:
-            header = shm.read(_HEADER_BYTES)
-    except FileNotFoundError:
-        return None
-    if len(header) < _HEADER_BYTES:
-        return None
-    max_frame: int = _MX_FRAME.unpack_from(header, 16)[0]
-    backfilled: int = _MX_FRAME.unpack_from(header, 96)[0]
-    return max(0, max_frame - backfilled)
-
-
 class WalCheckpointer:
-    """A daemon thread checkpointing one SQLite file's WAL when it passes a threshold.
+    """A daemon thread checkpointing one SQLite file's WAL every ``interval_s``.
 
     :meth:`start` and :meth:`stop` (which interrupts a checkpoint under way) once each.
-    Errors are logged and retried at the next poll; the thread never dies of them.
+    Errors are logged and retried at the next interval; the thread never dies of them.
     """
 
     def __init__(
         self,
         database: Path,
         *,
-        pages: int = CHECKPOINT_PAGES,
-        poll_interval_s: float = POLL_INTERVAL_S,
+        interval_s: float = INTERVAL_S,
         truncate_bytes: int = TRUNCATE_BYTES,
     ) -> None:
-        if pages < 1 or poll_interval_s <= 0 or truncate_bytes < 0:
+        if interval_s <= 0 or truncate_bytes < 0:
             raise ValueError(
-                "the checkpointer's pages and poll interval must be positive, "
-                f"truncate_bytes not negative (got {pages}, {poll_interval_s}, {truncate_bytes})"
+                "the checkpointer's interval must be positive and truncate_bytes not "
+                f"negative (got {interval_s}, {truncate_bytes})"
             )
         self._database = database
-        self._pages = pages
-        self._poll_interval_s = poll_interval_s
+        self._interval_s = interval_s
         self._truncate_bytes = truncate_bytes
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="wal-checkpointer", daemon=True)
@@ -126,13 +98,15 @@ class WalCheckpointer:
 
     @property
     def running(self) -> bool:
-        """Whether the thread is polling."""
+        """Whether the thread is running."""
         return self._thread.is_alive()
 
     def start(self) -> None:
-        """Start polling."""
+        """Start checkpointing."""
         self._thread.start()
-        _log.info("wal_checkpointer_started", database=str(self._database), pages=self._pages)
+        _log.info(
+            "wal_checkpointer_started", database=str(self._database), interval_s=self._interval_s
+        )
 
     def stop(self, timeout: float = _STOP_WAIT_S) -> None:
         """Stop the thread (a checkpoint under way is interrupted) and close its connection."""
@@ -146,21 +120,21 @@ class WalCheckpointer:
                 self._thread.join(timeout)
         self._close()
 
-    def checkpoint_if_due(self) -> Checkpoint | None:
-        """Checkpoint when the WAL holds at least ``pages`` uncopied frames; else None."""
-        pending = pending_frames(self._database)
-        if pending is None or pending < self._pages:
-            return None
+    def checkpoint(self) -> Checkpoint:
+        """One passive checkpoint, then a truncating one if it copied all of a big WAL.
+
+        Raises sqlite3.Error when the database fails.
+        """
         done = self._checkpoint("PASSIVE")
-        self._note(done, pending)
+        self._note(done)
         if done.complete and self._wal_bytes() > self._truncate_bytes:
-            self._note(self._checkpoint("TRUNCATE"), 0)
+            self._note(self._checkpoint("TRUNCATE"))
         return done
 
     def _run(self) -> None:
-        while not self._stopping.wait(self._poll_interval_s):
+        while not self._stopping.wait(self._interval_s):
             try:
-                self.checkpoint_if_due()
+                self.checkpoint()
             except sqlite3.Error as exc:
                 if self._stopping.is_set():
                     break
@@ -174,11 +148,10 @@ class WalCheckpointer:
         self.checkpoints += 1
         return Checkpoint(mode, bool(busy), log_frames, checkpointed, time.perf_counter() - started)
 
-    def _note(self, done: Checkpoint, pending: int) -> None:
+    def _note(self, done: Checkpoint) -> None:
         fields = {
             "database": str(self._database),
             "mode": done.mode,
-            "pending_frames": pending,
             "log_frames": done.log_frames,
             "checkpointed_frames": done.checkpointed_frames,
             "busy": done.busy,

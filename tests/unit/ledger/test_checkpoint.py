@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from strangler.ledger import SqlLedger, ledger_from_url
-from strangler.ledger.checkpoint import WalCheckpointer, pending_frames
+from strangler.ledger.checkpoint import WalCheckpointer
 from strangler.ledger.engine import read_snapshot
 from tests.helpers import wait_until
 from tests.unit.ledger.support import make_order
@@ -65,15 +65,18 @@ def _wal_bytes(database: Path) -> int:
 
 
 def test_writers_leave_the_wal_to_the_checkpointer(ledger: SqlLedger) -> None:
-    """Past SQLite's 1,000 pages the ledger's own writes still copy nothing back."""
+    """Past SQLite's 1,000 pages the ledger's own writes still copy nothing back: the WAL
+    file grows on (a checkpoint would have let it start over); a checkpoint then copies
+    it all."""
     names = itertools.count()
     database = _database(ledger)
-    while (pending_frames(database) or 0) <= SQLITE_DEFAULT_PAGES * 1.5:
-        _take_in(ledger, 50, names)
     with sqlite3.connect(database) as probe:
-        busy, log_frames, checkpointed = probe.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-    assert (busy, checkpointed) == (0, log_frames)  # it was all still to copy
-    assert pending_frames(database) == 0
+        page_size = probe.execute("PRAGMA page_size").fetchone()[0]
+    while _wal_bytes(database) <= SQLITE_DEFAULT_PAGES * 2 * page_size:
+        _take_in(ledger, 50, names)
+    done = WalCheckpointer(database).checkpoint()
+    assert done.complete
+    assert done.log_frames > SQLITE_DEFAULT_PAGES * 2
 
 
 def test_no_checkpointer_in_memory() -> None:
@@ -85,29 +88,24 @@ def test_no_checkpointer_in_memory() -> None:
         in_memory.close()
 
 
-def test_the_checkpointer_copies_the_wal_back_past_its_threshold(ledger: SqlLedger) -> None:
-    """Below the threshold nothing is done; past it, a passive checkpoint copies all."""
+def test_a_checkpoint_copies_the_wal_back_and_truncates_a_big_one(ledger: SqlLedger) -> None:
+    """A passive checkpoint copies what was committed; past the size, the file is cut."""
     database = _database(ledger)
-    checkpointer = WalCheckpointer(database, pages=300)
     names = itertools.count()
-    _take_in(ledger, 1, names)
-    assert checkpointer.checkpoint_if_due() is None
-    while (pending_frames(database) or 0) < 300:
-        _take_in(ledger, 20, names)
-    done = checkpointer.checkpoint_if_due()
-    assert done is not None
-    assert done.mode == "PASSIVE"
-    assert done.complete
-    assert pending_frames(database) == 0
+    _take_in(ledger, 200, names)
+    small = WalCheckpointer(database, truncate_bytes=_wal_bytes(database) + 1).checkpoint()
+    assert (small.mode, small.complete, small.checkpointed_frames > 0) == ("PASSIVE", True, True)
+    assert _wal_bytes(database) > 0  # under the size: left for the writers to start over
+    _take_in(ledger, 200, names)
+    WalCheckpointer(database, truncate_bytes=0).checkpoint()
+    assert _wal_bytes(database) == 0
 
 
 def test_the_wal_stays_bounded_under_a_write_loop_and_a_long_reader(ledger: SqlLedger) -> None:
     """A reader's snapshot holds the WAL back; once it ends the WAL is copied and shrunk."""
     database = _database(ledger)
-    pages, truncate_bytes = 200, 2 * 1024 * 1024
-    checkpointer = WalCheckpointer(
-        database, pages=pages, poll_interval_s=0.01, truncate_bytes=truncate_bytes
-    )
+    truncate_bytes = 2 * 1024 * 1024
+    checkpointer = WalCheckpointer(database, interval_s=0.01, truncate_bytes=truncate_bytes)
     checkpointer.start()
     try:
         with _write_loop(ledger):
@@ -119,20 +117,14 @@ def test_the_wal_stays_bounded_under_a_write_loop_and_a_long_reader(ledger: SqlL
                     lambda: _wal_bytes(database) > 2 * truncate_bytes,
                     60,
                     "the WAL to grow behind the reader",
-                    detail=lambda: (_wal_bytes(database), pending_frames(database)),
+                    detail=lambda: _wal_bytes(database),
                 )
             # Released: copied back and cut down while the writes go on.
             wait_until(
                 lambda: _wal_bytes(database) < truncate_bytes,
                 30,
                 "the WAL to be truncated",
-                detail=lambda: (_wal_bytes(database), pending_frames(database)),
-            )
-            wait_until(
-                lambda: (pending_frames(database) or 0) < 4 * pages,
-                30,
-                "the WAL to be caught up",
-                detail=lambda: pending_frames(database),
+                detail=lambda: _wal_bytes(database),
             )
     finally:
         checkpointer.stop()
@@ -141,7 +133,7 @@ def test_the_wal_stays_bounded_under_a_write_loop_and_a_long_reader(ledger: SqlL
 
 def test_stop_ends_the_thread_and_a_second_stop_is_harmless(ledger: SqlLedger) -> None:
     """The thread stops with its owner, and its connection is closed."""
-    checkpointer = WalCheckpointer(_database(ledger), poll_interval_s=0.01)
+    checkpointer = WalCheckpointer(_database(ledger), interval_s=0.01)
     checkpointer.start()
     assert checkpointer.running
     checkpointer.stop()
@@ -149,10 +141,8 @@ def test_stop_ends_the_thread_and_a_second_stop_is_harmless(ledger: SqlLedger) -
     checkpointer.stop()
 
 
-@pytest.mark.parametrize(("pages", "poll", "truncate"), [(0, 0.1, 0), (10, 0.0, 0), (10, 0.1, -1)])
-def test_bad_settings_are_refused(tmp_path: Path, pages: int, poll: float, truncate: int) -> None:
-    """A threshold, poll interval or truncation size out of range is named."""
+@pytest.mark.parametrize(("interval", "truncate"), [(0.0, 0), (-1.0, 0), (1.0, -1)])
+def test_bad_settings_are_refused(tmp_path: Path, interval: float, truncate: int) -> None:
+    """An interval or truncation size out of range is named."""
     with pytest.raises(ValueError, match="checkpointer"):
-        WalCheckpointer(
-            tmp_path / "x.sqlite3", pages=pages, poll_interval_s=poll, truncate_bytes=truncate
-        )
+        WalCheckpointer(tmp_path / "x.sqlite3", interval_s=interval, truncate_bytes=truncate)
