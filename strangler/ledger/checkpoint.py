@@ -9,23 +9,25 @@ past the mark tried again, so each in turn synced. The ledger's connections ther
 keep only a far backstop (:data:`strangler.ledger.engine.WAL_AUTOCHECKPOINT_PAGES`) and a
 :class:`WalCheckpointer` thread, in each long-lived routing process, checkpoints instead:
 
-- every :data:`INTERVAL_S` it runs ``PRAGMA wal_checkpoint(PASSIVE)``, which takes no
-  lock writers wait for, copies what was committed since the last one (nothing to copy,
-  nothing synced) and stops at the oldest snapshot still read;
-- when that copied everything and the ``-wal`` file has grown past
-  :data:`TRUNCATE_BYTES` (a long report held it), ``wal_checkpoint(TRUNCATE)`` with no
-  busy wait shrinks it: it only resets an already copied WAL, and gives up at once when
-  a reader or writer is in the way.
+every :data:`INTERVAL_S` it runs ``PRAGMA wal_checkpoint(PASSIVE)``, which takes no lock
+a writer waits for, copies what was committed since the last one (nothing committed,
+nothing copied or synced) and stops at the oldest snapshot a reader still holds. A
+passive checkpoint alone never lets the WAL start over while writes go on (a writer
+starts it over only if, when its transaction began, every frame was copied), so when a
+passive one copied everything and the WAL holds :data:`RESTART_FRAMES` or more, a
+``wal_checkpoint(RESTART)`` follows at once, without any busy wait: it takes the write
+lock only if free, copies the few frames committed since (usually none), and makes the
+next writer start the WAL over; with a reader still in the WAL it gives up at once. The
+``-wal`` file thus keeps a high-water mark of about :data:`RESTART_FRAMES` pages under
+steady writes, and grows only while readers hold snapshots back to back.
 
-It never opens the database's files itself (only ``stat``): closing any descriptor of a
-file drops every POSIX lock the process holds on it, SQLite's included (a first version
+It never opens the database's files itself: closing any descriptor of a file drops every POSIX lock the process holds on it, SQLite's included (a first version
 read the WAL index from the ``-shm`` file, and orders answered as stored were lost).
 Checkpoints are serialised by SQLite, so more than one checkpointer on a file is safe.
 """
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import threading
 import time
@@ -36,7 +38,7 @@ import structlog
 
 __all__ = [
     "INTERVAL_S",
-    "TRUNCATE_BYTES",
+    "RESTART_FRAMES",
     "Checkpoint",
     "WalCheckpointer",
 ]
@@ -44,7 +46,9 @@ __all__ = [
 # At 200 orders/s about 2,500 WAL frames (10 MB) a checkpoint. Routing rewrites the same
 # few pages, each copied once per checkpoint; the copying is this thread's, not a writer's.
 INTERVAL_S = 1.0
-TRUNCATE_BYTES = 64 * 1024 * 1024
+# About 40 MB of 4 KB pages (the former autocheckpoint mark): the WAL is started over
+# past this, every few seconds at 200 orders/s.
+RESTART_FRAMES = 10_000
 # A checkpoint slower than this is logged at info level (the others at debug).
 SLOW_CHECKPOINT_S = 0.5
 _STOP_WAIT_S = 5.0
@@ -79,22 +83,23 @@ class WalCheckpointer:
         database: Path,
         *,
         interval_s: float = INTERVAL_S,
-        truncate_bytes: int = TRUNCATE_BYTES,
+        restart_frames: int = RESTART_FRAMES,
     ) -> None:
-        if interval_s <= 0 or truncate_bytes < 0:
+        if interval_s <= 0 or restart_frames < 1:
             raise ValueError(
-                "the checkpointer's interval must be positive and truncate_bytes not "
-                f"negative (got {interval_s}, {truncate_bytes})"
+                "the checkpointer's interval and restart frames must be positive "
+                f"(got {interval_s}, {restart_frames})"
             )
         self._database = database
         self._interval_s = interval_s
-        self._truncate_bytes = truncate_bytes
+        self._restart_frames = restart_frames
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="wal-checkpointer", daemon=True)
         self._connection: sqlite3.Connection | None = None
         self._lock = threading.Lock()
         self._held_back = False
         self.checkpoints = 0
+        self.last: Checkpoint | None = None
 
     @property
     def running(self) -> bool:
@@ -121,14 +126,13 @@ class WalCheckpointer:
         self._close()
 
     def checkpoint(self) -> Checkpoint:
-        """One passive checkpoint, then a truncating one if it copied all of a big WAL.
-
-        Raises sqlite3.Error when the database fails.
-        """
+        """One passive checkpoint (kept as :attr:`last`), then a restarting one when it
+        copied all of a long WAL; raises sqlite3.Error on failure."""
         done = self._checkpoint("PASSIVE")
         self._note(done)
-        if done.complete and self._wal_bytes() > self._truncate_bytes:
-            self._note(self._checkpoint("TRUNCATE"))
+        self.last = done
+        if done.complete and done.log_frames >= self._restart_frames:
+            self._note(self._checkpoint("RESTART"))
         return done
 
     def _run(self) -> None:
@@ -157,10 +161,12 @@ class WalCheckpointer:
             "busy": done.busy,
             "seconds": round(done.seconds, 4),
         }
-        slow = done.seconds >= SLOW_CHECKPOINT_S or done.mode != "PASSIVE"
+        slow = done.seconds >= SLOW_CHECKPOINT_S
         (_log.info if slow else _log.debug)("wal_checkpointed", **fields)
         # A reader's older snapshot stops the copy short; said once, and once it is over.
-        held_back = done.mode == "PASSIVE" and not done.complete
+        if done.mode != "PASSIVE":
+            return
+        held_back = not done.complete
         if held_back != self._held_back:
             self._held_back = held_back
             event = "wal_checkpoint_held_back" if held_back else "wal_checkpoint_caught_up"
@@ -169,7 +175,7 @@ class WalCheckpointer:
     def _open(self) -> sqlite3.Connection:
         with self._lock:
             if self._connection is None:
-                # No busy wait: PASSIVE never waits, and TRUNCATE must give up at once.
+                # No busy wait: PASSIVE never waits, and RESTART must give up at once.
                 self._connection = sqlite3.connect(
                     self._database, timeout=0, isolation_level=None, check_same_thread=False
                 )
@@ -180,9 +186,3 @@ class WalCheckpointer:
             connection, self._connection = self._connection, None
         if connection is not None:
             connection.close()
-
-    def _wal_bytes(self) -> int:
-        try:
-            return os.stat(f"{self._database}-wal").st_size
-        except FileNotFoundError:
-            return 0

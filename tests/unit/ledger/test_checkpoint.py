@@ -88,44 +88,49 @@ def test_no_checkpointer_in_memory() -> None:
         in_memory.close()
 
 
-def test_a_checkpoint_copies_the_wal_back_and_truncates_a_big_one(ledger: SqlLedger) -> None:
-    """A passive checkpoint copies what was committed; past the size, the file is cut."""
+def test_a_checkpoint_copies_what_was_committed(ledger: SqlLedger) -> None:
+    """A passive checkpoint copies everything committed; the next has nothing to copy."""
     database = _database(ledger)
-    names = itertools.count()
-    _take_in(ledger, 200, names)
-    small = WalCheckpointer(database, truncate_bytes=_wal_bytes(database) + 1).checkpoint()
-    assert (small.mode, small.complete, small.checkpointed_frames > 0) == ("PASSIVE", True, True)
-    assert _wal_bytes(database) > 0  # under the size: left for the writers to start over
-    _take_in(ledger, 200, names)
-    WalCheckpointer(database, truncate_bytes=0).checkpoint()
-    assert _wal_bytes(database) == 0
+    _take_in(ledger, 200, itertools.count())
+    checkpointer = WalCheckpointer(database)
+    done = checkpointer.checkpoint()
+    assert (done.complete, done.checkpointed_frames > 0) == (True, True)
+    again = checkpointer.checkpoint()
+    assert (again.complete, again.log_frames) == (True, done.log_frames)
+    assert checkpointer.last == again
 
 
 def test_the_wal_stays_bounded_under_a_write_loop_and_a_long_reader(ledger: SqlLedger) -> None:
-    """A reader's snapshot holds the WAL back; once it ends the WAL is copied and shrunk."""
+    """A reader's snapshot holds the WAL back; once it ends the WAL is copied back and
+    starts over, again and again, while the writes go on."""
     database = _database(ledger)
-    truncate_bytes = 2 * 1024 * 1024
-    checkpointer = WalCheckpointer(database, interval_s=0.01, truncate_bytes=truncate_bytes)
+    checkpointer = WalCheckpointer(database, interval_s=0.01, restart_frames=1_000)
+
+    def frames() -> int:
+        return checkpointer.last.log_frames if checkpointer.last else 0
+
     checkpointer.start()
     try:
         with _write_loop(ledger):
             wait_until(lambda: checkpointer.checkpoints >= 3, 30, "checkpoints under writes")
             with read_snapshot(ledger.engine) as reader:
                 reader.execute(sa.text("SELECT count(*) FROM orders")).scalar_one()
-                # The snapshot stops the copy: the WAL grows past what TRUNCATE allows.
+                # The snapshot stops the copy short and the WAL from starting over.
+                wait_until(lambda: frames() > 2_000, 60, "the WAL to grow", detail=frames)
                 wait_until(
-                    lambda: _wal_bytes(database) > 2 * truncate_bytes,
-                    60,
-                    "the WAL to grow behind the reader",
-                    detail=lambda: _wal_bytes(database),
+                    lambda: checkpointer.last is not None and not checkpointer.last.complete,
+                    30,
+                    "a checkpoint held back by the reader",
+                    detail=lambda: checkpointer.last,
                 )
-            # Released: copied back and cut down while the writes go on.
-            wait_until(
-                lambda: _wal_bytes(database) < truncate_bytes,
-                30,
-                "the WAL to be truncated",
-                detail=lambda: _wal_bytes(database),
-            )
+                held = frames()
+            # Released: copied back and started over, again and again, though writes never
+            # pause (a passive checkpoint alone would let the WAL grow on).
+            wait_until(lambda: frames() < held / 4, 30, "the WAL to start over", detail=frames)
+            restarts, seen = 0, frames()
+            while restarts < 5:
+                wait_until(lambda: frames() != seen, 30, "another checkpoint", detail=frames)
+                restarts, seen = restarts + (frames() < seen), frames()
     finally:
         checkpointer.stop()
     assert not checkpointer.running
@@ -141,8 +146,8 @@ def test_stop_ends_the_thread_and_a_second_stop_is_harmless(ledger: SqlLedger) -
     checkpointer.stop()
 
 
-@pytest.mark.parametrize(("interval", "truncate"), [(0.0, 0), (-1.0, 0), (1.0, -1)])
-def test_bad_settings_are_refused(tmp_path: Path, interval: float, truncate: int) -> None:
-    """An interval or truncation size out of range is named."""
-    with pytest.raises(ValueError, match="checkpointer"):
-        WalCheckpointer(tmp_path / "x.sqlite3", interval_s=interval, truncate_bytes=truncate)
+@pytest.mark.parametrize(("interval", "frames"), [(0.0, 10), (-1.0, 10), (1.0, 0)])
+def test_bad_settings_are_refused(tmp_path: Path, interval: float, frames: int) -> None:
+    """An interval or restart size that is not positive is named."""
+    with pytest.raises(ValueError, match="checkpointer's interval and restart frames"):
+        WalCheckpointer(tmp_path / "x.sqlite3", interval_s=interval, restart_frames=frames)
