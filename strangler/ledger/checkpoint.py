@@ -21,8 +21,9 @@ next writer start the WAL over; with a reader still in the WAL it gives up at on
 ``-wal`` file thus keeps a high-water mark of about :data:`RESTART_FRAMES` pages under
 steady writes, and grows only while readers hold snapshots back to back.
 
-It never opens the database's files itself: closing any descriptor of a file drops every POSIX lock the process holds on it, SQLite's included (a first version
-read the WAL index from the ``-shm`` file, and orders answered as stored were lost).
+It never opens the database's files itself: closing any descriptor of a file drops every
+POSIX lock the process holds on it, SQLite's included (a first version read the WAL
+index from the ``-shm`` file, and orders answered as stored were lost).
 Checkpoints are serialised by SQLite, so more than one checkpointer on a file is safe.
 """
 

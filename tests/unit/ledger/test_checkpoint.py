@@ -129,7 +129,9 @@ def test_the_wal_stays_bounded_under_a_write_loop_and_a_long_reader(ledger: SqlL
             wait_until(lambda: frames() < held / 4, 30, "the WAL to start over", detail=frames)
             restarts, seen = 0, frames()
             while restarts < 5:
-                wait_until(lambda: frames() != seen, 30, "another checkpoint", detail=frames)
+                wait_until(
+                    lambda last=seen: frames() != last, 30, "another checkpoint", detail=frames
+                )
                 restarts, seen = restarts + (frames() < seen), frames()
     finally:
         checkpointer.stop()
