@@ -39,6 +39,7 @@ from strangler.ledger import (
     tally,
 )
 from strangler.ledger import comparisons as comparison_store
+from strangler.ledger.checkpoint import WalCheckpointer
 from strangler.ledger.driver import DriverWrites, WriteConnection
 from strangler.ledger.engine import (
     BUSY_TIMEOUT_MS,
@@ -249,6 +250,15 @@ class SqlLedger:
         if self._engine.dialect.name != "postgresql":
             return None
         return IntakeListener(self._engine, on_intake)
+
+    def wal_checkpointer(self) -> WalCheckpointer | None:
+        """A checkpointer of this SQLite file's WAL, off the writers' commits; not started.
+
+        None in memory and on PostgreSQL. Long-lived writing processes (each routing
+        process, ``strangler worker``) run one; see strangler.ledger.checkpoint.
+        """
+        database = self.sqlite_file
+        return None if database is None else WalCheckpointer(database)
 
     def record_rejected(self, raw_body: bytes | str, *, reason: str, source: str) -> None:
         """Keep a rejected intake body (payment values masked); the same body is kept once."""

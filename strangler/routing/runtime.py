@@ -85,6 +85,8 @@ class Runtime:
         self.router.on_intake = self._on_intake
         self._receiver = WakeupReceiver(wakeup_dir, self._wake_once)
         self._listener = ledger.intake_listener(self._wake_once)
+        # SQLite: the WAL is checkpointed here, not in a writer's (the intake's) commit.
+        self._checkpointer = ledger.wal_checkpointer()
         self.reconciler = Reconciler(
             ledger,
             legacy,
@@ -190,7 +192,8 @@ class Runtime:
             self.noise.sweep_if_due()
 
     def start(self) -> None:
-        """Start the dispatcher (resuming unfinished orders), its wake-ups, follower, retention."""
+        """Start the dispatcher (resuming unfinished orders), its wake-ups, follower, retention,
+        and on SQLite the WAL checkpointer."""
         if self._started:
             raise RuntimeError("this runtime was started already; build a new one")
         self._started = True
@@ -202,6 +205,8 @@ class Runtime:
             self._listener.start()
         self.dispatcher.start()
         self.follower.start()
+        if self._checkpointer is not None:
+            self._checkpointer.start()
         if self.settings.retention_days:
             self.retention.start()
         _log.info("runtime_started", ledger=self.ledger.url, owner=self.dispatcher.owner)
@@ -221,6 +226,8 @@ class Runtime:
             self.follower.stop(max(0.1, deadline - time.monotonic()))
             if self.settings.retention_days:
                 self.retention.stop(max(0.1, deadline - time.monotonic()))
+            if self._checkpointer is not None:
+                self._checkpointer.stop()
         _run_closers(self._closers)
         self._closers = []
         _log.info("runtime_stopped")

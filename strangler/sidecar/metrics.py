@@ -29,9 +29,11 @@ from strangler.legacy_adapter import BreakerState
 from strangler.protocols import FlagSource
 from strangler.sidecar.ops_metrics import (
     DefinedFlags,
+    LedgerFile,
     LedgerOpsCollector,
     ReadinessCollector,
     RolloutShareCollector,
+    WalSizeCollector,
 )
 from strangler.sidecar.order_durations import OrderDurations
 from strangler.sidecar.readiness import Readiness
@@ -88,8 +90,8 @@ class SidecarMetrics:
         The ledger's counts, alerting figures (strangler.sidecar.ops_metrics), processing
         times (strangler.sidecar.order_durations) and the legacy breaker's last state (see
         strangler.background.breaker_report) come through its seam; the rollout shares are
-        left out with a flag source that shows no definition. ``readiness`` adds each
-        readiness check as a gauge.
+        left out with a flag source that shows no definition, the WAL's size off a SQLite
+        file. ``readiness`` adds each readiness check as a gauge.
         """
         self._scraped = [
             _LedgerCollector(ledger, flags),
@@ -97,6 +99,8 @@ class SidecarMetrics:
             OrderDurations(ledger),
             _BreakerCollector(ledger),
         ]
+        if isinstance(ledger, LedgerFile) and ledger.sqlite_file is not None:
+            self._scraped.append(WalSizeCollector(ledger.sqlite_file))
         if isinstance(flags, DefinedFlags):
             self._scraped.append(RolloutShareCollector(flags))
         if readiness is not None:

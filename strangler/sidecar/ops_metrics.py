@@ -16,7 +16,9 @@ with ``max``, not ``sum``.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import structlog
@@ -30,10 +32,12 @@ from strangler.sidecar.readiness import Readiness
 
 __all__ = [
     "DefinedFlags",
+    "LedgerFile",
     "LedgerOpsCollector",
     "OpsLedger",
     "ReadinessCollector",
     "RolloutShareCollector",
+    "WalSizeCollector",
 ]
 
 _ROUTED = ("legacy", "instant", "shadow")
@@ -46,6 +50,35 @@ class OpsLedger(Protocol):
     """A ledger that reads its alerting figures (SqlLedger does)."""
 
     def ops_figures(self) -> OpsFigures: ...
+
+
+@runtime_checkable
+class LedgerFile(Protocol):
+    """A ledger that names its SQLite file (SqlLedger does; None off SQLite files)."""
+
+    @property
+    def sqlite_file(self) -> Path | None: ...
+
+
+class WalSizeCollector(Collector):
+    """The size of a SQLite ledger's ``-wal`` file, which the routing processes'
+    checkpointer keeps down and long reads hold up (docs/ledger.md)."""
+
+    def __init__(self, database: Path) -> None:
+        self._wal = Path(f"{database}-wal")
+
+    def collect(self) -> Iterator[Metric]:
+        """One gauge; 0 when there is no ``-wal`` file. Only ``stat``: opening and closing
+        the file would drop SQLite's POSIX locks in this process."""
+        try:
+            size = os.stat(self._wal).st_size
+        except FileNotFoundError:
+            size = 0
+        yield GaugeMetricFamily(
+            "strangler_ledger_wal_bytes",
+            "Size of the SQLite ledger's write-ahead log file (checkpointed in the background).",
+            value=size,
+        )
 
 
 @runtime_checkable

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path as FsPath
 
 import pytest
@@ -95,3 +96,19 @@ def test_the_worker_command_refuses_bad_settings(
     result = CliRunner().invoke(main, ["worker"])
     assert result.exit_code == 2
     assert message in result.output
+
+
+def test_a_runtime_on_a_sqlite_file_checkpoints_its_wal_and_stops_doing_so(
+    tmp_path: FsPath,
+) -> None:
+    """The WAL checkpointer's thread runs with the runtime and ends with it."""
+
+    def checkpointers() -> int:
+        return sum(thread.name == "wal-checkpointer" for thread in threading.enumerate())
+
+    before = checkpointers()
+    settings = Settings(data_dir=tmp_path, poll_interval_ms=20)
+    parts = {"flag_source": FakeFlags(), "legacy": FakeLegacy(), "instant": FakeInstant()}
+    with Runtime.from_settings(settings, **parts):  # type: ignore[arg-type]
+        assert checkpointers() == before + 1
+    assert checkpointers() == before

@@ -240,3 +240,23 @@ def test_the_intake_missed_counter_starts_at_zero() -> None:
     samples = scrape(watching(FakeLedger()))
 
     assert samples[("strangler_intake_missed_total", (("source", "proxy"),))] == 0
+
+
+def test_the_wal_size_is_shown_for_a_sqlite_file(ledger: SqlLedger) -> None:
+    """The -wal file's size is a gauge, read at each scrape."""
+    database = ledger.sqlite_file
+    assert database is not None
+    wal = Path(f"{database}-wal")
+    ledger.record_received(make_order("o-1"), source="api")
+    first = scrape(watching(ledger))[("strangler_ledger_wal_bytes", ())]
+    assert first == wal.stat().st_size > 0
+    for number in range(2, 200):
+        ledger.record_received(make_order(f"o-{number}"), source="api")
+    second = scrape(watching(ledger))[("strangler_ledger_wal_bytes", ())]
+    assert second == wal.stat().st_size > first
+
+
+def test_no_wal_size_off_a_sqlite_file() -> None:
+    """A ledger with no SQLite file (the fake, PostgreSQL) shows no WAL gauge."""
+    names = {name for name, _ in scrape(watching(FakeLedger()))}
+    assert "strangler_ledger_wal_bytes" not in names
