@@ -25,7 +25,9 @@ def test_objects_alive_at_start_up_are_frozen_and_later_ones_are_not() -> None:
     frozen = freeze_start_up_heap()
     later = [[n] for n in range(10)]
     tracked = {id(o) for o in gc.get_objects()}
-    assert frozen == gc.get_freeze_count()
+    # Frozen objects still die by reference count (a leftover thread of an earlier test
+    # can free some meanwhile), so the count can only have dropped since the freeze.
+    assert len(start_up) <= gc.get_freeze_count() <= frozen
     assert frozen >= len(start_up)
     assert [id(o) in tracked for o in (start_up, start_up[0], later, later[0])] == [
         False,
