@@ -4,8 +4,9 @@ Fills a SQLite ledger with ``--orders`` ended orders in bulk SQL (seconds, not m
 strangler.ledger.synthetic), then runs ``strangler serve`` on it with shipped defaults
 (routing in its own child process; rollout 0 %, so every order is routed to legacy).
 The set-ups, interleaved round by round so that the machine's drift hits each alike, their
-order rotated each round (a set-up's place in the round matters: the first report loop after
-"no report" finds SQLite's WAL checkpointed; one after another report loop may not):
+order rotated each round, each starting from a WAL checkpointed into the database file and
+truncated (a set-up would otherwise pay for the WAL the one before it left: with the order
+only rotated, the gate loop always followed a report loop and paid for its WAL):
 
 - ``no report``: the intake alone;
 - ``report loop``: ``GET /_strangler/report?until=<now>`` back to back (a new query each
@@ -156,9 +157,10 @@ def main() -> None:
             engines = (create_ledger_engine(url), _locked_engine(url))
             try:
                 for round_no in range(args.rounds):
-                    # Rotated each round: a set-up's place in the round matters (one after
-                    # "no report" finds the WAL checkpointed; one after a report loop may not).
+                    # Rotated each round, and each from a WAL checkpointed and emptied: a
+                    # set-up would otherwise pay for the WAL the one before it left.
                     for name in names[round_no % len(names) :] + names[: round_no % len(names)]:
+                        _empty_wal(engines[0])
                         before = _cpu_by_role(root)
                         _one(setups[name], name, (base, work, url), engines, args, f"r{round_no}")
                         _add_cpu(setups[name].cpu_s, before, _cpu_by_role(root))
@@ -166,6 +168,19 @@ def main() -> None:
                 for engine in engines:
                     engine.dispose()
     _print(args, fill_s, alone_s, setups, (load_before, os.getloadavg()))
+
+
+def _empty_wal(engine: sa.Engine) -> None:
+    """Checkpoint the whole WAL into the database file and truncate it (waits on writers).
+
+    Through SQLite itself: a file of the ledger opened and closed any other way would drop
+    the locks this process's connections hold on it.
+    """
+    connection = engine.raw_connection()  # no transaction around it: a checkpoint runs alone
+    try:
+        connection.driver_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+    finally:
+        connection.close()
 
 
 def _parse_args() -> argparse.Namespace:
