@@ -4,9 +4,10 @@ Fills a SQLite ledger with ``--orders`` ended orders in bulk SQL (seconds, not m
 strangler.ledger.synthetic), then runs ``strangler serve`` on it with shipped defaults
 (routing in its own child process; rollout 0 %, so every order is routed to legacy).
 The set-ups, interleaved round by round so that the machine's drift hits each alike, their
-order rotated each round, each starting from a WAL checkpointed into the database file and
-truncated (a set-up would otherwise pay for the WAL the one before it left: with the order
-only rotated, the gate loop always followed a report loop and paid for its WAL):
+order rotated each round, each starting once no order of the set-up before needs routing
+(the wait is printed) and the WAL is checkpointed into the database file and truncated (a
+set-up would otherwise pay for what the one before left: with the order only rotated, the
+gate loop always followed a report loop and paid for its WAL):
 
 - ``no report``: the intake alone;
 - ``report loop``: ``GET /_strangler/report?until=<now>`` back to back (a new query each
@@ -70,6 +71,7 @@ from strangler.demo.processes import exit_on_sigterm, free_port, running
 from strangler.ledger import ledger_from_url
 from strangler.ledger.engine import create_ledger_engine
 from strangler.ledger.report_queries import load_report
+from strangler.ledger.schema import orders as orders_table
 from strangler.ledger.synthetic import fill_history
 
 BENCH = Path(__file__).resolve().parent
@@ -81,6 +83,7 @@ SENDERS = 32
 # A paced run sends nothing later than this past its schedule: a stuck intake (the locked
 # set-up) would otherwise hold the bench for minutes. What was not sent is counted.
 GRACE_S = 10.0
+SETTLE_CAP_S = 120.0  # the longest wait for the previous set-up's orders to be routed
 UNSENT = 0
 SATURATE_CONNECTIONS = 4
 P99_TARGET_MS = 20.0
@@ -137,6 +140,7 @@ class Setup:
     paced: list[dict[str, float]] = field(default_factory=list)
     saturated: list[Result] = field(default_factory=list)
     reports_s: list[float] = field(default_factory=list)
+    settle_s: list[float] = field(default_factory=list)  # waited for the backlog before it
     # CPU seconds spent during the set-up's runs, by process: see _cpu_by_role.
     cpu_s: dict[str, float] = field(default_factory=dict)
 
@@ -157,10 +161,11 @@ def main() -> None:
             engines = (create_ledger_engine(url), _locked_engine(url))
             try:
                 for round_no in range(args.rounds):
-                    # Rotated each round, and each from a WAL checkpointed and emptied: a
-                    # set-up would otherwise pay for the WAL the one before it left.
+                    # Rotated each round, and each once the orders of the one before are
+                    # routed and the WAL is emptied: a set-up would otherwise pay for what
+                    # the one before it left.
                     for name in names[round_no % len(names) :] + names[: round_no % len(names)]:
-                        _empty_wal(engines[0])
+                        setups[name].settle_s.append(_settle(engines[0]))
                         before = _cpu_by_role(root)
                         _one(setups[name], name, (base, work, url), engines, args, f"r{round_no}")
                         _add_cpu(setups[name].cpu_s, before, _cpu_by_role(root))
@@ -168,6 +173,24 @@ def main() -> None:
                 for engine in engines:
                     engine.dispose()
     _print(args, fill_s, alone_s, setups, (load_before, os.getloadavg()))
+
+
+def _settle(engine: sa.Engine) -> float:
+    """Wait until no order needs routing (at most SETTLE_CAP_S), then empty the WAL.
+
+    Returns the seconds waited for the routing backlog the set-up before may have left
+    (its saturating run takes thousands of orders in within seconds).
+    """
+    started = time.perf_counter()
+    due = sa.select(sa.literal(1)).where(orders_table.c.needs_dispatch).limit(1)
+    while time.perf_counter() - started < SETTLE_CAP_S:
+        with engine.connect() as conn:
+            if conn.execute(due).first() is None:
+                break
+        time.sleep(0.2)
+    waited = time.perf_counter() - started
+    _empty_wal(engine)
+    return waited
 
 
 def _empty_wal(engine: sa.Engine) -> None:
@@ -532,6 +555,7 @@ def _print(
             "report_s_median": report_s,
             "worker_cpu_s_per_round": worker_cpu,
             "report_child_cpu_s_per_round": child_cpu,
+            "settle_s": setup.settle_s,
         }
     print()
     print("p50/p99/max: medians over rounds of each paced run's figure; refused (non-2xx)")
@@ -540,6 +564,11 @@ def _print(
     print("reports, report s: reports finished during the set-up's runs, their median time;")
     print("wkr cpu, child cpu: CPU seconds a round of the set-up cost the sidecar's HTTP worker")
     print("(the intake's process) and its report child (the intake itself included in wkr cpu)")
+    settled = [f"{name} {max(setup.settle_s):.1f}" for name, setup in setups.items()]
+    print(
+        "each set-up started once no order needed routing and the WAL was emptied; longest "
+        "wait for the backlog before it, s: " + ", ".join(settled)
+    )
     for looped in ("report loop", "gate loop"):
         if looped not in summary:
             continue
