@@ -924,9 +924,11 @@ class SqlLedger:
         a failover left this URL on the old primary) or set to read-only transactions, or
         a SQLite file on a file system mounted read-only. Raises LedgerError naming which.
         """
-        folder = _sqlite_folder(self._engine.url)
-        if folder is not None and os.statvfs(folder).f_flag & os.ST_RDONLY:
-            raise self._refusing_writes(f"its folder {folder} is on a read-only file system")
+        database = self.sqlite_file
+        if database is not None and os.statvfs(database.parent).f_flag & os.ST_RDONLY:
+            raise self._refusing_writes(
+                f"its folder {database.parent} is on a read-only file system"
+            )
         with self._read("read the ledger") as conn:
             conn.execute(sa.select(schema.kv.c.name).limit(1)).all()
             if self._engine.dialect.name == "postgresql":
@@ -1130,13 +1132,6 @@ def _release_as_done(conn: WriteConnection, order_id: str, owner: str, now: date
         order_id=order_id, owner=owner, needs_dispatch=False, retry_at=now, now=now, error=None
     )
     conn.execute(statements.RELEASE_LEASE, done)
-
-
-def _sqlite_folder(url: sa.URL) -> Path | None:
-    """The folder holding a SQLite ledger's file (None: PostgreSQL, or SQLite in memory)."""
-    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
-        return None
-    return Path(str(url.database)).expanduser().resolve().parent
 
 
 def _notify_refused(exc: LedgerError) -> bool:
