@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,35 +9,14 @@ import sqlalchemy as sa
 
 from strangler.background.retention import HORIZON_KEY, Retention, read_archive
 from strangler.exceptions import LedgerError
-from strangler.ledger import SqlLedger, ledger_from_url
+from strangler.ledger import SqlLedger
 from strangler.ledger import schema as s
 from strangler.orders import OrderStatus, Route
 from tests.helpers import wait_until
 from tests.unit.ledger.support import T0, Clock, make_decision, make_order, make_step
 
 DAY = 86_400.0
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.needs_postgres)])
-def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """The ledger URL for each database the ledger supports."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
-    return str(request.getfixturevalue("pg_url"))
-
-
-@pytest.fixture
-def clock() -> Clock:
-    """A clock that only moves when the test says so."""
-    return Clock()
-
-
-@pytest.fixture
-def ledger(ledger_url: str, clock: Clock) -> Iterator[SqlLedger]:
-    """A fresh ledger on the parametrised database."""
-    ledger = ledger_from_url(ledger_url, clock=clock)
-    yield ledger
-    ledger.close()
+BOTH_DATABASES = True  # tests/unit/conftest.py runs each ledger test on PostgreSQL too
 
 
 def finished_order(ledger: SqlLedger, order_id: str, *, compared: bool = False) -> None:

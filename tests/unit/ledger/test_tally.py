@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import bisect
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from strangler.orders import Decision, OrderNotification, OrderStatus, Route
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 ENDS = ("transition", "finish", "hand_off", "legacy", "adopt", "open")
+BOTH_DATABASES = True  # tests/unit/conftest.py runs each ledger test on PostgreSQL too
 OUTCOMES = (OrderStatus.FULFILLED, OrderStatus.PAYMENT_DECLINED, OrderStatus.FAILED)
 
 
@@ -41,24 +41,10 @@ class Clock:
         return self.now
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.needs_postgres)])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A fresh SQLite or PostgreSQL ledger's URL."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
-    return str(request.getfixturevalue("pg_url"))
-
-
 @pytest.fixture
 def clock() -> Clock:
+    """This module's clock, at its own T0."""
     return Clock()
-
-
-@pytest.fixture
-def ledger(url: str, clock: Clock) -> Iterator[SqlLedger]:
-    ledger = ledger_from_url(url, clock=clock)
-    yield ledger
-    ledger.close()
 
 
 Histogram = dict[tuple[str, str], tuple[int, float, tuple[int, ...]]]

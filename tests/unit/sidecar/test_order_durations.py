@@ -2,31 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from strangler.ledger import SqlLedger, ledger_from_url
+from strangler.ledger import SqlLedger
 from strangler.orders import Decision, OrderNotification, OrderStatus, Route
 from strangler.sidecar.order_durations import OrderDurations
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+BOTH_DATABASES = True  # tests/unit/conftest.py runs each ledger test on PostgreSQL too
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.needs_postgres)])
-def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlLedger]:
-    """A fresh SQLite or PostgreSQL ledger whose clock is T0."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
-    else:
-        url = request.getfixturevalue("pg_url")
-    ledger = ledger_from_url(url, clock=lambda: T0)
-    yield ledger
-    ledger.close()
+@pytest.fixture
+def clock() -> Callable[[], datetime]:
+    """The ledger's clock: T0, always."""
+    return lambda: T0
 
 
 def finish(ledger: SqlLedger, order_id: str, path: Route, after_s: float) -> None:
