@@ -681,6 +681,8 @@ def _report(rounds: dict[int, list[Case]], args: argparse.Namespace) -> None:
             "cpu_ms_per_order": per_order,
             "good_routed_p50_ms": r50,
             "good_routed_p99_ms": r99,
+            "good_ms_per_round": [case.good_ms for case in cases],
+            "routed_ms_per_round": [case.routed_ms for case in cases],
         }
     print(
         f"target: good orders' p50 and p99 at most {TARGET_RATIO:g}x the case without "
