@@ -68,7 +68,7 @@ BENCHES = (
     ),
     Bench(
         "head_of_line",
-        ("--good", "100", "--rounds", "2"),
+        ("--good", "200", "--rounds", "2", "--failing", "0", "0", "8", "64"),
         600,
         "the same run without failing orders in flight",
     ),

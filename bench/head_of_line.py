@@ -13,10 +13,13 @@ timestamps) and the ratio to the case without failing orders (target: at most 1.
 for the failing orders the Retry schedule as their execution histories show it: attempts
 per execution (the shipped definition allows 4) and each wait against its ceiling
 (IntervalSeconds x BackoffRate^n, at most MaxDelaySeconds; full jitter draws 0 to it).
-Cases are interleaved round by round; medians over rounds. Good orders are sent once every
-failing order has parked (waits out its first Retry interval): a burst of failing orders
-taken in at once would otherwise sit ahead of the first good ones in the ledger, which is
-first come, first served, not head-of-line blocking. Beside the latencies, the CPU time
+Cases are interleaved round by round, their order rotated each round; the percentiles
+pool each case's good orders over its rounds (``--failing 0 0 8 64`` adds an A/A case;
+see the table's footer).
+Good orders are sent once every failing order has parked (waits out its first Retry
+interval): a burst of failing orders taken in at once would otherwise sit ahead of the
+first good ones in the ledger, which is first come, first served, not head-of-line
+blocking. Beside the latencies, the CPU time
 per second of wall time of this process (the Runtime) and of the simulator while the good
 orders run shows what the failing orders' own work costs on a machine of 2 cores.
 
@@ -56,6 +59,7 @@ import argparse
 import json
 import math
 import os
+import random
 import sqlite3
 import statistics
 import sys
@@ -112,16 +116,20 @@ class Case:
         """The Runtime's (sidecar's) CPU ms per order taken in while it was measured."""
         return self.cpu[0] * self.wall_s * 1000 / self.orders if self.orders else math.nan
 
-    def pct(self, q: float, values: list[float] | None = None) -> float:
-        """The q-th percentile of ``values`` (good orders' received -> terminal), in ms."""
-        ordered = sorted(self.good_ms if values is None else values)
-        return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
+
+def _pct(values: list[float], q: float) -> float:
+    """The q-th percentile of ``values`` by nearest rank: the smallest value with at
+    least q % of them at or below it (the p99 of 100 is the 99th, of 300 the 297th)."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
 
 
 def main() -> None:
     """Run every case for every round, print the table, write the results."""
     args = _parse_args()
-    rounds: dict[int, list[Case]] = {n: [] for n in args.failing}
+    # Keyed by position, so that a count given twice (``--failing 0 0 8 64``) is a case of
+    # its own: the second case without failing orders is the A/A check.
+    rounds: dict[int, list[Case]] = {n: [] for n in range(len(args.failing))}
     with (
         tempfile.TemporaryDirectory(prefix="strangler-hol-") as tmp,
         (Path(tmp) / "head_of_line.log").open("w") as log,
@@ -132,18 +140,27 @@ def main() -> None:
         structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=log))
         if args.layout == "serve":
             for round_ in range(args.rounds):
-                for failing in args.failing:
-                    data = work / f"case-{failing}-{round_}"
+                for index in _order(len(args.failing), round_):
+                    data = work / f"case-{index}-{round_}"
                     data.mkdir()
                     with _simulator(data) as sim:
-                        rounds[failing].append(_serve_case(data, sim, failing, args))
+                        rounds[index].append(_serve_case(data, sim, args.failing[index], args))
         else:
             with _simulator(work) as (sim_url, sim_pid):
                 for round_ in range(args.rounds):
-                    for failing in args.failing:
-                        data = work / f"case-{failing}-{round_}"
-                        rounds[failing].append(_case(data, (sim_url, sim_pid), failing, args))
+                    for index in _order(len(args.failing), round_):
+                        data = work / f"case-{index}-{round_}"
+                        failing = args.failing[index]
+                        rounds[index].append(_case(data, (sim_url, sim_pid), failing, args))
     _report(rounds, args)
+
+
+def _order(cases: int, round_: int) -> list[int]:
+    """The cases' order in round ``round_``: rotated by one each round, so that no case
+    always runs first, or always right after the same other one (in the same order every
+    round, the A/A case, always second, measured 0.58-0.73x the baseline's p99 in each
+    of three runs)."""
+    return [(round_ + n) % cases for n in range(cases)]
 
 
 def _parse_args() -> argparse.Namespace:
@@ -621,17 +638,25 @@ def _report(rounds: dict[int, list[Case]], args: argparse.Namespace) -> None:
     )
     print(
         f"{'failing in flight':>18}{'good p50 ms':>13}{'good p99 ms':>13}"
-        f"{'p50 ratio':>11}{'p99 ratio':>11}{'attempts':>10}{'waits <= ceiling':>18}"
+        f"{'p50 ratio':>11}{'p99 ratio':>11}{'p99 ratio 90%':>15}{'p99/round ms':>14}"
+        f"{'good max ms':>13}{'attempts':>10}{'waits <= ceiling':>18}"
         f"{'cpu/s runtime':>15}{'cpu/s sim':>11}{'routed p50 ms':>15}{'routed p99 ms':>15}"
         f"{'cpu ms/order':>14}"
     )
-    base = rounds.get(0) or rounds[min(rounds)]
-    base50 = statistics.median(case.pct(50) for case in base)
-    base99 = statistics.median(case.pct(99) for case in base)
+    # The baseline is the first case without failing orders; a later one is the A/A check.
+    first = args.failing.index(0) if 0 in args.failing else 0
+    base = _pooled(rounds[first])
+    base50, base99 = _pct(base, 50), _pct(base, 99)
+    rng = random.Random(18)
     summary = {}
-    for failing, cases in rounds.items():
-        p50 = statistics.median(case.pct(50) for case in cases)
-        p99 = statistics.median(case.pct(99) for case in cases)
+    for index, cases in rounds.items():
+        failing = args.failing[index]
+        label = f"{failing} (A/A)" if failing == 0 and index != first else str(failing)
+        good = _pooled(cases)
+        p50, p99 = _pct(good, 50), _pct(good, 99)
+        low, high = _ratio_interval(good, base, rng)
+        per_round = [_pct(case.good_ms, 99) for case in cases]
+        spread = f"{min(per_round):.0f}-{max(per_round):.0f}"
         attempts = sorted({n for case in cases for n in case.attempts})
         waits = [w for case in cases for w in case.waits]
         within = sum(1 for waited, ceiling in waits if 0 <= waited <= ceiling + SLACK_S)
@@ -640,19 +665,24 @@ def _report(rounds: dict[int, list[Case]], args: argparse.Namespace) -> None:
         cpu_runtime = statistics.median(case.cpu[0] for case in cases)
         cpu_sim = statistics.median(case.cpu[1] for case in cases)
         per_order = statistics.median(case.cpu_ms_per_order() for case in cases)
-        routed = [case for case in cases if case.routed_ms]
-        r50 = statistics.median(c.pct(50, c.routed_ms) for c in routed) if routed else None
-        r99 = statistics.median(c.pct(99, c.routed_ms) for c in routed) if routed else None
+        routed = [ms for case in cases for ms in case.routed_ms]
+        r50 = _pct(routed, 50) if routed else None
+        r99 = _pct(routed, 99) if routed else None
         print(
-            f"{failing:>18}{p50:>13.1f}{p99:>13.1f}{p50 / base50:>11.2f}{p99 / base99:>11.2f}"
+            f"{label:>18}{p50:>13.1f}{p99:>13.1f}{p50 / base50:>11.2f}{p99 / base99:>11.2f}"
+            f"{f'{low:.2f}-{high:.2f}':>15}{spread:>14}{max(good):>13.1f}"
             f"{tries:>10}{kept:>18}{cpu_runtime:>15.2f}{cpu_sim:>11.2f}"
             f"{_ms(r50):>15}{_ms(r99):>15}{per_order:>14.2f}"
         )
-        summary[str(failing)] = {
+        summary[label] = {
+            "good_orders": len(good),
             "good_p50_ms": p50,
             "good_p99_ms": p99,
+            "good_max_ms": max(good),
             "p50_ratio": p50 / base50,
             "p99_ratio": p99 / base99,
+            "p99_ratio_interval": [low, high],
+            "p99_per_round_ms": per_round,
             "attempts": attempts,
             "waits_within_ceiling": within,
             "waits": len(waits),
@@ -661,15 +691,39 @@ def _report(rounds: dict[int, list[Case]], args: argparse.Namespace) -> None:
             "cpu_ms_per_order": per_order,
             "good_routed_p50_ms": r50,
             "good_routed_p99_ms": r99,
+            "good_ms_per_round": [case.good_ms for case in cases],
+            "routed_ms_per_round": [case.routed_ms for case in cases],
         }
     print(
         f"target: good orders' p50 and p99 at most {TARGET_RATIO:g}x the case without "
         "failing orders; every failing execution 4 attempts, every wait within its ceiling "
         f"(+{SLACK_S:g} s for a late timer)"
     )
+    print(
+        "percentiles over every round's good orders pooled (nearest rank); p99 ratio 90%: "
+        "its bootstrap interval (resampling both cases' good orders), the statistic's own "
+        "sampling noise; p99/round: the spread of each round's p99; a second case without "
+        "failing orders (--failing 0 0 8 64) is the A/A check, the noise between runs"
+    )
     RESULTS.parent.mkdir(exist_ok=True)
     results = RESULTS if args.layout == "inline" else RESULTS.with_name("head_of_line_serve.json")
     results.write_text(json.dumps(summary, indent=2))
+
+
+def _pooled(cases: list[Case]) -> list[float]:
+    """Every round's good orders' received -> terminal, in ms."""
+    return [ms for case in cases for ms in case.good_ms]
+
+
+def _ratio_interval(
+    sample: list[float], base: list[float], rng: random.Random, draws: int = 2000
+) -> tuple[float, float]:
+    """The 5th and 95th percentiles of p99(sample) / p99(base) over bootstrap resamples."""
+    ratios = sorted(
+        _pct(rng.choices(sample, k=len(sample)), 99) / _pct(rng.choices(base, k=len(base)), 99)
+        for _ in range(draws)
+    )
+    return _pct(ratios, 5), _pct(ratios, 95)
 
 
 def _ms(value: float | None) -> str:
