@@ -365,9 +365,9 @@ def _round_arrivals(data: Path, orders: list[OrderNotification], workers: int) -
     claims = [0]
     claim_due = ledger.claim_due
 
-    def counted(owner: str, *, limit: int, lease_seconds: float) -> list[Any]:
+    def counted(owner: str, **rest: Any) -> list[Any]:
         claims[0] += 1
-        return claim_due(owner, limit=limit, lease_seconds=lease_seconds)
+        return claim_due(owner, **rest)
 
     ledger.claim_due = counted  # type: ignore[method-assign]
     runtime.start()

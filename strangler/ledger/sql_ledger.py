@@ -17,6 +17,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -303,39 +304,22 @@ class SqlLedger:
         :mod:`strangler.ledger.pg_writes`); other cases take the same transaction as ever.
         """
         now = self._clock()
-        values = statements.params(
-            order_id=order_id,
-            path=decision.path.value,
-            variant=decision.variant,
-            rollout=decision.rollout,
-            flag_revision=decision.flag_revision,
-            decision_reason=decision.reason,
-            now=now,
-        )
         alone = self._one_statement and start_running and release_owner is None
         # A followed path is pinned below: its order may have to end as the legacy app did.
         if alone and decision.path not in _FOLLOWED_PATHS:
+            values = _pin_values(order_id, decision, now)
             with self._alone("pin a decision") as conn:
                 if conn.execute(pg_writes.PIN_AND_START, values).first() is not None:
                     return decision
         with self._write("pin a decision") as conn:
-            # Usually one UPDATE pins, routes and starts an order still received.
-            started = (
-                self._pin_and_start(conn, values, decision.reason, now) if start_running else None
-            )
-            pinned_now = started or conn.execute(statements.PIN_DECISION, values).first()
-            if pinned_now is not None:
-                if not start_running:
-                    self._move(conn, order_id, OrderStatus.ROUTED, reason=decision.reason, at=now)
-                elif started is None:
-                    self._route_and_start(conn, order_id, reason=decision.reason, at=now)
-                followed = decision.path in _FOLLOWED_PATHS or pinned_now.handoff is not None
-                if followed and pinned_now.terminal_at is None:
-                    self._end_as(
-                        conn, order_id, pinned_now.legacy_status, pinned_now.legacy_terminal_at
-                    )
-                if release_owner is not None:
-                    _release_as_done(conn, order_id, release_owner, now)
+            if self._pin(
+                conn,
+                order_id,
+                decision,
+                now=now,
+                release_owner=release_owner,
+                start_running=start_running,
+            ):
                 return decision
             row = conn.execute(statements.ORDER_BY_ID, statements.params(order_id=order_id)).first()
         if row is None:
@@ -452,19 +436,37 @@ class SqlLedger:
 
     # -- the dispatcher's queue ---------------------------------------------------------
 
-    def claim_due(self, owner: str, *, limit: int, lease_seconds: float) -> list[LeasedOrder]:
+    def claim_due(
+        self,
+        owner: str,
+        *,
+        limit: int,
+        lease_seconds: float,
+        decide: Callable[[LeasedOrder], Decision] | None = None,
+    ) -> list[LeasedOrder]:
         """Lease up to ``limit`` orders that need processing and nobody holds.
 
         An order is due when it needs dispatching, its retry time has passed and its
         lease is free or expired. Each claim is a conditional UPDATE (with ``FOR UPDATE
         SKIP LOCKED`` on PostgreSQL), so concurrent claimers never get the same order.
 
-        On PostgreSQL the claim commits without waiting for its WAL flush
+        With ``decide`` (on SQLite), each claimed order with no decision yet is decided by
+        ``decide(order)`` and pinned in the claim's own transaction, as
+        :meth:`pin_decision` pins it: an instant-path order is started (``running``), a
+        shadow one routed, and a legacy one's lease released with the pin (nobody holds
+        it: the batch jobs have it). Those come back with the decision and ``pinned_now``
+        set. One commit then claims and pins a batch, where a pin per order took one of
+        its own; the decision is durable before any worker starts a side effect, as with
+        :meth:`pin_decision`. ``decide`` runs inside the write transaction, so it must be
+        quick and must not touch the ledger; an exception from it rolls the claim back.
+
+        On PostgreSQL ``decide`` is not called (each worker pins, one autocommitted
+        statement), and the claim commits without waiting for its WAL flush
         (``synchronous_commit = off`` for this transaction only): a claim lost in a
         database crash is a lease that never existed, which leases already survive (the
         holder's renewal finds it lost; every step is idempotent), and the holder's next
         durable write flushes it anyway. It takes a disk flush off every order's way
-        from intake to routing.
+        from intake to routing; pinning in it would put the flush back.
         """
         if limit < 1:
             return []
@@ -475,7 +477,33 @@ class SqlLedger:
             with self._alone(operation) as alone:
                 return leases.claim_due(alone, owner, limit=limit, now=now, expires=expires)
         with self._write(operation) as conn:
-            return leases.claim_due(conn, owner, limit=limit, now=now, expires=expires)
+            claimed = leases.claim_due(conn, owner, limit=limit, now=now, expires=expires)
+            if decide is None:
+                return claimed
+            return [
+                order if order.decision is not None else self._pin_claimed(conn, order, decide, now)
+                for order in claimed
+            ]
+
+    def _pin_claimed(
+        self,
+        conn: WriteConnection,
+        order: LeasedOrder,
+        decide: Callable[[LeasedOrder], Decision],
+        now: datetime,
+    ) -> LeasedOrder:
+        """Decide and pin a claimed order in the claim's transaction (see claim_due)."""
+        decision = decide(order)
+        instant = decision.path is Route.INSTANT
+        owner = order.lease_owner if decision.path is Route.LEGACY else None
+        if not self._pin(
+            conn, order.order_id, decision, now=now, release_owner=owner, start_running=instant
+        ):
+            return order  # not reached: the claim read no path, and no one wrote since
+        status = OrderStatus.RUNNING if instant else OrderStatus.ROUTED
+        if order.status.is_terminal:
+            status = order.status
+        return replace(order, decision=decision, status=status, pinned_now=True)
 
     def renew_leases(
         self, owner: str, order_ids: Sequence[str], *, lease_seconds: float
@@ -974,6 +1002,35 @@ class SqlLedger:
             )
         return False
 
+    def _pin(
+        self,
+        conn: WriteConnection,
+        order_id: str,
+        decision: Decision,
+        *,
+        now: datetime,
+        release_owner: str | None,
+        start_running: bool,
+    ) -> bool:
+        """Pin ``decision`` in ``conn``'s transaction, as :meth:`pin_decision` describes;
+        True when pinned now, False when the order had a path (nothing changed)."""
+        values = _pin_values(order_id, decision, now)
+        # Usually one UPDATE pins, routes and starts an order still received.
+        started = self._pin_and_start(conn, values, decision.reason, now) if start_running else None
+        pinned_now = started or conn.execute(statements.PIN_DECISION, values).first()
+        if pinned_now is None:
+            return False
+        if not start_running:
+            self._move(conn, order_id, OrderStatus.ROUTED, reason=decision.reason, at=now)
+        elif started is None:
+            self._route_and_start(conn, order_id, reason=decision.reason, at=now)
+        followed = decision.path in _FOLLOWED_PATHS or pinned_now.handoff is not None
+        if followed and pinned_now.terminal_at is None:
+            self._end_as(conn, order_id, pinned_now.legacy_status, pinned_now.legacy_terminal_at)
+        if release_owner is not None:
+            _release_as_done(conn, order_id, release_owner, now)
+        return True
+
     def _pin_and_start(
         self, conn: WriteConnection, values: dict[str, object], reason: str, at: datetime
     ) -> Any:
@@ -1124,6 +1181,19 @@ class SqlLedger:
     def _read(self, operation: str) -> Iterator[sa.Connection]:
         with self._guard, self._translated(operation), read_snapshot(self._engine) as conn:
             yield conn
+
+
+def _pin_values(order_id: str, decision: Decision, now: datetime) -> dict[str, object]:
+    """The parameters of the statements pinning ``decision`` on an order at ``now``."""
+    return statements.params(
+        order_id=order_id,
+        path=decision.path.value,
+        variant=decision.variant,
+        rollout=decision.rollout,
+        flag_revision=decision.flag_revision,
+        decision_reason=decision.reason,
+        now=now,
+    )
 
 
 def _release_as_done(conn: WriteConnection, order_id: str, owner: str, now: datetime) -> None:

@@ -187,8 +187,8 @@ def test_orders_are_claimed_in_batches(
     limits: list[int] = []
     real_claim = ledger.claim_due
 
-    def counted(owner: str, *, limit: int, lease_seconds: float) -> list[LeasedOrder]:
-        claimed = real_claim(owner, limit=limit, lease_seconds=lease_seconds)
+    def counted(owner: str, *, limit: int, **rest: Any) -> list[LeasedOrder]:
+        claimed = real_claim(owner, limit=limit, **rest)
         if claimed:
             limits.append(limit)
         return claimed
@@ -212,8 +212,8 @@ def test_an_order_ending_does_not_claim_when_nothing_is_due(
     claims: list[int] = []
     real_claim = ledger.claim_due
 
-    def counted(owner: str, *, limit: int, lease_seconds: float) -> list[LeasedOrder]:
-        claimed = real_claim(owner, limit=limit, lease_seconds=lease_seconds)
+    def counted(owner: str, *, limit: int, **rest: Any) -> list[LeasedOrder]:
+        claimed = real_claim(owner, limit=limit, **rest)
         claims.append(len(claimed))
         return claimed
 
@@ -252,7 +252,8 @@ def test_stop_gives_back_orders_no_worker_started(
     router: Router, ledger: SqlLedger, instant: FakeInstant
 ) -> None:
     """Orders claimed but still waiting for a worker at stop are due again at once, their
-    claim not counted as an attempt; the one being processed ends first."""
+    claim not counted as an attempt; the one being processed ends first. The claim pinned
+    (and started) the returned one: whoever takes it next runs it on that decision."""
     run = HeldRuns(instant)
     real_return = ledger.return_unstarted
 
@@ -273,12 +274,15 @@ def test_stop_gives_back_orders_no_worker_started(
     stories = [ledger.story(f"o-{n}") for n in range(3)]
     assert [(s["status"], s["attempts"]) for s in stories if s] == [
         (OrderStatus.FULFILLED, 1),
-        (OrderStatus.RECEIVED, 0),
+        (OrderStatus.RUNNING, 0),
         (OrderStatus.RECEIVED, 0),
     ]
     assert [e["orders"] for e in logs if e["event"] == "dispatcher_returned_unstarted"] == [["o-1"]]
     taken = ledger.claim_due("someone-else", limit=5, lease_seconds=30)
-    assert [order.order_id for order in taken] == ["o-1", "o-2"]
+    assert [(o.order_id, o.decision is not None, o.pinned_now) for o in taken] == [
+        ("o-1", True, False),
+        ("o-2", False, False),
+    ]
 
 
 def test_stop_gives_back_what_a_claim_in_progress_takes(
@@ -289,10 +293,10 @@ def test_stop_gives_back_what_a_claim_in_progress_takes(
     claiming, answer = threading.Event(), threading.Event()
     real_claim = ledger.claim_due
 
-    def slow_claim(owner: str, *, limit: int, lease_seconds: float) -> list[LeasedOrder]:
+    def slow_claim(owner: str, *, limit: int, **rest: Any) -> list[LeasedOrder]:
         claiming.set()
         answer.wait(10)  # a claim query the ledger answers only after the stop's deadline
-        return real_claim(owner, limit=limit, lease_seconds=lease_seconds)
+        return real_claim(owner, limit=limit, **rest)
 
     ledger.claim_due = slow_claim  # type: ignore[method-assign]
     for n in range(2):
@@ -348,10 +352,10 @@ def test_the_dispatcher_waits_out_a_ledger_outage(
     real_claim = ledger.claim_due
     failures = [LedgerError("ledger down"), LedgerError("ledger still down")]
 
-    def flaky_claim(owner: str, *, limit: int, lease_seconds: float) -> list[LeasedOrder]:
+    def flaky_claim(owner: str, *, limit: int, **rest: Any) -> list[LeasedOrder]:
         if failures:
             raise failures.pop(0)
-        return real_claim(owner, limit=limit, lease_seconds=lease_seconds)
+        return real_claim(owner, limit=limit, **rest)
 
     ledger.claim_due = flaky_claim  # type: ignore[method-assign]
     router.intake(make_order("o-1"), source="api")
