@@ -15,13 +15,15 @@ from structlog.testing import capture_logs
 from strangler.exceptions import LedgerError
 from strangler.instant.local_backend import LocalBackend
 from strangler.ledger import LeasedOrder, SqlLedger, ledger_from_url
+from strangler.ledger.engine import create_ledger_engine
 from strangler.legacy_adapter import LegacyUnavailable, StepOutcome
-from strangler.orders import OrderStatus, Route
+from strangler.orders import OrderNotification, OrderStatus, Route
 from strangler.routing.dispatcher import LeaseDispatcher
 from strangler.routing.router import DONE, Disposition, Lease, Parked, RetryPolicy, Router
 from tests.helpers import wait_until
 from tests.unit.instant.fakes import FakeLegacy as InstantFakeLegacy
 from tests.unit.ledger.support import make_order
+from tests.unit.ledger.test_claim_pins import Statements
 from tests.unit.routing.fakes import FakeFlags, FakeInstant, FakeLegacy
 
 FAST_RETRY = RetryPolicy(max_attempts=3, base_delay_s=0.01, max_delay_s=0.05)
@@ -516,3 +518,103 @@ def test_resumed_orders_leave_a_worker_to_fresh_ones(
     runs.resumes_may_end.set()
     wait_until(lambda: dispatcher.in_flight == 0, 10, "every resumed order finished")
     assert runs.most_resuming == 2
+
+
+def test_the_claim_pins_so_a_worker_makes_no_pin_of_its_own(
+    tmp_path: FsPath, instant: FakeInstant, dispatchers: list[LeaseDispatcher]
+) -> None:
+    """On SQLite the feeder's claim pins each batch's decisions in its own commit: a worker
+    runs the order without a pin of its own (fewer commits than two per order), and the
+    decision is durable before the run's first side effect."""
+    engine = create_ledger_engine(f"sqlite:///{tmp_path / 'ledger.sqlite3'}")
+    statements = Statements(engine)
+    ledger = SqlLedger(engine)
+    router = Router(ledger, FakeFlags(), FakeLegacy(), instant, retry=FAST_RETRY)
+    pins: list[str] = []
+    real_pin = ledger.pin_decision
+    ledger.pin_decision = lambda order_id, *a, **k: (
+        pins.append(order_id) or real_pin(order_id, *a, **k)
+    )  # type: ignore[method-assign]
+    seen_at_run: list[tuple[str, str | None]] = []
+    real_run = instant.run
+
+    def run(order: OrderNotification, **options: Any) -> Any:
+        story = ledger.story(order.order_id)  # a read of what is committed
+        assert story is not None
+        seen_at_run.append((story["status"], (story["decision"] or {}).get("path")))
+        return real_run(order, **options)
+
+    instant.run = run  # type: ignore[method-assign]
+    count = 24
+    for n in range(count):
+        router.intake(make_order(f"o-{n}"), source="api")
+    before = statements.commits
+    start(dispatchers, router, lease_seconds=60.0)
+    try:
+        wait_until(lambda: all_terminal(ledger), 10, "every order to be terminal")
+        for dispatcher in dispatchers:
+            dispatcher.stop(5)
+        commits = statements.commits - before
+    finally:
+        ledger.close()
+    assert (pins, set(instant.runs.values()), len(instant.runs)) == ([], {1}, count)
+    assert set(seen_at_run) == {("running", "instant")}
+    # A claim per batch of up to six and a finish per order: before, a pin per order too.
+    assert count < commits <= count + count // 2
+
+
+def test_legacy_orders_pinned_by_the_claim_never_reach_a_worker(
+    router: Router, ledger: SqlLedger, instant: FakeInstant, dispatchers: list[LeaseDispatcher]
+) -> None:
+    """A legacy-path order is pinned with its lease released in the claim: each is logged
+    routed once and handed to ``on_legacy_routed`` once, and none is held or run."""
+    assert isinstance(router.flags, FakeFlags)
+    router.flags.path = Route.LEGACY
+    probed: list[str] = []
+    router.on_legacy_routed = probed.append
+    real_process = router.process
+    processed: list[str] = []
+
+    def process(order: LeasedOrder, lease: Lease) -> Disposition:
+        processed.append(order.order_id)
+        return real_process(order, lease)
+
+    router.process = process  # type: ignore[method-assign]
+    for n in range(5):
+        router.intake(make_order(f"o-{n}"), source="api")
+    with capture_logs() as logs:
+        dispatcher = start(dispatchers, router)
+        wait_until(lambda: len(probed) == 5, 5, "every order routed to legacy")
+        dispatcher.stop(5)
+    routed = sorted(e["order_id"] for e in logs if e["event"] == "order_routed")
+    assert (sorted(probed), routed, processed) == ([f"o-{n}" for n in range(5)], sorted(probed), [])
+    assert ledger.claim_due("someone-else", limit=5, lease_seconds=30) == []
+    assert {ledger.story(f"o-{n}")["decision"]["path"] for n in range(5)} == {"legacy"}  # type: ignore[index]
+    assert not instant.runs
+
+
+def test_a_failing_flag_check_at_the_claim_pins_legacy(
+    router: Router, ledger: SqlLedger, instant: FakeInstant, dispatchers: list[LeaseDispatcher]
+) -> None:
+    """The flag source raising while the claim decides sends the order to legacy, with the
+    reason, as a worker's decision would."""
+    assert isinstance(router.flags, FakeFlags)
+    router.flags.error = RuntimeError("unleash is down")
+    router.intake(make_order("o-1"), source="api")
+    with capture_logs() as logs:
+        start(dispatchers, router)
+        wait_until(lambda: ledger.backlog() == 1 and _path(ledger, "o-1") == "legacy", 5, "a pin")
+    [raised] = [e for e in logs if e["event"] == "flag_source_raised"]
+    story = ledger.story("o-1")
+    assert story is not None
+    assert (raised["order_id"], story["decision"]["variant"], not instant.runs) == (
+        "o-1",
+        "disabled",
+        True,
+    )
+    assert "flag source raised RuntimeError: unleash is down" in story["decision"]["reason"]
+
+
+def _path(ledger: SqlLedger, order_id: str) -> str | None:
+    story = ledger.story(order_id)
+    return None if story is None or story["decision"] is None else story["decision"]["path"]
