@@ -303,6 +303,20 @@ class DriverConnection:
         cursor = self._connection.executemany(prepared[0][0], [params for _, params in prepared])
         return DriverResult(cursor.rowcount, [])
 
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """One write inside the open transaction: kept when the block ends cleanly, else
+        rolled back to where it began (the exception goes on), the rest left as it is."""
+        connection = self._connection
+        connection.execute("SAVEPOINT one_write")
+        try:
+            yield
+        except BaseException:
+            connection.execute("ROLLBACK TO one_write")
+            connection.execute("RELEASE one_write")
+            raise
+        connection.execute("RELEASE one_write")
+
     def _compiled(self, statement: sa.ClauseElement, values: Mapping[str, Any]) -> _Compiled:
         key = (id(statement), tuple(values) if isinstance(statement, sa.Insert) else ())
         cached = self._cache.get(key)

@@ -20,7 +20,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import sqlalchemy as sa
 import structlog
@@ -41,13 +41,14 @@ from strangler.ledger import (
 )
 from strangler.ledger import comparisons as comparison_store
 from strangler.ledger.checkpoint import WalCheckpointer
-from strangler.ledger.driver import DriverWrites, WriteConnection
+from strangler.ledger.driver import DriverConnection, DriverWrites, WriteConnection
 from strangler.ledger.engine import (
     BUSY_TIMEOUT_MS,
     create_ledger_engine,
     display_url,
     read_snapshot,
 )
+from strangler.ledger.group_commit import TurnTimeout, WriteTurns
 from strangler.ledger.migrate import ensure_schema
 from strangler.ledger.notify import IntakeListener
 from strangler.ledger.ops_queries import OpsFigures, load_ops_figures
@@ -94,6 +95,9 @@ _WRITABLE_POSTGRES = sa.text(
     "SELECT pg_is_in_recovery(), current_setting('default_transaction_read_only')"
 )
 _log = structlog.get_logger()
+_R = TypeVar("_R")
+# pin_decision's transaction pinned the decision now (else it returns the order's row).
+_PINNED_NOW = object()
 
 
 class _Lock(Protocol):
@@ -147,9 +151,9 @@ class SqlLedger:
         # whose sleeps (1, 2, 5, 10... ms) made the intake's p99 grow with threads.
         memory_lock = threading.RLock() if in_memory else None
         self._guard: AbstractContextManager[Any] = memory_lock or nullcontext()
-        # Waiting for this lock counts against the busy timeout too: a write waits at most
+        # Waiting for the turn counts against the busy timeout too: a write waits at most
         # one busy timeout in all, not one behind this process's other writers plus its own.
-        self._write_lock: _Lock | None = memory_lock or (threading.Lock() if is_sqlite else None)
+        self._write_lock: _Lock | None = memory_lock
         self._busy_timeout_s = busy_timeout_s
         with self._translated("migrate the schema"):
             self.schema_version = ensure_schema(engine)
@@ -157,6 +161,15 @@ class SqlLedger:
         self._driver = (
             DriverWrites(engine, busy_timeout_s=self._busy_timeout_s) if is_sqlite else None
         )
+        # A SQLite file: writers take turns, and the writes queued for a turn share its
+        # commit (strangler.ledger.group_commit).
+        self._turns: WriteTurns[DriverConnection] | None = None
+        if self._driver is not None and not in_memory:
+            driver = self._driver
+            self._turns = WriteTurns(
+                lambda deadline: driver.transaction(deadline=deadline),
+                DriverConnection.savepoint,
+            )
 
     @property
     def url(self) -> str:
@@ -209,12 +222,11 @@ class SqlLedger:
             "next_attempt_at": now,
             "attempts": 0,
         }
-        if self._driver is not None:  # one statement: its own transaction, no BEGIN
-            operation = "record a received order"
-            deadline = time.monotonic() + self._busy_timeout_s
-            with self._write_turn(operation, deadline), self._translated(operation):
-                insert = self._driver.execute_alone
-                return insert(statements.INSERT_ORDER, row, deadline=deadline).rowcount == 1
+        if self._driver is not None:
+            return self._grouped(
+                "record a received order",
+                lambda conn: conn.execute(statements.INSERT_ORDER, row).rowcount == 1,
+            )
         try:
             return self._insert_received(row, notify=True)
         except LedgerError as exc:
@@ -311,7 +323,9 @@ class SqlLedger:
             with self._alone("pin a decision") as conn:
                 if conn.execute(pg_writes.PIN_AND_START, values).first() is not None:
                     return decision
-        with self._write("pin a decision") as conn:
+
+        def pin(conn: WriteConnection) -> Any:
+            """None when pinned now, else the order's row (None too when unknown)."""
             if self._pin(
                 conn,
                 order_id,
@@ -320,8 +334,14 @@ class SqlLedger:
                 release_owner=release_owner,
                 start_running=start_running,
             ):
-                return decision
-            row = conn.execute(statements.ORDER_BY_ID, statements.params(order_id=order_id)).first()
+                return _PINNED_NOW
+            return conn.execute(
+                statements.ORDER_BY_ID, statements.params(order_id=order_id)
+            ).first()
+
+        row = self._grouped("pin a decision", pin)
+        if row is _PINNED_NOW:
+            return decision
         if row is None:
             raise LedgerError(
                 f"unknown order {order_id!r}", operation="pin a decision", url=self._url
@@ -383,7 +403,8 @@ class SqlLedger:
                     return True
             # Else the steps are in (the path below skips them) and the order moves one
             # statement at a time.
-        with self._write(operation) as conn:
+
+        def finish(conn: WriteConnection) -> bool:
             self._insert_steps(conn, steps)
             # Usually one UPDATE ends the order and releases its lease; else one by one.
             if conn.execute(statements.finish_held(status), held).rowcount == 1:
@@ -395,6 +416,8 @@ class SqlLedger:
             )
             _release_as_done(conn, order_id, release_owner, now)
             return moved
+
+        return self._grouped(operation, finish)
 
     def hand_off(
         self, order_id: str, kind: Handoff, *, reason: str, at: datetime | None = None
@@ -476,7 +499,8 @@ class SqlLedger:
         if self._engine.dialect.name == "postgresql":
             with self._alone(operation) as alone:
                 return leases.claim_due(alone, owner, limit=limit, now=now, expires=expires)
-        with self._write(operation) as conn:
+
+        def claim(conn: WriteConnection) -> list[LeasedOrder]:
             claimed = leases.claim_due(conn, owner, limit=limit, now=now, expires=expires)
             if decide is None:
                 return claimed
@@ -484,6 +508,8 @@ class SqlLedger:
                 order if order.decision is not None else self._pin_claimed(conn, order, decide, now)
                 for order in claimed
             ]
+
+        return self._grouped(operation, claim)
 
     def _pin_claimed(
         self,
@@ -512,8 +538,9 @@ class SqlLedger:
         if not order_ids:
             return set()
         expires = self._clock() + timedelta(seconds=lease_seconds)
-        with self._write("renew leases") as conn:
-            return leases.renew(conn, owner, order_ids, expires=expires)
+        return self._grouped(
+            "renew leases", lambda conn: leases.renew(conn, owner, order_ids, expires=expires)
+        )
 
     def release_lease(
         self,
@@ -530,10 +557,12 @@ class SqlLedger:
         ``owner`` no longer held the lease (nothing changes then).
         """
         now = self._clock()
-        with self._write("release a lease") as conn:
-            return leases.release(
+        return self._grouped(
+            "release a lease",
+            lambda conn: leases.release(
                 conn, order_id, owner, done=done, retry_at=retry_at or now, now=now, error=error
-            )
+            ),
+        )
 
     def return_unstarted(self, owner: str, order_ids: Sequence[str]) -> int:
         """Give back ``owner``'s claims on orders it has not started: due again at once,
@@ -1143,21 +1172,47 @@ class SqlLedger:
     @contextmanager
     def _write_turn(self, operation: str, deadline: float) -> Iterator[None]:
         """This process's turn to write, waited for until ``deadline`` at most."""
+        if self._turns is not None:
+            try:
+                self._turns.take(deadline)
+            except TurnTimeout:
+                raise self._turn_timed_out(operation) from None
+            try:
+                yield
+            finally:
+                self._turns.give_back()
+            return
         lock = self._write_lock
         if lock is None:
             yield
             return
         if not lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
-            raise LedgerError(
-                "this process's other writes held the ledger for the whole busy timeout "
-                f"({self._busy_timeout_s:g} s)",
-                operation=operation,
-                url=self._url,
-            )
+            raise self._turn_timed_out(operation)
         try:
             yield
         finally:
             lock.release()
+
+    def _turn_timed_out(self, operation: str) -> LedgerError:
+        return LedgerError(
+            "this process's other writes held the ledger for the whole busy timeout "
+            f"({self._busy_timeout_s:g} s)",
+            operation=operation,
+            url=self._url,
+        )
+
+    def _grouped(self, operation: str, work: Callable[[WriteConnection], _R]) -> _R:
+        """``work(conn)`` in a write transaction; on a SQLite file, one that writes queued
+        for this process's turn share (strangler.ledger.group_commit)."""
+        if self._turns is None:
+            with self._write(operation) as conn:
+                return work(conn)
+        deadline = time.monotonic() + self._busy_timeout_s
+        with self._translated(operation):
+            try:
+                return self._turns.run(work, deadline)
+            except TurnTimeout:
+                raise self._turn_timed_out(operation) from None
 
     @contextmanager
     def _write(self, operation: str) -> Iterator[WriteConnection]:

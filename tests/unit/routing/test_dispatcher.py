@@ -178,7 +178,9 @@ def test_stop_lets_orders_in_flight_finish(
     first, second = ledger.story("o-1"), ledger.story("o-2")
     assert first is not None
     assert second is not None
-    assert (first["status"], second["status"]) == (OrderStatus.FULFILLED, OrderStatus.RECEIVED)
+    # o-2 is never run: at most claimed (and pinned by the claim) and given back at stop.
+    assert (first["status"], instant.runs["o-2", False]) == (OrderStatus.FULFILLED, 0)
+    assert second["status"] in {OrderStatus.RECEIVED, OrderStatus.RUNNING}
 
 
 def test_orders_are_claimed_in_batches(
@@ -559,8 +561,9 @@ def test_the_claim_pins_so_a_worker_makes_no_pin_of_its_own(
         ledger.close()
     assert (pins, set(instant.runs.values()), len(instant.runs)) == ([], {1}, count)
     assert set(seen_at_run) == {("running", "instant")}
-    # A claim per batch of up to six and a finish per order: before, a pin per order too.
-    assert count < commits <= count + count // 2
+    # At most a claim per batch of up to six and a finish per order (fewer where writes
+    # queued together share a commit): before, a pin per order too.
+    assert commits <= count + count // 2
 
 
 def test_legacy_orders_pinned_by_the_claim_never_reach_a_worker(
