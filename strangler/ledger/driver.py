@@ -303,17 +303,25 @@ class DriverConnection:
         cursor = self._connection.executemany(prepared[0][0], [params for _, params in prepared])
         return DriverResult(cursor.rowcount, [])
 
+    @property
+    def in_transaction(self) -> bool:
+        """Whether a transaction is open (SQLite ends one itself on some errors)."""
+        return self._connection.in_transaction
+
     @contextmanager
     def savepoint(self) -> Iterator[None]:
         """One write inside the open transaction: kept when the block ends cleanly, else
-        rolled back to where it began (the exception goes on), the rest left as it is."""
+        rolled back to where it began (the exception goes on), the rest left as it is.
+        When SQLite rolled the whole transaction back (a full disk, an I/O error), there
+        is nothing to roll back to: the exception goes on as it is."""
         connection = self._connection
         connection.execute("SAVEPOINT one_write")
         try:
             yield
         except BaseException:
-            connection.execute("ROLLBACK TO one_write")
-            connection.execute("RELEASE one_write")
+            if connection.in_transaction:
+                connection.execute("ROLLBACK TO one_write")
+                connection.execute("RELEASE one_write")
             raise
         connection.execute("RELEASE one_write")
 

@@ -8,7 +8,10 @@ holding the turn runs its own write, then every write queued meanwhile (up to
 
 - a caller returns only once its own write is committed, with its own result or its own
   exception: a write that fails is rolled back to its savepoint, and the others commit;
-- a commit that fails fails every write in it, each caller with that error;
+- a commit that fails fails every write in it, each caller with that error, and so does
+  a write's failure that ended the whole transaction (SQLite rolls it all back on a full
+  disk or an I/O error, say): nothing of the group run so far is kept, and the writes
+  not run yet go back to the queue for the next turn;
 - the holder's own write comes first, outside any savepoint: when it fails, nothing was
   added to its transaction yet, and the queued writes wait for the next turn;
 - a queued write whose deadline passes before any holder took it leaves the queue with a
@@ -55,13 +58,15 @@ class WriteTurns(Generic[_C]):
 
     ``transaction(deadline)`` opens a write transaction (committed when its block ends
     cleanly, else rolled back); ``savepoint(conn)`` wraps one write inside it (released
-    when the block ends cleanly, else rolled back to, the exception going on).
+    when the block ends cleanly, else rolled back to, the exception going on);
+    ``is_open(conn)`` tells whether the transaction is still open after a write failed.
     """
 
     def __init__(
         self,
         transaction: Callable[[float], AbstractContextManager[_C]],
         savepoint: Callable[[_C], AbstractContextManager[None]],
+        is_open: Callable[[_C], bool],
         *,
         max_group: int = 32,
     ) -> None:
@@ -69,6 +74,7 @@ class WriteTurns(Generic[_C]):
             raise ValueError(f"max_group must be 1 or more, got {max_group}")
         self._transaction = transaction
         self._savepoint = savepoint
+        self._is_open = is_open
         self._max_group = max_group
         self._turn = threading.Lock()
         self._queue: deque[_Queued[_C]] = deque()
@@ -113,8 +119,8 @@ class WriteTurns(Generic[_C]):
         """None when the turn was free (it is the caller's now), else the caller's place."""
         with self._queue_lock:
             # Under the queue's lock: a turn ending now either sees this one queued or
-            # was freed before the try.
-            if not self._queue and self._turn.acquire(blocking=False):
+            # was freed before the try (a free turn has an empty queue).
+            if self._turn.acquire(blocking=False):
                 return None
             queued: _Queued[_C] = _Queued(work)
             self._queue.append(queued)
@@ -151,9 +157,13 @@ class WriteTurns(Generic[_C]):
                     more = self._take_queued(self._max_group - len(taken))
                     if not more:
                         break
-                    for queued in more:
+                    for index, queued in enumerate(more):
                         taken.append(queued)
-                        self._run_queued(conn, queued)
+                        try:
+                            self._run_queued(conn, queued)
+                        except BaseException:
+                            self._requeue(more[index + 1 :])  # not run: the next turn's
+                            raise
             self.commits += 1
         except BaseException as exc:
             for queued in taken:  # nothing of theirs was committed either
@@ -169,8 +179,15 @@ class WriteTurns(Generic[_C]):
         try:
             with self._savepoint(conn):
                 queued.result = queued.work(conn)
-        except Exception as exc:  # that write's own failure, rolled back to its savepoint
-            queued.error = exc
+        except Exception as exc:
+            if not self._is_open(conn):  # the database ended the transaction: all fail
+                raise
+            queued.error = exc  # that write's own failure, rolled back to its savepoint
+
+    def _requeue(self, writes: list[_Queued[_C]]) -> None:
+        """Put writes taken but not run back at the head of the queue, in order."""
+        with self._queue_lock:
+            self._queue.extendleft(reversed(writes))
 
     def _take_queued(self, limit: int) -> list[_Queued[_C]]:
         """Up to ``limit`` queued writes, in order; writers wanting the turn stay queued."""

@@ -169,6 +169,7 @@ class SqlLedger:
             self._turns = WriteTurns(
                 lambda deadline: driver.transaction(deadline=deadline),
                 DriverConnection.savepoint,
+                lambda conn: conn.in_transaction,
             )
 
     @property

@@ -49,7 +49,9 @@ def driver(engine: sa.Engine, statements: Statements) -> Iterator[DriverWrites]:
 @pytest.fixture
 def turns(driver: DriverWrites) -> WriteTurns[DriverConnection]:
     return WriteTurns(
-        lambda deadline: driver.transaction(deadline=deadline), DriverConnection.savepoint
+        lambda deadline: driver.transaction(deadline=deadline),
+        DriverConnection.savepoint,
+        lambda conn: conn.in_transaction,
     )
 
 
@@ -210,5 +212,34 @@ def test_max_group_must_be_positive(driver: DriverWrites) -> None:
         WriteTurns(
             lambda deadline: driver.transaction(deadline=deadline),
             DriverConnection.savepoint,
+            lambda conn: conn.in_transaction,
             max_group=0,
         )
+
+
+def test_a_write_that_ends_the_transaction_fails_the_whole_group(
+    engine: sa.Engine, turns: WriteTurns[DriverConnection]
+) -> None:
+    """A write whose failure ended the transaction itself (as SQLite does on a full disk)
+    fails the writes of the group run so far, itself included (nothing of them is kept);
+    the write after it is not run outside the transaction but on the next turn."""
+    writers = Writers(turns)
+
+    def ends_the_transaction(conn: DriverConnection) -> Any:
+        put("doomed")(conn)
+        conn.execute(sa.text("ROLLBACK"))  # what SQLite does on SQLITE_FULL or SQLITE_IOERR
+        raise sqlite3.OperationalError("database or disk is full")
+
+    turns.take(time.monotonic() + 5)
+    writers.start("first", put("k-0"))
+    writers.start("failing", ends_the_transaction)
+    writers.start("after", put("k-1"))
+    turns.give_back()
+    writers.join()
+    errors = {name: str(outcome) for name, outcome in writers.outcomes.items()}
+    assert errors == {
+        "first": "database or disk is full",
+        "failing": "database or disk is full",
+        "after": "1",
+    }
+    assert names(engine) == {"k-1"}
