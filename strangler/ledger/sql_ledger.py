@@ -3,7 +3,9 @@
 Every write is idempotent: inserts are ``INSERT ... ON CONFLICT DO NOTHING``, status
 changes only move forward, and lease changes are conditional updates (the frequent
 statements are in :mod:`strangler.ledger.statements`). SQLAlchemy errors are translated
-to :class:`LedgerError` here, at the boundary.
+to :class:`LedgerError` here, at the boundary. On a SQLite file, a process's writes queued
+for their turn share one commit (:mod:`strangler.ledger.group_commit`), and the
+dispatcher's claim pins the decisions of the orders it takes (:meth:`SqlLedger.claim_due`).
 """
 
 from __future__ import annotations

@@ -2,7 +2,12 @@
 
 One feeder thread claims due orders under leases, renews the leases of the orders it
 holds, and hands each order to a worker, which calls :meth:`Router.process` and then
-releases the lease as the router says. The feeder claims in batches: once no more than
+releases the lease as the router says. The claim is offered :meth:`Router.decide_claimed`:
+on SQLite it decides and pins the undecided orders in its own commit (see
+``SqlLedger.claim_due``), so a worker goes straight to the run, and a legacy-path order,
+whose lease the claim released with the pin, is never handed to a worker at all.
+
+The feeder claims in batches: once no more than
 ``workers`` orders are held it claims enough to hold twice that, so a worker that ends an
 order finds the next one waiting, and one claim serves several orders. A worker that
 ends an order makes room, but wakes the feeder only when something may be due: not after

@@ -2,11 +2,14 @@
 
 :meth:`Router.intake` only writes the durable row and wakes the dispatcher; the work
 happens in :meth:`Router.process`, which a dispatcher worker calls while it holds the
-order's lease (see strangler.routing.dispatcher). Every step of processing is idempotent, so an
-order resumed after a crash, or retried, is safe to process again. An instant execution
-that has to wait (a Retry interval) is parked: :meth:`Router.process` returns a
-:class:`Parked` disposition, the worker goes on with other orders while the lease stays
-held, and the dispatcher calls ``resume`` when the execution has ended.
+order's lease (see strangler.routing.dispatcher). The decision is pinned before any side
+effect: by the dispatcher's claim where the ledger can (:meth:`Router.decide_claimed`,
+``order.pinned_now``), else by :meth:`Router.process` itself. Every step of processing
+is idempotent, so an order resumed after a crash, or retried, is safe to process again.
+An instant execution that has to wait (a Retry interval) is parked:
+:meth:`Router.process` returns a :class:`Parked` disposition, the worker goes on with
+other orders while the lease stays held, and the dispatcher calls ``resume`` when the
+execution has ended.
 """
 
 from __future__ import annotations
