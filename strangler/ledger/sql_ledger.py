@@ -328,7 +328,7 @@ class SqlLedger:
                     return decision
 
         def pin(conn: WriteConnection) -> Any:
-            """None when pinned now, else the order's row (None too when unknown)."""
+            """_PINNED_NOW when pinned now, else the order's row (None when unknown)."""
             if self._pin(
                 conn,
                 order_id,
