@@ -365,9 +365,9 @@ def _round_arrivals(data: Path, orders: list[OrderNotification], workers: int) -
     claims = [0]
     claim_due = ledger.claim_due
 
-    def counted(owner: str, *, limit: int, lease_seconds: float) -> list[Any]:
+    def counted(owner: str, **rest: Any) -> list[Any]:
         claims[0] += 1
-        return claim_due(owner, limit=limit, lease_seconds=lease_seconds)
+        return claim_due(owner, **rest)
 
     ledger.claim_due = counted  # type: ignore[method-assign]
     runtime.start()
@@ -683,8 +683,12 @@ def _parts_run(data: Path, count: int) -> dict[str, float]:
 def _loop(runtime: Runtime, count: int) -> None:
     """Claim and process ``count`` orders on this thread, as one dispatcher worker would."""
     owner, done = runtime.dispatcher.owner, 0
+    # As the dispatcher claims: pinning in the claim where the router offers it.
+    decide = getattr(runtime.router, "decide_claimed", None)
+    extra = {} if decide is None else {"decide": decide}
     while done < count:
-        orders = runtime.ledger.claim_due(owner, limit=min(8, count - done), lease_seconds=30)
+        limit = min(8, count - done)
+        orders = runtime.ledger.claim_due(owner, limit=limit, lease_seconds=30, **extra)
         if not orders:
             raise RuntimeError(f"only {done} of {count} orders were due")
         for order in orders:

@@ -11,7 +11,7 @@ stored and read exactly as the SQLAlchemy path stores and reads them.
 When another process holds SQLite's write lock (a ``strangler worker`` or a second
 sidecar process on the same file), SQLite's own busy handler would sleep 1, 2, 5, 10...
 ms between tries while the other process takes the lock again and again; here the
-``BEGIN IMMEDIATE`` (or a lone statement) is retried every 0.2 ms instead, up to the
+``BEGIN IMMEDIATE`` is retried every 0.2 ms instead, up to the
 busy timeout, so a writer gets the lock as soon as it is free.
 """
 
@@ -303,6 +303,28 @@ class DriverConnection:
         cursor = self._connection.executemany(prepared[0][0], [params for _, params in prepared])
         return DriverResult(cursor.rowcount, [])
 
+    @property
+    def in_transaction(self) -> bool:
+        """Whether a transaction is open (SQLite ends one itself on some errors)."""
+        return self._connection.in_transaction
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """One write inside the open transaction: kept when the block ends cleanly, else
+        rolled back to where it began (the exception goes on), the rest left as it is.
+        When SQLite rolled the whole transaction back (a full disk, an I/O error), there
+        is nothing to roll back to: the exception goes on as it is."""
+        connection = self._connection
+        connection.execute("SAVEPOINT one_write")
+        try:
+            yield
+        except BaseException:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK TO one_write")
+                connection.execute("RELEASE one_write")
+            raise
+        connection.execute("RELEASE one_write")
+
     def _compiled(self, statement: sa.ClauseElement, values: Mapping[str, Any]) -> _Compiled:
         key = (id(statement), tuple(values) if isinstance(statement, sa.Insert) else ())
         cached = self._cache.get(key)
@@ -346,25 +368,6 @@ class DriverWrites:
             connection.execute("COMMIT")
         except BaseException:
             self._roll_back(connection)
-            raise
-
-    def execute_alone(
-        self,
-        statement: sa.ClauseElement,
-        values: Mapping[str, Any],
-        *,
-        deadline: float | None = None,
-    ) -> DriverResult:
-        """Run one statement as its own transaction (committed when this returns).
-
-        Waits for the lock as :meth:`transaction` does, up to ``deadline`` when given.
-        """
-        connection = self._connection()
-        driver = DriverConnection(connection, self._engine.dialect, self._cache)
-        try:
-            return self._when_unlocked(lambda: driver.execute(statement, values), deadline)
-        except sqlite3.Error:
-            self.close()
             raise
 
     def close(self) -> None:

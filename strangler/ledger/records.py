@@ -47,7 +47,10 @@ class LeasedOrder:
     """An order a dispatcher worker holds the lease on, as the ledger has it now.
 
     ``attempts`` counts this lease too (the first processing is attempt 1).
-    ``notification`` carries no payment data (see docs/ledger.md).
+    ``notification`` carries no payment data (see docs/ledger.md). ``pinned_now``: the
+    claim itself decided and pinned ``decision`` (see ``SqlLedger.claim_due``): on the
+    instant path the order is ``running`` already, on the legacy path the lease was
+    released with the pin.
     """
 
     order_id: str
@@ -59,6 +62,7 @@ class LeasedOrder:
     last_error: str | None
     lease_owner: str
     lease_expires_at: datetime
+    pinned_now: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,9 @@
 Every write is idempotent: inserts are ``INSERT ... ON CONFLICT DO NOTHING``, status
 changes only move forward, and lease changes are conditional updates (the frequent
 statements are in :mod:`strangler.ledger.statements`). SQLAlchemy errors are translated
-to :class:`LedgerError` here, at the boundary.
+to :class:`LedgerError` here, at the boundary. On a SQLite file, a process's writes queued
+for their turn share one commit (:mod:`strangler.ledger.group_commit`), and the
+dispatcher's claim pins the decisions of the orders it takes (:meth:`SqlLedger.claim_due`).
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import sqlalchemy as sa
 import structlog
@@ -40,13 +43,14 @@ from strangler.ledger import (
 )
 from strangler.ledger import comparisons as comparison_store
 from strangler.ledger.checkpoint import WalCheckpointer
-from strangler.ledger.driver import DriverWrites, WriteConnection
+from strangler.ledger.driver import DriverConnection, DriverWrites, WriteConnection
 from strangler.ledger.engine import (
     BUSY_TIMEOUT_MS,
     create_ledger_engine,
     display_url,
     read_snapshot,
 )
+from strangler.ledger.group_commit import TurnTimeout, WriteTurns
 from strangler.ledger.migrate import ensure_schema
 from strangler.ledger.notify import IntakeListener
 from strangler.ledger.ops_queries import OpsFigures, load_ops_figures
@@ -93,6 +97,9 @@ _WRITABLE_POSTGRES = sa.text(
     "SELECT pg_is_in_recovery(), current_setting('default_transaction_read_only')"
 )
 _log = structlog.get_logger()
+_R = TypeVar("_R")
+# pin_decision's transaction pinned the decision now (else it returns the order's row).
+_PINNED_NOW = object()
 
 
 class _Lock(Protocol):
@@ -146,9 +153,9 @@ class SqlLedger:
         # whose sleeps (1, 2, 5, 10... ms) made the intake's p99 grow with threads.
         memory_lock = threading.RLock() if in_memory else None
         self._guard: AbstractContextManager[Any] = memory_lock or nullcontext()
-        # Waiting for this lock counts against the busy timeout too: a write waits at most
+        # Waiting for the turn counts against the busy timeout too: a write waits at most
         # one busy timeout in all, not one behind this process's other writers plus its own.
-        self._write_lock: _Lock | None = memory_lock or (threading.Lock() if is_sqlite else None)
+        self._write_lock: _Lock | None = memory_lock
         self._busy_timeout_s = busy_timeout_s
         with self._translated("migrate the schema"):
             self.schema_version = ensure_schema(engine)
@@ -156,6 +163,16 @@ class SqlLedger:
         self._driver = (
             DriverWrites(engine, busy_timeout_s=self._busy_timeout_s) if is_sqlite else None
         )
+        # A SQLite file: writers take turns, and the writes queued for a turn share its
+        # commit (strangler.ledger.group_commit).
+        self._turns: WriteTurns[DriverConnection] | None = None
+        if self._driver is not None and not in_memory:
+            driver = self._driver
+            self._turns = WriteTurns(
+                lambda deadline: driver.transaction(deadline=deadline),
+                DriverConnection.savepoint,
+                lambda conn: conn.in_transaction,
+            )
 
     @property
     def url(self) -> str:
@@ -208,12 +225,11 @@ class SqlLedger:
             "next_attempt_at": now,
             "attempts": 0,
         }
-        if self._driver is not None:  # one statement: its own transaction, no BEGIN
-            operation = "record a received order"
-            deadline = time.monotonic() + self._busy_timeout_s
-            with self._write_turn(operation, deadline), self._translated(operation):
-                insert = self._driver.execute_alone
-                return insert(statements.INSERT_ORDER, row, deadline=deadline).rowcount == 1
+        if self._driver is not None:
+            return self._grouped(
+                "record a received order",
+                lambda conn: conn.execute(statements.INSERT_ORDER, row).rowcount == 1,
+            )
         try:
             return self._insert_received(row, notify=True)
         except LedgerError as exc:
@@ -303,41 +319,32 @@ class SqlLedger:
         :mod:`strangler.ledger.pg_writes`); other cases take the same transaction as ever.
         """
         now = self._clock()
-        values = statements.params(
-            order_id=order_id,
-            path=decision.path.value,
-            variant=decision.variant,
-            rollout=decision.rollout,
-            flag_revision=decision.flag_revision,
-            decision_reason=decision.reason,
-            now=now,
-        )
         alone = self._one_statement and start_running and release_owner is None
         # A followed path is pinned below: its order may have to end as the legacy app did.
         if alone and decision.path not in _FOLLOWED_PATHS:
+            values = _pin_values(order_id, decision, now)
             with self._alone("pin a decision") as conn:
                 if conn.execute(pg_writes.PIN_AND_START, values).first() is not None:
                     return decision
-        with self._write("pin a decision") as conn:
-            # Usually one UPDATE pins, routes and starts an order still received.
-            started = (
-                self._pin_and_start(conn, values, decision.reason, now) if start_running else None
-            )
-            pinned_now = started or conn.execute(statements.PIN_DECISION, values).first()
-            if pinned_now is not None:
-                if not start_running:
-                    self._move(conn, order_id, OrderStatus.ROUTED, reason=decision.reason, at=now)
-                elif started is None:
-                    self._route_and_start(conn, order_id, reason=decision.reason, at=now)
-                followed = decision.path in _FOLLOWED_PATHS or pinned_now.handoff is not None
-                if followed and pinned_now.terminal_at is None:
-                    self._end_as(
-                        conn, order_id, pinned_now.legacy_status, pinned_now.legacy_terminal_at
-                    )
-                if release_owner is not None:
-                    _release_as_done(conn, order_id, release_owner, now)
-                return decision
-            row = conn.execute(statements.ORDER_BY_ID, statements.params(order_id=order_id)).first()
+
+        def pin(conn: WriteConnection) -> Any:
+            """_PINNED_NOW when pinned now, else the order's row (None when unknown)."""
+            if self._pin(
+                conn,
+                order_id,
+                decision,
+                now=now,
+                release_owner=release_owner,
+                start_running=start_running,
+            ):
+                return _PINNED_NOW
+            return conn.execute(
+                statements.ORDER_BY_ID, statements.params(order_id=order_id)
+            ).first()
+
+        row = self._grouped("pin a decision", pin)
+        if row is _PINNED_NOW:
+            return decision
         if row is None:
             raise LedgerError(
                 f"unknown order {order_id!r}", operation="pin a decision", url=self._url
@@ -399,7 +406,8 @@ class SqlLedger:
                     return True
             # Else the steps are in (the path below skips them) and the order moves one
             # statement at a time.
-        with self._write(operation) as conn:
+
+        def finish(conn: WriteConnection) -> bool:
             self._insert_steps(conn, steps)
             # Usually one UPDATE ends the order and releases its lease; else one by one.
             if conn.execute(statements.finish_held(status), held).rowcount == 1:
@@ -411,6 +419,8 @@ class SqlLedger:
             )
             _release_as_done(conn, order_id, release_owner, now)
             return moved
+
+        return self._grouped(operation, finish)
 
     def hand_off(
         self, order_id: str, kind: Handoff, *, reason: str, at: datetime | None = None
@@ -452,19 +462,37 @@ class SqlLedger:
 
     # -- the dispatcher's queue ---------------------------------------------------------
 
-    def claim_due(self, owner: str, *, limit: int, lease_seconds: float) -> list[LeasedOrder]:
+    def claim_due(
+        self,
+        owner: str,
+        *,
+        limit: int,
+        lease_seconds: float,
+        decide: Callable[[LeasedOrder], Decision] | None = None,
+    ) -> list[LeasedOrder]:
         """Lease up to ``limit`` orders that need processing and nobody holds.
 
         An order is due when it needs dispatching, its retry time has passed and its
         lease is free or expired. Each claim is a conditional UPDATE (with ``FOR UPDATE
         SKIP LOCKED`` on PostgreSQL), so concurrent claimers never get the same order.
 
-        On PostgreSQL the claim commits without waiting for its WAL flush
+        With ``decide`` (on SQLite), each claimed order with no decision yet is decided by
+        ``decide(order)`` and pinned in the claim's own transaction, as
+        :meth:`pin_decision` pins it: an instant-path order is started (``running``), a
+        shadow one routed, and a legacy one's lease released with the pin (nobody holds
+        it: the batch jobs have it). Those come back with the decision and ``pinned_now``
+        set. One commit then claims and pins a batch, where a pin per order took one of
+        its own; the decision is durable before any worker starts a side effect, as with
+        :meth:`pin_decision`. ``decide`` runs inside the write transaction, so it must be
+        quick and must not touch the ledger; an exception from it rolls the claim back.
+
+        On PostgreSQL ``decide`` is not called (each worker pins, one autocommitted
+        statement), and the claim commits without waiting for its WAL flush
         (``synchronous_commit = off`` for this transaction only): a claim lost in a
         database crash is a lease that never existed, which leases already survive (the
         holder's renewal finds it lost; every step is idempotent), and the holder's next
         durable write flushes it anyway. It takes a disk flush off every order's way
-        from intake to routing.
+        from intake to routing; pinning in it would put the flush back.
         """
         if limit < 1:
             return []
@@ -474,8 +502,37 @@ class SqlLedger:
         if self._engine.dialect.name == "postgresql":
             with self._alone(operation) as alone:
                 return leases.claim_due(alone, owner, limit=limit, now=now, expires=expires)
-        with self._write(operation) as conn:
-            return leases.claim_due(conn, owner, limit=limit, now=now, expires=expires)
+
+        def claim(conn: WriteConnection) -> list[LeasedOrder]:
+            claimed = leases.claim_due(conn, owner, limit=limit, now=now, expires=expires)
+            if decide is None:
+                return claimed
+            return [
+                order if order.decision is not None else self._pin_claimed(conn, order, decide, now)
+                for order in claimed
+            ]
+
+        return self._grouped(operation, claim)
+
+    def _pin_claimed(
+        self,
+        conn: WriteConnection,
+        order: LeasedOrder,
+        decide: Callable[[LeasedOrder], Decision],
+        now: datetime,
+    ) -> LeasedOrder:
+        """Decide and pin a claimed order in the claim's transaction (see claim_due)."""
+        decision = decide(order)
+        instant = decision.path is Route.INSTANT
+        owner = order.lease_owner if decision.path is Route.LEGACY else None
+        if not self._pin(
+            conn, order.order_id, decision, now=now, release_owner=owner, start_running=instant
+        ):
+            return order  # not reached: the claim read no path, and no one wrote since
+        status = OrderStatus.RUNNING if instant else OrderStatus.ROUTED
+        if order.status.is_terminal:
+            status = order.status
+        return replace(order, decision=decision, status=status, pinned_now=True)
 
     def renew_leases(
         self, owner: str, order_ids: Sequence[str], *, lease_seconds: float
@@ -484,8 +541,9 @@ class SqlLedger:
         if not order_ids:
             return set()
         expires = self._clock() + timedelta(seconds=lease_seconds)
-        with self._write("renew leases") as conn:
-            return leases.renew(conn, owner, order_ids, expires=expires)
+        return self._grouped(
+            "renew leases", lambda conn: leases.renew(conn, owner, order_ids, expires=expires)
+        )
 
     def release_lease(
         self,
@@ -502,10 +560,12 @@ class SqlLedger:
         ``owner`` no longer held the lease (nothing changes then).
         """
         now = self._clock()
-        with self._write("release a lease") as conn:
-            return leases.release(
+        return self._grouped(
+            "release a lease",
+            lambda conn: leases.release(
                 conn, order_id, owner, done=done, retry_at=retry_at or now, now=now, error=error
-            )
+            ),
+        )
 
     def return_unstarted(self, owner: str, order_ids: Sequence[str]) -> int:
         """Give back ``owner``'s claims on orders it has not started: due again at once,
@@ -974,6 +1034,35 @@ class SqlLedger:
             )
         return False
 
+    def _pin(
+        self,
+        conn: WriteConnection,
+        order_id: str,
+        decision: Decision,
+        *,
+        now: datetime,
+        release_owner: str | None,
+        start_running: bool,
+    ) -> bool:
+        """Pin ``decision`` in ``conn``'s transaction, as :meth:`pin_decision` describes;
+        True when pinned now, False when the order had a path (nothing changed)."""
+        values = _pin_values(order_id, decision, now)
+        # Usually one UPDATE pins, routes and starts an order still received.
+        started = self._pin_and_start(conn, values, decision.reason, now) if start_running else None
+        pinned_now = started or conn.execute(statements.PIN_DECISION, values).first()
+        if pinned_now is None:
+            return False
+        if not start_running:
+            self._move(conn, order_id, OrderStatus.ROUTED, reason=decision.reason, at=now)
+        elif started is None:
+            self._route_and_start(conn, order_id, reason=decision.reason, at=now)
+        followed = decision.path in _FOLLOWED_PATHS or pinned_now.handoff is not None
+        if followed and pinned_now.terminal_at is None:
+            self._end_as(conn, order_id, pinned_now.legacy_status, pinned_now.legacy_terminal_at)
+        if release_owner is not None:
+            _release_as_done(conn, order_id, release_owner, now)
+        return True
+
     def _pin_and_start(
         self, conn: WriteConnection, values: dict[str, object], reason: str, at: datetime
     ) -> Any:
@@ -1086,21 +1175,47 @@ class SqlLedger:
     @contextmanager
     def _write_turn(self, operation: str, deadline: float) -> Iterator[None]:
         """This process's turn to write, waited for until ``deadline`` at most."""
+        if self._turns is not None:
+            try:
+                self._turns.take(deadline)
+            except TurnTimeout:
+                raise self._turn_timed_out(operation) from None
+            try:
+                yield
+            finally:
+                self._turns.give_back()
+            return
         lock = self._write_lock
         if lock is None:
             yield
             return
         if not lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
-            raise LedgerError(
-                "this process's other writes held the ledger for the whole busy timeout "
-                f"({self._busy_timeout_s:g} s)",
-                operation=operation,
-                url=self._url,
-            )
+            raise self._turn_timed_out(operation)
         try:
             yield
         finally:
             lock.release()
+
+    def _turn_timed_out(self, operation: str) -> LedgerError:
+        return LedgerError(
+            "this process's other writes held the ledger for the whole busy timeout "
+            f"({self._busy_timeout_s:g} s)",
+            operation=operation,
+            url=self._url,
+        )
+
+    def _grouped(self, operation: str, work: Callable[[WriteConnection], _R]) -> _R:
+        """``work(conn)`` in a write transaction; on a SQLite file, one that writes queued
+        for this process's turn share (strangler.ledger.group_commit)."""
+        if self._turns is None:
+            with self._write(operation) as conn:
+                return work(conn)
+        deadline = time.monotonic() + self._busy_timeout_s
+        with self._translated(operation):
+            try:
+                return self._turns.run(work, deadline)
+            except TurnTimeout:
+                raise self._turn_timed_out(operation) from None
 
     @contextmanager
     def _write(self, operation: str) -> Iterator[WriteConnection]:
@@ -1124,6 +1239,19 @@ class SqlLedger:
     def _read(self, operation: str) -> Iterator[sa.Connection]:
         with self._guard, self._translated(operation), read_snapshot(self._engine) as conn:
             yield conn
+
+
+def _pin_values(order_id: str, decision: Decision, now: datetime) -> dict[str, object]:
+    """The parameters of the statements pinning ``decision`` on an order at ``now``."""
+    return statements.params(
+        order_id=order_id,
+        path=decision.path.value,
+        variant=decision.variant,
+        rollout=decision.rollout,
+        flag_revision=decision.flag_revision,
+        decision_reason=decision.reason,
+        now=now,
+    )
 
 
 def _release_as_done(conn: WriteConnection, order_id: str, owner: str, now: datetime) -> None:

@@ -2,7 +2,12 @@
 
 One feeder thread claims due orders under leases, renews the leases of the orders it
 holds, and hands each order to a worker, which calls :meth:`Router.process` and then
-releases the lease as the router says. The feeder claims in batches: once no more than
+releases the lease as the router says. The claim is offered :meth:`Router.decide_claimed`:
+on SQLite it decides and pins the undecided orders in its own commit (see
+``SqlLedger.claim_due``), so a worker goes straight to the run, and a legacy-path order,
+whose lease the claim released with the pin, is never handed to a worker at all.
+
+The feeder claims in batches: once no more than
 ``workers`` orders are held it claims enough to hold twice that, so a worker that ends an
 order finds the next one waiting, and one claim serves several orders. A worker that
 ends an order makes room, but wakes the feeder only when something may be due: not after
@@ -40,6 +45,7 @@ from strangler.backoff import Backoff
 from strangler.exceptions import LedgerError
 from strangler.ledger.exceptions import LeaseLost
 from strangler.ledger.records import LeasedOrder, default_owner, utc_now
+from strangler.orders import Decision, Route
 from strangler.routing.jobs import JobQueue
 from strangler.routing.router import Disposition, Lease, Parked, Router
 
@@ -52,8 +58,16 @@ _MAX_FEED_BACKOFF_S = 30.0
 class LeaseQueue(Protocol):
     """The ledger as a queue of due orders under leases (SqlLedger in production)."""
 
-    def claim_due(self, owner: str, *, limit: int, lease_seconds: float) -> list[LeasedOrder]:
-        """Lease up to ``limit`` orders that need processing and nobody holds."""
+    def claim_due(
+        self,
+        owner: str,
+        *,
+        limit: int,
+        lease_seconds: float,
+        decide: Callable[[LeasedOrder], Decision] | None = None,
+    ) -> list[LeasedOrder]:
+        """Lease up to ``limit`` orders that need processing and nobody holds; with
+        ``decide``, the claim may also pin the undecided ones (``pinned_now``)."""
         ...
 
     def renew_leases(
@@ -260,11 +274,22 @@ class LeaseDispatcher:
         # Cleared before the claim reads the ledger: an order written after that read
         # comes with a wake() that sets it again.
         self._maybe_due = False
-        orders = self.ledger.claim_due(self.owner, limit=room, lease_seconds=self.lease_seconds)
+        orders = self.ledger.claim_due(
+            self.owner,
+            limit=room,
+            lease_seconds=self.lease_seconds,
+            decide=self.router.decide_claimed,
+        )
+        claimed = len(orders)
+        # Pinned to legacy by the claim, their leases released with the pin: nothing to run.
+        routed = [order for order in orders if _released_by_claim(order)]
+        if routed:
+            orders = [order for order in orders if not _released_by_claim(order)]
+            for order in routed:
+                self.router.routed_at_claim(order)
         with self._lock:
             # An order held here whose lease ran out before a renewal (a stalled process)
             # comes back to its owner: it is being processed or parked, not started again.
-            claimed = len(orders)
             orders = [order for order in orders if order.order_id not in self._in_flight]
             stopping = self._stopping.is_set()
             if not stopping:
@@ -413,3 +438,8 @@ class LeaseDispatcher:
             return
         if not released:
             self._order_log(order).warning("lease_lost_before_release")
+
+
+def _released_by_claim(order: LeasedOrder) -> bool:
+    """True for an order the claim pinned to legacy, releasing its lease with the pin."""
+    return order.pinned_now and order.decision is not None and order.decision.path is Route.LEGACY

@@ -2,11 +2,14 @@
 
 :meth:`Router.intake` only writes the durable row and wakes the dispatcher; the work
 happens in :meth:`Router.process`, which a dispatcher worker calls while it holds the
-order's lease (see strangler.routing.dispatcher). Every step of processing is idempotent, so an
-order resumed after a crash, or retried, is safe to process again. An instant execution
-that has to wait (a Retry interval) is parked: :meth:`Router.process` returns a
-:class:`Parked` disposition, the worker goes on with other orders while the lease stays
-held, and the dispatcher calls ``resume`` when the execution has ended.
+order's lease (see strangler.routing.dispatcher). The decision is pinned before any side
+effect: by the dispatcher's claim where the ledger can (:meth:`Router.decide_claimed`,
+``order.pinned_now``), else by :meth:`Router.process` itself. Every step of processing
+is idempotent, so an order resumed after a crash, or retried, is safe to process again.
+An instant execution that has to wait (a Retry interval) is parked:
+:meth:`Router.process` returns a :class:`Parked` disposition, the worker goes on with
+other orders while the lease stays held, and the dispatcher calls ``resume`` when the
+execution has ended.
 """
 
 from __future__ import annotations
@@ -272,7 +275,12 @@ class Router:
         # Pinned now on a path whose run starts next: its ``order_routed`` line is written
         # when the run starts, in one line with it (``run_started``), or alone if it does not.
         routed: Decision | None = None
-        if decision is None:
+        if decision is not None and order.pinned_now:  # pinned by the claim (decide_claimed)
+            if decision.path is Route.LEGACY:  # the claim released its lease too
+                self.routed_at_claim(order)
+                return RELEASED
+            routed = decision
+        elif decision is None:
             decision, routed = self._route(order, lease, log)
             if decision.path is Route.LEGACY and self.on_legacy_routed is not None:
                 self.on_legacy_routed(order.order_id)
@@ -289,6 +297,27 @@ class Router:
             return self._shadow(order, log, routed)
         return self._instant(order, lease, log, routed=routed)
 
+    def decide_claimed(self, order: LeasedOrder) -> Decision:
+        """The flag's decision for a claimed order, for the claim to pin (never raises).
+
+        The dispatcher passes this to ``claim_due`` (strangler.ledger.SqlLedger.claim_due),
+        which pins it in the claim's transaction; :meth:`process` then goes straight to
+        the run (``order.pinned_now``). A failing flag check means legacy, as in
+        :meth:`process`.
+        """
+        return self._decide(order)
+
+    def routed_at_claim(self, order: LeasedOrder) -> None:
+        """What follows a legacy-path pin made by the claim (its lease released with it):
+        the ``order_routed`` line and ``on_legacy_routed``. Never raises an order's error:
+        the dispatcher's feeder calls it."""
+        decision = order.decision
+        if decision is None or not order.pinned_now:
+            return
+        _log.info("order_routed", order_id=order.order_id, **decision.to_dict())
+        if decision.path is Route.LEGACY and self.on_legacy_routed is not None:
+            self.on_legacy_routed(order.order_id)
+
     def _route(
         self, order: LeasedOrder, lease: Lease, log: structlog.typing.FilteringBoundLogger
     ) -> tuple[Decision, Decision | None]:
@@ -299,7 +328,7 @@ class Router:
         is logged here, unless the decision was pinned now on the instant or the shadow
         path: it comes back second, and the caller logs it with the run's start.
         """
-        decision = self._decide(order.notification, log)
+        decision = self._decide(order)
         instant = decision.path is Route.INSTANT
         if decision.path is not Route.LEGACY:
             pinned = self.ledger.pin_decision(order.order_id, decision, start_running=instant)
@@ -314,13 +343,16 @@ class Router:
         log.info("order_routed", **pinned.to_dict())
         return pinned, None
 
-    def _decide(
-        self, order: OrderNotification, log: structlog.typing.FilteringBoundLogger
-    ) -> Decision:
+    def _decide(self, order: LeasedOrder) -> Decision:
         try:
-            return self.flags.decide(order)
+            return self.flags.decide(order.notification)
         except Exception as exc:  # by design, a failing flag check means legacy
-            log.error("flag_source_raised", error=repr(exc))
+            _log.error(
+                "flag_source_raised",
+                order_id=order.order_id,
+                attempt=order.attempts,
+                error=repr(exc),
+            )
             return Decision(
                 path=Route.LEGACY,
                 variant="disabled",

@@ -16,8 +16,8 @@ import pytest
 import sqlalchemy as sa
 
 from strangler.exceptions import LedgerError
-from strangler.ledger import Handoff, SqlLedger, ledger_from_url
-from strangler.orders import OrderStatus, Route, StepResult
+from strangler.ledger import Handoff, LeasedOrder, SqlLedger, ledger_from_url
+from strangler.orders import Decision, OrderStatus, Route, StepResult
 from tests.helpers import fresh_pg_database
 from tests.unit.ledger.support import T0, ManualClock, make_decision, make_order, make_step
 
@@ -212,3 +212,25 @@ def _rows(ledger: SqlLedger) -> dict[str, list[dict[str, Any]]]:
             rows = conn.execute(sa.text(f"SELECT * FROM {table} ORDER BY {order}"))  # noqa: S608
             dump[table] = [{k: v for k, v in row.items() if k != "id"} for row in rows.mappings()]
     return dump
+
+
+def test_the_postgres_claim_leaves_the_decision_to_the_worker() -> None:
+    """On PostgreSQL the claim commits unflushed, so it pins nothing: ``decide`` is not
+    asked, the order comes back undecided and the worker's one-statement pin follows."""
+    asked: list[str] = []
+
+    def decide(order: LeasedOrder) -> Decision:
+        asked.append(order.order_id)
+        return make_decision(Route.INSTANT)
+
+    with fresh_pg_database("strangler_claim") as url:
+        ledger = ledger_from_url(url.render_as_string(hide_password=False))
+        try:
+            ledger.record_received(make_order("o-1"), source="test")
+            [order] = ledger.claim_due("w-1", limit=1, lease_seconds=30, decide=decide)
+            pinned = ledger.pin_decision("o-1", make_decision(Route.INSTANT), start_running=True)
+            story = ledger.story("o-1")
+        finally:
+            ledger.close()
+    assert (asked, order.decision, order.pinned_now) == ([], None, False)
+    assert (pinned, story and story["status"]) == (make_decision(Route.INSTANT), "running")

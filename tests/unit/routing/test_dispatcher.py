@@ -15,13 +15,15 @@ from structlog.testing import capture_logs
 from strangler.exceptions import LedgerError
 from strangler.instant.local_backend import LocalBackend
 from strangler.ledger import LeasedOrder, SqlLedger, ledger_from_url
+from strangler.ledger.engine import create_ledger_engine
 from strangler.legacy_adapter import LegacyUnavailable, StepOutcome
-from strangler.orders import OrderStatus, Route
+from strangler.orders import OrderNotification, OrderStatus, Route
 from strangler.routing.dispatcher import LeaseDispatcher
 from strangler.routing.router import DONE, Disposition, Lease, Parked, RetryPolicy, Router
 from tests.helpers import wait_until
 from tests.unit.instant.fakes import FakeLegacy as InstantFakeLegacy
 from tests.unit.ledger.support import make_order
+from tests.unit.ledger.test_claim_pins import Statements
 from tests.unit.routing.fakes import FakeFlags, FakeInstant, FakeLegacy
 
 FAST_RETRY = RetryPolicy(max_attempts=3, base_delay_s=0.01, max_delay_s=0.05)
@@ -176,7 +178,9 @@ def test_stop_lets_orders_in_flight_finish(
     first, second = ledger.story("o-1"), ledger.story("o-2")
     assert first is not None
     assert second is not None
-    assert (first["status"], second["status"]) == (OrderStatus.FULFILLED, OrderStatus.RECEIVED)
+    # o-2 is never run: at most claimed (and pinned by the claim) and given back at stop.
+    assert (first["status"], instant.runs["o-2", False]) == (OrderStatus.FULFILLED, 0)
+    assert second["status"] in {OrderStatus.RECEIVED, OrderStatus.RUNNING}
 
 
 def test_orders_are_claimed_in_batches(
@@ -187,8 +191,8 @@ def test_orders_are_claimed_in_batches(
     limits: list[int] = []
     real_claim = ledger.claim_due
 
-    def counted(owner: str, *, limit: int, lease_seconds: float) -> list[LeasedOrder]:
-        claimed = real_claim(owner, limit=limit, lease_seconds=lease_seconds)
+    def counted(owner: str, *, limit: int, **rest: Any) -> list[LeasedOrder]:
+        claimed = real_claim(owner, limit=limit, **rest)
         if claimed:
             limits.append(limit)
         return claimed
@@ -212,8 +216,8 @@ def test_an_order_ending_does_not_claim_when_nothing_is_due(
     claims: list[int] = []
     real_claim = ledger.claim_due
 
-    def counted(owner: str, *, limit: int, lease_seconds: float) -> list[LeasedOrder]:
-        claimed = real_claim(owner, limit=limit, lease_seconds=lease_seconds)
+    def counted(owner: str, *, limit: int, **rest: Any) -> list[LeasedOrder]:
+        claimed = real_claim(owner, limit=limit, **rest)
         claims.append(len(claimed))
         return claimed
 
@@ -252,7 +256,8 @@ def test_stop_gives_back_orders_no_worker_started(
     router: Router, ledger: SqlLedger, instant: FakeInstant
 ) -> None:
     """Orders claimed but still waiting for a worker at stop are due again at once, their
-    claim not counted as an attempt; the one being processed ends first."""
+    claim not counted as an attempt; the one being processed ends first. The claim pinned
+    (and started) the returned one: whoever takes it next runs it on that decision."""
     run = HeldRuns(instant)
     real_return = ledger.return_unstarted
 
@@ -273,12 +278,15 @@ def test_stop_gives_back_orders_no_worker_started(
     stories = [ledger.story(f"o-{n}") for n in range(3)]
     assert [(s["status"], s["attempts"]) for s in stories if s] == [
         (OrderStatus.FULFILLED, 1),
-        (OrderStatus.RECEIVED, 0),
+        (OrderStatus.RUNNING, 0),
         (OrderStatus.RECEIVED, 0),
     ]
     assert [e["orders"] for e in logs if e["event"] == "dispatcher_returned_unstarted"] == [["o-1"]]
     taken = ledger.claim_due("someone-else", limit=5, lease_seconds=30)
-    assert [order.order_id for order in taken] == ["o-1", "o-2"]
+    assert [(o.order_id, o.decision is not None, o.pinned_now) for o in taken] == [
+        ("o-1", True, False),
+        ("o-2", False, False),
+    ]
 
 
 def test_stop_gives_back_what_a_claim_in_progress_takes(
@@ -289,10 +297,10 @@ def test_stop_gives_back_what_a_claim_in_progress_takes(
     claiming, answer = threading.Event(), threading.Event()
     real_claim = ledger.claim_due
 
-    def slow_claim(owner: str, *, limit: int, lease_seconds: float) -> list[LeasedOrder]:
+    def slow_claim(owner: str, *, limit: int, **rest: Any) -> list[LeasedOrder]:
         claiming.set()
         answer.wait(10)  # a claim query the ledger answers only after the stop's deadline
-        return real_claim(owner, limit=limit, lease_seconds=lease_seconds)
+        return real_claim(owner, limit=limit, **rest)
 
     ledger.claim_due = slow_claim  # type: ignore[method-assign]
     for n in range(2):
@@ -348,10 +356,10 @@ def test_the_dispatcher_waits_out_a_ledger_outage(
     real_claim = ledger.claim_due
     failures = [LedgerError("ledger down"), LedgerError("ledger still down")]
 
-    def flaky_claim(owner: str, *, limit: int, lease_seconds: float) -> list[LeasedOrder]:
+    def flaky_claim(owner: str, *, limit: int, **rest: Any) -> list[LeasedOrder]:
         if failures:
             raise failures.pop(0)
-        return real_claim(owner, limit=limit, lease_seconds=lease_seconds)
+        return real_claim(owner, limit=limit, **rest)
 
     ledger.claim_due = flaky_claim  # type: ignore[method-assign]
     router.intake(make_order("o-1"), source="api")
@@ -512,3 +520,104 @@ def test_resumed_orders_leave_a_worker_to_fresh_ones(
     runs.resumes_may_end.set()
     wait_until(lambda: dispatcher.in_flight == 0, 10, "every resumed order finished")
     assert runs.most_resuming == 2
+
+
+def test_the_claim_pins_so_a_worker_makes_no_pin_of_its_own(
+    tmp_path: FsPath, instant: FakeInstant, dispatchers: list[LeaseDispatcher]
+) -> None:
+    """On SQLite the feeder's claim pins each batch's decisions in its own commit: a worker
+    runs the order without a pin of its own (fewer commits than two per order), and the
+    decision is durable before the run's first side effect."""
+    engine = create_ledger_engine(f"sqlite:///{tmp_path / 'ledger.sqlite3'}")
+    statements = Statements(engine)
+    ledger = SqlLedger(engine)
+    router = Router(ledger, FakeFlags(), FakeLegacy(), instant, retry=FAST_RETRY)
+    pins: list[str] = []
+    real_pin = ledger.pin_decision
+    ledger.pin_decision = lambda order_id, *a, **k: (
+        pins.append(order_id) or real_pin(order_id, *a, **k)
+    )  # type: ignore[method-assign]
+    seen_at_run: list[tuple[str, str | None]] = []
+    real_run = instant.run
+
+    def run(order: OrderNotification, **options: Any) -> Any:
+        story = ledger.story(order.order_id)  # a read of what is committed
+        assert story is not None
+        seen_at_run.append((story["status"], (story["decision"] or {}).get("path")))
+        return real_run(order, **options)
+
+    instant.run = run  # type: ignore[method-assign]
+    count = 24
+    for n in range(count):
+        router.intake(make_order(f"o-{n}"), source="api")
+    before = statements.commits
+    start(dispatchers, router, lease_seconds=60.0)
+    try:
+        wait_until(lambda: all_terminal(ledger), 10, "every order to be terminal")
+        for dispatcher in dispatchers:
+            dispatcher.stop(5)
+        commits = statements.commits - before
+    finally:
+        ledger.close()
+    assert (pins, set(instant.runs.values()), len(instant.runs)) == ([], {1}, count)
+    assert set(seen_at_run) == {("running", "instant")}
+    # At most a claim per batch of up to six and a finish per order (fewer where writes
+    # queued together share a commit): before, a pin per order too.
+    assert commits <= count + count // 2
+
+
+def test_legacy_orders_pinned_by_the_claim_never_reach_a_worker(
+    router: Router, ledger: SqlLedger, instant: FakeInstant, dispatchers: list[LeaseDispatcher]
+) -> None:
+    """A legacy-path order is pinned with its lease released in the claim: each is logged
+    routed once and handed to ``on_legacy_routed`` once, and none is held or run."""
+    assert isinstance(router.flags, FakeFlags)
+    router.flags.path = Route.LEGACY
+    probed: list[str] = []
+    router.on_legacy_routed = probed.append
+    real_process = router.process
+    processed: list[str] = []
+
+    def process(order: LeasedOrder, lease: Lease) -> Disposition:
+        processed.append(order.order_id)
+        return real_process(order, lease)
+
+    router.process = process  # type: ignore[method-assign]
+    for n in range(5):
+        router.intake(make_order(f"o-{n}"), source="api")
+    with capture_logs() as logs:
+        dispatcher = start(dispatchers, router)
+        wait_until(lambda: len(probed) == 5, 5, "every order routed to legacy")
+        dispatcher.stop(5)
+    routed = sorted(e["order_id"] for e in logs if e["event"] == "order_routed")
+    assert (sorted(probed), routed, processed) == ([f"o-{n}" for n in range(5)], sorted(probed), [])
+    assert ledger.claim_due("someone-else", limit=5, lease_seconds=30) == []
+    assert {ledger.story(f"o-{n}")["decision"]["path"] for n in range(5)} == {"legacy"}  # type: ignore[index]
+    assert not instant.runs
+
+
+def test_a_failing_flag_check_at_the_claim_pins_legacy(
+    router: Router, ledger: SqlLedger, instant: FakeInstant, dispatchers: list[LeaseDispatcher]
+) -> None:
+    """The flag source raising while the claim decides sends the order to legacy, with the
+    reason, as a worker's decision would."""
+    assert isinstance(router.flags, FakeFlags)
+    router.flags.error = RuntimeError("unleash is down")
+    router.intake(make_order("o-1"), source="api")
+    with capture_logs() as logs:
+        start(dispatchers, router)
+        wait_until(lambda: ledger.backlog() == 1 and _path(ledger, "o-1") == "legacy", 5, "a pin")
+    [raised] = [e for e in logs if e["event"] == "flag_source_raised"]
+    story = ledger.story("o-1")
+    assert story is not None
+    assert (raised["order_id"], story["decision"]["variant"], not instant.runs) == (
+        "o-1",
+        "disabled",
+        True,
+    )
+    assert "flag source raised RuntimeError: unleash is down" in story["decision"]["reason"]
+
+
+def _path(ledger: SqlLedger, order_id: str) -> str | None:
+    story = ledger.story(order_id)
+    return None if story is None or story["decision"] is None else story["decision"]["path"]
