@@ -519,24 +519,24 @@ def test_claim_now_claims_on_the_calling_thread(
 ) -> None:
     """A wake-up's thread that calls claim_now claims the new order itself: no hand-off to
     the feeder, whose poll is far off; the order is processed once."""
-    claimers: list[str] = []
+    claims: list[tuple[str, int]] = []
     real_claim = ledger.claim_due
 
     def named(owner: str, *, limit: int, lease_seconds: float) -> list[LeasedOrder]:
         claimed = real_claim(owner, limit=limit, lease_seconds=lease_seconds)
-        if claimed:
-            claimers.append(threading.current_thread().name)
+        claims.append((threading.current_thread().name, len(claimed)))
         return claimed
 
     ledger.claim_due = named  # type: ignore[method-assign]
     dispatcher = start(dispatchers, router, poll_interval_s=30.0, lease_seconds=120.0)
-    wait_until(lambda: not dispatcher.in_flight, 5, "the start's claim")
+    wait_until(lambda: claims == [("strangler-feeder", 0)], 5, "the start's claim")
     router.intake(make_order("o-1"), source="api")
     listener = threading.Thread(target=dispatcher.claim_now, name="a-listener")
     listener.start()
     listener.join(5)
     wait_until(lambda: all_terminal(ledger), 10, "the order to be terminal")
-    assert (claimers, instant.runs) == (["a-listener"], {("o-1", False): 1})
+    assert [name for name, taken in claims if taken] == ["a-listener"]
+    assert instant.runs == {("o-1", False): 1}
 
 
 def test_claim_now_before_start_wakes_the_feeder_instead(
@@ -599,23 +599,26 @@ def test_claim_now_never_raises_and_the_feeder_retries(
     """A claim_now whose claim fails does not raise into the listener's thread: the feeder
     is woken, claims again, and the order is processed."""
     failures = [LedgerError("the database is down", operation="claim due orders")]
+    feeder_claims: list[int] = []
     real_claim = ledger.claim_due
 
     def failing_once(owner: str, *, limit: int, lease_seconds: float) -> list[LeasedOrder]:
         if failures and threading.current_thread().name == "a-listener":
             raise failures.pop()
-        return real_claim(owner, limit=limit, lease_seconds=lease_seconds)
+        claimed = real_claim(owner, limit=limit, lease_seconds=lease_seconds)
+        feeder_claims.append(len(claimed))
+        return claimed
 
     ledger.claim_due = failing_once  # type: ignore[method-assign]
     dispatcher = start(dispatchers, router, poll_interval_s=30.0, lease_seconds=120.0)
-    wait_until(lambda: not dispatcher.in_flight, 5, "the start's claim")
+    wait_until(lambda: feeder_claims == [0], 5, "the start's claim")
     router.intake(make_order("o-1"), source="api")
     listener = threading.Thread(target=dispatcher.claim_now, name="a-listener")
     with capture_logs() as logs:
         listener.start()
         listener.join(5)
         wait_until(lambda: all_terminal(ledger), 10, "the order to be terminal")
-    assert failures == []
+    assert (failures, feeder_claims) == ([], [0, 1])
     assert [e["event"] for e in logs if "claim_now" in e["event"]] == [
         "dispatcher_claim_now_failed"
     ]
