@@ -150,7 +150,7 @@ def claim_due(
     dbapi_connection: Any = conn.connection.driver_connection
     try:
         with dbapi_connection.cursor() as cursor:
-            cursor.execute(claim.sql, values, prepare=True)
+            cursor.execute(claim.sql, values)
             rows = cursor.fetchall()
     except conn.dialect.loaded_dbapi.Error as exc:
         lost = conn.dialect.is_disconnect(exc, dbapi_connection, None)
