@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
@@ -34,8 +35,8 @@ def test_an_order_taken_in_elsewhere_is_claimed_by_the_listener_thread(
     claims: list[tuple[str, list[str]]] = []
     real_claim = runtime.ledger.claim_due
 
-    def named(owner: str, *, limit: int, lease_seconds: float) -> list[LeasedOrder]:
-        claimed = real_claim(owner, limit=limit, lease_seconds=lease_seconds)
+    def named(owner: str, *, limit: int, lease_seconds: float, **options: Any) -> list[LeasedOrder]:
+        claimed = real_claim(owner, limit=limit, lease_seconds=lease_seconds, **options)
         claims.append((threading.current_thread().name, [o.order_id for o in claimed]))
         return claimed
 

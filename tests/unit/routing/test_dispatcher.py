@@ -522,8 +522,8 @@ def test_claim_now_claims_on_the_calling_thread(
     claims: list[tuple[str, int]] = []
     real_claim = ledger.claim_due
 
-    def named(owner: str, *, limit: int, lease_seconds: float) -> list[LeasedOrder]:
-        claimed = real_claim(owner, limit=limit, lease_seconds=lease_seconds)
+    def named(owner: str, *, limit: int, lease_seconds: float, **options: Any) -> list[LeasedOrder]:
+        claimed = real_claim(owner, limit=limit, lease_seconds=lease_seconds, **options)
         claims.append((threading.current_thread().name, len(claimed)))
         return claimed
 
@@ -547,9 +547,9 @@ def test_claim_now_before_start_wakes_the_feeder_instead(
     claims: list[str] = []
     real_claim = ledger.claim_due
 
-    def named(owner: str, *, limit: int, lease_seconds: float) -> list[LeasedOrder]:
+    def named(owner: str, *, limit: int, lease_seconds: float, **options: Any) -> list[LeasedOrder]:
         claims.append(threading.current_thread().name)
-        return real_claim(owner, limit=limit, lease_seconds=lease_seconds)
+        return real_claim(owner, limit=limit, lease_seconds=lease_seconds, **options)
 
     ledger.claim_due = named  # type: ignore[method-assign]
     router.intake(make_order("o-1"), source="api")
@@ -573,9 +573,11 @@ def test_claim_now_during_a_claim_leaves_it_to_the_feeder(
     claims: list[tuple[str, list[str]]] = []
     real_claim = ledger.claim_due
 
-    def slow_first(owner: str, *, limit: int, lease_seconds: float) -> list[LeasedOrder]:
+    def slow_first(
+        owner: str, *, limit: int, lease_seconds: float, **options: Any
+    ) -> list[LeasedOrder]:
         first = not claims
-        claimed = real_claim(owner, limit=limit, lease_seconds=lease_seconds)
+        claimed = real_claim(owner, limit=limit, lease_seconds=lease_seconds, **options)
         if first:
             feeder_claiming.set()
             answer.wait(10)  # its read is over: an order taken in now is not in it
@@ -602,10 +604,12 @@ def test_claim_now_never_raises_and_the_feeder_retries(
     feeder_claims: list[int] = []
     real_claim = ledger.claim_due
 
-    def failing_once(owner: str, *, limit: int, lease_seconds: float) -> list[LeasedOrder]:
+    def failing_once(
+        owner: str, *, limit: int, lease_seconds: float, **options: Any
+    ) -> list[LeasedOrder]:
         if failures and threading.current_thread().name == "a-listener":
             raise failures.pop()
-        claimed = real_claim(owner, limit=limit, lease_seconds=lease_seconds)
+        claimed = real_claim(owner, limit=limit, lease_seconds=lease_seconds, **options)
         feeder_claims.append(len(claimed))
         return claimed
 
