@@ -12,7 +12,9 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from strangler.ledger import schema, statements
+import sqlalchemy as sa
+
+from strangler.ledger import pg_writes, schema, statements
 from strangler.ledger.driver import WriteConnection
 from strangler.ledger.records import Handoff, LeasedOrder
 from strangler.orders import Decision, OrderNotification, OrderStatus, Route
@@ -37,12 +39,17 @@ def claim_due(
     (autocommit), whose commit does not wait for its WAL flush (see
     :meth:`strangler.ledger.SqlLedger.claim_due` for why that is safe).
     """
-    values = statements.params(now=now, limit=limit, owner=owner, expires=expires)
-    claim = {
-        "sqlite": statements.CLAIM_DUE_SQLITE,
-        "postgresql": statements.CLAIM_DUE_UNFLUSHED,
-    }.get(conn.dialect.name, statements.CLAIM_DUE)
-    rows = [row._mapping for row in conn.execute(claim, values)]
+    if conn.dialect.name == "postgresql" and isinstance(conn, sa.Connection):
+        # On the psycopg connection underneath: see strangler.ledger.pg_writes.claim_due.
+        rows = pg_writes.claim_due(conn, owner=owner, limit=limit, now=now, expires=expires)
+    else:
+        values = statements.params(now=now, limit=limit, owner=owner, expires=expires)
+        claim = (
+            statements.CLAIM_DUE_SQLITE
+            if conn.dialect.name == "sqlite"
+            else statements.CLAIM_DUE_UNFLUSHED
+        )
+        rows = [row._mapping for row in conn.execute(claim, values)]
     return [_leased(row) for row in sorted(rows, key=lambda r: r["next_attempt_at"])]
 
 

@@ -1,25 +1,40 @@
-"""PostgreSQL's one-statement writes: an instant order's pin and its finish.
+"""PostgreSQL's one-statement writes: an instant order's pin and its finish, and the claim.
 
-Each is one statement of data-modifying CTEs, sent on an autocommitted connection
-(``SqlLedger._alone``): one round trip where BEGIN, each statement and COMMIT were one
-each. Both commits keep ``synchronous_commit`` on (durable on return). Each covers the
-usual case only and returns no row otherwise, having changed nothing but what the
-multi-statement path would do first anyway (the finish's step results, idempotent); the
-caller then runs that path (:mod:`strangler.ledger.sql_ledger`), which writes the same
-rows. SQLite keeps the multi-statement path: its writes cost no round trips.
+The pin and the finish are one statement of data-modifying CTEs each, sent on an
+autocommitted connection (``SqlLedger._alone``): one round trip where BEGIN, each
+statement and COMMIT were one each. Both commits keep ``synchronous_commit`` on (durable
+on return). Each covers the usual case only and returns no row otherwise, having changed
+nothing but what the multi-statement path would do first anyway (the finish's step
+results, idempotent); the caller then runs that path (:mod:`strangler.ledger.sql_ledger`),
+which writes the same rows. SQLite keeps the multi-statement path: its writes cost no
+round trips.
+
+The dispatcher's claim (:data:`strangler.ledger.statements.CLAIM_DUE_UNFLUSHED`, on every
+order's way from intake to routing) runs on the psycopg connection under the pooled one
+(:func:`claim_due`): SQLAlchemy's execution and result set-up cost about a third of a
+claim's time in a routing process that was idle (0.3 ms of 0.9-1.0 ms; see
+docs/BENCHMARKS.md). The statement is compiled once by SQLAlchemy for PostgreSQL, and its
+values go through the columns' own SQLAlchemy types both ways, so a claim binds and reads
+exactly what the SQLAlchemy path did; a driver error comes out as SQLAlchemy's, a lost
+connection invalidated.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.sql.compiler import SQLCompiler
 
+from strangler.ledger import statements
 from strangler.ledger.schema import orders, step_results
 from strangler.ledger.statements import STEP_COLUMNS, STEP_KEY, statuses_behind
 from strangler.orders import OrderStatus
 
-__all__ = ["MAX_STEPS", "PIN_AND_START", "finish", "step_params"]
+__all__ = ["MAX_STEPS", "PIN_AND_START", "claim_due", "finish", "step_params"]
 
 # The most step results a finish writes in its one statement (11 parameters each; an
 # instant pipeline has a handful): more take the multi-statement path, so that the
@@ -119,3 +134,78 @@ def finish(status: OrderStatus, steps: int) -> sa.TextClause:
 def step_params(rows: list[dict[str, object]]) -> dict[str, object]:
     """The ``s<i>_<column>`` parameters of :func:`finish` for rows as INSERT_STEP_QUIETLY's."""
     return {f"s{i}_{column}": row[column] for i, row in enumerate(rows) for column in STEP_COLUMNS}
+
+
+def claim_due(
+    conn: sa.Connection, *, owner: str, limit: int, now: datetime, expires: datetime
+) -> list[Mapping[str, Any]]:
+    """Run the claim on ``conn``'s psycopg connection (autocommitted by the caller): the
+    claimed rows as mappings by column name, values as SQLAlchemy would read them.
+
+    Raises SQLAlchemy's DBAPIError for a driver error, having invalidated ``conn`` when the
+    connection is lost (the pool then connects afresh).
+    """
+    claim = _claim(conn.dialect)
+    values = claim.bound(statements.params(now=now, limit=limit, owner=owner, expires=expires))
+    dbapi_connection: Any = conn.connection.driver_connection
+    try:
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute(claim.sql, values)
+            rows = cursor.fetchall()
+    except conn.dialect.loaded_dbapi.Error as exc:
+        lost = conn.dialect.is_disconnect(exc, dbapi_connection, None)
+        if lost:
+            conn.invalidate(exc)
+        raise sa.exc.DBAPIError.instance(
+            claim.sql, values, exc, conn.dialect.loaded_dbapi.Error, connection_invalidated=lost
+        ) from exc
+    return [claim.mapping(row) for row in rows]
+
+
+Processor = Callable[[Any], Any]
+
+
+class _Compiled:
+    """A statement compiled for PostgreSQL once: its SQL, its fixed parameters, and the
+    SQLAlchemy conversions of its parameters and of the ``returning`` columns' values."""
+
+    def __init__(
+        self, statement: sa.ClauseElement, returning: Sequence[sa.Column[Any]], dialect: sa.Dialect
+    ) -> None:
+        compiled = statement.compile(dialect=dialect)
+        assert isinstance(compiled, SQLCompiler)
+        assert not compiled.post_compile_params, "an expanding IN is rendered per call"
+        self.sql = compiled.string
+        # The values the statement itself fixes (the given ones are filled in per call).
+        given = {name: None for name in compiled.binds if name.startswith("p_")}
+        fixed = compiled.construct_params(given)
+        self._fixed = {name: value for name, value in fixed.items() if name not in given}
+        self._binders: dict[str, Processor] = {}
+        for name, bind in compiled.binds.items():
+            process = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            if process is not None:
+                self._binders[name] = process
+        self._columns: list[tuple[str, Processor | None]] = [
+            (column.name, column.type.dialect_impl(dialect).result_processor(dialect, None))
+            for column in returning
+        ]
+
+    def bound(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """The statement's parameters: its fixed ones and ``values``, converted."""
+        merged = {**self._fixed, **values}
+        for name, process in self._binders.items():
+            if name in merged:
+                merged[name] = process(merged[name])
+        return merged
+
+    def mapping(self, row: tuple[Any, ...]) -> dict[str, Any]:
+        """One returned row, by column name, each value converted by its column's type."""
+        return {
+            name: value if process is None or value is None else process(value)
+            for (name, process), value in zip(self._columns, row, strict=True)
+        }
+
+
+@functools.lru_cache(maxsize=2)
+def _claim(dialect: sa.Dialect) -> _Compiled:
+    return _Compiled(statements.CLAIM_DUE_UNFLUSHED, statements.LEASED_COLUMNS, dialect)

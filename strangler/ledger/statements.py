@@ -337,27 +337,9 @@ _CLAIMED = {
     "lease_expires_at": _p("expires", _o.lease_expires_at),
     "attempts": _o.attempts + 1,
 }
-CLAIM_DUE = (
-    orders.update()
-    .where(
-        _o.order_id.in_(_DUE_IDS.with_for_update(skip_locked=True).scalar_subquery()),
-        # Checked again: on PostgreSQL another claimer may have won since the sub-select.
-        _DUE,
-    )
-    .values(**_CLAIMED)
-    .returning(*orders.c)
-)
-# PostgreSQL: the claim alone in its transaction (autocommit: no BEGIN and COMMIT round
-# trips), whose commit does not wait for its WAL flush (see SqlLedger.claim_due):
-# set_config(..., true) is SET LOCAL inside the statement, evaluated once before the scan.
-_UNFLUSHED = sa.select(sa.func.set_config("synchronous_commit", "off", sa.true()))
-CLAIM_DUE_UNFLUSHED = CLAIM_DUE.where(_UNFLUSHED.scalar_subquery() == "off")
-# SQLite: no check again. Its writers take turns (the claim runs in BEGIN IMMEDIATE), so
-# the sub-select's orders are still due; and with the check, SQLite found the rows to
-# update by walking every due order in ix_orders_due instead of by their keys (a claim
-# cost 1.1 ms of CPU with 3,000 orders due, 0.2 ms without).
-# It returns only what a LeasedOrder is built from (strangler.ledger.leases) and the due
-# time claims are sorted by: the rest of the row (nine more timestamps) is not converted.
+# A claim returns only what a LeasedOrder is built from (strangler.ledger.leases) and the
+# due time claims are sorted by: the rest of the row (nine more timestamps, the source,
+# the outcomes) is not sent or converted.
 LEASED_COLUMNS = (
     _o.order_id,
     _o.notification,
@@ -374,6 +356,25 @@ LEASED_COLUMNS = (
     _o.lease_expires_at,
     _o.next_attempt_at,
 )
+CLAIM_DUE = (
+    orders.update()
+    .where(
+        _o.order_id.in_(_DUE_IDS.with_for_update(skip_locked=True).scalar_subquery()),
+        # Checked again: on PostgreSQL another claimer may have won since the sub-select.
+        _DUE,
+    )
+    .values(**_CLAIMED)
+    .returning(*LEASED_COLUMNS)
+)
+# PostgreSQL: the claim alone in its transaction (autocommit: no BEGIN and COMMIT round
+# trips), whose commit does not wait for its WAL flush (see SqlLedger.claim_due):
+# set_config(..., true) is SET LOCAL inside the statement, evaluated once before the scan.
+_UNFLUSHED = sa.select(sa.func.set_config("synchronous_commit", "off", sa.true()))
+CLAIM_DUE_UNFLUSHED = CLAIM_DUE.where(_UNFLUSHED.scalar_subquery() == "off")
+# SQLite: no check again. Its writers take turns (the claim runs in BEGIN IMMEDIATE), so
+# the sub-select's orders are still due; and with the check, SQLite found the rows to
+# update by walking every due order in ix_orders_due instead of by their keys (a claim
+# cost 1.1 ms of CPU with 3,000 orders due, 0.2 ms without).
 CLAIM_DUE_SQLITE = (
     orders.update()
     .where(_o.order_id.in_(_DUE_IDS.scalar_subquery()))

@@ -13,7 +13,10 @@ order finds the next one waiting, and one claim serves several orders. A worker 
 ends an order makes room, but wakes the feeder only when something may be due: not after
 a claim came back short (it found every due order) with no :meth:`~LeaseDispatcher.wake`
 since, as orders arrive with a wake-up of their own and due retries or other processes'
-expired leases are found by the poll. Orders claimed
+expired leases are found by the poll. A wake-up heard on a thread of its own (the
+intake listener's, on PostgreSQL) may claim on that thread at once
+(:meth:`~LeaseDispatcher.claim_now`) rather than wake the feeder to claim: one thread
+hand-off less on an order's way to routing. One claim runs at a time. Orders claimed
 but not started when the dispatcher stops are given back at once, their claim uncounted.
 Started, it resumes every order that needs processing and whose lease is free or
 expired, so a process that died mid-way loses nothing; several dispatchers (threads,
@@ -146,6 +149,8 @@ class LeaseDispatcher:
         self._maybe_due = True
         self._stopping = threading.Event()
         self._lock = threading.Lock()
+        # One claim at a time: the feeder's, or a wake-up's (claim_now).
+        self._claiming = threading.Lock()
         self._in_flight: dict[str, Lease] = {}
         self._jobs: JobQueue[LeasedOrder, _Resume] = JobQueue(
             max_resumed=max(1, workers - 1), fresh_in_a_row=workers
@@ -174,6 +179,30 @@ class LeaseDispatcher:
         """Look for due orders now (called after each new intake)."""
         self._maybe_due = True
         self._wake.set()
+
+    def claim_now(self) -> None:
+        """Claim due orders on the calling thread now, as :meth:`wake` would have the feeder do.
+
+        For a thread that hears of new orders and has nothing else to do (the intake
+        listener): it saves the hand-off to the feeder. Falls
+        back to :meth:`wake` when the dispatcher is not running, when a claim is under way
+        (the feeder claims again after it), or when the claim fails (the feeder retries it
+        with its backoff and logs it). Never raises.
+        """
+        self._maybe_due = True
+        if self._feeder is None or self.stopping or not self._claiming.acquire(blocking=False):
+            self._wake.set()
+            return
+        try:
+            more_due = self._claim()
+        except Exception as exc:  # the feeder claims instead, and logs the failure there
+            _log.info("dispatcher_claim_now_failed", error=str(exc))
+            more_due = True
+        finally:
+            self._claiming.release()
+        if more_due:
+            self._maybe_due = True
+            self._wake.set()
 
     def start(self) -> None:
         """Start the workers and the feeder; the first claim resumes unfinished orders."""
@@ -232,7 +261,8 @@ class LeaseDispatcher:
                 if time.monotonic() >= next_renewal:
                     self._renew_due_leases()
                     next_renewal = time.monotonic() + renew_every
-                more_due = self._claim()
+                with self._claiming:
+                    more_due = self._claim()
             except Exception as exc:  # the feeder outlives the ledger being down, or a bug
                 self._maybe_due = True
                 failures += 1

@@ -78,13 +78,16 @@ class Runtime:
         )
         # Intake wakes this process's dispatcher and every routing process on this host;
         # on PostgreSQL every routing process hears of it by NOTIFY too: the first
-        # wake-up about an order wakes the dispatcher, the repeat is dropped.
+        # wake-up about an order wakes the dispatcher, the repeat is dropped. A
+        # notification claims on the listener's thread (no hand-off to the feeder);
+        # intake in this process and the socket only wake the feeder, so that the
+        # intake's caller does not wait for a claim.
         wakeup_dir = wakeup_directory(settings, ledger)
         self.wakeups = WakeupSender(wakeup_dir)
         self._wake_once = OncePerOrder(self.dispatcher.wake)
         self.router.on_intake = self._on_intake
         self._receiver = WakeupReceiver(wakeup_dir, self._wake_once)
-        self._listener = ledger.intake_listener(self._wake_once)
+        self._listener = ledger.intake_listener(self._claim_once)
         # SQLite: the WAL is checkpointed here, not in a writer's (the intake's) commit.
         self._checkpointer = ledger.wal_checkpointer()
         self.reconciler = Reconciler(
@@ -235,6 +238,10 @@ class Runtime:
     def _on_intake(self, order_id: str) -> None:
         self._wake_once(order_id)
         self.wakeups.send(order_id)
+
+    def _claim_once(self, order_id: str | None) -> None:
+        if self._wake_once.first(order_id):
+            self.dispatcher.claim_now()
 
     def __enter__(self) -> Runtime:
         self.start()

@@ -303,11 +303,18 @@ class OncePerOrder:
 
     def __call__(self, order_id: str | None = None) -> None:
         """Wake the dispatcher unless ``order_id`` woke it already."""
-        if order_id is not None:
-            with self._lock:
-                if order_id in self._seen:
-                    return
-                self._seen[order_id] = None
-                if len(self._seen) > self._remember:
-                    self._seen.popitem(last=False)
-        self._wake()
+        if self.first(order_id):
+            self._wake()
+
+    def first(self, order_id: str | None) -> bool:
+        """True for the first wake-up about ``order_id`` (and for one naming no order),
+        False for a repeat; the order is remembered as seen."""
+        if order_id is None:
+            return True
+        with self._lock:
+            if order_id in self._seen:
+                return False
+            self._seen[order_id] = None
+            if len(self._seen) > self._remember:
+                self._seen.popitem(last=False)
+        return True

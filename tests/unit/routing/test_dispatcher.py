@@ -621,3 +621,118 @@ def test_a_failing_flag_check_at_the_claim_pins_legacy(
 def _path(ledger: SqlLedger, order_id: str) -> str | None:
     story = ledger.story(order_id)
     return None if story is None or story["decision"] is None else story["decision"]["path"]
+
+
+def test_claim_now_claims_on_the_calling_thread(
+    router: Router, ledger: SqlLedger, instant: FakeInstant, dispatchers: list[LeaseDispatcher]
+) -> None:
+    """A wake-up's thread that calls claim_now claims the new order itself: no hand-off to
+    the feeder, whose poll is far off; the order is processed once."""
+    claims: list[tuple[str, int]] = []
+    real_claim = ledger.claim_due
+
+    def named(owner: str, *, limit: int, lease_seconds: float, **options: Any) -> list[LeasedOrder]:
+        claimed = real_claim(owner, limit=limit, lease_seconds=lease_seconds, **options)
+        claims.append((threading.current_thread().name, len(claimed)))
+        return claimed
+
+    ledger.claim_due = named  # type: ignore[method-assign]
+    dispatcher = start(dispatchers, router, poll_interval_s=30.0, lease_seconds=120.0)
+    wait_until(lambda: claims == [("strangler-feeder", 0)], 5, "the start's claim")
+    router.intake(make_order("o-1"), source="api")
+    listener = threading.Thread(target=dispatcher.claim_now, name="a-listener")
+    listener.start()
+    listener.join(5)
+    wait_until(lambda: all_terminal(ledger), 10, "the order to be terminal")
+    assert [name for name, taken in claims if taken] == ["a-listener"]
+    assert instant.runs == {("o-1", False): 1}
+
+
+def test_claim_now_before_start_wakes_the_feeder_instead(
+    router: Router, ledger: SqlLedger, instant: FakeInstant
+) -> None:
+    """Before the dispatcher starts, claim_now claims nothing (no worker could take the
+    orders): the feeder's first claim, at start, finds the order."""
+    claims: list[str] = []
+    real_claim = ledger.claim_due
+
+    def named(owner: str, *, limit: int, lease_seconds: float, **options: Any) -> list[LeasedOrder]:
+        claims.append(threading.current_thread().name)
+        return real_claim(owner, limit=limit, lease_seconds=lease_seconds, **options)
+
+    ledger.claim_due = named  # type: ignore[method-assign]
+    router.intake(make_order("o-1"), source="api")
+    dispatcher = LeaseDispatcher(router, ledger, workers=1, lease_seconds=30, poll_interval_s=30)
+    dispatcher.claim_now()
+    assert claims == []
+    dispatcher.start()
+    try:
+        wait_until(lambda: all_terminal(ledger), 10, "the order to be terminal")
+    finally:
+        dispatcher.stop(5)
+    assert (claims[0], instant.runs) == ("strangler-feeder", {("o-1", False): 1})
+
+
+def test_claim_now_during_a_claim_leaves_it_to_the_feeder(
+    router: Router, ledger: SqlLedger, instant: FakeInstant, dispatchers: list[LeaseDispatcher]
+) -> None:
+    """One claim runs at a time: a claim_now while the feeder claims returns at once, and
+    the feeder claims again after its claim, which read the ledger before the new order."""
+    feeder_claiming, answer = threading.Event(), threading.Event()
+    claims: list[tuple[str, list[str]]] = []
+    real_claim = ledger.claim_due
+
+    def slow_first(
+        owner: str, *, limit: int, lease_seconds: float, **options: Any
+    ) -> list[LeasedOrder]:
+        first = not claims
+        claimed = real_claim(owner, limit=limit, lease_seconds=lease_seconds, **options)
+        if first:
+            feeder_claiming.set()
+            answer.wait(10)  # its read is over: an order taken in now is not in it
+        claims.append((threading.current_thread().name, [o.order_id for o in claimed]))
+        return claimed
+
+    ledger.claim_due = slow_first  # type: ignore[method-assign]
+    dispatcher = start(dispatchers, router, poll_interval_s=30.0, lease_seconds=120.0)
+    assert feeder_claiming.wait(5)
+    router.intake(make_order("o-1"), source="api")
+    dispatcher.claim_now()  # returns at once: the feeder holds the claim
+    answer.set()
+    wait_until(lambda: all_terminal(ledger) and not dispatcher.in_flight, 10, "the order's end")
+    assert claims == [("strangler-feeder", []), ("strangler-feeder", ["o-1"])]
+    assert instant.runs == {("o-1", False): 1}
+
+
+def test_claim_now_never_raises_and_the_feeder_retries(
+    router: Router, ledger: SqlLedger, instant: FakeInstant, dispatchers: list[LeaseDispatcher]
+) -> None:
+    """A claim_now whose claim fails does not raise into the listener's thread: the feeder
+    is woken, claims again, and the order is processed."""
+    failures = [LedgerError("the database is down", operation="claim due orders")]
+    feeder_claims: list[int] = []
+    real_claim = ledger.claim_due
+
+    def failing_once(
+        owner: str, *, limit: int, lease_seconds: float, **options: Any
+    ) -> list[LeasedOrder]:
+        if failures and threading.current_thread().name == "a-listener":
+            raise failures.pop()
+        claimed = real_claim(owner, limit=limit, lease_seconds=lease_seconds, **options)
+        feeder_claims.append(len(claimed))
+        return claimed
+
+    ledger.claim_due = failing_once  # type: ignore[method-assign]
+    dispatcher = start(dispatchers, router, poll_interval_s=30.0, lease_seconds=120.0)
+    wait_until(lambda: feeder_claims == [0], 5, "the start's claim")
+    router.intake(make_order("o-1"), source="api")
+    listener = threading.Thread(target=dispatcher.claim_now, name="a-listener")
+    with capture_logs() as logs:
+        listener.start()
+        listener.join(5)
+        wait_until(lambda: all_terminal(ledger), 10, "the order to be terminal")
+    assert (failures, feeder_claims) == ([], [0, 1])
+    assert [e["event"] for e in logs if "claim_now" in e["event"]] == [
+        "dispatcher_claim_now_failed"
+    ]
+    assert instant.runs == {("o-1", False): 1}

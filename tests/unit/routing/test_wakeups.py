@@ -232,3 +232,14 @@ def test_the_first_wake_up_about_an_order_passes_and_its_repeat_is_dropped() -> 
     once("o-1")
     once("o-3")
     assert len(woken) == 6
+
+
+def test_first_and_the_wake_share_what_was_seen() -> None:
+    """``first`` tells a caller acting on its own (the listener, which claims) whether the
+    wake-up is the first about the order; the wake-up through the call is then a repeat."""
+    woken: list[None] = []
+    once = OncePerOrder(lambda: woken.append(None))
+    assert (once.first("o-1"), once.first("o-1"), once.first(None)) == (True, False, True)
+    once("o-1")
+    once("o-2")
+    assert (len(woken), once.first("o-2")) == (1, False)
