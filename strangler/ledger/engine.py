@@ -27,6 +27,8 @@ report never blocks the intake.
 from __future__ import annotations
 
 import select
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -44,6 +46,7 @@ __all__ = [
     "WAL_AUTOCHECKPOINT_PAGES",
     "create_ledger_engine",
     "display_url",
+    "enter_wal",
     "in_memory",
     "normalize_url",
     "read_snapshot",
@@ -52,6 +55,8 @@ __all__ = [
 BUSY_TIMEOUT_MS = 5000
 # A backstop only: strangler.ledger.checkpoint keeps the WAL far below it.
 WAL_AUTOCHECKPOINT_PAGES = 100_000
+# How often a connection tries again to put a new file in WAL mode (see enter_wal).
+_WAL_RETRY_S = 0.01
 CONNECT_TIMEOUT_S = 5
 STATEMENT_TIMEOUT_MS = 30_000
 LOCK_TIMEOUT_MS = 10_000
@@ -188,7 +193,7 @@ def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA journal_mode = WAL")
+        enter_wal(cursor)
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}")
@@ -198,6 +203,28 @@ def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor.execute("PRAGMA temp_store = MEMORY")
     finally:
         cursor.close()
+
+
+def enter_wal(cursor: Any, *, timeout_s: float = BUSY_TIMEOUT_MS / 1000) -> None:
+    """``PRAGMA journal_mode = WAL`` on a new connection's ``cursor``, tried again while busy.
+
+    On a file not yet in WAL mode (a new ledger), processes opening it at once each try to
+    switch it, and SQLite answers one of them SQLITE_BUSY at once, without its busy wait
+    (that one holds a read lock the other's switch waits for: waiting could deadlock). Seen
+    as a routing child of ``serve --routing-processes 2`` dying at start with "database is
+    locked" (2 rounds in 30 of 4 processes opening a new file together). So a busy answer
+    is tried again every :data:`_WAL_RETRY_S` until ``timeout_s`` (the busy timeout).
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            busy = getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY
+            if not busy or time.monotonic() >= deadline:
+                raise
+        time.sleep(_WAL_RETRY_S)
 
 
 def _on_sqlite_begin(connection: sa.Connection) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import sqlite3
 import sys
 import threading
 from datetime import datetime
@@ -12,7 +14,12 @@ import sqlalchemy as sa
 
 from strangler.exceptions import ConfigurationError, LedgerError
 from strangler.ledger import ledger_from_url
-from strangler.ledger.engine import create_ledger_engine, display_url, normalize_url
+from strangler.ledger.engine import (
+    create_ledger_engine,
+    display_url,
+    enter_wal,
+    normalize_url,
+)
 from strangler.ledger.schema import UTCDateTime
 from tests.unit.ledger.support import make_order
 
@@ -68,6 +75,77 @@ def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(tmp_path: Path) -> None:
     finally:
         engine.dispose()
     assert settings == ["wal", 1, 5000, 1, 100_000]
+
+
+class BusyCursor:
+    """A cursor whose first ``busy`` PRAGMAs are answered as SQLite answers a second
+    process switching a new file to WAL at once: SQLITE_BUSY, without a busy wait."""
+
+    def __init__(self, busy: int, error: int = sqlite3.SQLITE_BUSY) -> None:
+        self.busy = busy
+        self.error = error
+        self.calls = 0
+        self.statements: list[str] = []
+
+    def execute(self, sql: str) -> None:
+        self.calls += 1
+        self.statements.append(sql)
+        if self.calls <= self.busy:
+            exc = sqlite3.OperationalError("database is locked")
+            exc.sqlite_errorcode = self.error
+            raise exc
+
+
+def test_a_busy_switch_to_wal_is_tried_again() -> None:
+    cursor = BusyCursor(busy=3)
+    enter_wal(cursor, timeout_s=5)
+    assert cursor.statements == ["PRAGMA journal_mode = WAL"] * 4
+
+
+def test_a_switch_to_wal_busy_past_the_timeout_fails() -> None:
+    cursor = BusyCursor(busy=10_000)
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        enter_wal(cursor, timeout_s=0.05)
+    assert 1 < cursor.calls < 10_000
+
+
+def test_another_error_of_the_switch_to_wal_is_not_tried_again() -> None:
+    cursor = BusyCursor(busy=1, error=sqlite3.SQLITE_IOERR)
+    with pytest.raises(sqlite3.OperationalError):
+        enter_wal(cursor, timeout_s=5)
+    assert cursor.calls == 1
+
+
+def _open_new_ledger(
+    url: str, start: threading.Barrier, errors: multiprocessing.Queue[str | None]
+) -> None:
+    start.wait()
+    try:
+        ledger_from_url(url).close()
+    except Exception as exc:  # reported to the test, which names it
+        errors.put(repr(exc))
+    else:
+        errors.put(None)
+
+
+def test_processes_opening_a_new_ledger_at_once_all_open_it(tmp_path: Path) -> None:
+    """Four processes opening one new SQLite ledger at the same moment all get it, schema
+    and WAL mode included: before, one in 10-20 such starts had a process fail with
+    "database is locked" (a routing child of ``serve --routing-processes 2`` died of it)."""
+    context = multiprocessing.get_context("fork")
+    errors = []
+    for round_ in range(8):
+        url = f"sqlite:///{tmp_path / f'ledger-{round_}.sqlite3'}"
+        start, answers = context.Barrier(4), context.Queue()
+        processes = [
+            context.Process(target=_open_new_ledger, args=(url, start, answers)) for _ in range(4)
+        ]
+        for process in processes:
+            process.start()
+        errors += [answers.get(timeout=60) for _ in processes]
+        for process in processes:
+            process.join(60)
+    assert [error for error in errors if error is not None] == []
 
 
 def test_an_in_memory_ledger_serves_several_threads() -> None:
