@@ -11,16 +11,15 @@ simulator, whose faults are set through ``PUT /_sim/faults``, in three phases:
    own).
 
 Instant orders retry (instant orders with a failed legacy call, by the sidecar's
-``legacy_call_retry`` / ``legacy_call_failed`` events, all of which still end right)
-and fall back to the batch jobs when the
-retries run out; legacy-path orders wait; nothing is lost or run twice (the same checks as
-tests/reliability/test_workers.py); the circuit breaker opens during the outage and closes
-after it, as ``/metrics`` shows. Timing, bounded for CI: about 10 s of phases 1 and 2,
-the 30 s outage, then the recovery (the router's and follower's backoff doubles up to
-30 s, so orders end within about 35 s of the app's return); every wait has a bound and
-the whole test stays under 90 s on an idle machine. The one-line summary it prints is
-the scenario's row in docs/RELIABILITY.md.
-"""
+``legacy_call_retry`` / ``legacy_call_failed`` events, all of which still end right) and are
+handed to the batch jobs when the retries run out (fallback) or when the batch jobs claimed
+them first during the outage (claim lost); legacy-path orders wait; nothing is lost or run
+twice (the same checks as tests/reliability/test_workers.py); the circuit breaker opens
+during the outage and closes after it, as ``/metrics`` shows. Timing, bounded for CI: about
+10 s of phases 1 and 2, the 30 s outage, then the recovery (the router's and follower's
+backoff doubles up to 30 s, so orders end within about 35 s of the app's return); every wait
+has a bound and the whole test stays under 90 s on an idle machine. The one-line summary it
+prints is the scenario's row in docs/RELIABILITY.md."""
 
 from __future__ import annotations
 
@@ -198,7 +197,9 @@ def test_errors_latency_and_an_outage_lose_nothing(
     back = time.monotonic()
     wait_until(lambda: all_ended(sidecar, orders), 60, "every order to end after the outage")
     recovered_s = time.monotonic() - back
-    wait_until(lambda: breaker(sidecar).get("closed") == 1, 10, "the breaker to close")
+    # Closing takes a call after the cool-down: with every order ended, that may be the
+    # follower's next sweep, up to its 30 s backoff away (a sweep refused late in the outage).
+    wait_until(lambda: breaker(sidecar).get("closed") == 1, 45, "the breaker to close")
 
     rows = ledger_rows(ledger_url)
     ended = statuses(sidecar, orders)
@@ -213,9 +214,14 @@ def test_errors_latency_and_an_outage_lose_nothing(
     assert run_twice_problems(rows, legacy) == {}
     instant = [row for row in rows.values() if row["path"] == "instant"]
     retried = failed_calls(sidecar.log) & {row["order_id"] for row in instant}
-    fell_back = [row for row in instant if row["handoff"] == "fallback"]
+    # Handed to the batch jobs: fell back (its run failed and it was released), or claim
+    # lost (the batch jobs took it while the app refused the run's first call). Which of
+    # the two depends on where the outage caught each run: the dispatcher's claim pins and
+    # starts an order before its first legacy call, so "running" can precede any claim in
+    # the app (fallbacks 0 in 1 of 4 runs when this asserted fallbacks alone).
+    handed_over = [row for row in instant if row["handoff"] in ("fallback", "legacy_owned")]
     assert retried, "no legacy call of an instant order failed and was tried again"
-    assert fell_back, "no instant order fell back to the batch jobs"
+    assert handed_over, "no instant order was handed to the batch jobs"
     assert waiting, "the outage caught no order in flight"
     assert breaker(sidecar)["opened"] >= 1
     handoffs = Counter(row["handoff"] for row in instant)
