@@ -684,15 +684,7 @@ class SqlLedger:
             "next_attempt_at": now,
             "attempts": 0,
         }
-        pin = statements.params(
-            order_id=order.order_id,
-            path=decision.path.value,
-            variant=decision.variant,
-            rollout=decision.rollout,
-            flag_revision=decision.flag_revision,
-            decision_reason=decision.reason,
-            now=now,
-        )
+        pin = _pin_values(order.order_id, decision, now)
         with self._write("adopt a missed order") as conn:
             if conn.execute(statements.INSERT_ORDER, row).rowcount != 1:
                 return False
