@@ -49,8 +49,19 @@ processes (HTTP process and routing child). The Retry schedule columns need the 
 histories, which live in the routing child: they read "-" there. Beside received ->
 terminal, good orders' received -> routed is printed for both layouts.
 
+``--twin`` adds a control case beside the largest failing count (its row reads e.g.
+``64 twin``): no failing orders, but background good orders taken in at a steady rate
+chosen so that the legacy app gets as many calls a second as in the failing case of the
+same run (its extra calls over the case without failing orders, divided by a good
+order's calls, both measured in earlier rounds: the failing case always runs before its
+twin in the first round); the timed good orders are measured exactly as in the other
+cases. Every row prints its legacy calls a second (the simulator's request count, read
+from ``GET /_sim/faults``) and its intakes a second while the good orders ran, so the
+match is visible. If the twin's p99 ratio is as high as the failing case's, what is left
+is load (CPU), not head-of-line blocking; if lower, the failing path still delays others.
+
     .venv/bin/python bench/head_of_line.py [--good 100] [--rate 20] [--failing 0 8 64] [--rounds 2]
-        [--layout inline|serve] [--intake notify|proxy]
+        [--layout inline|serve] [--intake notify|proxy] [--twin]
 """
 
 from __future__ import annotations
@@ -71,6 +82,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +109,8 @@ TARGET_RATIO = 1.2
 CEILINGS_S = (1.0, 2.0, 4.0)
 SLACK_S = 0.25  # how late a resumed attempt may start on a loaded 2-core VM
 ADMIN_TOKEN = "bench-head-of-line"  # noqa: S105 (the sidecar this bench starts)
+GOOD_CARD = "tok_bench_4242"  # a payment token the simulator authorizes
+FAILING_CARD = "error_gw"  # a payment token whose gateway always errs
 
 
 @dataclass(frozen=True)
@@ -111,10 +125,27 @@ class Case:
     routed_ms: list[float] = field(default_factory=list)  # good orders' received -> routed
     orders: int = 0  # orders taken in while the CPU was measured (good and failing)
     wall_s: float = 0.0  # how long the CPU was measured
+    calls: int = 0  # requests the legacy app (the simulator) answered meanwhile
 
     def cpu_ms_per_order(self) -> float:
         """The Runtime's (sidecar's) CPU ms per order taken in while it was measured."""
         return self.cpu[0] * self.wall_s * 1000 / self.orders if self.orders else math.nan
+
+    def calls_per_s(self) -> float:
+        """Legacy calls a second while the good orders ran."""
+        return self.calls / self.wall_s if self.wall_s else math.nan
+
+    def intakes_per_s(self) -> float:
+        """Orders taken in a second (timed, failing and background) while they ran."""
+        return self.orders / self.wall_s if self.wall_s else math.nan
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One case: how many failing orders stay in flight, or the twin of such a case."""
+
+    failing: int
+    twin: bool = False
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -127,9 +158,10 @@ def _pct(values: list[float], q: float) -> float:
 def main() -> None:
     """Run every case for every round, print the table, write the results."""
     args = _parse_args()
+    specs = _specs(args)
     # Keyed by position, so that a count given twice (``--failing 0 0 8 64``) is a case of
     # its own: the second case without failing orders is the A/A check.
-    rounds: dict[int, list[Case]] = {n: [] for n in range(len(args.failing))}
+    rounds: dict[int, list[Case]] = {n: [] for n in range(len(specs))}
     with (
         tempfile.TemporaryDirectory(prefix="strangler-hol-") as tmp,
         (Path(tmp) / "head_of_line.log").open("w") as log,
@@ -140,19 +172,54 @@ def main() -> None:
         structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=log))
         if args.layout == "serve":
             for round_ in range(args.rounds):
-                for index in _order(len(args.failing), round_):
+                for index in _order(len(specs), round_):
                     data = work / f"case-{index}-{round_}"
                     data.mkdir()
+                    spec, twin_rate = specs[index], _twin_rate(specs, rounds, index)
                     with _simulator(data) as sim:
-                        rounds[index].append(_serve_case(data, sim, args.failing[index], args))
+                        case = _serve_case(data, sim, spec.failing, args, twin_rate)
+                    rounds[index].append(case)
         else:
             with _simulator(work) as (sim_url, sim_pid):
                 for round_ in range(args.rounds):
-                    for index in _order(len(args.failing), round_):
+                    for index in _order(len(specs), round_):
                         data = work / f"case-{index}-{round_}"
-                        failing = args.failing[index]
-                        rounds[index].append(_case(data, (sim_url, sim_pid), failing, args))
-    _report(rounds, args)
+                        spec, twin_rate = specs[index], _twin_rate(specs, rounds, index)
+                        case = _case(data, (sim_url, sim_pid), spec.failing, args, twin_rate)
+                        rounds[index].append(case)
+    _report(rounds, specs, args)
+
+
+def _specs(args: argparse.Namespace) -> list[Spec]:
+    """The cases: one per ``--failing`` count, then the twin of the largest (``--twin``)."""
+    specs = [Spec(failing) for failing in args.failing]
+    if args.twin:
+        if 0 not in args.failing or max(args.failing) == 0:
+            raise SystemExit(
+                "head_of_line: --twin needs a case without failing orders and one with"
+            )
+        specs.append(Spec(max(args.failing), twin=True))
+    return specs
+
+
+def _twin_rate(specs: list[Spec], rounds: dict[int, list[Case]], index: int) -> float | None:
+    """Background good orders a second for the twin case at ``index`` (None: not a twin).
+
+    The failing case's legacy calls a second beyond the case without failing orders,
+    divided by the legacy calls per good order in that case (medians over the rounds
+    measured so far; the twin comes last in the first round, so both have one).
+    """
+    if not specs[index].twin:
+        return None
+    base = rounds[specs.index(Spec(0))]
+    failing = rounds[specs.index(Spec(specs[index].failing))]
+    assert base, "the baseline runs before the twin"
+    assert failing, "the failing case runs before its twin"
+    per_good = statistics.median(case.calls / case.orders for case in base)
+    extra = statistics.median(c.calls_per_s() for c in failing) - statistics.median(
+        c.calls_per_s() for c in base
+    )
+    return max(extra, 0.0) / per_good
 
 
 def _order(cases: int, round_: int) -> list[int]:
@@ -177,6 +244,12 @@ def _parse_args() -> argparse.Namespace:
         choices=("inline", "serve"),
         default="inline",
         help="inline: a Runtime in this process; serve: `strangler serve` as shipped",
+    )
+    parser.add_argument(
+        "--twin",
+        action="store_true",
+        help="add a control case beside the largest failing count: no failing orders, "
+        "background good orders making as many legacy calls a second instead",
     )
     parser.add_argument(
         "--intake",
@@ -209,6 +282,14 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _sim_requests(sim_url: str) -> int:
+    """Requests the simulator has answered, its own control paths aside (/_sim/faults)."""
+    answer = requests.get(f"{sim_url}/_sim/faults", timeout=10)
+    answer.raise_for_status()
+    count: int = answer.json()["stats"]["requests"]
+    return count
+
+
 def _create(session: requests.Session, sim_url: str, token: str) -> tuple[OrderNotification, str]:
     """An order created in the simulator, as the order service does: its notification
     and its ``created_at``."""
@@ -228,16 +309,18 @@ def _create(session: requests.Session, sim_url: str, token: str) -> tuple[OrderN
     return order, created["created_at"]
 
 
-def _case(data: Path, sim: tuple[str, int], failing: int, args: argparse.Namespace) -> Case:
-    """Good orders at ``args.rate`` while ``failing`` failing orders stay in flight."""
+def _case(
+    data: Path,
+    sim: tuple[str, int],
+    failing: int,
+    args: argparse.Namespace,
+    twin_rate: float | None = None,
+) -> Case:
+    """Good orders at ``args.rate`` while ``failing`` failing orders stay in flight (or,
+    for a twin, background good orders are taken in at ``twin_rate`` a second)."""
     sim_url, sim_pid = sim
     data.mkdir(parents=True)
-    duration_s = args.good / args.rate
-    with requests.Session() as session:
-        created = [_create(session, sim_url, "tok_bench_4242") for _ in range(args.good)]
-        # Each failing order lasts 3.5 s on average (half of 1 + 2 + 4 s): enough spares.
-        spares = failing * (int(duration_s / 2) + 3)
-        created += [_create(session, sim_url, "error_gw") for _ in range(spares)]
+    created = _create_up_front(sim_url, failing, args, twin_rate)
     good = [order for order, _ in created[: args.good]]
     bad = [order for order, _ in created[args.good :]]
     settings = Settings(
@@ -261,12 +344,19 @@ def _case(data: Path, sim: tuple[str, int], failing: int, args: argparse.Namespa
     with runtime:
         backend = runtime.instant
         assert isinstance(backend, LocalBackend)
-        feed = _FailingFeed(runtime, backend, bad, failing)
-        feed.top_up()
-        _wait(lambda: _started(runtime, feed.sent), 30, "failing orders started")
+        feed: _FailingFeed | _BackgroundFeed
+        if twin_rate is None:
+            feed = _FailingFeed(runtime, backend, bad, failing)
+            feed.top_up()
+            _wait(lambda: _started(runtime, feed.sent), 30, "failing orders started")
+        else:
+            feed = _BackgroundFeed(_intake_inline(runtime), runtime.ledger.open_orders, bad)
+            feed.start(twin_rate)
+            _run_for(feed, CEILINGS_S[0])  # as long as failing orders take to park
         started = time.monotonic()
         sent_at_start = len(feed.sent)
         cpu_at_start = (_cpu_s(os.getpid()), _cpu_s(sim_pid))
+        calls_at_start = _sim_requests(sim_url)
         for n, order in enumerate(good):
             while time.monotonic() < started + n / args.rate:
                 feed.top_up()
@@ -279,36 +369,128 @@ def _case(data: Path, sim: tuple[str, int], failing: int, args: argparse.Namespa
             (_cpu_s(os.getpid()) - cpu_at_start[0]) / wall,
             (_cpu_s(sim_pid) - cpu_at_start[1]) / wall,
         )
+        calls = _sim_requests(sim_url) - calls_at_start
         orders = len(good) + len(feed.sent) - sent_at_start
         _wait(lambda: feed.in_flight() == 0, END_CAP_S, "failing orders to end")
         stories = [runtime.ledger.story(order_id) for order_id in ids]
         good_ms = [_latency_ms(story) for story in stories]
         routed_ms = [_latency_ms(story, "routed") for story in stories]
-        attempts, waits = _schedule(backend, feed.sent)
-    return Case(failing, good_ms, attempts, waits, cpu, routed_ms, orders, wall)
+        attempts, waits = _schedule(backend, feed.sent) if twin_rate is None else ([], [])
+    return Case(failing, good_ms, attempts, waits, cpu, routed_ms, orders, wall, calls)
 
 
-def _serve_case(data: Path, sim: tuple[str, int], failing: int, args: argparse.Namespace) -> Case:
+def _create_up_front(
+    sim_url: str, failing: int, args: argparse.Namespace, twin_rate: float | None
+) -> list[tuple[OrderNotification, str]]:
+    """The case's orders, created in the simulator: the good ones, then the failing spares
+    (or a twin's background good orders)."""
+    duration_s = args.good / args.rate
+    with requests.Session() as session:
+        created = [_create(session, sim_url, GOOD_CARD) for _ in range(args.good)]
+        if twin_rate is None:
+            # Each failing order lasts 3.5 s on average (half of 1 + 2 + 4 s): enough spares.
+            count, card = failing * (int(duration_s / 2) + 3), FAILING_CARD
+        else:
+            count, card = _background_count(twin_rate, duration_s), GOOD_CARD
+        created += [_create(session, sim_url, card) for _ in range(count)]
+    return created
+
+
+def _background_count(rate: float, duration_s: float) -> int:
+    """Background orders a twin case takes in: its warm-up and the good orders' run, with
+    room for their last ones ending late."""
+    return math.ceil(rate * (CEILINGS_S[0] + duration_s + 5))
+
+
+def _intake_inline(runtime: Runtime) -> Callable[[OrderNotification], str]:
+    def take_in(order: OrderNotification) -> str:
+        runtime.router.intake(order, source="bench")
+        return order.order_id
+
+    return take_in
+
+
+def _run_for(feed: _BackgroundFeed, seconds: float) -> None:
+    """Keep ``feed`` taking orders in for ``seconds``."""
+    until = time.monotonic() + seconds
+    while time.monotonic() < until:
+        feed.top_up()
+        time.sleep(TICK_S)
+
+
+class _BackgroundFeed:
+    """The twin's extra load: good orders taken in at a steady rate from ``start``."""
+
+    def __init__(
+        self,
+        take_in: Callable[[OrderNotification], str],
+        open_orders: Callable[[list[str]], set[str]],
+        orders: list[OrderNotification],
+    ) -> None:
+        self._take_in = take_in
+        self._open_orders = open_orders
+        self._orders = orders
+        self._started = math.nan
+        self._rate = 0.0
+        self.sent: list[str] = []
+        self._pending: set[str] = set()
+
+    def start(self, rate: float) -> None:
+        """Take orders in at ``rate`` a second from now on, on each ``top_up``."""
+        self._started, self._rate = time.monotonic(), rate
+
+    def top_up(self) -> None:
+        """Take in every order due by now (while any are left)."""
+        due = math.floor((time.monotonic() - self._started) * self._rate) + 1
+        while len(self.sent) < min(due, len(self._orders)):
+            order_id = self._take_in(self._orders[len(self.sent)])
+            self.sent.append(order_id)
+            self._pending.add(order_id)
+
+    def stop_replacing(self) -> None:
+        """Take no more orders in (those sent end on their own)."""
+        self._orders = self._orders[: len(self.sent)]
+
+    def in_flight(self) -> int:
+        """How many background orders have not ended yet."""
+        self._pending = self._open_orders(sorted(self._pending))
+        return len(self._pending)
+
+
+def _serve_case(
+    data: Path,
+    sim: tuple[str, int],
+    failing: int,
+    args: argparse.Namespace,
+    twin_rate: float | None = None,
+) -> Case:
     """The shipped layout: good orders at ``args.rate`` through ``strangler serve`` while
-    ``failing`` failing orders stay in flight."""
+    ``failing`` failing orders stay in flight (or, for a twin, background good orders are
+    taken in at ``twin_rate`` a second)."""
     sim_url, sim_pid = sim
     good: list[OrderNotification] = []
     spares: list[OrderNotification] = []
+    if twin_rate is not None and args.intake != "notify":
+        raise SystemExit("head_of_line: --twin needs --intake notify in the serve layout")
     if args.intake == "notify":
-        with requests.Session() as session:
-            good = [_create(session, sim_url, "tok_bench_4242")[0] for _ in range(args.good)]
-            count = failing * (int(args.good / args.rate / 2) + 3)
-            spares = [_create(session, sim_url, "error_gw")[0] for _ in range(count)]
+        created = [order for order, _ in _create_up_front(sim_url, failing, args, twin_rate)]
+        good, spares = created[: args.good], created[args.good :]
     with _sidecar(data, sim_url) as (sidecar, sidecar_pid), requests.Session() as session:
         ledger = _LedgerFile(data / "sidecar" / "ledger.sqlite3")
-        intake = _Intake(session, sidecar, spares)
-        feed = _HttpFailingFeed(intake, ledger, failing)
-        feed.top_up()
-        _wait(lambda: ledger.routed(feed.sent), 30, "failing orders routed")
-        time.sleep(CEILINGS_S[0])  # their first attempt made: each waits out a Retry
+        feed: _HttpFailingFeed | _BackgroundFeed
+        if twin_rate is None:
+            feed = _HttpFailingFeed(_Intake(session, sidecar, spares), ledger, failing)
+            feed.top_up()
+            _wait(lambda: ledger.routed(feed.sent), 30, "failing orders routed")
+            time.sleep(CEILINGS_S[0])  # their first attempt made: each waits out a Retry
+        else:
+            feed = _BackgroundFeed(partial(_notify, session, sidecar), ledger.open, spares)
+            feed.start(twin_rate)
+            _run_for(feed, CEILINGS_S[0])  # as long as failing orders take to park
         started = time.monotonic()
         sent_at_start = len(feed.sent)
         cpu_at_start = (_tree_cpu_s(sidecar_pid), _cpu_s(sim_pid))
+        calls_at_start = _sim_requests(sim_url)
         # Good orders come from a client of their own, at their own pace: taking failing
         # replacements in (a burst when several fall back together) does not hold them.
         with ThreadPoolExecutor(1) as pool:
@@ -323,11 +505,12 @@ def _serve_case(data: Path, sim: tuple[str, int], failing: int, args: argparse.N
             (_tree_cpu_s(sidecar_pid) - cpu_at_start[0]) / wall,
             (_cpu_s(sim_pid) - cpu_at_start[1]) / wall,
         )
+        calls = _sim_requests(sim_url) - calls_at_start
         orders = len(ids) + len(feed.sent) - sent_at_start
         feed.stop_replacing()
         _wait(lambda: feed.in_flight() == 0, END_CAP_S, "failing orders to fall back")
         routed_ms, good_ms = ledger.latencies_ms(ids)
-    return Case(failing, good_ms, [], [], cpu, routed_ms, orders, wall)
+    return Case(failing, good_ms, [], [], cpu, routed_ms, orders, wall, calls)
 
 
 class _Intake:
@@ -403,7 +586,7 @@ def _send_good(
             if created:
                 ids.append(_notify(session, sidecar, created[n]))
             else:
-                ids.append(_post_order(session, sidecar, "tok_bench_4242"))
+                ids.append(_post_order(session, sidecar, GOOD_CARD))
     return ids
 
 
@@ -461,6 +644,15 @@ class _LedgerFile:
         )
         return bool(self._rows(query, order_ids)[0][0] == len(order_ids))
 
+    def open(self, order_ids: list[str]) -> set[str]:
+        """Which of ``order_ids`` are not terminal yet (or not taken in yet)."""
+        if not order_ids:
+            return set()
+        query = (
+            "SELECT order_id FROM orders WHERE order_id IN ({marks}) AND terminal_at IS NOT NULL"
+        )
+        return set(order_ids) - {row[0] for row in self._rows(query, order_ids)}
+
     def ended(self, order_ids: list[str]) -> set[str]:
         """Which of ``order_ids`` fell back or ended."""
         query = (
@@ -509,7 +701,7 @@ class _HttpFailingFeed:
         for _ in range(self._n - self.in_flight()):
             order_id = self._intake.failing()
             if order_id is None:
-                order_id = _post_order(self._intake.session, self._intake.sidecar, "error_gw")
+                order_id = _post_order(self._intake.session, self._intake.sidecar, FAILING_CARD)
             self.sent.append(order_id)
             self._pending.add(order_id)
 
@@ -627,7 +819,7 @@ def _schedule(
     return attempts, waits
 
 
-def _report(rounds: dict[int, list[Case]], args: argparse.Namespace) -> None:
+def _report(rounds: dict[int, list[Case]], specs: list[Spec], args: argparse.Namespace) -> None:
     load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     print(
         f"head-of-line benchmark ({os.cpu_count()} CPUs): {args.good} good orders at "
@@ -641,17 +833,18 @@ def _report(rounds: dict[int, list[Case]], args: argparse.Namespace) -> None:
         f"{'p50 ratio':>11}{'p99 ratio':>11}{'p99 ratio 90%':>15}{'p99/round ms':>14}"
         f"{'good max ms':>13}{'attempts':>10}{'waits <= ceiling':>18}"
         f"{'cpu/s runtime':>15}{'cpu/s sim':>11}{'routed p50 ms':>15}{'routed p99 ms':>15}"
-        f"{'cpu ms/order':>14}"
+        f"{'cpu ms/order':>14}{'calls/s':>9}{'intakes/s':>11}"
     )
     # The baseline is the first case without failing orders; a later one is the A/A check.
-    first = args.failing.index(0) if 0 in args.failing else 0
+    first = specs.index(Spec(0)) if Spec(0) in specs else 0
     base = _pooled(rounds[first])
     base50, base99 = _pct(base, 50), _pct(base, 99)
     rng = random.Random(18)
     summary = {}
     for index, cases in rounds.items():
-        failing = args.failing[index]
+        failing = specs[index].failing
         label = f"{failing} (A/A)" if failing == 0 and index != first else str(failing)
+        label = f"{failing} twin" if specs[index].twin else label
         good = _pooled(cases)
         p50, p99 = _pct(good, 50), _pct(good, 99)
         low, high = _ratio_interval(good, base, rng)
@@ -665,6 +858,8 @@ def _report(rounds: dict[int, list[Case]], args: argparse.Namespace) -> None:
         cpu_runtime = statistics.median(case.cpu[0] for case in cases)
         cpu_sim = statistics.median(case.cpu[1] for case in cases)
         per_order = statistics.median(case.cpu_ms_per_order() for case in cases)
+        calls_per_s = statistics.median(case.calls_per_s() for case in cases)
+        intakes_per_s = statistics.median(case.intakes_per_s() for case in cases)
         routed = [ms for case in cases for ms in case.routed_ms]
         r50 = _pct(routed, 50) if routed else None
         r99 = _pct(routed, 99) if routed else None
@@ -673,6 +868,7 @@ def _report(rounds: dict[int, list[Case]], args: argparse.Namespace) -> None:
             f"{f'{low:.2f}-{high:.2f}':>15}{spread:>14}{max(good):>13.1f}"
             f"{tries:>10}{kept:>18}{cpu_runtime:>15.2f}{cpu_sim:>11.2f}"
             f"{_ms(r50):>15}{_ms(r99):>15}{per_order:>14.2f}"
+            f"{calls_per_s:>9.1f}{intakes_per_s:>11.1f}"
         )
         summary[label] = {
             "good_orders": len(good),
@@ -689,6 +885,8 @@ def _report(rounds: dict[int, list[Case]], args: argparse.Namespace) -> None:
             "cpu_per_s_runtime": cpu_runtime,
             "cpu_per_s_sim": cpu_sim,
             "cpu_ms_per_order": per_order,
+            "legacy_calls_per_s": calls_per_s,
+            "intakes_per_s": intakes_per_s,
             "good_routed_p50_ms": r50,
             "good_routed_p99_ms": r99,
             "good_ms_per_round": [case.good_ms for case in cases],
@@ -704,6 +902,17 @@ def _report(rounds: dict[int, list[Case]], args: argparse.Namespace) -> None:
         "its bootstrap interval (resampling both cases' good orders), the statistic's own "
         "sampling noise; p99/round: the spread of each round's p99; a second case without "
         "failing orders (--failing 0 0 8 64) is the A/A check, the noise between runs"
+    )
+    print(
+        "calls/s, intakes/s: legacy calls (requests the simulator answered) and orders taken "
+        "in a second while the good orders ran, medians over rounds"
+        + (
+            f"; {specs[-1].failing} twin: no failing orders, background good orders at "
+            f"{_twin_rate(specs, rounds, len(specs) - 1):.1f}/s (last round) instead, as many "
+            f"legacy calls a second as the {specs[-1].failing}-failing case"
+            if specs[-1].twin
+            else ""
+        )
     )
     RESULTS.parent.mkdir(exist_ok=True)
     results = RESULTS if args.layout == "inline" else RESULTS.with_name("head_of_line_serve.json")

@@ -2,20 +2,28 @@
 
 This is the one place where ``requests`` errors are translated into the adapter's own
 (``raise ... from exc``); nothing above it sees a ``requests`` exception.
+
+With the transport's own session, each call is a ``PreparedRequest`` built here from
+headers, URL and send options settled once (``Session.send``), rather than
+``Session.request``, which merges the session's settings into every call (about a third
+of requests' CPU per call, measured: see docs/BENCHMARKS.md, head_of_line). A session
+passed in is used as ``requests`` uses it, its settings merged on every call.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import requests
 import structlog
 from requests.adapters import HTTPAdapter
+from requests.structures import CaseInsensitiveDict
 
 from strangler.backoff import Backoff
 from strangler.legacy_adapter.breaker import CircuitBreaker
@@ -56,7 +64,7 @@ class _Request:
     path: str
     params: Mapping[str, str] | None
     body: Mapping[str, Any] | None
-    headers: dict[str, str]
+    idempotency_key: str | None
     retry: bool
     order_id: str | None
 
@@ -116,6 +124,7 @@ class Transport:
         self._owns_session = session is None
         self._session = session or _pooled_session(base_url, pool_size)
         self._timeout = (connect_timeout, read_timeout)
+        self._prepared = _Prepared(self._session, base_url) if session is None else None
         self._retries = retries
         self._backoff_policy = Backoff(backoff_s, _MAX_BACKOFF_S, jitter=(0.5, 1.0))
         self._sleep = sleep
@@ -152,10 +161,7 @@ class Transport:
 
         4xx answers are returned, not raised: the caller knows what each means.
         """
-        headers = {"Accept": "application/json"}
-        if idempotency_key is not None:
-            headers["Idempotency-Key"] = idempotency_key
-        request = _Request(method, path, params, body, headers, retry, order_id)
+        request = _Request(method, path, params, body, idempotency_key, retry, order_id)
         self.breaker.before_call()
         try:
             answer = self._attempts(request)
@@ -183,16 +189,7 @@ class Transport:
             if attempt > 1:
                 self._sleep(self._backoff(attempt - 1))
             try:
-                response = self._session.request(
-                    request.method,
-                    self.base_url + request.path,
-                    params=request.params,
-                    json=request.body,
-                    headers=request.headers,
-                    auth=self._auth,
-                    timeout=self._timeout,
-                    allow_redirects=False,
-                )
+                response = self._send(request)
             except requests.RequestException as exc:
                 failure = LegacyUnavailable(
                     f"legacy app unavailable: {what}: {_describe(exc, self._timeout)}",
@@ -228,6 +225,26 @@ class Transport:
         )
         raise failure
 
+    def _send(self, request: _Request) -> requests.Response:
+        """One HTTP request: prepared here with the transport's own session, else by
+        ``requests`` with the session passed in (its headers, cookies and hooks merged)."""
+        if self._prepared is not None:
+            prepared = self._prepared.request(request, self._auth)
+            return self._session.send(prepared, timeout=self._timeout, **self._prepared.options)
+        headers = {"Accept": "application/json"}
+        if request.idempotency_key is not None:
+            headers["Idempotency-Key"] = request.idempotency_key
+        return self._session.request(
+            request.method,
+            self.base_url + request.path,
+            params=request.params,
+            json=request.body,
+            headers=headers,
+            auth=self._auth,
+            timeout=self._timeout,
+            allow_redirects=False,
+        )
+
     def _backoff(self, retry_number: int) -> float:
         """Exponential backoff with jitter: about backoff_s, 2x, 4x ... capped at 2 s."""
         return self._backoff_policy.delay_s(retry_number)
@@ -244,6 +261,54 @@ def _pooled_session(base_url: str, pool_size: int) -> requests.Session:
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
+
+
+class _Prepared:
+    """Builds the transport's requests for its own session, whose settings (headers,
+    proxies, TLS verification) are fixed when it is made: merged here once, not per call."""
+
+    def __init__(self, session: requests.Session, base_url: str) -> None:
+        # requests' own URL checks and normalisation, once for the base; the paths are
+        # quoted by the client and the query encoded as requests encodes it.
+        base = requests.PreparedRequest()
+        base.prepare_url(base_url, None)
+        assert base.url is not None
+        self._base = base.url.rstrip("/")
+        # The session's own headers are requests' defaults (it is never given others).
+        self._headers = {**requests.utils.default_headers(), "Accept": "application/json"}
+        self._cookies = session.cookies
+        self.options: dict[str, Any] = {
+            "allow_redirects": False,
+            "stream": False,
+            "verify": session.verify,
+            "cert": session.cert,
+            "proxies": dict(session.proxies),
+        }
+
+    def request(
+        self, request: _Request, auth: requests.auth.AuthBase | None
+    ) -> requests.PreparedRequest:
+        """``request`` as requests would prepare it from ``Session.request``."""
+        headers = CaseInsensitiveDict(self._headers)
+        if request.idempotency_key is not None:
+            headers["Idempotency-Key"] = request.idempotency_key
+        body = None
+        if request.body is not None:
+            body = json.dumps(request.body, allow_nan=False).encode("utf-8")
+            headers["Content-Type"] = "application/json"
+            headers["Content-Length"] = str(len(body))
+        elif request.method not in ("GET", "HEAD"):
+            headers["Content-Length"] = "0"
+        prepared = requests.PreparedRequest()
+        prepared.method = request.method
+        prepared.url = self._base + request.path
+        if request.params:
+            prepared.url += "?" + urlencode(request.params)
+        prepared.headers = headers
+        prepared.body = body
+        # Cookies the app set on this session go back to it, as with Session.request.
+        prepared.prepare_cookies(self._cookies)
+        return auth(prepared) if auth is not None else prepared
 
 
 def _decode(what: str, response: requests.Response) -> Answer:

@@ -588,6 +588,47 @@ def test_an_injected_session_is_used_and_left_open(mocked: responses.RequestsMoc
     session.close()
 
 
+def _wire(calls: list[responses.Call]) -> list[tuple[object, ...]]:
+    return [
+        (c.request.method, c.request.url, sorted(c.request.headers.items()), c.request.body)
+        for c in calls
+    ]
+
+
+@pytest.mark.parametrize("credentials", [{"token": "tok-1"}, {"basic_auth": ("user", "pw")}])
+def test_its_own_session_sends_what_session_request_would(
+    mocked: responses.RequestsMock, credentials: dict[str, object]
+) -> None:
+    """The transport prepares its own session's requests itself (Session.send): method,
+    URL, query, headers and body are those requests' Session.request sends through a
+    session passed in, for a GET, a GET with a query, a keyed POST and a bodyless POST."""
+    mocked.get(ORDER_URL, json=order_json())
+    mocked.get(f"{BASE}/orders", json={"orders": [], "has_more": False})
+    mocked.post(f"{ORDER_URL}/claim", json=claim_json())
+    mocked.post(f"{BASE}/jobs/fraud_scan/run", json=job_run_json())
+    since = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    for session in (None, requests.Session()):
+        with LegacyClient(BASE, session=session, **credentials) as legacy:  # type: ignore[arg-type]
+            legacy.get_order("ord-1")
+            legacy.list_orders(status="pending", updated_since=since, limit=5)
+            legacy.claim("ord-1")
+            legacy.run_job("fraud_scan")
+    own, injected = _wire(mocked.calls[:4]), _wire(mocked.calls[4:])
+    assert own == injected
+    assert [method for method, *_ in own] == ["GET", "GET", "POST", "POST"]
+
+
+def test_cookies_the_app_sets_go_back_to_it(mocked: responses.RequestsMock) -> None:
+    """A cookie the app sets (a load balancer's affinity, say) is sent on later calls, as
+    Session.request does."""
+    mocked.get(ORDER_URL, json=order_json(), headers={"Set-Cookie": "lb=node-2; Path=/"})
+    with LegacyClient(BASE) as legacy:
+        legacy.get_order("ord-1")
+        legacy.get_order("ord-1")
+    assert "Cookie" not in mocked.calls[0].request.headers
+    assert mocked.calls[1].request.headers["Cookie"] == "lb=node-2"
+
+
 def test_wait_until_terminal_polls_until_done(
     client: LegacyClient, mocked: responses.RequestsMock, clock: FakeClock
 ) -> None:
