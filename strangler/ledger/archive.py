@@ -14,6 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from strangler.ledger import moves
 from strangler.ledger import schema as s
 from strangler.ledger.driver import WriteConnection
 
@@ -40,17 +41,18 @@ def records(conn: sa.Connection, order_ids: Sequence[str]) -> list[dict[str, Any
     """One record per order of ``order_ids`` the ledger has: its row and its children's rows.
 
     A record is ``{"order": row, "comparison_steps": [...], "comparisons": [...],
-    "step_results": [...], "transitions": [...]}``, each row a dict of its columns.
+    "step_results": [...], "transitions": [...]}``, each row a dict of its columns;
+    ``transitions`` holds the moves the orders row holds too (strangler.ledger.moves).
     """
     rows = {table.name: _grouped(conn, table, order_ids) for table in (*_CHILDREN, s.orders)}
     found = [order_id for order_id in order_ids if order_id in rows["orders"]]
-    return [
-        {
-            "order": rows["orders"][order_id][0],
-            **{name: rows[name].get(order_id, []) for name in CHILD_TABLES},
-        }
-        for order_id in found
-    ]
+    records = []
+    for order_id in found:
+        order = rows["orders"][order_id][0]
+        children = {name: rows[name].get(order_id, []) for name in CHILD_TABLES}
+        children["transitions"] = moves.complete(order, children["transitions"])
+        records.append({"order": order, **children})
+    return records
 
 
 def delete_terminal(conn: WriteConnection, order_ids: Sequence[str]) -> None:

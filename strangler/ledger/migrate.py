@@ -5,8 +5,8 @@ several processes starting together do not race: a new database gets every table
 the current version; an older one is brought up one version at a time by the steps in
 :data:`MIGRATIONS`, each recorded in ``schema_version``; a newer one, or one older than
 the first step knows, is refused with a message saying what to do. Every step so far
-only adds tables, nullable columns or triggers; Alembic will earn its place with the first step
-that rewrites one.
+only adds tables, nullable columns or triggers, or changes what is written from then on;
+Alembic will earn its place with the first step that rewrites one.
 """
 
 from __future__ import annotations
@@ -87,6 +87,15 @@ def _v3_to_v4(conn: sa.Connection) -> None:
     _index(orders, "ix_orders_counts").create(conn, checkfirst=True)
 
 
+def _v4_to_v5(conn: sa.Connection) -> None:
+    """v5 writes no transitions row for a move the orders row holds (strangler.ledger.moves).
+
+    Nothing to change in the data: the rows written before stay and readers take them
+    first. The version tells an older strangler, which reads the table alone, that this
+    ledger is not its to open.
+    """
+
+
 def _index(table: sa.Table, name: str) -> sa.Index:
     return next(index for index in table.indexes if index.name == name)
 
@@ -100,7 +109,7 @@ _GATE_KINDS = {
 
 # The step that brings a database at version N to N + 1.
 MIGRATIONS: Mapping[int, Callable[[sa.Connection], None]] = MappingProxyType(
-    {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}
+    {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4, 4: _v4_to_v5}
 )
 
 

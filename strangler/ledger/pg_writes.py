@@ -52,30 +52,20 @@ _PIN_PARAMS = {
     "p_now": _o.updated_at.type,
 }
 
-# statements.PIN_AND_START and its two transitions (routed with the decision's reason,
-# then running, both at ``now``; ``ORDER BY`` keeps their ids in that order, as the
-# story sorts a same-time pair by id). Only for an order still received, with no path and
+# statements.PIN_AND_START (the orders row holds both moves, routed with the decision's
+# reason: strangler.ledger.moves). Only for an order still received, with no path and
 # no hand-off: the multi-statement path ends a followed order as the legacy app did.
 # Parameters: statements.params(order_id, path, variant, rollout, flag_revision,
 # decision_reason, now). A row back when it pinned now.
 # The statuses and column names put in these statements come from the code, never input.
 PIN_AND_START = sa.text(
-    "WITH pinned AS ("  # noqa: S608
-    " UPDATE orders SET path = :p_path, variant = :p_variant, rollout = :p_rollout,"
+    "UPDATE orders SET path = :p_path, variant = :p_variant, rollout = :p_rollout,"  # noqa: S608
     " flag_revision = :p_flag_revision, decision_reason = :p_decision_reason,"
     f" status = '{OrderStatus.RUNNING.value}', updated_at = :p_now, routed_at = :p_now,"
     " running_at = :p_now"
     f" WHERE order_id = :p_order_id AND path IS NULL AND status = '{OrderStatus.RECEIVED.value}'"
     " AND handoff IS NULL"
     " RETURNING order_id"
-    "), moved AS ("
-    " INSERT INTO transitions (order_id, status, at, reason)"
-    " SELECT pinned.order_id, m.status, :p_now, m.reason FROM pinned"
-    f" CROSS JOIN (VALUES (1, '{OrderStatus.ROUTED.value}', :p_decision_reason),"
-    f" (2, '{OrderStatus.RUNNING.value}', NULL)) AS m (n, status, reason)"
-    " ORDER BY m.n"
-    " ON CONFLICT (order_id, status) DO NOTHING"
-    ") SELECT order_id FROM pinned"
 ).bindparams(*(sa.bindparam(name, type_=type_) for name, type_ in _PIN_PARAMS.items()))
 
 
@@ -83,9 +73,10 @@ PIN_AND_START = sa.text(
 def finish(status: OrderStatus, steps: int) -> sa.TextClause:
     """``steps`` step results, ``status`` reached at ``at`` and the owner's lease released.
 
-    statements.INSERT_STEP_QUIETLY (always, duplicates skipped), statements.finish_held
-    and its transition, in one statement. Parameters: ``p_order_id``, ``p_owner``,
-    ``p_at``, ``p_now``, and per step ``i`` one ``s<i>_<column>`` per step column. A row
+    statements.INSERT_STEP_QUIETLY (always, duplicates skipped) and statements.finish_held
+    (the orders row holds the move: strangler.ledger.moves), in one statement. Parameters:
+    ``p_order_id``, ``p_owner``, ``p_at``, ``p_now``, and per step ``i`` one
+    ``s<i>_<column>`` per step column. A row
     back when the order ended now (it was behind ``status`` and ``owner`` held its lease).
     Raises ValueError for a status that is not terminal or a negative ``steps``.
     """
@@ -110,11 +101,6 @@ def finish(status: OrderStatus, steps: int) -> sa.TextClause:
         " lease_expires_at = NULL, needs_dispatch = false, next_attempt_at = :p_now"
         f" WHERE order_id = :p_order_id AND status IN ({behind}) AND lease_owner = :p_owner"
         " RETURNING order_id)"
-    )
-    ctes.append(
-        "moved AS (INSERT INTO transitions (order_id, status, at, reason)"  # noqa: S608
-        f" SELECT order_id, '{status.value}', :p_at, NULL FROM ended"
-        " ON CONFLICT (order_id, status) DO NOTHING)"
     )
     sql = f"WITH {', '.join(ctes)} SELECT order_id FROM ended"  # noqa: S608
     typed = [

@@ -31,7 +31,7 @@ __all__ = [
     "worker_leases",
 ]
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 ID_LENGTH = 128
 
 
@@ -146,6 +146,7 @@ step_results = sa.Table(
     sa.UniqueConstraint("order_id", "path", "step", "dry_run", "seq", name="uq_step_results_step"),
 )
 
+# v5: no row for a move the orders row holds (strangler.ledger.moves).
 transitions = sa.Table(
     "transitions",
     metadata,

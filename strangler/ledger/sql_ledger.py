@@ -36,6 +36,7 @@ from strangler.ledger import (
     hand_back,
     leases,
     legacy_progress,
+    moves,
     pg_writes,
     schema,
     statements,
@@ -409,10 +410,9 @@ class SqlLedger:
 
         def finish(conn: WriteConnection) -> bool:
             self._insert_steps(conn, steps)
-            # Usually one UPDATE ends the order and releases its lease; else one by one.
+            # Usually one UPDATE ends the order and releases its lease (the orders row holds
+            # the move: strangler.ledger.moves); else one by one.
             if conn.execute(statements.finish_held(status), held).rowcount == 1:
-                transition = {"order_id": order_id, "status": status.value, "at": at}
-                conn.execute(statements.INSERT_TRANSITION, {**transition, "reason": None})
                 return True
             moved = self._move(
                 conn, order_id, status, reason=None, at=at, extra={"outcome": status.value}
@@ -917,12 +917,10 @@ class SqlLedger:
                 .where(_steps.c.order_id == order_id)
                 .order_by(_steps.c.started_at, _steps.c.path, _steps.c.seq, _steps.c.id)
             ).mappings()
-            moves = conn.execute(
-                sa.select(_transitions)
-                .where(_transitions.c.order_id == order_id)
-                .order_by(_transitions.c.at, _transitions.c.id)
+            rows = conn.execute(
+                sa.select(_transitions).where(_transitions.c.order_id == order_id)
             ).mappings()
-            return build_story(order._mapping, list(steps), list(moves))
+            return build_story(order._mapping, list(steps), moves.complete(order._mapping, rows))
 
     def backlog(self) -> int:
         """How many orders are not yet terminal."""
@@ -1040,7 +1038,7 @@ class SqlLedger:
         True when pinned now, False when the order had a path (nothing changed)."""
         values = _pin_values(order_id, decision, now)
         # Usually one UPDATE pins, routes and starts an order still received.
-        started = self._pin_and_start(conn, values, decision.reason, now) if start_running else None
+        started = self._pin_and_start(conn, values) if start_running else None
         pinned_now = started or conn.execute(statements.PIN_DECISION, values).first()
         if pinned_now is None:
             return False
@@ -1055,47 +1053,24 @@ class SqlLedger:
             _release_as_done(conn, order_id, release_owner, now)
         return True
 
-    def _pin_and_start(
-        self, conn: WriteConnection, values: dict[str, object], reason: str, at: datetime
-    ) -> Any:
-        """Pin, route and start an order still ``received``: its row (as PIN_DECISION's)
-        with its two transitions recorded, or None when it was not ``received`` or had a path."""
-        row = conn.execute(statements.PIN_AND_START, values).first()
-        if row is not None:
-            order_id = values["p_order_id"]
-            routed = {"order_id": order_id, "status": OrderStatus.ROUTED.value, "at": at}
-            running = {"order_id": order_id, "status": OrderStatus.RUNNING.value, "at": at}
-            conn.execute(
-                statements.INSERT_TRANSITION,
-                [{**routed, "reason": reason}, {**running, "reason": None}],
-            )
-        return row
+    def _pin_and_start(self, conn: WriteConnection, values: dict[str, object]) -> Any:
+        """Pin, route and start an order still ``received``: its row (as PIN_DECISION's),
+        or None when it was not ``received`` or had a path. The orders row holds both
+        moves, the decision's reason with them (strangler.ledger.moves)."""
+        return conn.execute(statements.PIN_AND_START, values).first()
 
     def _route_and_start(
         self, conn: WriteConnection, order_id: str, *, reason: str, at: datetime
     ) -> None:
-        """Move an order to ``routed`` and on to ``running``, both at ``at``.
+        """Move an order just pinned with ``reason`` to ``routed`` and on to ``running``,
+        both at ``at``.
 
-        Two statements for an order still ``received`` (the usual case), else one move
-        at a time, each skipped when the order is there already or beyond.
+        One statement for an order still ``received`` (the usual case: the orders row holds
+        both moves, ``reason`` as its ``decision_reason``; strangler.ledger.moves), else
+        one move at a time, each skipped when the order is there already or beyond.
         """
         values = statements.params(order_id=order_id, at=at, now=self._clock())
         if conn.execute(statements.ROUTE_AND_START, values).rowcount == 1:
-            transitions = [
-                {
-                    "order_id": order_id,
-                    "status": OrderStatus.ROUTED.value,
-                    "at": at,
-                    "reason": reason,
-                },
-                {
-                    "order_id": order_id,
-                    "status": OrderStatus.RUNNING.value,
-                    "at": at,
-                    "reason": None,
-                },
-            ]
-            conn.execute(statements.INSERT_TRANSITION, transitions)
             return
         self._move(conn, order_id, OrderStatus.ROUTED, reason=reason, at=at)
         self._move(conn, order_id, OrderStatus.RUNNING, reason=None, at=at)

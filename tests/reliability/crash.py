@@ -292,8 +292,12 @@ def census(ledger_url: str, legacy: Mapping[str, LegacyOrder]) -> Census:
             }
             endings = Counter(
                 conn.execute(
+                    # The terminal status an ended orders row holds counts as its row
+                    # (the instant path's finish writes none; strangler.ledger.moves).
                     sa.text(
-                        "SELECT order_id FROM transitions WHERE status IN "
+                        "SELECT order_id FROM (SELECT order_id, status FROM transitions"
+                        " UNION SELECT order_id, status FROM orders"
+                        " WHERE terminal_at IS NOT NULL) AS ended WHERE status IN "
                         "('fulfilled', 'rejected_fraud', 'payment_declined', 'failed')"
                     )
                 ).scalars()

@@ -20,6 +20,7 @@ from strangler.orders import OrderNotification
 from tests.helpers import wait_until
 from tests.integration.legacy_sim import RunningSim, SimOptions, start_legacy_sim
 from tests.integration.routing import (
+    ENDINGS,
     create_in_legacy,
     expected_outcome,
     ledger_rows,
@@ -69,7 +70,7 @@ def check_every_order(
         endings = Counter(
             conn.execute(
                 sa.text(
-                    "SELECT order_id FROM transitions WHERE status IN "
+                    f"SELECT order_id FROM ({ENDINGS}) AS ended WHERE status IN "  # noqa: S608
                     "('fulfilled', 'rejected_fraud', 'payment_declined', 'failed')"
                 )
             ).scalars()

@@ -713,6 +713,120 @@ class LedgerContract:
         assert isinstance(caught.value.__cause__, sa.exc.SQLAlchemyError | sqlite3.Error)
         assert (caught.value.operation, caught.value.url) == ("write a value", ledger.url)
 
+    # -- transitions the orders row holds (v5: strangler.ledger.moves) --------------------
+
+    def test_the_instant_path_writes_no_transitions_row_the_orders_row_holds(
+        self, ledger: SqlLedger, clock: Clock
+    ) -> None:
+        """Pin-and-start and finish leave the table empty; the story tells every move."""
+        ledger.record_received(make_order("o-1"), source="api")
+        ledger.claim_due("a", limit=1, lease_seconds=10)
+        pinned_at = clock.advance(2)
+        decision = make_decision(Route.INSTANT)
+        ledger.pin_decision("o-1", decision, start_running=True)
+        ended_at = clock.advance(3)
+        steps = [(make_step(step="fraud_scan"), 0)]
+        assert ledger.finish("o-1", OrderStatus.FULFILLED, steps, at=ended_at, release_owner="a")
+        assert _transition_rows(ledger) == []
+        assert (ledger.story("o-1") or {})["transitions"] == [
+            {"status": "received", "at": T0.isoformat(), "reason": None},
+            {"status": "routed", "at": pinned_at.isoformat(), "reason": decision.reason},
+            {"status": "running", "at": pinned_at.isoformat(), "reason": None},
+            {"status": "fulfilled", "at": ended_at.isoformat(), "reason": None},
+        ]
+
+    def test_a_ledger_with_the_rows_v4_wrote_reads_the_same(
+        self, ledger: SqlLedger, clock: Clock
+    ) -> None:
+        """The rows v4 wrote for the moves the orders row holds change no answer: the
+        stories, the report, the counts and the archive records (ids aside) stay equal."""
+        order_ids = _orders_down_every_path(ledger, clock)
+        before = _answers(ledger, order_ids)
+        kept = _transition_rows(ledger)
+        assert ("legacy", "routed") in {(order_id, status) for order_id, status, _ in kept}
+        assert ("instant", "routed") not in {(order_id, status) for order_id, status, _ in kept}
+        with ledger.engine.begin() as conn:
+            for status, at, reason in (
+                ("'routed'", "routed_at", "decision_reason"),
+                ("'running'", "running_at", "NULL"),
+                ("status", "terminal_at", "NULL"),  # the terminal status the order reached
+            ):
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO transitions (order_id, status, at, reason)"  # noqa: S608
+                        f" SELECT order_id, {status}, {at}, {reason} FROM orders"
+                        f" WHERE {at} IS NOT NULL ON CONFLICT (order_id, status) DO NOTHING"
+                    )
+                )
+        assert len(_transition_rows(ledger)) > len(kept)
+        assert _answers(ledger, order_ids) == before
+
+    def test_a_v4_ledger_upgrades_with_its_transitions_intact(
+        self, ledger: SqlLedger, ledger_url: str, clock: Clock
+    ) -> None:
+        """Migrating v4 to v5 keeps every row; the orders read as before."""
+        order_ids = _orders_down_every_path(ledger, clock)
+        with ledger.engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO transitions (order_id, status, at, reason) SELECT order_id,"
+                    " 'routed', routed_at, decision_reason FROM orders WHERE routed_at IS NOT"
+                    " NULL ON CONFLICT (order_id, status) DO NOTHING"
+                )
+            )
+            conn.execute(schema_version.delete().where(schema_version.c.version == 5))
+        rows, before = _transition_rows(ledger), _answers(ledger, order_ids)
+        ledger.close()
+        again = ledger_from_url(ledger_url, clock=clock)
+        try:
+            assert again.schema_version == SCHEMA_VERSION == 5
+            assert (_transition_rows(again), _answers(again, order_ids)) == (rows, before)
+        finally:
+            again.close()
+
+
+def _orders_down_every_path(ledger: SqlLedger, clock: Clock) -> list[str]:
+    """Orders ended by the instant path, fallen back, legacy-run, and one still running."""
+    for order_id in ("instant", "failed", "fell-back", "legacy", "running"):
+        ledger.record_received(make_order(order_id), source="api")
+    ledger.claim_due("a", limit=5, lease_seconds=60)
+    clock.advance(1)
+    for order_id in ("instant", "failed", "fell-back", "running"):
+        ledger.pin_decision(order_id, make_decision(Route.INSTANT), start_running=True)
+    ledger.pin_decision("legacy", make_decision(Route.LEGACY), release_owner="a")
+    ended_at = clock.advance(2)
+    for order_id, status in (("instant", OrderStatus.FULFILLED), ("failed", OrderStatus.FAILED)):
+        steps = [(make_step(order_id, step="fraud_scan", error=None), 0)]
+        ledger.finish(order_id, status, steps, at=ended_at, release_owner="a")
+    ledger.hand_off("fell-back", Handoff.FALLBACK, reason="legacy down")
+    for order_id in ("fell-back", "legacy"):
+        step = make_step(order_id, path=Route.LEGACY, step="fulfill", decision="fulfilled")
+        ledger.record_legacy_progress(
+            order_id, [(step, 0)], legacy_status="fulfilled", legacy_terminal_at=clock.advance(1)
+        )
+    return ["instant", "failed", "fell-back", "legacy", "running"]
+
+
+def _answers(ledger: SqlLedger, order_ids: list[str]) -> dict[str, Any]:
+    """What the ledger's readers answer about these orders (archive ids left out)."""
+    records = ledger.archive_records(order_ids)
+    for record in records:
+        record["transitions"] = [
+            {k: v for k, v in move.items() if k != "id"} for move in record["transitions"]
+        ]
+    return {
+        "stories": [ledger.story(order_id) for order_id in order_ids],
+        "report": load_report(ledger.engine, until=T0 + timedelta(days=1), now=T0),
+        "counts": ledger.counts(),
+        "archive": records,
+    }
+
+
+def _transition_rows(ledger: SqlLedger) -> list[tuple[str, str, Any]]:
+    with ledger.engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT order_id, status, at FROM transitions ORDER BY id"))
+        return [tuple(row) for row in rows]
+
 
 def _scrape(collector: OrderDurations) -> dict[tuple[str, str, float | None], float]:
     """The histogram's samples by suffix (``_count``...), path and bucket bound."""
