@@ -129,7 +129,7 @@ def test_the_usual_pin_and_finish_are_one_durable_statement_each(ledger: SqlLedg
     finally:
         sa.event.remove(ledger.engine, "before_cursor_execute", seen)
         sa.event.remove(ledger.engine, "commit", committed)
-    assert [statement.split()[0] for statement in sent] == ["WITH", "WITH"]
+    assert [statement.split()[0] for statement in sent] == ["UPDATE", "WITH"]
     assert not any("set_config" in statement for statement in sent)
     assert commits == []
     story = ledger.story("o-1")
