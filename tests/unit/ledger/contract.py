@@ -774,12 +774,15 @@ class LedgerContract:
                     " NULL ON CONFLICT (order_id, status) DO NOTHING"
                 )
             )
-            conn.execute(schema_version.delete().where(schema_version.c.version == 5))
+            conn.execute(schema_version.update().values(version=4))
         rows, before = _transition_rows(ledger), _answers(ledger, order_ids)
         ledger.close()
         again = ledger_from_url(ledger_url, clock=clock)
         try:
             assert again.schema_version == SCHEMA_VERSION == 5
+            with again.engine.connect() as conn:
+                versions = conn.execute(sa.select(schema_version.c.version)).scalars().all()
+            assert sorted(versions) == [4, 5]
             assert (_transition_rows(again), _answers(again, order_ids)) == (rows, before)
         finally:
             again.close()
