@@ -5,8 +5,9 @@ with inputs and outputs as JSON text, as boto3 returns them. Branches of Paralle
 iterations of Map append from several threads; each keeps its own :class:`Thread`
 (its last event id and a one-value JSON cache), and ids are handed out under a lock.
 
-A state's input and output (the ``...StateEntered`` and ``...StateExited`` events), and
-a Task's result made of plain JSON values (``...Succeeded``), are recorded as
+A state's input and output (the ``...StateEntered`` and ``...StateExited`` events), a
+Task's result made of plain JSON values (``...Succeeded``) and the execution's output
+(``ExecutionSucceeded``) are recorded as
 :class:`Deferred` values and written as JSON text only when the history is read
 (:class:`ExecutionHistory`): most executions' histories are never read, and those
 encodings were the larger part of recording one. Values are never changed in place
@@ -214,8 +215,8 @@ class ExecutionHistory(Sequence[dict[str, Any]]):
 
     def unwritten(self) -> tuple[dict[str, Any], ...]:
         """The events as recorded: ``input`` and ``output`` of state events and the
-        ``output`` of a Task's ``...Succeeded`` may still be :class:`Deferred`; every
-        other field is final."""
+        ``output`` of a Task's ``...Succeeded`` and of ``ExecutionSucceeded`` may still be
+        :class:`Deferred`; every other field is final."""
         return self._events
 
     def events(self) -> tuple[dict[str, Any], ...]:
