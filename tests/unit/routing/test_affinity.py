@@ -50,6 +50,11 @@ def keeper(first: int = 1, cpus: int = 2) -> tuple[AffinityKeeper, list[set[int]
     return AffinityKeeper(set(range(cpus)), first, apply=applied.append), applied, clock
 
 
+def unpinned(keep: AffinityKeeper) -> bool:
+    """Read afresh each time (an assert before does not fix it for the checker)."""
+    return keep.cpu is None
+
+
 def run(keep: AffinityKeeper, clock: Clock, busy: dict[int, float], ours: float) -> None:
     before = clock.sample()
     keep.step(before, clock.window(busy, ours))
@@ -103,7 +108,7 @@ def test_each_try_that_does_not_hold_waits_twice_as_long_up_to_a_minute() -> Non
         run(keep, clock, {0: 0.9, 1: 0.9}, ours=0.2)  # crowded: let go
         assert keep.cpu is None
         released_at = clock.at_s
-        while keep.cpu is None:
+        while unpinned(keep):
             run(keep, clock, {0: 0.1, 1: 0.1}, ours=0.1)
         waits.append(round(clock.at_s - released_at))
     assert waits == [2, 4, 8, 16, 32, 60, 60, 60]
@@ -113,13 +118,13 @@ def test_each_try_that_does_not_hold_waits_twice_as_long_up_to_a_minute() -> Non
 def test_a_cpu_that_held_for_a_while_resets_the_wait() -> None:
     keep, _, clock = keeper(first=1)
     run(keep, clock, {0: 0.9, 1: 0.9}, ours=0.2)
-    while keep.cpu is None:
+    while unpinned(keep):
         run(keep, clock, {0: 0.1, 1: 0.1}, ours=0.1)
     for _ in range(int(RETRY_MAX_S / WINDOW_S) + 2):
         run(keep, clock, {0: 0.1, 1: 0.5}, ours=0.4)
     run(keep, clock, {0: 0.9, 1: 0.9}, ours=0.2)
     released_at = clock.at_s
-    while keep.cpu is None:
+    while unpinned(keep):
         run(keep, clock, {0: 0.1, 1: 0.1}, ours=0.1)
     assert round(clock.at_s - released_at) == RETRY_FIRST_S
 
