@@ -84,6 +84,7 @@ from strangler.legacy_adapter.exceptions import OrderNotFound
 from strangler.legacy_adapter.models import LegacyOrder
 from strangler.logs import configure_logging
 from strangler.orders import OrderNotification
+from strangler.routing.affinity import keep_routing_cpu, set_threads_affinity
 from strangler.routing.router import Lease
 from strangler.routing.runtime import Runtime
 from strangler.settings import Settings
@@ -183,7 +184,7 @@ def main() -> None:
     args = _parse_args()
     gc.callbacks.append(_time_gc)
     if args.child:
-        _child(Path(args.child), args.workers)
+        _child(Path(args.child), args.workers, args.routing_cpus, args.child_index)
         return
     if args.parts:
         _parts(args.orders)
@@ -199,7 +200,10 @@ def main() -> None:
         with sim or _nothing() as sim_url:
             for round_ in range(args.rounds):
                 for case in args.cases:
-                    runs[case].append(_round(work / f"{case}-{round_}", case, sim_url, args))
+                    # instant-fake-procs' children pin themselves, as serve's would.
+                    cpus = "off" if case == "instant-fake-procs" else args.routing_cpus
+                    with _pinned(cpus, 0):
+                        runs[case].append(_round(work / f"{case}-{round_}", case, sim_url, args))
         if args.profile and "instant-fake" in args.cases:
             _profile(work / "profile", args.orders)
     _report(runs, args)
@@ -221,7 +225,14 @@ def _parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--parts", action="store_true", help="CPU per order of each part, single-threaded"
     )
+    parser.add_argument(
+        "--routing-cpus",
+        default=os.environ.get("STRANGLER_ROUTING_CPUS", "auto"),
+        help="the routing process's CPU affinity, as STRANGLER_ROUTING_CPUS (default: auto, "
+        "as serve's routing child: one CPU)",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)  # a routing process's data dir
+    parser.add_argument("--child-index", type=int, default=0, help=argparse.SUPPRESS)
     return parser.parse_args()
 
 
@@ -229,6 +240,21 @@ def _log_to(log: IO[str]) -> None:
     # JSON logs as a deployed worker writes them, to a file rather than the terminal.
     configure_logging("json")
     structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=log))
+
+
+@contextmanager
+def _pinned(setting: str, index: int) -> Iterator[None]:
+    """This process's threads placed as serve's routing child ``index`` would place its
+    own, and back where they were afterwards (the bench's other cases are not placed)."""
+    Settings(routing_cpus=setting)  # its form checked, as serve checks it
+    allowed = os.sched_getaffinity(0)
+    keeper = keep_routing_cpu(setting, index)
+    try:
+        yield
+    finally:
+        if keeper is not None:
+            keeper.stop()
+        set_threads_affinity(allowed)
 
 
 @contextmanager
@@ -320,7 +346,9 @@ def _round(data: Path, case: str, sim_url: str, args: argparse.Namespace) -> Run
     ledger.close()
     _flags(data, case)
     if case == "instant-fake-procs":
-        return _round_in_processes(data, args.orders, args.processes, args.workers)
+        return _round_in_processes(
+            data, args.orders, args.processes, args.workers, args.routing_cpus
+        )
     runtime = _runtime(data, case, sim_url, args.workers)
     mark = _Mark.now()
     cpu, start = time.process_time(), time.perf_counter()
@@ -491,15 +519,23 @@ def _insert_at_once(ledger: SqlLedger, orders: list[OrderNotification]) -> None:
         conn.execute(statements.INSERT_ORDER, rows)
 
 
-def _round_in_processes(data: Path, count: int, processes: int, workers: int) -> Run:
+def _round_in_processes(
+    data: Path, count: int, processes: int, workers: int, routing_cpus: str
+) -> Run:
     """Route the round's orders with ``processes`` routing processes on the one ledger."""
     command = [sys.executable, __file__, "--child", str(data), "--workers", str(workers)]
+    command += ["--routing-cpus", routing_cpus]
     with ExitStack() as stack:
         children = [
             stack.enter_context(
-                subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                subprocess.Popen(
+                    [*command, "--child-index", str(index)],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    text=True,
+                )
             )
-            for _ in range(processes)
+            for index in range(processes)
         ]
         for child in children:  # built and ready before the clock starts
             if _line(child) != "ready":
@@ -520,10 +556,11 @@ def _line(child: subprocess.Popen[str]) -> str:
     return child.stdout.readline().strip()
 
 
-def _child(data: Path, workers: int) -> None:
+def _child(data: Path, workers: int, routing_cpus: str, index: int) -> None:
     """One routing process of instant-fake-procs: ready, then route until nothing waits."""
-    with (data / f"routing-{os.getpid()}.log").open("w") as log:
+    with (data / f"routing-{os.getpid()}.log").open("w") as log, ExitStack() as pinned:
         _log_to(log)
+        pinned.enter_context(_pinned(routing_cpus, index))
         runtime = _runtime(data, "instant-fake-procs", "", workers)
         print("ready", flush=True)
         sys.stdin.readline()

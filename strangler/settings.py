@@ -54,6 +54,7 @@ class Settings:
     serve_workers: int = 1
     serve_threads: int = 16
     routing_processes: int = 1
+    routing_cpus: str = "auto"
     workers: int = 4
     lease_seconds: int = 30
     max_attempts: int = 5
@@ -88,6 +89,7 @@ class Settings:
                 f"STRANGLER_LOG_LEVEL must be one of {', '.join(_LOG_LEVELS)}, "
                 f"got {self.log_level!r}"
             )
+        _check_routing_cpus(self.routing_cpus)
         if self.workers < 1:
             raise ConfigurationError(f"STRANGLER_WORKERS must be at least 1, got {self.workers}")
         for name, least in (
@@ -166,6 +168,15 @@ class Settings:
     def replace(self, **changes: Any) -> Settings:
         """A copy with some settings changed (None values are ignored)."""
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+def _check_routing_cpus(value: str) -> None:
+    items = [item.strip() for item in value.split(",")]
+    if value not in ("auto", "off") and not all(item.isdigit() for item in items):
+        raise ConfigurationError(
+            "STRANGLER_ROUTING_CPUS must be auto, off, or CPU numbers separated by commas "
+            f"(e.g. 2,3), got {value!r}"
+        )
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

@@ -52,6 +52,7 @@ def worker(
 ) -> None:
     """Process orders from the ledger (dispatcher and legacy follower) until SIGTERM."""
     # Imported here: the runtime loads the whole stack, which `strangler rollout` must not pay.
+    from strangler.routing.affinity import check_routing_cpus, keep_routing_cpu  # noqa: PLC0415
     from strangler.routing.heap import freeze_start_up_heap  # noqa: PLC0415
     from strangler.routing.runtime import Runtime  # noqa: PLC0415
 
@@ -65,6 +66,7 @@ def worker(
             log_format=log_format,
         )
         configure_logging(settings.log_format, settings.logging_level)
+        check_routing_cpus(settings.routing_cpus)
         runtime = Runtime.from_settings(settings)
     except ConfigurationError as exc:
         click.echo(f"error: {exc}", err=True)
@@ -80,9 +82,12 @@ def worker(
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
+    keeper = keep_routing_cpu(settings.routing_cpus)
     freeze_start_up_heap()
     runtime.start()
     # Waiting in short slices keeps the main thread responsive to signals.
     while not stopping.wait(0.5):
         pass
     runtime.stop(stop_timeout)
+    if keeper is not None:
+        keeper.stop()

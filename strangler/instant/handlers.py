@@ -21,6 +21,7 @@ entry points and build their client from ``STRANGLER_*`` variables on first use.
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -76,7 +77,7 @@ class StepEvent:
     @classmethod
     def parse(cls, step: str, event: Any) -> StepEvent:
         """Validate a handler event; raises InvalidStepEvent naming the bad field."""
-        if not isinstance(event, Mapping):
+        if type(event) is not dict and not isinstance(event, Mapping):
             raise InvalidStepEvent(step, "event", f"must be a JSON object, got {event!r:.80}")
         order_id = event.get("order_id")
         if not isinstance(order_id, str) or not order_id:
@@ -105,7 +106,7 @@ class _Steps:
         step = StepEvent.parse("claim", event)
         claimed = True if step.dry_run else self._legacy.claim(step.order_id)
         decision = "claimed" if claimed else "legacy_owned"
-        log.debug("instant_step_done", **_log_fields(step, "claim", context), decision=decision)
+        _log_step_done(step, "claim", context, decision)
         return {"step": "claim", "decision": decision, "claimed": claimed, "dry_run": step.dry_run}
 
     def fraud_scan(self, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
@@ -176,7 +177,7 @@ def fallback_reason(error: str, cause: Any) -> str:
 
 
 def _step_output(name: str, step: StepEvent, outcome: StepOutcome, context: Any) -> dict[str, Any]:
-    log.debug("instant_step_done", **_log_fields(step, name, context), decision=outcome.decision)
+    _log_step_done(step, name, context, outcome.decision)
     return {
         "step": name,
         "decision": outcome.decision,
@@ -185,6 +186,15 @@ def _step_output(name: str, step: StepEvent, outcome: StepOutcome, context: Any)
         "replayed": outcome.replayed,
         "details": dict(outcome.details),
     }
+
+
+def _log_step_done(step: StepEvent, name: str, context: Any, decision: str) -> None:
+    """``instant_step_done`` (a debug line): its fields are gathered only when it is
+    written, not for every step of every order at the usual INFO level."""
+    logger = log.bind()
+    enabled = getattr(logger, "is_enabled_for", None)  # structlog's filtering loggers
+    if enabled is None or enabled(logging.DEBUG):
+        logger.debug("instant_step_done", **_log_fields(step, name, context), decision=decision)
 
 
 def _log_fields(step: StepEvent, name: str, context: Any) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from strangler.instant.asl.history import Deferred
 from strangler.instant.definition import STEP_OF_STATE
 from strangler.orders import Route, StepResult
 
@@ -54,6 +55,11 @@ _ROLES: dict[str, str] = {
     **dict.fromkeys(_SUCCEEDED | _FAILED, _FEEDS),
     **dict.fromkeys(("TaskStateExited", *_STATE_ENTERED, *_EXECUTION_END), _CLOSES),
 }
+# Every event type met so far and its role (None: skipped), so that an event is one
+# lookup; up to _MAX_ROLES_KEPT types (a history read from AWS may hold any).
+_ROLE_OF: dict[str, str | None] = dict(_ROLES)
+_MAX_ROLES_KEPT = 512
+_UNSEEN = "unseen"
 # Where each looked-into event keeps its details (GetExecutionHistory's member names);
 # an event without that member is searched like any other (see event_details).
 _DETAILS_KEY = {
@@ -108,7 +114,9 @@ def steps_from_history(
         if type(kind) is not str:
             kind = str(kind)
         # Only the events that open, feed or close a step are looked into (most are not).
-        role = _ROLES.get(kind) or (_CLOSES if kind.endswith("StateEntered") else None)
+        role = _ROLE_OF.get(kind, _UNSEEN)
+        if role is _UNSEEN:
+            role = _role(kind)
         if role is None:
             continue
         if current is not None and role is not _FEEDS:
@@ -129,6 +137,14 @@ def steps_from_history(
                 }
             )
     return tuple(results)
+
+
+def _role(kind: str) -> str | None:
+    """What an event of type ``kind`` does to the open step (see _ROLES); remembered."""
+    role = _ROLES.get(kind) or (_CLOSES if kind.endswith("StateEntered") else None)
+    if len(_ROLE_OF) < _MAX_ROLES_KEPT:  # bounded: types come from outside too
+        _ROLE_OF[kind] = role
+    return role
 
 
 def event_details(event: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -170,12 +186,21 @@ def parse_cause(cause: Any) -> str:
 def _details(event: Mapping[str, Any], kind: str) -> Mapping[str, Any]:
     """The details of an event of type ``kind``, found by their member's name first."""
     details = event.get(_DETAILS_KEY[kind])
-    return details if isinstance(details, Mapping) else event_details(event)
+    if type(details) is dict or isinstance(details, Mapping):
+        return details
+    return event_details(event)
 
 
 def _task_output(raw: Any) -> Mapping[str, Any]:
-    value = json.loads(raw) if isinstance(raw, str) else raw
+    # A local execution's history as recorded holds the result itself (Deferred): a
+    # fresh copy of it is what decoding its text would give, at a third of the cost.
+    if type(raw) is Deferred:
+        value = raw.fresh()
+    else:
+        value = json.loads(raw) if isinstance(raw, str) else raw
+    mapping = type(value) is dict or isinstance(value, Mapping)
     # The lambda:invoke integration wraps the handler's result in Payload.
-    if isinstance(value, Mapping) and "Payload" in value and "StatusCode" in value:
+    if mapping and "Payload" in value and "StatusCode" in value:
         value = value["Payload"]
-    return value if isinstance(value, Mapping) else {"result": value}
+        mapping = isinstance(value, Mapping)
+    return value if mapping else {"result": value}

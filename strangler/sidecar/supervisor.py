@@ -40,6 +40,7 @@ from typing import Literal
 import structlog
 
 from strangler.exceptions import ConfigurationError
+from strangler.routing.affinity import check_routing_cpus, keep_routing_cpu
 from strangler.settings import Settings
 from strangler.sidecar.front_nginx import front_paths, nginx_config
 
@@ -115,8 +116,9 @@ def _http_main(
     serve(settings, process_orders=process_orders, bind=bind)
 
 
-def _routing_main(supervisor_pid: int, settings: Settings) -> None:
+def _routing_main(supervisor_pid: int, settings: Settings, index: int) -> None:
     _child_setup(supervisor_pid)
+    keeper = keep_routing_cpu(settings.routing_cpus, index)
     from strangler.routing.heap import freeze_start_up_heap  # noqa: PLC0415  (in the child)
     from strangler.routing.runtime import Runtime  # noqa: PLC0415  (in the child)
 
@@ -130,6 +132,8 @@ def _routing_main(supervisor_pid: int, settings: Settings) -> None:
     while not stopping.wait(0.5):
         pass
     runtime.stop(_ROUTING_STOP_S - 5)
+    if keeper is not None:
+        keeper.stop()
     _log.info("routing_process_stopped")
 
 
@@ -219,10 +223,13 @@ def supervise(settings: Settings, *, front: str | None, routing: Routing) -> int
     signal.signal(signal.SIGINT, request_stop)
     try:
         if routing == "process":
+            check_routing_cpus(settings.routing_cpus)
             count = settings.routing_processes
-            for number in range(1, count + 1):
-                name = "routing" if count == 1 else f"routing-{number}"
-                children.append(_forked(name, _routing_main, settings, grace_s=_ROUTING_STOP_S))
+            for index in range(count):
+                name = "routing" if count == 1 else f"routing-{index + 1}"
+                children.append(
+                    _forked(name, _routing_main, settings, index, grace_s=_ROUTING_STOP_S)
+                )
         http = _forked(
             "http", _http_main, settings, routing == "inline", bind, grace_s=_HTTP_STOP_S
         )

@@ -11,7 +11,6 @@ in :attr:`Definition.warnings`.
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -28,6 +27,8 @@ from strangler.instant.asl.timestamps import parse_timestamp
 from strangler.instant.exceptions import DefinitionError
 
 __all__ = [
+    "ENTERED_EVENT",
+    "EXITED_EVENT",
     "Catcher",
     "ChoiceSpec",
     "Definition",
@@ -70,18 +71,29 @@ class StateSpec:
     @property
     def entered_event(self) -> str:
         """The history event type for entering this state (``TaskStateEntered``, ...)."""
-        return _event_type(self.type, "StateEntered")
+        return ENTERED_EVENT[self.type]
 
     @property
     def exited_event(self) -> str:
         """The history event type for leaving this state (``TaskStateExited``, ...)."""
-        return _event_type(self.type, "StateExited")
+        return EXITED_EVENT[self.type]
 
 
-@functools.cache
-def _event_type(state_type: str, suffix: str) -> str:
-    # Asked twice per state run: one string per state type, not one per call.
-    return state_type + suffix
+class _EventTypes(dict[str, str]):
+    """State type -> its event type (``"Task"`` -> ``"TaskStateEntered"``): one string
+    per state type, made on first use; asked twice per state run, a dict lookup."""
+
+    def __init__(self, suffix: str) -> None:
+        super().__init__()
+        self._suffix = suffix
+
+    def __missing__(self, state_type: str) -> str:
+        self[state_type] = event = state_type + self._suffix
+        return event
+
+
+ENTERED_EVENT: dict[str, str] = _EventTypes("StateEntered")
+EXITED_EVENT: dict[str, str] = _EventTypes("StateExited")
 
 
 @dataclass(frozen=True, slots=True)

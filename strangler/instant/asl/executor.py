@@ -22,6 +22,8 @@ from typing import Any
 
 from strangler.instant.asl import driver, workers
 from strangler.instant.asl.definition import (
+    ENTERED_EVENT,
+    EXITED_EVENT,
     Catcher,
     ChoiceSpec,
     FailSpec,
@@ -55,23 +57,15 @@ from strangler.instant.asl.timestamps import format_timestamp, parse_timestamp
 __all__ = ["Run", "RunSettings"]
 
 _Outcome = tuple[str | None, Any]  # (next state or None at the end, output)
-# Each state type's method, by name: a Run holding its own bound methods would be a
-# reference cycle, left with its whole history to the cyclic garbage collector when the
-# execution ends, where reference counting frees it now (see strangler.routing.heap).
-_STEPS: dict[type, str] = {
-    PassSpec: "_pass",
-    ChoiceSpec: "_choice",
-    SucceedSpec: "_succeed",
-    FailSpec: "_fail",
-}
+# Each state type's method, by type, filled in below the class: plain functions called
+# with the run (a Run holding its own bound methods would be a reference cycle, left with
+# its whole history to the cyclic garbage collector when the execution ends, where
+# reference counting frees it now (see strangler.routing.heap); and no bound method is
+# made per state).
+_STEPS: dict[type, Callable[..., _Outcome]] = {}
 # States that call handlers or wait: loops, so that the driver can make the calls and
 # park the execution while it waits.
-_LOOP_STEPS: dict[type, str] = {
-    TaskSpec: "_task",
-    WaitSpec: "_wait",
-    ParallelSpec: "_parallel",
-    MapSpec: "_map",
-}
+_LOOP_STEPS: dict[type, Callable[..., driver.Loop]] = {}
 
 
 class RunSettings:
@@ -273,10 +267,10 @@ class Run:
             try:
                 step = _STEPS.get(type(spec))
                 if step is not None:
-                    name, value = getattr(self, step)(spec, value, thread, scope)
+                    name, value = step(self, spec, value, thread, scope)
                 else:
-                    name, value = yield from getattr(self, _LOOP_STEPS[type(spec)])(
-                        spec, value, thread, scope
+                    name, value = yield from _LOOP_STEPS[type(spec)](
+                        self, spec, value, thread, scope
                     )
             except EvaluationError as exc:
                 raise scope.failure(exc.error, exc.detail) from None
@@ -286,7 +280,7 @@ class Run:
         """Record the state's ...StateEntered event; the state's scope."""
         event = self.history.add(
             thread,
-            spec.entered_event,
+            ENTERED_EVENT[spec.type],
             "stateEnteredEventDetails",
             {"name": spec.name, "input": thread.defer(raw), "inputDetails": {"truncated": False}},
         )
@@ -348,7 +342,7 @@ class Run:
     def _exit(self, spec: StateSpec, output: Any, thread: Thread) -> None:
         self.history.add(
             thread,
-            spec.exited_event,
+            EXITED_EVENT[spec.type],
             "stateExitedEventDetails",
             {
                 "name": spec.name,
@@ -688,6 +682,12 @@ class Run:
         return results
 
 
+_STEPS.update(
+    {PassSpec: Run._pass, ChoiceSpec: Run._choice, SucceedSpec: Run._succeed, FailSpec: Run._fail}
+)
+_LOOP_STEPS.update(
+    {TaskSpec: Run._task, WaitSpec: Run._wait, ParallelSpec: Run._parallel, MapSpec: Run._map}
+)
 _RNG = random.Random()
 
 

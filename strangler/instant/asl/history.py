@@ -5,9 +5,11 @@ with inputs and outputs as JSON text, as boto3 returns them. Branches of Paralle
 iterations of Map append from several threads; each keeps its own :class:`Thread`
 (its last event id and a one-value JSON cache), and ids are handed out under a lock.
 
-A state's input and output (the ``...StateEntered`` and ``...StateExited`` events) are
-recorded as :class:`Deferred` values and written as JSON text only when the history is
-read (:class:`ExecutionHistory`): most executions' histories are never read, and those
+A state's input and output (the ``...StateEntered`` and ``...StateExited`` events), a
+Task's result made of plain JSON values (``...Succeeded``) and the execution's output
+(``ExecutionSucceeded``) are recorded as
+:class:`Deferred` values and written as JSON text only when the history is read
+(:class:`ExecutionHistory`): most executions' histories are never read, and those
 encodings were the larger part of recording one. Values are never changed in place
 inside the executor, so the text written later is the text the value had when recorded.
 """
@@ -22,11 +24,69 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, overload
 
-__all__ = ["NOT_TRUNCATED", "Deferred", "ExecutionHistory", "History", "Thread", "dumps"]
+__all__ = [
+    "NOT_PLAIN",
+    "NOT_TRUNCATED",
+    "Deferred",
+    "ExecutionHistory",
+    "History",
+    "Thread",
+    "dumps",
+    "plain_copy",
+]
 
 NOT_TRUNCATED = {"truncated": False}
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 dumps = _ENCODER.encode
+_DECODER = json.JSONDecoder()
+
+
+_ATOMS = frozenset({str, int, float, bool, type(None)})  # values JSON gives back as they were
+_MAX_DEPTH = 64  # deeper values (or cyclic ones) are left to the encoder
+NOT_PLAIN: Any = object()  # plain_copy's answer for a value it does not copy
+
+
+def plain_copy(value: Any, depth: int = 0) -> Any:
+    """A deep copy of ``value`` equal to what decoding its JSON text gives, or NOT_PLAIN.
+
+    Copied: dicts with string keys, lists, strings, integers, floats, booleans and None
+    (exactly those types, no subclasses), nested at most ``_MAX_DEPTH`` deep. Anything
+    else (tuples, other keys, other types, cycles) is NOT_PLAIN: the caller encodes and
+    decodes it, where the encoder's own conversions and errors apply. About a third of
+    the cost of encoding and decoding a handler's usual result.
+    """
+    kind = type(value)
+    if kind in _ATOMS:
+        return value
+    if depth >= _MAX_DEPTH:
+        return NOT_PLAIN
+    if kind is dict:
+        return _copy_dict(value, depth)
+    if kind is list:
+        return _copy_list(value, depth)
+    return NOT_PLAIN
+
+
+def _copy_dict(value: dict[Any, Any], depth: int) -> Any:
+    copy = {}
+    for key, item in value.items():
+        if type(key) is not str:
+            return NOT_PLAIN
+        inner = item if type(item) in _ATOMS else plain_copy(item, depth + 1)
+        if inner is NOT_PLAIN:
+            return NOT_PLAIN
+        copy[key] = inner
+    return copy
+
+
+def _copy_list(value: list[Any], depth: int) -> Any:
+    items = []
+    for item in value:
+        inner = item if type(item) in _ATOMS else plain_copy(item, depth + 1)
+        if inner is NOT_PLAIN:
+            return NOT_PLAIN
+        items.append(inner)
+    return items
 
 
 class Deferred:
@@ -44,6 +104,11 @@ class Deferred:
         if self._text is None:
             self._text = dumps(self.value)
         return self._text
+
+    def fresh(self) -> Any:
+        """A copy of the value that shares nothing with it, as decoding its text gives."""
+        copy = plain_copy(self.value)
+        return _DECODER.raw_decode(self.text)[0] if copy is NOT_PLAIN else copy
 
     def __repr__(self) -> str:
         return f"Deferred({self.value!r})"
@@ -137,7 +202,8 @@ class ExecutionHistory(Sequence[dict[str, Any]]):
     A read-only sequence of event dicts (equal to the tuple of them). State inputs and
     outputs are written as JSON text on the first read of any event, once, for all;
     :meth:`unwritten` gives the events before that, for readers that look only at what
-    is never deferred (types, ids, timestamps, names, Task results and errors).
+    is never deferred (types, ids, timestamps, names, errors) or read a Deferred's value
+    (:meth:`Deferred.fresh`).
     """
 
     __slots__ = ("_events", "_lock", "_written")
@@ -148,7 +214,8 @@ class ExecutionHistory(Sequence[dict[str, Any]]):
         self._lock = threading.Lock()
 
     def unwritten(self) -> tuple[dict[str, Any], ...]:
-        """The events as recorded: ``input`` and ``output`` of state events may still be
+        """The events as recorded: ``input`` and ``output`` of state events and the
+        ``output`` of a Task's ``...Succeeded`` and of ``ExecutionSucceeded`` may still be
         :class:`Deferred`; every other field is final."""
         return self._events
 

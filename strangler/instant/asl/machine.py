@@ -286,14 +286,16 @@ class StateMachine:
                 {"error": TIMEOUT, "cause": cause},
             )
             return "TIMED_OUT", None, TIMEOUT, cause
-        output_json = thread.dumps(output)
+        # Written as text when the history is read, like the states' outputs; the
+        # caller's copy is what decoding that text gives.
+        recorded = thread.defer(output)
         history.add(
             thread,
             "ExecutionSucceeded",
             "executionSucceededEventDetails",
-            {"output": output_json, "outputDetails": {"truncated": False}},
+            {"output": recorded, "outputDetails": {"truncated": False}},
         )
-        return "SUCCEEDED", _DECODER.raw_decode(output_json)[0], None, None
+        return "SUCCEEDED", recorded.fresh(), None, None
 
     def _new_name(self) -> str:
         return random_uuid(self._rng)

@@ -34,7 +34,7 @@ from typing import Any
 
 from strangler.instant.asl.driver import Call, Loop
 from strangler.instant.asl.errors import TIMEOUT, ExecutionTimedOut, StatesFailure
-from strangler.instant.asl.history import Deferred, History, Thread, dumps
+from strangler.instant.asl.history import NOT_PLAIN, Deferred, History, Thread, dumps, plain_copy
 from strangler.instant.asl.lambda_context import LambdaContext
 
 __all__ = [
@@ -200,11 +200,7 @@ class TaskResource:
             call, result = _call(function, event, attempt)
             if call is not None:
                 result = yield call
-            try:
-                result_json = dumps(result)
-            except (TypeError, ValueError) as exc:
-                error, cause = _marshal_error(exc, attempt.request_id, self.compact_causes)
-                raise _HandlerFailed(error, cause) from None
+            output_json, value = self.output(function, result, attempt)
         except _HandlerFailed as failed:
             history.add(thread, *self.failed(failed.error, failed.cause))
             raise StatesFailure(failed.error, failed.cause) from None
@@ -218,7 +214,6 @@ class TaskResource:
             _drop_tracebacks(exc)
             history.add(thread, *self.failed(error, cause))
             raise StatesFailure(error, cause) from None
-        output_json, value = self.output(function, result_json, attempt)
         history.add(thread, *self.succeeded(output_json))
         return value
 
@@ -230,9 +225,26 @@ class TaskResource:
         return fresh_copy(params, params_json)
 
     def output(
-        self, _function: ResolvedFunction, result_json: str, _attempt: Attempt
-    ) -> tuple[str, Any]:
+        self, _function: ResolvedFunction, result: Any, attempt: Attempt
+    ) -> tuple[str | Deferred, Any]:
+        """The ``...Succeeded`` event's output and the task result: the handler's result
+        as its JSON text decoded gives it, unshared. A result of plain JSON values is
+        copied, its text written when the history is read; anything else is encoded and
+        decoded. Raises _HandlerFailed (Runtime.MarshalError) when JSON cannot hold it.
+        """
+        value = plain_copy(result)
+        if value is not NOT_PLAIN:
+            return Deferred(value), value
+        result_json = self.marshal(result, attempt)
         return result_json, _DECODER.raw_decode(result_json)[0]
+
+    def marshal(self, result: Any, attempt: Attempt) -> str:
+        """The handler's result as JSON text; raises _HandlerFailed when it cannot be."""
+        try:
+            return dumps(result)
+        except (TypeError, ValueError) as exc:
+            error, cause = _marshal_error(exc, attempt.request_id, self.compact_causes)
+            raise _HandlerFailed(error, cause) from None
 
     def scheduled(self, params_json: Deferred, timeout: int | None) -> _Event:
         raise NotImplementedError
@@ -240,7 +252,7 @@ class TaskResource:
     def started(self) -> _Event:
         raise NotImplementedError
 
-    def succeeded(self, output_json: str) -> _Event:
+    def succeeded(self, output_json: str | Deferred) -> _Event:
         raise NotImplementedError
 
     def failed(self, error: str, cause: str) -> _Event:
@@ -276,7 +288,7 @@ class LambdaFunctionTask(TaskResource):
     def started(self) -> _Event:
         return "LambdaFunctionStarted", None, None
 
-    def succeeded(self, output_json: str) -> _Event:
+    def succeeded(self, output_json: str | Deferred) -> _Event:
         details = {"output": output_json, "outputDetails": {"truncated": False}}
         return "LambdaFunctionSucceeded", "lambdaFunctionSucceededEventDetails", details
 
@@ -309,7 +321,7 @@ class _ServiceEvents(TaskResource):
     def started(self) -> _Event:
         return "TaskStarted", "taskStartedEventDetails", self._names()
 
-    def succeeded(self, output_json: str) -> _Event:
+    def succeeded(self, output_json: str | Deferred) -> _Event:
         details = {**self._names(), "output": output_json, "outputDetails": {"truncated": False}}
         return "TaskSucceeded", "taskSucceededEventDetails", details
 
@@ -350,9 +362,9 @@ class LambdaInvokeTask(_ServiceEvents):
         return decoded.get("Payload", {})
 
     def output(
-        self, function: ResolvedFunction, result_json: str, attempt: Attempt
-    ) -> tuple[str, Any]:
-        return _invoke_response(function, result_json, attempt)
+        self, function: ResolvedFunction, result: Any, attempt: Attempt
+    ) -> tuple[str | Deferred, Any]:
+        return _invoke_response(function, self.marshal(result, attempt), attempt)
 
 
 class ServiceTask(_ServiceEvents):

@@ -17,8 +17,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from strangler.instant.asl import Execution, LambdaContext
-from strangler.instant.asl.history import Deferred, Thread
+from strangler.instant.asl import Execution, LambdaContext, tasks
+from strangler.instant.asl.history import NOT_PLAIN, Deferred, Thread
 from tests.unit.asl.support import arn, machine
 
 # Keys without ".$": a template would take them for paths.
@@ -36,7 +36,8 @@ _PATHS = st.sampled_from(["$", "$.a", None])
 
 @contextmanager
 def _written_at_once() -> Iterator[None]:
-    """Encode every recorded value when it is recorded (as before the deferral)."""
+    """Encode every recorded value when it is recorded (as before the deferral), a Task's
+    result included."""
     defer = Thread.defer
 
     def eager(self: Thread, value: Any) -> Deferred:
@@ -44,11 +45,14 @@ def _written_at_once() -> Iterator[None]:
         _ = deferred.text
         return deferred
 
+    copy = tasks.plain_copy
     Thread.defer = eager  # type: ignore[method-assign]
+    tasks.plain_copy = lambda _value: NOT_PLAIN  # a Task's result encoded and decoded
     try:
         yield
     finally:
         Thread.defer = defer  # type: ignore[method-assign]
+        tasks.plain_copy = copy
 
 
 def _meddling(event: Any, _context: LambdaContext) -> Any:

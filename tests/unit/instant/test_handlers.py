@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import logging
 from types import SimpleNamespace
 
 import pytest
+import structlog
 from structlog.testing import capture_logs
 
 from strangler.instant.exceptions import InvalidStepEvent
@@ -134,6 +136,32 @@ def test_handlers_log_the_order_and_request_id() -> None:
     assert [
         (e["event"], e["log_level"], e["order_id"], e["request_id"], e["decision"]) for e in logs
     ] == [("instant_step_done", "debug", "o-1", "req-1", "pass")]
+
+
+class _CountingContext:
+    """A Lambda context that counts reads of its request id."""
+
+    def __init__(self) -> None:
+        self.reads = 0
+
+    @property
+    def aws_request_id(self) -> str:
+        self.reads += 1
+        return "req-1"
+
+
+@pytest.mark.parametrize(("level", "lines"), [(logging.DEBUG, 1), (logging.INFO, 0)])
+def test_the_step_line_is_gathered_only_when_debug_is_on(level: int, lines: int) -> None:
+    """At INFO (the default) a step writes no debug line and gathers none of its fields."""
+    context = _CountingContext()
+    previous = structlog.get_config()
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(level))
+    try:
+        with capture_logs() as logs:
+            make_handlers(FakeLegacy())["fraud_scan"](EVENT, context)
+    finally:
+        structlog.configure(**previous)
+    assert (len(logs), context.reads) == (lines, lines)
 
 
 @pytest.mark.parametrize(

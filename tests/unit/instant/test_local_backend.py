@@ -5,16 +5,21 @@ from __future__ import annotations
 import random
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from itertools import count
 from typing import Any
 
 import pytest
 
 from strangler.exceptions import ConfigurationError
 from strangler.instant import local_backend
+from strangler.instant.asl import tasks
+from strangler.instant.asl.history import NOT_PLAIN
 from strangler.instant.backends import instant_backend_from_settings
 from strangler.instant.exceptions import ExecutionError
 from strangler.instant.local_backend import LocalBackend
 from strangler.instant.stepfunctions_backend import StepFunctionsBackend
+from strangler.instant.steps import steps_from_history
 from strangler.legacy_adapter import (
     CircuitOpen,
     ClaimConflict,
@@ -412,3 +417,42 @@ def test_finished_records_beyond_the_live_bound_are_kept_pickled(
         results = [backend.run(_order(f"o-{n}")) for n in range(5)]
         assert [backend.get(f"o-{n}") for n in range(5)] == results
         assert (backend.run(_order("o-0")), len(legacy.calls)) == (results[0], 20)
+
+
+@pytest.mark.parametrize(
+    "scenario",
+    ["fulfilled", "retried", "fell-back", "dry-run"],
+)
+def test_steps_are_those_of_the_written_history_and_of_encoded_results(
+    sleeper: Sleeper, monkeypatch: pytest.MonkeyPatch, scenario: str
+) -> None:
+    """The steps read from the history as recorded (Task results kept as values) are the
+    steps of the history written as JSON text, and those of a run whose results were
+    encoded and decoded as before: same rows, same times, same payloads; and a step's
+    payload shares nothing with the execution's output or its history."""
+
+    def run(copying: bool) -> tuple[Any, ...]:
+        legacy = FakeLegacy()
+        if scenario == "retried":
+            legacy.fail("fraud_scan", [LegacyUnavailable("refused")])
+        if scenario == "fell-back":
+            legacy.fail("fulfill", [ClaimConflict("o-1", body={"error": "terminal"})])
+        if not copying:
+            monkeypatch.setattr(tasks, "plain_copy", lambda _value: NOT_PLAIN)
+        clock = iter(datetime(2026, 1, 1, tzinfo=UTC) + timedelta(milliseconds=n) for n in count())
+        with LocalBackend(
+            legacy, sleeper=sleeper, clock=lambda: next(clock), rng=random.Random(7)
+        ) as local:
+            result = local.run(_order(), dry_run=scenario == "dry-run")
+        monkeypatch.undo()
+        return result, steps_from_history(result.history, order_id="o-1", dry_run=result.dry_run)
+
+    copied, written = run(copying=True)
+    encoded, _ = run(copying=False)
+    assert copied.steps == written == encoded.steps
+    assert len(copied.steps) >= 2
+    for step in copied.steps:
+        if "details" in step.payload:
+            step.payload["details"]["changed"] = True
+    assert copied.output == encoded.output
+    assert tuple(copied.history) == tuple(encoded.history)

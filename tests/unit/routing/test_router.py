@@ -362,6 +362,18 @@ def test_a_lost_lease_stops_processing(
     assert sum(instant.runs.values()) == 0
 
 
+def test_a_lease_flag_is_set_read_and_cleared() -> None:
+    """A lease's flags answer as threading.Event's set, is_set and clear do."""
+    lease = Lease("o-1", OWNER)
+    assert (lease.lost.is_set(), lease.released.is_set()) == (False, False)
+    lease.released.set()
+    assert (lease.lost.is_set(), lease.released.is_set()) == (False, True)
+    lease.released.clear()
+    lease.lost.set()
+    lease.lost.set()
+    assert (lease.lost.is_set(), lease.released.is_set()) == (True, False)
+
+
 # -- the shadow path -------------------------------------------------------------------------------
 
 
