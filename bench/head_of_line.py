@@ -26,11 +26,12 @@ orders run shows what the failing orders' own work costs on a machine of 2 cores
 The load generator (taking the good and failing orders in, replacing failing ones as they
 end, waiting for the good ones to end) runs in the Runtime's process, as
 ``strangler serve --routing inline`` takes orders in beside its routing; its CPU is in
-the Runtime's column. It looks only at orders still in flight on each 10 ms tick; profiled
-at 64 failing orders (py-spy --gil) it is a few per cent of the process's GIL time, and
-the intake itself (the ledger write and wake-up) about as much. Each case has a fresh
-ledger before the one simulator, so the follower and the reconciler start at the case's
-own orders (see ``_start_cursors``), not at every order earlier cases left there.
+the Runtime's column. It looks only at orders still in flight, every 50 ms (at each 10 ms
+tick, as until 2026-12-07, it was about 4 % of the process's GIL samples at 64 failing
+orders, py-spy --gil); the intake itself (the ledger write and wake-up) is a few per cent.
+Each case has a fresh ledger before the one simulator, so the follower and the reconciler
+start at the case's own orders (see ``_start_cursors``), not at every order earlier cases
+left there.
 
 ``--layout serve`` runs the shipped layout instead: ``strangler serve`` with shipped
 defaults as a process of its own (routing in its own child, woken by the same-host wake-up
@@ -103,6 +104,7 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 RESULTS = BENCH / "results" / "head_of_line.json"
 TICK_S = 0.01
+LOOK_S = 0.05  # how often the in-process failing feed looks for ended orders
 END_CAP_S = 60.0
 TARGET_RATIO = 1.2
 # The shipped AuthorizePayment Retry for LegacyUnavailable: ceilings of the 3 waits.
@@ -126,10 +128,15 @@ class Case:
     orders: int = 0  # orders taken in while the CPU was measured (good and failing)
     wall_s: float = 0.0  # how long the CPU was measured
     calls: int = 0  # requests the legacy app (the simulator) answered meanwhile
+    switches: int = 0  # the Runtime's process(es)' threads' context switches meanwhile
 
     def cpu_ms_per_order(self) -> float:
         """The Runtime's (sidecar's) CPU ms per order taken in while it was measured."""
         return self.cpu[0] * self.wall_s * 1000 / self.orders if self.orders else math.nan
+
+    def switches_per_order(self) -> float:
+        """The Runtime's (sidecar's) threads' context switches per order taken in."""
+        return self.switches / self.orders if self.orders else math.nan
 
     def calls_per_s(self) -> float:
         """Legacy calls a second while the good orders ran."""
@@ -356,6 +363,7 @@ def _case(
         started = time.monotonic()
         sent_at_start = len(feed.sent)
         cpu_at_start = (_cpu_s(os.getpid()), _cpu_s(sim_pid))
+        switches_at_start = _switches(os.getpid())
         calls_at_start = _sim_requests(sim_url)
         for n, order in enumerate(good):
             while time.monotonic() < started + n / args.rate:
@@ -369,6 +377,7 @@ def _case(
             (_cpu_s(os.getpid()) - cpu_at_start[0]) / wall,
             (_cpu_s(sim_pid) - cpu_at_start[1]) / wall,
         )
+        switches = _switches(os.getpid()) - switches_at_start
         calls = _sim_requests(sim_url) - calls_at_start
         orders = len(good) + len(feed.sent) - sent_at_start
         _wait(lambda: feed.in_flight() == 0, END_CAP_S, "failing orders to end")
@@ -376,7 +385,7 @@ def _case(
         good_ms = [_latency_ms(story) for story in stories]
         routed_ms = [_latency_ms(story, "routed") for story in stories]
         attempts, waits = _schedule(backend, feed.sent) if twin_rate is None else ([], [])
-    return Case(failing, good_ms, attempts, waits, cpu, routed_ms, orders, wall, calls)
+    return Case(failing, good_ms, attempts, waits, cpu, routed_ms, orders, wall, calls, switches)
 
 
 def _create_up_front(
@@ -490,6 +499,7 @@ def _serve_case(
         started = time.monotonic()
         sent_at_start = len(feed.sent)
         cpu_at_start = (_tree_cpu_s(sidecar_pid), _cpu_s(sim_pid))
+        switches_at_start = _tree_switches(sidecar_pid)
         calls_at_start = _sim_requests(sim_url)
         # Good orders come from a client of their own, at their own pace: taking failing
         # replacements in (a burst when several fall back together) does not hold them.
@@ -505,12 +515,13 @@ def _serve_case(
             (_tree_cpu_s(sidecar_pid) - cpu_at_start[0]) / wall,
             (_cpu_s(sim_pid) - cpu_at_start[1]) / wall,
         )
+        switches = _tree_switches(sidecar_pid) - switches_at_start
         calls = _sim_requests(sim_url) - calls_at_start
         orders = len(ids) + len(feed.sent) - sent_at_start
         feed.stop_replacing()
         _wait(lambda: feed.in_flight() == 0, END_CAP_S, "failing orders to fall back")
         routed_ms, good_ms = ledger.latencies_ms(ids)
-    return Case(failing, good_ms, [], [], cpu, routed_ms, orders, wall, calls)
+    return Case(failing, good_ms, [], [], cpu, routed_ms, orders, wall, calls, switches)
 
 
 class _Intake:
@@ -592,15 +603,39 @@ def _send_good(
 
 def _tree_cpu_s(pid: int) -> float:
     """CPU seconds used by process ``pid`` and its live descendants (Linux /proc)."""
-    total, todo = 0.0, [pid]
+    return sum(_cpu_s(current) for current in _tree(pid))
+
+
+def _tree_switches(pid: int) -> int:
+    """Context switches of the live threads of process ``pid`` and its descendants."""
+    return sum(_switches(current) for current in _tree(pid))
+
+
+def _tree(pid: int) -> list[int]:
+    """Process ``pid`` and its live descendants (Linux /proc)."""
+    found, todo = [], [pid]
     while todo:
         current = todo.pop()
-        total += _cpu_s(current) if Path(f"/proc/{current}").exists() else 0.0
+        if Path(f"/proc/{current}").exists():
+            found.append(current)
         for task in Path(f"/proc/{current}/task").glob("*/children"):
             try:
                 todo += [int(child) for child in task.read_text().split()]
             except OSError:
                 continue
+    return found
+
+
+def _switches(pid: int) -> int:
+    """Context switches (voluntary and not) of process ``pid``'s live threads (Linux
+    /proc; 0 elsewhere): each thread woken to run and put to sleep again counts."""
+    total = 0
+    for status in Path(f"/proc/{pid}/task").glob("*/status"):
+        try:
+            lines = status.read_text().splitlines()
+        except OSError:
+            continue  # the thread ended meanwhile
+        total += sum(int(line.split()[1]) for line in lines if "ctxt_switches" in line)
     return total
 
 
@@ -725,8 +760,11 @@ def _start_cursors(runtime: Runtime, *, first: str, last: str) -> None:
 class _FailingFeed:
     """Keeps ``n`` failing orders in flight (while spares last), replacing each that ends.
 
-    Only the orders still in flight are looked at on each tick (not every order sent so
-    far): the harness runs in the Runtime's process and shares its GIL.
+    The harness runs in the Runtime's process and shares its GIL (and its CPU figure): so
+    only the orders still in flight are looked at (not every order sent so far), and at
+    most every ``LOOK_S`` (at every 10 ms tick, looking up 64 executions was about 4 % of
+    the process's GIL samples at 64 failing orders, a cost of the bench that the twin's
+    feed did not have). An ended order is replaced within ``LOOK_S``.
     """
 
     def __init__(
@@ -738,10 +776,13 @@ class _FailingFeed:
         self._n = n
         self.sent: list[str] = []
         self._pending: list[str] = []
+        self._looked_at = -math.inf
 
     def in_flight(self) -> int:
-        """How many sent failing orders have no finished execution yet."""
-        self._pending = [oid for oid in self._pending if self._backend.get(oid) is None]
+        """How many sent failing orders had no finished execution at the last look."""
+        if time.monotonic() - self._looked_at >= LOOK_S:
+            self._looked_at = time.monotonic()
+            self._pending = [oid for oid in self._pending if self._backend.get(oid) is None]
         return len(self._pending)
 
     def top_up(self) -> None:
@@ -833,7 +874,7 @@ def _report(rounds: dict[int, list[Case]], specs: list[Spec], args: argparse.Nam
         f"{'p50 ratio':>11}{'p99 ratio':>11}{'p99 ratio 90%':>15}{'p99/round ms':>14}"
         f"{'good max ms':>13}{'attempts':>10}{'waits <= ceiling':>18}"
         f"{'cpu/s runtime':>15}{'cpu/s sim':>11}{'routed p50 ms':>15}{'routed p99 ms':>15}"
-        f"{'cpu ms/order':>14}{'calls/s':>9}{'intakes/s':>11}"
+        f"{'cpu ms/order':>14}{'calls/s':>9}{'intakes/s':>11}{'switches/order':>16}"
     )
     # The baseline is the first case without failing orders; a later one is the A/A check.
     first = specs.index(Spec(0)) if Spec(0) in specs else 0
@@ -860,6 +901,7 @@ def _report(rounds: dict[int, list[Case]], specs: list[Spec], args: argparse.Nam
         per_order = statistics.median(case.cpu_ms_per_order() for case in cases)
         calls_per_s = statistics.median(case.calls_per_s() for case in cases)
         intakes_per_s = statistics.median(case.intakes_per_s() for case in cases)
+        switches = statistics.median(case.switches_per_order() for case in cases)
         routed = [ms for case in cases for ms in case.routed_ms]
         r50 = _pct(routed, 50) if routed else None
         r99 = _pct(routed, 99) if routed else None
@@ -868,7 +910,7 @@ def _report(rounds: dict[int, list[Case]], specs: list[Spec], args: argparse.Nam
             f"{f'{low:.2f}-{high:.2f}':>15}{spread:>14}{max(good):>13.1f}"
             f"{tries:>10}{kept:>18}{cpu_runtime:>15.2f}{cpu_sim:>11.2f}"
             f"{_ms(r50):>15}{_ms(r99):>15}{per_order:>14.2f}"
-            f"{calls_per_s:>9.1f}{intakes_per_s:>11.1f}"
+            f"{calls_per_s:>9.1f}{intakes_per_s:>11.1f}{switches:>16.1f}"
         )
         summary[label] = {
             "good_orders": len(good),
@@ -887,6 +929,7 @@ def _report(rounds: dict[int, list[Case]], specs: list[Spec], args: argparse.Nam
             "cpu_ms_per_order": per_order,
             "legacy_calls_per_s": calls_per_s,
             "intakes_per_s": intakes_per_s,
+            "switches_per_order": switches,
             "good_routed_p50_ms": r50,
             "good_routed_p99_ms": r99,
             "good_ms_per_round": [case.good_ms for case in cases],
@@ -905,7 +948,9 @@ def _report(rounds: dict[int, list[Case]], specs: list[Spec], args: argparse.Nam
     )
     print(
         "calls/s, intakes/s: legacy calls (requests the simulator answered) and orders taken "
-        "in a second while the good orders ran, medians over rounds"
+        "in a second while the good orders ran, medians over rounds; switches/order: the "
+        "context switches of the Runtime's (sidecar's) threads then, over those orders (a "
+        "thread woken for work and put to sleep again counts; threads that ended do not)"
         + (
             f"; {specs[-1].failing} twin: no failing orders, background good orders at "
             f"{_twin_rate(specs, rounds, len(specs) - 1):.1f}/s (last round) instead, as many "

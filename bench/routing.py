@@ -81,7 +81,7 @@ from strangler.ledger import SqlLedger, ledger_from_url, statements
 from strangler.ledger.redact import stored_notification
 from strangler.legacy_adapter import StepOutcome
 from strangler.legacy_adapter.exceptions import OrderNotFound
-from strangler.legacy_adapter.models import LegacyOrder
+from strangler.legacy_adapter.models import LegacyOrder, ListedOrder
 from strangler.logs import configure_logging
 from strangler.orders import OrderNotification
 from strangler.routing.affinity import keep_routing_cpu, set_threads_affinity
@@ -122,12 +122,12 @@ class ZeroLatencyLegacy:
         """The fake keeps no orders."""
         raise OrderNotFound(order_id)
 
-    def orders_updated_since(
+    def orders_listed_since(
         self,
         since: datetime | None,  # noqa: ARG002  (the seam's signature)
         *,
         limit: int = 500,  # noqa: ARG002
-    ) -> Sequence[LegacyOrder]:
+    ) -> Sequence[ListedOrder]:
         """Nothing moves on the legacy side."""
         return []
 

@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from strangler.instant.results import ExecutionResult
-from strangler.legacy_adapter.models import LegacyOrder
+from strangler.legacy_adapter.models import LegacyOrder, ListedOrder
 from strangler.orders import Decision, OrderNotification
 
 __all__ = ["FlagSource", "FlagStatus", "InstantBackend", "LegacyPath", "ParkingBackend"]
@@ -58,9 +58,12 @@ class LegacyPath(Protocol):
 
     def get_order(self, order_id: str) -> LegacyOrder: ...
 
-    def orders_updated_since(
+    def orders_listed_since(
         self, since: datetime | None, *, limit: int = 500
-    ) -> Sequence[LegacyOrder]: ...
+    ) -> Sequence[ListedOrder]:
+        """Orders updated at or after ``since`` (all when None), oldest update first, each
+        built only when its ``order()`` is asked for."""
+        ...
 
 
 class InstantBackend(Protocol):

@@ -21,10 +21,11 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 from strangler.instant.results import ExecutionResult
 from strangler.legacy_adapter.exceptions import OrderNotFound
-from strangler.legacy_adapter.models import LegacyOrder, LegacyStepRecord
+from strangler.legacy_adapter.models import LegacyOrder, LegacyStepRecord, ListedOrder
 from strangler.orders import Decision, OrderNotification, Route, StepResult
 from strangler.protocols import FlagStatus
 
@@ -183,7 +184,10 @@ class FakeInstant:
 
 @dataclass
 class FakeLegacy:
-    """The legacy app's orders in memory, with scripted release failures."""
+    """The legacy app's orders in memory, with scripted release failures.
+
+    ``built``: the orders a listing's reader asked for whole (``ListedOrder.order``).
+    """
 
     orders: dict[str, LegacyOrder] = field(default_factory=dict)
     released: list[tuple[str, str]] = field(default_factory=list)
@@ -192,6 +196,7 @@ class FakeLegacy:
     polls: list[datetime | None] = field(default_factory=list)
     fetched: list[str] = field(default_factory=list)
     claimed: list[str] = field(default_factory=list)
+    built: list[str] = field(default_factory=list)
 
     def claim(self, order_id: str) -> bool:
         """Record the claim; always True."""
@@ -224,6 +229,19 @@ class FakeLegacy:
             key=lambda o: o.updated_at,
         )
         return found[:limit]
+
+    def orders_listed_since(
+        self, since: datetime | None, *, limit: int = 500
+    ) -> Sequence[ListedOrder]:
+        """As :meth:`orders_updated_since`; ``built`` counts the orders asked for whole."""
+        return [
+            ListedOrder(order.order_id, order.updated_at, partial(self._build, order))
+            for order in self.orders_updated_since(since, limit=limit)
+        ]
+
+    def _build(self, order: LegacyOrder) -> LegacyOrder:
+        self.built.append(order.order_id)
+        return order
 
     def put(self, order: LegacyOrder) -> None:
         """Store (or replace) an order."""

@@ -2,12 +2,13 @@
 
 Orders on the legacy and shadow paths, and instant-path orders handed back to the batch
 jobs, are followed: the follower polls the legacy app in bulk
-(``orders_updated_since(cursor)``), records each batch-job step from an order's history
-as a step of path ``legacy``, and ends the order with the legacy app's terminal status
-and time. The cursor lives in the ledger, so a restart carries on where it stopped;
-orders the bulk poll cannot show (finished before the ledger knew them) are looked up
-one by one; where processes share a ledger, one follower at a time polls. Under the same
-role, each poll ends with the reconciliation sweep (strangler.background.reconciler), when given.
+(``orders_listed_since(cursor)``, building only the orders the ledger has open), records
+each batch-job step from an order's history as a step of path ``legacy``, and ends the
+order with the legacy app's terminal status and time. The cursor lives in the ledger, so
+a restart carries on where it stopped; orders the bulk poll cannot show (finished before
+the ledger knew them) are looked up one by one; where processes share a ledger, one
+follower at a time polls. Under the same role, each poll ends with the reconciliation
+sweep (strangler.background.reconciler), when given.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from strangler.exceptions import LedgerError, StranglerError
 from strangler.ledger.ops_queries import HEARTBEAT_KEYS
 from strangler.ledger.records import default_owner, utc_now
 from strangler.legacy_adapter.exceptions import LegacyUnavailable, OrderNotFound
-from strangler.legacy_adapter.models import LegacyOrder, LegacyStepRecord
+from strangler.legacy_adapter.models import LegacyOrder, LegacyStepRecord, ListedOrder
 from strangler.orders import Route, StepResult
 from strangler.protocols import LegacyPath
 
@@ -242,15 +243,23 @@ class Follower:
     def _poll_page(self) -> int:
         stored = self.ledger.get_value(CURSOR_KEY)
         cursor = datetime.fromisoformat(stored) if stored else None
-        orders = self.legacy.orders_updated_since(cursor, limit=self.batch_limit)
-        self.apply(orders)
-        newest = max((order.updated_at for order in orders), default=cursor)
+        listed = self.legacy.orders_listed_since(cursor, limit=self.batch_limit)
+        self.apply(listed)
+        newest = max((entry.updated_at for entry in listed), default=cursor)
         if newest is not None and newest != cursor:
             self.ledger.set_value(CURSOR_KEY, newest.isoformat())
-        return len(orders) if newest != cursor else 0
+        return len(listed) if newest != cursor else 0
 
-    def apply(self, orders: Sequence[LegacyOrder]) -> int:
-        """Record the progress of those ``orders`` the ledger has open; returns how many.
+    def apply(self, listed: Sequence[ListedOrder]) -> int:
+        """Record the progress of those ``listed`` orders the ledger has open; returns how
+        many.
+
+        Only those orders are built from the legacy app's answer (``ListedOrder.order``):
+        most of a page is orders the ledger has ended or never had (the instant path's
+        own calls update its orders too). So an order nobody follows is never parsed, and
+        one that breaks the contract cannot stop the pass; a followed one that breaks it
+        fails the pass (LegacyProtocolError) before the cursor moves, and the pass is
+        tried again, as when the legacy app is unavailable.
 
         Orders not routed yet are recorded too: an order the batch jobs finish before it
         is routed to them then ends as soon as it is (see SqlLedger.record_legacy_progress).
@@ -260,10 +269,10 @@ class Follower:
         stale orders reads, and that look-up always writes). A newer sighting recorded by
         another follower meanwhile is not overwritten by this older one either.
         """
-        known = self.ledger.open_orders([order.order_id for order in orders])
-        for order in orders:
-            if order.order_id in known:
-                self._apply(order, skip_unchanged=True)
+        known = self.ledger.open_orders([entry.order_id for entry in listed])
+        for entry in listed:
+            if entry.order_id in known:
+                self._apply(entry.order(), skip_unchanged=True)
         return len(known)
 
     def _apply(self, order: LegacyOrder, *, skip_unchanged: bool = False) -> None:

@@ -2,12 +2,13 @@
 
 An order the upstream created but the ledger never took in (the sidecar died between
 the upstream's answer and the ledger write, or the ledger refused it) is still run by
-the batch jobs. A sweep reads the legacy app in bulk (``orders_updated_since`` from a
-cursor of its own, never one call per order) and adopts every order older than a grace
-period that the ledger lacks: source ``reconciled``, path ``legacy`` with reason
-``missed_intake``, the batch jobs' steps and the legacy status (terminal or followed
-from then on). The same sweep reports the ledger's open orders that the legacy app has
-never reported, older than a configurable age: logged, kept in the ledger's kv
+the batch jobs. A sweep reads the legacy app in bulk (``orders_listed_since`` from a
+cursor of its own, never one call per order; only the orders the ledger lacks are built
+from the answer) and adopts every order older than a grace period that the ledger lacks:
+source ``reconciled``, path ``legacy`` with reason ``missed_intake``, the batch jobs'
+steps and the legacy status (terminal or followed from then on). The same sweep reports
+the ledger's open orders that the legacy app has never reported, older than a
+configurable age: logged, kept in the ledger's kv
 (:data:`strangler.ledger.sql_ledger.UNKNOWN_TO_LEGACY_KEY`) and shown in ``/metrics``.
 The legacy follower runs the sweep in its loop, under its role.
 """
@@ -117,25 +118,26 @@ class Reconciler:
     def _sweep_page(self, now: datetime) -> tuple[int, int, bool]:
         stored = self.ledger.get_value(CURSOR_KEY)
         cursor = datetime.fromisoformat(stored) if stored else None
-        orders = self.legacy.orders_updated_since(cursor, limit=self.batch_limit)
-        known = self.ledger.known_orders([order.order_id for order in orders])
+        listed = self.legacy.orders_listed_since(cursor, limit=self.batch_limit)
+        known = self.ledger.known_orders([entry.order_id for entry in listed])
         too_young = now - self.grace
         hold: datetime | None = None
         adopted = 0
-        for order in orders:
-            if order.order_id in known:
-                continue
+        for entry in listed:
+            if entry.order_id in known:
+                continue  # never built: the ledger has it
+            order = entry.order()
             if order.created_at > too_young:
                 # Read again next time: its intake may still come, or it is adopted then.
                 hold = order.updated_at if hold is None else min(hold, order.updated_at)
                 continue
             adopted += self._adopt(order)
-        newest = max((order.updated_at for order in orders), default=cursor)
+        newest = max((entry.updated_at for entry in listed), default=cursor)
         moved_to = hold if hold is not None else newest
         if moved_to is not None and moved_to != cursor:
             self.ledger.set_value(CURSOR_KEY, moved_to.isoformat())
-        more = hold is None and len(orders) >= self.batch_limit and newest != cursor
-        return len(orders), adopted, more
+        more = hold is None and len(listed) >= self.batch_limit and newest != cursor
+        return len(listed), adopted, more
 
     def _adopt(self, order: LegacyOrder) -> int:
         adopted = self.ledger.adopt(

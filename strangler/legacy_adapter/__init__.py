@@ -28,6 +28,7 @@ if TYPE_CHECKING:
         JobRun,
         LegacyOrder,
         LegacyStepRecord,
+        ListedOrder,
         StepOutcome,
     )
 
@@ -46,6 +47,7 @@ _LAZY = {
     "LegacyRejected": "strangler.legacy_adapter.exceptions",
     "LegacyStepRecord": "strangler.legacy_adapter.models",
     "LegacyUnavailable": "strangler.legacy_adapter.exceptions",
+    "ListedOrder": "strangler.legacy_adapter.models",
     "OrderNotFound": "strangler.legacy_adapter.exceptions",
     "StepOutcome": "strangler.legacy_adapter.models",
     "WaitTimeout": "strangler.legacy_adapter.exceptions",
@@ -66,6 +68,7 @@ __all__ = [
     "LegacyRejected",
     "LegacyStepRecord",
     "LegacyUnavailable",
+    "ListedOrder",
     "OrderNotFound",
     "StepOutcome",
     "WaitTimeout",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from functools import partial
 from types import MappingProxyType
 from typing import Any, TypeVar
 
@@ -17,10 +18,19 @@ from strangler.legacy_adapter.models import (
     JobRun,
     LegacyOrder,
     LegacyStepRecord,
+    ListedOrder,
     StepOutcome,
 )
 
-__all__ = ["claim_decision", "job_info", "job_run", "order", "order_list", "step_outcome"]
+__all__ = [
+    "claim_decision",
+    "job_info",
+    "job_run",
+    "listed_orders",
+    "order",
+    "order_list",
+    "step_outcome",
+]
 
 T = TypeVar("T")
 
@@ -57,6 +67,21 @@ def order(data: Any) -> LegacyOrder:
 def order_list(data: Any) -> list[LegacyOrder]:
     """An OrderList object's orders."""
     return [order(item) for item in _list(_object(data, "order list"), "orders")]
+
+
+def listed_orders(data: Any) -> list[ListedOrder]:
+    """An OrderList object's orders, each checked for its id and update time only; the
+    rest is checked when its reader asks for the whole order (``ListedOrder.order``)."""
+    return [_listed(item) for item in _list(_object(data, "order list"), "orders")]
+
+
+def _listed(data: Any) -> ListedOrder:
+    obj = _object(data, "order")
+    return ListedOrder(
+        order_id=_get(obj, "order_id", str),
+        updated_at=_timestamp(obj, "updated_at"),
+        load=partial(order, obj),
+    )
 
 
 def step_outcome(data: Any) -> StepOutcome:

@@ -35,7 +35,7 @@ from strangler.legacy_adapter.exceptions import (
     OrderNotFound,
     WaitTimeout,
 )
-from strangler.legacy_adapter.models import JobInfo, JobRun, LegacyOrder, StepOutcome
+from strangler.legacy_adapter.models import JobInfo, JobRun, LegacyOrder, ListedOrder, StepOutcome
 from strangler.orders import OrderNotification
 
 if TYPE_CHECKING:
@@ -199,6 +199,40 @@ class LegacyClient:
 
         ``updated_since`` is inclusive and must be timezone-aware.
         """
+        body = self._listing(
+            status=status, processing_mode=processing_mode, updated_since=updated_since, limit=limit
+        )
+        return _parse.order_list(body)
+
+    def orders_updated_since(
+        self, since: datetime | None, *, limit: int = 500
+    ) -> list[LegacyOrder]:
+        """Orders updated at or after ``since`` (all when None), oldest update first.
+
+        Inclusive: the order(s) at exactly ``since`` come back again; de-duplicate on
+        (order_id, updated_at). Pass the last ``updated_at`` seen to follow the app.
+        """
+        return self.list_orders(updated_since=since, limit=limit)
+
+    def orders_listed_since(self, since: datetime | None, *, limit: int = 500) -> list[ListedOrder]:
+        """As :meth:`orders_updated_since`, each order read only when asked for.
+
+        Each entry's ``order_id`` and ``updated_at`` are checked on arrival; the rest of
+        the order is checked and built by its ``order()``, so a reader that skips most
+        orders of a page (the follower, the reconciler) builds only those it keeps, and an
+        order it skips cannot fail its page.
+        """
+        return _parse.listed_orders(self._listing(updated_since=since, limit=limit))
+
+    def _listing(
+        self,
+        *,
+        status: str | None = None,
+        processing_mode: str | None = None,
+        updated_since: datetime | None = None,
+        limit: int = 500,
+    ) -> Any:
+        """The body of ``GET /orders`` with these filters."""
         if not 1 <= limit <= MAX_LIST_LIMIT:
             raise ValueError(f"limit must be between 1 and {MAX_LIST_LIMIT}, got {limit}")
         params = {"limit": str(limit)}
@@ -210,17 +244,7 @@ class LegacyClient:
             params["updated_since"] = _utc_text(updated_since)
         answer = self._transport.call("GET", "/orders", params=params, retry=True)
         answer.raise_for_rejection("the order listing")
-        return _parse.order_list(answer.body)
-
-    def orders_updated_since(
-        self, since: datetime | None, *, limit: int = 500
-    ) -> list[LegacyOrder]:
-        """Orders updated at or after ``since`` (all when None), oldest update first.
-
-        Inclusive: the order(s) at exactly ``since`` come back again; de-duplicate on
-        (order_id, updated_at). Pass the last ``updated_at`` seen to follow the app.
-        """
-        return self.list_orders(updated_since=since, limit=limit)
+        return answer.body
 
     def wait_until_terminal(
         self, order_id: str, timeout_s: float, poll_interval_s: float = 0.5

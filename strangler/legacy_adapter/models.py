@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
-__all__ = ["JobInfo", "JobRun", "LegacyOrder", "LegacyStepRecord", "StepOutcome"]
+__all__ = ["JobInfo", "JobRun", "LegacyOrder", "LegacyStepRecord", "ListedOrder", "StepOutcome"]
 
 LEGACY_TERMINAL = frozenset({"fulfilled", "rejected_fraud", "payment_declined", "failed"})
 
@@ -78,6 +78,31 @@ class LegacyOrder:
             if record.step == step and record.decision is not None:
                 return record.decision
         return None
+
+
+@dataclass(frozen=True, slots=True)
+class ListedOrder:
+    """One order of a bulk listing: its id and update time, the rest read on demand.
+
+    A listing shows every order the legacy app updated, most of which its reader skips
+    (the follower records only the orders the ledger has open, the reconciler only those
+    it lacks), so only ``order_id`` and ``updated_at`` are checked when the page arrives;
+    :meth:`order` checks and builds the whole record (and raises LegacyProtocolError when
+    the legacy app's JSON breaks the contract).
+    """
+
+    order_id: str
+    updated_at: datetime
+    load: Callable[[], LegacyOrder] = field(repr=False, compare=False)
+
+    def order(self) -> LegacyOrder:
+        """The whole order, as :class:`LegacyOrder` (built on each call)."""
+        return self.load()
+
+    @classmethod
+    def of(cls, order: LegacyOrder) -> ListedOrder:
+        """The listing entry of an order already built (fakes, tests)."""
+        return cls(order.order_id, order.updated_at, lambda: order)
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,10 +50,11 @@ class JobQueue(Generic[F, R]):
             self._ready.notify()
 
     def put_resumed(self, job: R) -> None:
-        """Queue a resumed order."""
+        """Queue a resumed order (a worker is woken only if it may take it now)."""
         with self._ready:
             self._resumed.append(job)
-            self._ready.notify()
+            if self._with_workers < self.max_resumed:
+                self._ready.notify()
 
     def put_stop(self) -> None:
         """Queue one stop mark: one worker ends when nothing it may take is left."""
@@ -75,12 +76,18 @@ class JobQueue(Generic[F, R]):
                     raise TimeoutError(f"no job could be taken within {timeout}s")
 
     def resumed_done(self) -> None:
-        """A worker has finished a resumed job: its place goes to the next one."""
+        """A worker has finished a resumed job: its place goes to the next one, if queued.
+
+        Only a queued resumed job can become takeable here (a waiting worker found nothing
+        else), so a worker is woken only for one: waking it for nothing costs a thread
+        switch per resumed job.
+        """
         with self._ready:
             if self._with_workers < 1:
                 raise RuntimeError("resumed_done() without a resumed job taken")
             self._with_workers -= 1
-            self._ready.notify()
+            if self._resumed:
+                self._ready.notify()
 
     def take_fresh(self) -> list[F]:
         """Remove and return every fresh job still queued (a stopping dispatcher)."""

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
+import responses
 from structlog.testing import capture_logs
 
 from strangler.background.follower import CURSOR_KEY, ROLE, Follower, legacy_steps
 from strangler.ledger import Handoff, SqlLedger
 from strangler.ledger.ops_queries import HEARTBEAT_KEYS
-from strangler.legacy_adapter.exceptions import LegacyUnavailable
+from strangler.legacy_adapter import LegacyClient
+from strangler.legacy_adapter.exceptions import LegacyProtocolError, LegacyUnavailable
 from strangler.orders import Route
 from tests.helpers import wait_until
 from tests.unit.ledger.support import T0, Clock, make_decision, make_order
+from tests.unit.legacy_adapter.payloads import BASE, order_json
 from tests.unit.routing.fakes import BATCH_FULFILLED, FakeLegacy, legacy_order
 
 LATER = T0 + timedelta(minutes=15)
@@ -248,3 +253,68 @@ def test_another_follower_writes_what_it_sees(
     first.poll_once()
     second.poll_once()
     assert (first.writes, second.writes) == (1, 1)
+
+
+def test_only_the_orders_the_ledger_has_open_are_built(
+    ledger: SqlLedger, legacy: FakeLegacy, clock: Clock
+) -> None:
+    """The bulk poll shows every order the legacy app touched; the follower builds (parses)
+    only those the ledger has open, never one it does not know or has ended."""
+    routed(ledger, "followed", Route.LEGACY)
+    routed(ledger, "ending", Route.LEGACY)
+    legacy.put(legacy_order("followed", "authorized", updated_at=LATER))
+    legacy.put(legacy_order("ending", updated_at=LATER, history=BATCH_FULFILLED))
+    legacy.put(legacy_order("stranger", updated_at=LATER))
+    polling = follower(ledger, legacy, clock)
+    polling.poll_once()
+    first = sorted(legacy.built)
+    for order_id in ("followed", "ending", "stranger"):
+        legacy.put(legacy_order(order_id, "authorized", updated_at=LATER + timedelta(seconds=1)))
+    polling.poll_once()
+    assert (first, legacy.built[2:]) == (["ending", "followed"], ["followed"])
+    assert ledger.backlog() == 1
+
+
+@pytest.fixture
+def mocked() -> Iterator[responses.RequestsMock]:
+    """A legacy app whose answers the test registers (a real LegacyClient asks it)."""
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        yield mock
+
+
+def listing_of(mocked: responses.RequestsMock, *orders: dict[str, Any]) -> LegacyClient:
+    """A client of a legacy app whose listing (GET /orders) answers ``orders``."""
+    mocked.get(f"{BASE}/orders", json={"orders": list(orders), "has_more": False})
+    return LegacyClient(BASE, token="t")
+
+
+def test_a_malformed_order_nobody_follows_does_not_stop_the_pass(
+    ledger: SqlLedger, clock: Clock, mocked: responses.RequestsMock
+) -> None:
+    """An order that breaks the contract but that the ledger does not follow is skipped
+    unparsed: the followed orders on its page are recorded and the cursor moves on."""
+    routed(ledger, "o-1", Route.LEGACY)
+    broken = order_json(order_id="stranger", status=7, history=[{"step": "fulfill"}])
+    done = order_json(order_id="o-1", status="fulfilled", updated_at="2025-01-31T12:00:02Z")
+    with listing_of(mocked, broken, done) as legacy:
+        assert Follower(ledger, legacy, clock=clock).poll_once() == 2
+    told = ledger.story("o-1")
+    assert told is not None
+    assert (told["status"], ledger.get_value(CURSOR_KEY)) == (
+        "fulfilled",
+        "2025-01-31T12:00:02+00:00",
+    )
+
+
+def test_a_malformed_followed_order_fails_the_pass_before_the_cursor_moves(
+    ledger: SqlLedger, clock: Clock, mocked: responses.RequestsMock
+) -> None:
+    """A followed order that breaks the contract is not skipped: the pass fails naming the
+    field, the cursor stays, and the next pass reads the page again."""
+    routed(ledger, "o-1", Route.LEGACY)
+    broken = order_json(order_id="o-1", status=7)
+    with listing_of(mocked, broken) as legacy, pytest.raises(LegacyProtocolError, match="'status'"):
+        Follower(ledger, legacy, clock=clock).poll_once()
+    told = ledger.story("o-1")
+    assert told is not None
+    assert (told["status"], ledger.get_value(CURSOR_KEY)) == ("routed", None)

@@ -96,6 +96,17 @@ def test_orders_the_ledger_has_are_left_alone(
     assert (sweeps, told["source"], told["status"]) == ((0, 0), "proxy", "received")
 
 
+def test_only_the_orders_the_ledger_lacks_are_built(
+    ledger: SqlLedger, legacy: FakeLegacy, clock: Clock
+) -> None:
+    """A sweep builds an order from the listing only when it may adopt it."""
+    ledger.record_received(make_order("known"), source="proxy")
+    legacy.put(legacy_order("known", updated_at=EARLIER))
+    legacy.put(legacy_order("missed", updated_at=EARLIER + timedelta(seconds=1)))
+    sweep = reconciler(ledger, legacy, clock).sweep()
+    assert (sweep.read, sweep.adopted, legacy.built) == (2, 1, ["missed"])
+
+
 def test_orders_legacy_never_had_are_reported_after_the_age(
     ledger: SqlLedger, legacy: FakeLegacy, clock: Clock
 ) -> None:

@@ -55,8 +55,12 @@ def test_fake_legacy_keeps_orders_and_answers_polls_in_order() -> None:
     legacy: LegacyPath = fake
     fake.put(legacy_order("late", updated_at=NOON + timedelta(minutes=5)))
     fake.put(legacy_order("early", "fraud_scan_pending", updated_at=NOON))
-    polled = [order.order_id for order in legacy.orders_updated_since(NOON)]
+    polled = [entry.order_id for entry in legacy.orders_listed_since(NOON)]
     assert (polled, legacy.get_order("early").terminal_at) == (["early", "late"], None)
+    assert (fake.orders_updated_since(NOON + timedelta(minutes=1)), fake.built) == (
+        [fake.orders["late"]],
+        [],
+    )
     with pytest.raises(OrderNotFound):
         legacy.get_order("missing")
     assert (legacy.claim("o-9"), fake.claimed) == (True, ["o-9"])

@@ -168,6 +168,37 @@ def test_orders_updated_since_none_asks_from_the_start(
     assert mocked.calls[0].request.params == {"limit": "3"}
 
 
+def test_orders_listed_since_checks_the_rest_of_an_order_when_it_is_built(
+    client: LegacyClient, mocked: responses.RequestsMock
+) -> None:
+    """A listing entry's id and update time are read on arrival; the rest of the order is
+    checked only by ``order()``, so a broken order fails only the reader that builds it."""
+    broken = order_json(order_id="ord-2", status=7, updated_at="2025-01-31T12:00:02Z")
+    mocked.get(f"{BASE}/orders", json={"orders": [order_json(), broken], "has_more": False})
+    listed = client.orders_listed_since(None, limit=2)
+    assert [(entry.order_id, entry.updated_at.second) for entry in listed] == [
+        ("ord-1", 0),
+        ("ord-2", 2),
+    ]
+    assert (listed[0].order().status, listed[0].order().created_at.microsecond) == ("pending", 1)
+    with pytest.raises(LegacyProtocolError, match="'status'"):
+        listed[1].order()
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [{"order_id": 7}, {"updated_at": "yesterday"}, {"updated_at": None}],
+    ids=["order-id", "updated-at", "no-updated-at"],
+)
+def test_a_listing_entry_without_its_id_or_time_fails_the_page(
+    client: LegacyClient, mocked: responses.RequestsMock, broken: dict[str, object]
+) -> None:
+    """Without an order's id and update time a reader cannot skip it nor move its cursor."""
+    mocked.get(f"{BASE}/orders", json={"orders": [order_json(**broken)], "has_more": False})
+    with pytest.raises(LegacyProtocolError):
+        client.orders_listed_since(None)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [

@@ -83,6 +83,33 @@ def test_a_finished_resumed_job_wakes_a_worker_waiting_for_its_place() -> None:
     assert got == [1]
 
 
+class CountingCondition(threading.Condition):
+    """A condition that counts its notifications (each would wake a waiting worker)."""
+
+    def __init__(self) -> None:
+        super().__init__(threading.Lock())
+        self.notified = 0
+
+    def notify(self, n: int = 1) -> None:
+        self.notified += 1
+        super().notify(n)
+
+
+def test_a_worker_is_woken_only_for_a_job_it_may_take() -> None:
+    """Waking a worker for nothing costs a thread switch: a resumed job queued while
+    resumed ones hold every place, or one finished with none queued, wakes nobody."""
+    jobs = queue(max_resumed=1)
+    ready = jobs._ready = CountingCondition()
+    jobs.put_resumed(0)
+    assert (jobs.get(timeout=0), ready.notified) == (0, 1)
+    jobs.put_resumed(1)
+    assert ready.notified == 1  # its place is held: nobody may take it yet
+    jobs.resumed_done()
+    assert (ready.notified, jobs.get(timeout=0)) == (2, 1)
+    jobs.resumed_done()
+    assert ready.notified == 2  # nothing queued: nothing to wake a worker for
+
+
 def test_stop_marks_come_after_every_job_a_worker_may_take() -> None:
     jobs = queue(max_resumed=1)
     jobs.put_stop()
