@@ -1,26 +1,30 @@
-"""Keep a routing process's threads on one CPU while that CPU has room (``STRANGLER_ROUTING_CPUS``).
+"""Keep a busy routing process's threads on one CPU (``STRANGLER_ROUTING_CPUS``).
 
 A routing process is Python bound by its GIL: its dispatcher workers, feeder, follower
 and timers take turns holding one lock. With a second core idle, each turn tends to
 wake the next thread there, and the objects it touches move from one core's cache to the
-other's. Kept on one core, the turns stay local: on a quiet 2-core host, bench/routing.py
-routed an instant order for about three quarters of the CPU, and about a quarter more
-orders a second (docs/BENCHMARKS.md, routing). The price is that a pinned process cannot
-escape its core when something else needs it, so the tail latency of a busy host would
-suffer; that is what :class:`AffinityKeeper` watches for.
+other's. Kept on one core, the turns stay local: on a quiet 2-core host, a routing
+process at full load routed an instant order for about four fifths of the CPU and about
+a fifth more orders a second (bench/routing.py, docs/BENCHMARKS.md, routing). The price
+is that a pinned process cannot escape its core when something else on the host needs
+it at that moment: at light load, beside a busy neighbour, good orders' tail latency
+grew (the head-of-line bench). So the keeper pins only a process that is busy, where the
+CPU matters, and lets go of one that is not, or whose core others crowd.
 
 ``STRANGLER_ROUTING_CPUS`` is ``auto`` (the default), ``off``, or a comma-separated list
 of CPU numbers:
 
-- ``auto``: the process starts on one CPU (``serve``'s routing children round-robin over
-  the CPUs it may use, highest first, since CPU 0 usually takes the most interrupts; a
-  ``strangler worker`` the CPU the kernel started it on), and a keeper thread checks it
-  every quarter second. When others use more than a quarter of that CPU, the process
-  moves to a CPU at most half busy, or, if there is none, is let run anywhere again, to
-  try one CPU later (after 2 s, doubled after each try that did not hold, up to a minute).
+- ``auto``: a keeper thread reads ``/proc/stat`` and the process's CPU time every tenth
+  of a second. Once the process uses at least 70 % of a core in a tenth of a second, it
+  is kept on the least busy CPU that others leave room on (at most half busy with theirs,
+  over the last 0.4 s); once it has used under 30 % for a whole second, it runs anywhere
+  again. When others use more than a quarter of its CPU (over 0.4 s), it moves to a CPU
+  at most half busy, or, with none, runs anywhere and is not kept again for 2 s (doubled
+  after each such crowding, up to a minute; reset once a CPU has held for a minute).
 - ``off``: the kernel places the threads, as it would without strangler.
 - a list: ``serve``'s routing children take its CPUs round-robin (a worker the first),
-  and stay there: the operator's placement, not revisited.
+  from the start and for good: the operator's placement, for hosts whose CPUs are laid
+  out by hand.
 
 With one CPU allowed there is nothing to choose and nothing is pinned.
 """
@@ -30,6 +34,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,15 +56,17 @@ __all__ = [
 
 AUTO = "auto"
 OFF = "off"
-WINDOW_S = 0.25
+WINDOW_S = 0.1
+SPAN_WINDOWS = 4  # others' use of the CPUs is judged over this many windows
+BUSY_SHARE = 0.7  # of one core, in a window: the process is kept on one CPU from then
+IDLE_SHARE = 0.3  # below it for IDLE_WINDOWS windows in a row: it runs anywhere again
+IDLE_WINDOWS = 10
 FOREIGN_MAX = 0.25  # others' share of the process's CPU that makes it move
-BUSY_MAX = 0.5  # a CPU busier than this is no place to move to
+BUSY_MAX = 0.5  # a CPU others keep busier than this is no place to go to
 RETRY_FIRST_S = 2.0
 RETRY_MAX_S = 60.0
 _TASKS = Path("/proc/self/task")
 _PROC_STAT = Path("/proc/stat")
-_SELF_STAT = Path("/proc/self/stat")
-_STAT_PROCESSOR_FIELD = 39  # proc(5): "CPU number last executed on"
 _BUSY_COLUMNS = (0, 1, 2, 5, 6, 7)  # user nice system irq softirq steal
 _IDLE_COLUMNS = (3, 4)  # idle iowait
 
@@ -104,16 +111,15 @@ def set_threads_affinity(cpus: set[int]) -> None:
 
 
 class AffinityKeeper:
-    """Keeps the process on one CPU while others leave it room; see the module's text.
+    """Keeps a busy process on one CPU while others leave it room; see the module's text.
 
-    :meth:`step` is the decision on two readings, a window apart; :meth:`start` runs it
-    on a daemon thread. ``apply`` sets the threads' CPUs (``set_threads_affinity``).
+    :meth:`observe` takes one reading a window and decides; :meth:`start` runs it on a
+    daemon thread. ``apply`` sets the threads' CPUs (``set_threads_affinity``).
     """
 
     def __init__(
         self,
         allowed: set[int],
-        first: int,
         *,
         read: Callable[[], CpuSample] = read_cpu_sample,
         apply: Callable[[set[int]], None] = set_threads_affinity,
@@ -122,12 +128,13 @@ class AffinityKeeper:
         self._read = read
         self._apply = apply
         self.cpu: int | None = None
+        self._idle_windows = 0
+        self._samples: deque[CpuSample] = deque(maxlen=SPAN_WINDOWS + 1)
         self._retry_s = RETRY_FIRST_S
         self._retry_at_s = 0.0
         self._pinned_at_s = 0.0
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
-        self._pin(first, reason="start", at_s=time.monotonic())
 
     def start(self) -> None:
         """Check every :data:`WINDOW_S` seconds on a daemon thread, until :meth:`stop`."""
@@ -135,69 +142,94 @@ class AffinityKeeper:
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop checking (the threads keep their CPUs)."""
+        """Stop checking and let the threads run anywhere again."""
         self._stopping.set()
         if self._thread is not None:
             self._thread.join(WINDOW_S * 4)
+        if self.cpu is not None:
+            self._apply(self._allowed)
+            self.cpu = None
 
-    def step(self, before: CpuSample, after: CpuSample) -> None:
-        """Move, release or pin the process from what happened between two readings."""
-        elapsed = after.at_s - before.at_s
-        if elapsed <= 0:
+    def observe(self, sample: CpuSample) -> None:
+        """Pin, move or release the process from the readings so far, ``sample`` the last.
+
+        Its own use is judged on the last window (so that it is kept on one CPU as soon
+        as it is busy), others' use of the CPUs over the last :data:`SPAN_WINDOWS`
+        (/proc/stat counts in 10 ms ticks: a window alone is too coarse for that).
+        """
+        self._samples.append(sample)
+        if len(self._samples) < 2:
             return
-        busy = {
-            cpu: (after.busy[cpu] - before.busy[cpu]) / max(after.total[cpu] - before.total[cpu], 1)
-            for cpu in self._allowed
-            if cpu in before.busy and cpu in after.busy
-        }
-        if not busy:
+        ours = _ours(self._samples[-2], sample)
+        ours_span = _ours(self._samples[0], sample)
+        busy = _busy(self._samples[0], sample, self._allowed)
+        if ours is None or ours_span is None or not busy:
             return
-        ours = (after.ours_s - before.ours_s) / elapsed
         if self.cpu is None:
-            if after.at_s >= self._retry_at_s:
-                self._retry(busy, ours, after.at_s)
+            if ours >= BUSY_SHARE and sample.at_s >= self._retry_at_s:
+                self._pin_if_room(busy, ours_span, sample.at_s)
             return
-        foreign = busy.get(self.cpu, 0.0) - ours
-        if foreign <= FOREIGN_MAX:
-            if after.at_s - self._pinned_at_s > RETRY_MAX_S:
-                self._retry_s = RETRY_FIRST_S  # this CPU has held for a while
+        foreign = busy.get(self.cpu, 0.0) - ours_span
+        if foreign > FOREIGN_MAX:
+            self._crowded(busy, foreign, sample.at_s)
             return
+        self._idle_windows = self._idle_windows + 1 if ours < IDLE_SHARE else 0
+        if self._idle_windows >= IDLE_WINDOWS:
+            self._release("idle", sample.at_s)
+        elif sample.at_s - self._pinned_at_s > RETRY_MAX_S:
+            self._retry_s = RETRY_FIRST_S  # this CPU has held for a while
+
+    def _pin_if_room(self, busy: dict[int, float], ours: float, at_s: float) -> None:
+        """Pin to the least busy CPU if others leave it room (ours counted as spread)."""
+        cpu = min(busy, key=lambda cpu: (busy[cpu], -cpu))
+        if busy[cpu] - ours / len(busy) <= BUSY_MAX:
+            self._pin(cpu, "busy", at_s)
+
+    def _crowded(self, busy: dict[int, float], foreign: float, at_s: float) -> None:
         room = [cpu for cpu in busy if cpu != self.cpu and busy[cpu] <= BUSY_MAX]
         _log.info(
             "routing_cpu_crowded", cpu=self.cpu, others_share=round(foreign, 2), moves=bool(room)
         )
         if room:
-            self._pin(min(room, key=lambda cpu: (busy[cpu], -cpu)), "crowded", after.at_s)
-        else:
-            self._release(after.at_s)
-
-    def _retry(self, busy: dict[int, float], ours: float, at_s: float) -> None:
-        """Pin to the least busy CPU if others leave it room (ours counted as spread)."""
-        cpu = min(busy, key=lambda cpu: (busy[cpu], -cpu))
-        if busy[cpu] - ours / len(busy) <= BUSY_MAX:
-            self._pin(cpu, "retry", at_s)
-        else:
-            self._retry_at_s = at_s + self._retry_s
+            self._pin(min(room, key=lambda cpu: (busy[cpu], -cpu)), "crowded", at_s)
+            return
+        self._release("crowded", at_s)
+        self._retry_at_s = at_s + self._retry_s
+        self._retry_s = min(self._retry_s * 2, RETRY_MAX_S)
 
     def _run(self) -> None:
-        before = self._read()
+        self.observe(self._read())
         while not self._stopping.wait(WINDOW_S):
-            after = self._read()
-            self.step(before, after)
-            before = after
+            self.observe(self._read())
 
     def _pin(self, cpu: int, reason: str, at_s: float) -> None:
         self._apply({cpu})
         self.cpu = cpu
+        self._idle_windows = 0
         self._pinned_at_s = at_s
         _log.info("routing_process_pinned", cpu=cpu, reason=reason)
 
-    def _release(self, at_s: float) -> None:
+    def _release(self, reason: str, at_s: float) -> None:
         self._apply(self._allowed)
         self.cpu = None
-        self._retry_at_s = at_s + self._retry_s
-        self._retry_s = min(self._retry_s * 2, RETRY_MAX_S)
-        _log.info("routing_process_released", retry_in_s=self._retry_at_s - at_s)
+        _log.info(
+            "routing_process_released", reason=reason, pinned_s=round(at_s - self._pinned_at_s, 1)
+        )
+
+
+def _ours(before: CpuSample, after: CpuSample) -> float | None:
+    """The process's CPU between two readings, in cores (None: no time passed)."""
+    elapsed = after.at_s - before.at_s
+    return (after.ours_s - before.ours_s) / elapsed if elapsed > 0 else None
+
+
+def _busy(before: CpuSample, after: CpuSample, cpus: set[int]) -> dict[int, float]:
+    """Each CPU's busy share between two readings (the CPUs both readings have)."""
+    return {
+        cpu: (after.busy[cpu] - before.busy[cpu]) / max(after.total[cpu] - before.total[cpu], 1)
+        for cpu in cpus
+        if cpu in before.busy and cpu in after.busy
+    }
 
 
 def keep_routing_cpu(setting: str, index: int | None = None) -> AffinityKeeper | None:
@@ -212,9 +244,7 @@ def keep_routing_cpu(setting: str, index: int | None = None) -> AffinityKeeper |
     if setting == OFF or len(allowed) < 2:
         return None
     if setting == AUTO:
-        choices = sorted(allowed, reverse=True)
-        first = _current_cpu(allowed) if index is None else choices[index % len(choices)]
-        keeper = AffinityKeeper(allowed, first, apply=set_threads_affinity)
+        keeper = AffinityKeeper(allowed, apply=set_threads_affinity)
         keeper.start()
         return keeper
     listed = [int(item) for item in setting.split(",")]
@@ -236,10 +266,3 @@ def check_routing_cpus(setting: str) -> set[int]:
             f"{', '.join(map(str, sorted(allowed)))}"
         )
     return allowed
-
-
-def _current_cpu(allowed: set[int]) -> int:
-    """The CPU this process last ran on (where the kernel placed it)."""
-    fields = _SELF_STAT.read_text().rpartition(")")[2].split()
-    cpu = int(fields[_STAT_PROCESSOR_FIELD - 3])
-    return cpu if cpu in allowed else max(allowed)

@@ -9,8 +9,10 @@ import pytest
 from strangler.exceptions import ConfigurationError
 from strangler.routing import affinity
 from strangler.routing.affinity import (
+    IDLE_WINDOWS,
     RETRY_FIRST_S,
     RETRY_MAX_S,
+    SPAN_WINDOWS,
     WINDOW_S,
     AffinityKeeper,
     CpuSample,
@@ -44,10 +46,12 @@ class Clock:
         return self.sample()
 
 
-def keeper(first: int = 1, cpus: int = 2) -> tuple[AffinityKeeper, list[set[int]], Clock]:
+def keeper(cpus: int = 2) -> tuple[AffinityKeeper, list[set[int]], Clock]:
     applied: list[set[int]] = []
     clock = Clock(cpus)
-    return AffinityKeeper(set(range(cpus)), first, apply=applied.append), applied, clock
+    keep = AffinityKeeper(set(range(cpus)), apply=applied.append)
+    keep.observe(clock.sample())
+    return keep, applied, clock
 
 
 def unpinned(keep: AffinityKeeper) -> bool:
@@ -56,85 +60,136 @@ def unpinned(keep: AffinityKeeper) -> bool:
 
 
 def run(keep: AffinityKeeper, clock: Clock, busy: dict[int, float], ours: float) -> None:
-    before = clock.sample()
-    keep.step(before, clock.window(busy, ours))
+    """One window of these shares (each CPU's busy share, the process's cores)."""
+    keep.observe(clock.window(busy, ours))
 
 
-def test_it_starts_pinned_to_the_first_cpu() -> None:
-    keep, applied, _ = keeper(first=1)
+def span(keep: AffinityKeeper, clock: Clock, busy: dict[int, float], ours: float) -> None:
+    """As many windows of these shares as others' use is judged over."""
+    for _ in range(SPAN_WINDOWS):
+        run(keep, clock, busy, ours)
+
+
+def pinned_busy(keep: AffinityKeeper, clock: Clock) -> int:
+    """Make the process busy on an otherwise idle host: it is pinned, to CPU 1."""
+    span(keep, clock, {0: 0.0, 1: 0.0}, ours=0.0)  # an idle host
+    run(keep, clock, {0: 0.45, 1: 0.45}, ours=0.9)
+    assert keep.cpu == 1  # the least busy, the highest of equals
+    return keep.cpu
+
+
+def test_an_idle_or_lightly_loaded_process_is_left_to_the_kernel() -> None:
+    keep, applied, clock = keeper()
+    for ours in (0.0, 0.1, 0.3, 0.5, 0.69):
+        run(keep, clock, {0: ours / 2, 1: ours / 2}, ours=ours)
+    assert keep.cpu is None
+    assert applied == []
+
+
+def test_a_busy_process_is_pinned_to_the_least_busy_cpu() -> None:
+    keep, applied, clock = keeper(cpus=3)
+    span(keep, clock, {0: 0.9, 1: 0.3, 2: 0.6}, ours=0.8)
     assert keep.cpu == 1
     assert applied == [{1}]
 
 
+def test_a_busy_process_is_not_pinned_where_others_leave_no_room() -> None:
+    keep, applied, clock = keeper()
+    span(keep, clock, {0: 1.0, 1: 0.95}, ours=0.8)  # others: about 0.55 of each
+    assert keep.cpu is None
+    assert applied == []
+
+
 def test_its_own_load_never_moves_it() -> None:
-    keep, applied, clock = keeper(first=1)
+    keep, applied, clock = keeper()
+    pinned_busy(keep, clock)
     for _ in range(20):
         run(keep, clock, {0: 0.05, 1: 1.0}, ours=0.97)
     assert keep.cpu == 1
     assert applied == [{1}]
 
 
+def test_a_second_of_light_load_lets_it_run_anywhere_again() -> None:
+    keep, applied, clock = keeper()
+    pinned_busy(keep, clock)
+    for _ in range(IDLE_WINDOWS - 1):
+        run(keep, clock, {0: 0.0, 1: 0.1}, ours=0.1)
+    run(keep, clock, {0: 0.0, 1: 0.5}, ours=0.5)  # a busy window starts the count again
+    for _ in range(IDLE_WINDOWS - 1):
+        run(keep, clock, {0: 0.0, 1: 0.1}, ours=0.1)
+    assert keep.cpu == 1
+    run(keep, clock, {0: 0.0, 1: 0.1}, ours=0.1)
+    assert keep.cpu is None
+    assert applied == [{1}, {0, 1}]
+    run(keep, clock, {0: 0.45, 1: 0.45}, ours=0.9)  # busy again: pinned again at once,
+    assert keep.cpu == 0  # to the CPU least busy over the span (CPU 1 had its light load)
+
+
 def test_others_crowding_its_cpu_move_it_to_one_with_room() -> None:
-    keep, applied, clock = keeper(first=1)
-    run(keep, clock, {0: 0.2, 1: 0.9}, ours=0.5)  # others: 0.4 of CPU 1
+    keep, applied, clock = keeper()
+    pinned_busy(keep, clock)
+    span(keep, clock, {0: 0.2, 1: 1.0}, ours=0.6)  # others: 0.4 of CPU 1
     assert keep.cpu == 0
     assert applied == [{1}, {0}]
 
 
 def test_some_foreign_load_below_the_line_is_tolerated() -> None:
-    keep, _, clock = keeper(first=1)
-    run(keep, clock, {0: 0.0, 1: 0.7}, ours=0.5)  # others: 0.2
+    keep, _, clock = keeper()
+    pinned_busy(keep, clock)
+    span(keep, clock, {0: 0.0, 1: 0.95}, ours=0.75)  # others: 0.2
     assert keep.cpu == 1
 
 
-def test_with_no_cpu_to_move_to_it_runs_anywhere_and_tries_again_later() -> None:
-    keep, applied, clock = keeper(first=1)
-    run(keep, clock, {0: 0.9, 1: 0.9}, ours=0.3)
+def test_with_no_cpu_to_move_to_it_runs_anywhere_and_is_kept_again_later() -> None:
+    keep, applied, clock = keeper()
+    pinned_busy(keep, clock)
+    span(keep, clock, {0: 0.9, 1: 1.0}, ours=0.7)
     assert keep.cpu is None
     assert applied[-1] == {0, 1}
-    # Before the retry time nothing changes, however quiet the host gets.
-    windows_before_retry = int(RETRY_FIRST_S / WINDOW_S) - 1
-    for _ in range(windows_before_retry):
-        run(keep, clock, {0: 0.1, 1: 0.1}, ours=0.1)
+    # Before the retry time it is not pinned, however busy it is and quiet the host.
+    for _ in range(int(RETRY_FIRST_S / WINDOW_S) - 1):
+        run(keep, clock, {0: 0.45, 1: 0.45}, ours=0.9)
         assert keep.cpu is None
-    run(keep, clock, {0: 0.3, 1: 0.1}, ours=0.1)
-    assert keep.cpu == 1  # the least busy
+    run(keep, clock, {0: 0.4, 1: 0.5}, ours=0.9)
+    assert keep.cpu == 0  # the least busy
 
 
-def test_each_try_that_does_not_hold_waits_twice_as_long_up_to_a_minute() -> None:
-    keep, _, clock = keeper(first=1)
+def test_each_crowding_with_nowhere_to_go_waits_twice_as_long_up_to_a_minute() -> None:
+    keep, _, clock = keeper()
+    pinned_busy(keep, clock)
     waits = []
     for _ in range(8):
-        run(keep, clock, {0: 0.9, 1: 0.9}, ours=0.2)  # crowded: let go
+        span(keep, clock, {0: 0.9, 1: 1.0}, ours=0.7)  # crowded: let go
         assert keep.cpu is None
         released_at = clock.at_s
         while unpinned(keep):
-            run(keep, clock, {0: 0.1, 1: 0.1}, ours=0.1)
+            run(keep, clock, {0: 0.45, 1: 0.45}, ours=0.9)
         waits.append(round(clock.at_s - released_at))
     assert waits == [2, 4, 8, 16, 32, 60, 60, 60]
     assert RETRY_MAX_S == 60
 
 
 def test_a_cpu_that_held_for_a_while_resets_the_wait() -> None:
-    keep, _, clock = keeper(first=1)
-    run(keep, clock, {0: 0.9, 1: 0.9}, ours=0.2)
+    keep, _, clock = keeper()
+    pinned_busy(keep, clock)
+    span(keep, clock, {0: 0.9, 1: 1.0}, ours=0.7)
     while unpinned(keep):
-        run(keep, clock, {0: 0.1, 1: 0.1}, ours=0.1)
+        run(keep, clock, {0: 0.45, 1: 0.45}, ours=0.9)
     for _ in range(int(RETRY_MAX_S / WINDOW_S) + 2):
-        run(keep, clock, {0: 0.1, 1: 0.5}, ours=0.4)
-    run(keep, clock, {0: 0.9, 1: 0.9}, ours=0.2)
+        run(keep, clock, {0: 0.1, 1: 0.9}, ours=0.9)
+    span(keep, clock, {0: 1.0, 1: 1.0}, ours=0.7)
     released_at = clock.at_s
     while unpinned(keep):
-        run(keep, clock, {0: 0.1, 1: 0.1}, ours=0.1)
+        run(keep, clock, {0: 0.45, 1: 0.45}, ours=0.9)
     assert round(clock.at_s - released_at) == RETRY_FIRST_S
 
 
-def test_a_retry_waits_while_every_cpu_is_busy_with_others() -> None:
-    keep, _, clock = keeper(first=1)
-    run(keep, clock, {0: 0.9, 1: 0.9}, ours=0.2)
-    for _ in range(40):
-        run(keep, clock, {0: 0.95, 1: 0.9}, ours=0.2)
-        assert keep.cpu is None
+def test_stopping_lets_the_threads_run_anywhere_again() -> None:
+    keep, applied, clock = keeper()
+    pinned_busy(keep, clock)
+    keep.stop()
+    assert keep.cpu is None
+    assert applied == [{1}, {0, 1}]
 
 
 def test_the_sample_reads_every_cpu_this_host_has() -> None:
@@ -168,17 +223,15 @@ def test_a_list_places_serve_children_round_robin_and_stays(
     assert applied == [{3}, {1}, {3}, {2}]
 
 
-def test_auto_starts_serve_children_on_the_highest_cpus_first(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_auto_starts_a_keeper_that_pins_nothing_yet(monkeypatch: pytest.MonkeyPatch) -> None:
     applied: list[set[int]] = []
     monkeypatch.setattr(affinity, "set_threads_affinity", applied.append)
     monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1, 2})
-    keepers = [keep_routing_cpu("auto", index) for index in range(4)]
-    for keep in keepers:
-        assert keep is not None
-        keep.stop()
-    assert applied == [{2}, {1}, {0}, {2}]
+    keep = keep_routing_cpu("auto", 0)
+    assert keep is not None
+    assert keep.cpu is None
+    keep.stop()
+    assert applied == []
 
 
 def test_a_listed_cpu_the_process_may_not_use_is_refused_by_name(
