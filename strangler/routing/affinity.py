@@ -15,9 +15,9 @@ CPU matters, and lets go of one that is not, or whose core others crowd.
 of CPU numbers:
 
 - ``auto``: a keeper thread reads ``/proc/stat`` and the process's CPU time every tenth
-  of a second. Once the process uses at least 70 % of a core in a tenth of a second, it
+  of a second. Once the process has used at least 70 % of a core over the last second, it
   is kept on the least busy CPU that others leave room on (at most half busy with theirs,
-  over the last 0.4 s); once it has used under 30 % for a whole second, it runs anywhere
+  over the last 0.4 s); once it has used under 30 % over a second, it runs anywhere
   again. When others use more than a quarter of its CPU (over 0.4 s), it moves to a CPU
   at most half busy, or, with none, runs anywhere and is not kept again for 2 s (doubled
   after each such crowding, up to a minute; reset once a CPU has held for a minute).
@@ -58,9 +58,9 @@ AUTO = "auto"
 OFF = "off"
 WINDOW_S = 0.1
 SPAN_WINDOWS = 4  # others' use of the CPUs is judged over this many windows
-BUSY_SHARE = 0.7  # of one core, in a window: the process is kept on one CPU from then
-IDLE_SHARE = 0.3  # below it for IDLE_WINDOWS windows in a row: it runs anywhere again
-IDLE_WINDOWS = 10
+BUSY_WINDOWS = 10  # the process's own use is judged over this many
+BUSY_SHARE = 0.7  # of one core, over BUSY_WINDOWS: the process is kept on one CPU
+IDLE_SHARE = 0.3  # under it, over BUSY_WINDOWS: it runs anywhere again
 FOREIGN_MAX = 0.25  # others' share of the process's CPU that makes it move
 BUSY_MAX = 0.5  # a CPU others keep busier than this is no place to go to
 RETRY_FIRST_S = 2.0
@@ -128,8 +128,7 @@ class AffinityKeeper:
         self._read = read
         self._apply = apply
         self.cpu: int | None = None
-        self._idle_windows = 0
-        self._samples: deque[CpuSample] = deque(maxlen=SPAN_WINDOWS + 1)
+        self._samples: deque[CpuSample] = deque(maxlen=BUSY_WINDOWS + 1)
         self._retry_s = RETRY_FIRST_S
         self._retry_at_s = 0.0
         self._pinned_at_s = 0.0
@@ -153,16 +152,17 @@ class AffinityKeeper:
     def observe(self, sample: CpuSample) -> None:
         """Pin, move or release the process from the readings so far, ``sample`` the last.
 
-        Its own use is judged on the last window (so that it is kept on one CPU as soon
-        as it is busy), others' use of the CPUs over the last :data:`SPAN_WINDOWS`
-        (/proc/stat counts in 10 ms ticks: a window alone is too coarse for that).
+        Its own use is judged over the last :data:`BUSY_WINDOWS` (a second: bursts of a
+        lightly loaded process do not pin it), others' use of the CPUs over the last
+        :data:`SPAN_WINDOWS` (/proc/stat counts 10 ms ticks: one window is too coarse).
         """
         self._samples.append(sample)
-        if len(self._samples) < 2:
+        if len(self._samples) <= BUSY_WINDOWS:
             return
-        ours = _ours(self._samples[-2], sample)
-        ours_span = _ours(self._samples[0], sample)
-        busy = _busy(self._samples[0], sample, self._allowed)
+        ours = _ours(self._samples[0], sample)
+        recent = self._samples[-1 - SPAN_WINDOWS]
+        ours_span = _ours(recent, sample)
+        busy = _busy(recent, sample, self._allowed)
         if ours is None or ours_span is None or not busy:
             return
         if self.cpu is None:
@@ -172,9 +172,7 @@ class AffinityKeeper:
         foreign = busy.get(self.cpu, 0.0) - ours_span
         if foreign > FOREIGN_MAX:
             self._crowded(busy, foreign, sample.at_s)
-            return
-        self._idle_windows = self._idle_windows + 1 if ours < IDLE_SHARE else 0
-        if self._idle_windows >= IDLE_WINDOWS:
+        elif ours < IDLE_SHARE and sample.at_s - self._pinned_at_s >= BUSY_WINDOWS * WINDOW_S:
             self._release("idle", sample.at_s)
         elif sample.at_s - self._pinned_at_s > RETRY_MAX_S:
             self._retry_s = RETRY_FIRST_S  # this CPU has held for a while
@@ -205,7 +203,6 @@ class AffinityKeeper:
     def _pin(self, cpu: int, reason: str, at_s: float) -> None:
         self._apply({cpu})
         self.cpu = cpu
-        self._idle_windows = 0
         self._pinned_at_s = at_s
         _log.info("routing_process_pinned", cpu=cpu, reason=reason)
 

@@ -9,7 +9,7 @@ import pytest
 from strangler.exceptions import ConfigurationError
 from strangler.routing import affinity
 from strangler.routing.affinity import (
-    IDLE_WINDOWS,
+    BUSY_WINDOWS,
     RETRY_FIRST_S,
     RETRY_MAX_S,
     SPAN_WINDOWS,
@@ -64,6 +64,12 @@ def run(keep: AffinityKeeper, clock: Clock, busy: dict[int, float], ours: float)
     keep.observe(clock.window(busy, ours))
 
 
+def second(keep: AffinityKeeper, clock: Clock, busy: dict[int, float], ours: float) -> None:
+    """A second of these shares: what the process's own use is judged over."""
+    for _ in range(BUSY_WINDOWS):
+        run(keep, clock, busy, ours)
+
+
 def span(keep: AffinityKeeper, clock: Clock, busy: dict[int, float], ours: float) -> None:
     """As many windows of these shares as others' use is judged over."""
     for _ in range(SPAN_WINDOWS):
@@ -71,9 +77,8 @@ def span(keep: AffinityKeeper, clock: Clock, busy: dict[int, float], ours: float
 
 
 def pinned_busy(keep: AffinityKeeper, clock: Clock) -> int:
-    """Make the process busy on an otherwise idle host: it is pinned, to CPU 1."""
-    span(keep, clock, {0: 0.0, 1: 0.0}, ours=0.0)  # an idle host
-    run(keep, clock, {0: 0.45, 1: 0.45}, ours=0.9)
+    """Make the process busy on an otherwise idle host for a second: it is pinned, to CPU 1."""
+    second(keep, clock, {0: 0.45, 1: 0.45}, ours=0.9)
     assert keep.cpu == 1  # the least busy, the highest of equals
     return keep.cpu
 
@@ -81,21 +86,29 @@ def pinned_busy(keep: AffinityKeeper, clock: Clock) -> int:
 def test_an_idle_or_lightly_loaded_process_is_left_to_the_kernel() -> None:
     keep, applied, clock = keeper()
     for ours in (0.0, 0.1, 0.3, 0.5, 0.69):
-        run(keep, clock, {0: ours / 2, 1: ours / 2}, ours=ours)
+        second(keep, clock, {0: ours / 2, 1: ours / 2}, ours=ours)
     assert keep.cpu is None
+    assert applied == []
+
+
+def test_bursts_of_a_lightly_loaded_process_do_not_pin_it() -> None:
+    keep, applied, clock = keeper()
+    for _ in range(5):
+        for ours in (1.0, 1.0, 0.9, 0.2, 0.1, 0.1, 0.1, 0.2, 0.1, 0.1):  # 0.38 a second
+            run(keep, clock, {0: ours / 2, 1: ours / 2}, ours=ours)
     assert applied == []
 
 
 def test_a_busy_process_is_pinned_to_the_least_busy_cpu() -> None:
     keep, applied, clock = keeper(cpus=3)
-    span(keep, clock, {0: 0.9, 1: 0.3, 2: 0.6}, ours=0.8)
+    second(keep, clock, {0: 0.9, 1: 0.3, 2: 0.6}, ours=0.8)
     assert keep.cpu == 1
     assert applied == [{1}]
 
 
 def test_a_busy_process_is_not_pinned_where_others_leave_no_room() -> None:
     keep, applied, clock = keeper()
-    span(keep, clock, {0: 1.0, 1: 0.95}, ours=0.8)  # others: about 0.55 of each
+    second(keep, clock, {0: 1.0, 1: 0.95}, ours=0.8)  # others: about 0.55 of each
     assert keep.cpu is None
     assert applied == []
 
@@ -112,17 +125,15 @@ def test_its_own_load_never_moves_it() -> None:
 def test_a_second_of_light_load_lets_it_run_anywhere_again() -> None:
     keep, applied, clock = keeper()
     pinned_busy(keep, clock)
-    for _ in range(IDLE_WINDOWS - 1):
+    for _ in range(BUSY_WINDOWS // 2):
         run(keep, clock, {0: 0.0, 1: 0.1}, ours=0.1)
-    run(keep, clock, {0: 0.0, 1: 0.5}, ours=0.5)  # a busy window starts the count again
-    for _ in range(IDLE_WINDOWS - 1):
+    assert keep.cpu == 1  # half a second: 0.5 a core over the last second
+    for _ in range(BUSY_WINDOWS // 2):
         run(keep, clock, {0: 0.0, 1: 0.1}, ours=0.1)
-    assert keep.cpu == 1
-    run(keep, clock, {0: 0.0, 1: 0.1}, ours=0.1)
     assert keep.cpu is None
     assert applied == [{1}, {0, 1}]
-    run(keep, clock, {0: 0.45, 1: 0.45}, ours=0.9)  # busy again: pinned again at once,
-    assert keep.cpu == 0  # to the CPU least busy over the span (CPU 1 had its light load)
+    second(keep, clock, {0: 0.45, 1: 0.45}, ours=0.9)  # a busy second again: pinned again
+    assert keep.cpu == 1
 
 
 def test_others_crowding_its_cpu_move_it_to_one_with_room() -> None:
