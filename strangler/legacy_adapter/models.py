@@ -99,11 +99,6 @@ class ListedOrder:
         """The whole order, as :class:`LegacyOrder` (built on each call)."""
         return self.load()
 
-    @classmethod
-    def of(cls, order: LegacyOrder) -> ListedOrder:
-        """The listing entry of an order already built (fakes, tests)."""
-        return cls(order.order_id, order.updated_at, lambda: order)
-
 
 @dataclass(frozen=True, slots=True)
 class StepOutcome:

@@ -35,7 +35,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -179,7 +179,7 @@ class AffinityKeeper:
 
     def _pin_if_room(self, busy: dict[int, float], ours: float, at_s: float) -> None:
         """Pin to the least busy CPU if others leave it room (ours counted as spread)."""
-        cpu = min(busy, key=lambda cpu: (busy[cpu], -cpu))
+        cpu = _least_busy(busy, busy)
         if busy[cpu] - ours / len(busy) <= BUSY_MAX:
             self._pin(cpu, "busy", at_s)
 
@@ -189,7 +189,7 @@ class AffinityKeeper:
             "routing_cpu_crowded", cpu=self.cpu, others_share=round(foreign, 2), moves=bool(room)
         )
         if room:
-            self._pin(min(room, key=lambda cpu: (busy[cpu], -cpu)), "crowded", at_s)
+            self._pin(_least_busy(busy, room), "crowded", at_s)
             return
         self._release("crowded", at_s)
         self._retry_at_s = at_s + self._retry_s
@@ -218,6 +218,11 @@ def _ours(before: CpuSample, after: CpuSample) -> float | None:
     """The process's CPU between two readings, in cores (None: no time passed)."""
     elapsed = after.at_s - before.at_s
     return (after.ours_s - before.ours_s) / elapsed if elapsed > 0 else None
+
+
+def _least_busy(busy: dict[int, float], among: Iterable[int]) -> int:
+    """The least busy CPU of ``among``; of equals the highest (CPU 0 takes most interrupts)."""
+    return min(among, key=lambda cpu: (busy[cpu], -cpu))
 
 
 def _busy(before: CpuSample, after: CpuSample, cpus: set[int]) -> dict[int, float]:
