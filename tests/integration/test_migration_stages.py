@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import requests
 
+from strangler.report.stats import orders_needed
 from strangler.sim.traffic import synthetic_orders
 from tests.helpers import REPO_ROOT, strangler_cmd, wait_until
 from tests.integration.sidecar_support import (
@@ -33,7 +34,17 @@ ORDERS_PER_STEP = 300
 PLAN = "10,50,100"
 # Lenient enough for a few hundred orders per step; the defaults need ~800 compared orders.
 STEP_ORDERS = 250
-GATE = ("--min-orders", str(STEP_ORDERS), "--max-mismatch", "5%", "--max-error-rate", "15%")
+MAX_ERROR_RATE = 0.15
+GATE = (
+    "--min-orders",
+    str(STEP_ORDERS),
+    "--max-mismatch",
+    "5%",
+    "--max-error-rate",
+    f"{MAX_ERROR_RATE:.0%}",
+)
+# The instant orders the error-rate check needs to pass when none of them failed.
+INSTANT_ORDERS = orders_needed(0.0, MAX_ERROR_RATE) or 0
 
 pytestmark = pytest.mark.timeout(420)
 
@@ -136,34 +147,46 @@ def _settled(sidecar: Sidecar) -> bool:
     return routed == terminal and shadow["compared"] + shadow["not_compared"] >= shadow["orders"]
 
 
-def _new_side_in_step(sidecar: Sidecar) -> int:
-    """Instant and shadow orders routed in the gate's current step (since step_since)."""
+def _step_orders(sidecar: Sidecar) -> dict[str, int]:
+    """Orders routed in the gate's current step (since step_since), by group."""
     rollout = requests.get(f"{sidecar.url}/_strangler/rollout", headers=AUTH, timeout=5).json()
     since = rollout["step_since"]
     query = {"examples": 0, **_fresh(), **({"since": since} if since else {})}
     answer = requests.get(f"{sidecar.url}/_strangler/report", params=query, timeout=10)
     answer.raise_for_status()
-    paths = answer.json()["paths"]
-    return sum(int(p["orders"]) for p in paths if p["group"] in ("instant", "shadow"))
+    groups: dict[str, int] = {}
+    for path in answer.json()["paths"]:
+        groups[path["group"]] = groups.get(path["group"], 0) + int(path["orders"])
+    return groups
 
 
 def _send_step(
-    sidecar: Sidecar, prefix: str, count: int = ORDERS_PER_STEP, need: int = STEP_ORDERS
+    sidecar: Sidecar,
+    prefix: str,
+    count: int = ORDERS_PER_STEP,
+    need: int = STEP_ORDERS,
+    instant_percent: int = 0,
 ) -> None:
     """Send a step's orders and wait until each is terminal and each shadow one compared.
 
     The routing process's flag source picks a change up within about a second, so orders
-    sent at once may still be routed by the previous configuration (to legacy): top up,
-    bounded, until the step holds ``need`` new-side orders.
+    sent at once may still be routed by the previous configuration; and an instant share of
+    10 % may draw fewer instant orders than the error-rate check needs. Top up, bounded,
+    until the step holds ``need`` new-side orders and, when ``instant_percent`` is
+    set, ``INSTANT_ORDERS`` instant ones.
     """
     _send(sidecar, prefix, count)
     for round_ in range(5):
         wait_until(lambda: _settled(sidecar), 120, f"{prefix}: every order terminal and compared")
-        missing = need - _new_side_in_step(sidecar)
+        groups = _step_orders(sidecar)
+        missing = need - groups.get("instant", 0) - groups.get("shadow", 0)
+        if instant_percent:
+            missing_instant = INSTANT_ORDERS - groups.get("instant", 0)
+            missing = max(missing, -(-missing_instant * 100 // instant_percent))
         if missing <= 0:
             return
         _send(sidecar, f"{prefix}-topup{round_}", missing)
-    pytest.fail(f"{prefix}: fewer than {need} new-side orders in the step after 5 top-ups")
+    pytest.fail(f"{prefix}: the step is short of orders after 5 top-ups: {groups}")
 
 
 def test_walk_off_shadow_live_complete(sidecar: Sidecar, legacy: str) -> None:
@@ -191,13 +214,13 @@ def test_walk_off_shadow_live_complete(sidecar: Sidecar, legacy: str) -> None:
 
     # live: the gate raises the instant share while the rest stays in shadow.
     wait_until(lambda: _routes_as(sidecar, {"instant", "shadow"}), 15, "routing live")
-    _send_step(sidecar, "live10")
+    _send_step(sidecar, "live10", instant_percent=10)
     half = _advance(sidecar, legacy)
     assert half.returncode == 0, half.stdout + half.stderr
     assert _show(sidecar, legacy)["variants"] == {"instant": 50, "shadow": 50}
 
     # complete: the plan's last step, every order on instant.
-    _send_step(sidecar, "live50")
+    _send_step(sidecar, "live50", instant_percent=50)
     done = _advance(sidecar, legacy)
     assert done.returncode == 0, done.stdout + done.stderr
     state = _show(sidecar, legacy)
