@@ -17,7 +17,10 @@ of CPU numbers:
 - ``auto``: a keeper thread reads ``/proc/stat`` and the process's CPU time every tenth
   of a second. Once the process has used at least 70 % of a core over the last second, it
   is kept on the least busy CPU that others leave room on (at most half busy with theirs,
-  over the last 0.4 s); once it has used under 30 % over a second, it runs anywhere
+  over the last 0.4 s); on a host where the rest use under a fifth of a core, once it has
+  done so over the last 0.3 s (nobody else's bursts to escape from: a routing process
+  whose busy moments come with its legacy app's or intake's, as on a shared host, is
+  judged over the second). Once it has used under 30 % over a second, it runs anywhere
   again. When others use more than a quarter of its CPU (over 0.4 s), it moves to a CPU
   at most half busy, or, with none, runs anywhere and is not kept again for 2 s (doubled
   after each such crowding, up to a minute; reset once a CPU has held for a minute).
@@ -59,6 +62,8 @@ OFF = "off"
 WINDOW_S = 0.1
 SPAN_WINDOWS = 4  # others' use of the CPUs is judged over this many windows
 BUSY_WINDOWS = 10  # the process's own use is judged over this many
+QUICK_WINDOWS = 3  # ... or over this many, when the rest of the host is quiet
+QUIET_OTHERS = 0.2  # cores the rest of the host uses, at most, for the quick judgement
 BUSY_SHARE = 0.7  # of one core, over BUSY_WINDOWS: the process is kept on one CPU
 IDLE_SHARE = 0.3  # under it, over BUSY_WINDOWS: it runs anywhere again
 FOREIGN_MAX = 0.25  # others' share of the process's CPU that makes it move
@@ -153,29 +158,48 @@ class AffinityKeeper:
         """Pin, move or release the process from the readings so far, ``sample`` the last.
 
         Its own use is judged over the last :data:`BUSY_WINDOWS` (a second: bursts of a
-        lightly loaded process do not pin it), others' use of the CPUs over the last
-        :data:`SPAN_WINDOWS` (/proc/stat counts 10 ms ticks: one window is too coarse).
+        lightly loaded process do not pin it), or over the last :data:`QUICK_WINDOWS` while
+        the rest of the host uses under :data:`QUIET_OTHERS` of a core; others' use of the
+        CPUs over the last :data:`SPAN_WINDOWS` (/proc/stat counts 10 ms ticks: one
+        window is too coarse).
         """
         self._samples.append(sample)
-        if len(self._samples) <= BUSY_WINDOWS:
+        if len(self._samples) <= QUICK_WINDOWS:
             return
-        ours = _ours(self._samples[0], sample)
-        recent = self._samples[-1 - SPAN_WINDOWS]
+        recent = self._samples[max(0, len(self._samples) - 1 - SPAN_WINDOWS)]
         ours_span = _ours(recent, sample)
         busy = _busy(recent, sample, self._allowed)
-        if ours is None or ours_span is None or not busy:
+        if ours_span is None or not busy:
             return
         if self.cpu is None:
-            if ours >= BUSY_SHARE and sample.at_s >= self._retry_at_s:
+            if sample.at_s >= self._retry_at_s and self._busy_enough(sample):
                 self._pin_if_room(busy, ours_span, sample.at_s)
             return
+        ours = _ours(self._samples[0], sample)
         foreign = busy.get(self.cpu, 0.0) - ours_span
         if foreign > FOREIGN_MAX:
             self._crowded(busy, foreign, sample.at_s)
-        elif ours < IDLE_SHARE and sample.at_s - self._pinned_at_s >= BUSY_WINDOWS * WINDOW_S:
+        elif (
+            ours is not None
+            and ours < IDLE_SHARE
+            and sample.at_s - self._pinned_at_s >= BUSY_WINDOWS * WINDOW_S
+        ):
             self._release("idle", sample.at_s)
         elif sample.at_s - self._pinned_at_s > RETRY_MAX_S:
             self._retry_s = RETRY_FIRST_S  # this CPU has held for a while
+
+    def _busy_enough(self, sample: CpuSample) -> bool:
+        """Busy over the last second, or over the last few windows on an otherwise quiet host."""
+        if len(self._samples) > BUSY_WINDOWS:
+            ours = _ours(self._samples[0], sample)
+            if ours is not None and ours >= BUSY_SHARE:
+                return True
+        quick = self._samples[-1 - QUICK_WINDOWS]
+        ours_quick = _ours(quick, sample)
+        if ours_quick is None or ours_quick < BUSY_SHARE:
+            return False
+        others = sum(_busy(quick, sample, self._allowed).values()) - ours_quick
+        return others < QUIET_OTHERS
 
     def _pin_if_room(self, busy: dict[int, float], ours: float, at_s: float) -> None:
         """Pin to the least busy CPU if others leave it room (ours counted as spread)."""
