@@ -99,6 +99,12 @@ def exchanges(
     yield client.post("/_strangler/notifications", json={"order_id": "x"}, headers=AUTH)
     yield client.post("/_strangler/notifications", json=ORDER)
     yield client.post("/_strangler/notifications", data="x" * 70_000, headers=AUTH)
+    cross_site = {**AUTH, "Origin": "https://elsewhere.example"}
+    yield client.post("/_strangler/notifications", json=ORDER, headers=cross_site)
+    yield client.post("/_strangler/gate", headers=cross_site)
+    yield client.put(
+        "/_strangler/rollout", json={"percentage": 30, "reason": "r"}, headers=cross_site
+    )
     order_2 = json.dumps({**ORDER, "order_id": "o-2"})
     yield client.post("/_strangler/sns", data=json.dumps(signer.notification(order_2)), **sns)
     yield client.post("/_strangler/sns", data=json.dumps(signer.notification(order_2)), **sns)
