@@ -146,7 +146,7 @@ class Transport:
         self.base_url = base_url
         self.breaker = breaker
         self._timeouts = (connect_timeout, read_timeout)
-        self._pool = _Pool(base_url, urllib3.Timeout(connect_timeout, read_timeout), pool_size)
+        self._pool = _Pool(base_url, urllib3.Timeout(connect=connect_timeout, read=read_timeout), pool_size)
         self._headers = dict(_HEADERS)
         if credentials is not None:
             self._headers["Authorization"] = credentials.header
