@@ -248,3 +248,20 @@ def test_an_app_that_accepts_no_connection_times_out_every_attempt(clock: FakeCl
         assert e.value.attempts == 2
         for waiting in queued:
             waiting.close()
+
+
+def test_an_environment_proxy_carries_the_calls(app: App, monkeypatch: pytest.MonkeyPatch) -> None:
+    """HTTP_PROXY, read when the client is built, carries its calls (absolute-form
+    requests); NO_PROXY naming the app's host sends them straight to it."""
+    monkeypatch.setenv("HTTP_PROXY", app.url)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    with LegacyClient("http://legacy.test:8001", token="t") as legacy:
+        legacy.get_order("ord-1")
+    assert app.seen[0].path == "http://legacy.test:8001/orders/ord-1"
+    assert app.seen[0].headers["authorization"] == "Bearer t"
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    with LegacyClient(app.url) as legacy:
+        legacy.get_order("ord-1")
+    assert app.seen[1].path == "/orders/ord-1"
