@@ -146,7 +146,8 @@ class Transport:
         self.base_url = base_url
         self.breaker = breaker
         self._timeouts = (connect_timeout, read_timeout)
-        self._pool = _Pool(base_url, urllib3.Timeout(connect=connect_timeout, read=read_timeout), pool_size)
+        timeout = urllib3.Timeout(connect=connect_timeout, read=read_timeout)
+        self._pool = _Pool(base_url, timeout, pool_size)
         self._headers = dict(_HEADERS)
         if credentials is not None:
             self._headers["Authorization"] = credentials.header
@@ -319,7 +320,10 @@ class _Pool:
         return response
 
     def close(self) -> None:
+        """Close the kept connections; a later call opens a new one (as with requests)."""
         self._manager.clear()
+        if not isinstance(self._target, urllib3.PoolManager):
+            self._target = self._manager.connection_from_url(self._base_url)
 
     def _with_cookies(self, url: str, headers: dict[str, str]) -> dict[str, str]:
         # A request for the cookie jar only (nothing is opened): the base is http(s).

@@ -41,7 +41,7 @@ class App:
     accepted: int = 0
     closed: int = 0
     # Per request: "answer", "silent" (hold it unanswered), "drop" (close, no answer).
-    behaviour: Callable[[int], str] = lambda index: "answer"
+    behaviour: Callable[[int], str] = lambda _index: "answer"
     close_after_answer: bool = False
     release: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -197,7 +197,7 @@ def test_a_connection_the_app_closed_is_replaced_not_failed(app: App) -> None:
 def test_a_silent_app_times_out_every_attempt(app: App, clock: FakeClock) -> None:
     """An app that takes a request and never answers: each attempt gives up after the
     read timeout, the call after its retries, saying how long it waited."""
-    app.behaviour = lambda index: "silent"
+    app.behaviour = lambda _index: "silent"
     legacy = LegacyClient(app.url, read_timeout=0.2, retries=1, sleep=clock.sleep)
     started = time.monotonic()
     with legacy, pytest.raises(LegacyUnavailable, match=r"no answer within 0\.2s") as caught:
@@ -220,7 +220,7 @@ def test_a_dropped_connection_is_retried_on_a_new_one(app: App, clock: FakeClock
 def test_a_dropped_connection_without_retries_is_unavailable(app: App) -> None:
     """A call sent once (a job run) on a connection the app drops raises LegacyUnavailable
     with the broken connection as its cause."""
-    app.behaviour = lambda index: "drop"
+    app.behaviour = lambda _index: "drop"
     with LegacyClient(app.url) as legacy, pytest.raises(LegacyUnavailable) as caught:
         legacy.run_job("fraud_scan")
     assert "connection failed" in str(caught.value)
@@ -265,3 +265,14 @@ def test_an_environment_proxy_carries_the_calls(app: App, monkeypatch: pytest.Mo
     with LegacyClient(app.url) as legacy:
         legacy.get_order("ord-1")
     assert app.seen[1].path == "/orders/ord-1"
+
+
+def test_close_releases_the_connections(app: App) -> None:
+    """close() closes the kept connection; a call after it opens a new one."""
+    legacy = LegacyClient(app.url)
+    legacy.get_order("ord-1")
+    legacy.close()
+    wait_until(lambda: app.closed == 1, 5, "the app seeing the connection closed")
+    legacy.get_order("ord-1")
+    legacy.close()
+    assert [seen.connection for seen in app.seen] == [1, 2]
