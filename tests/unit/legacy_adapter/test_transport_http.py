@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
@@ -57,11 +58,6 @@ def _handler(app: App) -> type[BaseHTTPRequestHandler]:
             with app.lock:
                 app.accepted += 1
                 self.connection_number = app.accepted
-
-        def finish(self) -> None:
-            super().finish()
-            with app.lock:
-                app.closed += 1
 
         def log_message(self, format: str, *args: object) -> None:
             """Quiet."""
@@ -115,11 +111,26 @@ def _payload(path: str) -> bytes:
     return json.dumps(order_json()).encode()
 
 
+class _Server(ThreadingHTTPServer):
+    """Counts a connection closed once its socket is (not when its handler returns)."""
+
+    def __init__(
+        self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], app: App
+    ) -> None:
+        super().__init__(address, handler)
+        self.app = app
+
+    def shutdown_request(self, request: Any) -> None:
+        super().shutdown_request(request)
+        with self.app.lock:
+            self.app.closed += 1
+
+
 @pytest.fixture
 def app() -> Iterator[App]:
     """The app, serving on a free loopback port until the test ends."""
     state = App()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
+    server = _Server(("127.0.0.1", 0), _handler(state), state)
     server.daemon_threads = True
     state.url = f"http://127.0.0.1:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
