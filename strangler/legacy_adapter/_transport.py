@@ -1,13 +1,12 @@
-"""HTTP to the legacy app: one pooled session, timeouts, bounded retries, the breaker.
+"""HTTP to the legacy app: one urllib3 connection pool, timeouts, bounded retries, the breaker.
 
-This is the one place where ``requests`` errors are translated into the adapter's own
-(``raise ... from exc``); nothing above it sees a ``requests`` exception.
+This is the one place where HTTP errors are translated into the adapter's own
+(``raise ... from exc``); nothing above it sees a ``urllib3`` exception.
 
-With the transport's own session, each call is a ``PreparedRequest`` built here from
-headers, URL and send options settled once (``Session.send``), rather than
-``Session.request``, which merges the session's settings into every call (about a third
-of requests' CPU per call, measured: see docs/BENCHMARKS.md, head_of_line). A session
-passed in is used as ``requests`` uses it, its settings merged on every call.
+Each call goes straight to urllib3's pool (``urlopen``), with headers, URL prefix and
+timeouts settled once: ``requests`` added a Session, a prepared request, an adapter, a
+Response and cookie bookkeeping to every call, about a third of a call's CPU in the
+routing process (measured: docs/BENCHMARKS.md, head_of_line).
 """
 
 from __future__ import annotations
@@ -15,15 +14,21 @@ from __future__ import annotations
 import copy
 import json
 import time
+import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from http.cookiejar import CookieJar
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-import requests
 import structlog
-from requests.adapters import HTTPAdapter
-from requests.structures import CaseInsensitiveDict
+import urllib3
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    HTTPError,
+    NewConnectionError,
+    ReadTimeoutError,
+)
 
 from strangler.backoff import Backoff
 from strangler.legacy_adapter.breaker import CircuitBreaker
@@ -34,7 +39,7 @@ from strangler.legacy_adapter.exceptions import (
     LegacyUnavailable,
 )
 
-__all__ = ["ORDER_SCOPED_ERRORS", "Answer", "BearerAuth", "Transport"]
+__all__ = ["ORDER_SCOPED_ERRORS", "Answer", "Credentials", "Transport"]
 
 _log = structlog.get_logger()
 _MAX_BACKOFF_S = 2.0
@@ -42,20 +47,41 @@ _MAX_BACKOFF_S = 2.0
 # payment gateway for that card): the app answered, so they do not count against it in
 # the circuit breaker, or a gateway failing for some cards would stop every order.
 ORDER_SCOPED_ERRORS = frozenset({"payment_gateway_error"})
+# As requests sent them, but for the User-Agent.
+_HEADERS = {
+    "User-Agent": "strangler-legacy-adapter",
+    "Accept-Encoding": "gzip, deflate",
+    "Accept": "application/json",
+    "Connection": "keep-alive",
+}
 
 
-class BearerAuth(requests.auth.AuthBase):
-    """``Authorization: Bearer <token>``; the token stays out of ``repr``."""
+class Credentials:
+    """The ``Authorization`` header's value; it stays out of ``repr``."""
 
-    def __init__(self, token: str) -> None:
-        self._token = token
+    __slots__ = ("_header",)
 
-    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        request.headers["Authorization"] = f"Bearer {self._token}"
-        return request
+    def __init__(self, header: str) -> None:
+        self._header = header
+
+    @classmethod
+    def bearer(cls, token: str) -> Credentials:
+        """``Authorization: Bearer <token>``."""
+        return cls(f"Bearer {token}")
+
+    @classmethod
+    def basic(cls, user: str, password: str) -> Credentials:
+        """``Authorization: Basic ...`` (latin-1, as browsers and requests encode it)."""
+        header = urllib3.util.make_headers(basic_auth=f"{user}:{password}")["authorization"]
+        return cls(header)
+
+    @property
+    def header(self) -> str:
+        """The header's value."""
+        return self._header
 
     def __repr__(self) -> str:
-        return "BearerAuth(token=<hidden>)"
+        return "Credentials(<hidden>)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,8 +126,7 @@ class Transport:
         self,
         base_url: str,
         *,
-        auth: requests.auth.AuthBase | None,
-        session: requests.Session | None,
+        credentials: Credentials | None,
         connect_timeout: float,
         read_timeout: float,
         retries: int,
@@ -120,30 +145,32 @@ class Transport:
             raise ValueError(f"backoff_s must be 0 or more, got {backoff_s}")
         self.base_url = base_url
         self.breaker = breaker
-        self._auth = auth
-        self._owns_session = session is None
-        self._session = session or _pooled_session(base_url, pool_size)
-        self._timeout = (connect_timeout, read_timeout)
-        self._prepared = _Prepared(self._session, base_url) if session is None else None
+        self._timeouts = (connect_timeout, read_timeout)
+        timeout = urllib3.Timeout(connect=connect_timeout, read=read_timeout)
+        self._pool = _Pool(base_url, timeout, pool_size)
+        self._headers = dict(_HEADERS)
+        if credentials is not None:
+            self._headers["Authorization"] = credentials.header
+        self._owns_pool = True
         self._retries = retries
         self._backoff_policy = Backoff(backoff_s, _MAX_BACKOFF_S, jitter=(0.5, 1.0))
         self._sleep = sleep
 
     def close(self) -> None:
-        """Close the session if this transport created it."""
-        if self._owns_session:
-            self._session.close()
+        """Close the pooled connections, unless this is a view of another transport."""
+        if self._owns_pool:
+            self._pool.close()
 
     @property
     def silent_attempt_s(self) -> float:
         """The longest one attempt waits on a silent legacy app: connect plus read timeout."""
-        return self._timeout[0] + self._timeout[1]
+        return self._timeouts[0] + self._timeouts[1]
 
     def single_attempt(self) -> Transport:
-        """A transport sharing this one's session and breaker that never retries a call."""
+        """A transport sharing this one's pool and breaker that never retries a call."""
         view = copy.copy(self)
         view._retries = 0
-        view._owns_session = False
+        view._owns_pool = False
         return view
 
     def call(
@@ -184,26 +211,36 @@ class Transport:
     def _attempts(self, request: _Request) -> Answer:
         what = f"{request.method} {request.path}"
         attempts = 1 + (self._retries if request.retry else 0)
+        url = request.path
+        if request.params:
+            url += "?" + urlencode(request.params)
+        headers = dict(self._headers)
+        if request.idempotency_key is not None:
+            headers["Idempotency-Key"] = request.idempotency_key
+        body = None
+        if request.body is not None:
+            body = json.dumps(request.body, allow_nan=False).encode("utf-8")
+            headers["Content-Type"] = "application/json"
         failure: LegacyUnavailable | None = None
         for attempt in range(1, attempts + 1):
             if attempt > 1:
                 self._sleep(self._backoff(attempt - 1))
             try:
-                response = self._send(request)
-            except requests.RequestException as exc:
+                response = self._pool.send(request.method, url, body, headers)
+            except HTTPError as exc:
                 failure = LegacyUnavailable(
-                    f"legacy app unavailable: {what}: {_describe(exc, self._timeout)}",
+                    f"legacy app unavailable: {what}: {_describe(exc, self._timeouts)}",
                     attempts=attempt,
                 )
                 failure.__cause__ = exc
             else:
-                if response.status_code < 500:
+                if response.status < 500:
                     return _decode(what, response)
                 code = _error_code(response)
                 failure = LegacyUnavailable(
-                    f"legacy app unavailable: {what}: HTTP {response.status_code}"
+                    f"legacy app unavailable: {what}: HTTP {response.status}"
                     f"{f' ({code})' if code else ''}",
-                    status=response.status_code,
+                    status=response.status,
                     attempts=attempt,
                     code=code,
                 )
@@ -225,114 +262,124 @@ class Transport:
         )
         raise failure
 
-    def _send(self, request: _Request) -> requests.Response:
-        """One HTTP request: prepared here with the transport's own session, else by
-        ``requests`` with the session passed in (its headers, cookies and hooks merged)."""
-        if self._prepared is not None:
-            prepared = self._prepared.request(request, self._auth)
-            return self._session.send(prepared, timeout=self._timeout, **self._prepared.options)
-        headers = {"Accept": "application/json"}
-        if request.idempotency_key is not None:
-            headers["Idempotency-Key"] = request.idempotency_key
-        return self._session.request(
-            request.method,
-            self.base_url + request.path,
-            params=request.params,
-            json=request.body,
-            headers=headers,
-            auth=self._auth,
-            timeout=self._timeout,
-            allow_redirects=False,
-        )
-
     def _backoff(self, retry_number: int) -> float:
         """Exponential backoff with jitter: about backoff_s, 2x, 4x ... capped at 2 s."""
         return self._backoff_policy.delay_s(retry_number)
 
 
-def _pooled_session(base_url: str, pool_size: int) -> requests.Session:
-    """A session for one app. Proxy variables (HTTP_PROXY, NO_PROXY...) are read once here
-    rather than on every call, which costs about half a millisecond per call; ~/.netrc is
-    not consulted (credentials come from settings only)."""
-    session = requests.Session()
-    session.trust_env = False
-    session.proxies.update(requests.utils.get_environ_proxies(base_url))
-    adapter = HTTPAdapter(pool_connections=2, pool_maxsize=pool_size, max_retries=0)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    return session
+class _Pool:
+    """The connections to one app: keep-alive, at most ``size`` kept, none retried by
+    urllib3 (the transport retries), redirects returned, not followed; cookies the app
+    sets (a load balancer's affinity, say) go back to it."""
 
-
-class _Prepared:
-    """Builds the transport's requests for its own session, whose settings (headers,
-    proxies, TLS verification) are fixed when it is made: merged here once, not per call."""
-
-    def __init__(self, session: requests.Session, base_url: str) -> None:
-        # requests' own URL checks and normalisation, once for the base; the paths are
-        # quoted by the client and the query encoded as requests encodes it.
-        base = requests.PreparedRequest()
-        base.prepare_url(base_url, None)
-        assert base.url is not None
-        self._base = base.url.rstrip("/")
-        # The session's own headers are requests' defaults (it is never given others).
-        self._headers = {**requests.utils.default_headers(), "Accept": "application/json"}
-        self._cookies = session.cookies
-        self.options: dict[str, Any] = {
-            "allow_redirects": False,
-            "stream": False,
-            "verify": session.verify,
-            "cert": session.cert,
-            "proxies": dict(session.proxies),
+    def __init__(self, base_url: str, timeout: urllib3.Timeout, size: int) -> None:
+        parts = urlsplit(base_url)
+        options: dict[str, Any] = {
+            "num_pools": 2,
+            "maxsize": size,
+            "timeout": timeout,
+            "retries": False,
         }
+        if parts.scheme == "https":
+            # The CA bundle requests verified with (certifi's), not the system's.
+            import certifi  # noqa: PLC0415
 
-    def request(
-        self, request: _Request, auth: requests.auth.AuthBase | None
-    ) -> requests.PreparedRequest:
-        """``request`` as requests would prepare it from ``Session.request``."""
-        headers = CaseInsensitiveDict(self._headers)
-        if request.idempotency_key is not None:
-            headers["Idempotency-Key"] = request.idempotency_key
-        body = None
-        if request.body is not None:
-            body = json.dumps(request.body, allow_nan=False).encode("utf-8")
-            headers["Content-Type"] = "application/json"
-            headers["Content-Length"] = str(len(body))
-        elif request.method not in ("GET", "HEAD"):
-            headers["Content-Length"] = "0"
-        prepared = requests.PreparedRequest()
-        prepared.method = request.method
-        prepared.url = self._base + request.path
-        if request.params:
-            prepared.url += "?" + urlencode(request.params)
-        prepared.headers = headers
-        prepared.body = body
-        # Cookies the app set on this session go back to it, as with Session.request.
-        prepared.prepare_cookies(self._cookies)
-        return auth(prepared) if auth is not None else prepared
+            options["ca_certs"] = certifi.where()
+        proxy = _environment_proxy(base_url, parts.scheme)
+        self._manager: urllib3.PoolManager
+        self._target: urllib3.PoolManager | urllib3.HTTPConnectionPool
+        if proxy is None:
+            self._manager = urllib3.PoolManager(**options)
+            # Straight to the host's pool, with its path: no per-call URL parsing.
+            self._target = self._manager.connection_from_url(base_url)
+            self._prefix = parts.path
+        else:
+            self._manager = self._target = urllib3.ProxyManager(proxy, **options)
+            self._prefix = base_url
+        self._base_url = base_url
+        self._timeout = timeout
+        self._cookies = CookieJar()
+
+    def send(
+        self, method: str, url: str, body: bytes | None, headers: dict[str, str]
+    ) -> urllib3.BaseHTTPResponse:
+        """One HTTP exchange, the answer read whole; raises urllib3's HTTPError."""
+        if len(self._cookies):
+            headers = self._with_cookies(url, headers)
+        response = self._target.urlopen(
+            method,
+            self._prefix + url,
+            body=body,
+            headers=headers,
+            retries=False,
+            redirect=False,
+            timeout=self._timeout,
+        )
+        if "Set-Cookie" in response.headers:
+            self._keep_cookies(url, response)
+        return response
+
+    def close(self) -> None:
+        """Close the kept connections; a later call opens a new one (as with requests)."""
+        self._manager.clear()
+        if not isinstance(self._target, urllib3.PoolManager):
+            self._target = self._manager.connection_from_url(self._base_url)
+
+    def _with_cookies(self, url: str, headers: dict[str, str]) -> dict[str, str]:
+        # A request for the cookie jar only (nothing is opened): the base is http(s).
+        request = urllib.request.Request(self._base_url + url)  # noqa: S310
+        self._cookies.add_cookie_header(request)
+        cookie = request.get_header("Cookie")
+        return {**headers, "Cookie": cookie} if cookie else headers
+
+    def _keep_cookies(self, url: str, response: urllib3.BaseHTTPResponse) -> None:
+        request = urllib.request.Request(self._base_url + url)  # noqa: S310
+        self._cookies.extract_cookies(_CookieSource(response.headers), request)  # type: ignore[arg-type]
 
 
-def _decode(what: str, response: requests.Response) -> Answer:
-    if 300 <= response.status_code < 400:
+class _CookieSource:
+    """An answer's headers as http.cookiejar reads them (``info().get_all``)."""
+
+    def __init__(self, headers: Any) -> None:
+        self._headers = headers
+
+    def info(self) -> _CookieSource:
+        return self
+
+    def get_all(self, name: str, default: list[str] | None = None) -> list[str] | None:
+        return list(self._headers.getlist(name)) or default
+
+
+def _environment_proxy(base_url: str, scheme: str) -> str | None:
+    """The proxy the environment (HTTP_PROXY, NO_PROXY...) names for the app, read once."""
+    from requests.utils import get_environ_proxies  # noqa: PLC0415
+
+    return get_environ_proxies(base_url).get(scheme)
+
+
+def _decode(what: str, response: urllib3.BaseHTTPResponse) -> Answer:
+    if 300 <= response.status < 400:
         raise LegacyProtocolError(
-            f"legacy app answered {what} with a redirect (HTTP {response.status_code}); "
+            f"legacy app answered {what} with a redirect (HTTP {response.status}); "
             "check the legacy URL"
         )
     try:
-        body = response.json()
+        body = json.loads(response.data)
     except ValueError as exc:
-        if response.status_code >= 400:
-            return Answer(response.status_code, response.text[:500])
+        text = response.data.decode("utf-8", "replace")
+        if response.status >= 400:
+            return Answer(response.status, text[:500])
         raise LegacyProtocolError(
-            f"legacy app answered {what} with HTTP {response.status_code} "
-            f"and a body that is not JSON: {response.text[:200]!r}"
+            f"legacy app answered {what} with HTTP {response.status} "
+            f"and a body that is not JSON: {text[:200]!r}"
         ) from exc
-    return Answer(response.status_code, body)
+    return Answer(response.status, body)
 
 
-def _error_code(response: requests.Response) -> str | None:
+def _error_code(response: urllib3.BaseHTTPResponse) -> str | None:
     """The app's own error code (``{"error": "..."}``), or None."""
     try:
-        body = response.json()
+        body = json.loads(response.data)
     except ValueError:
         return None
     if isinstance(body, dict) and isinstance(body.get("error"), str):
@@ -340,12 +387,14 @@ def _error_code(response: requests.Response) -> str | None:
     return None
 
 
-def _describe(exc: requests.RequestException, timeout: tuple[float, float]) -> str:
-    if isinstance(exc, requests.ConnectTimeout):
-        return f"no connection within {timeout[0]}s"
-    if isinstance(exc, requests.ReadTimeout):
-        return f"no answer within {timeout[1]}s"
-    if isinstance(exc, requests.ConnectionError):
+def _describe(exc: HTTPError, timeouts: tuple[float, float]) -> str:
+    if isinstance(exc, NewConnectionError):
+        return f"connection failed ({_root_cause(exc)})"
+    if isinstance(exc, ConnectTimeoutError):
+        return f"no connection within {timeouts[0]}s"
+    if isinstance(exc, ReadTimeoutError):
+        return f"no answer within {timeouts[1]}s"
+    if isinstance(exc, urllib3.exceptions.ProtocolError):
         return f"connection failed ({_root_cause(exc)})"
     return f"{type(exc).__name__} ({_root_cause(exc)})"
 

@@ -22,11 +22,10 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-import requests
 import structlog
 
 from strangler.legacy_adapter import _parse
-from strangler.legacy_adapter._transport import Answer, BearerAuth, Transport, split_credentials
+from strangler.legacy_adapter._transport import Answer, Credentials, Transport, split_credentials
 from strangler.legacy_adapter.breaker import CircuitBreaker
 from strangler.legacy_adapter.exceptions import (
     ClaimConflict,
@@ -67,7 +66,6 @@ class LegacyClient:
         *,
         token: str | None = None,
         basic_auth: tuple[str, str] | None = None,
-        session: requests.Session | None = None,
         connect_timeout: float = 1.0,
         read_timeout: float = 5.0,
         retries: int = 3,
@@ -81,19 +79,18 @@ class LegacyClient:
         if token and (basic_auth or url_credentials):
             raise ValueError("give the legacy client a bearer token or basic auth, not both")
         credentials = basic_auth or url_credentials
-        auth: requests.auth.AuthBase | None = None
+        auth: Credentials | None = None
         if token:
-            auth = BearerAuth(token)
+            auth = Credentials.bearer(token)
         elif credentials:
-            auth = requests.auth.HTTPBasicAuth(*credentials)
+            auth = Credentials.basic(*credentials)
         self._auth_kind = "bearer" if token else "basic" if credentials else "none"
         self._client_id = client_id
         self._sleep = sleep
         self._clock = clock
         self._transport = Transport(
             base,
-            auth=auth,
-            session=session,
+            credentials=auth,
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
             retries=retries,
@@ -145,7 +142,7 @@ class LegacyClient:
         return self._transport.silent_attempt_s
 
     def close(self) -> None:
-        """Release pooled connections (an injected session is left open)."""
+        """Release pooled connections (a view from single_attempt leaves them open)."""
         self._transport.close()
 
     def single_attempt(self) -> LegacyClient:

@@ -1,4 +1,4 @@
-"""Errors of the legacy adapter; no ``requests`` exception ever leaves the package::
+"""Errors of the legacy adapter; no ``urllib3`` exception ever leaves the package::
 
 LegacyError                       anything that went wrong talking to the legacy app
  +-- LegacyUnavailable            retryable: refused, timed out, 5xx, breaker open

@@ -7,7 +7,6 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-import responses
 from structlog.testing import capture_logs
 
 from strangler.background.follower import CURSOR_KEY, ROLE, Follower, legacy_steps
@@ -17,6 +16,7 @@ from strangler.legacy_adapter import LegacyClient
 from strangler.legacy_adapter.exceptions import LegacyProtocolError, LegacyUnavailable
 from strangler.orders import Route
 from tests.helpers import wait_until
+from tests.legacy_http import LegacyHTTPMock
 from tests.unit.ledger.support import T0, Clock, make_decision, make_order
 from tests.unit.legacy_adapter.payloads import BASE, order_json
 from tests.unit.routing.fakes import BATCH_FULFILLED, FakeLegacy, legacy_order
@@ -276,20 +276,20 @@ def test_only_the_orders_the_ledger_has_open_are_built(
 
 
 @pytest.fixture
-def mocked() -> Iterator[responses.RequestsMock]:
+def mocked() -> Iterator[LegacyHTTPMock]:
     """A legacy app whose answers the test registers (a real LegacyClient asks it)."""
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+    with LegacyHTTPMock() as mock:
         yield mock
 
 
-def listing_of(mocked: responses.RequestsMock, *orders: dict[str, Any]) -> LegacyClient:
+def listing_of(mocked: LegacyHTTPMock, *orders: dict[str, Any]) -> LegacyClient:
     """A client of a legacy app whose listing (GET /orders) answers ``orders``."""
     mocked.get(f"{BASE}/orders", json={"orders": list(orders), "has_more": False})
     return LegacyClient(BASE, token="t")
 
 
 def test_a_malformed_order_nobody_follows_does_not_stop_the_pass(
-    ledger: SqlLedger, clock: Clock, mocked: responses.RequestsMock
+    ledger: SqlLedger, clock: Clock, mocked: LegacyHTTPMock
 ) -> None:
     """An order that breaks the contract but that the ledger does not follow is skipped
     unparsed: the followed orders on its page are recorded and the cursor moves on."""
@@ -307,7 +307,7 @@ def test_a_malformed_order_nobody_follows_does_not_stop_the_pass(
 
 
 def test_a_malformed_followed_order_fails_the_pass_before_the_cursor_moves(
-    ledger: SqlLedger, clock: Clock, mocked: responses.RequestsMock
+    ledger: SqlLedger, clock: Clock, mocked: LegacyHTTPMock
 ) -> None:
     """A followed order that breaks the contract is not skipped: the pass fails naming the
     field, the cursor stays, and the next pass reads the page again."""

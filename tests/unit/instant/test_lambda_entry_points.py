@@ -1,6 +1,7 @@
 """The Lambda entry points: configured from STRANGLER_* variables, the legacy app over HTTP.
 
-The legacy app is faked at the HTTP layer with ``responses``, so the real adapter runs.
+The legacy app is faked at urllib3's connection pool (tests/legacy_http.py), so the real
+adapter runs.
 """
 
 from __future__ import annotations
@@ -11,11 +12,11 @@ from collections.abc import Iterator
 from types import SimpleNamespace
 
 import pytest
-import responses
 
 from strangler.exceptions import ConfigurationError
 from strangler.instant import dispatcher, handlers
 from strangler.legacy_adapter import LegacyUnavailable
+from tests.legacy_http import LegacyHTTPMock
 
 LEGACY = "http://legacy.test"
 
@@ -44,10 +45,16 @@ def lambda_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[s
     dispatcher._lambda_dispatcher.cache_clear()
 
 
-@responses.activate
-def test_fraud_scan_entry_point_calls_the_legacy_app() -> None:
+@pytest.fixture
+def legacy_app() -> Iterator[LegacyHTTPMock]:
+    """The legacy app, answering what each test registers."""
+    with LegacyHTTPMock() as mock:
+        yield mock
+
+
+def test_fraud_scan_entry_point_calls_the_legacy_app(legacy_app: LegacyHTTPMock) -> None:
     """The module-level handler builds its client from the environment and calls the API."""
-    responses.post(
+    legacy_app.post(
         f"{LEGACY}/orders/o-1/fraud_scan",
         json={
             "order_id": "o-1",
@@ -62,12 +69,11 @@ def test_fraud_scan_entry_point_calls_the_legacy_app() -> None:
     context = SimpleNamespace(aws_request_id="req-1")
     output = handlers.fraud_scan({"order_id": "o-1", "dry_run": False}, context)
     assert (output["decision"], output["details"]) == ("reject", {"reason": "amount_over_limit"})
-    assert json.loads(responses.calls[0].request.body or b"{}") == {"dry_run": False}
+    assert json.loads(legacy_app.calls[0].request.body or b"{}") == {"dry_run": False}
 
 
-@responses.activate
 def test_the_client_is_built_once_per_container(
-    lambda_environment: list[tuple[str, int]],
+    lambda_environment: list[tuple[str, int]], legacy_app: LegacyHTTPMock
 ) -> None:
     """Warm invocations reuse the first invocation's client and logging set-up (at
     STRANGLER_LOG_LEVEL)."""
@@ -79,7 +85,7 @@ def test_the_client_is_built_once_per_container(
         "replayed": False,
         "order": {},
     }
-    responses.post(f"{LEGACY}/orders/o-1/claim", json=body)
+    legacy_app.post(f"{LEGACY}/orders/o-1/claim", json=body)
     handlers.claim({"order_id": "o-1", "dry_run": False}, None)
     first = handlers._lambda_handlers()
     handlers.claim({"order_id": "o-1", "dry_run": False}, None)
@@ -87,10 +93,9 @@ def test_the_client_is_built_once_per_container(
     assert lambda_environment == [("json", logging.DEBUG)]
 
 
-@responses.activate
-def test_an_unavailable_legacy_app_raises_the_retryable_error() -> None:
+def test_an_unavailable_legacy_app_raises_the_retryable_error(legacy_app: LegacyHTTPMock) -> None:
     """A 503 reaches Step Functions as LegacyUnavailable, which the definition retries."""
-    responses.post(f"{LEGACY}/orders/o-1/fulfill", status=503, json={"error": "unavailable"})
+    legacy_app.post(f"{LEGACY}/orders/o-1/fulfill", status=503, json={"error": "unavailable"})
     with pytest.raises(LegacyUnavailable):
         handlers.fulfill({"order_id": "o-1", "dry_run": False}, None)
 

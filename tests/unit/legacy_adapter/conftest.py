@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-import responses
 
 from strangler.legacy_adapter import CircuitBreaker, LegacyClient
+from tests.legacy_http import LegacyHTTPMock
 from tests.unit.legacy_adapter.payloads import BASE
 
 
@@ -27,9 +27,9 @@ class FakeClock:
 
 
 @pytest.fixture
-def mocked() -> Iterator[responses.RequestsMock]:
+def mocked() -> Iterator[LegacyHTTPMock]:
     """Every HTTP request is answered by what the test registers; others fail."""
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+    with LegacyHTTPMock() as mock:
         yield mock
 
 

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-import requests
-import responses
+from urllib3.exceptions import ProtocolError
 
 from strangler.legacy_adapter import (
     BreakerState,
@@ -14,6 +13,7 @@ from strangler.legacy_adapter import (
     LegacyRejected,
     LegacyUnavailable,
 )
+from tests.legacy_http import LegacyHTTPMock
 from tests.unit.legacy_adapter.conftest import FakeClock
 from tests.unit.legacy_adapter.payloads import BASE, error_json, order_json
 
@@ -106,10 +106,10 @@ def test_the_client_fails_fast_while_open_and_recovers(clock: FakeClock) -> None
     closes it again."""
     cb = CircuitBreaker(failure_threshold=5, reset_timeout_s=5, clock=clock)
     with (
-        responses.RequestsMock() as mock,
+        LegacyHTTPMock() as mock,
         LegacyClient(BASE, retries=0, breaker=cb, sleep=clock.sleep) as legacy,
     ):
-        mock.get(ORDER_URL, body=requests.ConnectionError("down"))
+        mock.get(ORDER_URL, body=ProtocolError("down", OSError("down")))
         for _ in range(5):
             with pytest.raises(LegacyUnavailable):
                 legacy.get_order("ord-1")
@@ -118,7 +118,7 @@ def test_the_client_fails_fast_while_open_and_recovers(clock: FakeClock) -> None
             legacy.get_order("ord-1")
         assert len(mock.calls) == 5
         clock.now += 5
-        mock.replace(responses.GET, ORDER_URL, json=order_json())
+        mock.replace(mock.GET, ORDER_URL, json=order_json())
         assert legacy.get_order("ord-1").order_id == "ord-1"
         assert cb.state is BreakerState.CLOSED
 
@@ -126,7 +126,7 @@ def test_the_client_fails_fast_while_open_and_recovers(clock: FakeClock) -> None
 def test_rejections_do_not_open_the_breaker(clock: FakeClock) -> None:
     """4xx answers show the app is up: they never count as failures."""
     cb = CircuitBreaker(failure_threshold=2, clock=clock)
-    with responses.RequestsMock() as mock, LegacyClient(BASE, breaker=cb) as legacy:
+    with LegacyHTTPMock() as mock, LegacyClient(BASE, breaker=cb) as legacy:
         mock.get(ORDER_URL, json=error_json("invalid_request"), status=400)
         for _ in range(3):
             with pytest.raises(LegacyRejected):
@@ -146,7 +146,7 @@ def test_only_app_failures_open_the_breaker(
     closed (the app answered); any other 5xx counts against the app."""
     cb = CircuitBreaker(failure_threshold=2, clock=clock)
     pay_url = f"{ORDER_URL}/authorize_payment"
-    with responses.RequestsMock() as mock, LegacyClient(BASE, retries=0, breaker=cb) as legacy:
+    with LegacyHTTPMock() as mock, LegacyClient(BASE, retries=0, breaker=cb) as legacy:
         mock.post(pay_url, json=error_json(code), status=502)
         for _ in range(2):
             with pytest.raises(LegacyUnavailable) as raised:
@@ -159,7 +159,7 @@ def test_a_retried_success_counts_once_as_success(clock: FakeClock) -> None:
     """The breaker hears one outcome per call: failures inside a call's retries don't count."""
     cb = CircuitBreaker(failure_threshold=2, clock=clock)
     with (
-        responses.RequestsMock() as mock,
+        LegacyHTTPMock() as mock,
         LegacyClient(BASE, retries=3, breaker=cb, sleep=clock.sleep) as legacy,
     ):
         for _ in range(3):

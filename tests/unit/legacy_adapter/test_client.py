@@ -9,9 +9,21 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-import requests
-import responses
+import urllib3
 from structlog.testing import capture_logs
+from urllib3.exceptions import (
+    ClosedPoolError,
+    ConnectTimeoutError,
+    DecodeError,
+    HeaderParsingError,
+    IncompleteRead,
+    NameResolutionError,
+    NewConnectionError,
+    ProtocolError,
+    ProxyError,
+    ReadTimeoutError,
+    SSLError,
+)
 
 from strangler.legacy_adapter import (
     ClaimConflict,
@@ -26,6 +38,7 @@ from strangler.legacy_adapter import (
 from strangler.orders import OrderNotification
 from strangler.settings import Settings
 from tests.helpers import free_port
+from tests.legacy_http import LegacyHTTPMock
 from tests.unit.legacy_adapter.conftest import FakeClock
 from tests.unit.legacy_adapter.payloads import (
     BASE,
@@ -41,7 +54,7 @@ ANY_PATH = re.compile(re.escape(BASE) + r"/.*")
 
 
 def test_create_order_sends_the_notification_with_a_stable_key(
-    client: LegacyClient, mocked: responses.RequestsMock
+    client: LegacyClient, mocked: LegacyHTTPMock
 ) -> None:
     """create_order posts the notification's fields with Idempotency-Key client:create:id."""
     mocked.post(f"{BASE}/orders", json=order_json(), status=201)
@@ -62,7 +75,7 @@ def test_create_order_sends_the_notification_with_a_stable_key(
 
 
 def test_create_without_order_id_retries_with_one_key(
-    client: LegacyClient, mocked: responses.RequestsMock
+    client: LegacyClient, mocked: LegacyHTTPMock
 ) -> None:
     """Without an order id, every retry of the create carries the same generated key."""
     mocked.post(f"{BASE}/orders", json=error_json("internal"), status=500)
@@ -74,7 +87,7 @@ def test_create_without_order_id_retries_with_one_key(
     assert keys.pop().startswith("strangler:create:")
 
 
-def test_get_order_parses_every_field(client: LegacyClient, mocked: responses.RequestsMock) -> None:
+def test_get_order_parses_every_field(client: LegacyClient, mocked: LegacyHTTPMock) -> None:
     """An Order object becomes a LegacyOrder with typed timestamps and history records."""
     at = "2025-01-31T12:00:01.000000Z"
     mocked.get(
@@ -120,9 +133,7 @@ def test_get_order_parses_every_field(client: LegacyClient, mocked: responses.Re
     assert (order.city, order.currency, order.amount_cents) == ("boston", "USD", 2500)
 
 
-def test_unknown_order_raises_order_not_found(
-    client: LegacyClient, mocked: responses.RequestsMock
-) -> None:
+def test_unknown_order_raises_order_not_found(client: LegacyClient, mocked: LegacyHTTPMock) -> None:
     """A 404 becomes OrderNotFound carrying the order id, status and body; no retry."""
     mocked.get(ORDER_URL, json=error_json("not_found"), status=404)
     with pytest.raises(OrderNotFound) as caught:
@@ -135,15 +146,13 @@ def test_unknown_order_raises_order_not_found(
     assert len(mocked.calls) == 1
 
 
-def test_order_ids_are_escaped_in_paths(
-    client: LegacyClient, mocked: responses.RequestsMock
-) -> None:
+def test_order_ids_are_escaped_in_paths(client: LegacyClient, mocked: LegacyHTTPMock) -> None:
     """An order id with a slash stays one path segment."""
     mocked.get(f"{BASE}/orders/a%2Fb", json=order_json(order_id="a/b"))
     assert client.get_order("a/b").order_id == "a/b"
 
 
-def test_list_orders_sends_filters(client: LegacyClient, mocked: responses.RequestsMock) -> None:
+def test_list_orders_sends_filters(client: LegacyClient, mocked: LegacyHTTPMock) -> None:
     """Filters go out as query parameters; updated_since in UTC with a Z."""
     mocked.get(f"{BASE}/orders", json={"orders": [order_json()], "has_more": False})
     since = datetime(2025, 1, 31, 13, 0, tzinfo=timezone(timedelta(hours=1)))
@@ -160,7 +169,7 @@ def test_list_orders_sends_filters(client: LegacyClient, mocked: responses.Reque
 
 
 def test_orders_updated_since_none_asks_from_the_start(
-    client: LegacyClient, mocked: responses.RequestsMock
+    client: LegacyClient, mocked: LegacyHTTPMock
 ) -> None:
     """Following from nothing sends no updated_since."""
     mocked.get(f"{BASE}/orders", json={"orders": [], "has_more": False})
@@ -169,7 +178,7 @@ def test_orders_updated_since_none_asks_from_the_start(
 
 
 def test_orders_listed_since_checks_the_rest_of_an_order_when_it_is_built(
-    client: LegacyClient, mocked: responses.RequestsMock
+    client: LegacyClient, mocked: LegacyHTTPMock
 ) -> None:
     """A listing entry's id and update time are read on arrival; the rest of the order is
     checked only by ``order()``, so a broken order fails only the reader that builds it."""
@@ -191,7 +200,7 @@ def test_orders_listed_since_checks_the_rest_of_an_order_when_it_is_built(
     ids=["order-id", "updated-at", "no-updated-at"],
 )
 def test_a_listing_entry_without_its_id_or_time_fails_the_page(
-    client: LegacyClient, mocked: responses.RequestsMock, broken: dict[str, object]
+    client: LegacyClient, mocked: LegacyHTTPMock, broken: dict[str, object]
 ) -> None:
     """Without an order's id and update time a reader cannot skip it nor move its cursor."""
     mocked.get(f"{BASE}/orders", json={"orders": [order_json(**broken)], "has_more": False})
@@ -209,7 +218,7 @@ def test_a_listing_entry_without_its_id_or_time_fails_the_page(
     ids=["naive-since", "limit-zero", "limit-big"],
 )
 def test_list_orders_refuses_bad_arguments(
-    client: LegacyClient, mocked: responses.RequestsMock, kwargs: dict, message: str
+    client: LegacyClient, mocked: LegacyHTTPMock, kwargs: dict, message: str
 ) -> None:
     """Caller mistakes are ValueErrors that say what to pass; nothing is sent."""
     with pytest.raises(ValueError, match=message):
@@ -220,15 +229,15 @@ def test_list_orders_refuses_bad_arguments(
 @pytest.mark.parametrize(
     ("error", "text"),
     [
-        (requests.ConnectTimeout("slow"), "no connection within 1.0s"),
-        (requests.ReadTimeout("slow"), "no answer within 5.0s"),
-        (requests.ConnectionError("reset"), "connection failed"),
+        (ConnectTimeoutError("slow"), "no connection within 1.0s"),
+        (ReadTimeoutError(None, "/orders/ord-1", "slow"), "no answer within 5.0s"),
+        (ProtocolError("Connection aborted.", ConnectionResetError("reset")), "connection failed"),
     ],
     ids=["connect-timeout", "read-timeout", "connection-error"],
 )
 def test_network_failures_are_retried_then_unavailable(
     client: LegacyClient,
-    mocked: responses.RequestsMock,
+    mocked: LegacyHTTPMock,
     clock: FakeClock,
     error: Exception,
     text: str,
@@ -243,9 +252,7 @@ def test_network_failures_are_retried_then_unavailable(
     assert 0.1 <= clock.sleeps[2] <= 0.2
 
 
-def test_5xx_then_success_returns_the_answer(
-    client: LegacyClient, mocked: responses.RequestsMock
-) -> None:
+def test_5xx_then_success_returns_the_answer(client: LegacyClient, mocked: LegacyHTTPMock) -> None:
     """Two 5xx answers then a 200: the call succeeds on its third attempt."""
     mocked.get(ORDER_URL, json=error_json("injected_fault"), status=500)
     mocked.get(ORDER_URL, json=error_json("outage"), status=503)
@@ -256,7 +263,7 @@ def test_5xx_then_success_returns_the_answer(
 
 
 def test_5xx_every_time_is_unavailable_with_the_status(
-    client: LegacyClient, mocked: responses.RequestsMock
+    client: LegacyClient, mocked: LegacyHTTPMock
 ) -> None:
     """Persistent 503s raise LegacyUnavailable with the status and the error code."""
     mocked.get(ORDER_URL, json=error_json("outage"), status=503)
@@ -265,7 +272,7 @@ def test_5xx_every_time_is_unavailable_with_the_status(
     assert (caught.value.status, caught.value.attempts) == (503, 4)
 
 
-def test_job_runs_are_never_retried(client: LegacyClient, mocked: responses.RequestsMock) -> None:
+def test_job_runs_are_never_retried(client: LegacyClient, mocked: LegacyHTTPMock) -> None:
     """A job run is not idempotent: a 500 fails at once, after one attempt."""
     mocked.post(f"{BASE}/jobs/fraud_scan/run", json=error_json("internal"), status=500)
     with pytest.raises(LegacyUnavailable) as caught:
@@ -273,7 +280,7 @@ def test_job_runs_are_never_retried(client: LegacyClient, mocked: responses.Requ
     assert (len(mocked.calls), caught.value.attempts) == (1, 1)
 
 
-def test_run_job_parses_the_run(client: LegacyClient, mocked: responses.RequestsMock) -> None:
+def test_run_job_parses_the_run(client: LegacyClient, mocked: LegacyHTTPMock) -> None:
     """A JobRun answer becomes a JobRun record."""
     mocked.post(f"{BASE}/jobs/fraud_scan/run", json=job_run_json())
     run = client.run_job("fraud_scan")
@@ -285,16 +292,14 @@ def test_run_job_parses_the_run(client: LegacyClient, mocked: responses.Requests
     )
 
 
-def test_unknown_job_is_a_caller_mistake(
-    client: LegacyClient, mocked: responses.RequestsMock
-) -> None:
+def test_unknown_job_is_a_caller_mistake(client: LegacyClient, mocked: LegacyHTTPMock) -> None:
     """Asking for a job that does not exist raises ValueError listing the real ones."""
     with pytest.raises(ValueError, match="fraud_scan, payment_authorization, fulfillment"):
         client.run_job("cleanup")
     assert len(mocked.calls) == 0
 
 
-def test_jobs_lists_schedules(client: LegacyClient, mocked: responses.RequestsMock) -> None:
+def test_jobs_lists_schedules(client: LegacyClient, mocked: LegacyHTTPMock) -> None:
     """GET /jobs becomes JobInfo records with their last run."""
     info = {
         "name": "fraud_scan",
@@ -316,9 +321,7 @@ def test_jobs_lists_schedules(client: LegacyClient, mocked: responses.RequestsMo
     assert len(job.recent_runs) == 1
 
 
-def test_claim_success_conflict_and_replay(
-    client: LegacyClient, mocked: responses.RequestsMock
-) -> None:
+def test_claim_success_conflict_and_replay(client: LegacyClient, mocked: LegacyHTTPMock) -> None:
     """claim is True on 200 (first or replayed) and False on 409; the key is stable."""
     url = f"{ORDER_URL}/claim"
     mocked.post(url, json=claim_json())
@@ -329,17 +332,17 @@ def test_claim_success_conflict_and_replay(
 
 
 def test_claim_retries_on_5xx_with_the_same_key(
-    client: LegacyClient, mocked: responses.RequestsMock
+    client: LegacyClient, mocked: LegacyHTTPMock
 ) -> None:
     """A claim lost to a 5xx is retried with the same key, so a replay answers True."""
     url = f"{ORDER_URL}/claim"
-    mocked.post(url, body=requests.ReadTimeout("lost"))
+    mocked.post(url, body=ReadTimeoutError(None, url, "lost"))
     mocked.post(url, json=claim_json(replayed=True))
     assert client.claim("ord-1") is True
     assert len(mocked.calls) == 2
 
 
-def test_claim_dry_run_sends_no_key(client: LegacyClient, mocked: responses.RequestsMock) -> None:
+def test_claim_dry_run_sends_no_key(client: LegacyClient, mocked: LegacyHTTPMock) -> None:
     """A dry-run claim says whether a claim would succeed, without an idempotency key."""
     mocked.post(f"{ORDER_URL}/claim", json=claim_json("conflict", dry_run=True))
     assert client.claim("ord-1", dry_run=True) is False
@@ -348,9 +351,7 @@ def test_claim_dry_run_sends_no_key(client: LegacyClient, mocked: responses.Requ
     assert json.loads(request.body or b"") == {"dry_run": True}
 
 
-def test_claim_of_an_unknown_order_raises(
-    client: LegacyClient, mocked: responses.RequestsMock
-) -> None:
+def test_claim_of_an_unknown_order_raises(client: LegacyClient, mocked: LegacyHTTPMock) -> None:
     """Claiming an unknown order is an error, not a False."""
     mocked.post(f"{ORDER_URL}/claim", json=error_json("not_found"), status=404)
     with pytest.raises(OrderNotFound):
@@ -368,7 +369,7 @@ def test_claim_of_an_unknown_order_raises(
 )
 def test_steps_return_outcomes(
     client: LegacyClient,
-    mocked: responses.RequestsMock,
+    mocked: LegacyHTTPMock,
     method: str,
     step: str,
     decision: str,
@@ -390,7 +391,7 @@ def test_steps_return_outcomes(
     assert mocked.calls[0].request.headers["Idempotency-Key"] == f"strangler:{step}:ord-1"
 
 
-def test_step_dry_run(client: LegacyClient, mocked: responses.RequestsMock) -> None:
+def test_step_dry_run(client: LegacyClient, mocked: LegacyHTTPMock) -> None:
     """A dry-run step sends dry_run true and no key; the outcome says it was a dry run."""
     mocked.post(
         f"{ORDER_URL}/fulfill",
@@ -403,9 +404,7 @@ def test_step_dry_run(client: LegacyClient, mocked: responses.RequestsMock) -> N
     assert "Idempotency-Key" not in mocked.calls[0].request.headers
 
 
-def test_step_conflict_raises_claim_conflict(
-    client: LegacyClient, mocked: responses.RequestsMock
-) -> None:
+def test_step_conflict_raises_claim_conflict(client: LegacyClient, mocked: LegacyHTTPMock) -> None:
     """A 409 on a step raises ClaimConflict with the contract's code."""
     mocked.post(f"{ORDER_URL}/fraud_scan", json=error_json("not_claimed"), status=409)
     with pytest.raises(ClaimConflict) as caught:
@@ -419,7 +418,7 @@ def test_step_conflict_raises_claim_conflict(
 
 
 def test_an_answer_for_another_step_breaks_the_contract(
-    client: LegacyClient, mocked: responses.RequestsMock
+    client: LegacyClient, mocked: LegacyHTTPMock
 ) -> None:
     """A StepResult for another step than asked raises LegacyProtocolError."""
     mocked.post(f"{ORDER_URL}/fraud_scan", json=step_json("fulfill", "fulfilled", "fulfilled"))
@@ -427,9 +426,7 @@ def test_an_answer_for_another_step_breaks_the_contract(
         client.fraud_scan("ord-1")
 
 
-def test_release_sends_the_reason_cut_to_size(
-    client: LegacyClient, mocked: responses.RequestsMock
-) -> None:
+def test_release_sends_the_reason_cut_to_size(client: LegacyClient, mocked: LegacyHTTPMock) -> None:
     """release posts its reason (cut to 500 characters) with a stable key."""
     mocked.post(f"{ORDER_URL}/release", json=order_json())
     assert client.release("ord-1", "x" * 600) is None
@@ -453,7 +450,7 @@ def test_release_sends_the_reason_cut_to_size(
     ids=["html", "missing-field", "wrong-type", "naive-time", "bad-time", "bad-vouchers", "array"],
 )
 def test_answers_that_break_the_contract(
-    client: LegacyClient, mocked: responses.RequestsMock, body: str, message: str
+    client: LegacyClient, mocked: LegacyHTTPMock, body: str, message: str
 ) -> None:
     """A malformed 200 answer raises LegacyProtocolError saying what is wrong; no retry."""
     mocked.get(ORDER_URL, body=body, content_type="application/json")
@@ -463,7 +460,7 @@ def test_answers_that_break_the_contract(
 
 
 def test_a_4xx_that_is_not_json_is_still_a_rejection(
-    client: LegacyClient, mocked: responses.RequestsMock
+    client: LegacyClient, mocked: LegacyHTTPMock
 ) -> None:
     """A 403 HTML page from a proxy raises LegacyRejected with the text as body."""
     mocked.get(ORDER_URL, body="<h1>Forbidden</h1>", status=403)
@@ -476,9 +473,7 @@ def test_a_4xx_that_is_not_json_is_still_a_rejection(
     )
 
 
-def test_a_redirect_breaks_the_contract(
-    client: LegacyClient, mocked: responses.RequestsMock
-) -> None:
+def test_a_redirect_breaks_the_contract(client: LegacyClient, mocked: LegacyHTTPMock) -> None:
     """A redirect is not followed; it raises LegacyProtocolError pointing at the URL."""
     mocked.get(ORDER_URL, status=302, headers={"Location": "http://elsewhere/"})
     with pytest.raises(LegacyProtocolError, match="check the legacy URL"):
@@ -496,15 +491,18 @@ def test_connection_refused_is_unavailable(clock: FakeClock) -> None:
 @pytest.mark.parametrize(
     "error",
     [
-        requests.ConnectionError("x"),
-        requests.ConnectTimeout("x"),
-        requests.ReadTimeout("x"),
-        requests.exceptions.ChunkedEncodingError("x"),
-        requests.exceptions.ContentDecodingError("x"),
-        requests.exceptions.SSLError("x"),
-        requests.exceptions.TooManyRedirects("x"),
-        requests.exceptions.RetryError("x"),
-        requests.RequestException("x"),
+        ProtocolError("Connection aborted.", ConnectionResetError("x")),
+        NewConnectionError(None, "x"),  # type: ignore[arg-type]
+        NameResolutionError("legacy.test", None, OSError("x")),  # type: ignore[arg-type]
+        ConnectTimeoutError("x"),
+        ReadTimeoutError(None, "/", "x"),  # type: ignore[arg-type]
+        IncompleteRead(10, 20),
+        DecodeError("x"),
+        SSLError("x"),
+        ProxyError("x", OSError("x")),
+        ClosedPoolError(None, "x"),  # type: ignore[arg-type]
+        HeaderParsingError([], b"x"),
+        urllib3.exceptions.HTTPError("x"),
     ],
     ids=lambda e: type(e).__name__,
 )
@@ -523,23 +521,21 @@ def test_connection_refused_is_unavailable(clock: FakeClock) -> None:
     ],
     ids=["get", "list", "create", "claim", "release", "step", "run_job", "jobs", "ping"],
 )
-def test_no_requests_exception_leaks(
+def test_no_urllib3_exception_leaks(
     clock: FakeClock, error: Exception, call: Callable[[LegacyClient], object]
 ) -> None:
-    """Whatever requests raises, every operation raises LegacyUnavailable instead."""
+    """Whatever urllib3 raises, every operation raises LegacyUnavailable instead."""
     legacy = LegacyClient(BASE, retries=1, sleep=clock.sleep)
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock, legacy:
-        for method in (responses.GET, responses.POST):
+    with LegacyHTTPMock() as mock, legacy:
+        for method in (mock.GET, mock.POST):
             mock.add(method, ANY_PATH, body=error)
         with pytest.raises(LegacyUnavailable) as caught:
             call(legacy)
-    assert not isinstance(caught.value, requests.RequestException)
-    assert isinstance(caught.value.__cause__, requests.RequestException)
+    assert not isinstance(caught.value, urllib3.exceptions.HTTPError)
+    assert caught.value.__cause__ is error
 
 
-def test_bearer_token_is_sent_but_never_shown(
-    client: LegacyClient, mocked: responses.RequestsMock
-) -> None:
+def test_bearer_token_is_sent_but_never_shown(client: LegacyClient, mocked: LegacyHTTPMock) -> None:
     """The token goes in the Authorization header, never in repr, logs or error messages."""
     mocked.get(ORDER_URL, json=error_json("outage"), status=503)
     with capture_logs() as logs, pytest.raises(LegacyUnavailable) as caught:
@@ -558,7 +554,7 @@ def test_bearer_token_is_sent_but_never_shown(
     ids=["argument", "in-url"],
 )
 def test_basic_auth_from_argument_or_url(
-    mocked: responses.RequestsMock, url: str, basic_auth: tuple[str, str] | None
+    mocked: LegacyHTTPMock, url: str, basic_auth: tuple[str, str] | None
 ) -> None:
     """Basic credentials, given or taken from the URL, go in the header; the URL loses them."""
     mocked.get(ORDER_URL, json=order_json())
@@ -598,7 +594,7 @@ def test_bad_transport_settings_are_refused(kwargs: dict[str, float]) -> None:
         LegacyClient(BASE, **kwargs)  # type: ignore[arg-type]
 
 
-def test_from_settings_uses_the_legacy_url_and_token(mocked: responses.RequestsMock) -> None:
+def test_from_settings_uses_the_legacy_url_and_token(mocked: LegacyHTTPMock) -> None:
     """from_settings takes STRANGLER_LEGACY_URL and STRANGLER_LEGACY_TOKEN."""
     settings = Settings.from_env({}, legacy_url=BASE, legacy_token="tok-1")
     mocked.get(ORDER_URL, json=order_json())
@@ -607,49 +603,7 @@ def test_from_settings_uses_the_legacy_url_and_token(mocked: responses.RequestsM
     assert mocked.calls[0].request.headers["Authorization"] == "Bearer tok-1"
 
 
-def test_an_injected_session_is_used_and_left_open(mocked: responses.RequestsMock) -> None:
-    """A session passed in carries the calls and is not closed by close()."""
-    session = requests.Session()
-    session.headers["X-Trace"] = "t-1"
-    mocked.get(ORDER_URL, json=order_json())
-    with LegacyClient(BASE, session=session) as legacy:
-        legacy.get_order("ord-1")
-    assert mocked.calls[0].request.headers["X-Trace"] == "t-1"
-    assert session.adapters  # still usable: close() was not called on it
-    session.close()
-
-
-def _wire(calls: list[responses.Call]) -> list[tuple[object, ...]]:
-    return [
-        (c.request.method, c.request.url, sorted(c.request.headers.items()), c.request.body)
-        for c in calls
-    ]
-
-
-@pytest.mark.parametrize("credentials", [{"token": "tok-1"}, {"basic_auth": ("user", "pw")}])
-def test_its_own_session_sends_what_session_request_would(
-    mocked: responses.RequestsMock, credentials: dict[str, object]
-) -> None:
-    """The transport prepares its own session's requests itself (Session.send): method,
-    URL, query, headers and body are those requests' Session.request sends through a
-    session passed in, for a GET, a GET with a query, a keyed POST and a bodyless POST."""
-    mocked.get(ORDER_URL, json=order_json())
-    mocked.get(f"{BASE}/orders", json={"orders": [], "has_more": False})
-    mocked.post(f"{ORDER_URL}/claim", json=claim_json())
-    mocked.post(f"{BASE}/jobs/fraud_scan/run", json=job_run_json())
-    since = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
-    for session in (None, requests.Session()):
-        with LegacyClient(BASE, session=session, **credentials) as legacy:  # type: ignore[arg-type]
-            legacy.get_order("ord-1")
-            legacy.list_orders(status="pending", updated_since=since, limit=5)
-            legacy.claim("ord-1")
-            legacy.run_job("fraud_scan")
-    own, injected = _wire(mocked.calls[:4]), _wire(mocked.calls[4:])
-    assert own == injected
-    assert [method for method, *_ in own] == ["GET", "GET", "POST", "POST"]
-
-
-def test_cookies_the_app_sets_go_back_to_it(mocked: responses.RequestsMock) -> None:
+def test_cookies_the_app_sets_go_back_to_it(mocked: LegacyHTTPMock) -> None:
     """A cookie the app sets (a load balancer's affinity, say) is sent on later calls, as
     Session.request does."""
     mocked.get(ORDER_URL, json=order_json(), headers={"Set-Cookie": "lb=node-2; Path=/"})
@@ -661,7 +615,7 @@ def test_cookies_the_app_sets_go_back_to_it(mocked: responses.RequestsMock) -> N
 
 
 def test_wait_until_terminal_polls_until_done(
-    client: LegacyClient, mocked: responses.RequestsMock, clock: FakeClock
+    client: LegacyClient, mocked: LegacyHTTPMock, clock: FakeClock
 ) -> None:
     """wait_until_terminal polls, rides out a short outage, and returns the terminal order."""
     mocked.get(ORDER_URL, json=order_json(status="fraud_checked"))
@@ -674,7 +628,7 @@ def test_wait_until_terminal_polls_until_done(
 
 
 def test_wait_until_terminal_times_out_with_the_last_status(
-    client: LegacyClient, mocked: responses.RequestsMock, clock: FakeClock
+    client: LegacyClient, mocked: LegacyHTTPMock, clock: FakeClock
 ) -> None:
     """An order that stays pending raises WaitTimeout (also a TimeoutError) after the timeout."""
     mocked.get(ORDER_URL, json=order_json(status="pending"))
@@ -686,7 +640,7 @@ def test_wait_until_terminal_times_out_with_the_last_status(
 
 
 def test_wait_until_terminal_stops_on_unknown_orders(
-    client: LegacyClient, mocked: responses.RequestsMock
+    client: LegacyClient, mocked: LegacyHTTPMock
 ) -> None:
     """Waiting for an order the app does not know fails at once."""
     mocked.get(ORDER_URL, json=error_json("not_found"), status=404)
@@ -694,10 +648,10 @@ def test_wait_until_terminal_stops_on_unknown_orders(
         client.wait_until_terminal("ord-1", timeout_s=60)
 
 
-def test_ping(client: LegacyClient, mocked: responses.RequestsMock) -> None:
+def test_ping(client: LegacyClient, mocked: LegacyHTTPMock) -> None:
     """ping succeeds on a 2xx health answer and raises when the app is down."""
     mocked.get(f"{BASE}/healthz", json={"status": "ok"})
     client.ping()
-    mocked.replace(responses.GET, f"{BASE}/healthz", body=requests.ConnectionError("down"))
+    mocked.replace(mocked.GET, f"{BASE}/healthz", body=ProtocolError("down", OSError("down")))
     with pytest.raises(LegacyUnavailable):
         client.ping()
