@@ -39,6 +39,7 @@ from strangler.ledger import (
     moves,
     pg_writes,
     schema,
+    sqlite_steps,
     statements,
     tally,
 )
@@ -1107,6 +1108,10 @@ class SqlLedger:
             return 0
         # One executemany (pipelined by psycopg: one round trip for all the steps); both
         # drivers count what it inserted, skipped duplicates aside.
+        if isinstance(conn, DriverConnection):
+            rows = sqlite_steps.step_params(steps, self._clock())
+            insert = statements.INSERT_STEP_QUIETLY
+            return conn.execute_rows(insert, statements.STEP_COLUMNS, rows).rowcount
         return conn.execute(statements.INSERT_STEP_QUIETLY, self._step_rows(steps)).rowcount
 
     def _step_rows(self, steps: Sequence[tuple[StepResult, int]]) -> list[dict[str, Any]]:
