@@ -1038,6 +1038,17 @@ class SqlLedger:
         """Pin ``decision`` in ``conn``'s transaction, as :meth:`pin_decision` describes;
         True when pinned now, False when the order had a path (nothing changed)."""
         values = _pin_values(order_id, decision, now)
+        if (
+            start_running
+            and isinstance(conn, DriverConnection)
+            and decision.path not in _FOLLOWED_PATHS
+            and conn.execute(statements.PIN_AND_START_UNHANDED, values).rowcount == 1
+        ):
+            # On SQLite, usually one UPDATE with no row to return: an order still
+            # received, never handed off, so not followed (nothing for _end_as below).
+            if release_owner is not None:
+                _release_as_done(conn, order_id, release_owner, now)
+            return True
         # Usually one UPDATE pins, routes and starts an order still received.
         started = self._pin_and_start(conn, values) if start_running else None
         pinned_now = started or conn.execute(statements.PIN_DECISION, values).first()
