@@ -1150,10 +1150,12 @@ class SqlLedger:
         try:
             yield
         except (sa.exc.SQLAlchemyError, sqlite3.Error) as exc:
-            cause = getattr(exc, "orig", None) or exc
-            raise LedgerError(
-                f"{type(cause).__name__}: {cause}", operation=operation, url=self._url
-            ) from exc
+            raise self._translated_error(exc, operation) from exc
+
+    def _translated_error(self, exc: Exception, operation: str) -> LedgerError:
+        """The LedgerError a database error of ``operation`` is raised as."""
+        cause = getattr(exc, "orig", None) or exc
+        return LedgerError(f"{type(cause).__name__}: {cause}", operation=operation, url=self._url)
 
     @contextmanager
     def _write_turn(self, operation: str, deadline: float) -> Iterator[None]:
@@ -1194,11 +1196,12 @@ class SqlLedger:
             with self._write(operation) as conn:
                 return work(conn)
         deadline = time.monotonic() + self._busy_timeout_s
-        with self._translated(operation):
-            try:
-                return self._turns.run(work, deadline)
-            except TurnTimeout:
-                raise self._turn_timed_out(operation) from None
+        try:
+            return self._turns.run(work, deadline)
+        except TurnTimeout:
+            raise self._turn_timed_out(operation) from None
+        except (sa.exc.SQLAlchemyError, sqlite3.Error) as exc:
+            raise self._translated_error(exc, operation) from exc
 
     @contextmanager
     def _write(self, operation: str) -> Iterator[WriteConnection]:
