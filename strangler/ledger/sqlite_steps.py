@@ -20,18 +20,23 @@ from strangler.orders import StepResult
 
 __all__ = ["step_params"]
 
+# SQLite's Boolean: 0 or 1 (anything but a bool is refused, as the column type refuses it).
+_BOOLEAN = {False: 0, True: 1}
+
 
 def step_params(
     steps: Sequence[tuple[StepResult, int]], recorded_at: datetime
 ) -> list[tuple[Any, ...]]:
-    """The (step, seq) pairs as step_results rows recorded at ``recorded_at``."""
+    """The (step, seq) pairs as step_results rows recorded at ``recorded_at``.
+
+    Raises ValueError for a naive datetime and KeyError for a ``dry_run`` not a bool."""
     recorded = utc_text(recorded_at)
     return [
         (
             step.order_id,
             step.path.value,
             step.step,
-            1 if step.dry_run else 0,
+            _BOOLEAN[step.dry_run],
             seq,
             step.decision,
             json_text(step.payload if type(step.payload) is dict else dict(step.payload)),

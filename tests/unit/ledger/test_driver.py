@@ -468,3 +468,14 @@ def test_an_instant_pin_on_an_order_handed_off_still_follows_it(ledger: SqlLedge
     assert claimed.pinned_now
     story = ledger.story("a") or {}
     assert story["status"] == "fulfilled"
+
+
+def test_step_rows_refuse_what_the_column_types_refuse() -> None:
+    """A naive datetime or a dry_run that is not a bool is refused, not stored."""
+    now = datetime.now(UTC)
+    naive = StepResult("a", Route.INSTANT, "claim", "claimed", now.replace(tzinfo=None), now)
+    with pytest.raises(ValueError, match="naive"):
+        sqlite_steps.step_params([(naive, 0)], now)
+    not_a_bool = StepResult("a", Route.INSTANT, "claim", None, now, now, dry_run=None)  # type: ignore[arg-type]
+    with pytest.raises(KeyError):
+        sqlite_steps.step_params([(not_a_bool, 0)], now)
