@@ -19,7 +19,6 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -533,7 +532,7 @@ class SqlLedger:
         status = OrderStatus.RUNNING if instant else OrderStatus.ROUTED
         if order.status.is_terminal:
             status = order.status
-        return replace(order, decision=decision, status=status, pinned_now=True)
+        return order.pinned_as(decision, status)
 
     def renew_leases(
         self, owner: str, order_ids: Sequence[str], *, lease_seconds: float
