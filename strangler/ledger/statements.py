@@ -40,6 +40,7 @@ __all__ = [
     "ORDER_COLUMNS",
     "ORDER_COUNTS",
     "PIN_AND_START",
+    "PIN_AND_START_UNHANDED",
     "PIN_DECISION",
     "RELEASE_LEASE",
     "RENEW_LEASES",
@@ -293,7 +294,7 @@ ROUTE_AND_START = (
 
 # PIN_DECISION and ROUTE_AND_START in one statement, for an order still ``received``
 # (the usual case); it changes nothing otherwise, and the caller runs them one by one.
-PIN_AND_START = (
+_PIN_AND_START = (
     orders.update()
     .where(
         _o.order_id == _p("order_id", _o.order_id),
@@ -311,8 +312,14 @@ PIN_AND_START = (
         routed_at=_p("now", _o.routed_at),
         running_at=_p("now", _o.running_at),
     )
-    .returning(_o.legacy_status, _o.legacy_terminal_at, _o.terminal_at, _o.handoff)
 )
+PIN_AND_START = _PIN_AND_START.returning(
+    _o.legacy_status, _o.legacy_terminal_at, _o.terminal_at, _o.handoff
+)
+# PIN_AND_START for an order the batch jobs never had (``handoff`` NULL), returning
+# nothing: an instant or dry-run path pinned on such an order is not followed, so its
+# caller needs no more than the rowcount (SqlLedger._pin).
+PIN_AND_START_UNHANDED = _PIN_AND_START.where(_o.handoff.is_(None))
 
 SET_DRY_RUN_OUTCOME = (
     orders.update()

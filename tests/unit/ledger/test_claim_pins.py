@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Iterator
+from dataclasses import fields, replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-from strangler.ledger import LeasedOrder, SqlLedger
+from strangler.ledger import Handoff, LeasedOrder, SqlLedger
 from strangler.ledger.engine import create_ledger_engine
 from strangler.orders import Decision, OrderStatus, Route
 from tests.unit.ledger.support import make_decision, make_order
@@ -144,3 +146,34 @@ def test_without_decide_the_claim_pins_nothing(counted: tuple[SqlLedger, Stateme
     ledger.record_received(make_order("o-1"), source="api")
     [order] = ledger.claim_due("w", limit=1, lease_seconds=30)
     assert (order.decision, order.status, order.pinned_now) == (None, OrderStatus.RECEIVED, False)
+
+
+def test_a_pinned_order_is_the_claimed_one_with_its_decision() -> None:
+    """LeasedOrder.pinned_as is dataclasses.replace with the decision, the status and
+    pinned_now, field for field (a field added to LeasedOrder must be added to it too)."""
+    order = LeasedOrder(
+        order_id="a",
+        notification=make_order("a"),
+        status=OrderStatus.RECEIVED,
+        decision=None,
+        handoff=Handoff.FALLBACK,
+        attempts=3,
+        last_error="boom",
+        lease_owner="me",
+        lease_expires_at=datetime(2026, 1, 2, tzinfo=UTC),
+    )
+    decision = make_decision(Route.SHADOW)
+    pinned = order.pinned_as(decision, OrderStatus.ROUTED)
+    assert pinned == replace(order, decision=decision, status=OrderStatus.ROUTED, pinned_now=True)
+    assert [f.name for f in fields(LeasedOrder)] == [
+        "order_id",
+        "notification",
+        "status",
+        "decision",
+        "handoff",
+        "attempts",
+        "last_error",
+        "lease_owner",
+        "lease_expires_at",
+        "pinned_now",
+    ]

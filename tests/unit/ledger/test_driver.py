@@ -7,6 +7,8 @@ import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from types import MappingProxyType
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -15,11 +17,17 @@ from hypothesis import strategies as st
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite as sqlite_dialect
 
 from strangler.exceptions import LedgerError
-from strangler.ledger import SqlLedger, leases, ledger_from_url, statements
-from strangler.ledger.driver import DriverWrites, _Compiled, _utc_text
+from strangler.ledger import SqlLedger, leases, ledger_from_url, sqlite_steps, statements
+from strangler.ledger.driver import (
+    DriverWrites,
+    _bind_processor,
+    _Compiled,
+    _remembered,
+    utc_text,
+)
 from strangler.ledger.schema import UTCDateTime, orders
-from strangler.orders import Decision, OrderStatus, Route
-from tests.unit.ledger.support import make_order
+from strangler.orders import Decision, OrderStatus, Route, StepResult
+from tests.unit.ledger.support import make_decision, make_order
 
 
 @pytest.fixture
@@ -210,7 +218,7 @@ def test_utc_text_is_what_the_column_type_binds(moment: datetime) -> None:
     dialect = sqlite_dialect()
     process = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
     assert process is not None
-    assert _utc_text(moment) == process(moment)
+    assert utc_text(moment) == process(moment)
 
 
 def test_a_claim_updates_the_due_orders_by_their_keys(ledger: SqlLedger) -> None:
@@ -285,3 +293,189 @@ def test_parameters_are_filled_as_sqlalchemy_fills_them(data: st.DataObject) -> 
             compiled.fill(values)
         return
     assert compiled.fill(values) == [merged[name] for name in compiled.names]
+
+
+_ZONES = st.sampled_from([UTC, timezone(timedelta(hours=-5, minutes=-30)), timezone(timedelta(0))])
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    steps=st.lists(
+        st.builds(
+            StepResult,
+            order_id=st.text(min_size=1, max_size=8),
+            path=st.sampled_from(Route),
+            step=st.sampled_from(["claim", "fraud_scan", "authorize_payment", "fulfill"]),
+            decision=st.none() | st.text(max_size=8),
+            started_at=st.datetimes(timezones=_ZONES),
+            finished_at=st.datetimes(timezones=_ZONES),
+            payload=st.dictionaries(st.text(max_size=6), _JSON_VALUES, max_size=4).map(
+                lambda payload: payload if len(payload) % 2 else MappingProxyType(payload)
+            ),
+            error=st.none() | st.text(max_size=8),
+            dry_run=st.booleans(),
+        ),
+        min_size=1,
+        max_size=5,
+    ),
+    recorded_at=st.datetimes(timezones=_ZONES),
+)
+def test_step_rows_are_the_parameters_the_column_types_bind(
+    steps: list[StepResult], recorded_at: datetime
+) -> None:
+    """sqlite_steps' positional rows are exactly what the driver's general path binds for
+    the same rows as dicts (the column types' conversions), in the statement's order."""
+    dialect = sqlite_dialect()
+    pairs = [(step, seq) for seq, step in enumerate(steps)]
+    as_dicts = [
+        {
+            "order_id": step.order_id,
+            "path": step.path.value,
+            "step": step.step,
+            "dry_run": step.dry_run,
+            "seq": seq,
+            "decision": step.decision,
+            "payload": dict(step.payload),
+            "started_at": step.started_at,
+            "finished_at": step.finished_at,
+            "error": step.error,
+            "recorded_at": recorded_at,
+        }
+        for step, seq in pairs
+    ]
+    compiled = _Compiled(statements.INSERT_STEP_QUIETLY, dialect, as_dicts[0])
+    assert compiled.names == statements.STEP_COLUMNS
+    expected = [compiled.prepare(row)[1] for row in as_dicts]
+    assert sqlite_steps.step_params(pairs, recorded_at) == expected
+    # And as SQLAlchemy's own processors convert them, one parameter at a time.
+    merged = [compiled.compiled.construct_params(row) for row in as_dicts]
+    through_sa = [
+        tuple(
+            value if process is None else process(value)
+            for value, process in (
+                (params[name], _plain_processor(compiled, name)) for name in compiled.names
+            )
+        )
+        for params in merged
+    ]
+    assert expected == through_sa
+
+
+def _plain_processor(compiled: _Compiled, name: str) -> Any:
+    bind = compiled.compiled.binds[name]
+    return bind.type.dialect_impl(compiled.compiled.dialect).bind_processor(
+        compiled.compiled.dialect
+    )
+
+
+def test_step_rows_written_positionally_read_back_as_recorded(ledger: SqlLedger) -> None:
+    """A finish's step rows (written by sqlite_steps) read back as the steps recorded."""
+    ledger.record_received(make_order("a"), source="s")
+    ledger.pin_decision("a", make_decision(Route.INSTANT), start_running=True)
+    now = datetime.now(UTC)
+    steps = [
+        StepResult("a", Route.INSTANT, "claim", "claimed", now, now, {"n": 1}),
+        StepResult("a", Route.INSTANT, "fulfill", None, now, now, {"é": [1.5, None]}, "boom"),
+    ]
+    assert ledger.finish(
+        "a", OrderStatus.FULFILLED, [(s, 0) for s in steps], at=now, release_owner="x"
+    )
+    story = ledger.story("a") or {}
+    recorded = [(s["step"], s["decision"], s["payload"], s["error"]) for s in story["steps"]]
+    assert recorded == [
+        ("claim", "claimed", {"n": 1}, None),
+        ("fulfill", None, {"é": [1.5, None]}, "boom"),
+    ]
+
+
+def test_execute_rows_refuses_parameters_in_another_order(writes: DriverWrites) -> None:
+    """execute_rows takes values in the statement's own order of parameters, and says so."""
+    with writes.transaction() as conn, pytest.raises(ValueError, match="parameters are"):
+        conn.execute_rows(
+            statements.INSERT_STEP_QUIETLY, tuple(reversed(statements.STEP_COLUMNS)), []
+        )
+
+
+def test_a_name_bound_twice_is_converted_once_into_each_place() -> None:
+    """PIN_AND_START binds ``now`` in three columns: one conversion, the same text in each."""
+    dialect = sqlite_dialect()
+    now = datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=timezone(timedelta(hours=2)))
+    values = statements.params(
+        order_id="a",
+        path="instant",
+        variant="v",
+        rollout=5,
+        flag_revision="r",
+        decision_reason="why",
+        now=now,
+    )
+    compiled = _Compiled(statements.PIN_AND_START, dialect, values)
+    assert compiled.copies  # the repeats are copied, not converted again
+    _, params = compiled.prepare(values)
+    texts = [params[i] for i, name in enumerate(compiled.names) if name == "p_now"]
+    assert texts == ["2026-01-02 01:04:05.000006"] * 3
+
+
+def test_the_last_datetime_is_remembered_by_identity_not_by_value() -> None:
+    """Two datetimes equal as values (one instant, two zones, or a fold) are converted each
+    on its own: only the very same object is taken from memory."""
+    seen: list[datetime] = []
+
+    def convert(value: datetime) -> str:
+        seen.append(value)
+        return value.isoformat()
+
+    remembered = _remembered(convert)
+    first = datetime(2026, 11, 1, 1, 30, tzinfo=UTC)
+    same_instant = first.astimezone(timezone(timedelta(hours=-4)))
+    assert first == same_instant
+    assert remembered(first) == first.isoformat()
+    assert remembered(first) == first.isoformat()
+    assert remembered(same_instant) == same_instant.isoformat()
+    assert seen == [first, same_instant]
+
+
+@pytest.mark.parametrize("value", [{"a": [1, None]}, None, sa.JSON.NULL, [1, 2], "text"])
+def test_json_binds_as_the_column_type_binds(value: Any) -> None:
+    """A JSON column's value binds as SQLAlchemy's processor binds it (dicts by the shortcut,
+    None and JSON.NULL by the type's own rules)."""
+    dialect = sqlite_dialect()
+    type_ = orders.c.notification.type
+    ours = _bind_processor(type_, dialect)
+    theirs = type_.dialect_impl(dialect).bind_processor(dialect)
+    assert ours is not None
+    assert theirs is not None
+    assert ours(value) == theirs(value)
+
+
+def test_an_instant_pin_on_an_order_handed_off_still_follows_it(ledger: SqlLedger) -> None:
+    """The claim's pin without returning a row applies only to an order never handed off;
+    one that was is pinned as before, and ends as the legacy app says it ended."""
+    ledger.record_received(make_order("a"), source="s")
+    ended = datetime(2026, 1, 2, tzinfo=UTC)
+    with ledger.engine.begin() as conn:
+        conn.execute(
+            orders.update()
+            .where(orders.c.order_id == "a")
+            .values(handoff="legacy_owned", legacy_status="fulfilled", legacy_terminal_at=ended)
+        )
+    [claimed] = ledger.claim_due("w", limit=1, lease_seconds=30, decide=lambda _o: make_decision())
+    assert claimed.pinned_now
+    story = ledger.story("a") or {}
+    assert story["status"] == "fulfilled"
+
+
+def test_step_rows_refuse_what_the_column_types_refuse() -> None:
+    """A naive datetime or a dry_run that is not a bool is refused, not stored."""
+    now = datetime.now(UTC)
+    naive = StepResult("a", Route.INSTANT, "claim", "claimed", now.replace(tzinfo=None), now)
+    with pytest.raises(ValueError, match="naive"):
+        sqlite_steps.step_params([(naive, 0)], now)
+    not_a_bool = StepResult("a", Route.INSTANT, "claim", None, now, now, dry_run=None)  # type: ignore[arg-type]
+    with pytest.raises(KeyError):
+        sqlite_steps.step_params([(not_a_bool, 0)], now)
