@@ -171,24 +171,58 @@ class StateMachine:
         waits (then a worker carries it on after the wait), with no hand-off; meant for
         ``task_timeouts="inline"``, where no handler call is left behind at a deadline.
         """
-        run, thread, loop, seconds = self._begin(input, name, context, timeout_seconds)
         future: Future[Execution] = Future()
         future.set_running_or_notify_cancel()
 
+        def settle(execution: Execution | None, error: BaseException | None) -> None:
+            if execution is None:
+                future.set_exception(error or RuntimeError("the execution ended with no record"))
+            else:
+                future.set_result(execution)
+
+        self.start_then(
+            input,
+            settle,
+            name=name,
+            context=context,
+            timeout_seconds=timeout_seconds,
+            on_this_thread=on_this_thread,
+        )
+        return future
+
+    def start_then(
+        self,
+        input: Any,
+        then: Callable[[Execution | None, BaseException | None], None],
+        *,
+        name: str | None = None,
+        context: Mapping[str, Any] | None = None,
+        timeout_seconds: float | None = None,
+        on_this_thread: bool = False,
+    ) -> None:
+        """:meth:`start` with a callback instead of a future (no future to build, settle
+        and wait on): ``then(execution, None)`` at the end, or ``then(None, error)`` if the
+        executor itself broke down, on whichever thread reaches the end (this one, when
+        the execution runs here to its end). ``then`` must not raise. ExecutionError (bad
+        input or name) is raised here, and ``then`` is never called.
+        """
+        run, thread, loop, seconds = self._begin(input, name, context, timeout_seconds)
+
         def finish(output: Any, error: BaseException | None) -> None:
             if error is not None and not isinstance(error, StatesFailure | ExecutionTimedOut):
-                future.set_exception(error)
+                then(None, error)
                 return
             try:
-                future.set_result(self._end(run, thread, seconds, output, error))
+                execution = self._end(run, thread, seconds, output, error)
             except Exception as exc:  # handed to the waiter, never lost in a worker
-                future.set_exception(exc)
+                then(None, exc)
+                return
+            then(execution, None)
 
         if on_this_thread:
             driver.drive(loop, finish)
         else:
             driver.start(loop, finish)
-        return future
 
     def _begin(
         self,
