@@ -74,9 +74,13 @@ class _OpenStep:
     started_at: datetime
     output: Mapping[str, Any] | None = None
     errors: list[dict[str, str]] = field(default_factory=list)
+    owned: bool = False  # ``output`` is a fresh dict of this step's own: no copy needed
 
     def close(self, order_id: str, finished_at: datetime, dry_run: bool) -> StepResult:
-        payload: dict[str, Any] = dict(self.output or {})
+        output = self.output
+        payload: dict[str, Any] = (
+            output if self.owned and type(output) is dict else dict(output or {})
+        )
         if self.errors:
             payload["attempt_errors"] = list(self.errors)
         error = None
@@ -127,7 +131,9 @@ def steps_from_history(
             if isinstance(name, str) and name in STEP_OF_STATE:
                 current = _OpenStep(step=STEP_OF_STATE[name], started_at=event_time(event))
         elif current is not None and kind in _SUCCEEDED:
-            current.output = _task_output(_details(event, kind).get("output"))
+            raw = _details(event, kind).get("output")
+            current.output = _task_output(raw)
+            current.owned = type(raw) is Deferred or isinstance(raw, str)  # copied or decoded
         elif current is not None and kind in _FAILED:
             details = _details(event, kind)
             current.errors.append(
