@@ -68,14 +68,15 @@ def plain_copy(value: Any, depth: int = 0) -> Any:
 
 
 def _copy_dict(value: dict[Any, Any], depth: int) -> Any:
-    copy = {}
+    copy = value.copy()  # in C; only the containers inside are replaced by their copies
     for key, item in value.items():
         if type(key) is not str:
             return NOT_PLAIN
-        inner = item if type(item) in _ATOMS else plain_copy(item, depth + 1)
-        if inner is NOT_PLAIN:
-            return NOT_PLAIN
-        copy[key] = inner
+        if type(item) not in _ATOMS:
+            inner = plain_copy(item, depth + 1)
+            if inner is NOT_PLAIN:
+                return NOT_PLAIN
+            copy[key] = inner
     return copy
 
 
