@@ -47,7 +47,7 @@ from strangler.instant.asl.errors import (
     error_matches,
     next_retry_delay,
 )
-from strangler.instant.asl.history import History, Thread, dumps
+from strangler.instant.asl.history import History, Thread, dumps, stamp_time
 from strangler.instant.asl.ids import random_uuid
 from strangler.instant.asl.intrinsics import Intrinsic
 from strangler.instant.asl.paths import JsonPath, json_type, set_at
@@ -146,7 +146,7 @@ class _Scope:
         run: Run,
         name: str,
         entered_id: int,
-        entered_time: datetime,
+        entered_time: datetime | float,  # as recorded in the event (see stamp_time)
         cancel: _Cancel | None,
         item: tuple[int, Any] | None = None,
     ) -> None:
@@ -177,7 +177,7 @@ class _Scope:
         if self._cached is None:
             context = self._run.context_base()
             context["State"] = {
-                "EnteredTime": format_timestamp(self.entered_time),
+                "EnteredTime": format_timestamp(stamp_time(self.entered_time)),
                 "Name": self.name,
                 "RetryCount": self.retry_count,
             }

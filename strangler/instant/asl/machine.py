@@ -7,8 +7,7 @@ import random
 import re
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
-from datetime import UTC, datetime, timedelta
-from functools import partial
+from datetime import datetime, timedelta
 from typing import Any
 
 from strangler.instant.asl import driver
@@ -16,7 +15,7 @@ from strangler.instant.asl.definition import Definition, TaskSpec, parse_definit
 from strangler.instant.asl.errors import TIMEOUT, ExecutionTimedOut, StatesFailure
 from strangler.instant.asl.execution import Execution
 from strangler.instant.asl.executor import Run, RunSettings
-from strangler.instant.asl.history import Thread, dumps
+from strangler.instant.asl.history import Thread, dumps, stamp_time, utc_now
 from strangler.instant.asl.ids import random_uuid
 from strangler.instant.asl.tasks import (
     LAMBDA_INVOKE,
@@ -104,7 +103,7 @@ class StateMachine:
             if isinstance(spec, TaskSpec)
         )
         self._settings = RunSettings(
-            clock=clock or partial(datetime.now, UTC),
+            clock=clock or utc_now,
             sleeper=sleeper,
             rng=rng,
             max_workers=max_workers,
@@ -264,7 +263,7 @@ class StateMachine:
             },
             advance=False,
         )
-        run.start_time = started["timestamp"]
+        run.start_time = stamp_time(started["timestamp"])
         seconds = self._definition.timeout_seconds if timeout_seconds is None else timeout_seconds
         if seconds is not None:
             run.deadline = run.start_time + timedelta(seconds=seconds)
@@ -293,7 +292,7 @@ class StateMachine:
             error=error,
             cause=cause,
             start_date=run.start_time,
-            stop_date=history.unwritten()[-1]["timestamp"],
+            stop_date=stamp_time(history.unwritten()[-1]["timestamp"]),
             history=history,
         )
 
