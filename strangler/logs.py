@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 from collections.abc import MutableMapping
 from datetime import UTC, datetime
 from typing import Any
@@ -68,7 +69,7 @@ def json_line(logger: Any, method: str, event_dict: MutableMapping[str, Any]) ->
     """
     _merge_contextvars(logger, method, event_dict)
     _add_log_level(logger, method, event_dict)
-    event_dict["timestamp"] = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    event_dict["timestamp"] = _from_posix(_now(), UTC).isoformat().replace("+00:00", "Z")
     drop_payment_data(logger, method, event_dict)
     if "exc_info" in event_dict:  # format_exc_info does nothing else
         _format_exc_info(logger, method, event_dict)
@@ -79,6 +80,8 @@ _merge_contextvars = structlog.contextvars.merge_contextvars
 _add_log_level = structlog.processors.add_log_level
 _format_exc_info = structlog.processors.format_exc_info
 _encode = _ENCODER.encode
+_now = time.time  # datetime.now(UTC)'s clock, read as a float: the datetime is cheaper
+_from_posix = datetime.fromtimestamp
 
 
 def configure_logging(log_format: str = "auto", level: int = logging.INFO) -> None:
