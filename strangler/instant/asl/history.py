@@ -141,9 +141,9 @@ class Thread:
 
     __slots__ = ("_cached", "last")
 
-    def __init__(self, last: int, value: Any = None, text: str = "null") -> None:
+    def __init__(self, last: int, value: Any = None, text: str | None = "null") -> None:
         self.last = last
-        self._cached = Deferred(value, text)  # a value known with its text already
+        self._cached = Deferred(value, text)  # a value (with its text, when known)
 
     def dumps(self, value: Any) -> str:
         """JSON text of ``value``; the same object twice in a row is encoded once.

@@ -15,7 +15,14 @@ from strangler.instant.asl.definition import Definition, TaskSpec, parse_definit
 from strangler.instant.asl.errors import TIMEOUT, ExecutionTimedOut, StatesFailure
 from strangler.instant.asl.execution import Execution
 from strangler.instant.asl.executor import Run, RunSettings
-from strangler.instant.asl.history import Thread, dumps, stamp_time, utc_now
+from strangler.instant.asl.history import (
+    NOT_PLAIN,
+    Thread,
+    dumps,
+    plain_copy,
+    stamp_time,
+    utc_now,
+)
 from strangler.instant.asl.ids import random_uuid
 from strangler.instant.asl.tasks import (
     LAMBDA_INVOKE,
@@ -237,11 +244,18 @@ class StateMachine:
                 f"invalid execution name {name!r}: use 1 to 80 characters without whitespace,"
                 ' control characters or any of <>{}[]?*"#%\\^|~`$&,;:/'
             )
-        try:
-            input_json = dumps(input)
-        except (TypeError, ValueError) as exc:
-            raise ExecutionError(f"execution input must be a JSON value: {exc}") from exc
-        value = _DECODER.raw_decode(input_json)[0]
+        # The run's own copy, as decoding the input's JSON text gives it: plain JSON values
+        # are copied, their text written when the history is read (as a Task's result).
+        value = plain_copy(input)
+        input_json: str | None = None
+        if value is NOT_PLAIN:
+            try:
+                input_json = dumps(input)
+            except (TypeError, ValueError) as exc:
+                raise ExecutionError(f"execution input must be a JSON value: {exc}") from exc
+            value = _DECODER.raw_decode(input_json)[0]
+        thread = Thread(0, value, input_json)
+        recorded = thread.defer(value)
         run = Run(
             self._settings,
             name=name,
@@ -249,15 +263,14 @@ class StateMachine:
             input_value=value,
             deadline=None,
             extra_context=context,
-            input_json=input_json,
+            input_json=recorded,
         )
-        thread = Thread(0, value, input_json)
         started = run.history.add(
             thread,
             "ExecutionStarted",
             "executionStartedEventDetails",
             {
-                "input": input_json,
+                "input": recorded,
                 "inputDetails": {"truncated": False},
                 "roleArn": self._settings.role_arn,
             },
