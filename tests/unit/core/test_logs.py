@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 import structlog
 
+from strangler import logs
 from strangler.logs import configure_logging, drop_payment_data, json_line, render_json
 
 
@@ -118,3 +120,31 @@ def test_configured_json_lines_use_json_line(capsys: pytest.CaptureFixture[str])
     line = json.loads(capsys.readouterr().err)
     assert list(line) == ["order_id", "payment_token", "event", "level", "timestamp"]
     assert line["payment_token"] == "[redacted]"
+
+
+@pytest.mark.parametrize(
+    "nanoseconds",
+    [
+        1_765_110_787_000_000_000,  # a whole second: no fraction, as isoformat writes it
+        1_765_110_787_000_000_999,  # under a microsecond: floored to none
+        1_765_110_787_123_456_789,
+        1_765_110_788_000_001_000,  # the next second: its text is made afresh
+        1_767_225_599_999_999_999,  # the last microsecond of 2025
+        1_767_225_600_000_000_000,
+        1_765_110_787_500_000_000,  # back to an earlier second
+    ],
+)
+def test_utc_stamp_is_timestampers_text(nanoseconds: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """utc_stamp writes TimeStamper(fmt="iso", utc=True)'s text for the same instant
+    (datetime.now floors the clock to the microsecond)."""
+    monkeypatch.setattr(time, "time_ns", lambda: nanoseconds)
+    moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=nanoseconds // 1000)
+    assert logs.utc_stamp() == moment.isoformat().replace("+00:00", "Z")
+
+
+def test_utc_stamp_follows_the_clock() -> None:
+    """Stamps taken around TimeStamper's are ordered with it (the same clock)."""
+    stamper = structlog.processors.TimeStamper(fmt="iso", utc=True)
+    stamps = [logs.utc_stamp(), stamper(None, "info", {})["timestamp"], logs.utc_stamp()]
+    moments = [datetime.fromisoformat(stamp.replace("Z", "+00:00")) for stamp in stamps]
+    assert moments == sorted(moments)
