@@ -164,7 +164,9 @@ def event_details(event: Mapping[str, Any]) -> Mapping[str, Any]:
 def event_time(event: Mapping[str, Any]) -> datetime:
     """An event's timestamp as an aware datetime (boto3 gives datetimes; JSON gives text)."""
     value = event.get("timestamp")
-    if type(value) is datetime and value.tzinfo is not None:  # the usual case, at once
+    if type(value) is float:  # a local execution's history as recorded (see stamp_time)
+        return _from_posix(value, UTC)
+    if type(value) is datetime and value.tzinfo is not None:  # as boto3 gives it
         return value
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=UTC)
@@ -174,6 +176,9 @@ def event_time(event: Mapping[str, Any]) -> datetime:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
         return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
     raise ValueError(f"history event {event.get('id')!r} has no usable timestamp: {value!r}")
+
+
+_from_posix = datetime.fromtimestamp
 
 
 def parse_cause(cause: Any) -> str:
