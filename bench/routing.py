@@ -698,7 +698,11 @@ def _parts_run(data: Path, count: int) -> dict[str, float]:
         ("finish", "finish"),
     ):
         setattr(led, name, meter.wrap(part, getattr(led, name)))
-    instant.machine.start = meter.wrap("executor", instant.machine.start)  # type: ignore[method-assign]
+    # The backend's end callback (the record, the steps) runs inside start_then when
+    # nothing waits: "executor" holds it, less the steps (not timed apart: a meter costs
+    # about 2 us an order, more than the callback's own share).
+    machine = instant.machine
+    machine.start_then = meter.wrap("executor", machine.start_then)  # type: ignore[method-assign]
     steps = local_backend.steps_from_history
     local_backend.steps_from_history = meter.wrap("steps_from_history", steps)  # type: ignore[attr-defined]
     # Every log line that passes the level goes through this method of structlog's.

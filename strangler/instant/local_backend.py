@@ -38,6 +38,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import structlog
@@ -267,12 +268,16 @@ class LocalBackend:
         order_id: str,
         name: str,
         dry_run: bool,
-        execution: Callable[[], Execution],
+        execution: Execution | None,
+        error: BaseException | None,
     ) -> None:
-        """Settle ``future`` with the record of ``execution()`` (or its failure), then hand
-        the slot on. Exceptions that are not ``Exception`` still propagate."""
+        """Settle ``future`` with the record of ``execution`` (or with ``error``, the
+        executor's failure), then hand the slot on. Exceptions that are not ``Exception``
+        still propagate."""
         try:
-            self._finished(future, name, _result(execution(), order_id, dry_run))
+            if execution is None:
+                raise error or RuntimeError("the execution ended with no record")
+            self._finished(future, name, _result(execution, order_id, dry_run))
         except BaseException as exc:
             self._broke(future, order_id, name, exc)
             if not isinstance(exc, Exception):
@@ -293,17 +298,15 @@ class LocalBackend:
         ends or waits); its end settles ``future`` and starts the next waiting one."""
         future.set_running_or_notify_cancel()
         try:
-            started = self.machine.start(
-                pipeline_input(order_id, dry_run=dry_run), name=name, on_this_thread=here
+            self.machine.start_then(
+                pipeline_input(order_id, dry_run=dry_run),
+                partial(self._settle, future, order_id, name, dry_run),
+                name=name,
+                on_this_thread=here,
             )
-        except Exception as exc:
+        except Exception as exc:  # could not start (bad input or name): no callback comes
             self._broke(future, order_id, name, exc)
             self._next()
-            return
-
-        started.add_done_callback(
-            lambda execution: self._settle(future, order_id, name, dry_run, execution.result)
-        )
 
     def _finished(
         self, future: Future[ExecutionResult], name: str, result: ExecutionResult
@@ -347,8 +350,9 @@ class LocalBackend:
         if following is not None:
             self._start(*following)
             return
-        with self._idle:
-            self._idle.notify_all()
+        if self._closed:  # only close() waits for the slots (it sets this before it waits)
+            with self._idle:
+                self._idle.notify_all()
 
     def _evict(self) -> None:
         """Forget the least recently used finished executions while more than ``max_kept``

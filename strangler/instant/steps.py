@@ -74,9 +74,13 @@ class _OpenStep:
     started_at: datetime
     output: Mapping[str, Any] | None = None
     errors: list[dict[str, str]] = field(default_factory=list)
+    owned: bool = False  # ``output`` is a fresh dict of this step's own: no copy needed
 
     def close(self, order_id: str, finished_at: datetime, dry_run: bool) -> StepResult:
-        payload: dict[str, Any] = dict(self.output or {})
+        output = self.output
+        payload: dict[str, Any] = (
+            output if self.owned and type(output) is dict else dict(output or {})
+        )
         if self.errors:
             payload["attempt_errors"] = list(self.errors)
         error = None
@@ -127,7 +131,9 @@ def steps_from_history(
             if isinstance(name, str) and name in STEP_OF_STATE:
                 current = _OpenStep(step=STEP_OF_STATE[name], started_at=event_time(event))
         elif current is not None and kind in _SUCCEEDED:
-            current.output = _task_output(_details(event, kind).get("output"))
+            raw = _details(event, kind).get("output")
+            current.output = _task_output(raw)
+            current.owned = type(raw) is Deferred or isinstance(raw, str)  # copied or decoded
         elif current is not None and kind in _FAILED:
             details = _details(event, kind)
             current.errors.append(
@@ -158,7 +164,9 @@ def event_details(event: Mapping[str, Any]) -> Mapping[str, Any]:
 def event_time(event: Mapping[str, Any]) -> datetime:
     """An event's timestamp as an aware datetime (boto3 gives datetimes; JSON gives text)."""
     value = event.get("timestamp")
-    if type(value) is datetime and value.tzinfo is not None:  # the usual case, at once
+    if type(value) is float:  # a local execution's history as recorded (see stamp_time)
+        return _from_posix(value, UTC)
+    if type(value) is datetime and value.tzinfo is not None:  # as boto3 gives it
         return value
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=UTC)
@@ -168,6 +176,9 @@ def event_time(event: Mapping[str, Any]) -> datetime:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
         return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
     raise ValueError(f"history event {event.get('id')!r} has no usable timestamp: {value!r}")
+
+
+_from_posix = datetime.fromtimestamp
 
 
 def parse_cause(cause: Any) -> str:

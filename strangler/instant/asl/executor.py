@@ -47,7 +47,7 @@ from strangler.instant.asl.errors import (
     error_matches,
     next_retry_delay,
 )
-from strangler.instant.asl.history import History, Thread, dumps
+from strangler.instant.asl.history import Deferred, History, Thread, dumps, stamp_time
 from strangler.instant.asl.ids import random_uuid
 from strangler.instant.asl.intrinsics import Intrinsic
 from strangler.instant.asl.paths import JsonPath, json_type, set_at
@@ -146,7 +146,7 @@ class _Scope:
         run: Run,
         name: str,
         entered_id: int,
-        entered_time: datetime,
+        entered_time: datetime | float,  # as recorded in the event (see stamp_time)
         cancel: _Cancel | None,
         item: tuple[int, Any] | None = None,
     ) -> None:
@@ -177,7 +177,7 @@ class _Scope:
         if self._cached is None:
             context = self._run.context_base()
             context["State"] = {
-                "EnteredTime": format_timestamp(self.entered_time),
+                "EnteredTime": format_timestamp(stamp_time(self.entered_time)),
                 "Name": self.name,
                 "RetryCount": self.retry_count,
             }
@@ -208,13 +208,13 @@ class Run:
         input_value: Any,
         deadline: datetime | None,
         extra_context: Mapping[str, Any] | None,
-        input_json: str = "null",
+        input_json: str | Deferred = "null",
     ) -> None:
         self.settings = settings
         self.name = name
         self.execution_arn = execution_arn
         self.input_value = input_value
-        self.input_json = input_json  # the text input_value was decoded from
+        self.input_json = input_json  # input_value's JSON text (written when read)
         self.deadline = deadline
         self.extra_context = extra_context
         self.history = History(settings.clock)

@@ -7,8 +7,7 @@ import random
 import re
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
-from datetime import UTC, datetime, timedelta
-from functools import partial
+from datetime import datetime, timedelta
 from typing import Any
 
 from strangler.instant.asl import driver
@@ -16,7 +15,14 @@ from strangler.instant.asl.definition import Definition, TaskSpec, parse_definit
 from strangler.instant.asl.errors import TIMEOUT, ExecutionTimedOut, StatesFailure
 from strangler.instant.asl.execution import Execution
 from strangler.instant.asl.executor import Run, RunSettings
-from strangler.instant.asl.history import Thread, dumps
+from strangler.instant.asl.history import (
+    NOT_PLAIN,
+    Thread,
+    dumps,
+    plain_copy,
+    stamp_time,
+    utc_now,
+)
 from strangler.instant.asl.ids import random_uuid
 from strangler.instant.asl.tasks import (
     LAMBDA_INVOKE,
@@ -104,7 +110,7 @@ class StateMachine:
             if isinstance(spec, TaskSpec)
         )
         self._settings = RunSettings(
-            clock=clock or partial(datetime.now, UTC),
+            clock=clock or utc_now,
             sleeper=sleeper,
             rng=rng,
             max_workers=max_workers,
@@ -171,24 +177,58 @@ class StateMachine:
         waits (then a worker carries it on after the wait), with no hand-off; meant for
         ``task_timeouts="inline"``, where no handler call is left behind at a deadline.
         """
-        run, thread, loop, seconds = self._begin(input, name, context, timeout_seconds)
         future: Future[Execution] = Future()
         future.set_running_or_notify_cancel()
 
+        def settle(execution: Execution | None, error: BaseException | None) -> None:
+            if execution is None:
+                future.set_exception(error or RuntimeError("the execution ended with no record"))
+            else:
+                future.set_result(execution)
+
+        self.start_then(
+            input,
+            settle,
+            name=name,
+            context=context,
+            timeout_seconds=timeout_seconds,
+            on_this_thread=on_this_thread,
+        )
+        return future
+
+    def start_then(
+        self,
+        input: Any,
+        then: Callable[[Execution | None, BaseException | None], None],
+        *,
+        name: str | None = None,
+        context: Mapping[str, Any] | None = None,
+        timeout_seconds: float | None = None,
+        on_this_thread: bool = False,
+    ) -> None:
+        """:meth:`start` with a callback instead of a future (no future to build, settle
+        and wait on): ``then(execution, None)`` at the end, or ``then(None, error)`` if the
+        executor itself broke down, on whichever thread reaches the end (this one, when
+        the execution runs here to its end). ``then`` must not raise. ExecutionError (bad
+        input or name) is raised here, and ``then`` is never called.
+        """
+        run, thread, loop, seconds = self._begin(input, name, context, timeout_seconds)
+
         def finish(output: Any, error: BaseException | None) -> None:
             if error is not None and not isinstance(error, StatesFailure | ExecutionTimedOut):
-                future.set_exception(error)
+                then(None, error)
                 return
             try:
-                future.set_result(self._end(run, thread, seconds, output, error))
+                execution = self._end(run, thread, seconds, output, error)
             except Exception as exc:  # handed to the waiter, never lost in a worker
-                future.set_exception(exc)
+                then(None, exc)
+                return
+            then(execution, None)
 
         if on_this_thread:
             driver.drive(loop, finish)
         else:
             driver.start(loop, finish)
-        return future
 
     def _begin(
         self,
@@ -204,11 +244,18 @@ class StateMachine:
                 f"invalid execution name {name!r}: use 1 to 80 characters without whitespace,"
                 ' control characters or any of <>{}[]?*"#%\\^|~`$&,;:/'
             )
-        try:
-            input_json = dumps(input)
-        except (TypeError, ValueError) as exc:
-            raise ExecutionError(f"execution input must be a JSON value: {exc}") from exc
-        value = _DECODER.raw_decode(input_json)[0]
+        # The run's own copy, as decoding the input's JSON text gives it: plain JSON values
+        # are copied, their text written when the history is read (as a Task's result).
+        value = plain_copy(input)
+        input_json: str | None = None
+        if value is NOT_PLAIN:
+            try:
+                input_json = dumps(input)
+            except (TypeError, ValueError) as exc:
+                raise ExecutionError(f"execution input must be a JSON value: {exc}") from exc
+            value = _DECODER.raw_decode(input_json)[0]
+        thread = Thread(0, value, input_json)
+        recorded = thread.defer(value)
         run = Run(
             self._settings,
             name=name,
@@ -216,21 +263,20 @@ class StateMachine:
             input_value=value,
             deadline=None,
             extra_context=context,
-            input_json=input_json,
+            input_json=recorded,
         )
-        thread = Thread(0, value, input_json)
         started = run.history.add(
             thread,
             "ExecutionStarted",
             "executionStartedEventDetails",
             {
-                "input": input_json,
+                "input": recorded,
                 "inputDetails": {"truncated": False},
                 "roleArn": self._settings.role_arn,
             },
             advance=False,
         )
-        run.start_time = started["timestamp"]
+        run.start_time = stamp_time(started["timestamp"])
         seconds = self._definition.timeout_seconds if timeout_seconds is None else timeout_seconds
         if seconds is not None:
             run.deadline = run.start_time + timedelta(seconds=seconds)
@@ -259,7 +305,7 @@ class StateMachine:
             error=error,
             cause=cause,
             start_date=run.start_time,
-            stop_date=history.unwritten()[-1]["timestamp"],
+            stop_date=stamp_time(history.unwritten()[-1]["timestamp"]),
             history=history,
         )
 

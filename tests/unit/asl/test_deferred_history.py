@@ -12,13 +12,15 @@ from __future__ import annotations
 import pickle
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from strangler.instant.asl import Execution, LambdaContext, tasks
-from strangler.instant.asl.history import NOT_PLAIN, Deferred, Thread
+from strangler.instant.asl import Execution, LambdaContext, StateMachine, tasks
+from strangler.instant.asl.history import NOT_PLAIN, Deferred, Thread, stamp_time
+from strangler.instant.asl.timestamps import format_timestamp
 from tests.unit.asl.support import arn, machine
 
 # Keys without ".$": a template would take them for paths.
@@ -180,3 +182,52 @@ def test_a_deferred_history_reads_as_the_tuple_of_its_events(
         if isinstance(details, dict)
         for item in details.values()
     )
+
+
+def test_the_default_clocks_times_are_written_as_the_datetimes_they_stand_for() -> None:
+    """With the default clock, events hold POSIX times until the history is read; read,
+    each is the aware datetime the run saw: the record's start and stop dates, the
+    context's EnteredTime, and any reader of the events as recorded (stamp_time)."""
+    entered: list[str] = []
+
+    def handler(event: Any, _context: LambdaContext) -> Any:
+        entered.append(event["entered"])
+        return {"ok": True}
+
+    definition = {
+        "StartAt": "Call",
+        "States": {
+            "Call": {
+                "Type": "Task",
+                "Resource": arn("f"),
+                "Parameters": {"entered.$": "$$.State.EnteredTime"},
+                "Next": "Done",
+            },
+            "Done": {"Type": "Pass", "End": True},
+        },
+    }
+    before = datetime.now(UTC)
+    execution = StateMachine(definition, {arn("f"): handler}).execute({})
+    after = datetime.now(UTC)
+    recorded = [stamp_time(event["timestamp"]) for event in execution.history.unwritten()]
+    assert {type(event["timestamp"]) for event in execution.history.unwritten()} == {float}
+    written = [event["timestamp"] for event in execution.history]
+    assert written == recorded
+    assert all(type(moment) is datetime and moment.tzinfo is UTC for moment in written)
+    assert before - timedelta(seconds=1) <= written[0] <= written[-1] <= after
+    assert written == sorted(written)
+    assert (execution.start_date, execution.stop_date) == (written[0], written[-1])
+    task_entered = next(e for e in execution.history if e["type"] == "TaskStateEntered")
+    assert entered == [format_timestamp(task_entered["timestamp"])]
+
+
+def test_an_injected_clocks_times_are_recorded_as_given() -> None:
+    """Any other clock's datetimes are recorded as they are (naive ones as UTC)."""
+    moment = datetime(2026, 1, 2, 3, 4, 5, 678000)
+    execution = StateMachine(
+        {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}},
+        {},
+        clock=lambda: moment,
+    ).execute({})
+    stamps = {event["timestamp"] for event in execution.history.unwritten()}
+    assert stamps == {moment.replace(tzinfo=UTC)}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from typing import Any
 
@@ -83,6 +84,25 @@ def test_input_must_be_json() -> None:
     """An input JSON cannot hold is refused with ExecutionError."""
     with pytest.raises(ExecutionError, match="JSON value"):
         machine(STEP, {"add": add_one}).execute({"when": object()})
+
+
+@pytest.mark.parametrize(
+    ("given", "seen"),
+    [({"n": 1, "tags": ["a"]}, {"n": 1, "tags": ["a"]}), ({"n": 1, "tags": ("a",)}, None)],
+    ids=["plain-copied", "tuple-encoded"],
+)
+def test_the_input_is_recorded_as_its_json_text_gives_it(
+    given: dict[str, Any], seen: dict[str, Any] | None
+) -> None:
+    """The run's input is what decoding the input's JSON gives (a tuple becomes a list),
+    unshared: the caller changing it afterwards changes neither the record nor the
+    ExecutionStarted event, written when the history is read."""
+    execution = machine(single({"Type": "Pass", "End": True})).execute(given)
+    given["n"] = 2
+    expected = seen or {"n": 1, "tags": ["a"]}
+    assert execution.input == expected
+    assert execution.output == expected
+    assert json.loads(execution.history[0]["executionStartedEventDetails"]["input"]) == expected
 
 
 def test_outputs_are_independent_copies() -> None:

@@ -9,7 +9,10 @@ from concurrent.futures import Future
 from datetime import datetime
 from typing import Any
 
+import pytest
+
 from strangler.instant.asl import Execution, LambdaContext, StateMachine
+from strangler.instant.exceptions import ExecutionError
 from tests.unit.asl.support import arn
 
 RETRY = {
@@ -112,3 +115,37 @@ def test_execute_still_returns_the_finished_record() -> None:
     assert (execution.status, execution.error) == ("FAILED", "Flaky")
     started: datetime = execution.start_date
     assert execution.stop_date > started
+
+
+def test_start_then_calls_back_at_the_end_on_the_thread_that_reaches_it() -> None:
+    """start_then's callback gets the record: at once on this thread when nothing waits,
+    from the worker that resumes a parked execution otherwise; bad input raises here."""
+    ends: list[tuple[Execution | None, BaseException | None, str]] = []
+    ended = threading.Event()
+
+    def then(execution: Execution | None, error: BaseException | None) -> None:
+        ends.append((execution, error, threading.current_thread().name))
+        ended.set()
+
+    quick = StateMachine({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}, {})
+    quick.start_then({"a": 1}, then, on_this_thread=True)
+    assert len(ends) == 1  # called before start_then returned
+    execution, error, thread = ends.pop()
+    assert error is None
+    assert execution is not None
+    assert (execution.status, execution.output) == ("SUCCEEDED", {"a": 1})
+    assert thread == threading.current_thread().name
+
+    ended.clear()
+    failing_machine(0.01).start_then({}, then, on_this_thread=True)
+    assert ends == []  # parked for its first retry: this thread is free
+    assert ended.wait(10)
+    execution, error, thread = ends.pop()
+    assert error is None
+    assert execution is not None
+    assert execution.status == "FAILED"
+    assert thread == "asl-worker"
+
+    with pytest.raises(ExecutionError, match="invalid execution name"):
+        quick.start_then({}, then, name="no spaces allowed")
+    assert ends == []

@@ -321,6 +321,7 @@ def test_a_broken_executor_is_an_execution_error_and_can_be_retried(
     with monkeypatch.context() as patch:
         patch.setattr(backend.machine, "execute", broken)
         patch.setattr(backend.machine, "start", broken)
+        patch.setattr(backend.machine, "start_then", broken)
         with pytest.raises(ExecutionError, match="executor bug"):
             backend.run(_order())
         with pytest.raises(ExecutionError, match="executor bug"):
