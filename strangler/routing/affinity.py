@@ -18,7 +18,7 @@ of CPU numbers:
   of a second. Once the process has used at least 70 % of a core over the last second, it
   is kept on the least busy CPU that others leave room on (at most half busy with theirs,
   over the last 0.4 s); on a host where the rest use under a fifth of a core, once it has
-  done so over the last 0.3 s (nobody else's bursts to escape from: a routing process
+  done so over the last 0.2 s (nobody else's bursts to escape from: a routing process
   whose busy moments come with its legacy app's or intake's, as on a shared host, is
   judged over the second). Once it has used under 30 % over a second, it runs anywhere
   again. When others use more than a quarter of its CPU (over 0.4 s), it moves to a CPU
@@ -62,7 +62,7 @@ OFF = "off"
 WINDOW_S = 0.1
 SPAN_WINDOWS = 4  # others' use of the CPUs is judged over this many windows
 BUSY_WINDOWS = 10  # the process's own use is judged over this many
-QUICK_WINDOWS = 3  # ... or over this many, when the rest of the host is quiet
+QUICK_WINDOWS = 2  # ... or over this many, when the rest of the host is quiet
 QUIET_OTHERS = 0.2  # cores the rest of the host uses, at most, for the quick judgement
 BUSY_SHARE = 0.7  # of one core, over BUSY_WINDOWS: the process is kept on one CPU
 IDLE_SHARE = 0.3  # under it, over BUSY_WINDOWS: it runs anywhere again
