@@ -400,7 +400,7 @@ class SqlLedger:
         held = statements.params(order_id=order_id, owner=release_owner, at=at, now=now)
         operation = f"finish an order as {status}"
         if self._one_statement and len(steps) <= pg_writes.MAX_STEPS:
-            rows = self._step_rows(steps)
+            rows = statements.step_rows(steps, self._clock())
             values = {**held, **pg_writes.step_params(rows)}
             with self._alone(operation) as alone:
                 if alone.execute(pg_writes.finish(status, len(rows)), values).first() is not None:
@@ -1122,27 +1122,9 @@ class SqlLedger:
             rows = sqlite_steps.step_params(steps, self._clock())
             insert = statements.INSERT_STEP_QUIETLY
             return conn.execute_rows(insert, statements.STEP_COLUMNS, rows).rowcount
-        return conn.execute(statements.INSERT_STEP_QUIETLY, self._step_rows(steps)).rowcount
-
-    def _step_rows(self, steps: Sequence[tuple[StepResult, int]]) -> list[dict[str, Any]]:
-        """The step results as rows of step_results (recorded now)."""
-        now = self._clock()
-        return [
-            {
-                "order_id": step.order_id,
-                "path": step.path.value,
-                "step": step.step,
-                "dry_run": step.dry_run,
-                "seq": seq,
-                "decision": step.decision,
-                "payload": dict(step.payload),
-                "started_at": step.started_at,
-                "finished_at": step.finished_at,
-                "error": step.error,
-                "recorded_at": now,
-            }
-            for step, seq in steps
-        ]
+        return conn.execute(
+            statements.INSERT_STEP_QUIETLY, statements.step_rows(steps, self._clock())
+        ).rowcount
 
     @contextmanager
     def _translated(self, operation: str) -> Iterator[None]:

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 
 from strangler.ledger.records import Handoff
 from strangler.ledger.schema import orders, step_results, transitions, worker_leases
-from strangler.orders import TERMINAL_STATUSES, OrderStatus, Outcome, Route
+from strangler.orders import TERMINAL_STATUSES, OrderStatus, Outcome, Route, StepResult
 
 __all__ = [
     "CLAIM_DUE",
@@ -52,6 +54,7 @@ __all__ = [
     "move",
     "params",
     "statuses_behind",
+    "step_rows",
 ]
 
 _o = orders.c
@@ -183,6 +186,29 @@ STEP_COLUMNS = (
     "recorded_at",
 )
 STEP_KEY = ("order_id", "path", "step", "dry_run", "seq")
+
+
+def step_rows(
+    steps: Sequence[tuple[StepResult, int]], recorded_at: datetime
+) -> list[dict[str, Any]]:
+    """The (step, seq) pairs as step_results rows recorded at ``recorded_at``, by column
+    name (strangler.ledger.sqlite_steps builds the same rows as positional tuples)."""
+    return [
+        {
+            "order_id": step.order_id,
+            "path": step.path.value,
+            "step": step.step,
+            "dry_run": step.dry_run,
+            "seq": seq,
+            "decision": step.decision,
+            "payload": dict(step.payload),
+            "started_at": step.started_at,
+            "finished_at": step.finished_at,
+            "error": step.error,
+            "recorded_at": recorded_at,
+        }
+        for step, seq in steps
+    ]
 # One executemany of many steps; the driver's rowcount is how many were new.
 INSERT_STEP_QUIETLY = insert_ignoring_duplicates(step_results, STEP_COLUMNS, key=STEP_KEY)
 

@@ -332,22 +332,7 @@ def test_step_rows_are_the_parameters_the_column_types_bind(
     the same rows as dicts (the column types' conversions), in the statement's order."""
     dialect = sqlite_dialect()
     pairs = [(step, seq) for seq, step in enumerate(steps)]
-    as_dicts = [
-        {
-            "order_id": step.order_id,
-            "path": step.path.value,
-            "step": step.step,
-            "dry_run": step.dry_run,
-            "seq": seq,
-            "decision": step.decision,
-            "payload": dict(step.payload),
-            "started_at": step.started_at,
-            "finished_at": step.finished_at,
-            "error": step.error,
-            "recorded_at": recorded_at,
-        }
-        for step, seq in pairs
-    ]
+    as_dicts = statements.step_rows(pairs, recorded_at)
     compiled = _Compiled(statements.INSERT_STEP_QUIETLY, dialect, as_dicts[0])
     assert compiled.names == statements.STEP_COLUMNS
     expected = [compiled.prepare(row)[1] for row in as_dicts]
