@@ -209,6 +209,8 @@ def step_rows(
         }
         for step, seq in steps
     ]
+
+
 # One executemany of many steps; the driver's rowcount is how many were new.
 INSERT_STEP_QUIETLY = insert_ignoring_duplicates(step_results, STEP_COLUMNS, key=STEP_KEY)
 
