@@ -68,9 +68,24 @@ BENCHES = (
     ),
     Bench(
         "head_of_line",
-        ("--good", "200", "--rounds", "2", "--failing", "0", "0", "8", "64"),
-        600,
-        "the same run without failing orders in flight",
+        (
+            "--layout",
+            "serve",
+            "--good",
+            "200",
+            "--rounds",
+            "2",
+            "--failing",
+            "0",
+            "0",
+            "8",
+            "64",
+            "--apart",
+            "--twin",
+        ),
+        900,
+        "the same run without failing orders in flight; controls: the failing orders in a "
+        "sidecar of their own (apart), the same legacy calls from ordinary orders (twin)",
     ),
     Bench(
         "latency",

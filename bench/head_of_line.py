@@ -61,8 +61,19 @@ from ``GET /_sim/faults``) and its intakes a second while the good orders ran, s
 match is visible. If the twin's p99 ratio is as high as the failing case's, what is left
 is load (CPU), not head-of-line blocking; if lower, the failing path still delays others.
 
+``--apart`` (shipped layout) adds the other control beside the largest failing count (its
+row reads e.g. ``64 apart``): the same failing orders kept in flight, but taken in by a
+second ``strangler serve`` of their own (its own data dir, ledger and routing child) that
+shares only the legacy app and the machine with the sidecar the timed good orders go to.
+That sidecar then does nothing for the failing orders (its CPU column shows it; the
+footer gives the second sidecar's): whatever the failing orders still cost good orders
+there is the legacy app's and the machine's, which no change to how one sidecar serves
+its orders can take away. If the apart row's p99 ratio is as high as the failing case's,
+the sidecar adds nothing of its own to the failing orders' cost; if lower, the difference
+is the sidecar's.
+
     .venv/bin/python bench/head_of_line.py [--good 100] [--rate 20] [--failing 0 8 64] [--rounds 2]
-        [--layout inline|serve] [--intake notify|proxy] [--twin]
+        [--layout inline|serve] [--intake notify|proxy] [--twin] [--apart]
 """
 
 from __future__ import annotations
@@ -80,7 +91,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
@@ -125,10 +136,11 @@ class Case:
     waits: list[tuple[float, float]]  # (seconds waited, ceiling)
     cpu: tuple[float, float]  # CPU s per wall s: the Runtime's process(es), the simulator
     routed_ms: list[float] = field(default_factory=list)  # good orders' received -> routed
-    orders: int = 0  # orders taken in while the CPU was measured (good and failing)
+    orders: int = 0  # orders the timed orders' sidecar took in while its CPU was measured
     wall_s: float = 0.0  # how long the CPU was measured
     calls: int = 0  # requests the legacy app (the simulator) answered meanwhile
     switches: int = 0  # the Runtime's process(es)' threads' context switches meanwhile
+    cpu_apart: float = 0.0  # CPU s per wall s of the failing orders' own sidecar (apart)
 
     def cpu_ms_per_order(self) -> float:
         """The Runtime's (sidecar's) CPU ms per order taken in while it was measured."""
@@ -149,10 +161,12 @@ class Case:
 
 @dataclass(frozen=True)
 class Spec:
-    """One case: how many failing orders stay in flight, or the twin of such a case."""
+    """One case: how many failing orders stay in flight, or the twin or apart control of
+    such a case."""
 
     failing: int
     twin: bool = False
+    apart: bool = False
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -184,7 +198,7 @@ def main() -> None:
                     data.mkdir()
                     spec, twin_rate = specs[index], _twin_rate(specs, rounds, index)
                     with _simulator(data) as sim:
-                        case = _serve_case(data, sim, spec.failing, args, twin_rate)
+                        case = _serve_case(data, sim, spec, args, twin_rate)
                     rounds[index].append(case)
         else:
             with _simulator(work) as (sim_url, sim_pid):
@@ -198,13 +212,19 @@ def main() -> None:
 
 
 def _specs(args: argparse.Namespace) -> list[Spec]:
-    """The cases: one per ``--failing`` count, then the twin of the largest (``--twin``)."""
+    """The cases: one per ``--failing`` count, then the controls of the largest: its
+    apart case (``--apart``) and its twin (``--twin``)."""
     specs = [Spec(failing) for failing in args.failing]
-    if args.twin:
-        if 0 not in args.failing or max(args.failing) == 0:
+    for control, wanted in (("--apart", args.apart), ("--twin", args.twin)):
+        if wanted and (0 not in args.failing or max(args.failing) == 0):
             raise SystemExit(
-                "head_of_line: --twin needs a case without failing orders and one with"
+                f"head_of_line: {control} needs a case without failing orders and one with"
             )
+    if args.apart:
+        if args.layout != "serve":
+            raise SystemExit("head_of_line: --apart needs --layout serve (a second sidecar)")
+        specs.append(Spec(max(args.failing), apart=True))
+    if args.twin:
         specs.append(Spec(max(args.failing), twin=True))
     return specs
 
@@ -257,6 +277,12 @@ def _parse_args() -> argparse.Namespace:
         action="store_true",
         help="add a control case beside the largest failing count: no failing orders, "
         "background good orders making as many legacy calls a second instead",
+    )
+    parser.add_argument(
+        "--apart",
+        action="store_true",
+        help="serve layout: add a control case beside the largest failing count: the same "
+        "failing orders, taken in by a second sidecar of their own",
     )
     parser.add_argument(
         "--intake",
@@ -469,28 +495,38 @@ class _BackgroundFeed:
 def _serve_case(
     data: Path,
     sim: tuple[str, int],
-    failing: int,
+    spec: Spec,
     args: argparse.Namespace,
     twin_rate: float | None = None,
 ) -> Case:
     """The shipped layout: good orders at ``args.rate`` through ``strangler serve`` while
-    ``failing`` failing orders stay in flight (or, for a twin, background good orders are
-    taken in at ``twin_rate`` a second)."""
+    ``spec.failing`` failing orders stay in flight, taken in by the same sidecar or, apart,
+    by a second one of their own (or, for a twin, background good orders are taken in at
+    ``twin_rate`` a second)."""
     sim_url, sim_pid = sim
     good: list[OrderNotification] = []
     spares: list[OrderNotification] = []
     if twin_rate is not None and args.intake != "notify":
         raise SystemExit("head_of_line: --twin needs --intake notify in the serve layout")
     if args.intake == "notify":
-        created = [order for order, _ in _create_up_front(sim_url, failing, args, twin_rate)]
+        created = [order for order, _ in _create_up_front(sim_url, spec.failing, args, twin_rate)]
         good, spares = created[: args.good], created[args.good :]
-    with _sidecar(data, sim_url) as (sidecar, sidecar_pid), requests.Session() as session:
+    with ExitStack() as stack:
+        sidecar, sidecar_pid = stack.enter_context(_sidecar(data, sim_url))
+        session = stack.enter_context(requests.Session())
         ledger = _LedgerFile(data / "sidecar" / "ledger.sqlite3")
         feed: _HttpFailingFeed | _BackgroundFeed
+        apart_pid: int | None = None
         if twin_rate is None:
-            feed = _HttpFailingFeed(_Intake(session, sidecar, spares), ledger, failing)
+            failing_at, failing_ledger = sidecar, ledger
+            if spec.apart:
+                failing_at, apart_pid = stack.enter_context(_sidecar(data, sim_url, "apart"))
+                failing_ledger = _LedgerFile(data / "apart" / "ledger.sqlite3")
+            feed = _HttpFailingFeed(
+                _Intake(session, failing_at, spares), failing_ledger, spec.failing
+            )
             feed.top_up()
-            _wait(lambda: ledger.routed(feed.sent), 30, "failing orders routed")
+            _wait(lambda: failing_ledger.routed(feed.sent), 30, "failing orders routed")
             time.sleep(CEILINGS_S[0])  # their first attempt made: each waits out a Retry
         else:
             feed = _BackgroundFeed(partial(_notify, session, sidecar), ledger.open, spares)
@@ -499,6 +535,7 @@ def _serve_case(
         started = time.monotonic()
         sent_at_start = len(feed.sent)
         cpu_at_start = (_tree_cpu_s(sidecar_pid), _cpu_s(sim_pid))
+        apart_cpu_at_start = _tree_cpu_s(apart_pid) if apart_pid else 0.0
         switches_at_start = _tree_switches(sidecar_pid)
         calls_at_start = _sim_requests(sim_url)
         # Good orders come from a client of their own, at their own pace: taking failing
@@ -515,13 +552,17 @@ def _serve_case(
             (_tree_cpu_s(sidecar_pid) - cpu_at_start[0]) / wall,
             (_cpu_s(sim_pid) - cpu_at_start[1]) / wall,
         )
+        cpu_apart = (_tree_cpu_s(apart_pid) - apart_cpu_at_start) / wall if apart_pid else 0.0
         switches = _tree_switches(sidecar_pid) - switches_at_start
         calls = _sim_requests(sim_url) - calls_at_start
-        orders = len(ids) + len(feed.sent) - sent_at_start
+        # The orders this sidecar took in while its CPU was measured.
+        orders = len(ids) + (0 if spec.apart else len(feed.sent) - sent_at_start)
         feed.stop_replacing()
         _wait(lambda: feed.in_flight() == 0, END_CAP_S, "failing orders to fall back")
         routed_ms, good_ms = ledger.latencies_ms(ids)
-    return Case(failing, good_ms, [], [], cpu, routed_ms, orders, wall, calls, switches)
+    return Case(
+        spec.failing, good_ms, [], [], cpu, routed_ms, orders, wall, calls, switches, cpu_apart
+    )
 
 
 class _Intake:
@@ -554,10 +595,10 @@ def _notify(session: requests.Session, sidecar: str, order: OrderNotification) -
 
 
 @contextmanager
-def _sidecar(data: Path, sim_url: str) -> Iterator[tuple[str, int]]:
+def _sidecar(data: Path, sim_url: str, name: str = "sidecar") -> Iterator[tuple[str, int]]:
     """``strangler serve`` with shipped defaults but for its port, data dir and flag."""
     port = free_port()
-    home = data / "sidecar"
+    home = data / name
     home.mkdir()
     env = {
         "STRANGLER_DATA_DIR": str(home),
@@ -886,6 +927,7 @@ def _report(rounds: dict[int, list[Case]], specs: list[Spec], args: argparse.Nam
         failing = specs[index].failing
         label = f"{failing} (A/A)" if failing == 0 and index != first else str(failing)
         label = f"{failing} twin" if specs[index].twin else label
+        label = f"{failing} apart" if specs[index].apart else label
         good = _pooled(cases)
         p50, p99 = _pct(good, 50), _pct(good, 99)
         low, high = _ratio_interval(good, base, rng)
@@ -930,6 +972,7 @@ def _report(rounds: dict[int, list[Case]], specs: list[Spec], args: argparse.Nam
             "legacy_calls_per_s": calls_per_s,
             "intakes_per_s": intakes_per_s,
             "switches_per_order": switches,
+            "cpu_per_s_apart": statistics.median(case.cpu_apart for case in cases),
             "good_routed_p50_ms": r50,
             "good_routed_p99_ms": r99,
             "good_ms_per_round": [case.good_ms for case in cases],
@@ -951,17 +994,29 @@ def _report(rounds: dict[int, list[Case]], specs: list[Spec], args: argparse.Nam
         "in a second while the good orders ran, medians over rounds; switches/order: the "
         "context switches of the Runtime's (sidecar's) threads then, over those orders (a "
         "thread woken for work and put to sleep again counts; threads that ended do not)"
-        + (
-            f"; {specs[-1].failing} twin: no failing orders, background good orders at "
-            f"{_twin_rate(specs, rounds, len(specs) - 1):.1f}/s (last round) instead, as many "
-            f"legacy calls a second as the {specs[-1].failing}-failing case"
-            if specs[-1].twin
-            else ""
-        )
+        + "".join(_control_notes(specs, rounds))
     )
     RESULTS.parent.mkdir(exist_ok=True)
     results = RESULTS if args.layout == "inline" else RESULTS.with_name("head_of_line_serve.json")
     results.write_text(json.dumps(summary, indent=2))
+
+
+def _control_notes(specs: list[Spec], rounds: dict[int, list[Case]]) -> Iterator[str]:
+    """The footer's words on the control cases (``--apart``, ``--twin``)."""
+    for index, spec in enumerate(specs):
+        if spec.apart:
+            apart_cpu = statistics.median(case.cpu_apart for case in rounds[index])
+            yield (
+                f"; {spec.failing} apart: the failing orders taken in by a second sidecar of "
+                f"their own ({apart_cpu:.2f} CPU-s/s), sharing only the legacy app and the "
+                "machine; the CPU and intake columns are the timed orders' sidecar's"
+            )
+        if spec.twin:
+            yield (
+                f"; {spec.failing} twin: no failing orders, background good orders at "
+                f"{_twin_rate(specs, rounds, index):.1f}/s (last round) instead, as many "
+                f"legacy calls a second as the {spec.failing}-failing case"
+            )
 
 
 def _pooled(cases: list[Case]) -> list[float]:
