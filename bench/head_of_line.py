@@ -996,9 +996,29 @@ def _report(rounds: dict[int, list[Case]], specs: list[Spec], args: argparse.Nam
         "thread woken for work and put to sleep again counts; threads that ended do not)"
         + "".join(_control_notes(specs, rounds))
     )
+    if Spec(specs[-1].failing, apart=True) in specs:
+        summary["sidecar_share"] = _sidecar_share(specs, rounds, rng)
     RESULTS.parent.mkdir(exist_ok=True)
     results = RESULTS if args.layout == "inline" else RESULTS.with_name("head_of_line_serve.json")
     results.write_text(json.dumps(summary, indent=2))
+
+
+def _sidecar_share(
+    specs: list[Spec], rounds: dict[int, list[Case]], rng: random.Random
+) -> dict[str, Any]:
+    """Print and return the failing case against its apart control: what the failing
+    orders cost good orders through the sidecar they share, beyond what they cost them
+    through the legacy app and the machine."""
+    failing = specs[-1].failing
+    shared = _pooled(rounds[specs.index(Spec(failing))])
+    apart = _pooled(rounds[specs.index(Spec(failing, apart=True))])
+    p50, p99 = _pct(shared, 50) / _pct(apart, 50), _pct(shared, 99) / _pct(apart, 99)
+    low, high = _ratio_interval(shared, apart, rng)
+    print(
+        f"the sidecar's own share: {failing} failing (one sidecar) against {failing} apart "
+        f"(a sidecar of their own): p50 {p50:.2f}x, p99 {p99:.2f}x (90%: {low:.2f}-{high:.2f})"
+    )
+    return {"failing": failing, "p50_ratio": p50, "p99_ratio": p99, "p99_interval": [low, high]}
 
 
 def _control_notes(specs: list[Spec], rounds: dict[int, list[Case]]) -> Iterator[str]:
