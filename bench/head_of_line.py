@@ -45,7 +45,11 @@ process also do the creating during the run (about 18 failing orders a second at
 orders are sent by a client
 thread of their own at their steady rate, so a burst of replacements (failing orders fall
 back in waves) does not bunch them up behind it. This process only sends and
-reads the ledger file (read-only SQLite, its own snapshot); the CPU column is the sidecar's
+reads the ledger file (read-only SQLite, one connection, each look its own snapshot),
+looking for fallen-back failing orders at most every 50 ms as the in-process feed does (at
+every 10 ms tick, with a connection opened per look, it used 0.05-0.11 CPU-s/s beside the
+sidecar's 0.25 at 64 failing orders: load on the same 2 cores that was the bench's own);
+its CPU is the ``cpu/s bench`` column, the ``cpu/s runtime`` column is the sidecar's
 processes (HTTP process and routing child). The Retry schedule columns need the execution
 histories, which live in the routing child: they read "-" there. Beside received ->
 terminal, good orders' received -> routed is printed for both layouts.
@@ -141,6 +145,7 @@ class Case:
     calls: int = 0  # requests the legacy app (the simulator) answered meanwhile
     switches: int = 0  # the Runtime's process(es)' threads' context switches meanwhile
     cpu_apart: float = 0.0  # CPU s per wall s of the failing orders' own sidecar (apart)
+    cpu_bench: float = math.nan  # CPU s per wall s of this process (serve layout)
 
     def cpu_ms_per_order(self) -> float:
         """The Runtime's (sidecar's) CPU ms per order taken in while it was measured."""
@@ -515,27 +520,13 @@ def _serve_case(
         sidecar, sidecar_pid = stack.enter_context(_sidecar(data, sim_url))
         session = stack.enter_context(requests.Session())
         ledger = _LedgerFile(data / "sidecar" / "ledger.sqlite3")
-        feed: _HttpFailingFeed | _BackgroundFeed
-        apart_pid: int | None = None
-        if twin_rate is None:
-            failing_at, failing_ledger = sidecar, ledger
-            if spec.apart:
-                failing_at, apart_pid = stack.enter_context(_sidecar(data, sim_url, "apart"))
-                failing_ledger = _LedgerFile(data / "apart" / "ledger.sqlite3")
-            feed = _HttpFailingFeed(
-                _Intake(session, failing_at, spares), failing_ledger, spec.failing
-            )
-            feed.top_up()
-            _wait(lambda: failing_ledger.routed(feed.sent), 30, "failing orders routed")
-            time.sleep(CEILINGS_S[0])  # their first attempt made: each waits out a Retry
-        else:
-            feed = _BackgroundFeed(partial(_notify, session, sidecar), ledger.open, spares)
-            feed.start(twin_rate)
-            _run_for(feed, CEILINGS_S[0])  # as long as failing orders take to park
+        stack.callback(ledger.close)
+        feed, apart_pid = _serve_feed(
+            stack, data, sim_url, spec, twin_rate, _Intake(session, sidecar, spares), ledger
+        )
         started = time.monotonic()
         sent_at_start = len(feed.sent)
-        cpu_at_start = (_tree_cpu_s(sidecar_pid), _cpu_s(sim_pid))
-        apart_cpu_at_start = _tree_cpu_s(apart_pid) if apart_pid else 0.0
+        cpu_at_start = _serve_cpu_s(sidecar_pid, sim_pid, apart_pid)
         switches_at_start = _tree_switches(sidecar_pid)
         calls_at_start = _sim_requests(sim_url)
         # Good orders come from a client of their own, at their own pace: taking failing
@@ -548,11 +539,10 @@ def _serve_case(
             ids = sending.result()
         _wait(lambda: ledger.all_terminal(ids), END_CAP_S, "good orders to end")
         wall = time.monotonic() - started
-        cpu = (
-            (_tree_cpu_s(sidecar_pid) - cpu_at_start[0]) / wall,
-            (_cpu_s(sim_pid) - cpu_at_start[1]) / wall,
+        cpu_at_end = _serve_cpu_s(sidecar_pid, sim_pid, apart_pid)
+        sidecar_cpu, sim_cpu, apart_cpu, bench_cpu = (
+            (end - start) / wall for start, end in zip(cpu_at_start, cpu_at_end, strict=True)
         )
-        cpu_apart = (_tree_cpu_s(apart_pid) - apart_cpu_at_start) / wall if apart_pid else 0.0
         switches = _tree_switches(sidecar_pid) - switches_at_start
         calls = _sim_requests(sim_url) - calls_at_start
         # The orders this sidecar took in while its CPU was measured.
@@ -561,8 +551,62 @@ def _serve_case(
         _wait(lambda: feed.in_flight() == 0, END_CAP_S, "failing orders to fall back")
         routed_ms, good_ms = ledger.latencies_ms(ids)
     return Case(
-        spec.failing, good_ms, [], [], cpu, routed_ms, orders, wall, calls, switches, cpu_apart
+        spec.failing,
+        good_ms,
+        [],
+        [],
+        (sidecar_cpu, sim_cpu),
+        routed_ms,
+        orders,
+        wall,
+        calls,
+        switches,
+        cpu_apart=apart_cpu,
+        cpu_bench=bench_cpu,
     )
+
+
+def _serve_feed(
+    stack: ExitStack,
+    data: Path,
+    sim_url: str,
+    spec: Spec,
+    twin_rate: float | None,
+    intake: _Intake,
+    ledger: _LedgerFile,
+) -> tuple[_HttpFailingFeed | _BackgroundFeed, int | None]:
+    """The case's extra load through ``intake`` (the spares it holds), started and
+    settled: its failing orders in flight and parked, through a second sidecar of their
+    own when apart (its pid is returned too), or a twin's background good orders coming
+    in."""
+    if twin_rate is not None:
+        feed = _BackgroundFeed(
+            partial(_notify, intake.session, intake.sidecar), ledger.open, intake.spares()
+        )
+        feed.start(twin_rate)
+        _run_for(feed, CEILINGS_S[0])  # as long as failing orders take to park
+        return feed, None
+    apart_pid = None
+    failing_ledger = ledger
+    if spec.apart:
+        url, apart_pid = stack.enter_context(_sidecar(data, sim_url, "apart"))
+        intake = _Intake(intake.session, url, intake.spares())
+        failing_ledger = _LedgerFile(data / "apart" / "ledger.sqlite3")
+        stack.callback(failing_ledger.close)
+    failing = _HttpFailingFeed(intake, failing_ledger, spec.failing)
+    failing.top_up()
+    _wait(lambda: failing_ledger.routed(failing.sent), 30, "failing orders routed")
+    time.sleep(CEILINGS_S[0])  # their first attempt made: each waits out a Retry
+    return failing, apart_pid
+
+
+def _serve_cpu_s(
+    sidecar_pid: int, sim_pid: int, apart_pid: int | None
+) -> tuple[float, float, float, float]:
+    """CPU seconds so far of the sidecar (its process tree), the simulator, the apart
+    sidecar (0 without one) and this process."""
+    apart = _tree_cpu_s(apart_pid) if apart_pid is not None else 0.0
+    return _tree_cpu_s(sidecar_pid), _cpu_s(sim_pid), apart, _cpu_s(os.getpid())
 
 
 class _Intake:
@@ -575,6 +619,10 @@ class _Intake:
         self.session = session
         self.sidecar = sidecar
         self._created = list(reversed(created))
+
+    def spares(self) -> list[OrderNotification]:
+        """The orders created up front not taken in yet, in the order they would be."""
+        return list(reversed(self._created))
 
     def failing(self) -> str | None:
         """Take a failing order in; its order_id (None: none created up front is left)."""
@@ -698,15 +746,26 @@ def _post_order(session: requests.Session, sidecar: str, token: str) -> str:
 
 
 class _LedgerFile:
-    """The sidecar's SQLite ledger, read-only from this process (WAL: never blocks writes)."""
+    """The sidecar's SQLite ledger, read-only from this process (WAL: never blocks writes),
+    through one connection opened at the first look (each query its own snapshot)."""
 
     def __init__(self, path: Path) -> None:
         self._path = path
+        self._conn: sqlite3.Connection | None = None
 
     def _rows(self, query: str, order_ids: list[str]) -> list[tuple[Any, ...]]:
+        if self._conn is None:
+            self._conn = sqlite3.connect(
+                f"file:{self._path}?mode=ro", uri=True, timeout=10, isolation_level=None
+            )
         marks = ",".join("?" * len(order_ids))
-        with sqlite3.connect(f"file:{self._path}?mode=ro", uri=True, timeout=10) as conn:
-            return conn.execute(query.format(marks=marks), order_ids).fetchall()
+        return self._conn.execute(query.format(marks=marks), order_ids).fetchall()
+
+    def close(self) -> None:
+        """Close the connection, if one was opened."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
     def routed(self, order_ids: list[str]) -> bool:
         """Every one of ``order_ids`` routed."""
@@ -762,10 +821,14 @@ class _HttpFailingFeed:
         self._n = n
         self.sent: list[str] = []
         self._pending: set[str] = set()
+        self._looked_at = -math.inf
 
     def in_flight(self) -> int:
-        """How many sent failing orders have not fallen back yet."""
-        self._pending -= self._ledger.ended(sorted(self._pending))
+        """How many sent failing orders had not fallen back at the last look (the ledger
+        is looked at most every ``LOOK_S``, as the in-process feed does)."""
+        if self._pending and time.monotonic() - self._looked_at >= LOOK_S:
+            self._looked_at = time.monotonic()
+            self._pending -= self._ledger.ended(sorted(self._pending))
         return len(self._pending)
 
     def stop_replacing(self) -> None:
@@ -914,7 +977,8 @@ def _report(rounds: dict[int, list[Case]], specs: list[Spec], args: argparse.Nam
         f"{'failing in flight':>18}{'good p50 ms':>13}{'good p99 ms':>13}"
         f"{'p50 ratio':>11}{'p99 ratio':>11}{'p99 ratio 90%':>15}{'p99/round ms':>14}"
         f"{'good max ms':>13}{'attempts':>10}{'waits <= ceiling':>18}"
-        f"{'cpu/s runtime':>15}{'cpu/s sim':>11}{'routed p50 ms':>15}{'routed p99 ms':>15}"
+        f"{'cpu/s runtime':>15}{'cpu/s sim':>11}{'cpu/s bench':>13}"
+        f"{'routed p50 ms':>15}{'routed p99 ms':>15}"
         f"{'cpu ms/order':>14}{'calls/s':>9}{'intakes/s':>11}{'switches/order':>16}"
     )
     # The baseline is the first case without failing orders; a later one is the A/A check.
@@ -940,6 +1004,7 @@ def _report(rounds: dict[int, list[Case]], specs: list[Spec], args: argparse.Nam
         kept = f"{within}/{len(waits)}" if waits else "-"
         cpu_runtime = statistics.median(case.cpu[0] for case in cases)
         cpu_sim = statistics.median(case.cpu[1] for case in cases)
+        cpu_bench = statistics.median(case.cpu_bench for case in cases)
         per_order = statistics.median(case.cpu_ms_per_order() for case in cases)
         calls_per_s = statistics.median(case.calls_per_s() for case in cases)
         intakes_per_s = statistics.median(case.intakes_per_s() for case in cases)
@@ -951,6 +1016,7 @@ def _report(rounds: dict[int, list[Case]], specs: list[Spec], args: argparse.Nam
             f"{label:>18}{p50:>13.1f}{p99:>13.1f}{p50 / base50:>11.2f}{p99 / base99:>11.2f}"
             f"{f'{low:.2f}-{high:.2f}':>15}{spread:>14}{max(good):>13.1f}"
             f"{tries:>10}{kept:>18}{cpu_runtime:>15.2f}{cpu_sim:>11.2f}"
+            f"{'-' if math.isnan(cpu_bench) else f'{cpu_bench:.2f}':>13}"
             f"{_ms(r50):>15}{_ms(r99):>15}{per_order:>14.2f}"
             f"{calls_per_s:>9.1f}{intakes_per_s:>11.1f}{switches:>16.1f}"
         )
@@ -968,6 +1034,7 @@ def _report(rounds: dict[int, list[Case]], specs: list[Spec], args: argparse.Nam
             "waits": len(waits),
             "cpu_per_s_runtime": cpu_runtime,
             "cpu_per_s_sim": cpu_sim,
+            "cpu_per_s_bench": None if math.isnan(cpu_bench) else cpu_bench,
             "cpu_ms_per_order": per_order,
             "legacy_calls_per_s": calls_per_s,
             "intakes_per_s": intakes_per_s,
@@ -993,7 +1060,8 @@ def _report(rounds: dict[int, list[Case]], specs: list[Spec], args: argparse.Nam
         "calls/s, intakes/s: legacy calls (requests the simulator answered) and orders taken "
         "in a second while the good orders ran, medians over rounds; switches/order: the "
         "context switches of the Runtime's (sidecar's) threads then, over those orders (a "
-        "thread woken for work and put to sleep again counts; threads that ended do not)"
+        "thread woken for work and put to sleep again counts; threads that ended do not); "
+        "cpu/s bench: this process's (serve layout: sending orders, looking at the ledger)"
         + "".join(_control_notes(specs, rounds))
     )
     if Spec(specs[-1].failing, apart=True) in specs:
