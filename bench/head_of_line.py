@@ -76,8 +76,16 @@ its orders can take away. If the apart row's p99 ratio is as high as the failing
 the sidecar adds nothing of its own to the failing orders' cost; if lower, the difference
 is the sidecar's.
 
+``--split-cpus`` (shipped layout) splits the machine's CPUs as a deployment whose legacy
+app runs on hosts of its own would: the simulator (and an apart sidecar) on the first CPU,
+this process and the timed orders' sidecar on the others (each process inherits its CPUs
+when started; ``STRANGLER_ROUTING_CPUS=auto`` then has one CPU and places nothing). On 2
+CPUs the sidecar has one core of its own: the failing case then shows what the failing
+orders cost good orders through the sidecar alone, the apart case what is left of them
+through the legacy app's answers.
+
     .venv/bin/python bench/head_of_line.py [--good 100] [--rate 20] [--failing 0 8 64] [--rounds 2]
-        [--layout inline|serve] [--intake notify|proxy] [--twin] [--apart]
+        [--layout inline|serve] [--intake notify|proxy] [--twin] [--apart] [--split-cpus]
 """
 
 from __future__ import annotations
@@ -185,6 +193,7 @@ def main() -> None:
     """Run every case for every round, print the table, write the results."""
     args = _parse_args()
     specs = _specs(args)
+    args.legacy_cpus = _split_cpus(args)
     # Keyed by position, so that a count given twice (``--failing 0 0 8 64``) is a case of
     # its own: the second case without failing orders is the A/A check.
     rounds: dict[int, list[Case]] = {n: [] for n in range(len(specs))}
@@ -202,7 +211,7 @@ def main() -> None:
                     data = work / f"case-{index}-{round_}"
                     data.mkdir()
                     spec, twin_rate = specs[index], _twin_rate(specs, rounds, index)
-                    with _simulator(data) as sim:
+                    with _simulator(data, args.legacy_cpus) as sim:
                         case = _serve_case(data, sim, spec, args, twin_rate)
                     rounds[index].append(case)
         else:
@@ -290,6 +299,12 @@ def _parse_args() -> argparse.Namespace:
         "failing orders, taken in by a second sidecar of their own",
     )
     parser.add_argument(
+        "--split-cpus",
+        action="store_true",
+        help="serve layout: run the legacy app (and an apart sidecar) on the first CPU and "
+        "everything else on the others, as if the legacy app ran on hosts of its own",
+    )
+    parser.add_argument(
         "--intake",
         choices=("notify", "proxy"),
         default="notify",
@@ -300,14 +315,46 @@ def _parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
+def _split_cpus(args: argparse.Namespace) -> set[int] | None:
+    """With ``--split-cpus``: the CPU the legacy app (and an apart sidecar) will run on,
+    once this process (and so every sidecar it starts) has moved off it. None without."""
+    if not args.split_cpus:
+        return None
+    allowed = os.sched_getaffinity(0)
+    if args.layout != "serve" or len(allowed) < 2:
+        raise SystemExit("head_of_line: --split-cpus needs --layout serve and 2 CPUs or more")
+    legacy = {min(allowed)}
+    os.sched_setaffinity(0, allowed - legacy)
+    return legacy
+
+
 @contextmanager
-def _simulator(work: Path) -> Iterator[tuple[str, int]]:
+def _started_on(cpus: set[int] | None) -> Iterator[None]:
+    """Processes started in the block run on ``cpus`` (they inherit this thread's CPUs at
+    fork); this thread gets its own back afterwards. None: as they are."""
+    if cpus is None:
+        yield
+        return
+    own = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, cpus)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, own)
+
+
+@contextmanager
+def _simulator(work: Path, cpus: set[int] | None = None) -> Iterator[tuple[str, int]]:
     port = free_port()
     command = [sys.executable, "-m", "strangler", "legacy-sim", "--port", str(port)]
     command += ["--db", str(work / "sim.sqlite3"), "--no-scheduler", "--log-format", "json"]
     base = f"http://127.0.0.1:{port}"
     log_path = work / "sim.log"
-    with running(command, ready_url=f"{base}/healthz", log_path=log_path, grace_s=15) as sim:
+    with ExitStack() as stack:
+        with _started_on(cpus):
+            sim = stack.enter_context(
+                running(command, ready_url=f"{base}/healthz", log_path=log_path, grace_s=15)
+            )
         yield base, sim.pid
 
 
@@ -522,7 +569,14 @@ def _serve_case(
         ledger = _LedgerFile(data / "sidecar" / "ledger.sqlite3")
         stack.callback(ledger.close)
         feed, apart_pid = _serve_feed(
-            stack, data, sim_url, spec, twin_rate, _Intake(session, sidecar, spares), ledger
+            stack,
+            data,
+            sim_url,
+            spec,
+            twin_rate,
+            _Intake(session, sidecar, spares),
+            ledger,
+            args.legacy_cpus,
         )
         started = time.monotonic()
         sent_at_start = len(feed.sent)
@@ -574,6 +628,7 @@ def _serve_feed(
     twin_rate: float | None,
     intake: _Intake,
     ledger: _LedgerFile,
+    legacy_cpus: set[int] | None,
 ) -> tuple[_HttpFailingFeed | _BackgroundFeed, int | None]:
     """The case's extra load through ``intake`` (the spares it holds), started and
     settled: its failing orders in flight and parked, through a second sidecar of their
@@ -589,7 +644,8 @@ def _serve_feed(
     apart_pid = None
     failing_ledger = ledger
     if spec.apart:
-        url, apart_pid = stack.enter_context(_sidecar(data, sim_url, "apart"))
+        with _started_on(legacy_cpus):
+            url, apart_pid = stack.enter_context(_sidecar(data, sim_url, "apart"))
         intake = _Intake(intake.session, url, intake.spares())
         failing_ledger = _LedgerFile(data / "apart" / "ledger.sqlite3")
         stack.callback(failing_ledger.close)
@@ -964,14 +1020,24 @@ def _schedule(
     return attempts, waits
 
 
+def _split_words(legacy_cpus: set[int] | None) -> str:
+    if legacy_cpus is None:
+        return ""
+    rest = sorted(os.sched_getaffinity(0))
+    return (
+        f", CPUs split: the legacy app (and an apart sidecar) on {min(legacy_cpus)}, "
+        f"this process and the timed orders' sidecar on {','.join(map(str, rest))}"
+    )
+
+
 def _report(rounds: dict[int, list[Case]], specs: list[Spec], args: argparse.Namespace) -> None:
     load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     print(
         f"head-of-line benchmark ({os.cpu_count()} CPUs): {args.good} good orders at "
         f"{args.rate:g}/s per case, {args.workers} dispatcher workers, simulator at zero "
         f"added latency, SQLite ledger, {args.rounds} rounds interleaved, layout "
-        f"{args.layout}{' (intake ' + args.intake + ')' if args.layout == 'serve' else ''}; "
-        f"load average {load}"
+        f"{args.layout}{' (intake ' + args.intake + ')' if args.layout == 'serve' else ''}"
+        f"{_split_words(args.legacy_cpus)}; load average {load}"
     )
     print(
         f"{'failing in flight':>18}{'good p50 ms':>13}{'good p99 ms':>13}"
