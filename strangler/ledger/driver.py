@@ -311,12 +311,22 @@ def _remembered(convert: Callable[[Any], _T]) -> Callable[[Any], _T]:
     return remembered
 
 
+# The last second utc_text wrote, and its text: [((year, ..., second), "YYYY-MM-DD HH:MM:SS")].
+_SECOND: list[tuple[tuple[int, ...], str]] = [((), "")]
+
+
 def utc_text(value: datetime | None) -> str | None:
     """A ledger datetime as SQLite stores it (UTCDateTime, then DATETIME's text)."""
     if value is None:
         return None
-    if value.tzinfo is UTC:  # the usual case: one call, its "+00:00" cut off
-        return value.isoformat(" ", "microseconds")[:-6]
+    if value.tzinfo is UTC:  # the usual case: the second's text kept, the fraction added
+        second = (value.year, value.month, value.day, value.hour, value.minute, value.second)
+        kept = _SECOND[0]
+        if kept[0] != second:  # a pair read and replaced whole: safe between threads
+            kept = (second, value.isoformat(" ", "seconds")[:-6])
+            _SECOND[0] = kept
+        # Half the CPU of isoformat(" ", "microseconds") less its "+00:00" (11 an order).
+        return f"{kept[1]}.{value.microsecond:06d}"
     if value.tzinfo is None:
         raise ValueError(f"the ledger stores aware datetimes only, got naive {value!r}")
     return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")

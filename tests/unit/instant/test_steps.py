@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import timedelta
 
@@ -9,8 +10,13 @@ import pytest
 
 from strangler.instant.describe import describe, format_history
 from strangler.instant.results import ExecutionResult
-from strangler.instant.steps import event_time, parse_cause, steps_from_history
-from strangler.orders import Route
+from strangler.instant.steps import (
+    STEP_RESULT_FIELDS,
+    event_time,
+    parse_cause,
+    steps_from_history,
+)
+from strangler.orders import Route, StepResult
 from tests.unit.instant.history_builder import START, History
 
 UNAVAILABLE = ("LegacyUnavailable", json.dumps({"errorMessage": "connection refused"}))
@@ -43,6 +49,32 @@ def test_one_step_per_task_state_with_its_decision() -> None:
         (s.order_id, s.path, s.dry_run, s.error) for s in steps
     }
     assert steps[3].payload["details"]["vouchers"] == ["V1"]
+
+
+def test_step_results_are_what_the_dataclass_builds() -> None:
+    """The StepResults, their slots set directly, equal those StepResult's own __init__
+    builds from the same fields (equal, same repr, frozen); the fields set are
+    StepResult's, in its order."""
+    history = (
+        History()
+        .started()
+        .task("FraudScan", {"decision": "pass"}, failures=(UNAVAILABLE,))
+        .task("FulfilOrder", None, failures=(UNAVAILABLE,), exit_on_failure=True)
+        .task("ReleaseToLegacy", {"decision": "released", "released": True})
+        .succeeded({"outcome": "fell_back"})
+    )
+    steps = steps_from_history(history.events, order_id="o-1", dry_run=True)
+    rebuilt = [StepResult(**{f: getattr(s, f) for f in STEP_RESULT_FIELDS}) for s in steps]
+    assert [(r, repr(r)) for r in rebuilt] == [(s, repr(s)) for s in steps]
+    assert [(s.step, s.error is None, s.dry_run) for s in steps] == [
+        ("fraud_scan", True, True),
+        ("fulfill", False, True),
+        ("release", True, True),
+    ]
+    assert tuple(f.name for f in dataclasses.fields(StepResult)) == STEP_RESULT_FIELDS
+    assert StepResult.__slots__ == STEP_RESULT_FIELDS
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        steps[0].step = "changed"  # type: ignore[misc]
 
 
 def test_step_times_span_entered_to_exited() -> None:

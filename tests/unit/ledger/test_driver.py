@@ -221,6 +221,30 @@ def test_utc_text_is_what_the_column_type_binds(moment: datetime) -> None:
     assert utc_text(moment) == process(moment)
 
 
+@pytest.mark.parametrize(
+    "step",
+    [
+        timedelta(days=365),
+        timedelta(days=31),
+        timedelta(days=1),
+        timedelta(hours=1),
+        timedelta(minutes=1),
+        timedelta(seconds=1),
+        timedelta(microseconds=1),
+        timedelta(days=-1, microseconds=-1),
+    ],
+    ids=["year", "month", "day", "hour", "minute", "second", "microsecond", "back"],
+)
+def test_utc_text_of_moments_one_after_another(step: timedelta) -> None:
+    """Moments one after another, each a step apart, each get the column type's text (the
+    text of the second before is never taken for the next)."""
+    dialect = sqlite_dialect()
+    process = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
+    assert process is not None
+    moments = [datetime(2030, 1, 15, 23, 59, 59, 999_998, tzinfo=UTC) + step * n for n in range(4)]
+    assert [process(moment) for moment in moments] == [utc_text(moment) for moment in moments]
+
+
 def test_a_claim_updates_the_due_orders_by_their_keys(ledger: SqlLedger) -> None:
     """SQLite's claim looks up the orders it claims by key, not by walking every due order
     (a cost that grew with the backlog: 1.1 ms of CPU per claim with 3,000 orders due)."""
