@@ -166,6 +166,25 @@ class OrderNotification:
             extra=MappingProxyType(extra),
         )
 
+    @classmethod
+    def from_stored(cls, data: Mapping[str, Any]) -> OrderNotification:
+        """Rebuild a notification from :meth:`to_dict`'s data without validating it again:
+        only for data written from a notification that :meth:`from_dict` accepted (the
+        ledger's stored form); validating it again cost each claimed order about 6 us."""
+        created_at = data.get("created_at")
+        return cls(
+            order_id=data["order_id"],
+            user_guid=data["user_guid"],
+            unit_id=data["unit_id"],
+            city=data.get("city"),
+            amount_cents=data.get("amount_cents"),
+            currency=data.get("currency"),
+            quantity=data.get("quantity"),
+            payment_token=data.get("payment_token"),
+            created_at=datetime.fromisoformat(created_at) if created_at else None,
+            extra=MappingProxyType({k: v for k, v in data.items() if k not in _KNOWN_FIELDS}),
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """The notification as JSON-ready data, extra fields included, None fields left out."""
         data: dict[str, Any] = dict(self.extra)

@@ -8,10 +8,8 @@ call is idempotent. The statements are in :mod:`strangler.ledger.statements`.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from types import MappingProxyType
 from typing import Any
 
 import sqlalchemy as sa
@@ -26,7 +24,6 @@ __all__ = [
     "decision_of",
     "give_up_role",
     "hold_role",
-    "notification_of",
     "release",
     "renew",
     "return_unstarted",
@@ -122,34 +119,10 @@ def decision_of(row: Mapping[Any, Any]) -> Decision | None:
     )
 
 
-# A notification's own fields; any other key of its stored data is one of its extra fields.
-_OWN_FIELDS = frozenset(f.name for f in dataclasses.fields(OrderNotification)) - {"extra"}
-
-
-def notification_of(data: Mapping[str, Any]) -> OrderNotification:
-    """The notification an orders row stores, as ``OrderNotification.from_dict`` builds it,
-    without validating it again: the ledger stores only notifications validated at intake
-    (redact.stored_notification: ``to_dict`` less payment data), and validating them
-    again cost each claimed order about 6 us."""
-    created_at = data.get("created_at")
-    return OrderNotification(
-        order_id=data["order_id"],
-        user_guid=data["user_guid"],
-        unit_id=data["unit_id"],
-        city=data.get("city"),
-        amount_cents=data.get("amount_cents"),
-        currency=data.get("currency"),
-        quantity=data.get("quantity"),
-        payment_token=data.get("payment_token"),
-        created_at=datetime.fromisoformat(created_at) if created_at else None,
-        extra=MappingProxyType({k: v for k, v in data.items() if k not in _OWN_FIELDS}),
-    )
-
-
 def _leased(row: Mapping[Any, Any]) -> LeasedOrder:
     return LeasedOrder(
         order_id=row["order_id"],
-        notification=notification_of(row["notification"]),
+        notification=OrderNotification.from_stored(row["notification"]),
         status=OrderStatus(row["status"]),
         decision=decision_of(row),
         handoff=Handoff(row["handoff"]) if row["handoff"] else None,

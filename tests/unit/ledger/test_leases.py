@@ -10,7 +10,6 @@ import pytest
 
 from strangler.ledger import SqlLedger
 from strangler.ledger.engine import create_ledger_engine
-from strangler.ledger.leases import notification_of
 from strangler.ledger.redact import stored_notification
 from strangler.orders import OrderNotification
 from tests.unit.ledger.support import make_order
@@ -54,7 +53,7 @@ def test_a_stored_notification_comes_back_as_from_dict_builds_it(fields: dict[st
     """Rebuilt from its stored form, a notification equals from_dict's, field by field."""
     stored = stored_notification(make_order("o-1", **fields))
     expected = OrderNotification.from_dict(stored)
-    actual = notification_of(stored)
+    actual = OrderNotification.from_stored(stored)
     assert (expected, repr(expected)) == (actual, repr(actual))
     assert [type(getattr(expected, f)) for f in expected.__slots__] == [
         type(getattr(actual, f)) for f in actual.__slots__
