@@ -84,8 +84,27 @@ CPUs the sidecar has one core of its own: the failing case then shows what the f
 orders cost good orders through the sidecar alone, the apart case what is left of them
 through the legacy app's answers.
 
+``--apart-nice N`` runs the apart sidecar at nice N: its failing orders' work then also
+yields the CPU to everything else, as it would in a process of the failing orders' own
+at a lower priority. With it, the apart row is all the failing orders could cost good
+orders if the sidecar moved their resumed attempts to such a process. ``--apart-legacy``
+also gives the apart sidecar a simulator process of its own on the same database, started
+with the legacy app (on its CPU with ``--split-cpus``): the failing orders then share
+neither the sidecar, nor a legacy process, nor (split) a core with the good ones, and
+the apart row is what is left of them (its CPU column includes that simulator; its calls
+are not in ``calls/s``).
+
+``--legacy-workers N`` (shipped layout) runs the legacy app as N simulator processes on
+one database with nginx in front, sending each request to the process with the fewest in
+flight, as a legacy app runs on several app servers. With one process (the default) a
+good order's legacy call waits for the simulator's interpreter lock while it answers the
+failing orders' calls, about 2.5 times as many a second at 64 failing orders: that wait
+belongs to the legacy app, not to the sidecar. The ``cpu/s sim`` and ``calls/s`` columns
+add up every process (nginx included).
+
     .venv/bin/python bench/head_of_line.py [--good 100] [--rate 20] [--failing 0 8 64] [--rounds 2]
-        [--layout inline|serve] [--intake notify|proxy] [--twin] [--apart] [--split-cpus]
+        [--layout inline|serve] [--intake notify|proxy] [--twin]
+        [--apart [--apart-nice N] [--apart-legacy]] [--split-cpus] [--legacy-workers N]
 """
 
 from __future__ import annotations
@@ -113,6 +132,8 @@ from typing import Any
 import requests
 import structlog
 from _flags import write_flag
+from _load import have
+from _nginx import nginx
 
 from strangler.background.follower import CURSOR_KEY as FOLLOWER_CURSOR
 from strangler.background.reconciler import CURSOR_KEY as RECONCILER_CURSOR
@@ -211,16 +232,16 @@ def main() -> None:
                     data = work / f"case-{index}-{round_}"
                     data.mkdir()
                     spec, twin_rate = specs[index], _twin_rate(specs, rounds, index)
-                    with _simulator(data, args.legacy_cpus) as sim:
-                        case = _serve_case(data, sim, spec, args, twin_rate)
+                    with _simulator(data, args.legacy_cpus, args.legacy_workers) as legacy:
+                        case = _serve_case(data, legacy, spec, args, twin_rate)
                     rounds[index].append(case)
         else:
-            with _simulator(work) as (sim_url, sim_pid):
+            with _simulator(work) as legacy:
                 for round_ in range(args.rounds):
                     for index in _order(len(specs), round_):
                         data = work / f"case-{index}-{round_}"
                         spec, twin_rate = specs[index], _twin_rate(specs, rounds, index)
-                        case = _case(data, (sim_url, sim_pid), spec.failing, args, twin_rate)
+                        case = _case(data, legacy, spec.failing, args, twin_rate)
                         rounds[index].append(case)
     _report(rounds, specs, args)
 
@@ -305,6 +326,28 @@ def _parse_args() -> argparse.Namespace:
         "everything else on the others, as if the legacy app ran on hosts of its own",
     )
     parser.add_argument(
+        "--apart-nice",
+        type=int,
+        default=0,
+        metavar="N",
+        help="with --apart: run the apart sidecar at this nice value (10: the lower "
+        "priority a process of the failing orders' own would have)",
+    )
+    parser.add_argument(
+        "--apart-legacy",
+        action="store_true",
+        help="with --apart: the apart sidecar calls a simulator process of its own on the "
+        "same database (started with the legacy app, on its CPUs)",
+    )
+    parser.add_argument(
+        "--legacy-workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="serve layout: the legacy app as N simulator processes on one database behind "
+        "nginx (least connections), as a legacy app runs on several app servers",
+    )
+    parser.add_argument(
         "--intake",
         choices=("notify", "proxy"),
         default="notify",
@@ -312,7 +355,16 @@ def _parse_args() -> argparse.Namespace:
         "POST /_strangler/notifications (as the inline layout takes them in), or created "
         "during the run through the sidecar's proxy (POST /orders)",
     )
-    return parser.parse_args()
+    args = parser.parse_args()
+    if args.legacy_workers < 1:
+        parser.error("--legacy-workers must be 1 or more")
+    if args.legacy_workers > 1 and args.layout != "serve":
+        parser.error("--legacy-workers needs --layout serve")
+    if args.legacy_workers > 1 and not have("nginx"):
+        parser.error("--legacy-workers needs nginx (apt-get install -y nginx)")
+    if (args.apart_nice or args.apart_legacy) and not args.apart:
+        parser.error("--apart-nice and --apart-legacy need --apart")
+    return args
 
 
 def _split_cpus(args: argparse.Namespace) -> set[int] | None:
@@ -344,18 +396,69 @@ def _started_on(cpus: set[int] | None) -> Iterator[None]:
 
 
 @contextmanager
-def _simulator(work: Path, cpus: set[int] | None = None) -> Iterator[tuple[str, int]]:
-    port = free_port()
-    command = [sys.executable, "-m", "strangler", "legacy-sim", "--port", str(port)]
-    command += ["--db", str(work / "sim.sqlite3"), "--no-scheduler", "--log-format", "json"]
-    base = f"http://127.0.0.1:{port}"
-    log_path = work / "sim.log"
+def _simulator(work: Path, cpus: set[int] | None = None, workers: int = 1) -> Iterator[_Legacy]:
+    """The legacy app: one simulator process, or ``workers`` of them on one database with
+    nginx in front (least connections, a keep-alive pool to each), started on ``cpus``."""
+    ports = [free_port() for _ in range(workers)]
+    direct = tuple(f"http://127.0.0.1:{port}" for port in ports)
     with ExitStack() as stack:
         with _started_on(cpus):
-            sim = stack.enter_context(
-                running(command, ready_url=f"{base}/healthz", log_path=log_path, grace_s=15)
-            )
-        yield base, sim.pid
+            pids = [
+                stack.enter_context(_simulator_process(work, port, n)).pid
+                for n, port in enumerate(ports)
+            ]
+            if workers > 1:
+                front = free_port()
+                url = f"http://127.0.0.1:{front}"
+                pids.append(stack.enter_context(_balancer(work, front, ports)))
+            else:
+                url = direct[0]
+        yield _Legacy(url, tuple(pids), direct)
+
+
+def _simulator_process(work: Path, port: int, n: int) -> Any:
+    """``strangler legacy-sim`` on ``port`` and the case's database (no batch jobs)."""
+    command = [sys.executable, "-m", "strangler", "legacy-sim", "--port", str(port)]
+    command += ["--db", str(work / "sim.sqlite3"), "--no-scheduler", "--log-format", "json"]
+    log_path = work / (f"sim-{n}.log" if n else "sim.log")
+    return running(
+        command, ready_url=f"http://127.0.0.1:{port}/healthz", log_path=log_path, grace_s=15
+    )
+
+
+def _balancer(work: Path, front: int, ports: list[int]) -> Any:
+    """nginx on ``front`` sending each request to the simulator with the fewest in flight."""
+    servers = "".join(f" server 127.0.0.1:{port};" for port in ports)
+    balance = f"""
+  upstream legacy {{ least_conn;{servers} keepalive 64; }}
+  server {{
+    listen 127.0.0.1:{front};
+    location / {{
+      proxy_pass http://legacy;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $http_host;
+    }}
+  }}"""
+    return nginx(work / "legacy-nginx", balance, ready_url=f"http://127.0.0.1:{front}/healthz")
+
+
+@dataclass(frozen=True)
+class _Legacy:
+    """The legacy app the sidecars call: its URL, its processes (each simulator, and nginx
+    in front of several) and each simulator's own URL."""
+
+    url: str
+    pids: tuple[int, ...]
+    workers: tuple[str, ...]
+
+    def cpu_s(self) -> float:
+        """CPU seconds its processes (and their children: nginx's worker) have used."""
+        return sum(_tree_cpu_s(pid) for pid in self.pids)
+
+    def requests(self) -> int:
+        """Requests its simulators have answered, their control paths aside."""
+        return sum(_sim_requests(worker) for worker in self.workers)
 
 
 def _cpu_s(pid: int) -> float:
@@ -396,22 +499,21 @@ def _create(session: requests.Session, sim_url: str, token: str) -> tuple[OrderN
 
 def _case(
     data: Path,
-    sim: tuple[str, int],
+    legacy: _Legacy,
     failing: int,
     args: argparse.Namespace,
     twin_rate: float | None = None,
 ) -> Case:
     """Good orders at ``args.rate`` while ``failing`` failing orders stay in flight (or,
     for a twin, background good orders are taken in at ``twin_rate`` a second)."""
-    sim_url, sim_pid = sim
     data.mkdir(parents=True)
-    created = _create_up_front(sim_url, failing, args, twin_rate)
+    created = _create_up_front(legacy.url, failing, args, twin_rate)
     good = [order for order, _ in created[: args.good]]
     bad = [order for order, _ in created[args.good :]]
     settings = Settings(
         data_dir=data,
         flags_file=write_flag(data / "flags.json", rollout=100),
-        legacy_url=sim_url,
+        legacy_url=legacy.url,
         workers=args.workers,
         retention_days=0,
         log_format="json",
@@ -440,9 +542,9 @@ def _case(
             _run_for(feed, CEILINGS_S[0])  # as long as failing orders take to park
         started = time.monotonic()
         sent_at_start = len(feed.sent)
-        cpu_at_start = (_cpu_s(os.getpid()), _cpu_s(sim_pid))
+        cpu_at_start = (_cpu_s(os.getpid()), legacy.cpu_s())
         switches_at_start = _switches(os.getpid())
-        calls_at_start = _sim_requests(sim_url)
+        calls_at_start = legacy.requests()
         for n, order in enumerate(good):
             while time.monotonic() < started + n / args.rate:
                 feed.top_up()
@@ -453,10 +555,10 @@ def _case(
         wall = time.monotonic() - started
         cpu = (
             (_cpu_s(os.getpid()) - cpu_at_start[0]) / wall,
-            (_cpu_s(sim_pid) - cpu_at_start[1]) / wall,
+            (legacy.cpu_s() - cpu_at_start[1]) / wall,
         )
         switches = _switches(os.getpid()) - switches_at_start
-        calls = _sim_requests(sim_url) - calls_at_start
+        calls = legacy.requests() - calls_at_start
         orders = len(good) + len(feed.sent) - sent_at_start
         _wait(lambda: feed.in_flight() == 0, END_CAP_S, "failing orders to end")
         stories = [runtime.ledger.story(order_id) for order_id in ids]
@@ -546,7 +648,7 @@ class _BackgroundFeed:
 
 def _serve_case(
     data: Path,
-    sim: tuple[str, int],
+    legacy: _Legacy,
     spec: Spec,
     args: argparse.Namespace,
     twin_rate: float | None = None,
@@ -555,34 +657,35 @@ def _serve_case(
     ``spec.failing`` failing orders stay in flight, taken in by the same sidecar or, apart,
     by a second one of their own (or, for a twin, background good orders are taken in at
     ``twin_rate`` a second)."""
-    sim_url, sim_pid = sim
     good: list[OrderNotification] = []
     spares: list[OrderNotification] = []
     if twin_rate is not None and args.intake != "notify":
         raise SystemExit("head_of_line: --twin needs --intake notify in the serve layout")
     if args.intake == "notify":
-        created = [order for order, _ in _create_up_front(sim_url, spec.failing, args, twin_rate)]
+        created = [
+            order for order, _ in _create_up_front(legacy.url, spec.failing, args, twin_rate)
+        ]
         good, spares = created[: args.good], created[args.good :]
     with ExitStack() as stack:
-        sidecar, sidecar_pid = stack.enter_context(_sidecar(data, sim_url))
+        sidecar, sidecar_pid = stack.enter_context(_sidecar(data, legacy.url))
         session = stack.enter_context(requests.Session())
         ledger = _LedgerFile(data / "sidecar" / "ledger.sqlite3")
         stack.callback(ledger.close)
-        feed, apart_pid = _serve_feed(
+        feed, apart_pids = _serve_feed(
             stack,
             data,
-            sim_url,
+            legacy.url,
             spec,
             twin_rate,
             _Intake(session, sidecar, spares),
             ledger,
-            args.legacy_cpus,
+            args,
         )
         started = time.monotonic()
         sent_at_start = len(feed.sent)
-        cpu_at_start = _serve_cpu_s(sidecar_pid, sim_pid, apart_pid)
+        cpu_at_start = _serve_cpu_s(sidecar_pid, legacy, apart_pids)
         switches_at_start = _tree_switches(sidecar_pid)
-        calls_at_start = _sim_requests(sim_url)
+        calls_at_start = legacy.requests()
         # Good orders come from a client of their own, at their own pace: taking failing
         # replacements in (a burst when several fall back together) does not hold them.
         with ThreadPoolExecutor(1) as pool:
@@ -593,12 +696,12 @@ def _serve_case(
             ids = sending.result()
         _wait(lambda: ledger.all_terminal(ids), END_CAP_S, "good orders to end")
         wall = time.monotonic() - started
-        cpu_at_end = _serve_cpu_s(sidecar_pid, sim_pid, apart_pid)
+        cpu_at_end = _serve_cpu_s(sidecar_pid, legacy, apart_pids)
         sidecar_cpu, sim_cpu, apart_cpu, bench_cpu = (
             (end - start) / wall for start, end in zip(cpu_at_start, cpu_at_end, strict=True)
         )
         switches = _tree_switches(sidecar_pid) - switches_at_start
-        calls = _sim_requests(sim_url) - calls_at_start
+        calls = legacy.requests() - calls_at_start
         # The orders this sidecar took in while its CPU was measured.
         orders = len(ids) + (0 if spec.apart else len(feed.sent) - sent_at_start)
         feed.stop_replacing()
@@ -628,24 +731,32 @@ def _serve_feed(
     twin_rate: float | None,
     intake: _Intake,
     ledger: _LedgerFile,
-    legacy_cpus: set[int] | None,
-) -> tuple[_HttpFailingFeed | _BackgroundFeed, int | None]:
+    args: argparse.Namespace,
+) -> tuple[_HttpFailingFeed | _BackgroundFeed, list[int]]:
     """The case's extra load through ``intake`` (the spares it holds), started and
     settled: its failing orders in flight and parked, through a second sidecar of their
-    own when apart (its pid is returned too), or a twin's background good orders coming
-    in."""
+    own when apart (its pid, and its own simulator's with ``--apart-legacy``, are returned
+    too), or a twin's background good orders coming in."""
     if twin_rate is not None:
         feed = _BackgroundFeed(
             partial(_notify, intake.session, intake.sidecar), ledger.open, intake.spares()
         )
         feed.start(twin_rate)
         _run_for(feed, CEILINGS_S[0])  # as long as failing orders take to park
-        return feed, None
-    apart_pid = None
+        return feed, []
+    apart_pids: list[int] = []
     failing_ledger = ledger
     if spec.apart:
-        with _started_on(legacy_cpus):
-            url, apart_pid = stack.enter_context(_sidecar(data, sim_url, "apart"))
+        with _started_on(args.legacy_cpus):
+            if args.apart_legacy:
+                port = free_port()
+                own = _simulator_process(data, port, args.legacy_workers)
+                apart_pids.append(stack.enter_context(own).pid)
+                sim_url = f"http://127.0.0.1:{port}"
+            url, apart_pid = stack.enter_context(
+                _sidecar(data, sim_url, "apart", nice=args.apart_nice)
+            )
+            apart_pids.append(apart_pid)
         intake = _Intake(intake.session, url, intake.spares())
         failing_ledger = _LedgerFile(data / "apart" / "ledger.sqlite3")
         stack.callback(failing_ledger.close)
@@ -653,16 +764,16 @@ def _serve_feed(
     failing.top_up()
     _wait(lambda: failing_ledger.routed(failing.sent), 30, "failing orders routed")
     time.sleep(CEILINGS_S[0])  # their first attempt made: each waits out a Retry
-    return failing, apart_pid
+    return failing, apart_pids
 
 
 def _serve_cpu_s(
-    sidecar_pid: int, sim_pid: int, apart_pid: int | None
+    sidecar_pid: int, legacy: _Legacy, apart_pids: list[int]
 ) -> tuple[float, float, float, float]:
-    """CPU seconds so far of the sidecar (its process tree), the simulator, the apart
-    sidecar (0 without one) and this process."""
-    apart = _tree_cpu_s(apart_pid) if apart_pid is not None else 0.0
-    return _tree_cpu_s(sidecar_pid), _cpu_s(sim_pid), apart, _cpu_s(os.getpid())
+    """CPU seconds so far of the sidecar (its process tree), the legacy app, the apart
+    sidecar and its own simulator if any (0 without them) and this process."""
+    apart = sum(_tree_cpu_s(pid) for pid in apart_pids)
+    return _tree_cpu_s(sidecar_pid), legacy.cpu_s(), apart, _cpu_s(os.getpid())
 
 
 class _Intake:
@@ -699,8 +810,11 @@ def _notify(session: requests.Session, sidecar: str, order: OrderNotification) -
 
 
 @contextmanager
-def _sidecar(data: Path, sim_url: str, name: str = "sidecar") -> Iterator[tuple[str, int]]:
-    """``strangler serve`` with shipped defaults but for its port, data dir and flag."""
+def _sidecar(
+    data: Path, sim_url: str, name: str = "sidecar", *, nice: int = 0
+) -> Iterator[tuple[str, int]]:
+    """``strangler serve`` with shipped defaults but for its port, data dir and flag, at
+    ``nice`` (its processes inherit it)."""
     port = free_port()
     home = data / name
     home.mkdir()
@@ -717,6 +831,8 @@ def _sidecar(data: Path, sim_url: str, name: str = "sidecar") -> Iterator[tuple[
     }
     base = f"http://127.0.0.1:{port}"
     command = [sys.executable, "-m", "strangler", "serve"]
+    if nice:
+        command = ["nice", "-n", str(nice), *command]
     with running(
         command,
         ready_url=f"{base}/_strangler/readyz",
@@ -1030,12 +1146,19 @@ def _split_words(legacy_cpus: set[int] | None) -> str:
     )
 
 
+def _legacy_words(workers: int) -> str:
+    if workers == 1:
+        return "simulator"
+    return f"legacy app of {workers} simulator processes on one database behind nginx"
+
+
 def _report(rounds: dict[int, list[Case]], specs: list[Spec], args: argparse.Namespace) -> None:
     load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     print(
         f"head-of-line benchmark ({os.cpu_count()} CPUs): {args.good} good orders at "
-        f"{args.rate:g}/s per case, {args.workers} dispatcher workers, simulator at zero "
-        f"added latency, SQLite ledger, {args.rounds} rounds interleaved, layout "
+        f"{args.rate:g}/s per case, {args.workers} dispatcher workers, "
+        f"{_legacy_words(args.legacy_workers)} at zero added latency, SQLite ledger, "
+        f"{args.rounds} rounds interleaved, layout "
         f"{args.layout}{' (intake ' + args.intake + ')' if args.layout == 'serve' else ''}"
         f"{_split_words(args.legacy_cpus)}; load average {load}"
     )
@@ -1128,10 +1251,17 @@ def _report(rounds: dict[int, list[Case]], specs: list[Spec], args: argparse.Nam
         "context switches of the Runtime's (sidecar's) threads then, over those orders (a "
         "thread woken for work and put to sleep again counts; threads that ended do not); "
         "cpu/s bench: this process's (serve layout: sending orders, looking at the ledger)"
-        + "".join(_control_notes(specs, rounds))
+        + "".join(_control_notes(specs, rounds, args.apart_nice))
     )
     if Spec(specs[-1].failing, apart=True) in specs:
         summary["sidecar_share"] = _sidecar_share(specs, rounds, rng)
+    summary["setup"] = {
+        "layout": args.layout,
+        "legacy_workers": args.legacy_workers,
+        "apart_nice": args.apart_nice,
+        "apart_legacy": args.apart_legacy,
+        "split_cpus": args.split_cpus,
+    }
     RESULTS.parent.mkdir(exist_ok=True)
     results = RESULTS if args.layout == "inline" else RESULTS.with_name("head_of_line_serve.json")
     results.write_text(json.dumps(summary, indent=2))
@@ -1155,14 +1285,17 @@ def _sidecar_share(
     return {"failing": failing, "p50_ratio": p50, "p99_ratio": p99, "p99_interval": [low, high]}
 
 
-def _control_notes(specs: list[Spec], rounds: dict[int, list[Case]]) -> Iterator[str]:
+def _control_notes(
+    specs: list[Spec], rounds: dict[int, list[Case]], apart_nice: int
+) -> Iterator[str]:
     """The footer's words on the control cases (``--apart``, ``--twin``)."""
     for index, spec in enumerate(specs):
         if spec.apart:
             apart_cpu = statistics.median(case.cpu_apart for case in rounds[index])
             yield (
                 f"; {spec.failing} apart: the failing orders taken in by a second sidecar of "
-                f"their own ({apart_cpu:.2f} CPU-s/s), sharing only the legacy app and the "
+                f"their own{f' at nice {apart_nice}' if apart_nice else ''} "
+                f"({apart_cpu:.2f} CPU-s/s), sharing only the legacy app and the "
                 "machine; the CPU and intake columns are the timed orders' sidecar's"
             )
         if spec.twin:

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import sys
 import tempfile
@@ -37,6 +36,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from _load import Result, have, python_load, wrk
+from _nginx import nginx
 
 from strangler.demo.processes import exit_on_sigterm, free_port, running
 from strangler.settings import Settings
@@ -145,39 +145,10 @@ def _upstream_and_nginx(work: Path) -> Iterator[tuple[str, str | None]]:
     }}
   }}"""
     with (
-        _nginx(work / "nginx-upstream", serve, ready_url=f"{upstream}{PATH}"),
-        _nginx(work / "nginx-proxy", forward, ready_url=f"http://127.0.0.1:{proxy}{PATH}"),
+        nginx(work / "nginx-upstream", serve, ready_url=f"{upstream}{PATH}"),
+        nginx(work / "nginx-proxy", forward, ready_url=f"http://127.0.0.1:{proxy}{PATH}"),
     ):
         yield upstream, f"http://127.0.0.1:{proxy}"
-
-
-@contextmanager
-def _nginx(root: Path, servers: str, *, ready_url: str) -> Iterator[None]:
-    """One nginx process (one worker) with ``servers`` in its http block, in ``root``."""
-    root.mkdir()
-    conf = root / "nginx.conf"
-    conf.write_text(_nginx_conf(root, servers))
-    args = ["nginx", "-c", str(conf), "-p", str(root), "-e", str(root / "nginx-error.log")]
-    with running(args, ready_url=ready_url, log_path=root / "nginx.log"):
-        yield
-
-
-def _nginx_conf(work: Path, servers: str) -> str:
-    user = "user root;" if os.geteuid() == 0 else ""
-    temp = " ".join(
-        f"{kind}_temp_path {work / kind};" for kind in ("client_body", "proxy", "fastcgi")
-    )
-    return f"""{user}
-worker_processes 1;
-daemon off;
-pid {work / "nginx.pid"};
-events {{ worker_connections 1024; }}
-http {{
-  access_log off;
-  {temp} uwsgi_temp_path {work / "uwsgi"}; scgi_temp_path {work / "scgi"};
-  keepalive_requests 1000000;{servers}
-}}
-"""
 
 
 @contextmanager

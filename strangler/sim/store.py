@@ -3,7 +3,10 @@
 WAL mode, one connection per thread. Every write goes through :meth:`SimStore.write`,
 which holds a process-wide lock and an SQLite ``BEGIN IMMEDIATE`` transaction, and hands
 out strictly increasing ``updated_at`` stamps inside that lock: commit order and stamp
-order agree, so a follower reading ``updated_since`` its last stamp misses nothing.
+order agree, so a follower reading ``updated_since`` its last stamp misses nothing. Each
+stamp is also later than the newest one stored, which the transaction's lock holds still:
+several simulator processes can serve one database file (as a legacy app runs on several
+app servers) and their stamps keep commit order too.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -125,8 +129,9 @@ class SimStore:
         conn = self._conn()
         conn.execute("PRAGMA journal_mode=WAL")
         conn.executescript(_SCHEMA)
-        row = conn.execute("SELECT MAX(updated_at) FROM orders").fetchone()
-        self._last_stamp = parse_ts(row[0]) if row[0] else datetime.min.replace(tzinfo=UTC)
+        # The newest stamp handed out here; each stamp first looks at the newest stored.
+        self._last_stamp = datetime.min.replace(tzinfo=UTC)
+        self._last_text = ""
 
     def close(self) -> None:
         """Close every connection this store opened."""
@@ -143,7 +148,7 @@ class SimStore:
             conn = self._conn()
             conn.execute("BEGIN IMMEDIATE")
             try:
-                yield Writer(conn, self._stamp)
+                yield Writer(conn, partial(self._stamp, conn))
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
@@ -214,11 +219,15 @@ class SimStore:
         )
         return [{"run_id": run_id, **json.loads(body)} for run_id, body in rows]
 
-    def _stamp(self) -> str:
-        """A timestamp later than every one handed out before (call with the write lock)."""
+    def _stamp(self, conn: sqlite3.Connection) -> str:
+        """A timestamp later than every one handed out before, here or by another process
+        on this file (call inside a write transaction on ``conn``)."""
+        newest = conn.execute("SELECT MAX(updated_at) FROM orders").fetchone()[0]
+        if newest is not None and newest > self._last_text:
+            self._last_stamp = parse_ts(newest)
         moment = max(self._now(), self._last_stamp + timedelta(microseconds=1))
-        self._last_stamp = moment
-        return format_ts(moment)
+        self._last_stamp, self._last_text = moment, format_ts(moment)
+        return self._last_text
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)

@@ -68,6 +68,37 @@ def test_stamps_stay_increasing_across_a_restart_with_a_clock_behind(tmp_path: P
         reopened.close()
 
 
+def test_stamps_keep_commit_order_across_stores_sharing_a_file(tmp_path: Path) -> None:
+    """Two stores on one file (two simulator processes behind one balancer, each with its
+    own lock and clock): every write is stamped after the newest one either committed, so
+    a follower reading ``updated_since`` its cursor misses none, whichever clock is
+    behind."""
+    path = tmp_path / "shared.sqlite3"
+    ahead = SimStore(path, now=lambda: datetime(2030, 1, 1, tzinfo=UTC))
+    behind = SimStore(path, now=lambda: datetime(2020, 1, 1, tzinfo=UTC))
+    books = [OrderBook(ahead, Rules()), OrderBook(behind, Rules())]
+    try:
+        stamps = [
+            books[index % 2]
+            .create(NewOrder(order_id=f"o{index}", user_guid="u", unit_id="x"), None)[0]
+            .updated_at
+            for index in range(4)
+        ]
+        behind_claim = books[1].claim("o0", "key", dry_run=False)
+        assert stamps == [
+            "2030-01-01T00:00:00.000000Z",
+            "2030-01-01T00:00:00.000001Z",
+            "2030-01-01T00:00:00.000002Z",
+            "2030-01-01T00:00:00.000003Z",
+        ]
+        assert behind_claim.order.updated_at == "2030-01-01T00:00:00.000004Z"
+        listed = [order.order_id for order in ahead.list_orders(limit=10)]
+        assert listed == ["o1", "o2", "o3", "o0"]
+    finally:
+        ahead.close()
+        behind.close()
+
+
 def test_old_job_runs_are_pruned(tmp_path: Path) -> None:
     """Only the last 100 runs of each job are kept."""
     store = SimStore(tmp_path / "runs.sqlite3")
