@@ -81,11 +81,14 @@ BENCHES = (
             "8",
             "64",
             "--apart",
+            "--apart-nice",
+            "10",
             "--twin",
         ),
         900,
         "the same run without failing orders in flight; controls: the failing orders in a "
-        "sidecar of their own (apart), the same legacy calls from ordinary orders (twin)",
+        "sidecar of their own at nice 10 (apart: the most moving them out of the timed "
+        "sidecar could win), the same legacy calls from ordinary orders (twin)",
     ),
     Bench(
         "latency",
