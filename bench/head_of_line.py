@@ -97,10 +97,10 @@ are not in ``calls/s``).
 ``--legacy-workers N`` (shipped layout) runs the legacy app as N simulator processes on
 one database with nginx in front, sending each request to the process with the fewest in
 flight, as a legacy app runs on several app servers. With one process (the default) a
-good order's legacy call waits for the simulator's interpreter lock while it answers the
-failing orders' calls, about 2.5 times as many a second at 64 failing orders: that wait
-belongs to the legacy app, not to the sidecar. The ``cpu/s sim`` and ``calls/s`` columns
-add up every process (nginx included).
+good order's legacy call can wait for the simulator's interpreter lock while it answers
+the failing orders' calls, about 2.5 times as many a second at 64 failing orders: a wait
+of the legacy app's, not of the sidecar's, that several processes make rarer. The
+``cpu/s sim`` and ``calls/s`` columns add up every process (nginx included).
 
     .venv/bin/python bench/head_of_line.py [--good 100] [--rate 20] [--failing 0 8 64] [--rounds 2]
         [--layout inline|serve] [--intake notify|proxy] [--twin]
@@ -116,13 +116,14 @@ import os
 import random
 import sqlite3
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
@@ -416,7 +417,9 @@ def _simulator(work: Path, cpus: set[int] | None = None, workers: int = 1) -> It
         yield _Legacy(url, tuple(pids), direct)
 
 
-def _simulator_process(work: Path, port: int, n: int) -> Any:
+def _simulator_process(
+    work: Path, port: int, n: int
+) -> AbstractContextManager[subprocess.Popen[bytes]]:
     """``strangler legacy-sim`` on ``port`` and the case's database (no batch jobs)."""
     command = [sys.executable, "-m", "strangler", "legacy-sim", "--port", str(port)]
     command += ["--db", str(work / "sim.sqlite3"), "--no-scheduler", "--log-format", "json"]
@@ -426,7 +429,7 @@ def _simulator_process(work: Path, port: int, n: int) -> Any:
     )
 
 
-def _balancer(work: Path, front: int, ports: list[int]) -> Any:
+def _balancer(work: Path, front: int, ports: list[int]) -> AbstractContextManager[int]:
     """nginx on ``front`` sending each request to the simulator with the fewest in flight."""
     servers = "".join(f" server 127.0.0.1:{port};" for port in ports)
     balance = f"""
