@@ -131,7 +131,6 @@ class SimStore:
         conn.executescript(_SCHEMA)
         # The newest stamp handed out here; each stamp first looks at the newest stored.
         self._last_stamp = datetime.min.replace(tzinfo=UTC)
-        self._last_text = ""
 
     def close(self) -> None:
         """Close every connection this store opened."""
@@ -223,11 +222,11 @@ class SimStore:
         """A timestamp later than every one handed out before, here or by another process
         on this file (call inside a write transaction on ``conn``)."""
         newest = conn.execute("SELECT MAX(updated_at) FROM orders").fetchone()[0]
-        if newest is not None and newest > self._last_text:
-            self._last_stamp = parse_ts(newest)
+        if newest is not None:
+            self._last_stamp = max(self._last_stamp, parse_ts(newest))
         moment = max(self._now(), self._last_stamp + timedelta(microseconds=1))
-        self._last_stamp, self._last_text = moment, format_ts(moment)
-        return self._last_text
+        self._last_stamp = moment
+        return format_ts(moment)
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
